@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh machine: installs what it needs, then format, lints,
+# the workspace tests (unit, integration, multi-process, C ABI), the loom model and the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+step "workspace tests"
+cargo test --workspace
+step "loom model of the seqlock"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p nicclock --lib --release loom_model
+step "reader benchmarks (ratios are printed, not asserted)"
+cargo bench -p nicclock --bench readers

@@ -1,0 +1,474 @@
+//! The time page ABI: the one 4096-byte page nicclockd publishes and readers map read-only.
+//! Every shared type lives here, `#[repr(C)]`, with layout asserts; `include/nicclock.h` mirrors it.
+//!
+//! Layout (byte offsets):
+//!
+//! | offset | size | block | written |
+//! |---|---|---|---|
+//! | 0 | 256 | [`Header`]: magic, ABI version, clock identity | once, before the page appears |
+//! | 256 | 256 | [`ClockData`]: seqlock-protected counter→time mapping and status | every update |
+//! | 512 | 64 | [`EventControl`]: futex word and event count | every event |
+//! | 1024 | 2048 | [`EventSlot`] × [`EVENT_RING_LEN`] | every event |
+//! | 3072 | 1024 | reserved (zero) | never |
+//!
+//! Rules: no pointers, fixed-width little-endian fields, every field a reader may see while the writer
+//! runs is an atomic (so Rust readers never race on plain memory). Minor versions only add fields in
+//! reserved space; a new major means readers must refuse the page.
+
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64};
+
+/// `b"NICCLOCK"` as a little-endian `u64`: the first eight bytes of every page.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"NICCLOCK");
+/// Incompatible layout changes bump this; readers refuse any other major.
+pub const ABI_MAJOR: u16 = 1;
+/// Compatible additions (fields taken from reserved space) bump this.
+pub const ABI_MINOR: u16 = 0;
+/// Size of the page file and of every mapping of it.
+pub const PAGE_SIZE: usize = 4096;
+/// Number of slots in the event ring.
+pub const EVENT_RING_LEN: usize = 64;
+/// Fixed-point shift of [`ClockData::counter_period`]: nanoseconds per counter tick × 2^48.
+pub const PERIOD_SHIFT: u32 = 48;
+/// File name prefix of pages in the page directory: `nicclock-<name>`.
+pub const FILE_PREFIX: &str = "nicclock-";
+/// Default page directory.
+pub const DEFAULT_DIR: &str = "/dev/shm";
+
+/// Offsets of the blocks inside the page.
+pub const HEADER_OFFSET: usize = 0;
+pub const CLOCK_OFFSET: usize = 256;
+pub const EVENT_CONTROL_OFFSET: usize = 512;
+pub const EVENT_RING_OFFSET: usize = 1024;
+
+/// Which free-running counter the page's mapping is expressed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CounterKind {
+    /// x86 invariant TSC (`rdtsc`), used when the CPU has constant and nonstop TSC and the kernel uses it.
+    Tsc = 1,
+    /// `CLOCK_MONOTONIC_RAW` in nanoseconds (vDSO on most systems).
+    MonotonicRaw = 2,
+}
+
+impl CounterKind {
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Tsc),
+            2 => Some(Self::MonotonicRaw),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tsc => "tsc",
+            Self::MonotonicRaw => "monotonic_raw",
+        }
+    }
+}
+
+/// State of the published clock, as the daemon sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Status {
+    /// Free-running: time published, but not disciplined against any reference yet.
+    Unsynchronized = 0,
+    /// The servo is converging; the error bound is honest but large.
+    Locking = 1,
+    /// Disciplined and inside the servo's lock threshold.
+    Locked = 2,
+    /// The reference is gone; the clock runs on its last frequency and the error bound grows.
+    Holdover = 3,
+    /// The NIC disappeared (surprise removal, all-ones reads). The mapping is no longer trustworthy.
+    DeviceLost = 4,
+    /// The daemon shut down cleanly. Nothing updates this page until it starts again.
+    Stopped = 5,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Unsynchronized,
+        Status::Locking,
+        Status::Locked,
+        Status::Holdover,
+        Status::DeviceLost,
+        Status::Stopped,
+    ];
+
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Self::ALL.get(raw as usize).copied()
+    }
+
+    /// Upper-case name as the C header and the CLI spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unsynchronized => "UNSYNCHRONIZED",
+            Self::Locking => "LOCKING",
+            Self::Locked => "LOCKED",
+            Self::Holdover => "HOLDOVER",
+            Self::DeviceLost => "DEVICE_LOST",
+            Self::Stopped => "STOPPED",
+        }
+    }
+
+    /// Whether the page's time may be used at all (the writer is alive and the device present).
+    pub fn is_usable(self) -> bool {
+        !matches!(self, Self::DeviceLost | Self::Stopped)
+    }
+}
+
+/// Pending leap second, announced ahead of time as NTP does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Leap {
+    None = 0,
+    /// A second is inserted: TAI−UTC grows by one at `leap_tai_s`.
+    Insert = 1,
+    /// A second is deleted: TAI−UTC shrinks by one at `leap_tai_s`.
+    Delete = 2,
+}
+
+impl Leap {
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::None),
+            1 => Some(Self::Insert),
+            2 => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// What an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum EventKind {
+    /// A writer (re)started publishing this page. `detail` = writer pid.
+    Started = 1,
+    /// The status changed. `detail` = old status, `magnitude` = new status.
+    StatusChanged = 2,
+    /// The clock was stepped. `magnitude` = step in ns (signed).
+    Step = 3,
+    /// The frequency was changed by more than the servo's normal steering. `magnitude` = change in ppt.
+    FrequencyJump = 4,
+    /// The device disappeared. `detail` = last register value read.
+    DeviceLost = 5,
+    /// The writer stopped cleanly.
+    Stopped = 6,
+    /// A leap second was scheduled or cancelled. `detail` = [`Leap`], `magnitude` = TAI second it takes effect.
+    LeapChanged = 7,
+}
+
+impl EventKind {
+    pub fn from_raw(raw: u16) -> Option<Self> {
+        Some(match raw {
+            1 => Self::Started,
+            2 => Self::StatusChanged,
+            3 => Self::Step,
+            4 => Self::FrequencyJump,
+            5 => Self::DeviceLost,
+            6 => Self::Stopped,
+            7 => Self::LeapChanged,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Started => "STARTED",
+            Self::StatusChanged => "STATUS_CHANGED",
+            Self::Step => "STEP",
+            Self::FrequencyJump => "FREQUENCY_JUMP",
+            Self::DeviceLost => "DEVICE_LOST",
+            Self::Stopped => "STOPPED",
+            Self::LeapChanged => "LEAP_CHANGED",
+        }
+    }
+}
+
+/// How much an event matters to a time consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum Urgency {
+    /// Bookkeeping (start, leap announced).
+    Info = 0,
+    /// Time consumers should take note (step, state change).
+    Notice = 1,
+    /// Time from this page is no longer usable (device lost).
+    Urgent = 2,
+}
+
+impl Urgency {
+    pub fn from_raw(raw: u16) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Info),
+            1 => Some(Self::Notice),
+            2 => Some(Self::Urgent),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Notice => "notice",
+            Self::Urgent => "urgent",
+        }
+    }
+}
+
+/// Written once before the page becomes visible; immutable afterwards (but for `writer_pid`).
+#[repr(C)]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: u64,
+    pub abi_major: u16,
+    pub abi_minor: u16,
+    /// [`PAGE_SIZE`].
+    pub page_size: u32,
+    pub clock_offset: u32,
+    pub event_control_offset: u32,
+    pub event_ring_offset: u32,
+    /// [`EVENT_RING_LEN`].
+    pub event_ring_len: u32,
+    /// Pid of the process currently publishing (0 when none).
+    pub writer_pid: AtomicU32,
+    pub _reserved0: u32,
+    /// IEEE EUI-64 of the clock, derived from the NIC's MAC (FF:FE inserted), big-endian byte order.
+    pub clock_id: [u8; 8],
+    /// NIC model, NUL-padded ASCII (e.g. `82576`).
+    pub model: [u8; 32],
+    /// PCI address, NUL-padded ASCII (e.g. `0000:01:00.0`).
+    pub pci_address: [u8; 16],
+    /// Page name (the part after `nicclock-`), NUL-padded ASCII.
+    pub name: [u8; 64],
+    pub _reserved: [u8; 96],
+}
+
+/// The seqlock-protected counter→time mapping. A reader computes
+/// `tai_ns = anchor_tai_ns + (counter_now − counter_value) × counter_period / 2^48`.
+#[repr(C)]
+pub struct ClockData {
+    /// Sequence word: odd while the writer is updating this block.
+    pub seq: AtomicU32,
+    /// [`CounterKind`].
+    pub counter_kind: AtomicU32,
+    /// Counter value at the anchor.
+    pub counter_value: AtomicU64,
+    /// Disciplined clock's nanoseconds per counter tick, × 2^[`PERIOD_SHIFT`] (rate resolution ≪ 0.01 ppb).
+    pub counter_period: AtomicU64,
+    /// Clock time (TAI, ns since 1970-01-01 00:00:00 TAI) at the anchor.
+    pub anchor_tai_ns: AtomicU64,
+    /// Error bound at the anchor, ns. `u64::MAX` means unknown.
+    pub error_bound_ns: AtomicU64,
+    /// Growth of the error bound away from the anchor, in ps per s (ppt).
+    pub error_growth_ppt: AtomicU64,
+    /// [`Status`].
+    pub status: AtomicU32,
+    /// [`Leap`].
+    pub leap: AtomicU32,
+    /// TAI − UTC in seconds (37 since 2017).
+    pub tai_utc_offset_s: AtomicI32,
+    /// Daemon servo state (linuxptp numbering: 0 unlocked, 1 jump, 2 locked, 3 locked stable).
+    pub servo_state: AtomicU32,
+    /// TAI second at which a pending leap takes effect (0 when none).
+    pub leap_tai_s: AtomicU64,
+    /// Clock time (TAI ns) when this block was last written.
+    pub updated_tai_ns: AtomicU64,
+    /// Nominal interval between updates, ns.
+    pub update_interval_ns: AtomicU64,
+    /// Number of updates published (0: no time yet).
+    pub update_count: AtomicU64,
+    /// Last measured offset of the clock from its reference, ns.
+    pub servo_offset_ns: AtomicI64,
+    /// Last frequency correction, ppt (0.001 ppb).
+    pub servo_freq_ppt: AtomicI64,
+    /// Last measurement window ("delay" in linuxptp), ns.
+    pub servo_delay_ns: AtomicU64,
+    pub _reserved: [AtomicU64; 17],
+}
+
+/// Futex word and event count.
+#[repr(C)]
+pub struct EventControl {
+    /// Bumped (and FUTEX_WAKEd) after every event.
+    pub futex: AtomicU32,
+    pub _reserved0: u32,
+    /// Number of events ever written; event `n` (1-based) sits in slot `(n − 1) % EVENT_RING_LEN`.
+    pub head: AtomicU64,
+    pub _reserved: [u64; 6],
+}
+
+/// One event. `seq` is the event's number (1-based), 0 while the slot is being written.
+#[repr(C)]
+pub struct EventSlot {
+    pub seq: AtomicU64,
+    /// Clock time (TAI ns) of the event; 0 when the writer had no time yet (before its first update).
+    pub tai_ns: AtomicU64,
+    /// Kind-specific signed value (step size, new status, …).
+    pub magnitude: AtomicI64,
+    /// [`EventKind`].
+    pub kind: AtomicU16,
+    /// [`Urgency`].
+    pub urgency: AtomicU16,
+    /// Kind-specific unsigned value (old status, pid, …).
+    pub detail: AtomicU32,
+}
+
+/// The whole page.
+#[repr(C, align(64))]
+pub struct Page {
+    pub header: Header,
+    pub clock: ClockData,
+    pub events: EventControl,
+    pub _reserved0: [u8; EVENT_RING_OFFSET - EVENT_CONTROL_OFFSET - size_of::<EventControl>()],
+    pub ring: [EventSlot; EVENT_RING_LEN],
+    pub _reserved1: [u8; PAGE_SIZE - EVENT_RING_OFFSET - EVENT_RING_LEN * size_of::<EventSlot>()],
+}
+
+// Layout asserts: these are the ABI; the C header asserts the same numbers.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(size_of::<Page>() == PAGE_SIZE);
+    assert!(size_of::<Header>() == 256);
+    assert!(size_of::<ClockData>() == 256);
+    assert!(size_of::<EventControl>() == 64);
+    assert!(size_of::<EventSlot>() == 32);
+    assert!(offset_of!(Page, header) == HEADER_OFFSET);
+    assert!(offset_of!(Page, clock) == CLOCK_OFFSET);
+    assert!(offset_of!(Page, events) == EVENT_CONTROL_OFFSET);
+    assert!(offset_of!(Page, ring) == EVENT_RING_OFFSET);
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, abi_major) == 8);
+    assert!(offset_of!(Header, abi_minor) == 10);
+    assert!(offset_of!(Header, page_size) == 12);
+    assert!(offset_of!(Header, clock_offset) == 16);
+    assert!(offset_of!(Header, event_control_offset) == 20);
+    assert!(offset_of!(Header, event_ring_offset) == 24);
+    assert!(offset_of!(Header, event_ring_len) == 28);
+    assert!(offset_of!(Header, writer_pid) == 32);
+    assert!(offset_of!(Header, clock_id) == 40);
+    assert!(offset_of!(Header, model) == 48);
+    assert!(offset_of!(Header, pci_address) == 80);
+    assert!(offset_of!(Header, name) == 96);
+    assert!(offset_of!(ClockData, seq) == 0);
+    assert!(offset_of!(ClockData, counter_kind) == 4);
+    assert!(offset_of!(ClockData, counter_value) == 8);
+    assert!(offset_of!(ClockData, counter_period) == 16);
+    assert!(offset_of!(ClockData, anchor_tai_ns) == 24);
+    assert!(offset_of!(ClockData, error_bound_ns) == 32);
+    assert!(offset_of!(ClockData, error_growth_ppt) == 40);
+    assert!(offset_of!(ClockData, status) == 48);
+    assert!(offset_of!(ClockData, leap) == 52);
+    assert!(offset_of!(ClockData, tai_utc_offset_s) == 56);
+    assert!(offset_of!(ClockData, servo_state) == 60);
+    assert!(offset_of!(ClockData, leap_tai_s) == 64);
+    assert!(offset_of!(ClockData, updated_tai_ns) == 72);
+    assert!(offset_of!(ClockData, update_interval_ns) == 80);
+    assert!(offset_of!(ClockData, update_count) == 88);
+    assert!(offset_of!(ClockData, servo_offset_ns) == 96);
+    assert!(offset_of!(ClockData, servo_freq_ppt) == 104);
+    assert!(offset_of!(ClockData, servo_delay_ns) == 112);
+    assert!(offset_of!(EventControl, futex) == 0);
+    assert!(offset_of!(EventControl, head) == 8);
+    assert!(offset_of!(EventSlot, seq) == 0);
+    assert!(offset_of!(EventSlot, tai_ns) == 8);
+    assert!(offset_of!(EventSlot, magnitude) == 16);
+    assert!(offset_of!(EventSlot, kind) == 24);
+    assert!(offset_of!(EventSlot, urgency) == 26);
+    assert!(offset_of!(EventSlot, detail) == 28);
+};
+
+/// Every (struct, field, offset, size) of the ABI, for the test that checks the C header against it.
+pub fn layout_table() -> Vec<(&'static str, &'static str, usize, usize)> {
+    use std::mem::offset_of;
+    macro_rules! rows {
+        ($($ty:ident . $field:ident : $fty:ty),* $(,)?) => {
+            vec![$((stringify!($ty), stringify!($field), offset_of!($ty, $field), size_of::<$fty>())),*]
+        };
+    }
+    rows![
+        Header.magic: u64, Header.abi_major: u16, Header.abi_minor: u16, Header.page_size: u32,
+        Header.clock_offset: u32, Header.event_control_offset: u32, Header.event_ring_offset: u32,
+        Header.event_ring_len: u32, Header.writer_pid: u32, Header.clock_id: [u8; 8],
+        Header.model: [u8; 32], Header.pci_address: [u8; 16], Header.name: [u8; 64],
+        ClockData.seq: u32, ClockData.counter_kind: u32, ClockData.counter_value: u64,
+        ClockData.counter_period: u64, ClockData.anchor_tai_ns: u64, ClockData.error_bound_ns: u64,
+        ClockData.error_growth_ppt: u64, ClockData.status: u32, ClockData.leap: u32,
+        ClockData.tai_utc_offset_s: i32, ClockData.servo_state: u32, ClockData.leap_tai_s: u64,
+        ClockData.updated_tai_ns: u64, ClockData.update_interval_ns: u64, ClockData.update_count: u64,
+        ClockData.servo_offset_ns: i64, ClockData.servo_freq_ppt: i64, ClockData.servo_delay_ns: u64,
+        EventControl.futex: u32, EventControl.head: u64,
+        EventSlot.seq: u64, EventSlot.tai_ns: u64, EventSlot.magnitude: i64, EventSlot.kind: u16,
+        EventSlot.urgency: u16, EventSlot.detail: u32,
+        Page.header: Header, Page.clock: ClockData, Page.events: EventControl,
+        Page.ring: [EventSlot; EVENT_RING_LEN],
+    ]
+}
+
+/// Every named constant of the ABI, for the C header check.
+pub fn constant_table() -> Vec<(&'static str, i128)> {
+    let mut rows: Vec<(&'static str, i128)> = vec![
+        ("NICCLOCK_MAGIC", MAGIC as i128),
+        ("NICCLOCK_ABI_MAJOR", ABI_MAJOR as i128),
+        ("NICCLOCK_ABI_MINOR", ABI_MINOR as i128),
+        ("NICCLOCK_PAGE_SIZE", PAGE_SIZE as i128),
+        ("NICCLOCK_EVENT_RING_LEN", EVENT_RING_LEN as i128),
+        ("NICCLOCK_PERIOD_SHIFT", PERIOD_SHIFT as i128),
+        ("NICCLOCK_COUNTER_TSC", CounterKind::Tsc as i128),
+        (
+            "NICCLOCK_COUNTER_MONOTONIC_RAW",
+            CounterKind::MonotonicRaw as i128,
+        ),
+        ("NICCLOCK_LEAP_NONE", Leap::None as i128),
+        ("NICCLOCK_LEAP_INSERT", Leap::Insert as i128),
+        ("NICCLOCK_LEAP_DELETE", Leap::Delete as i128),
+        ("NICCLOCK_URGENCY_INFO", Urgency::Info as i128),
+        ("NICCLOCK_URGENCY_NOTICE", Urgency::Notice as i128),
+        ("NICCLOCK_URGENCY_URGENT", Urgency::Urgent as i128),
+    ];
+    for s in Status::ALL {
+        rows.push((status_c_name(s), s as i128));
+    }
+    for raw in 1..=7 {
+        let k = EventKind::from_raw(raw).expect("contiguous kinds");
+        rows.push((event_c_name(k), k as i128));
+    }
+    rows
+}
+
+fn status_c_name(s: Status) -> &'static str {
+    match s {
+        Status::Unsynchronized => "NICCLOCK_STATUS_UNSYNCHRONIZED",
+        Status::Locking => "NICCLOCK_STATUS_LOCKING",
+        Status::Locked => "NICCLOCK_STATUS_LOCKED",
+        Status::Holdover => "NICCLOCK_STATUS_HOLDOVER",
+        Status::DeviceLost => "NICCLOCK_STATUS_DEVICE_LOST",
+        Status::Stopped => "NICCLOCK_STATUS_STOPPED",
+    }
+}
+
+fn event_c_name(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Started => "NICCLOCK_EVENT_STARTED",
+        EventKind::StatusChanged => "NICCLOCK_EVENT_STATUS_CHANGED",
+        EventKind::Step => "NICCLOCK_EVENT_STEP",
+        EventKind::FrequencyJump => "NICCLOCK_EVENT_FREQUENCY_JUMP",
+        EventKind::DeviceLost => "NICCLOCK_EVENT_DEVICE_LOST",
+        EventKind::Stopped => "NICCLOCK_EVENT_STOPPED",
+        EventKind::LeapChanged => "NICCLOCK_EVENT_LEAP_CHANGED",
+    }
+}
+
+/// Reads a NUL-padded ASCII field.
+pub fn c_str(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// Fills a NUL-padded ASCII field; the text must be shorter than the field (checked by callers).
+pub fn set_c_str(field: &mut [u8], text: &str) {
+    field.fill(0);
+    let n = text.len().min(field.len().saturating_sub(1));
+    field[..n].copy_from_slice(&text.as_bytes()[..n]);
+}

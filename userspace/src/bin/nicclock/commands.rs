@@ -1,0 +1,289 @@
+//! The CLI's subcommands over the nicclock reader library.
+//! Each returns the process exit code or an error (exit 1) whose message says what to do.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use nicclock::{list_pages, Clock, EventKind, EventWait, Snapshot, Status};
+use serde::Serialize;
+
+use crate::format;
+use crate::{Cli, Command, TimeFormat};
+
+pub fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::List => list(cli),
+        Command::Now { utc, format } => now(cli, *utc, *format),
+        Command::Status { json } => status(cli, *json),
+        Command::Watch { count, interval } => watch(cli, *count, *interval),
+        Command::Events {
+            count,
+            timeout,
+            history,
+        } => events(cli, *count, *timeout, *history),
+    }
+}
+
+/// Opens the page named by --page, or the only page in --dir.
+fn open(cli: &Cli) -> Result<Clock> {
+    let name = match &cli.page {
+        Some(name) => name.clone(),
+        None => {
+            let pages = match list_pages(&cli.dir) {
+                Err(nicclock::Error::Io { err, .. })
+                    if err.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    vec![]
+                }
+                other => other?,
+            };
+            match pages.as_slice() {
+                [] => bail!(
+                    "no time page in {}: nicclockd is probably not running (start it, or point --dir at \
+                     its page directory)",
+                    cli.dir.display()
+                ),
+                [(name, _)] => name.clone(),
+                many => bail!(
+                    "{} pages in {}: choose one with --page ({})",
+                    many.len(),
+                    cli.dir.display(),
+                    many.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    };
+    let mut clock = Clock::open_in(&cli.dir, &name)?;
+    if let Some(max_age) = cli.max_age {
+        clock.set_max_age(max_age);
+    }
+    Ok(clock)
+}
+
+fn list(cli: &Cli) -> Result<ExitCode> {
+    let pages = list_pages(&cli.dir)?;
+    if pages.is_empty() {
+        println!(
+            "no time pages in {} (is nicclockd running?)",
+            cli.dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (name, path) in pages {
+        match Clock::open_path(&path) {
+            Ok(clock) => {
+                let id = clock.identity();
+                let state = match clock.status() {
+                    Ok(s) => s.name().to_string(),
+                    Err(e) => format!("unusable: {e}"),
+                };
+                println!(
+                    "{name}\t{state}\t{} {}\twriter pid {}",
+                    id.model,
+                    id.pci_address,
+                    clock.writer_pid()
+                );
+            }
+            Err(e) => println!("{name}\tunreadable: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now(cli: &Cli, utc: bool, fmt: TimeFormat) -> Result<ExitCode> {
+    let clock = open(cli)?;
+    let now = if utc { clock.now_utc()? } else { clock.now()? };
+    let time = match fmt {
+        TimeFormat::Ns => now.time_ns.to_string(),
+        TimeFormat::Rfc3339 => format::rfc3339(now.time_ns, utc),
+    };
+    println!(
+        "{time} {} {}",
+        format::bound(now.error_bound_ns),
+        now.status.name()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    page: String,
+    model: String,
+    pci_address: String,
+    clock_id: String,
+    writer_pid: u32,
+    status: String,
+    stale: bool,
+    counter: String,
+    tai_ns: Option<u64>,
+    error_bound_ns: Option<u64>,
+    age_ns: Option<u64>,
+    max_age_ns: u64,
+    update_interval_ns: u64,
+    update_count: u64,
+    tai_utc_offset_s: i32,
+    leap: String,
+    servo_offset_ns: i64,
+    servo_freq_ppb: f64,
+    servo_delay_ns: u64,
+    servo_state: u32,
+}
+
+fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
+    let clock = open(cli)?;
+    let snap = clock.snapshot()?;
+    let id = clock.identity();
+    let now = clock.now();
+    let age = clock.age_ns(&snap).filter(|_| snap.update_count > 0);
+    let report = StatusJson {
+        page: clock.path().display().to_string(),
+        model: id.model,
+        pci_address: id.pci_address,
+        clock_id: id
+            .clock_id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        writer_pid: clock.writer_pid(),
+        status: snap.status.name().into(),
+        stale: matches!(now, Err(nicclock::Error::Stale { .. })),
+        counter: snap.counter_kind.name().into(),
+        tai_ns: now.as_ref().ok().map(|n| n.time_ns),
+        error_bound_ns: now.as_ref().ok().map(|n| n.error_bound_ns),
+        age_ns: age,
+        max_age_ns: clock.max_age_ns(&snap),
+        update_interval_ns: snap.update_interval_ns,
+        update_count: snap.update_count,
+        tai_utc_offset_s: snap.tai_utc_offset_s,
+        leap: format!("{:?}", snap.leap).to_lowercase(),
+        servo_offset_ns: snap.servo.offset_ns,
+        servo_freq_ppb: snap.servo.freq_ppt as f64 / 1000.0,
+        servo_delay_ns: snap.servo.delay_ns,
+        servo_state: snap.servo.state,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding status as JSON")?
+        );
+    } else {
+        let r = &report;
+        println!("page        {}", r.page);
+        println!(
+            "clock       {} at {} (id {}), writer pid {}",
+            r.model, r.pci_address, r.clock_id, r.writer_pid
+        );
+        println!(
+            "status      {}{}",
+            r.status,
+            if r.stale { " (STALE)" } else { "" }
+        );
+        match &now {
+            Ok(n) => println!(
+                "time        {} {}",
+                format::rfc3339(n.time_ns, false),
+                format::bound(n.error_bound_ns)
+            ),
+            Err(e) => println!("time        unavailable: {e}"),
+        }
+        println!(
+            "updates     {} every {:.3} s, last {} ago (stale after {:.3} s)",
+            r.update_count,
+            r.update_interval_ns as f64 / 1e9,
+            age.map_or("-".into(), |a| format!("{:.3} s", a as f64 / 1e9)),
+            r.max_age_ns as f64 / 1e9
+        );
+        println!(
+            "servo       offset {} s{} freq {} delay {}",
+            r.servo_offset_ns,
+            r.servo_state,
+            format::ppb(snap.servo.freq_ppt),
+            r.servo_delay_ns
+        );
+        println!("counter     {}", r.counter);
+        println!("tai-utc     {} s, leap {}", r.tai_utc_offset_s, r.leap);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn watch_line(clock: &Clock) -> Result<String> {
+    let snap: Snapshot = clock.snapshot()?;
+    let now = clock.now()?;
+    Ok(format!(
+        "{} {:<14} offset {:>8} ns freq {} error {}",
+        format::rfc3339(now.time_ns, false),
+        now.status.name(),
+        snap.servo.offset_ns,
+        format::ppb(snap.servo.freq_ppt),
+        format::bound(now.error_bound_ns)
+    ))
+}
+
+fn watch(cli: &Cli, count: Option<u64>, interval: std::time::Duration) -> Result<ExitCode> {
+    let clock = open(cli)?;
+    let mut last_ok = true;
+    let mut n = 0;
+    let start = Instant::now();
+    while count.is_none_or(|c| n < c) {
+        match watch_line(&clock) {
+            Ok(line) => {
+                println!("{line}");
+                last_ok = true;
+            }
+            Err(e) => {
+                println!("{:<14} {e:#}", "UNAVAILABLE");
+                last_ok = false;
+            }
+        }
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            break;
+        }
+        // Keep a steady cadence regardless of how long the read took.
+        let next = start + interval * n as u32;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    Ok(if last_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn events(
+    cli: &Cli,
+    count: Option<u64>,
+    timeout: Option<std::time::Duration>,
+    history: bool,
+) -> Result<ExitCode> {
+    let mut clock = open(cli)?;
+    if history {
+        clock.rewind_events();
+    }
+    let mut seen = 0;
+    while count.is_none_or(|c| seen < c) {
+        match clock.wait_event(timeout)? {
+            EventWait::Event(e) => {
+                println!("{}", format::event(&e));
+                seen += 1;
+                if e.kind == EventKind::Stopped && count.is_none() {
+                    println!(
+                        "nicclockd stopped; page status {}",
+                        clock.status().map_or("unknown", Status::name)
+                    );
+                }
+            }
+            EventWait::Missed(n) => {
+                println!("missed {n} events (ring overflow: this reader fell behind)")
+            }
+            EventWait::TimedOut => bail!(
+                "no event within {:.1} s (received {seen} of {})",
+                timeout.unwrap_or_default().as_secs_f64(),
+                count.map_or("unlimited".into(), |c| c.to_string())
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

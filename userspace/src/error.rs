@@ -1,0 +1,141 @@
+//! Errors of the reader and the writer: each says what was found and what to do about it.
+//! The C ABI maps [`Error`] to negative `NICCLOCK_E*` codes.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::abi::{CounterKind, Status};
+
+/// What can go wrong opening or reading a time page.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no time page at {path}: nicclockd is probably not running (start it, or pick another page \
+         with --page; `nicclock list` shows the pages there are)"
+    )]
+    NotFound { path: PathBuf },
+    #[error(
+        "cannot open {path}: permission denied (nicclockd's --page-mode/--page-group decide who may \
+         read it; ask the admin to add you to that group)"
+    )]
+    PermissionDenied { path: PathBuf },
+    #[error("{path} is not a nicclock time page: {reason}")]
+    NotAPage { path: PathBuf, reason: String },
+    #[error(
+        "{path} uses page ABI {found}.x but this reader speaks {supported}.x: install matching \
+         versions of nicclock and nicclockd"
+    )]
+    IncompatibleAbi {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+    #[error("cannot {action} {path}: {err}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
+    #[error(
+        "time page is stale: last update {age_ms} ms ago, more than the allowed {max_age_ms} ms \
+         (nicclockd is stuck or was killed; check its log)"
+    )]
+    Stale { age_ms: u64, max_age_ms: u64 },
+    #[error("clock unavailable: the page says {}", .0.name())]
+    Unavailable(Status),
+    #[error("no time published yet: nicclockd has not finished its first update")]
+    NoTimeYet,
+    #[error("the page's writer has stayed mid-update (it probably died while writing); restart nicclockd")]
+    WriterStuck,
+    #[error("the page's mapping uses the {} counter, which this machine cannot read", .0.name())]
+    CounterUnavailable(CounterKind),
+    #[error("the page holds an invalid {field} ({value}); it is corrupt or from a newer writer")]
+    Corrupt { field: &'static str, value: u64 },
+}
+
+/// What can go wrong creating or reusing a page as its writer.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(
+        "invalid page name {name:?}: {reason} (use letters, digits, '.', '_', ':' or '-', \
+         at most 63 bytes, not starting with '.')"
+    )]
+    InvalidName { name: String, reason: &'static str },
+    #[error("{path} is a symbolic link; refusing to follow it (remove it: `rm {path}`)")]
+    Symlink { path: PathBuf },
+    #[error("{path} is a {found}, not a regular file; remove it or pick another page name")]
+    NotRegularFile { path: PathBuf, found: &'static str },
+    #[error(
+        "{path} is owned by uid {owner}, not by this writer (uid {expected}); refusing to reuse \
+         it: remove it or pick another page name"
+    )]
+    ForeignOwner {
+        path: PathBuf,
+        owner: u32,
+        expected: u32,
+    },
+    #[error(
+        "{path} is {size} bytes, a time page is {expected}; remove it or pick another page name"
+    )]
+    WrongSize {
+        path: PathBuf,
+        size: u64,
+        expected: usize,
+    },
+    #[error("{path} is not a nicclock page ({reason}); remove it or pick another page name")]
+    NotOurPage { path: PathBuf, reason: String },
+    #[error(
+        "{path} was written with page ABI {found}.x (this writer uses {ours}.x); stop its readers, \
+         remove it and start again"
+    )]
+    AbiMismatch {
+        path: PathBuf,
+        found: u16,
+        ours: u16,
+    },
+    #[error("{path} belongs to clock {found}, not {expected}; pick another page name")]
+    IdentityMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("{path} is being published by another writer (pid {pid}); stop it first")]
+    Busy { path: PathBuf, pid: u32 },
+    #[error("identity field {field} too long: {value:?} (at most {max} bytes)")]
+    IdentityTooLong {
+        field: &'static str,
+        value: String,
+        max: usize,
+    },
+    #[error("cannot {action} {path}: {err}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { path },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+            _ => Error::Io {
+                action,
+                path,
+                err: source,
+            },
+        }
+    }
+}
+
+impl WriterError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        WriterError::Io {
+            action,
+            path: path.into(),
+            err: source,
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The C ABI (`include/nicclock.h`): open / gettime / bounds / status / wait_event / close over the
+//! Rust reader. Results are `int`s: ≥ 0 success (a status, or 1/0), < 0 a `NICCLOCK_E*` code.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::abi::{Status, DEFAULT_DIR};
+use crate::error::Error;
+use crate::reader::{Clock, EventWait};
+
+pub const NICCLOCK_ENOENT: c_int = -1;
+pub const NICCLOCK_EACCES: c_int = -2;
+pub const NICCLOCK_EBADPAGE: c_int = -3;
+pub const NICCLOCK_EABI: c_int = -4;
+pub const NICCLOCK_ESTALE: c_int = -5;
+pub const NICCLOCK_EDEVLOST: c_int = -6;
+pub const NICCLOCK_ESTOPPED: c_int = -7;
+pub const NICCLOCK_ENOTIME: c_int = -8;
+pub const NICCLOCK_EBUSY: c_int = -9;
+pub const NICCLOCK_ECOUNTER: c_int = -10;
+pub const NICCLOCK_EIO: c_int = -11;
+pub const NICCLOCK_EINVAL: c_int = -12;
+
+/// Every error code with its header name, for the test that checks the C header.
+pub fn error_code_table() -> Vec<(&'static str, i128)> {
+    [
+        ("NICCLOCK_ENOENT", NICCLOCK_ENOENT),
+        ("NICCLOCK_EACCES", NICCLOCK_EACCES),
+        ("NICCLOCK_EBADPAGE", NICCLOCK_EBADPAGE),
+        ("NICCLOCK_EABI", NICCLOCK_EABI),
+        ("NICCLOCK_ESTALE", NICCLOCK_ESTALE),
+        ("NICCLOCK_EDEVLOST", NICCLOCK_EDEVLOST),
+        ("NICCLOCK_ESTOPPED", NICCLOCK_ESTOPPED),
+        ("NICCLOCK_ENOTIME", NICCLOCK_ENOTIME),
+        ("NICCLOCK_EBUSY", NICCLOCK_EBUSY),
+        ("NICCLOCK_ECOUNTER", NICCLOCK_ECOUNTER),
+        ("NICCLOCK_EIO", NICCLOCK_EIO),
+        ("NICCLOCK_EINVAL", NICCLOCK_EINVAL),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n, v as i128))
+    .collect()
+}
+
+fn code(e: &Error) -> c_int {
+    match e {
+        Error::NotFound { .. } => NICCLOCK_ENOENT,
+        Error::PermissionDenied { .. } => NICCLOCK_EACCES,
+        Error::NotAPage { .. } | Error::Corrupt { .. } => NICCLOCK_EBADPAGE,
+        Error::IncompatibleAbi { .. } => NICCLOCK_EABI,
+        Error::Stale { .. } => NICCLOCK_ESTALE,
+        Error::Unavailable(Status::DeviceLost) => NICCLOCK_EDEVLOST,
+        Error::Unavailable(_) => NICCLOCK_ESTOPPED,
+        Error::NoTimeYet => NICCLOCK_ENOTIME,
+        Error::WriterStuck => NICCLOCK_EBUSY,
+        Error::CounterUnavailable(_) => NICCLOCK_ECOUNTER,
+        Error::Io { .. } => NICCLOCK_EIO,
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records the full message for `nicclock_last_error` and returns the code.
+fn fail(e: Error) -> c_int {
+    set_last_error(&e.to_string());
+    code(&e)
+}
+
+fn set_last_error(msg: &str) {
+    let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = msg);
+}
+
+fn invalid(msg: &str) -> c_int {
+    set_last_error(msg);
+    NICCLOCK_EINVAL
+}
+
+/// The C-visible event.
+#[repr(C)]
+pub struct CEvent {
+    pub seq: u64,
+    pub kind: u32,
+    pub urgency: u32,
+    pub time: libc::timespec,
+    pub magnitude: i64,
+    pub detail: u32,
+    pub _pad: u32,
+    /// Events overwritten (never delivered) just before this one.
+    pub missed: u64,
+}
+
+fn timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// Reads a C string argument; `None` for NULL or non-UTF-8.
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string valid for reads.
+unsafe fn arg_str<'a>(s: *const c_char) -> Option<&'a str> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and the caller promises a NUL-terminated string.
+    unsafe { CStr::from_ptr(s) }.to_str().ok()
+}
+
+/// Opens `dir/nicclock-<name>` (`dir` NULL: /dev/shm).
+///
+/// # Safety
+/// `dir` is NULL or a C string; `name` a C string; `out` a valid pointer to store the handle in.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_open_in(
+    dir: *const c_char,
+    name: *const c_char,
+    out: *mut *mut Clock,
+) -> c_int {
+    if out.is_null() {
+        return invalid("nicclock_open: out is NULL");
+    }
+    // SAFETY: the caller passes C strings or NULL.
+    let (dir, name) = unsafe { (arg_str(dir), arg_str(name)) };
+    let Some(name) = name else {
+        return invalid("nicclock_open: name is NULL or not UTF-8");
+    };
+    let dir = dir.unwrap_or(DEFAULT_DIR);
+    match Clock::open_in(Path::new(dir), name) {
+        Ok(clock) => {
+            // SAFETY: `out` is non-null and, per the contract, valid for a write.
+            unsafe { *out = Box::into_raw(Box::new(clock)) };
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Opens `/dev/shm/nicclock-<name>`.
+///
+/// # Safety
+/// As [`nicclock_open_in`].
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_open(name: *const c_char, out: *mut *mut Clock) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { nicclock_open_in(std::ptr::null(), name, out) }
+}
+
+/// # Safety
+/// `c` is NULL or a handle from `nicclock_open*` not yet closed.
+unsafe fn clock<'a>(c: *const Clock) -> Option<&'a Clock> {
+    // SAFETY: per the contract, a live handle or NULL.
+    unsafe { c.as_ref() }
+}
+
+fn time_common(
+    now: Result<crate::reader::Now, Error>,
+    ts: *mut libc::timespec,
+    error_ns: *mut u64,
+) -> c_int {
+    match now {
+        Ok(now) => {
+            if !ts.is_null() {
+                // SAFETY: non-null; the caller passes a writable timespec or NULL.
+                unsafe { *ts = timespec(now.time_ns) };
+            }
+            if !error_ns.is_null() {
+                // SAFETY: as above.
+                unsafe { *error_ns = now.error_bound_ns };
+            }
+            now.status as c_int
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// TAI now into `*tai` and its error bound (ns) into `*error_ns` (either may be NULL).
+/// Returns the status (≥ 0) or a negative error.
+///
+/// # Safety
+/// `c` a live handle; `tai`, `error_ns` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_gettime(
+    c: *const Clock,
+    tai: *mut libc::timespec,
+    error_ns: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { clock(c) } {
+        Some(clock) => time_common(clock.now(), tai, error_ns),
+        None => invalid("nicclock_gettime: handle is NULL"),
+    }
+}
+
+/// As `nicclock_gettime`, in UTC.
+///
+/// # Safety
+/// As [`nicclock_gettime`].
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_gettime_utc(
+    c: *const Clock,
+    utc: *mut libc::timespec,
+    error_ns: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { clock(c) } {
+        Some(clock) => time_common(clock.now_utc(), utc, error_ns),
+        None => invalid("nicclock_gettime_utc: handle is NULL"),
+    }
+}
+
+/// The interval (TAI) the true time lies in. Returns the status or a negative error.
+///
+/// # Safety
+/// `c` a live handle; `earliest`, `latest` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_bounds(
+    c: *const Clock,
+    earliest: *mut libc::timespec,
+    latest: *mut libc::timespec,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(clock) = (unsafe { clock(c) }) else {
+        return invalid("nicclock_bounds: handle is NULL");
+    };
+    match clock.now() {
+        Ok(now) => {
+            for (ptr, ns) in [(earliest, now.earliest_ns()), (latest, now.latest_ns())] {
+                if !ptr.is_null() {
+                    // SAFETY: non-null and writable per the contract.
+                    unsafe { *ptr = timespec(ns) };
+                }
+            }
+            now.status as c_int
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The page status (≥ 0), or a negative error (`NICCLOCK_ESTALE` for a stale page).
+///
+/// # Safety
+/// `c` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_status(c: *const Clock) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { clock(c) } {
+        Some(clock) => clock.status().map_or_else(fail, |s| s as c_int),
+        None => invalid("nicclock_status: handle is NULL"),
+    }
+}
+
+/// Waits for the next event, at most `timeout_ms` (< 0: forever). Returns 1 with `*ev` filled, 0 on
+/// timeout, or a negative error. `ev->missed` counts events lost to ring overflow before this one.
+///
+/// # Safety
+/// `c` a live handle not used by another thread during the call; `ev` writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_wait_event(
+    c: *mut Clock,
+    timeout_ms: c_int,
+    ev: *mut CEvent,
+) -> c_int {
+    // SAFETY: per the contract, a live handle used by this thread alone.
+    let Some(clock) = (unsafe { c.as_mut() }) else {
+        return invalid("nicclock_wait_event: handle is NULL");
+    };
+    if ev.is_null() {
+        return invalid("nicclock_wait_event: ev is NULL");
+    }
+    let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+    let mut missed = 0;
+    loop {
+        match clock.wait_event(timeout) {
+            Ok(EventWait::Missed(n)) => missed += n,
+            Ok(EventWait::TimedOut) => return 0,
+            Ok(EventWait::Event(e)) => {
+                let out = CEvent {
+                    seq: e.seq,
+                    kind: e.kind as u32,
+                    urgency: e.urgency as u32,
+                    time: timespec(e.tai_ns),
+                    magnitude: e.magnitude,
+                    detail: e.detail,
+                    _pad: 0,
+                    missed,
+                };
+                // SAFETY: `ev` is non-null and writable per the contract.
+                unsafe { *ev = out };
+                return 1;
+            }
+            Err(e) => return fail(e),
+        }
+    }
+}
+
+/// Closes a handle (NULL is ignored).
+///
+/// # Safety
+/// `c` NULL or a live handle, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_close(c: *mut Clock) {
+    if !c.is_null() {
+        // SAFETY: the handle came from Box::into_raw in nicclock_open_in and is closed once.
+        drop(unsafe { Box::from_raw(c) });
+    }
+}
+
+/// A short fixed description of an error code.
+#[no_mangle]
+pub extern "C" fn nicclock_strerror(code: c_int) -> *const c_char {
+    let s: &'static CStr = match code {
+        0 => c"success",
+        NICCLOCK_ENOENT => c"no time page (is nicclockd running?)",
+        NICCLOCK_EACCES => c"permission denied",
+        NICCLOCK_EBADPAGE => c"not a valid nicclock time page",
+        NICCLOCK_EABI => c"incompatible page ABI version",
+        NICCLOCK_ESTALE => c"time page is stale",
+        NICCLOCK_EDEVLOST => c"the NIC was lost",
+        NICCLOCK_ESTOPPED => c"nicclockd stopped",
+        NICCLOCK_ENOTIME => c"no time published yet",
+        NICCLOCK_EBUSY => c"writer stuck mid-update",
+        NICCLOCK_ECOUNTER => c"counter unavailable on this machine",
+        NICCLOCK_EIO => c"I/O error",
+        NICCLOCK_EINVAL => c"invalid argument",
+        _ => c"unknown error",
+    };
+    s.as_ptr()
+}
+
+/// The full message of this thread's last error (what was wrong and what to do).
+#[no_mangle]
+pub extern "C" fn nicclock_last_error() -> *const c_char {
+    // The CString lives in thread-local storage until this thread's next error.
+    LAST_ERROR.with(|l| l.borrow().as_ptr())
+}
+
+/// Name of a status value ("LOCKED", …), or "UNKNOWN".
+#[no_mangle]
+pub extern "C" fn nicclock_status_name(status: c_int) -> *const c_char {
+    let s: &'static CStr = match u32::try_from(status).ok().and_then(Status::from_raw) {
+        Some(Status::Unsynchronized) => c"UNSYNCHRONIZED",
+        Some(Status::Locking) => c"LOCKING",
+        Some(Status::Locked) => c"LOCKED",
+        Some(Status::Holdover) => c"HOLDOVER",
+        Some(Status::DeviceLost) => c"DEVICE_LOST",
+        Some(Status::Stopped) => c"STOPPED",
+        None => c"UNKNOWN",
+    };
+    s.as_ptr()
+}

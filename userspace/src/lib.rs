@@ -1,0 +1,41 @@
+//! nicclock: disciplined NIC PTP-clock time for unprivileged processes, without a syscall.
+//!
+//! `nicclockd` (root) disciplines a NIC's hardware clock and publishes a counter→TAI mapping in a
+//! read-only shared page (`/dev/shm/nicclock-<name>`). This crate reads it:
+//!
+//! ```no_run
+//! let clock = nicclock::Clock::open("eth0")?;
+//! let now = clock.now()?; // TAI ns, ± error bound, status
+//! println!("{} ± {} ns ({})", now.time_ns, now.error_bound_ns, now.status.name());
+//! # Ok::<(), nicclock::Error>(())
+//! ```
+//!
+//! The page ABI is [`abi`]; the writer side (used by nicclockd and tests) is [`Writer`]; the C ABI
+//! is in `include/nicclock.h`.
+
+pub mod seqlock;
+
+#[cfg(not(loom))]
+pub mod abi;
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+pub mod ffi;
+#[cfg(not(loom))]
+pub mod page;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+mod snapshot;
+#[cfg(not(loom))]
+mod writer;
+
+#[cfg(not(loom))]
+pub use crate::{
+    abi::{CounterKind, EventKind, Leap, Status, Urgency},
+    error::{Error, WriterError},
+    page::counter,
+    reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
+    snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, ServoFigures, Snapshot},
+    writer::{page_path, validate_name, Identity, PageOptions, Writer},
+};

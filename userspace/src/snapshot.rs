@@ -1,0 +1,278 @@
+//! The values one update publishes ([`Snapshot`]) and one event carries ([`Event`]), and their
+//! relaxed stores into / loads from the page (the seqlock around them is the caller's).
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::abi::{
+    ClockData, CounterKind, EventKind, EventSlot, Leap, Status, Urgency, PERIOD_SHIFT,
+};
+use crate::error::Error;
+
+/// Servo figures of the last update, as linuxptp logs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServoFigures {
+    /// Measured offset of the clock from its reference, ns.
+    pub offset_ns: i64,
+    /// Frequency correction, ppt (0.001 ppb).
+    pub freq_ppt: i64,
+    /// Measurement window, ns.
+    pub delay_ns: u64,
+    /// linuxptp servo state: 0 unlocked, 1 jump, 2 locked, 3 locked stable.
+    pub state: u32,
+}
+
+/// One published update of the counter→TAI mapping and the clock's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub counter_kind: CounterKind,
+    /// Counter value at the anchor.
+    pub counter_value: u64,
+    /// ns per counter tick × 2^48 (see [`period_from_ns_per_tick`]).
+    pub counter_period: u64,
+    /// TAI ns at the anchor.
+    pub anchor_tai_ns: u64,
+    /// Error bound at the anchor, ns (`u64::MAX`: unknown).
+    pub error_bound_ns: u64,
+    /// Error bound growth away from the anchor, ps/s.
+    pub error_growth_ppt: u64,
+    pub status: Status,
+    pub leap: Leap,
+    /// TAI second at which `leap` takes effect (0 when none).
+    pub leap_tai_s: u64,
+    pub tai_utc_offset_s: i32,
+    /// TAI ns when the update was made (readers measure staleness from it).
+    pub updated_tai_ns: u64,
+    /// Nominal ns between updates.
+    pub update_interval_ns: u64,
+    /// Updates published by the current writer; set by the writer on publish.
+    pub update_count: u64,
+    pub servo: ServoFigures,
+}
+
+/// Converts a rate (clock ns per counter tick) to the page's fixed point.
+pub fn period_from_ns_per_tick(ns_per_tick: f64) -> u64 {
+    (ns_per_tick * (1u64 << PERIOD_SHIFT) as f64).round() as u64
+}
+
+/// The page's fixed-point period back to ns per tick.
+pub fn period_to_ns_per_tick(period: u64) -> f64 {
+    period as f64 / (1u64 << PERIOD_SHIFT) as f64
+}
+
+impl Snapshot {
+    /// Clock time (TAI ns) at counter value `counter`, by the mapping.
+    #[inline]
+    pub fn tai_at(&self, counter: u64) -> i128 {
+        tai_at(
+            self.counter_value,
+            self.counter_period,
+            self.anchor_tai_ns,
+            counter,
+        )
+    }
+
+    /// Error bound at TAI time `tai_ns`: the anchor's bound grown by the drift allowance.
+    #[inline]
+    pub fn error_at(&self, tai_ns: i128) -> u64 {
+        error_at(
+            self.error_bound_ns,
+            self.error_growth_ppt,
+            tai_ns - self.anchor_tai_ns as i128,
+        )
+    }
+
+    /// TAI − UTC in effect at TAI second `tai_s`, taking a pending leap into account.
+    pub fn tai_utc_offset_at(&self, tai_s: u64) -> i32 {
+        utc_offset_at(self.tai_utc_offset_s, self.leap, self.leap_tai_s, tai_s)
+    }
+
+    pub(crate) fn store(&self, c: &ClockData) {
+        c.counter_kind.store(self.counter_kind as u32, Relaxed);
+        c.counter_value.store(self.counter_value, Relaxed);
+        c.counter_period.store(self.counter_period, Relaxed);
+        c.anchor_tai_ns.store(self.anchor_tai_ns, Relaxed);
+        c.error_bound_ns.store(self.error_bound_ns, Relaxed);
+        c.error_growth_ppt.store(self.error_growth_ppt, Relaxed);
+        c.status.store(self.status as u32, Relaxed);
+        c.leap.store(self.leap as u32, Relaxed);
+        c.leap_tai_s.store(self.leap_tai_s, Relaxed);
+        c.tai_utc_offset_s.store(self.tai_utc_offset_s, Relaxed);
+        c.updated_tai_ns.store(self.updated_tai_ns, Relaxed);
+        c.update_interval_ns.store(self.update_interval_ns, Relaxed);
+        c.update_count.store(self.update_count, Relaxed);
+        c.servo_offset_ns.store(self.servo.offset_ns, Relaxed);
+        c.servo_freq_ppt.store(self.servo.freq_ppt, Relaxed);
+        c.servo_delay_ns.store(self.servo.delay_ns, Relaxed);
+        c.servo_state.store(self.servo.state, Relaxed);
+    }
+
+    /// Relaxed loads of every field (call inside a seqlock read); validate with [`RawSnapshot::check`].
+    pub(crate) fn load(c: &ClockData) -> RawSnapshot {
+        RawSnapshot {
+            counter_kind: c.counter_kind.load(Relaxed),
+            status: c.status.load(Relaxed),
+            leap: c.leap.load(Relaxed),
+            rest: Snapshot {
+                counter_kind: CounterKind::MonotonicRaw,
+                counter_value: c.counter_value.load(Relaxed),
+                counter_period: c.counter_period.load(Relaxed),
+                anchor_tai_ns: c.anchor_tai_ns.load(Relaxed),
+                error_bound_ns: c.error_bound_ns.load(Relaxed),
+                error_growth_ppt: c.error_growth_ppt.load(Relaxed),
+                status: Status::Unsynchronized,
+                leap: Leap::None,
+                leap_tai_s: c.leap_tai_s.load(Relaxed),
+                tai_utc_offset_s: c.tai_utc_offset_s.load(Relaxed),
+                updated_tai_ns: c.updated_tai_ns.load(Relaxed),
+                update_interval_ns: c.update_interval_ns.load(Relaxed),
+                update_count: c.update_count.load(Relaxed),
+                servo: ServoFigures {
+                    offset_ns: c.servo_offset_ns.load(Relaxed),
+                    freq_ppt: c.servo_freq_ppt.load(Relaxed),
+                    delay_ns: c.servo_delay_ns.load(Relaxed),
+                    state: c.servo_state.load(Relaxed),
+                },
+            },
+        }
+    }
+}
+
+/// A consistent copy whose enumerations are not validated yet.
+pub(crate) struct RawSnapshot {
+    counter_kind: u32,
+    status: u32,
+    leap: u32,
+    rest: Snapshot,
+}
+
+impl RawSnapshot {
+    pub(crate) fn check(self) -> Result<Snapshot, Error> {
+        let corrupt = |field, value: u32| Error::Corrupt {
+            field,
+            value: value.into(),
+        };
+        Ok(Snapshot {
+            counter_kind: CounterKind::from_raw(self.counter_kind)
+                .ok_or_else(|| corrupt("counter kind", self.counter_kind))?,
+            status: Status::from_raw(self.status).ok_or_else(|| corrupt("status", self.status))?,
+            leap: Leap::from_raw(self.leap).ok_or_else(|| corrupt("leap indicator", self.leap))?,
+            ..self.rest
+        })
+    }
+}
+
+/// `anchor + (counter − counter_value) × period / 2^48`, signed so a counter read a hair before the
+/// anchor (another CPU) gives a slightly earlier time rather than a wrap.
+#[inline]
+pub(crate) fn tai_at(counter_value: u64, period: u64, anchor_tai_ns: u64, counter: u64) -> i128 {
+    let delta = counter.wrapping_sub(counter_value) as i64 as i128;
+    // Round to the nearest ns rather than flooring.
+    anchor_tai_ns as i128 + ((delta * period as i128 + (1 << (PERIOD_SHIFT - 1))) >> PERIOD_SHIFT)
+}
+
+#[inline]
+pub(crate) fn error_at(bound_ns: u64, growth_ppt: u64, since_anchor_ns: i128) -> u64 {
+    if bound_ns == u64::MAX {
+        return u64::MAX;
+    }
+    let growth = since_anchor_ns.unsigned_abs() * growth_ppt as u128 / 1_000_000_000_000;
+    (bound_ns as u128 + growth).min(u64::MAX as u128) as u64
+}
+
+pub(crate) fn utc_offset_at(offset_s: i32, leap: Leap, leap_tai_s: u64, tai_s: u64) -> i32 {
+    match leap {
+        Leap::Insert if tai_s >= leap_tai_s => offset_s + 1,
+        Leap::Delete if tai_s >= leap_tai_s => offset_s - 1,
+        _ => offset_s,
+    }
+}
+
+/// One clock event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// Event number, 1-based, never reused for a page (it survives writer restarts).
+    pub seq: u64,
+    pub kind: EventKind,
+    pub urgency: Urgency,
+    /// TAI ns at which it happened.
+    pub tai_ns: u64,
+    /// Kind-specific signed value: step ns, new status, …
+    pub magnitude: i64,
+    /// Kind-specific unsigned value: old status, pid, …
+    pub detail: u32,
+}
+
+impl Event {
+    pub(crate) fn store(&self, slot: &EventSlot) {
+        slot.tai_ns.store(self.tai_ns, Relaxed);
+        slot.magnitude.store(self.magnitude, Relaxed);
+        slot.kind.store(self.kind as u16, Relaxed);
+        slot.urgency.store(self.urgency as u16, Relaxed);
+        slot.detail.store(self.detail, Relaxed);
+    }
+
+    /// Loads slot fields; unknown kinds/urgencies (from a newer writer) come back as `None`.
+    pub(crate) fn load(seq: u64, slot: &EventSlot) -> (u16, u16, Option<Event>) {
+        let kind = slot.kind.load(Relaxed);
+        let urgency = slot.urgency.load(Relaxed);
+        let event = match (EventKind::from_raw(kind), Urgency::from_raw(urgency)) {
+            (Some(kind), Some(urgency)) => Some(Event {
+                seq,
+                kind,
+                urgency,
+                tai_ns: slot.tai_ns.load(Relaxed),
+                magnitude: slot.magnitude.load(Relaxed),
+                detail: slot.detail.load(Relaxed),
+            }),
+            _ => None,
+        };
+        (kind, urgency, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_evaluates_by_hand_computed_cases() {
+        // 1 tick = 1 ns exactly.
+        assert_eq!(tai_at(1000, 1 << 48, 5_000, 1500), 5_500);
+        // 2.5 ticks per ns (0.4 ns per tick): 1_000_000 ticks = 400_000 ns.
+        let p = period_from_ns_per_tick(0.4);
+        assert_eq!(tai_at(0, p, 0, 1_000_000), 400_000);
+        // Counter a little behind the anchor: earlier time, no wrap.
+        assert_eq!(tai_at(1000, 1 << 48, 5_000, 990), 4_990);
+        // 10 s of a 3 GHz TSC with a +100 ppb rate: 10 s + 1 µs.
+        let p = period_from_ns_per_tick(1.0 / 3.0 * (1.0 + 100e-9));
+        let t = tai_at(0, p, 0, 30_000_000_000);
+        assert!((t - 10_000_001_000).abs() <= 1, "{t}");
+    }
+
+    #[test]
+    fn period_resolution_is_finer_than_a_hundredth_of_a_ppb() {
+        let ns_per_tick = 1.0 / 3.5; // a 3.5 GHz TSC
+        let p = period_from_ns_per_tick(ns_per_tick);
+        let p2 = period_from_ns_per_tick(ns_per_tick * (1.0 + 0.01e-9));
+        assert!(p2 > p, "a 0.01 ppb change must be representable");
+        assert!((period_to_ns_per_tick(p) - ns_per_tick).abs() / ns_per_tick < 1e-13);
+    }
+
+    #[test]
+    fn error_grows_with_distance_from_anchor() {
+        assert_eq!(error_at(100, 1_000_000, 0), 100);
+        // 1 ppm growth over 1 s either side adds 1000 ns.
+        assert_eq!(error_at(100, 1_000_000, 1_000_000_000), 1100);
+        assert_eq!(error_at(100, 1_000_000, -1_000_000_000), 1100);
+        assert_eq!(error_at(u64::MAX, 5, 10), u64::MAX);
+        assert_eq!(error_at(u64::MAX - 1, u64::MAX, i64::MAX as i128), u64::MAX);
+    }
+
+    #[test]
+    fn utc_offset_switches_at_the_leap() {
+        assert_eq!(utc_offset_at(37, Leap::None, 0, 100), 37);
+        assert_eq!(utc_offset_at(37, Leap::Insert, 100, 99), 37);
+        assert_eq!(utc_offset_at(37, Leap::Insert, 100, 100), 38);
+        assert_eq!(utc_offset_at(37, Leap::Delete, 100, 100), 36);
+    }
+}

@@ -1,0 +1,476 @@
+//! The page's single writer (nicclockd, tests): creates or safely reuses the page file, publishes
+//! updates without ever waiting for readers, posts events and marks the page STOPPED on shutdown.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Relaxed, Release};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::{fchmod, Mode};
+use nix::unistd::{fchown, geteuid, Gid};
+
+use crate::abi::{
+    self, EventKind, Page, Status, Urgency, ABI_MAJOR, ABI_MINOR, CLOCK_OFFSET, DEFAULT_DIR,
+    EVENT_CONTROL_OFFSET, EVENT_RING_LEN, EVENT_RING_OFFSET, MAGIC, PAGE_SIZE,
+};
+use crate::error::WriterError;
+use crate::page::{counter, file_kind, futex, WritablePage, OPEN_FLAGS};
+use crate::seqlock;
+use crate::snapshot::{Event, Snapshot};
+
+/// Who the page describes. Must match when an existing page is reused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// NIC model, e.g. `82576` (≤ 31 bytes).
+    pub model: String,
+    /// PCI address, e.g. `0000:01:00.0` (≤ 15 bytes).
+    pub pci_address: String,
+    /// EUI-64 clock identity derived from the MAC.
+    pub clock_id: [u8; 8],
+}
+
+impl Identity {
+    /// The identity recorded in a page header.
+    pub fn from_header(h: &abi::Header) -> Self {
+        Self {
+            model: abi::c_str(&h.model),
+            pci_address: abi::c_str(&h.pci_address),
+            clock_id: h.clock_id,
+        }
+    }
+
+    /// EUI-64 from a 48-bit MAC: FF:FE inserted in the middle (IEEE 1588 clockIdentity).
+    pub fn eui64_from_mac(mac: [u8; 6]) -> [u8; 8] {
+        [mac[0], mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]]
+    }
+
+    fn describe(&self) -> String {
+        let id: Vec<String> = self.clock_id.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{} at {} ({})", self.model, self.pci_address, id.join(":"))
+    }
+
+    fn check_lengths(&self) -> Result<(), WriterError> {
+        for (field, value, max) in [
+            ("model", &self.model, 31),
+            ("pci_address", &self.pci_address, 15),
+        ] {
+            if value.len() > max {
+                return Err(WriterError::IdentityTooLong {
+                    field,
+                    value: value.clone(),
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where and how the page file is made.
+#[derive(Debug, Clone)]
+pub struct PageOptions {
+    /// Directory of the page (default `/dev/shm`).
+    pub dir: PathBuf,
+    /// Page name; the file is `nicclock-<name>`.
+    pub name: String,
+    /// File mode (default 0644: every local user may read the time).
+    pub mode: u32,
+    /// Group owning the file (with mode 0640: only that group may read).
+    pub group: Option<u32>,
+}
+
+impl PageOptions {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            dir: DEFAULT_DIR.into(),
+            name: name.into(),
+            mode: 0o644,
+            group: None,
+        }
+    }
+
+    /// Full path of the page file.
+    pub fn path(&self) -> PathBuf {
+        page_path(&self.dir, &self.name)
+    }
+}
+
+/// `dir/nicclock-<name>`.
+pub fn page_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}{name}", abi::FILE_PREFIX))
+}
+
+/// Checks a page name: non-empty, ≤ 63 bytes, `[A-Za-z0-9._:-]`, not starting with '.'.
+pub fn validate_name(name: &str) -> Result<(), WriterError> {
+    let bad = |reason| {
+        Err(WriterError::InvalidName {
+            name: name.into(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 63 {
+        return bad("it is longer than 63 bytes");
+    }
+    if name.contains('/') {
+        return bad("it contains '/'");
+    }
+    if name.starts_with('.') {
+        return bad("it starts with '.'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    {
+        return bad("it contains a character other than letters, digits, '.', '_', ':' and '-'");
+    }
+    Ok(())
+}
+
+/// The one writer of a page. Dropping it marks the page STOPPED.
+pub struct Writer {
+    page: WritablePage,
+    _lock: Flock<File>,
+    path: PathBuf,
+    last: Option<Snapshot>,
+    status: Status,
+    update_count: u64,
+}
+
+impl Writer {
+    /// Creates the page, or reuses this writer's own previous page in place (same owner, magic,
+    /// size, ABI major and identity) so that readers still mapping it keep working.
+    pub fn create(opts: &PageOptions, identity: &Identity) -> Result<Self, WriterError> {
+        validate_name(&opts.name)?;
+        identity.check_lengths()?;
+        let path = opts.path();
+        // A page that appears between our look and our link (another writer racing us) sends us
+        // round once more, to the reuse path.
+        for _ in 0..3 {
+            let file = match open_existing(&path) {
+                Ok(Some(file)) => file,
+                Ok(None) => match create_new(opts, identity, &path)? {
+                    Some(writer) => return Ok(writer),
+                    None => continue,
+                },
+                Err(e) => return Err(e),
+            };
+            return Self::reuse(opts, identity, path, file);
+        }
+        Err(WriterError::io(
+            "create",
+            &path,
+            io::Error::other("the page kept appearing and vanishing"),
+        ))
+    }
+
+    fn reuse(
+        opts: &PageOptions,
+        identity: &Identity,
+        path: PathBuf,
+        file: File,
+    ) -> Result<Self, WriterError> {
+        let meta = file
+            .metadata()
+            .map_err(|e| WriterError::io("stat", &path, e))?;
+        if !meta.is_file() {
+            return Err(WriterError::NotRegularFile {
+                path,
+                found: file_kind(&meta),
+            });
+        }
+        let euid = geteuid().as_raw();
+        if meta.uid() != euid {
+            return Err(WriterError::ForeignOwner {
+                path,
+                owner: meta.uid(),
+                expected: euid,
+            });
+        }
+        if meta.len() != PAGE_SIZE as u64 {
+            return Err(WriterError::WrongSize {
+                path,
+                size: meta.len(),
+                expected: PAGE_SIZE,
+            });
+        }
+        let page = WritablePage::map(&file).map_err(|e| WriterError::io("map", &path, e))?;
+        let h = &page.page().header;
+        if h.magic != MAGIC {
+            let reason = format!("its first bytes are {:02x?}", h.magic.to_le_bytes());
+            return Err(WriterError::NotOurPage { path, reason });
+        }
+        if h.abi_major != ABI_MAJOR {
+            return Err(WriterError::AbiMismatch {
+                path,
+                found: h.abi_major,
+                ours: ABI_MAJOR,
+            });
+        }
+        let found = Identity::from_header(h);
+        if &found != identity {
+            return Err(WriterError::IdentityMismatch {
+                path,
+                found: found.describe(),
+                expected: identity.describe(),
+            });
+        }
+        let pid = h.writer_pid.load(Relaxed);
+        let lock = lock(file, &path, pid)?;
+        apply_permissions(&lock, opts, &path)?;
+        Ok(Self::start(page, lock, path))
+    }
+
+    fn start(page: WritablePage, lock: Flock<File>, path: PathBuf) -> Self {
+        let p = page.page();
+        let status =
+            Status::from_raw(p.clock.status.load(Relaxed)).unwrap_or(Status::Unsynchronized);
+        // No time until this writer's first update: a mapping left by a previous run is not ours.
+        seqlock::write(&p.clock.seq, || {
+            p.clock.update_count.store(0, Relaxed);
+            p.clock.status.store(Status::Unsynchronized as u32, Relaxed);
+        });
+        p.header.writer_pid.store(std::process::id(), Release);
+        let mut writer = Self {
+            page,
+            _lock: lock,
+            path,
+            last: None,
+            status,
+            update_count: 0,
+        };
+        writer.post(EventKind::Started, Urgency::Info, 0, std::process::id(), 0);
+        writer.note_status(Status::Unsynchronized, 0);
+        writer
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The mapped page (read access, e.g. for tests).
+    pub fn page(&self) -> &Page {
+        self.page.page()
+    }
+
+    /// Publishes one update. Never blocks: readers retry, they never hold the writer up.
+    /// Posts STATUS_CHANGED (and LEAP_CHANGED) events when those change.
+    pub fn publish(&mut self, snapshot: &Snapshot) {
+        self.update_count += 1;
+        let snap = Snapshot {
+            update_count: self.update_count,
+            ..snapshot.clone()
+        };
+        let clock = &self.page.page().clock;
+        seqlock::write(&clock.seq, || snap.store(clock));
+        let leap_changed = self
+            .last
+            .as_ref()
+            .map_or(snap.leap != abi::Leap::None, |l| {
+                (l.leap, l.leap_tai_s) != (snap.leap, snap.leap_tai_s)
+            });
+        if leap_changed {
+            self.post(
+                EventKind::LeapChanged,
+                Urgency::Info,
+                snap.leap_tai_s as i64,
+                snap.leap as u32,
+                snap.updated_tai_ns,
+            );
+        }
+        self.note_status(snap.status, snap.updated_tai_ns);
+        self.last = Some(snap);
+    }
+
+    /// Posts an event and wakes every reader waiting for one. `tai_ns` 0 means "now, by the mapping".
+    pub fn post(
+        &mut self,
+        kind: EventKind,
+        urgency: Urgency,
+        magnitude: i64,
+        detail: u32,
+        tai_ns: u64,
+    ) {
+        let tai_ns = if tai_ns == 0 {
+            self.now_tai().unwrap_or(0)
+        } else {
+            tai_ns
+        };
+        let p = self.page.page();
+        let number = p.events.head.load(Relaxed) + 1;
+        let event = Event {
+            seq: number,
+            kind,
+            urgency,
+            tai_ns,
+            magnitude,
+            detail,
+        };
+        let slot = &p.ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
+        seqlock::write_slot(&slot.seq, number, || event.store(slot));
+        p.events.head.store(number, Release);
+        p.events.futex.fetch_add(1, Release);
+        futex::wake_all(&p.events.futex);
+    }
+
+    /// Marks the device gone: status DEVICE_LOST with a STATUS_CHANGED and an urgent DEVICE_LOST event.
+    /// `last_read` is the register value that gave it away (all ones on PCIe).
+    pub fn device_lost(&mut self, last_read: u32) {
+        self.set_status(Status::DeviceLost);
+        self.post(EventKind::DeviceLost, Urgency::Urgent, 0, last_read, 0);
+    }
+
+    /// Current time by the last published mapping (None before the first update).
+    pub fn now_tai(&self) -> Option<u64> {
+        let last = self.last.as_ref()?;
+        let t = last.tai_at(counter::read(last.counter_kind)?);
+        u64::try_from(t).ok()
+    }
+
+    fn set_status(&mut self, status: Status) {
+        let clock = &self.page.page().clock;
+        seqlock::write(&clock.seq, || clock.status.store(status as u32, Relaxed));
+        if let Some(last) = self.last.as_mut() {
+            last.status = status;
+        }
+        self.note_status(status, 0);
+    }
+
+    fn note_status(&mut self, status: Status, tai_ns: u64) {
+        if status == self.status {
+            return;
+        }
+        let urgency = if status.is_usable() {
+            Urgency::Notice
+        } else {
+            Urgency::Urgent
+        };
+        let old = self.status;
+        self.status = status;
+        self.post(
+            EventKind::StatusChanged,
+            urgency,
+            status as i64,
+            old as u32,
+            tai_ns,
+        );
+    }
+}
+
+impl Drop for Writer {
+    /// Clean shutdown: STOPPED (a DEVICE_LOST page keeps saying so), a STOPPED event, no writer pid.
+    fn drop(&mut self) {
+        if self.status != Status::DeviceLost {
+            self.set_status(Status::Stopped);
+        }
+        self.post(
+            EventKind::Stopped,
+            Urgency::Urgent,
+            0,
+            std::process::id(),
+            0,
+        );
+        self.page.page().header.writer_pid.store(0, Release);
+    }
+}
+
+/// Opens an existing page for reuse: `Ok(None)` when there is none.
+fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(WriterError::Symlink { path: path.into() })
+        }
+        Err(e) => {
+            // EACCES etc: say what is there if we can see it.
+            if let Ok(meta) = fs::symlink_metadata(path) {
+                if meta.uid() != geteuid().as_raw() {
+                    return Err(WriterError::ForeignOwner {
+                        path: path.into(),
+                        owner: meta.uid(),
+                        expected: geteuid().as_raw(),
+                    });
+                }
+            }
+            Err(WriterError::io("open", path, e))
+        }
+    }
+}
+
+/// Builds a complete page under a temporary name and links it into place, so no reader ever sees a
+/// half-initialised page. `Ok(None)`: somebody else's page appeared meanwhile.
+fn create_new(
+    opts: &PageOptions,
+    identity: &Identity,
+    path: &Path,
+) -> Result<Option<Writer>, WriterError> {
+    let temp = opts.dir.join(format!(
+        ".{}{}.{}.tmp",
+        abi::FILE_PREFIX,
+        opts.name,
+        std::process::id()
+    ));
+    let _ = fs::remove_file(&temp); // our own leftover from a crash (same pid reused): harmless
+    let (file, page) =
+        WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity))
+            .map_err(|e| WriterError::io("create", &temp, e))?;
+    let result = (|| {
+        apply_permissions(&file, opts, &temp)?;
+        let lock = lock(file, &temp, 0)?;
+        match fs::hard_link(&temp, path) {
+            Ok(()) => Ok(Some(Writer::start(page, lock, path.into()))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(WriterError::io("link", path, e)),
+        }
+    })();
+    let _ = fs::remove_file(&temp);
+    result
+}
+
+fn init_page(p: &mut Page, name: &str, identity: &Identity) {
+    let h = &mut p.header;
+    h.magic = MAGIC;
+    h.abi_major = ABI_MAJOR;
+    h.abi_minor = ABI_MINOR;
+    h.page_size = PAGE_SIZE as u32;
+    h.clock_offset = CLOCK_OFFSET as u32;
+    h.event_control_offset = EVENT_CONTROL_OFFSET as u32;
+    h.event_ring_offset = EVENT_RING_OFFSET as u32;
+    h.event_ring_len = EVENT_RING_LEN as u32;
+    h.clock_id = identity.clock_id;
+    abi::set_c_str(&mut h.model, &identity.model);
+    abi::set_c_str(&mut h.pci_address, &identity.pci_address);
+    abi::set_c_str(&mut h.name, name);
+}
+
+fn apply_permissions(file: &File, opts: &PageOptions, path: &Path) -> Result<(), WriterError> {
+    if let Some(gid) = opts.group {
+        fchown(file, None, Some(Gid::from_raw(gid)))
+            .map_err(|e| WriterError::io("chown", path, e.into()))?;
+    }
+    let mode = Mode::from_bits_truncate(opts.mode & 0o777);
+    fchmod(file, mode).map_err(|e| WriterError::io("chmod", path, e.into()))
+}
+
+fn lock(file: File, path: &Path, pid: u32) -> Result<Flock<File>, WriterError> {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        if e == nix::errno::Errno::EWOULDBLOCK {
+            WriterError::Busy {
+                path: path.into(),
+                pid,
+            }
+        } else {
+            WriterError::io("lock", path, e.into())
+        }
+    })
+}
