@@ -391,6 +391,10 @@ fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             Err(WriterError::Symlink { path: path.into() })
         }
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(WriterError::NotRegularFile {
+            path: path.into(),
+            found: "directory",
+        }),
         Err(e) => {
             // EACCES etc: say what is there if we can see it.
             if let Ok(meta) = fs::symlink_metadata(path) {

@@ -1,0 +1,207 @@
+//! Shared test helpers: private page directories, realistic snapshots of the system clock, and
+//! child processes (this test binary re-executed, optionally as `nobody`) for multi-process tests.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nicclock::{
+    counter, period_from_ns_per_tick, CounterKind, Identity, Leap, PageOptions, ServoFigures,
+    Snapshot, Status,
+};
+
+pub const NOBODY: u32 = 65534;
+pub const TAI_UTC: i32 = 37;
+
+/// A fresh directory for pages (mode 0755 so `nobody` can look up pages in it), removed on drop.
+pub struct PageDir {
+    pub path: PathBuf,
+}
+
+impl PageDir {
+    pub fn new(tag: &str) -> Self {
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
+        let path = PathBuf::from(format!(
+            "{base}/nicclock-test-{tag}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir_all(&path).expect("create page dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod page dir");
+        Self { path }
+    }
+
+    pub fn options(&self, name: &str) -> PageOptions {
+        PageOptions {
+            dir: self.path.clone(),
+            ..PageOptions::new(name)
+        }
+    }
+
+    pub fn page(&self, name: &str) -> PathBuf {
+        nicclock::page_path(&self.path, name)
+    }
+}
+
+impl Drop for PageDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn identity() -> Identity {
+    Identity {
+        model: "82576".into(),
+        pci_address: "0000:01:00.0".into(),
+        clock_id: Identity::eui64_from_mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
+    }
+}
+
+/// The counter's rate against CLOCK_REALTIME, measured once per test process over 50 ms.
+pub fn ns_per_tick(kind: CounterKind) -> f64 {
+    static RATE: OnceLock<(CounterKind, f64)> = OnceLock::new();
+    let (k, rate) = *RATE.get_or_init(|| {
+        let a = counter::sample_clock(kind, libc::CLOCK_REALTIME, 5);
+        std::thread::sleep(Duration::from_millis(50));
+        let b = counter::sample_clock(kind, libc::CLOCK_REALTIME, 5);
+        (
+            kind,
+            (b.clock_ns - a.clock_ns) as f64 / (b.counter - a.counter) as f64,
+        )
+    });
+    assert_eq!(k, kind, "one counter kind per test process");
+    rate
+}
+
+/// CLOCK_REALTIME in ns.
+pub fn realtime_ns() -> u64 {
+    counter::sample_clock(CounterKind::MonotonicRaw, libc::CLOCK_REALTIME, 1).clock_ns
+}
+
+/// A snapshot mapping the system clock (as TAI = UTC + 37 s) at the current counter value.
+pub fn system_snapshot(status: Status, error_bound_ns: u64) -> Snapshot {
+    let kind = counter::best_available();
+    let rate = ns_per_tick(kind);
+    let s = counter::sample_clock(kind, libc::CLOCK_REALTIME, 5);
+    let tai = s.clock_ns + TAI_UTC as u64 * 1_000_000_000;
+    Snapshot {
+        counter_kind: kind,
+        counter_value: s.counter,
+        counter_period: period_from_ns_per_tick(rate),
+        anchor_tai_ns: tai,
+        error_bound_ns,
+        error_growth_ppt: 10_000_000,
+        status,
+        leap: Leap::None,
+        leap_tai_s: 0,
+        tai_utc_offset_s: TAI_UTC,
+        updated_tai_ns: tai,
+        update_interval_ns: 100_000_000,
+        update_count: 0,
+        servo: ServoFigures {
+            offset_ns: -23,
+            freq_ppt: 100_000,
+            delay_ns: 500,
+            state: 2,
+        },
+    }
+}
+
+/// Name of the ignored test that child processes run; each test file defines it.
+pub const CHILD_ENTRY: &str = "child_entry";
+pub const ROLE_VAR: &str = "NICCLOCK_TEST_ROLE";
+
+/// This test binary, copied once into a world-readable directory so `nobody` can execute it.
+fn exe_for(uid: Option<u32>) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    if uid.is_none() {
+        return exe;
+    }
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = PathBuf::from(format!("/tmp/nicclock-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join(exe.file_name().unwrap());
+        std::fs::copy(&exe, &copy).expect("copy test binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    })
+    .clone()
+}
+
+/// A command that re-runs this test binary's `child_entry` with `role`, as `uid` (and its gid) if given.
+pub fn child_command(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Command {
+    if uid.is_some() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test drops to an unprivileged uid for its reader and must run as root (the CI does)"
+        );
+    }
+    let mut cmd = Command::new(exe_for(uid));
+    cmd.args([
+        "--ignored",
+        "--exact",
+        CHILD_ENTRY,
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env(ROLE_VAR, role)
+    .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    cmd
+}
+
+pub fn run_child(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Output {
+    child_command(role, env, uid).output().expect("spawn child")
+}
+
+pub fn spawn_child(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Child {
+    child_command(role, env, uid)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child")
+}
+
+/// Asserts a child succeeded, showing its output otherwise.
+pub fn assert_child_ok(role: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {role} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The role this process was started for, if it is a child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE_VAR).ok()
+}
+
+pub fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("child needs {name}"))
+}

@@ -1,0 +1,369 @@
+//! Writer → page → reader, in one process: time and error bound, UTC and leap seconds, staleness,
+//! status, identity, events (order, wake-up, overflow, timeout) and reuse of a page by a new writer.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{identity, realtime_ns, system_snapshot, PageDir, TAI_UTC};
+use nicclock::{counter, Clock, Error, EventKind, EventWait, Leap, Status, Urgency, Writer};
+
+const SEC: u64 = 1_000_000_000;
+
+fn next_event(clock: &mut Clock) -> nicclock::Event {
+    match clock
+        .wait_event(Some(Duration::from_secs(5)))
+        .expect("wait_event")
+    {
+        EventWait::Event(e) => e,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+#[test]
+fn now_is_the_published_clock_within_its_error_bound() {
+    let dir = PageDir::new("now");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let snap = system_snapshot(Status::Locked, 2_000);
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    for _ in 0..1000 {
+        let before = realtime_ns() + TAI_UTC as u64 * SEC;
+        let now = clock.now().unwrap();
+        let after = realtime_ns() + TAI_UTC as u64 * SEC;
+        assert_eq!(now.status, Status::Locked);
+        assert!(
+            now.error_bound_ns >= 2_000,
+            "bound {} below the anchor's",
+            now.error_bound_ns
+        );
+        assert!(
+            now.latest_ns() + 1_000 >= before && now.earliest_ns() <= after + 1_000,
+            "TAI {} ± {} not within the system clock's [{before}, {after}]",
+            now.time_ns,
+            now.error_bound_ns
+        );
+        let utc = clock.now_utc().unwrap();
+        let diff = now.time_ns as i128 - utc.time_ns as i128 - TAI_UTC as i128 * SEC as i128;
+        assert!(diff.abs() < 1_000_000, "TAI − UTC off by {diff} ns");
+    }
+    let (earliest, latest) = clock.bounds().unwrap();
+    assert!(earliest < latest && latest - earliest >= 4_000);
+    assert_eq!(clock.status().unwrap(), Status::Locked);
+}
+
+#[test]
+fn snapshot_and_identity_round_trip() {
+    let dir = PageDir::new("roundtrip");
+    let mut w = Writer::create(&dir.options("nic.0"), &identity()).unwrap();
+    let snap = system_snapshot(Status::Holdover, 123);
+    w.publish(&snap);
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "nic.0").unwrap();
+    let read = clock.snapshot().unwrap();
+    assert_eq!(
+        read,
+        nicclock::Snapshot {
+            update_count: 2,
+            ..snap
+        }
+    );
+    assert_eq!(clock.identity(), identity());
+    assert_eq!(clock.writer_pid(), std::process::id());
+    assert_eq!(
+        clock.identity().clock_id,
+        [0x52, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56]
+    );
+}
+
+#[test]
+fn no_time_before_the_first_update() {
+    let dir = PageDir::new("notime");
+    let _w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    assert!(
+        matches!(clock.now(), Err(Error::NoTimeYet)),
+        "{:?}",
+        clock.now()
+    );
+    assert_eq!(clock.status().unwrap(), Status::Unsynchronized);
+}
+
+#[test]
+fn a_page_older_than_its_max_age_is_stale() {
+    let dir = PageDir::new("stale");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Locked, 100);
+    snap.updated_tai_ns -= 2 * SEC; // last update 2 s ago, interval 100 ms: max age 1 s
+    w.publish(&snap);
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    match clock.now() {
+        Err(Error::Stale { age_ms, max_age_ms }) => {
+            assert!((2000..3000).contains(&age_ms), "age {age_ms}");
+            assert_eq!(max_age_ms, 1000);
+        }
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert!(matches!(clock.status(), Err(Error::Stale { .. })));
+    clock.set_max_age(Duration::from_secs(10));
+    assert_eq!(clock.now().unwrap().status, Status::Locked);
+
+    // A long update interval raises the default max age to 3 intervals.
+    snap.update_interval_ns = 2 * SEC;
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    assert!(
+        clock.now().is_ok(),
+        "2 s old with a 2 s interval is fresh: {:?}",
+        clock.now()
+    );
+}
+
+#[test]
+fn error_bound_grows_with_distance_from_the_anchor() {
+    let dir = PageDir::new("growth");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Holdover, 100);
+    // Move the anchor 0.5 s into the past; 1 ppm growth adds ~500 ns by now.
+    let ticks = (0.5e9 / common::ns_per_tick(snap.counter_kind)) as u64;
+    snap.counter_value -= ticks;
+    snap.anchor_tai_ns -= SEC / 2;
+    snap.error_growth_ppt = 1_000_000;
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let e = clock.now().unwrap().error_bound_ns;
+    assert!((100 + 450..100 + 700).contains(&e), "error bound {e}");
+    snap.error_bound_ns = u64::MAX;
+    w.publish(&snap);
+    assert_eq!(
+        clock.now().unwrap().error_bound_ns,
+        u64::MAX,
+        "unknown stays unknown"
+    );
+}
+
+#[test]
+fn utc_applies_a_leap_second_when_due() {
+    let dir = PageDir::new("leap");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Locked, 100);
+    let tai_s = snap.anchor_tai_ns / SEC;
+    snap.leap = Leap::Insert;
+    snap.leap_tai_s = tai_s + 3600; // announced, not due
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let gap = |c: &Clock| {
+        (c.now().unwrap().time_ns as i128 - c.now_utc().unwrap().time_ns as i128 + SEC as i128 / 2)
+            / SEC as i128
+    };
+    assert_eq!(gap(&clock), 37);
+    snap.leap_tai_s = tai_s - 1; // due
+    w.publish(&snap);
+    assert_eq!(gap(&clock), 38);
+    snap.leap = Leap::Delete;
+    w.publish(&snap);
+    assert_eq!(gap(&clock), 36);
+}
+
+#[test]
+fn stopped_and_lost_clocks_refuse_to_give_time() {
+    let dir = PageDir::new("stop");
+    let mut w = Writer::create(&dir.options("a"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 100));
+    let clock = Clock::open_in(&dir.path, "a").unwrap();
+    assert!(clock.now().is_ok());
+    drop(w);
+    assert!(
+        matches!(clock.now(), Err(Error::Unavailable(Status::Stopped))),
+        "{:?}",
+        clock.now()
+    );
+    assert_eq!(clock.status().unwrap(), Status::Stopped);
+    assert_eq!(clock.writer_pid(), 0);
+
+    let mut w = Writer::create(&dir.options("b"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 100));
+    let mut clock = Clock::open_in(&dir.path, "b").unwrap();
+    w.device_lost(0xffff_ffff);
+    assert!(matches!(
+        clock.now(),
+        Err(Error::Unavailable(Status::DeviceLost))
+    ));
+    let changed = next_event(&mut clock);
+    assert_eq!(
+        (changed.kind, changed.urgency),
+        (EventKind::StatusChanged, Urgency::Urgent)
+    );
+    assert_eq!(
+        (changed.detail, changed.magnitude),
+        (Status::Locked as u32, Status::DeviceLost as i64)
+    );
+    let lost = next_event(&mut clock);
+    assert_eq!(
+        (lost.kind, lost.urgency, lost.detail),
+        (EventKind::DeviceLost, Urgency::Urgent, 0xffff_ffff)
+    );
+    drop(w);
+    assert_eq!(
+        clock.status().unwrap(),
+        Status::DeviceLost,
+        "a lost device stays lost after shutdown"
+    );
+    assert_eq!(next_event(&mut clock).kind, EventKind::Stopped);
+}
+
+#[test]
+fn events_arrive_in_order_and_wake_a_sleeping_reader() {
+    let dir = PageDir::new("events");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locking, 100));
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let waiter = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut got = vec![];
+        while got.len() < 3 {
+            match clock.wait_event(None).unwrap() {
+                EventWait::Event(e) => got.push((e, start.elapsed())),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        got
+    });
+    std::thread::sleep(Duration::from_millis(200)); // the reader is asleep in FUTEX_WAIT now
+    w.post(EventKind::Step, Urgency::Notice, 1_500, 0, 0);
+    w.publish(&system_snapshot(Status::Locked, 100));
+    w.post(EventKind::FrequencyJump, Urgency::Notice, -42_000, 0, 0);
+    let got = waiter.join().unwrap();
+    let kinds: Vec<_> = got.iter().map(|(e, _)| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Step,
+            EventKind::StatusChanged,
+            EventKind::FrequencyJump
+        ]
+    );
+    assert_eq!(got[0].0.magnitude, 1_500);
+    assert_eq!(
+        (got[1].0.detail, got[1].0.magnitude),
+        (Status::Locking as u32, Status::Locked as i64)
+    );
+    assert!(
+        got.windows(2).all(|p| p[1].0.seq == p[0].0.seq + 1),
+        "numbers are consecutive"
+    );
+    assert!(
+        got[0].1 >= Duration::from_millis(150),
+        "the reader slept until the event"
+    );
+    let now = realtime_ns() + TAI_UTC as u64 * SEC;
+    assert!(
+        got[0].0.tai_ns.abs_diff(now) < SEC,
+        "event time is clock time"
+    );
+}
+
+#[test]
+fn ring_overflow_is_reported_then_every_remaining_event_delivered() {
+    let dir = PageDir::new("overflow");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let start = w.page().events.head.load(Ordering::Relaxed);
+    for i in 0..100 {
+        w.post(EventKind::Step, Urgency::Notice, i, 0, 1);
+    }
+    assert_eq!(
+        clock.wait_event(Some(Duration::ZERO)).unwrap(),
+        EventWait::Missed(36)
+    );
+    for i in 36..100 {
+        let e = next_event(&mut clock);
+        assert_eq!((e.seq, e.magnitude), (start + 1 + i as u64, i));
+    }
+    assert_eq!(
+        clock.wait_event(Some(Duration::from_millis(50))).unwrap(),
+        EventWait::TimedOut
+    );
+}
+
+#[test]
+fn wait_event_times_out_when_nothing_happens() {
+    let dir = PageDir::new("timeout");
+    let _w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        clock.wait_event(Some(Duration::from_millis(200))).unwrap(),
+        EventWait::TimedOut
+    );
+    assert!(start.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn history_replays_the_ring() {
+    let dir = PageDir::new("history");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 100));
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    clock.rewind_events();
+    let kinds: Vec<_> = (0..2).map(|_| next_event(&mut clock).kind).collect();
+    assert_eq!(kinds, [EventKind::Started, EventKind::StatusChanged]);
+}
+
+#[test]
+fn a_restarted_writer_reuses_the_page_and_readers_keep_working() {
+    let dir = PageDir::new("reuse");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 100));
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let inode = std::fs::metadata(dir.page("eth0")).unwrap();
+    drop(w);
+    let kinds: Vec<_> = (0..2).map(|_| next_event(&mut clock).kind).collect();
+    assert_eq!(kinds, [EventKind::StatusChanged, EventKind::Stopped]);
+
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(dir.page("eth0")).unwrap().ino(),
+        inode.ino(),
+        "same file, reused in place"
+    );
+    assert!(
+        matches!(clock.now(), Err(Error::NoTimeYet)),
+        "the old run's mapping is not served"
+    );
+    let e = next_event(&mut clock);
+    assert_eq!((e.kind, e.detail), (EventKind::Started, std::process::id()));
+    w.publish(&system_snapshot(Status::Locked, 100));
+    assert_eq!(
+        clock.now().unwrap().status,
+        Status::Locked,
+        "the old mapping sees the new writer"
+    );
+    assert_eq!(clock.snapshot().unwrap().update_count, 1);
+}
+
+#[test]
+fn a_monotonic_raw_page_reads_as_well_as_a_tsc_page() {
+    let dir = PageDir::new("monoraw");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let s = counter::sample_clock(nicclock::CounterKind::MonotonicRaw, libc::CLOCK_REALTIME, 5);
+    let tai = s.clock_ns + TAI_UTC as u64 * SEC;
+    w.publish(&nicclock::Snapshot {
+        counter_kind: nicclock::CounterKind::MonotonicRaw,
+        counter_value: s.counter,
+        counter_period: nicclock::period_from_ns_per_tick(1.0),
+        anchor_tai_ns: tai,
+        updated_tai_ns: tai,
+        ..system_snapshot(Status::Locked, 1_000)
+    });
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let before = realtime_ns() + TAI_UTC as u64 * SEC;
+    let now = clock.now().unwrap();
+    let after = realtime_ns() + TAI_UTC as u64 * SEC;
+    assert!(
+        now.latest_ns() + 1_000 >= before && now.earliest_ns() <= after + 1_000,
+        "{now:?} vs [{before}, {after}]"
+    );
+}
