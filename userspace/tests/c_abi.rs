@@ -1,0 +1,328 @@
+//! The C side: `include/nicclock.h` compiled by cc (C11) and c++ and checked field by field and
+//! constant by constant against the Rust ABI; the C camera example built against the library
+//! (shared and static) reading a page published by the test writer, events included.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{identity, realtime_ns, system_snapshot, PageDir, TAI_UTC};
+use nicclock::{EventKind, Status, Urgency, Writer};
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put libnicclock.{so,a} for this test build (next to the test binary).
+fn lib_dir() -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        deps.join("libnicclock.so").exists(),
+        "libnicclock.so not built next to {}",
+        deps.display()
+    );
+    deps
+}
+
+fn out_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nicclock-c-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn compile(compiler: &str, args: &[&str]) {
+    let out = Command::new(compiler)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        out.status.success(),
+        "{compiler} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn c_struct(rust: &str) -> &'static str {
+    match rust {
+        "Header" => "struct nicclock_header",
+        "ClockData" => "struct nicclock_clock_data",
+        "EventControl" => "struct nicclock_event_control",
+        "EventSlot" => "struct nicclock_event_slot",
+        "Page" => "struct nicclock_page",
+        other => panic!("no C struct for {other}"),
+    }
+}
+
+#[test]
+fn the_header_matches_the_rust_abi_field_by_field() {
+    let layout = nicclock::abi::layout_table();
+    let mut constants = nicclock::abi::constant_table();
+    constants.extend(nicclock::ffi::error_code_table());
+
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"nicclock.h\"\nint main(void) {\n",
+    );
+    for (s, f, _, _) in &layout {
+        let cs = c_struct(s);
+        c += &format!(
+            "  printf(\"{s}.{f} %zu %zu\\n\", offsetof({cs}, {f}), sizeof((({cs} *)0)->{f}));\n"
+        );
+    }
+    for s in ["Header", "ClockData", "EventControl", "EventSlot", "Page"] {
+        c += &format!(
+            "  printf(\"sizeof {s} %zu\\n\", sizeof({}));\n",
+            c_struct(s)
+        );
+    }
+    for (name, _) in &constants {
+        c += &format!("  printf(\"{name} %lld\\n\", (long long)({name}));\n");
+    }
+    c += "  return 0;\n}\n";
+    let dir = out_dir("layout");
+    std::fs::write(dir.join("layout.c"), &c).unwrap();
+    let include = crate_dir().join("include");
+    let exe = dir.join("layout");
+    compile(
+        "cc",
+        &[
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            include.to_str().unwrap(),
+            dir.join("layout.c").to_str().unwrap(),
+            "-o",
+            exe.to_str().unwrap(),
+        ],
+    );
+    let out = Command::new(&exe).output().unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+
+    let mut expected = String::new();
+    for (s, f, off, size) in &layout {
+        expected += &format!("{s}.{f} {off} {size}\n");
+    }
+    for (s, size) in [
+        ("Header", 256),
+        ("ClockData", 256),
+        ("EventControl", 64),
+        ("EventSlot", 32),
+        ("Page", 4096),
+    ] {
+        expected += &format!("sizeof {s} {size}\n");
+    }
+    for (name, value) in &constants {
+        expected += &format!("{name} {value}\n");
+    }
+    let diffs: Vec<String> = printed
+        .lines()
+        .zip(expected.lines())
+        .filter(|(c, r)| c != r)
+        .map(|(c, r)| format!("C: {c:<40} Rust: {r}"))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "C header and Rust ABI disagree:\n{}",
+        diffs.join("\n")
+    );
+    assert_eq!(printed.lines().count(), expected.lines().count());
+
+    // Every NICCLOCK_ constant the header defines is one the Rust side knows.
+    let header = std::fs::read_to_string(include.join("nicclock.h")).unwrap();
+    let known: Vec<&str> = constants.iter().map(|(n, _)| *n).collect();
+    for line in header.lines().filter_map(|l| l.strip_prefix("#define ")) {
+        let name = line.split_whitespace().next().unwrap();
+        assert!(
+            name == "NICCLOCK_H" || known.contains(&name),
+            "header defines {name}, unknown to the Rust ABI"
+        );
+    }
+}
+
+#[test]
+fn the_header_compiles_as_cplusplus() {
+    let dir = out_dir("cxx");
+    let src = dir.join("t.cc");
+    std::fs::write(&src, "#include \"nicclock.h\"\nint main() { nicclock_t *c = nullptr; nicclock_close(c); return 0; }\n").unwrap();
+    let include = crate_dir().join("include");
+    let lib = lib_dir();
+    compile(
+        "c++",
+        &[
+            "-std=c++17",
+            "-Wall",
+            "-Werror",
+            "-I",
+            include.to_str().unwrap(),
+            src.to_str().unwrap(),
+            "-L",
+            lib.to_str().unwrap(),
+            "-lnicclock",
+            "-o",
+            dir.join("t").to_str().unwrap(),
+        ],
+    );
+}
+
+fn build_camera(dir: &Path, static_link: bool) -> PathBuf {
+    let include = crate_dir().join("include");
+    let src = crate_dir().join("examples/camera.c");
+    let lib = lib_dir();
+    let exe = dir.join(if static_link {
+        "camera-static"
+    } else {
+        "camera"
+    });
+    let mut args = vec![
+        "-std=c11".to_string(),
+        "-D_GNU_SOURCE".into(),
+        "-Wall".into(),
+        "-Wextra".into(),
+        "-Werror".into(),
+    ];
+    args.extend([
+        "-I".into(),
+        include.display().to_string(),
+        src.display().to_string(),
+        "-o".into(),
+        exe.display().to_string(),
+    ]);
+    if static_link {
+        args.extend([
+            lib.join("libnicclock.a").display().to_string(),
+            "-lpthread".into(),
+            "-ldl".into(),
+            "-lm".into(),
+        ]);
+    } else {
+        args.extend([
+            "-L".into(),
+            lib.display().to_string(),
+            "-lnicclock".into(),
+            "-lpthread".into(),
+            format!("-Wl,-rpath,{}", lib.display()),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    compile("cc", &args);
+    exe
+}
+
+#[test]
+fn the_camera_example_stamps_frames_from_a_published_page() {
+    let dir = PageDir::new("camera");
+    let mut w = Writer::create(&dir.options("cam"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 5_000));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+                w.publish(&system_snapshot(Status::Locked, 5_000));
+                n += 1;
+                if n % 5 == 0 {
+                    w.post(EventKind::Step, Urgency::Notice, 777, 0, 0);
+                }
+            }
+            w
+        }
+    });
+    let build = out_dir("camera");
+    for static_link in [false, true] {
+        let exe = build_camera(&build, static_link);
+        let before = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
+        let out = Command::new(&exe)
+            .args([
+                "--dir",
+                dir.path.to_str().unwrap(),
+                "--page",
+                "cam",
+                "--frames",
+                "30",
+                "--fps",
+                "60",
+            ])
+            .output()
+            .unwrap();
+        let after = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "camera failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames: Vec<&str> = stdout.lines().filter(|l| l.starts_with("frame ")).collect();
+        assert_eq!(frames.len(), 30, "{stdout}");
+        let mut last = 0.0;
+        for f in &frames {
+            // frame N tai SEC.NSEC err E ns LOCKED
+            let w: Vec<&str> = f.split_whitespace().collect();
+            assert_eq!(
+                (w[2], w[4], w[6], w[7]),
+                ("tai", "err", "ns", "LOCKED"),
+                "{f}"
+            );
+            let t: f64 = w[3].parse().unwrap();
+            let err: u64 = w[5].parse().unwrap();
+            assert!(err >= 5_000, "{f}");
+            let t_ns = (t * 1e9) as u64;
+            assert!(
+                t_ns + err + 1_000_000 >= before && t_ns <= after + err + 1_000_000,
+                "{f} outside [{before}, {after}]"
+            );
+            assert!(t > last, "frames go forward: {f}");
+            last = t;
+        }
+        assert!(stdout.contains("30 frames, 0 unstamped"), "{stdout}");
+        if !static_link {
+            assert!(
+                stdout.contains("kind 3 urgency 1 magnitude 777"),
+                "the event thread saw the step:\n{stdout}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(publisher.join().unwrap()); // the writer stops: page STOPPED
+
+    let exe = build_camera(&build, false);
+    let out = Command::new(&exe)
+        .args([
+            "--dir",
+            dir.path.to_str().unwrap(),
+            "--page",
+            "cam",
+            "--frames",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("unstamped: clock unavailable: the page says STOPPED"),
+        "{stdout}"
+    );
+
+    let out = Command::new(&exe)
+        .args(["--dir", dir.path.to_str().unwrap(), "--page", "missing"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nicclockd is probably not running"));
+    let out = Command::new(&exe)
+        .args(["--frames", "zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}

@@ -1,0 +1,181 @@
+//! Multi-process torn-read stress: one writer publishes self-checking snapshots at ≥ 10 kHz while
+//! 4 reader processes read for 10 s (NICCLOCK_STRESS_SECONDS overrides); every read must be whole.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{assert_child_ok, env_var, identity, spawn_child, PageDir};
+use nicclock::{Clock, CounterKind, Error, Leap, ServoFigures, Snapshot, Status, Writer};
+
+const READERS: usize = 4;
+const RATE_HZ: u64 = 20_000;
+const TIME_STEP: u64 = 1_000_003;
+
+/// Every field is a different function of the generation `g`, so any mix of two updates shows.
+/// The period is 0, so `now()` returns exactly `anchor_tai_ns` and the anchor's error bound.
+fn expected(g: u64) -> Snapshot {
+    Snapshot {
+        counter_kind: if g % 2 == 0 {
+            CounterKind::Tsc
+        } else {
+            CounterKind::MonotonicRaw
+        },
+        counter_value: g.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        counter_period: 0,
+        anchor_tai_ns: g * TIME_STEP,
+        error_bound_ns: g * 7 + 13,
+        error_growth_ppt: g ^ 0x5555,
+        status: [
+            Status::Unsynchronized,
+            Status::Locking,
+            Status::Locked,
+            Status::Holdover,
+        ][(g / 256 % 4) as usize],
+        leap: [Leap::None, Leap::Insert, Leap::Delete][(g / 256 % 3) as usize],
+        leap_tai_s: g * 3,
+        tai_utc_offset_s: (g % 1000) as i32,
+        updated_tai_ns: g * TIME_STEP,
+        update_interval_ns: 1_000_000_000 + g,
+        update_count: g,
+        servo: ServoFigures {
+            offset_ns: -(g as i64),
+            freq_ppt: (g * 11) as i64,
+            delay_ns: g * 13,
+            state: (g % 4) as u32,
+        },
+    }
+}
+
+#[test]
+#[ignore = "entry point of the reader processes the stress test starts"]
+fn child_entry() {
+    let dir = std::path::PathBuf::from(env_var("PAGE_DIR"));
+    let seconds: f64 = env_var("SECONDS").parse().unwrap();
+    let clock = Clock::open_in(&dir, "stress").unwrap();
+    let (mut reads, mut torn, mut stuck, mut generations, mut last) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        for _ in 0..64 {
+            match clock.snapshot() {
+                Ok(s) => {
+                    if s != expected(s.update_count) {
+                        torn += 1;
+                        eprintln!("torn snapshot: {s:?}");
+                    }
+                    if s.update_count < last {
+                        torn += 1;
+                        eprintln!("generation went back from {last} to {}", s.update_count);
+                    }
+                    if s.update_count != last {
+                        generations += 1;
+                        last = s.update_count;
+                    }
+                }
+                Err(Error::WriterStuck) => stuck += 1,
+                Err(e) => panic!("snapshot: {e}"),
+            }
+            match clock.now() {
+                Ok(now) => {
+                    let g = now.time_ns / TIME_STEP;
+                    if now.time_ns % TIME_STEP != 0 || now.error_bound_ns != g * 7 + 13 {
+                        torn += 1;
+                        eprintln!("torn now(): {now:?}");
+                    }
+                }
+                Err(Error::WriterStuck) => stuck += 1,
+                Err(e) => panic!("now: {e}"),
+            }
+            reads += 2;
+        }
+    }
+    println!("reader reads {reads} generations {generations} torn {torn} stuck {stuck}");
+}
+
+#[test]
+fn no_reader_process_ever_sees_a_torn_snapshot() {
+    let seconds: f64 =
+        std::env::var("NICCLOCK_STRESS_SECONDS").map_or(10.0, |s| s.parse().unwrap());
+    let dir = PageDir::new("stress");
+    let mut w = Writer::create(&dir.options("stress"), &identity()).unwrap();
+    w.publish(&expected(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            // Paced at RATE_HZ on average: a writer descheduled for a while catches up in a burst.
+            let start = Instant::now();
+            let mut g = 1;
+            while !stop.load(Ordering::Relaxed) {
+                let due = start.elapsed().as_nanos() as u64 * RATE_HZ / 1_000_000_000 + 1;
+                while g < due {
+                    g += 1;
+                    w.publish(&expected(g));
+                }
+                std::thread::yield_now();
+            }
+            (g - 1, start.elapsed())
+        }
+    });
+    let env = vec![
+        ("PAGE_DIR", dir.path.display().to_string()),
+        ("SECONDS", seconds.to_string()),
+    ];
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| spawn_child("stress", &env, None))
+        .collect();
+    let outputs: Vec<_> = readers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let (updates, elapsed) = writer.join().unwrap();
+    let rate = updates as f64 / elapsed.as_secs_f64();
+    println!(
+        "writer: {updates} updates in {:.1} s = {rate:.0} Hz",
+        elapsed.as_secs_f64()
+    );
+    assert!(
+        rate >= 10_000.0,
+        "writer published at {rate:.0} Hz, below 10 kHz"
+    );
+
+    let (mut total_reads, mut total_torn, mut total_stuck) = (0, 0, 0);
+    for (i, out) in outputs.iter().enumerate() {
+        let stdout = assert_child_ok("stress reader", out);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("reader "))
+            .expect("reader summary");
+        let num = |key: &str| -> u64 {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == key).unwrap();
+            words[at + 1].parse().unwrap()
+        };
+        println!(
+            "reader {i}: reads {} generations {} torn {} stuck {}",
+            num("reads"),
+            num("generations"),
+            num("torn"),
+            num("stuck")
+        );
+        assert!(
+            num("generations") >= 1000,
+            "reader {i} saw only {} updates",
+            num("generations")
+        );
+        total_reads += num("reads");
+        total_torn += num("torn");
+        total_stuck += num("stuck");
+    }
+    println!("total: {READERS} reader processes, {total_reads} reads, {total_torn} torn, {total_stuck} stuck, {seconds} s");
+    assert_eq!(total_torn, 0, "torn reads");
+    assert_eq!(total_stuck, 0, "reads that gave up on the writer");
+    assert!(
+        total_reads > 1_000_000,
+        "too few reads to mean anything: {total_reads}"
+    );
+}
