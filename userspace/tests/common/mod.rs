@@ -126,23 +126,32 @@ pub fn system_snapshot(status: Status, error_bound_ns: u64) -> Snapshot {
 pub const CHILD_ENTRY: &str = "child_entry";
 pub const ROLE_VAR: &str = "NICCLOCK_TEST_ROLE";
 
-/// This test binary, copied once into a world-readable directory so `nobody` can execute it.
+/// This test binary, copied into a world-readable directory when `nobody` must execute it.
 fn exe_for(uid: Option<u32>) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    if uid.is_none() {
-        return exe;
+    match uid {
+        None => exe,
+        Some(_) => world_executable(&exe),
     }
-    static COPY: OnceLock<PathBuf> = OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir = PathBuf::from(format!("/tmp/nicclock-test-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = dir.join(exe.file_name().unwrap());
-        std::fs::copy(&exe, &copy).expect("copy test binary");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-        copy
-    })
-    .clone()
+}
+
+/// A copy of `exe` that any user can execute (the checkout may sit below a 0700 home directory).
+pub fn world_executable(exe: &Path) -> PathBuf {
+    let dir = PathBuf::from(format!("/tmp/nicclock-test-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join(exe.file_name().unwrap());
+    if !copy.exists() {
+        let temp = dir.join(format!(
+            ".{}.{}",
+            exe.file_name().unwrap().to_string_lossy(),
+            unique()
+        ));
+        std::fs::copy(exe, &temp).expect("copy executable");
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&temp, &copy).unwrap();
+    }
+    copy
 }
 
 /// A command that re-runs this test binary's `child_entry` with `role`, as `uid` (and its gid) if given.

@@ -9,15 +9,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Read disciplined NIC time published by nicclockd.
+/// Read disciplined NIC PTP-clock time that nicclockd publishes in shared memory.
 #[derive(Parser, Debug)]
-#[command(name = "nicclock", version, about, long_about = None)]
+#[command(name = "nicclock", version)]
 pub struct Cli {
     /// Directory holding the time pages.
     #[arg(long, global = true, default_value = nicclock::abi::DEFAULT_DIR, value_name = "DIR")]
     pub dir: PathBuf,
     /// Page to read (the part after `nicclock-`); default: the only page in DIR.
-    #[arg(long, short, global = true, value_name = "NAME")]
+    #[arg(long, short, global = true, value_name = "NAME", value_parser = parse_page_name)]
     pub page: Option<String>,
     /// Treat the page as stale after this many seconds without an update (default: 3 update
     /// intervals, at least 1 s).
@@ -75,6 +75,12 @@ pub enum TimeFormat {
     Ns,
     /// RFC 3339 with nanoseconds (`Z` for UTC, ` TAI` suffix for TAI).
     Rfc3339,
+}
+
+fn parse_page_name(s: &str) -> Result<String, String> {
+    nicclock::validate_name(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {

@@ -1,0 +1,368 @@
+//! The `nicclock` CLI against live and broken pages: every subcommand's output, and every kind of
+//! bad input with its message and exit code (1 runtime, 2 usage), never a panic.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::{identity, realtime_ns, system_snapshot, PageDir, NOBODY, TAI_UTC};
+use nicclock::{EventKind, PageOptions, Status, Urgency, Writer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nicclock");
+
+/// A page kept fresh by a publishing thread (every 50 ms), which also posts a STEP each 200 ms
+/// when `steps` is set.
+struct LivePage {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LivePage {
+    fn start(opts: PageOptions, steps: bool) -> Self {
+        let mut w = Writer::create(&opts, &identity()).unwrap();
+        w.publish(&system_snapshot(Status::Locked, 1_000));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                for n in 1u64.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    w.publish(&system_snapshot(Status::Locked, 1_000));
+                    if steps && n % 4 == 0 {
+                        w.post(EventKind::Step, Urgency::Notice, 1_500, 0, 0);
+                    }
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LivePage {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.take().unwrap().join();
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run nicclock")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts exit `code` and that stderr names every one of `words`; never a panic.
+fn fails(o: &Output, code: i32, words: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit status {:?}; stderr: {err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for w in words {
+        assert!(err.contains(w), "stderr {err:?} lacks {w:?}");
+    }
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "nicclock failed: {}\n{}",
+        o.status,
+        stderr(o)
+    );
+    stdout(o)
+}
+
+#[test]
+fn now_prints_tai_or_utc_with_bound_and_status() {
+    let dir = PageDir::new("cli-now");
+    let _live = LivePage::start(dir.options("eth0"), false);
+    let d = dir.path.to_str().unwrap();
+    let before = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
+    let out = ok(&run(&["--dir", d, "now"]));
+    let after = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
+    let w: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!((w.len(), w[2], w[3]), (4, "ns", "LOCKED"), "{out}");
+    let t: u64 = w[0].parse().unwrap();
+    let err: u64 = w[1].trim_start_matches('±').parse().unwrap();
+    assert!(
+        t + err + 1_000_000 >= before && t <= after + err + 1_000_000,
+        "{t} vs [{before}, {after}]"
+    );
+
+    let out = ok(&run(&[
+        "--dir", d, "--page", "eth0", "now", "--utc", "--format", "rfc3339",
+    ]));
+    let stamp = out.split_whitespace().next().unwrap();
+    let utc = humantime::parse_rfc3339(stamp).unwrap();
+    let skew = utc
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
+        - realtime_ns() as i128;
+    assert!(
+        skew.abs() < 2_000_000_000,
+        "UTC {stamp} is {skew} ns off the system clock"
+    );
+    let out = ok(&run(&["--dir", d, "now", "--format", "rfc3339"]));
+    assert!(out.contains(" TAI ±"), "TAI is labelled: {out}");
+}
+
+#[test]
+fn status_list_watch_and_events() {
+    let dir = PageDir::new("cli-status");
+    let _live = LivePage::start(dir.options("eth0"), true);
+    let d = dir.path.to_str().unwrap();
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    assert_eq!(json["status"], "LOCKED");
+    assert_eq!(json["stale"], false);
+    assert_eq!(json["model"], "82576");
+    assert_eq!(json["pci_address"], "0000:01:00.0");
+    assert_eq!(json["clock_id"], "52:54:00:ff:fe:12:34:56");
+    assert_eq!(json["servo_offset_ns"], -23);
+    assert_eq!(json["servo_freq_ppb"], 100.0);
+    assert_eq!(json["tai_utc_offset_s"], 37);
+    assert_eq!(json["writer_pid"], std::process::id());
+    assert!(json["update_count"].as_u64().unwrap() >= 1);
+
+    let text = ok(&run(&["--dir", d, "status"]));
+    assert!(
+        text.contains("status      LOCKED")
+            && text.contains("offset -23 s2 freq +100.000 ppb delay 500"),
+        "{text}"
+    );
+
+    let list = ok(&run(&["--dir", d, "list"]));
+    assert!(
+        list.starts_with("eth0\tLOCKED\t82576 0000:01:00.0"),
+        "{list}"
+    );
+
+    let watch = ok(&run(&[
+        "--dir",
+        d,
+        "watch",
+        "--count",
+        "3",
+        "--interval",
+        "0.1",
+    ]));
+    let lines: Vec<&str> = watch.lines().collect();
+    assert_eq!(lines.len(), 3, "{watch}");
+    for l in lines {
+        assert!(
+            l.contains("LOCKED") && l.contains("offset      -23 ns freq +100.000 ppb error ±"),
+            "{l}"
+        );
+    }
+
+    let events = ok(&run(&[
+        "--dir",
+        d,
+        "events",
+        "--count",
+        "2",
+        "--timeout",
+        "5",
+    ]));
+    let lines: Vec<&str> = events.lines().collect();
+    assert_eq!(lines.len(), 2, "{events}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("notice STEP step +1500 ns")),
+        "{events}"
+    );
+    let history = ok(&run(&[
+        "--dir",
+        d,
+        "events",
+        "--history",
+        "--count",
+        "1",
+        "--timeout",
+        "5",
+    ]));
+    assert!(history.contains("info STARTED writer pid"), "{history}");
+}
+
+#[test]
+fn missing_pages_say_the_daemon_is_probably_not_running() {
+    let dir = PageDir::new("cli-missing");
+    let d = dir.path.to_str().unwrap();
+    let o = run(&["--dir", d, "--page", "eth9", "now"]);
+    fails(
+        &o,
+        1,
+        &[
+            "no time page at",
+            "nicclock-eth9",
+            "nicclockd is probably not running",
+        ],
+    );
+    let o = run(&["--dir", d, "now"]);
+    fails(
+        &o,
+        1,
+        &["no time page in", "nicclockd is probably not running"],
+    );
+    let gone = dir.path.join("gone");
+    let o = run(&["--dir", gone.to_str().unwrap(), "status"]);
+    fails(
+        &o,
+        1,
+        &["no time page in", "nicclockd is probably not running"],
+    );
+    let o = run(&["--dir", d, "list"]);
+    assert!(
+        ok(&o).contains("no time pages in"),
+        "list of an empty dir is not an error"
+    );
+}
+
+#[test]
+fn ambiguous_page_choice_lists_the_candidates() {
+    let dir = PageDir::new("cli-two");
+    let _a = LivePage::start(dir.options("a"), false);
+    let _b = LivePage::start(dir.options("b"), false);
+    fails(
+        &run(&["--dir", dir.path.to_str().unwrap(), "now"]),
+        1,
+        &["2 pages", "--page", "a, b"],
+    );
+}
+
+#[test]
+fn broken_pages_are_named_and_refused() {
+    let dir = PageDir::new("cli-broken");
+    let d = dir.path.to_str().unwrap();
+    std::fs::write(dir.page("garbage"), vec![0x5Au8; 4096]).unwrap();
+    fails(
+        &run(&["--dir", d, "-p", "garbage", "now"]),
+        1,
+        &["nicclock-garbage is not a nicclock time page", "NICCLOCK"],
+    );
+    std::fs::write(dir.page("short"), b"hello").unwrap();
+    fails(
+        &run(&["--dir", d, "-p", "short", "status"]),
+        1,
+        &["5 bytes, a page is 4096"],
+    );
+    std::os::unix::fs::symlink("/etc/passwd", dir.page("link")).unwrap();
+    fails(
+        &run(&["--dir", d, "-p", "link", "now"]),
+        1,
+        &["symbolic link"],
+    );
+
+    drop(Writer::create(&dir.options("future"), &identity()).unwrap());
+    let mut bytes = std::fs::read(dir.page("future")).unwrap();
+    bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
+    std::fs::write(dir.page("future"), &bytes).unwrap();
+    fails(
+        &run(&["--dir", d, "-p", "future", "now"]),
+        1,
+        &["page ABI 7.x", "this reader speaks 1.x"],
+    );
+
+    let list = ok(&run(&["--dir", d, "list"]));
+    assert!(
+        list.contains("garbage\tunreadable:") && list.contains("future\tunreadable:"),
+        "{list}"
+    );
+}
+
+#[test]
+fn stale_and_stopped_pages_give_no_time() {
+    let dir = PageDir::new("cli-stale");
+    let d = dir.path.to_str().unwrap();
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Locked, 1_000);
+    snap.updated_tai_ns -= 5_000_000_000;
+    w.publish(&snap);
+    fails(
+        &run(&["--dir", d, "now"]),
+        1,
+        &["stale", "nicclockd is stuck or was killed"],
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    assert_eq!(json["stale"], true);
+    ok(&run(&["--dir", d, "--max-age", "60", "now"]));
+    drop(w);
+    fails(&run(&["--dir", d, "now"]), 1, &["STOPPED"]);
+    fails(
+        &run(&["--dir", d, "events", "--timeout", "0.2"]),
+        1,
+        &["no event within 0.2 s"],
+    );
+}
+
+#[test]
+fn an_unreadable_page_is_a_permission_error_for_an_unprivileged_user() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs the CLI as nobody and must run as root"
+    );
+    let dir = PageDir::new("cli-perm");
+    let _live = LivePage::start(
+        PageOptions {
+            mode: 0o600,
+            ..dir.options("eth0")
+        },
+        false,
+    );
+    use std::os::unix::process::CommandExt;
+    let o = Command::new(common::world_executable(std::path::Path::new(BIN)))
+        .args(["--dir", dir.path.to_str().unwrap(), "now"])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    fails(&o, 1, &["permission denied", "--page-group"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["--bogus"],
+        vec![],
+        vec!["now", "--format", "xml"],
+        vec!["watch", "--interval", "-1"],
+        vec!["watch", "--count", "many"],
+        vec!["events", "--timeout", "abc"],
+        vec!["--max-age", "0", "now"],
+        vec!["--page", "a/b", "now"],
+        vec!["--page", "", "now"],
+        vec!["frobnicate"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        let explained = err.contains("error:") || (args.is_empty() && err.contains("Usage:"));
+        assert!(explained && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    let o = run(&["--page", "a/b", "now"]);
+    assert!(stderr(&o).contains("contains '/'"), "{}", stderr(&o));
+}
