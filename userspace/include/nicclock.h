@@ -89,24 +89,27 @@ struct nicclock_header {
  * changed. tai_ns = anchor_tai_ns + ((int64_t)(counter - counter_value) * counter_period >> 48).
  */
 struct nicclock_clock_data {
+	/* first cache line: everything nicclock_gettime() needs */
 	uint32_t seq;
 	uint32_t counter_kind;
 	uint64_t counter_value;
 	uint64_t counter_period;
 	uint64_t anchor_tai_ns;
-	uint64_t error_bound_ns;   /* UINT64_MAX: unknown */
-	uint64_t error_growth_ppt; /* ps per s */
+	uint64_t error_bound_ns;     /* UINT64_MAX: unknown */
+	uint32_t error_growth_ppt;   /* ps per s */
 	uint32_t status;
-	uint32_t leap;
-	int32_t tai_utc_offset_s;
-	uint32_t servo_state;
-	uint64_t leap_tai_s;
-	uint64_t updated_tai_ns;
+	uint64_t updated_tai_ns;     /* 0: no time published yet */
 	uint64_t update_interval_ns;
-	uint64_t update_count;     /* 0: no time published yet */
+	/* second cache line: for displays */
+	uint64_t update_count;
+	int32_t tai_utc_offset_s;
+	uint32_t leap;
+	uint64_t leap_tai_s;
 	int64_t servo_offset_ns;
 	int64_t servo_freq_ppt;
 	uint64_t servo_delay_ns;
+	uint32_t servo_state;
+	uint32_t _reserved0;
 	uint64_t _reserved[17];
 };
 

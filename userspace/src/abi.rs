@@ -247,6 +247,7 @@ pub struct Header {
 
 /// The seqlock-protected counter→time mapping. A reader computes
 /// `tai_ns = anchor_tai_ns + (counter_now − counter_value) × counter_period / 2^48`.
+/// Everything `now()` needs sits in the first 64 bytes (one cache line); the rest is for displays.
 #[repr(C)]
 pub struct ClockData {
     /// Sequence word: odd while the writer is updating this block.
@@ -261,30 +262,31 @@ pub struct ClockData {
     pub anchor_tai_ns: AtomicU64,
     /// Error bound at the anchor, ns. `u64::MAX` means unknown.
     pub error_bound_ns: AtomicU64,
-    /// Growth of the error bound away from the anchor, in ps per s (ppt).
-    pub error_growth_ppt: AtomicU64,
+    /// Growth of the error bound away from the anchor, in ps per s (ppt; at most ~4290 ppm).
+    pub error_growth_ppt: AtomicU32,
     /// [`Status`].
     pub status: AtomicU32,
-    /// [`Leap`].
-    pub leap: AtomicU32,
+    /// Clock time (TAI ns) when this block was last written; 0 before the writer's first update.
+    pub updated_tai_ns: AtomicU64,
+    /// Nominal interval between updates, ns (readers call a page stale after 3 of them, ≥ 1 s).
+    pub update_interval_ns: AtomicU64,
+    /// Number of updates published by the current writer.
+    pub update_count: AtomicU64,
     /// TAI − UTC in seconds (37 since 2017).
     pub tai_utc_offset_s: AtomicI32,
-    /// Daemon servo state (linuxptp numbering: 0 unlocked, 1 jump, 2 locked, 3 locked stable).
-    pub servo_state: AtomicU32,
+    /// [`Leap`].
+    pub leap: AtomicU32,
     /// TAI second at which a pending leap takes effect (0 when none).
     pub leap_tai_s: AtomicU64,
-    /// Clock time (TAI ns) when this block was last written.
-    pub updated_tai_ns: AtomicU64,
-    /// Nominal interval between updates, ns.
-    pub update_interval_ns: AtomicU64,
-    /// Number of updates published (0: no time yet).
-    pub update_count: AtomicU64,
     /// Last measured offset of the clock from its reference, ns.
     pub servo_offset_ns: AtomicI64,
     /// Last frequency correction, ppt (0.001 ppb).
     pub servo_freq_ppt: AtomicI64,
     /// Last measurement window ("delay" in linuxptp), ns.
     pub servo_delay_ns: AtomicU64,
+    /// Daemon servo state (linuxptp numbering: 0 unlocked, 1 jump, 2 locked, 3 locked stable).
+    pub servo_state: AtomicU32,
+    pub _reserved0: u32,
     pub _reserved: [AtomicU64; 17],
 }
 
@@ -358,17 +360,17 @@ const _: () = {
     assert!(offset_of!(ClockData, anchor_tai_ns) == 24);
     assert!(offset_of!(ClockData, error_bound_ns) == 32);
     assert!(offset_of!(ClockData, error_growth_ppt) == 40);
-    assert!(offset_of!(ClockData, status) == 48);
-    assert!(offset_of!(ClockData, leap) == 52);
-    assert!(offset_of!(ClockData, tai_utc_offset_s) == 56);
-    assert!(offset_of!(ClockData, servo_state) == 60);
-    assert!(offset_of!(ClockData, leap_tai_s) == 64);
-    assert!(offset_of!(ClockData, updated_tai_ns) == 72);
-    assert!(offset_of!(ClockData, update_interval_ns) == 80);
-    assert!(offset_of!(ClockData, update_count) == 88);
-    assert!(offset_of!(ClockData, servo_offset_ns) == 96);
-    assert!(offset_of!(ClockData, servo_freq_ppt) == 104);
-    assert!(offset_of!(ClockData, servo_delay_ns) == 112);
+    assert!(offset_of!(ClockData, status) == 44);
+    assert!(offset_of!(ClockData, updated_tai_ns) == 48);
+    assert!(offset_of!(ClockData, update_interval_ns) == 56);
+    assert!(offset_of!(ClockData, update_count) == 64);
+    assert!(offset_of!(ClockData, tai_utc_offset_s) == 72);
+    assert!(offset_of!(ClockData, leap) == 76);
+    assert!(offset_of!(ClockData, leap_tai_s) == 80);
+    assert!(offset_of!(ClockData, servo_offset_ns) == 88);
+    assert!(offset_of!(ClockData, servo_freq_ppt) == 96);
+    assert!(offset_of!(ClockData, servo_delay_ns) == 104);
+    assert!(offset_of!(ClockData, servo_state) == 112);
     assert!(offset_of!(EventControl, futex) == 0);
     assert!(offset_of!(EventControl, head) == 8);
     assert!(offset_of!(EventSlot, seq) == 0);
@@ -394,10 +396,10 @@ pub fn layout_table() -> Vec<(&'static str, &'static str, usize, usize)> {
         Header.model: [u8; 32], Header.pci_address: [u8; 16], Header.name: [u8; 64],
         ClockData.seq: u32, ClockData.counter_kind: u32, ClockData.counter_value: u64,
         ClockData.counter_period: u64, ClockData.anchor_tai_ns: u64, ClockData.error_bound_ns: u64,
-        ClockData.error_growth_ppt: u64, ClockData.status: u32, ClockData.leap: u32,
-        ClockData.tai_utc_offset_s: i32, ClockData.servo_state: u32, ClockData.leap_tai_s: u64,
-        ClockData.updated_tai_ns: u64, ClockData.update_interval_ns: u64, ClockData.update_count: u64,
-        ClockData.servo_offset_ns: i64, ClockData.servo_freq_ppt: i64, ClockData.servo_delay_ns: u64,
+        ClockData.error_growth_ppt: u32, ClockData.status: u32, ClockData.updated_tai_ns: u64,
+        ClockData.update_interval_ns: u64, ClockData.update_count: u64, ClockData.tai_utc_offset_s: i32,
+        ClockData.leap: u32, ClockData.leap_tai_s: u64, ClockData.servo_offset_ns: i64,
+        ClockData.servo_freq_ppt: i64, ClockData.servo_delay_ns: u64, ClockData.servo_state: u32,
         EventControl.futex: u32, EventControl.head: u64,
         EventSlot.seq: u64, EventSlot.tai_ns: u64, EventSlot.magnitude: i64, EventSlot.kind: u16,
         EventSlot.urgency: u16, EventSlot.detail: u32,
@@ -416,10 +418,7 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_EVENT_RING_LEN", EVENT_RING_LEN as i128),
         ("NICCLOCK_PERIOD_SHIFT", PERIOD_SHIFT as i128),
         ("NICCLOCK_COUNTER_TSC", CounterKind::Tsc as i128),
-        (
-            "NICCLOCK_COUNTER_MONOTONIC_RAW",
-            CounterKind::MonotonicRaw as i128,
-        ),
+        ("NICCLOCK_COUNTER_MONOTONIC_RAW", CounterKind::MonotonicRaw as i128),
         ("NICCLOCK_LEAP_NONE", Leap::None as i128),
         ("NICCLOCK_LEAP_INSERT", Leap::Insert as i128),
         ("NICCLOCK_LEAP_DELETE", Leap::Delete as i128),

@@ -25,17 +25,9 @@ pub enum Error {
         "{path} uses page ABI {found}.x but this reader speaks {supported}.x: install matching \
          versions of nicclock and nicclockd"
     )]
-    IncompatibleAbi {
-        path: PathBuf,
-        found: u16,
-        supported: u16,
-    },
+    IncompatibleAbi { path: PathBuf, found: u16, supported: u16 },
     #[error("cannot {action} {path}: {err}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        err: io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, err: io::Error },
     #[error(
         "time page is stale: last update {age_ms} ms ago, more than the allowed {max_age_ms} ms \
          (nicclockd is stuck or was killed; check its log)"
@@ -69,50 +61,24 @@ pub enum WriterError {
         "{path} is owned by uid {owner}, not by this writer (uid {expected}); refusing to reuse \
          it: remove it or pick another page name"
     )]
-    ForeignOwner {
-        path: PathBuf,
-        owner: u32,
-        expected: u32,
-    },
-    #[error(
-        "{path} is {size} bytes, a time page is {expected}; remove it or pick another page name"
-    )]
-    WrongSize {
-        path: PathBuf,
-        size: u64,
-        expected: usize,
-    },
+    ForeignOwner { path: PathBuf, owner: u32, expected: u32 },
+    #[error("{path} is {size} bytes, a time page is {expected}; remove it or pick another page name")]
+    WrongSize { path: PathBuf, size: u64, expected: usize },
     #[error("{path} is not a nicclock page ({reason}); remove it or pick another page name")]
     NotOurPage { path: PathBuf, reason: String },
     #[error(
         "{path} was written with page ABI {found}.x (this writer uses {ours}.x); stop its readers, \
          remove it and start again"
     )]
-    AbiMismatch {
-        path: PathBuf,
-        found: u16,
-        ours: u16,
-    },
+    AbiMismatch { path: PathBuf, found: u16, ours: u16 },
     #[error("{path} belongs to clock {found}, not {expected}; pick another page name")]
-    IdentityMismatch {
-        path: PathBuf,
-        found: String,
-        expected: String,
-    },
+    IdentityMismatch { path: PathBuf, found: String, expected: String },
     #[error("{path} is being published by another writer (pid {pid}); stop it first")]
     Busy { path: PathBuf, pid: u32 },
     #[error("identity field {field} too long: {value:?} (at most {max} bytes)")]
-    IdentityTooLong {
-        field: &'static str,
-        value: String,
-        max: usize,
-    },
+    IdentityTooLong { field: &'static str, value: String, max: usize },
     #[error("cannot {action} {path}: {err}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        err: io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, err: io::Error },
 }
 
 impl Error {
@@ -121,21 +87,13 @@ impl Error {
         match source.kind() {
             io::ErrorKind::NotFound => Error::NotFound { path },
             io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
-            _ => Error::Io {
-                action,
-                path,
-                err: source,
-            },
+            _ => Error::Io { action, path, err: source },
         }
     }
 }
 
 impl WriterError {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        WriterError::Io {
-            action,
-            path: path.into(),
-            err: source,
-        }
+        WriterError::Io { action, path: path.into(), err: source }
     }
 }

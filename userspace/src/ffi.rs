@@ -159,11 +159,7 @@ unsafe fn clock<'a>(c: *const Clock) -> Option<&'a Clock> {
     unsafe { c.as_ref() }
 }
 
-fn time_common(
-    now: Result<crate::reader::Now, Error>,
-    ts: *mut libc::timespec,
-    error_ns: *mut u64,
-) -> c_int {
+fn time_common(now: Result<crate::reader::Now, Error>, ts: *mut libc::timespec, error_ns: *mut u64) -> c_int {
     match now {
         Ok(now) => {
             if !ts.is_null() {
@@ -262,11 +258,7 @@ pub unsafe extern "C" fn nicclock_status(c: *const Clock) -> c_int {
 /// # Safety
 /// `c` a live handle not used by another thread during the call; `ev` writable.
 #[no_mangle]
-pub unsafe extern "C" fn nicclock_wait_event(
-    c: *mut Clock,
-    timeout_ms: c_int,
-    ev: *mut CEvent,
-) -> c_int {
+pub unsafe extern "C" fn nicclock_wait_event(c: *mut Clock, timeout_ms: c_int, ev: *mut CEvent) -> c_int {
     // SAFETY: per the contract, a live handle used by this thread alone.
     let Some(clock) = (unsafe { c.as_mut() }) else {
         return invalid("nicclock_wait_event: handle is NULL");

@@ -10,7 +10,7 @@ use crate::abi::{CounterKind, Status, DEFAULT_DIR, EVENT_RING_LEN, FILE_PREFIX};
 use crate::error::Error;
 use crate::page::{counter, futex, ReadOnlyPage};
 use crate::seqlock;
-use crate::snapshot::{error_at, tai_at, utc_offset_at, Event, Snapshot};
+use crate::snapshot::{error_at, ticks_to_ns, utc_offset_at, Event, Snapshot};
 use crate::writer::{page_path, Identity};
 
 /// A reading of the clock.
@@ -80,11 +80,7 @@ impl Clock {
     pub fn open_path(path: &Path) -> Result<Self, Error> {
         let page = ReadOnlyPage::open(path)?;
         let cursor = page.page().events.head.load(Acquire);
-        Ok(Self {
-            page,
-            max_age_ns: None,
-            cursor,
-        })
+        Ok(Self { page, max_age_ns: None, cursor })
     }
 
     pub fn path(&self) -> &Path {
@@ -108,13 +104,13 @@ impl Clock {
 
     /// TAI now, with error bound and status. No syscall with a TSC page. Errors: the page is stale,
     /// the device is lost or the daemon stopped, or no time was published yet.
-    #[inline]
+    #[inline(always)]
     pub fn now(&self) -> Result<Now, Error> {
         self.read_time(false)
     }
 
     /// UTC now (TAI − the page's TAI−UTC offset, leap second applied when due).
-    #[inline]
+    #[inline(always)]
     pub fn now_utc(&self) -> Result<Now, Error> {
         self.read_time(true)
     }
@@ -139,9 +135,10 @@ impl Clock {
     /// A consistent copy of the whole clock block (for status displays).
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
         let c = &self.page.page().clock;
-        seqlock::read(&c.seq, || Snapshot::load(c))
-            .ok_or(Error::WriterStuck)?
-            .check()
+        let Some(raw) = seqlock::read(&c.seq, || Snapshot::load(c)) else {
+            return Err(Error::WriterStuck);
+        };
+        raw.check()
     }
 
     /// Age of the last update in ns, by the page's own mapping (None before the first update).
@@ -152,91 +149,66 @@ impl Clock {
 
     /// The staleness limit in force for `snap`.
     pub fn max_age_ns(&self, snap: &Snapshot) -> u64 {
-        self.max_age_ns
-            .unwrap_or_else(|| default_max_age_ns(snap.update_interval_ns))
+        self.max_age_ns.unwrap_or_else(|| default_max_age_ns(snap.update_interval_ns))
     }
 
-    #[inline]
+    /// The hot path: always inlined (a call frame costs as much as the arithmetic); every error is
+    /// built out of line in a cold function.
+    #[inline(always)]
     fn read_time(&self, utc: bool) -> Result<Now, Error> {
+        // The TSC is read first, before the page is even looked at: `lfence; rdtsc` then waits only
+        // for the caller's earlier loads (the ordering guarantee a clock read owes its caller), not
+        // for our pointer chase into the page. A mapping published after that read just makes
+        // `since` slightly negative. Pages in CLOCK_MONOTONIC_RAW (no invariant TSC) read theirs below.
+        let tsc = counter::tsc();
         let c = &self.page.page().clock;
-        let r = seqlock::read(&c.seq, || {
-            let kind = c.counter_kind.load(Relaxed);
-            let now = match kind {
-                1 => counter::tsc(),
-                2 => Some(counter::monotonic_raw_ns()),
-                _ => None,
-            };
-            Reading {
-                kind,
-                now,
-                counter_value: c.counter_value.load(Relaxed),
-                period: c.counter_period.load(Relaxed),
-                anchor: c.anchor_tai_ns.load(Relaxed),
-                bound: c.error_bound_ns.load(Relaxed),
-                growth: c.error_growth_ppt.load(Relaxed),
-                status: c.status.load(Relaxed),
-                updated: c.updated_tai_ns.load(Relaxed),
-                interval: c.update_interval_ns.load(Relaxed),
-                count: c.update_count.load(Relaxed),
-                utc: utc.then(|| {
-                    (
-                        c.tai_utc_offset_s.load(Relaxed),
-                        c.leap.load(Relaxed),
-                        c.leap_tai_s.load(Relaxed),
-                    )
-                }),
-            }
-        })
-        .ok_or(Error::WriterStuck)?;
-
-        let status = Status::from_raw(r.status).ok_or(Error::Corrupt {
-            field: "status",
-            value: r.status.into(),
-        })?;
-        if !status.is_usable() {
-            return Err(Error::Unavailable(status));
-        }
-        if r.count == 0 {
-            return Err(Error::NoTimeYet);
-        }
-        let Some(counter_now) = r.now else {
-            return Err(match CounterKind::from_raw(r.kind) {
-                Some(kind) => Error::CounterUnavailable(kind),
-                None => Error::Corrupt {
-                    field: "counter kind",
-                    value: r.kind.into(),
-                },
-            });
+        let Some(r) = seqlock::read(&c.seq, || Reading {
+            kind: c.counter_kind.load(Relaxed),
+            counter_value: c.counter_value.load(Relaxed),
+            period: c.counter_period.load(Relaxed),
+            anchor: c.anchor_tai_ns.load(Relaxed),
+            bound: c.error_bound_ns.load(Relaxed),
+            growth: c.error_growth_ppt.load(Relaxed) as u64,
+            status: c.status.load(Relaxed),
+            updated: c.updated_tai_ns.load(Relaxed),
+            interval: c.update_interval_ns.load(Relaxed),
+            utc: utc.then(|| {
+                (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))
+            }),
+        }) else {
+            return Err(Error::WriterStuck);
         };
-        let tai = tai_at(r.counter_value, r.period, r.anchor, counter_now);
-        let age = (tai - r.updated as i128).max(0) as u64;
-        let max_age = self
-            .max_age_ns
-            .unwrap_or_else(|| default_max_age_ns(r.interval));
+        let counter_now = match r.kind {
+            1 => tsc,
+            2 => Some(counter::monotonic_raw_ns()),
+            _ => None,
+        };
+
+        let status = match Status::from_raw(r.status) {
+            Some(status) if status.is_usable() && r.updated != 0 => status,
+            _ => return Err(unusable(r.status, r.updated)),
+        };
+        let Some(counter_now) = counter_now else {
+            return Err(no_counter(r.kind));
+        };
+        let since = ticks_to_ns(counter_now.wrapping_sub(r.counter_value) as i64, r.period);
+        let tai = r.anchor.saturating_add_signed(since);
+        let age = tai.saturating_sub(r.updated);
+        let max_age = self.max_age_ns.unwrap_or_else(|| default_max_age_ns(r.interval));
         if age > max_age {
-            return Err(Error::Stale {
-                age_ms: age / 1_000_000,
-                max_age_ms: max_age / 1_000_000,
-            });
+            return Err(stale(age, max_age));
         }
-        let error_bound_ns = error_at(r.bound, r.growth, tai - r.anchor as i128);
-        let tai = tai.clamp(0, u64::MAX as i128) as u64;
+        let error_bound_ns = error_at(r.bound, r.growth, since.unsigned_abs());
         let time_ns = match r.utc {
             None => tai,
             Some((offset, leap, leap_tai_s)) => {
-                let leap = crate::abi::Leap::from_raw(leap).ok_or(Error::Corrupt {
-                    field: "leap indicator",
-                    value: leap.into(),
-                })?;
+                let leap = crate::abi::Leap::from_raw(leap)
+                    .ok_or_else(|| Error::Corrupt { field: "leap indicator", value: leap.into() })?;
                 let offset = utc_offset_at(offset, leap, leap_tai_s, tai / 1_000_000_000);
                 tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
             }
         };
-        Ok(Now {
-            time_ns,
-            error_bound_ns,
-            status,
-        })
+        Ok(Now { time_ns, error_bound_ns, status })
     }
 
     /// Blocks (in the kernel, on the page's futex word) until the next event or the timeout
@@ -298,9 +270,36 @@ impl Clock {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn unusable(status: u32, updated: u64) -> Error {
+    match Status::from_raw(status) {
+        None => Error::Corrupt { field: "status", value: status.into() },
+        Some(status) if !status.is_usable() => Error::Unavailable(status),
+        Some(_) => {
+            debug_assert_eq!(updated, 0);
+            Error::NoTimeYet
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_counter(kind: u32) -> Error {
+    match CounterKind::from_raw(kind) {
+        Some(kind) => Error::CounterUnavailable(kind),
+        None => Error::Corrupt { field: "counter kind", value: kind.into() },
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn stale(age_ns: u64, max_age_ns: u64) -> Error {
+    Error::Stale { age_ms: age_ns / 1_000_000, max_age_ms: max_age_ns / 1_000_000 }
+}
+
 struct Reading {
     kind: u32,
-    now: Option<u64>,
     counter_value: u64,
     period: u64,
     anchor: u64,
@@ -309,17 +308,12 @@ struct Reading {
     status: u32,
     updated: u64,
     interval: u64,
-    count: u64,
     utc: Option<(i32, u32, u64)>,
 }
 
 /// Page names found in `dir` (files `nicclock-*`), sorted.
 pub fn list_pages(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::Io {
-        action: "list",
-        path: dir.into(),
-        err: e,
-    })?;
+    let entries = fs::read_dir(dir).map_err(|e| Error::Io { action: "list", path: dir.into(), err: e })?;
     let mut pages: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {

@@ -97,11 +97,8 @@ mod loom_model {
     #[test]
     fn readers_never_see_a_torn_block() {
         loom::model(|| {
-            let block = Arc::new(Block {
-                seq: AtomicU32::new(0),
-                a: AtomicU64::new(0),
-                b: AtomicU64::new(0),
-            });
+            let block =
+                Arc::new(Block { seq: AtomicU32::new(0), a: AtomicU64::new(0), b: AtomicU64::new(0) });
             let writer = {
                 let block = block.clone();
                 loom::thread::spawn(move || {
@@ -115,16 +112,11 @@ mod loom_model {
             };
             // A reader may give up (None) only after many retries; loom bounds spins, so accept None
             // but never a torn pair.
-            if let Some((a, b)) = read(&block.seq, || {
-                (block.a.load(Relaxed), block.b.load(Relaxed))
-            }) {
+            if let Some((a, b)) = read(&block.seq, || (block.a.load(Relaxed), block.b.load(Relaxed))) {
                 assert_eq!(a * 1000, b, "torn read: a={a} b={b}");
             }
             writer.join().unwrap();
-            let (a, b) = read(&block.seq, || {
-                (block.a.load(Relaxed), block.b.load(Relaxed))
-            })
-            .unwrap();
+            let (a, b) = read(&block.seq, || (block.a.load(Relaxed), block.b.load(Relaxed))).unwrap();
             assert_eq!((a, b), (2, 2000));
         });
     }
@@ -145,9 +137,7 @@ mod loom_model {
                 })
             };
             for n in [1u64, 65] {
-                if let Some((x, y)) =
-                    read_slot(&slot.0, n, || (slot.1.load(Relaxed), slot.2.load(Relaxed)))
-                {
+                if let Some((x, y)) = read_slot(&slot.0, n, || (slot.1.load(Relaxed), slot.2.load(Relaxed))) {
                     assert_eq!((x, y), (n * 3, n * 7), "torn slot {n}");
                 }
             }

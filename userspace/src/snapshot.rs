@@ -3,9 +3,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::abi::{
-    ClockData, CounterKind, EventKind, EventSlot, Leap, Status, Urgency, PERIOD_SHIFT,
-};
+use crate::abi::{ClockData, CounterKind, EventKind, EventSlot, Leap, Status, Urgency, PERIOD_SHIFT};
 use crate::error::Error;
 
 /// Servo figures of the last update, as linuxptp logs them.
@@ -34,13 +32,13 @@ pub struct Snapshot {
     /// Error bound at the anchor, ns (`u64::MAX`: unknown).
     pub error_bound_ns: u64,
     /// Error bound growth away from the anchor, ps/s.
-    pub error_growth_ppt: u64,
+    pub error_growth_ppt: u32,
     pub status: Status,
     pub leap: Leap,
     /// TAI second at which `leap` takes effect (0 when none).
     pub leap_tai_s: u64,
     pub tai_utc_offset_s: i32,
-    /// TAI ns when the update was made (readers measure staleness from it).
+    /// TAI ns when the update was made (readers measure staleness from it; 0 reads as "no time yet").
     pub updated_tai_ns: u64,
     /// Nominal ns between updates.
     pub update_interval_ns: u64,
@@ -63,22 +61,14 @@ impl Snapshot {
     /// Clock time (TAI ns) at counter value `counter`, by the mapping.
     #[inline]
     pub fn tai_at(&self, counter: u64) -> i128 {
-        tai_at(
-            self.counter_value,
-            self.counter_period,
-            self.anchor_tai_ns,
-            counter,
-        )
+        tai_at(self.counter_value, self.counter_period, self.anchor_tai_ns, counter)
     }
 
     /// Error bound at TAI time `tai_ns`: the anchor's bound grown by the drift allowance.
     #[inline]
     pub fn error_at(&self, tai_ns: i128) -> u64 {
-        error_at(
-            self.error_bound_ns,
-            self.error_growth_ppt,
-            tai_ns - self.anchor_tai_ns as i128,
-        )
+        let since = (tai_ns - self.anchor_tai_ns as i128).unsigned_abs();
+        error_at(self.error_bound_ns, self.error_growth_ppt as u64, since.min(u64::MAX as u128) as u64)
     }
 
     /// TAI − UTC in effect at TAI second `tai_s`, taking a pending leap into account.
@@ -147,10 +137,7 @@ pub(crate) struct RawSnapshot {
 
 impl RawSnapshot {
     pub(crate) fn check(self) -> Result<Snapshot, Error> {
-        let corrupt = |field, value: u32| Error::Corrupt {
-            field,
-            value: value.into(),
-        };
+        let corrupt = |field, value: u32| Error::Corrupt { field, value: value.into() };
         Ok(Snapshot {
             counter_kind: CounterKind::from_raw(self.counter_kind)
                 .ok_or_else(|| corrupt("counter kind", self.counter_kind))?,
@@ -165,18 +152,36 @@ impl RawSnapshot {
 /// anchor (another CPU) gives a slightly earlier time rather than a wrap.
 #[inline]
 pub(crate) fn tai_at(counter_value: u64, period: u64, anchor_tai_ns: u64, counter: u64) -> i128 {
-    let delta = counter.wrapping_sub(counter_value) as i64 as i128;
-    // Round to the nearest ns rather than flooring.
-    anchor_tai_ns as i128 + ((delta * period as i128 + (1 << (PERIOD_SHIFT - 1))) >> PERIOD_SHIFT)
+    anchor_tai_ns as i128 + ticks_to_ns(counter.wrapping_sub(counter_value) as i64, period) as i128
 }
 
+/// Signed ticks × period / 2^48, rounded to the nearest ns: one 64×64→128 multiply.
 #[inline]
-pub(crate) fn error_at(bound_ns: u64, growth_ppt: u64, since_anchor_ns: i128) -> u64 {
+pub(crate) fn ticks_to_ns(delta: i64, period: u64) -> i64 {
+    let product = delta.unsigned_abs() as u128 * period as u128 + (1 << (PERIOD_SHIFT - 1));
+    let magnitude = (product >> PERIOD_SHIFT).min(i64::MAX as u128) as i64;
+    if delta < 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// The anchor's error bound grown by `growth_ppt` over `since_anchor_ns`.
+#[inline]
+pub(crate) fn error_at(bound_ns: u64, growth_ppt: u64, since_anchor_ns: u64) -> u64 {
     if bound_ns == u64::MAX {
         return u64::MAX;
     }
-    let growth = since_anchor_ns.unsigned_abs() * growth_ppt as u128 / 1_000_000_000_000;
-    (bound_ns as u128 + growth).min(u64::MAX as u128) as u64
+    // Fast path in u64 (dividing by a constant compiles to a multiply); u128 only on overflow.
+    let growth = match since_anchor_ns.checked_mul(growth_ppt) {
+        Some(p) => p / 1_000_000_000_000,
+        None => {
+            let g = since_anchor_ns as u128 * growth_ppt as u128 / 1_000_000_000_000;
+            g.min(u64::MAX as u128) as u64
+        }
+    };
+    bound_ns.saturating_add(growth)
 }
 
 pub(crate) fn utc_offset_at(offset_s: i32, leap: Leap, leap_tai_s: u64, tai_s: u64) -> i32 {
@@ -250,6 +255,15 @@ mod tests {
     }
 
     #[test]
+    fn ticks_to_ns_is_symmetric_and_saturates() {
+        let p = period_from_ns_per_tick(0.4);
+        assert_eq!(ticks_to_ns(1_000_000, p), 400_000);
+        assert_eq!(ticks_to_ns(-1_000_000, p), -400_000);
+        assert_eq!(ticks_to_ns(i64::MIN, u64::MAX), -i64::MAX);
+        assert_eq!(ticks_to_ns(i64::MAX, u64::MAX), i64::MAX);
+    }
+
+    #[test]
     fn period_resolution_is_finer_than_a_hundredth_of_a_ppb() {
         let ns_per_tick = 1.0 / 3.5; // a 3.5 GHz TSC
         let p = period_from_ns_per_tick(ns_per_tick);
@@ -263,9 +277,10 @@ mod tests {
         assert_eq!(error_at(100, 1_000_000, 0), 100);
         // 1 ppm growth over 1 s either side adds 1000 ns.
         assert_eq!(error_at(100, 1_000_000, 1_000_000_000), 1100);
-        assert_eq!(error_at(100, 1_000_000, -1_000_000_000), 1100);
         assert_eq!(error_at(u64::MAX, 5, 10), u64::MAX);
-        assert_eq!(error_at(u64::MAX - 1, u64::MAX, i64::MAX as i128), u64::MAX);
+        assert_eq!(error_at(u64::MAX - 1, u64::MAX, u64::MAX), u64::MAX);
+        // Past u64 in the product: 1e10 ns × 1e12 ppt = 1e10 ns of growth, exactly.
+        assert_eq!(error_at(0, 1_000_000_000_000, 10_000_000_000), 10_000_000_000);
     }
 
     #[test]

@@ -34,11 +34,7 @@ pub struct Identity {
 impl Identity {
     /// The identity recorded in a page header.
     pub fn from_header(h: &abi::Header) -> Self {
-        Self {
-            model: abi::c_str(&h.model),
-            pci_address: abi::c_str(&h.pci_address),
-            clock_id: h.clock_id,
-        }
+        Self { model: abi::c_str(&h.model), pci_address: abi::c_str(&h.pci_address), clock_id: h.clock_id }
     }
 
     /// EUI-64 from a 48-bit MAC: FF:FE inserted in the middle (IEEE 1588 clockIdentity).
@@ -52,16 +48,9 @@ impl Identity {
     }
 
     fn check_lengths(&self) -> Result<(), WriterError> {
-        for (field, value, max) in [
-            ("model", &self.model, 31),
-            ("pci_address", &self.pci_address, 15),
-        ] {
+        for (field, value, max) in [("model", &self.model, 31), ("pci_address", &self.pci_address, 15)] {
             if value.len() > max {
-                return Err(WriterError::IdentityTooLong {
-                    field,
-                    value: value.clone(),
-                    max,
-                });
+                return Err(WriterError::IdentityTooLong { field, value: value.clone(), max });
             }
         }
         Ok(())
@@ -83,12 +72,7 @@ pub struct PageOptions {
 
 impl PageOptions {
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            dir: DEFAULT_DIR.into(),
-            name: name.into(),
-            mode: 0o644,
-            group: None,
-        }
+        Self { dir: DEFAULT_DIR.into(), name: name.into(), mode: 0o644, group: None }
     }
 
     /// Full path of the page file.
@@ -104,12 +88,7 @@ pub fn page_path(dir: &Path, name: &str) -> PathBuf {
 
 /// Checks a page name: non-empty, ≤ 63 bytes, `[A-Za-z0-9._:-]`, not starting with '.'.
 pub fn validate_name(name: &str) -> Result<(), WriterError> {
-    let bad = |reason| {
-        Err(WriterError::InvalidName {
-            name: name.into(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(WriterError::InvalidName { name: name.into(), reason });
     if name.is_empty() {
         return bad("it is empty");
     }
@@ -122,10 +101,7 @@ pub fn validate_name(name: &str) -> Result<(), WriterError> {
     if name.starts_with('.') {
         return bad("it starts with '.'");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
         return bad("it contains a character other than letters, digits, '.', '_', ':' and '-'");
     }
     Ok(())
@@ -161,11 +137,7 @@ impl Writer {
             };
             return Self::reuse(opts, identity, path, file);
         }
-        Err(WriterError::io(
-            "create",
-            &path,
-            io::Error::other("the page kept appearing and vanishing"),
-        ))
+        Err(WriterError::io("create", &path, io::Error::other("the page kept appearing and vanishing")))
     }
 
     fn reuse(
@@ -174,29 +146,16 @@ impl Writer {
         path: PathBuf,
         file: File,
     ) -> Result<Self, WriterError> {
-        let meta = file
-            .metadata()
-            .map_err(|e| WriterError::io("stat", &path, e))?;
+        let meta = file.metadata().map_err(|e| WriterError::io("stat", &path, e))?;
         if !meta.is_file() {
-            return Err(WriterError::NotRegularFile {
-                path,
-                found: file_kind(&meta),
-            });
+            return Err(WriterError::NotRegularFile { path, found: file_kind(&meta) });
         }
         let euid = geteuid().as_raw();
         if meta.uid() != euid {
-            return Err(WriterError::ForeignOwner {
-                path,
-                owner: meta.uid(),
-                expected: euid,
-            });
+            return Err(WriterError::ForeignOwner { path, owner: meta.uid(), expected: euid });
         }
         if meta.len() != PAGE_SIZE as u64 {
-            return Err(WriterError::WrongSize {
-                path,
-                size: meta.len(),
-                expected: PAGE_SIZE,
-            });
+            return Err(WriterError::WrongSize { path, size: meta.len(), expected: PAGE_SIZE });
         }
         let page = WritablePage::map(&file).map_err(|e| WriterError::io("map", &path, e))?;
         let h = &page.page().header;
@@ -205,11 +164,7 @@ impl Writer {
             return Err(WriterError::NotOurPage { path, reason });
         }
         if h.abi_major != ABI_MAJOR {
-            return Err(WriterError::AbiMismatch {
-                path,
-                found: h.abi_major,
-                ours: ABI_MAJOR,
-            });
+            return Err(WriterError::AbiMismatch { path, found: h.abi_major, ours: ABI_MAJOR });
         }
         let found = Identity::from_header(h);
         if &found != identity {
@@ -227,22 +182,15 @@ impl Writer {
 
     fn start(page: WritablePage, lock: Flock<File>, path: PathBuf) -> Self {
         let p = page.page();
-        let status =
-            Status::from_raw(p.clock.status.load(Relaxed)).unwrap_or(Status::Unsynchronized);
+        let status = Status::from_raw(p.clock.status.load(Relaxed)).unwrap_or(Status::Unsynchronized);
         // No time until this writer's first update: a mapping left by a previous run is not ours.
         seqlock::write(&p.clock.seq, || {
             p.clock.update_count.store(0, Relaxed);
+            p.clock.updated_tai_ns.store(0, Relaxed);
             p.clock.status.store(Status::Unsynchronized as u32, Relaxed);
         });
         p.header.writer_pid.store(std::process::id(), Release);
-        let mut writer = Self {
-            page,
-            _lock: lock,
-            path,
-            last: None,
-            status,
-            update_count: 0,
-        };
+        let mut writer = Self { page, _lock: lock, path, last: None, status, update_count: 0 };
         writer.post(EventKind::Started, Urgency::Info, 0, std::process::id(), 0);
         writer.note_status(Status::Unsynchronized, 0);
         writer
@@ -261,18 +209,13 @@ impl Writer {
     /// Posts STATUS_CHANGED (and LEAP_CHANGED) events when those change.
     pub fn publish(&mut self, snapshot: &Snapshot) {
         self.update_count += 1;
-        let snap = Snapshot {
-            update_count: self.update_count,
-            ..snapshot.clone()
-        };
+        let snap = Snapshot { update_count: self.update_count, ..snapshot.clone() };
         let clock = &self.page.page().clock;
         seqlock::write(&clock.seq, || snap.store(clock));
         let leap_changed = self
             .last
             .as_ref()
-            .map_or(snap.leap != abi::Leap::None, |l| {
-                (l.leap, l.leap_tai_s) != (snap.leap, snap.leap_tai_s)
-            });
+            .map_or(snap.leap != abi::Leap::None, |l| (l.leap, l.leap_tai_s) != (snap.leap, snap.leap_tai_s));
         if leap_changed {
             self.post(
                 EventKind::LeapChanged,
@@ -287,29 +230,11 @@ impl Writer {
     }
 
     /// Posts an event and wakes every reader waiting for one. `tai_ns` 0 means "now, by the mapping".
-    pub fn post(
-        &mut self,
-        kind: EventKind,
-        urgency: Urgency,
-        magnitude: i64,
-        detail: u32,
-        tai_ns: u64,
-    ) {
-        let tai_ns = if tai_ns == 0 {
-            self.now_tai().unwrap_or(0)
-        } else {
-            tai_ns
-        };
+    pub fn post(&mut self, kind: EventKind, urgency: Urgency, magnitude: i64, detail: u32, tai_ns: u64) {
+        let tai_ns = if tai_ns == 0 { self.now_tai().unwrap_or(0) } else { tai_ns };
         let p = self.page.page();
         let number = p.events.head.load(Relaxed) + 1;
-        let event = Event {
-            seq: number,
-            kind,
-            urgency,
-            tai_ns,
-            magnitude,
-            detail,
-        };
+        let event = Event { seq: number, kind, urgency, tai_ns, magnitude, detail };
         let slot = &p.ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
         seqlock::write_slot(&slot.seq, number, || event.store(slot));
         p.events.head.store(number, Release);
@@ -344,20 +269,10 @@ impl Writer {
         if status == self.status {
             return;
         }
-        let urgency = if status.is_usable() {
-            Urgency::Notice
-        } else {
-            Urgency::Urgent
-        };
+        let urgency = if status.is_usable() { Urgency::Notice } else { Urgency::Urgent };
         let old = self.status;
         self.status = status;
-        self.post(
-            EventKind::StatusChanged,
-            urgency,
-            status as i64,
-            old as u32,
-            tai_ns,
-        );
+        self.post(EventKind::StatusChanged, urgency, status as i64, old as u32, tai_ns);
     }
 }
 
@@ -367,34 +282,20 @@ impl Drop for Writer {
         if self.status != Status::DeviceLost {
             self.set_status(Status::Stopped);
         }
-        self.post(
-            EventKind::Stopped,
-            Urgency::Urgent,
-            0,
-            std::process::id(),
-            0,
-        );
+        self.post(EventKind::Stopped, Urgency::Urgent, 0, std::process::id(), 0);
         self.page.page().header.writer_pid.store(0, Release);
     }
 }
 
 /// Opens an existing page for reuse: `Ok(None)` when there is none.
 fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(OPEN_FLAGS)
-        .open(path)
-    {
+    match OpenOptions::new().read(true).write(true).custom_flags(OPEN_FLAGS).open(path) {
         Ok(file) => Ok(Some(file)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            Err(WriterError::Symlink { path: path.into() })
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(WriterError::Symlink { path: path.into() }),
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+            Err(WriterError::NotRegularFile { path: path.into(), found: "directory" })
         }
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(WriterError::NotRegularFile {
-            path: path.into(),
-            found: "directory",
-        }),
         Err(e) => {
             // EACCES etc: say what is there if we can see it.
             if let Ok(meta) = fs::symlink_metadata(path) {
@@ -413,21 +314,11 @@ fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
 
 /// Builds a complete page under a temporary name and links it into place, so no reader ever sees a
 /// half-initialised page. `Ok(None)`: somebody else's page appeared meanwhile.
-fn create_new(
-    opts: &PageOptions,
-    identity: &Identity,
-    path: &Path,
-) -> Result<Option<Writer>, WriterError> {
-    let temp = opts.dir.join(format!(
-        ".{}{}.{}.tmp",
-        abi::FILE_PREFIX,
-        opts.name,
-        std::process::id()
-    ));
+fn create_new(opts: &PageOptions, identity: &Identity, path: &Path) -> Result<Option<Writer>, WriterError> {
+    let temp = opts.dir.join(format!(".{}{}.{}.tmp", abi::FILE_PREFIX, opts.name, std::process::id()));
     let _ = fs::remove_file(&temp); // our own leftover from a crash (same pid reused): harmless
-    let (file, page) =
-        WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity))
-            .map_err(|e| WriterError::io("create", &temp, e))?;
+    let (file, page) = WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity))
+        .map_err(|e| WriterError::io("create", &temp, e))?;
     let result = (|| {
         apply_permissions(&file, opts, &temp)?;
         let lock = lock(file, &temp, 0)?;
@@ -459,8 +350,7 @@ fn init_page(p: &mut Page, name: &str, identity: &Identity) {
 
 fn apply_permissions(file: &File, opts: &PageOptions, path: &Path) -> Result<(), WriterError> {
     if let Some(gid) = opts.group {
-        fchown(file, None, Some(Gid::from_raw(gid)))
-            .map_err(|e| WriterError::io("chown", path, e.into()))?;
+        fchown(file, None, Some(Gid::from_raw(gid))).map_err(|e| WriterError::io("chown", path, e.into()))?;
     }
     let mode = Mode::from_bits_truncate(opts.mode & 0o777);
     fchmod(file, mode).map_err(|e| WriterError::io("chmod", path, e.into()))
@@ -469,10 +359,7 @@ fn apply_permissions(file: &File, opts: &PageOptions, path: &Path) -> Result<(),
 fn lock(file: File, path: &Path, pid: u32) -> Result<Flock<File>, WriterError> {
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
         if e == nix::errno::Errno::EWOULDBLOCK {
-            WriterError::Busy {
-                path: path.into(),
-                pid,
-            }
+            WriterError::Busy { path: path.into(), pid }
         } else {
             WriterError::io("lock", path, e.into())
         }

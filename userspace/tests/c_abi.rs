@@ -19,16 +19,8 @@ fn crate_dir() -> PathBuf {
 
 /// Where cargo put libnicclock.{so,a} for this test build (next to the test binary).
 fn lib_dir() -> PathBuf {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    assert!(
-        deps.join("libnicclock.so").exists(),
-        "libnicclock.so not built next to {}",
-        deps.display()
-    );
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    assert!(deps.join("libnicclock.so").exists(), "libnicclock.so not built next to {}", deps.display());
     deps
 }
 
@@ -39,15 +31,9 @@ fn out_dir(tag: &str) -> PathBuf {
 }
 
 fn compile(compiler: &str, args: &[&str]) {
-    let out = Command::new(compiler)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(
-        out.status.success(),
-        "{compiler} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new(compiler).args(args).output().unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(out.status.success(), "{compiler} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn c_struct(rust: &str) -> &'static str {
@@ -67,20 +53,14 @@ fn the_header_matches_the_rust_abi_field_by_field() {
     let mut constants = nicclock::abi::constant_table();
     constants.extend(nicclock::ffi::error_code_table());
 
-    let mut c = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"nicclock.h\"\nint main(void) {\n",
-    );
+    let mut c =
+        String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"nicclock.h\"\nint main(void) {\n");
     for (s, f, _, _) in &layout {
         let cs = c_struct(s);
-        c += &format!(
-            "  printf(\"{s}.{f} %zu %zu\\n\", offsetof({cs}, {f}), sizeof((({cs} *)0)->{f}));\n"
-        );
+        c += &format!("  printf(\"{s}.{f} %zu %zu\\n\", offsetof({cs}, {f}), sizeof((({cs} *)0)->{f}));\n");
     }
     for s in ["Header", "ClockData", "EventControl", "EventSlot", "Page"] {
-        c += &format!(
-            "  printf(\"sizeof {s} %zu\\n\", sizeof({}));\n",
-            c_struct(s)
-        );
+        c += &format!("  printf(\"sizeof {s} %zu\\n\", sizeof({}));\n", c_struct(s));
     }
     for (name, _) in &constants {
         c += &format!("  printf(\"{name} %lld\\n\", (long long)({name}));\n");
@@ -111,13 +91,9 @@ fn the_header_matches_the_rust_abi_field_by_field() {
     for (s, f, off, size) in &layout {
         expected += &format!("{s}.{f} {off} {size}\n");
     }
-    for (s, size) in [
-        ("Header", 256),
-        ("ClockData", 256),
-        ("EventControl", 64),
-        ("EventSlot", 32),
-        ("Page", 4096),
-    ] {
+    for (s, size) in
+        [("Header", 256), ("ClockData", 256), ("EventControl", 64), ("EventSlot", 32), ("Page", 4096)]
+    {
         expected += &format!("sizeof {s} {size}\n");
     }
     for (name, value) in &constants {
@@ -129,11 +105,7 @@ fn the_header_matches_the_rust_abi_field_by_field() {
         .filter(|(c, r)| c != r)
         .map(|(c, r)| format!("C: {c:<40} Rust: {r}"))
         .collect();
-    assert!(
-        diffs.is_empty(),
-        "C header and Rust ABI disagree:\n{}",
-        diffs.join("\n")
-    );
+    assert!(diffs.is_empty(), "C header and Rust ABI disagree:\n{}", diffs.join("\n"));
     assert_eq!(printed.lines().count(), expected.lines().count());
 
     // Every NICCLOCK_ constant the header defines is one the Rust side knows.
@@ -152,7 +124,11 @@ fn the_header_matches_the_rust_abi_field_by_field() {
 fn the_header_compiles_as_cplusplus() {
     let dir = out_dir("cxx");
     let src = dir.join("t.cc");
-    std::fs::write(&src, "#include \"nicclock.h\"\nint main() { nicclock_t *c = nullptr; nicclock_close(c); return 0; }\n").unwrap();
+    std::fs::write(
+        &src,
+        "#include \"nicclock.h\"\nint main() { nicclock_t *c = nullptr; nicclock_close(c); return 0; }\n",
+    )
+    .unwrap();
     let include = crate_dir().join("include");
     let lib = lib_dir();
     compile(
@@ -177,11 +153,7 @@ fn build_camera(dir: &Path, static_link: bool) -> PathBuf {
     let include = crate_dir().join("include");
     let src = crate_dir().join("examples/camera.c");
     let lib = lib_dir();
-    let exe = dir.join(if static_link {
-        "camera-static"
-    } else {
-        "camera"
-    });
+    let exe = dir.join(if static_link { "camera-static" } else { "camera" });
     let mut args = vec![
         "-std=c11".to_string(),
         "-D_GNU_SOURCE".into(),
@@ -243,36 +215,19 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
         let exe = build_camera(&build, static_link);
         let before = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
         let out = Command::new(&exe)
-            .args([
-                "--dir",
-                dir.path.to_str().unwrap(),
-                "--page",
-                "cam",
-                "--frames",
-                "30",
-                "--fps",
-                "60",
-            ])
+            .args(["--dir", dir.path.to_str().unwrap(), "--page", "cam", "--frames", "30", "--fps", "60"])
             .output()
             .unwrap();
         let after = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "camera failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "camera failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         let frames: Vec<&str> = stdout.lines().filter(|l| l.starts_with("frame ")).collect();
         assert_eq!(frames.len(), 30, "{stdout}");
         let mut last = 0.0;
         for f in &frames {
             // frame N tai SEC.NSEC err E ns LOCKED
             let w: Vec<&str> = f.split_whitespace().collect();
-            assert_eq!(
-                (w[2], w[4], w[6], w[7]),
-                ("tai", "err", "ns", "LOCKED"),
-                "{f}"
-            );
+            assert_eq!((w[2], w[4], w[6], w[7]), ("tai", "err", "ns", "LOCKED"), "{f}");
             let t: f64 = w[3].parse().unwrap();
             let err: u64 = w[5].parse().unwrap();
             assert!(err >= 5_000, "{f}");
@@ -297,32 +252,17 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
 
     let exe = build_camera(&build, false);
     let out = Command::new(&exe)
-        .args([
-            "--dir",
-            dir.path.to_str().unwrap(),
-            "--page",
-            "cam",
-            "--frames",
-            "2",
-        ])
+        .args(["--dir", dir.path.to_str().unwrap(), "--page", "cam", "--frames", "2"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.contains("unstamped: clock unavailable: the page says STOPPED"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("unstamped: clock unavailable: the page says STOPPED"), "{stdout}");
 
-    let out = Command::new(&exe)
-        .args(["--dir", dir.path.to_str().unwrap(), "--page", "missing"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(&exe).args(["--dir", dir.path.to_str().unwrap(), "--page", "missing"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nicclockd is probably not running"));
-    let out = Command::new(&exe)
-        .args(["--frames", "zero"])
-        .output()
-        .unwrap();
+    let out = Command::new(&exe).args(["--frames", "zero"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
 }

@@ -41,10 +41,7 @@ impl LivePage {
                 }
             }
         });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
+        Self { stop, thread: Some(thread) }
     }
 }
 
@@ -70,12 +67,7 @@ fn stderr(o: &Output) -> String {
 /// Asserts exit `code` and that stderr names every one of `words`; never a panic.
 fn fails(o: &Output, code: i32, words: &[&str]) {
     let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "exit status {:?}; stderr: {err}",
-        o.status
-    );
+    assert_eq!(o.status.code(), Some(code), "exit status {:?}; stderr: {err}", o.status);
     assert!(!err.contains("panicked"), "panic: {err}");
     for w in words {
         assert!(err.contains(w), "stderr {err:?} lacks {w:?}");
@@ -83,12 +75,7 @@ fn fails(o: &Output, code: i32, words: &[&str]) {
 }
 
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "nicclock failed: {}\n{}",
-        o.status,
-        stderr(o)
-    );
+    assert!(o.status.success(), "nicclock failed: {}\n{}", o.status, stderr(o));
     stdout(o)
 }
 
@@ -104,25 +91,13 @@ fn now_prints_tai_or_utc_with_bound_and_status() {
     assert_eq!((w.len(), w[2], w[3]), (4, "ns", "LOCKED"), "{out}");
     let t: u64 = w[0].parse().unwrap();
     let err: u64 = w[1].trim_start_matches('±').parse().unwrap();
-    assert!(
-        t + err + 1_000_000 >= before && t <= after + err + 1_000_000,
-        "{t} vs [{before}, {after}]"
-    );
+    assert!(t + err + 1_000_000 >= before && t <= after + err + 1_000_000, "{t} vs [{before}, {after}]");
 
-    let out = ok(&run(&[
-        "--dir", d, "--page", "eth0", "now", "--utc", "--format", "rfc3339",
-    ]));
+    let out = ok(&run(&["--dir", d, "--page", "eth0", "now", "--utc", "--format", "rfc3339"]));
     let stamp = out.split_whitespace().next().unwrap();
     let utc = humantime::parse_rfc3339(stamp).unwrap();
-    let skew = utc
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i128
-        - realtime_ns() as i128;
-    assert!(
-        skew.abs() < 2_000_000_000,
-        "UTC {stamp} is {skew} ns off the system clock"
-    );
+    let skew = utc.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128 - realtime_ns() as i128;
+    assert!(skew.abs() < 2_000_000_000, "UTC {stamp} is {skew} ns off the system clock");
     let out = ok(&run(&["--dir", d, "now", "--format", "rfc3339"]));
     assert!(out.contains(" TAI ±"), "TAI is labelled: {out}");
 }
@@ -133,8 +108,7 @@ fn status_list_watch_and_events() {
     let _live = LivePage::start(dir.options("eth0"), true);
     let d = dir.path.to_str().unwrap();
 
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
     assert_eq!(json["status"], "LOCKED");
     assert_eq!(json["stale"], false);
     assert_eq!(json["model"], "82576");
@@ -148,62 +122,25 @@ fn status_list_watch_and_events() {
 
     let text = ok(&run(&["--dir", d, "status"]));
     assert!(
-        text.contains("status      LOCKED")
-            && text.contains("offset -23 s2 freq +100.000 ppb delay 500"),
+        text.contains("status      LOCKED") && text.contains("offset -23 s2 freq +100.000 ppb delay 500"),
         "{text}"
     );
 
     let list = ok(&run(&["--dir", d, "list"]));
-    assert!(
-        list.starts_with("eth0\tLOCKED\t82576 0000:01:00.0"),
-        "{list}"
-    );
+    assert!(list.starts_with("eth0\tLOCKED\t82576 0000:01:00.0"), "{list}");
 
-    let watch = ok(&run(&[
-        "--dir",
-        d,
-        "watch",
-        "--count",
-        "3",
-        "--interval",
-        "0.1",
-    ]));
+    let watch = ok(&run(&["--dir", d, "watch", "--count", "3", "--interval", "0.1"]));
     let lines: Vec<&str> = watch.lines().collect();
     assert_eq!(lines.len(), 3, "{watch}");
     for l in lines {
-        assert!(
-            l.contains("LOCKED") && l.contains("offset      -23 ns freq +100.000 ppb error ±"),
-            "{l}"
-        );
+        assert!(l.contains("LOCKED") && l.contains("offset      -23 ns freq +100.000 ppb error ±"), "{l}");
     }
 
-    let events = ok(&run(&[
-        "--dir",
-        d,
-        "events",
-        "--count",
-        "2",
-        "--timeout",
-        "5",
-    ]));
+    let events = ok(&run(&["--dir", d, "events", "--count", "2", "--timeout", "5"]));
     let lines: Vec<&str> = events.lines().collect();
     assert_eq!(lines.len(), 2, "{events}");
-    assert!(
-        lines
-            .iter()
-            .all(|l| l.contains("notice STEP step +1500 ns")),
-        "{events}"
-    );
-    let history = ok(&run(&[
-        "--dir",
-        d,
-        "events",
-        "--history",
-        "--count",
-        "1",
-        "--timeout",
-        "5",
-    ]));
+    assert!(lines.iter().all(|l| l.contains("notice STEP step +1500 ns")), "{events}");
+    let history = ok(&run(&["--dir", d, "events", "--history", "--count", "1", "--timeout", "5"]));
     assert!(history.contains("info STARTED writer pid"), "{history}");
 }
 
@@ -212,33 +149,14 @@ fn missing_pages_say_the_daemon_is_probably_not_running() {
     let dir = PageDir::new("cli-missing");
     let d = dir.path.to_str().unwrap();
     let o = run(&["--dir", d, "--page", "eth9", "now"]);
-    fails(
-        &o,
-        1,
-        &[
-            "no time page at",
-            "nicclock-eth9",
-            "nicclockd is probably not running",
-        ],
-    );
+    fails(&o, 1, &["no time page at", "nicclock-eth9", "nicclockd is probably not running"]);
     let o = run(&["--dir", d, "now"]);
-    fails(
-        &o,
-        1,
-        &["no time page in", "nicclockd is probably not running"],
-    );
+    fails(&o, 1, &["no time page in", "nicclockd is probably not running"]);
     let gone = dir.path.join("gone");
     let o = run(&["--dir", gone.to_str().unwrap(), "status"]);
-    fails(
-        &o,
-        1,
-        &["no time page in", "nicclockd is probably not running"],
-    );
+    fails(&o, 1, &["no time page in", "nicclockd is probably not running"]);
     let o = run(&["--dir", d, "list"]);
-    assert!(
-        ok(&o).contains("no time pages in"),
-        "list of an empty dir is not an error"
-    );
+    assert!(ok(&o).contains("no time pages in"), "list of an empty dir is not an error");
 }
 
 #[test]
@@ -246,11 +164,7 @@ fn ambiguous_page_choice_lists_the_candidates() {
     let dir = PageDir::new("cli-two");
     let _a = LivePage::start(dir.options("a"), false);
     let _b = LivePage::start(dir.options("b"), false);
-    fails(
-        &run(&["--dir", dir.path.to_str().unwrap(), "now"]),
-        1,
-        &["2 pages", "--page", "a, b"],
-    );
+    fails(&run(&["--dir", dir.path.to_str().unwrap(), "now"]), 1, &["2 pages", "--page", "a, b"]);
 }
 
 #[test]
@@ -264,33 +178,18 @@ fn broken_pages_are_named_and_refused() {
         &["nicclock-garbage is not a nicclock time page", "NICCLOCK"],
     );
     std::fs::write(dir.page("short"), b"hello").unwrap();
-    fails(
-        &run(&["--dir", d, "-p", "short", "status"]),
-        1,
-        &["5 bytes, a page is 4096"],
-    );
+    fails(&run(&["--dir", d, "-p", "short", "status"]), 1, &["5 bytes, a page is 4096"]);
     std::os::unix::fs::symlink("/etc/passwd", dir.page("link")).unwrap();
-    fails(
-        &run(&["--dir", d, "-p", "link", "now"]),
-        1,
-        &["symbolic link"],
-    );
+    fails(&run(&["--dir", d, "-p", "link", "now"]), 1, &["symbolic link"]);
 
     drop(Writer::create(&dir.options("future"), &identity()).unwrap());
     let mut bytes = std::fs::read(dir.page("future")).unwrap();
     bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
     std::fs::write(dir.page("future"), &bytes).unwrap();
-    fails(
-        &run(&["--dir", d, "-p", "future", "now"]),
-        1,
-        &["page ABI 7.x", "this reader speaks 1.x"],
-    );
+    fails(&run(&["--dir", d, "-p", "future", "now"]), 1, &["page ABI 7.x", "this reader speaks 1.x"]);
 
     let list = ok(&run(&["--dir", d, "list"]));
-    assert!(
-        list.contains("garbage\tunreadable:") && list.contains("future\tunreadable:"),
-        "{list}"
-    );
+    assert!(list.contains("garbage\tunreadable:") && list.contains("future\tunreadable:"), "{list}");
 }
 
 #[test]
@@ -301,38 +200,20 @@ fn stale_and_stopped_pages_give_no_time() {
     let mut snap = system_snapshot(Status::Locked, 1_000);
     snap.updated_tai_ns -= 5_000_000_000;
     w.publish(&snap);
-    fails(
-        &run(&["--dir", d, "now"]),
-        1,
-        &["stale", "nicclockd is stuck or was killed"],
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    fails(&run(&["--dir", d, "now"]), 1, &["stale", "nicclockd is stuck or was killed"]);
+    let json: serde_json::Value = serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
     assert_eq!(json["stale"], true);
     ok(&run(&["--dir", d, "--max-age", "60", "now"]));
     drop(w);
     fails(&run(&["--dir", d, "now"]), 1, &["STOPPED"]);
-    fails(
-        &run(&["--dir", d, "events", "--timeout", "0.2"]),
-        1,
-        &["no event within 0.2 s"],
-    );
+    fails(&run(&["--dir", d, "events", "--timeout", "0.2"]), 1, &["no event within 0.2 s"]);
 }
 
 #[test]
 fn an_unreadable_page_is_a_permission_error_for_an_unprivileged_user() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test runs the CLI as nobody and must run as root"
-    );
+    assert!(nix::unistd::geteuid().is_root(), "this test runs the CLI as nobody and must run as root");
     let dir = PageDir::new("cli-perm");
-    let _live = LivePage::start(
-        PageOptions {
-            mode: 0o600,
-            ..dir.options("eth0")
-        },
-        false,
-    );
+    let _live = LivePage::start(PageOptions { mode: 0o600, ..dir.options("eth0") }, false);
     use std::os::unix::process::CommandExt;
     let o = Command::new(common::world_executable(std::path::Path::new(BIN)))
         .args(["--dir", dir.path.to_str().unwrap(), "now"])

@@ -12,10 +12,7 @@ use nicclock::{counter, Clock, Error, EventKind, EventWait, Leap, Status, Urgenc
 const SEC: u64 = 1_000_000_000;
 
 fn next_event(clock: &mut Clock) -> nicclock::Event {
-    match clock
-        .wait_event(Some(Duration::from_secs(5)))
-        .expect("wait_event")
-    {
+    match clock.wait_event(Some(Duration::from_secs(5))).expect("wait_event") {
         EventWait::Event(e) => e,
         other => panic!("expected an event, got {other:?}"),
     }
@@ -33,11 +30,7 @@ fn now_is_the_published_clock_within_its_error_bound() {
         let now = clock.now().unwrap();
         let after = realtime_ns() + TAI_UTC as u64 * SEC;
         assert_eq!(now.status, Status::Locked);
-        assert!(
-            now.error_bound_ns >= 2_000,
-            "bound {} below the anchor's",
-            now.error_bound_ns
-        );
+        assert!(now.error_bound_ns >= 2_000, "bound {} below the anchor's", now.error_bound_ns);
         assert!(
             now.latest_ns() + 1_000 >= before && now.earliest_ns() <= after + 1_000,
             "TAI {} ± {} not within the system clock's [{before}, {after}]",
@@ -62,19 +55,10 @@ fn snapshot_and_identity_round_trip() {
     w.publish(&snap);
     let clock = Clock::open_in(&dir.path, "nic.0").unwrap();
     let read = clock.snapshot().unwrap();
-    assert_eq!(
-        read,
-        nicclock::Snapshot {
-            update_count: 2,
-            ..snap
-        }
-    );
+    assert_eq!(read, nicclock::Snapshot { update_count: 2, ..snap });
     assert_eq!(clock.identity(), identity());
     assert_eq!(clock.writer_pid(), std::process::id());
-    assert_eq!(
-        clock.identity().clock_id,
-        [0x52, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56]
-    );
+    assert_eq!(clock.identity().clock_id, [0x52, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56]);
 }
 
 #[test]
@@ -82,11 +66,7 @@ fn no_time_before_the_first_update() {
     let dir = PageDir::new("notime");
     let _w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
     let clock = Clock::open_in(&dir.path, "eth0").unwrap();
-    assert!(
-        matches!(clock.now(), Err(Error::NoTimeYet)),
-        "{:?}",
-        clock.now()
-    );
+    assert!(matches!(clock.now(), Err(Error::NoTimeYet)), "{:?}", clock.now());
     assert_eq!(clock.status().unwrap(), Status::Unsynchronized);
 }
 
@@ -113,11 +93,7 @@ fn a_page_older_than_its_max_age_is_stale() {
     snap.update_interval_ns = 2 * SEC;
     w.publish(&snap);
     let clock = Clock::open_in(&dir.path, "eth0").unwrap();
-    assert!(
-        clock.now().is_ok(),
-        "2 s old with a 2 s interval is fresh: {:?}",
-        clock.now()
-    );
+    assert!(clock.now().is_ok(), "2 s old with a 2 s interval is fresh: {:?}", clock.now());
 }
 
 #[test]
@@ -136,11 +112,7 @@ fn error_bound_grows_with_distance_from_the_anchor() {
     assert!((100 + 450..100 + 700).contains(&e), "error bound {e}");
     snap.error_bound_ns = u64::MAX;
     w.publish(&snap);
-    assert_eq!(
-        clock.now().unwrap().error_bound_ns,
-        u64::MAX,
-        "unknown stays unknown"
-    );
+    assert_eq!(clock.now().unwrap().error_bound_ns, u64::MAX, "unknown stays unknown");
 }
 
 #[test]
@@ -174,11 +146,7 @@ fn stopped_and_lost_clocks_refuse_to_give_time() {
     let clock = Clock::open_in(&dir.path, "a").unwrap();
     assert!(clock.now().is_ok());
     drop(w);
-    assert!(
-        matches!(clock.now(), Err(Error::Unavailable(Status::Stopped))),
-        "{:?}",
-        clock.now()
-    );
+    assert!(matches!(clock.now(), Err(Error::Unavailable(Status::Stopped))), "{:?}", clock.now());
     assert_eq!(clock.status().unwrap(), Status::Stopped);
     assert_eq!(clock.writer_pid(), 0);
 
@@ -186,30 +154,14 @@ fn stopped_and_lost_clocks_refuse_to_give_time() {
     w.publish(&system_snapshot(Status::Locked, 100));
     let mut clock = Clock::open_in(&dir.path, "b").unwrap();
     w.device_lost(0xffff_ffff);
-    assert!(matches!(
-        clock.now(),
-        Err(Error::Unavailable(Status::DeviceLost))
-    ));
+    assert!(matches!(clock.now(), Err(Error::Unavailable(Status::DeviceLost))));
     let changed = next_event(&mut clock);
-    assert_eq!(
-        (changed.kind, changed.urgency),
-        (EventKind::StatusChanged, Urgency::Urgent)
-    );
-    assert_eq!(
-        (changed.detail, changed.magnitude),
-        (Status::Locked as u32, Status::DeviceLost as i64)
-    );
+    assert_eq!((changed.kind, changed.urgency), (EventKind::StatusChanged, Urgency::Urgent));
+    assert_eq!((changed.detail, changed.magnitude), (Status::Locked as u32, Status::DeviceLost as i64));
     let lost = next_event(&mut clock);
-    assert_eq!(
-        (lost.kind, lost.urgency, lost.detail),
-        (EventKind::DeviceLost, Urgency::Urgent, 0xffff_ffff)
-    );
+    assert_eq!((lost.kind, lost.urgency, lost.detail), (EventKind::DeviceLost, Urgency::Urgent, 0xffff_ffff));
     drop(w);
-    assert_eq!(
-        clock.status().unwrap(),
-        Status::DeviceLost,
-        "a lost device stays lost after shutdown"
-    );
+    assert_eq!(clock.status().unwrap(), Status::DeviceLost, "a lost device stays lost after shutdown");
     assert_eq!(next_event(&mut clock).kind, EventKind::Stopped);
 }
 
@@ -236,32 +188,13 @@ fn events_arrive_in_order_and_wake_a_sleeping_reader() {
     w.post(EventKind::FrequencyJump, Urgency::Notice, -42_000, 0, 0);
     let got = waiter.join().unwrap();
     let kinds: Vec<_> = got.iter().map(|(e, _)| e.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            EventKind::Step,
-            EventKind::StatusChanged,
-            EventKind::FrequencyJump
-        ]
-    );
+    assert_eq!(kinds, [EventKind::Step, EventKind::StatusChanged, EventKind::FrequencyJump]);
     assert_eq!(got[0].0.magnitude, 1_500);
-    assert_eq!(
-        (got[1].0.detail, got[1].0.magnitude),
-        (Status::Locking as u32, Status::Locked as i64)
-    );
-    assert!(
-        got.windows(2).all(|p| p[1].0.seq == p[0].0.seq + 1),
-        "numbers are consecutive"
-    );
-    assert!(
-        got[0].1 >= Duration::from_millis(150),
-        "the reader slept until the event"
-    );
+    assert_eq!((got[1].0.detail, got[1].0.magnitude), (Status::Locking as u32, Status::Locked as i64));
+    assert!(got.windows(2).all(|p| p[1].0.seq == p[0].0.seq + 1), "numbers are consecutive");
+    assert!(got[0].1 >= Duration::from_millis(150), "the reader slept until the event");
     let now = realtime_ns() + TAI_UTC as u64 * SEC;
-    assert!(
-        got[0].0.tai_ns.abs_diff(now) < SEC,
-        "event time is clock time"
-    );
+    assert!(got[0].0.tai_ns.abs_diff(now) < SEC, "event time is clock time");
 }
 
 #[test]
@@ -273,18 +206,12 @@ fn ring_overflow_is_reported_then_every_remaining_event_delivered() {
     for i in 0..100 {
         w.post(EventKind::Step, Urgency::Notice, i, 0, 1);
     }
-    assert_eq!(
-        clock.wait_event(Some(Duration::ZERO)).unwrap(),
-        EventWait::Missed(36)
-    );
+    assert_eq!(clock.wait_event(Some(Duration::ZERO)).unwrap(), EventWait::Missed(36));
     for i in 36..100 {
         let e = next_event(&mut clock);
         assert_eq!((e.seq, e.magnitude), (start + 1 + i as u64, i));
     }
-    assert_eq!(
-        clock.wait_event(Some(Duration::from_millis(50))).unwrap(),
-        EventWait::TimedOut
-    );
+    assert_eq!(clock.wait_event(Some(Duration::from_millis(50))).unwrap(), EventWait::TimedOut);
 }
 
 #[test]
@@ -293,10 +220,7 @@ fn wait_event_times_out_when_nothing_happens() {
     let _w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
     let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
     let start = Instant::now();
-    assert_eq!(
-        clock.wait_event(Some(Duration::from_millis(200))).unwrap(),
-        EventWait::TimedOut
-    );
+    assert_eq!(clock.wait_event(Some(Duration::from_millis(200))).unwrap(), EventWait::TimedOut);
     assert!(start.elapsed() >= Duration::from_millis(200));
 }
 
@@ -324,23 +248,12 @@ fn a_restarted_writer_reuses_the_page_and_readers_keep_working() {
 
     let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::metadata(dir.page("eth0")).unwrap().ino(),
-        inode.ino(),
-        "same file, reused in place"
-    );
-    assert!(
-        matches!(clock.now(), Err(Error::NoTimeYet)),
-        "the old run's mapping is not served"
-    );
+    assert_eq!(std::fs::metadata(dir.page("eth0")).unwrap().ino(), inode.ino(), "same file, reused in place");
+    assert!(matches!(clock.now(), Err(Error::NoTimeYet)), "the old run's mapping is not served");
     let e = next_event(&mut clock);
     assert_eq!((e.kind, e.detail), (EventKind::Started, std::process::id()));
     w.publish(&system_snapshot(Status::Locked, 100));
-    assert_eq!(
-        clock.now().unwrap().status,
-        Status::Locked,
-        "the old mapping sees the new writer"
-    );
+    assert_eq!(clock.now().unwrap().status, Status::Locked, "the old mapping sees the new writer");
     assert_eq!(clock.snapshot().unwrap().update_count, 1);
 }
 

@@ -18,22 +18,14 @@ const TIME_STEP: u64 = 1_000_003;
 /// The period is 0, so `now()` returns exactly `anchor_tai_ns` and the anchor's error bound.
 fn expected(g: u64) -> Snapshot {
     Snapshot {
-        counter_kind: if g % 2 == 0 {
-            CounterKind::Tsc
-        } else {
-            CounterKind::MonotonicRaw
-        },
+        counter_kind: if g % 2 == 0 { CounterKind::Tsc } else { CounterKind::MonotonicRaw },
         counter_value: g.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         counter_period: 0,
         anchor_tai_ns: g * TIME_STEP,
         error_bound_ns: g * 7 + 13,
-        error_growth_ppt: g ^ 0x5555,
-        status: [
-            Status::Unsynchronized,
-            Status::Locking,
-            Status::Locked,
-            Status::Holdover,
-        ][(g / 256 % 4) as usize],
+        error_growth_ppt: (g ^ 0x5555) as u32,
+        status: [Status::Unsynchronized, Status::Locking, Status::Locked, Status::Holdover]
+            [(g / 256 % 4) as usize],
         leap: [Leap::None, Leap::Insert, Leap::Delete][(g / 256 % 3) as usize],
         leap_tai_s: g * 3,
         tai_utc_offset_s: (g % 1000) as i32,
@@ -55,8 +47,7 @@ fn child_entry() {
     let dir = std::path::PathBuf::from(env_var("PAGE_DIR"));
     let seconds: f64 = env_var("SECONDS").parse().unwrap();
     let clock = Clock::open_in(&dir, "stress").unwrap();
-    let (mut reads, mut torn, mut stuck, mut generations, mut last) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut reads, mut torn, mut stuck, mut generations, mut last) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds {
         for _ in 0..64 {
@@ -97,8 +88,7 @@ fn child_entry() {
 
 #[test]
 fn no_reader_process_ever_sees_a_torn_snapshot() {
-    let seconds: f64 =
-        std::env::var("NICCLOCK_STRESS_SECONDS").map_or(10.0, |s| s.parse().unwrap());
+    let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(10.0, |s| s.parse().unwrap());
     let dir = PageDir::new("stress");
     let mut w = Writer::create(&dir.options("stress"), &identity()).unwrap();
     w.publish(&expected(1));
@@ -120,36 +110,19 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
             (g - 1, start.elapsed())
         }
     });
-    let env = vec![
-        ("PAGE_DIR", dir.path.display().to_string()),
-        ("SECONDS", seconds.to_string()),
-    ];
-    let readers: Vec<_> = (0..READERS)
-        .map(|_| spawn_child("stress", &env, None))
-        .collect();
-    let outputs: Vec<_> = readers
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let env = vec![("PAGE_DIR", dir.path.display().to_string()), ("SECONDS", seconds.to_string())];
+    let readers: Vec<_> = (0..READERS).map(|_| spawn_child("stress", &env, None)).collect();
+    let outputs: Vec<_> = readers.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     stop.store(true, Ordering::Relaxed);
     let (updates, elapsed) = writer.join().unwrap();
     let rate = updates as f64 / elapsed.as_secs_f64();
-    println!(
-        "writer: {updates} updates in {:.1} s = {rate:.0} Hz",
-        elapsed.as_secs_f64()
-    );
-    assert!(
-        rate >= 10_000.0,
-        "writer published at {rate:.0} Hz, below 10 kHz"
-    );
+    println!("writer: {updates} updates in {:.1} s = {rate:.0} Hz", elapsed.as_secs_f64());
+    assert!(rate >= 10_000.0, "writer published at {rate:.0} Hz, below 10 kHz");
 
     let (mut total_reads, mut total_torn, mut total_stuck) = (0, 0, 0);
     for (i, out) in outputs.iter().enumerate() {
         let stdout = assert_child_ok("stress reader", out);
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with("reader "))
-            .expect("reader summary");
+        let line = stdout.lines().find(|l| l.starts_with("reader ")).expect("reader summary");
         let num = |key: &str| -> u64 {
             let words: Vec<&str> = line.split_whitespace().collect();
             let at = words.iter().position(|w| *w == key).unwrap();
@@ -162,11 +135,7 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
             num("torn"),
             num("stuck")
         );
-        assert!(
-            num("generations") >= 1000,
-            "reader {i} saw only {} updates",
-            num("generations")
-        );
+        assert!(num("generations") >= 1000, "reader {i} saw only {} updates", num("generations"));
         total_reads += num("reads");
         total_torn += num("torn");
         total_stuck += num("stuck");
@@ -174,8 +143,5 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
     println!("total: {READERS} reader processes, {total_reads} reads, {total_torn} torn, {total_stuck} stuck, {seconds} s");
     assert_eq!(total_torn, 0, "torn reads");
     assert_eq!(total_stuck, 0, "reads that gave up on the writer");
-    assert!(
-        total_reads > 1_000_000,
-        "too few reads to mean anything: {total_reads}"
-    );
+    assert!(total_reads > 1_000_000, "too few reads to mean anything: {total_reads}");
 }

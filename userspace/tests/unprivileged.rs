@@ -9,9 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_child_ok, env_var, identity, run_child, spawn_child, system_snapshot, PageDir, NOBODY,
-};
+use common::{assert_child_ok, env_var, identity, run_child, spawn_child, system_snapshot, PageDir, NOBODY};
 use nicclock::{Clock, Error, EventKind, EventWait, Status, Urgency, Writer};
 
 #[test]
@@ -35,10 +33,7 @@ fn page_from_env() -> (PathBuf, String, PathBuf) {
 fn expect_denied<T: std::fmt::Debug>(what: &str, r: std::io::Result<T>, errnos: &[i32]) {
     match r {
         Ok(v) => panic!("{what} succeeded as uid {}: {v:?}", nix::unistd::getuid()),
-        Err(e) => assert!(
-            errnos.contains(&e.raw_os_error().unwrap_or(0)),
-            "{what}: unexpected error {e}"
-        ),
+        Err(e) => assert!(errnos.contains(&e.raw_os_error().unwrap_or(0)), "{what}: unexpected error {e}"),
     }
     println!("refused: {what}");
 }
@@ -46,55 +41,33 @@ fn expect_denied<T: std::fmt::Debug>(what: &str, r: std::io::Result<T>, errnos: 
 /// As nobody: every way of changing the page fails; reading and waiting for events work.
 fn attack() {
     let (dir, name, path) = page_from_env();
-    assert_ne!(
-        nix::unistd::getuid().as_raw(),
-        0,
-        "the attack must run unprivileged"
-    );
-    let rw = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path);
+    assert_ne!(nix::unistd::getuid().as_raw(), 0, "the attack must run unprivileged");
+    let rw = std::fs::OpenOptions::new().read(true).write(true).open(&path);
     expect_denied("open O_RDWR", rw, &[libc::EACCES]);
     let wo = std::fs::OpenOptions::new().write(true).open(&path);
     expect_denied("open O_WRONLY", wo, &[libc::EACCES]);
     let file = std::fs::File::open(&path).expect("O_RDONLY open is allowed");
     // SAFETY: the mapping is expected to fail; if it did not, it is dropped unused.
     let map_rw = unsafe { memmap2::MmapOptions::new().len(4096).map_mut(&file) };
-    expect_denied(
-        "mmap PROT_WRITE MAP_SHARED",
-        map_rw.map(|_| ()),
-        &[libc::EACCES],
-    );
+    expect_denied("mmap PROT_WRITE MAP_SHARED", map_rw.map(|_| ()), &[libc::EACCES]);
     // SAFETY: read-only shared mapping of a 4096-byte file that nobody truncates during the test.
-    let map_ro = unsafe { memmap2::MmapOptions::new().len(4096).map(&file) }
-        .expect("PROT_READ map is allowed");
-    expect_denied(
-        "mprotect to PROT_WRITE",
-        map_ro.make_mut().map(|_| ()),
-        &[libc::EACCES],
-    );
+    let map_ro =
+        unsafe { memmap2::MmapOptions::new().len(4096).map(&file) }.expect("PROT_READ map is allowed");
+    expect_denied("mprotect to PROT_WRITE", map_ro.make_mut().map(|_| ()), &[libc::EACCES]);
     expect_denied("ftruncate", file.set_len(0), &[libc::EINVAL, libc::EBADF]);
     expect_denied(
         "chmod",
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)),
         &[libc::EPERM],
     );
-    expect_denied(
-        "unlink",
-        std::fs::remove_file(&path),
-        &[libc::EACCES, libc::EPERM],
-    );
+    expect_denied("unlink", std::fs::remove_file(&path), &[libc::EACCES, libc::EPERM]);
 
     let mut clock = Clock::open_in(&dir, &name).expect("open as reader");
     let now = clock.now().expect("time as nobody");
     assert_eq!(now.status, Status::Locked);
     println!("read: {} ± {} ns", now.time_ns, now.error_bound_ns);
     // The parent posts STEP events until we exit: the shared futex wakes us across uids.
-    match clock
-        .wait_event(Some(Duration::from_secs(10)))
-        .expect("wait_event as nobody")
-    {
+    match clock.wait_event(Some(Duration::from_secs(10))).expect("wait_event as nobody") {
         EventWait::Event(e) => {
             assert_eq!(e.kind, EventKind::Step);
             println!("event: {} step {}", e.seq, e.magnitude);
@@ -107,10 +80,7 @@ fn unreadable() {
     let (dir, name, _) = page_from_env();
     match Clock::open_in(&dir, &name) {
         Err(e @ Error::PermissionDenied { .. }) => println!("refused: {e}"),
-        other => panic!(
-            "expected PermissionDenied, got {:?}",
-            other.map(|_| "a clock")
-        ),
+        other => panic!("expected PermissionDenied, got {:?}", other.map(|_| "a clock")),
     }
 }
 
@@ -133,10 +103,7 @@ fn reader_loop() {
 }
 
 fn page_env(dir: &PageDir, name: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("PAGE_DIR", dir.path.display().to_string()),
-        ("PAGE_NAME", name.to_string()),
-    ]
+    vec![("PAGE_DIR", dir.path.display().to_string()), ("PAGE_NAME", name.to_string())]
 }
 
 #[test]
@@ -157,46 +124,24 @@ fn an_unprivileged_reader_reads_but_cannot_write_the_page() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = assert_child_ok("attack", &child.join().unwrap());
-    for what in [
-        "open O_RDWR",
-        "open O_WRONLY",
-        "mmap PROT_WRITE",
-        "mprotect",
-        "ftruncate",
-        "chmod",
-        "unlink",
-    ] {
-        assert!(
-            out.contains(&format!("refused: {what}")),
-            "{what} not checked:\n{out}"
-        );
+    for what in
+        ["open O_RDWR", "open O_WRONLY", "mmap PROT_WRITE", "mprotect", "ftruncate", "chmod", "unlink"]
+    {
+        assert!(out.contains(&format!("refused: {what}")), "{what} not checked:\n{out}");
     }
     assert!(out.contains("read: ") && out.contains("event: "), "{out}");
     let after = std::fs::read(dir.page("eth0")).unwrap();
-    assert_eq!(
-        (after.len(), &after[..256]),
-        (4096, &before[..256]),
-        "header untouched"
-    );
+    assert_eq!((after.len(), &after[..256]), (4096, &before[..256]), "header untouched");
 }
 
 #[test]
 fn an_unreadable_page_is_refused_with_a_clear_error() {
     let dir = PageDir::new("unreadable");
-    let opts = nicclock::PageOptions {
-        mode: 0o600,
-        ..dir.options("eth0")
-    };
+    let opts = nicclock::PageOptions { mode: 0o600, ..dir.options("eth0") };
     let mut w = Writer::create(&opts, &identity()).unwrap();
     w.publish(&system_snapshot(Status::Locked, 1_000));
-    let out = assert_child_ok(
-        "unreadable",
-        &run_child("unreadable", &page_env(&dir, "eth0"), Some(NOBODY)),
-    );
-    assert!(
-        out.contains("permission denied") && out.contains("--page-group"),
-        "{out}"
-    );
+    let out = assert_child_ok("unreadable", &run_child("unreadable", &page_env(&dir, "eth0"), Some(NOBODY)));
+    assert!(out.contains("permission denied") && out.contains("--page-group"), "{out}");
 }
 
 #[test]
@@ -224,10 +169,7 @@ fn a_sigstopped_reader_does_not_hold_up_the_writer() {
     let start = Instant::now();
     for n in 2..=UPDATES + 1 {
         publish(&mut w, n);
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "writer held up: {n} updates in 30 s"
-        );
+        assert!(start.elapsed() < Duration::from_secs(30), "writer held up: {n} updates in 30 s");
     }
     let rate = UPDATES as f64 / start.elapsed().as_secs_f64();
     println!("writer: {UPDATES} updates while the reader was stopped, {rate:.0} updates/s");
@@ -235,9 +177,6 @@ fn a_sigstopped_reader_does_not_hold_up_the_writer() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "reader failed after SIGCONT: {status}: {rest:?}"
-    );
+    assert!(status.success(), "reader failed after SIGCONT: {status}: {rest:?}");
     assert!(rest.iter().any(|l| l.starts_with("reads ")), "{rest:?}");
 }

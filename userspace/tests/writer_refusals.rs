@@ -41,32 +41,15 @@ fn a_pre_planted_symlink_is_refused_and_its_target_untouched() {
 
 #[test]
 fn a_foreign_owned_file_is_refused() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test chowns a file to nobody and must run as root"
-    );
+    assert!(nix::unistd::geteuid().is_root(), "this test chowns a file to nobody and must run as root");
     let dir = PageDir::new("foreign");
     let path = dir.page("eth0");
     std::fs::write(&path, vec![0u8; 4096]).unwrap();
     std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
     let e = refuse(&dir, "eth0");
-    assert!(
-        matches!(
-            e,
-            WriterError::ForeignOwner {
-                owner: NOBODY,
-                expected: 0,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, WriterError::ForeignOwner { owner: NOBODY, expected: 0, .. }), "{e:?}");
     contains(&e, &["owned by uid 65534", "remove it"]);
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        vec![0u8; 4096],
-        "left as found"
-    );
+    assert_eq!(std::fs::read(&path).unwrap(), vec![0u8; 4096], "left as found");
 }
 
 #[test]
@@ -74,17 +57,7 @@ fn a_wrong_size_file_is_refused() {
     let dir = PageDir::new("size");
     std::fs::write(dir.page("eth0"), b"short").unwrap();
     let e = refuse(&dir, "eth0");
-    assert!(
-        matches!(
-            e,
-            WriterError::WrongSize {
-                size: 5,
-                expected: 4096,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, WriterError::WrongSize { size: 5, expected: 4096, .. }), "{e:?}");
     contains(&e, &["5 bytes", "4096"]);
     assert_eq!(std::fs::read(dir.page("eth0")).unwrap(), b"short");
 }
@@ -106,30 +79,15 @@ fn a_page_of_another_abi_major_is_refused() {
     bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
     std::fs::write(dir.page("eth0"), &bytes).unwrap();
     let e = refuse(&dir, "eth0");
-    assert!(
-        matches!(
-            e,
-            WriterError::AbiMismatch {
-                found: 2,
-                ours: 1,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, WriterError::AbiMismatch { found: 2, ours: 1, .. }), "{e:?}");
 }
 
 #[test]
 fn a_page_of_another_clock_is_refused() {
     let dir = PageDir::new("identity");
     drop(Writer::create(&dir.options("eth0"), &identity()).unwrap());
-    let other = Identity {
-        pci_address: "0000:02:00.0".into(),
-        ..identity()
-    };
-    let e = Writer::create(&dir.options("eth0"), &other)
-        .err()
-        .expect("refused");
+    let other = Identity { pci_address: "0000:02:00.0".into(), ..identity() };
+    let e = Writer::create(&dir.options("eth0"), &other).err().expect("refused");
     assert!(matches!(e, WriterError::IdentityMismatch { .. }), "{e:?}");
     contains(&e, &["0000:01:00.0", "0000:02:00.0", "another page name"]);
 }
@@ -137,28 +95,12 @@ fn a_page_of_another_clock_is_refused() {
 #[test]
 fn non_regular_files_are_refused_without_blocking() {
     let dir = PageDir::new("fifo");
-    nix::unistd::mkfifo(
-        &dir.page("eth0"),
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
-    )
-    .unwrap();
+    nix::unistd::mkfifo(&dir.page("eth0"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     let e = refuse(&dir, "eth0"); // would hang if the FIFO were opened blocking
-    assert!(
-        matches!(e, WriterError::NotRegularFile { found: "FIFO", .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, WriterError::NotRegularFile { found: "FIFO", .. }), "{e:?}");
     std::fs::create_dir(dir.page("eth1")).unwrap();
     let e = refuse(&dir, "eth1");
-    assert!(
-        matches!(
-            e,
-            WriterError::NotRegularFile {
-                found: "directory",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, WriterError::NotRegularFile { found: "directory", .. }), "{e:?}");
 }
 
 #[test]
@@ -166,16 +108,10 @@ fn a_second_writer_is_refused_while_the_first_runs() {
     let dir = PageDir::new("busy");
     let first = Writer::create(&dir.options("eth0"), &identity()).unwrap();
     let e = refuse(&dir, "eth0");
-    assert!(
-        matches!(e, WriterError::Busy { pid, .. } if pid == std::process::id()),
-        "{e:?}"
-    );
+    assert!(matches!(e, WriterError::Busy { pid, .. } if pid == std::process::id()), "{e:?}");
     contains(&e, &["another writer", "stop it first"]);
     drop(first);
-    assert!(
-        Writer::create(&dir.options("eth0"), &identity()).is_ok(),
-        "free again after the first stops"
-    );
+    assert!(Writer::create(&dir.options("eth0"), &identity()).is_ok(), "free again after the first stops");
 }
 
 #[test]
@@ -190,25 +126,13 @@ fn bad_names_and_identities_are_refused() {
         (&"x".repeat(64), "longer than 63"),
     ] {
         let e = refuse(&dir, name);
-        assert!(
-            matches!(e, WriterError::InvalidName { .. }),
-            "{name:?}: {e:?}"
-        );
+        assert!(matches!(e, WriterError::InvalidName { .. }), "{name:?}: {e:?}");
         contains(&e, &[why]);
     }
-    let long = Identity {
-        model: "m".repeat(40),
-        ..identity()
-    };
-    let e = Writer::create(&dir.options("eth0"), &long)
-        .err()
-        .expect("refused");
+    let long = Identity { model: "m".repeat(40), ..identity() };
+    let e = Writer::create(&dir.options("eth0"), &long).err().expect("refused");
     contains(&e, &["model", "at most 31"]);
-    assert_eq!(
-        std::fs::read_dir(&dir.path).unwrap().count(),
-        0,
-        "nothing created for bad input"
-    );
+    assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 0, "nothing created for bad input");
 }
 
 #[test]
@@ -222,33 +146,20 @@ fn mode_and_group_are_applied() {
     drop(w);
     // Reuse re-applies the configured mode.
     let w = Writer::create(&page_opts(&dir, 0o644, None), &identity()).unwrap();
-    assert_eq!(
-        std::fs::metadata(w.path()).unwrap().permissions().mode() & 0o777,
-        0o644
-    );
+    assert_eq!(std::fs::metadata(w.path()).unwrap().permissions().mode() & 0o777, 0o644);
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(&dir.path)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = std::fs::read_dir(&dir.path).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["nicclock-eth0"]);
 }
 
 fn page_opts(dir: &PageDir, mode: u32, group: Option<u32>) -> nicclock::PageOptions {
-    nicclock::PageOptions {
-        mode,
-        group,
-        ..dir.options("eth0")
-    }
+    nicclock::PageOptions { mode, group, ..dir.options("eth0") }
 }
 
 #[test]
 fn an_unwritable_directory_is_a_clear_error() {
     let dir = PageDir::new("nodir");
-    let opts = nicclock::PageOptions {
-        dir: dir.path.join("missing"),
-        ..dir.options("eth0")
-    };
+    let opts = nicclock::PageOptions { dir: dir.path.join("missing"), ..dir.options("eth0") };
     let e = Writer::create(&opts, &identity()).err().expect("refused");
     contains(&e, &["cannot create", "missing"]);
 }

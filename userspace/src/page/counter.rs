@@ -38,8 +38,7 @@ pub fn tsc() -> Option<u64> {
 /// CLOCK_MONOTONIC_RAW in nanoseconds (served by the vDSO).
 #[inline]
 pub fn monotonic_raw_ns() -> u64 {
-    let ts =
-        clock_gettime(ClockId::CLOCK_MONOTONIC_RAW).expect("CLOCK_MONOTONIC_RAW exists on Linux");
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC_RAW).expect("CLOCK_MONOTONIC_RAW exists on Linux");
     ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
@@ -80,9 +79,8 @@ pub fn sample_clock(kind: CounterKind, clock: libc::clockid_t, reads: usize) -> 
 /// nonstop_tsc) and the kernel trusts it as its clocksource, else CLOCK_MONOTONIC_RAW.
 pub fn best_available() -> CounterKind {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let clocksource =
-        fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-            .unwrap_or_default();
+    let clocksource = fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .unwrap_or_default();
     if tsc().is_some() && tsc_is_invariant(&cpuinfo) && clocksource.trim() == "tsc" {
         CounterKind::Tsc
     } else {
@@ -108,9 +106,7 @@ mod tests {
 
     #[test]
     fn invariant_tsc_needs_both_flags() {
-        assert!(tsc_is_invariant(
-            "processor: 0\nflags\t\t: fpu tsc constant_tsc nonstop_tsc sse2\n"
-        ));
+        assert!(tsc_is_invariant("processor: 0\nflags\t\t: fpu tsc constant_tsc nonstop_tsc sse2\n"));
         assert!(!tsc_is_invariant("flags\t\t: fpu tsc constant_tsc sse2\n"));
         assert!(!tsc_is_invariant("flags\t\t: fpu tsc nonstop_tsc\n"));
         assert!(!tsc_is_invariant("processor: 0\n"));

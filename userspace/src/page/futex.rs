@@ -12,9 +12,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::R
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a live, 4-byte aligned atomic (in a mapping that outlives this call); the
     // kernel only reads it. FUTEX_WAIT without FUTEX_PRIVATE_FLAG keys on the backing file page, so
     // it pairs with the writer's wake in another process. `ts_ptr` is null or points to `ts`.

@@ -15,8 +15,7 @@ use crate::abi::{Page, ABI_MAJOR, EVENT_RING_LEN, MAGIC, PAGE_SIZE};
 use crate::error::Error;
 
 /// Flags for every open of a page: never follow a symlink, never block on a FIFO, never leak the fd.
-pub(crate) const OPEN_FLAGS: i32 =
-    libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+pub(crate) const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
 
 /// A validated page mapped read-only. Any number may exist; none can write.
 pub struct ReadOnlyPage {
@@ -28,17 +27,15 @@ impl ReadOnlyPage {
     /// Opens `path` O_RDONLY, checks it is a regular 4096-byte file with our magic and ABI major,
     /// and maps it PROT_READ.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(OPEN_FLAGS)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => Error::NotAPage {
-                    path: path.into(),
-                    reason: "it is a symbolic link (pages are never links)".into(),
-                },
-                _ => Error::io("open", path, e),
-            })?;
+        let file = OpenOptions::new().read(true).custom_flags(OPEN_FLAGS).open(path).map_err(|e| match e
+            .raw_os_error()
+        {
+            Some(libc::ELOOP) => Error::NotAPage {
+                path: path.into(),
+                reason: "it is a symbolic link (pages are never links)".into(),
+            },
+            _ => Error::io("open", path, e),
+        })?;
         let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         if !meta.is_file() {
             return Err(Error::NotAPage {
@@ -55,22 +52,16 @@ impl ReadOnlyPage {
         // SAFETY: a shared read-only mapping of a regular file of exactly PAGE_SIZE bytes. Its content
         // changes under us (that is the point), which is why every field a writer touches after
         // creation is an atomic. Only the page's owner could truncate it (SIGBUS); nicclockd never does.
-        let map = unsafe { MmapOptions::new().len(PAGE_SIZE).map(&file) }
-            .map_err(|e| Error::io("map", path, e))?;
-        let page = Self {
-            map,
-            path: path.into(),
-        };
+        let map =
+            unsafe { MmapOptions::new().len(PAGE_SIZE).map(&file) }.map_err(|e| Error::io("map", path, e))?;
+        let page = Self { map, path: path.into() };
         page.validate()?;
         Ok(page)
     }
 
     fn validate(&self) -> Result<(), Error> {
         let h = &self.page().header;
-        let not_a_page = |reason: String| Error::NotAPage {
-            path: self.path.clone(),
-            reason,
-        };
+        let not_a_page = |reason: String| Error::NotAPage { path: self.path.clone(), reason };
         if h.magic != MAGIC {
             return Err(not_a_page(format!(
                 "its first bytes are {:02x?}, not \"NICCLOCK\"",

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use nicclock::{
-    counter, period_from_ns_per_tick, CounterKind, Identity, Leap, PageOptions, ServoFigures,
-    Snapshot, Status,
+    counter, period_from_ns_per_tick, CounterKind, Identity, Leap, PageOptions, ServoFigures, Snapshot,
+    Status,
 };
 
 pub const NOBODY: u32 = 65534;
@@ -24,27 +24,15 @@ pub struct PageDir {
 
 impl PageDir {
     pub fn new(tag: &str) -> Self {
-        let base = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        let path = PathBuf::from(format!(
-            "{base}/nicclock-test-{tag}-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        let path = PathBuf::from(format!("{base}/nicclock-test-{tag}-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&path).expect("create page dir");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod page dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod page dir");
         Self { path }
     }
 
     pub fn options(&self, name: &str) -> PageOptions {
-        PageOptions {
-            dir: self.path.clone(),
-            ..PageOptions::new(name)
-        }
+        PageOptions { dir: self.path.clone(), ..PageOptions::new(name) }
     }
 
     pub fn page(&self, name: &str) -> PathBuf {
@@ -79,10 +67,7 @@ pub fn ns_per_tick(kind: CounterKind) -> f64 {
         let a = counter::sample_clock(kind, libc::CLOCK_REALTIME, 5);
         std::thread::sleep(Duration::from_millis(50));
         let b = counter::sample_clock(kind, libc::CLOCK_REALTIME, 5);
-        (
-            kind,
-            (b.clock_ns - a.clock_ns) as f64 / (b.counter - a.counter) as f64,
-        )
+        (kind, (b.clock_ns - a.clock_ns) as f64 / (b.counter - a.counter) as f64)
     });
     assert_eq!(k, kind, "one counter kind per test process");
     rate
@@ -113,12 +98,7 @@ pub fn system_snapshot(status: Status, error_bound_ns: u64) -> Snapshot {
         updated_tai_ns: tai,
         update_interval_ns: 100_000_000,
         update_count: 0,
-        servo: ServoFigures {
-            offset_ns: -23,
-            freq_ppt: 100_000,
-            delay_ns: 500,
-            state: 2,
-        },
+        servo: ServoFigures { offset_ns: -23, freq_ppt: 100_000, delay_ns: 500, state: 2 },
     }
 }
 
@@ -142,11 +122,7 @@ pub fn world_executable(exe: &Path) -> PathBuf {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let copy = dir.join(exe.file_name().unwrap());
     if !copy.exists() {
-        let temp = dir.join(format!(
-            ".{}.{}",
-            exe.file_name().unwrap().to_string_lossy(),
-            unique()
-        ));
+        let temp = dir.join(format!(".{}.{}", exe.file_name().unwrap().to_string_lossy(), unique()));
         std::fs::copy(exe, &temp).expect("copy executable");
         std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::rename(&temp, &copy).unwrap();
@@ -163,16 +139,9 @@ pub fn child_command(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Co
         );
     }
     let mut cmd = Command::new(exe_for(uid));
-    cmd.args([
-        "--ignored",
-        "--exact",
-        CHILD_ENTRY,
-        "--nocapture",
-        "--test-threads=1",
-        "-q",
-    ])
-    .env(ROLE_VAR, role)
-    .stdin(Stdio::null());
+    cmd.args(["--ignored", "--exact", CHILD_ENTRY, "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_VAR, role)
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -187,11 +156,7 @@ pub fn run_child(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Output
 }
 
 pub fn spawn_child(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Child {
-    child_command(role, env, uid)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child")
+    child_command(role, env, uid).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn child")
 }
 
 /// Asserts a child succeeded, showing its output otherwise.

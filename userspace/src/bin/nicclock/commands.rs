@@ -17,11 +17,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Now { utc, format } => now(cli, *utc, *format),
         Command::Status { json } => status(cli, *json),
         Command::Watch { count, interval } => watch(cli, *count, *interval),
-        Command::Events {
-            count,
-            timeout,
-            history,
-        } => events(cli, *count, *timeout, *history),
+        Command::Events { count, timeout, history } => events(cli, *count, *timeout, *history),
     }
 }
 
@@ -31,9 +27,7 @@ fn open(cli: &Cli) -> Result<Clock> {
         Some(name) => name.clone(),
         None => {
             let pages = match list_pages(&cli.dir) {
-                Err(nicclock::Error::Io { err, .. })
-                    if err.kind() == std::io::ErrorKind::NotFound =>
-                {
+                Err(nicclock::Error::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
                     vec![]
                 }
                 other => other?,
@@ -64,10 +58,7 @@ fn open(cli: &Cli) -> Result<Clock> {
 fn list(cli: &Cli) -> Result<ExitCode> {
     let pages = list_pages(&cli.dir)?;
     if pages.is_empty() {
-        println!(
-            "no time pages in {} (is nicclockd running?)",
-            cli.dir.display()
-        );
+        println!("no time pages in {} (is nicclockd running?)", cli.dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     for (name, path) in pages {
@@ -98,11 +89,7 @@ fn now(cli: &Cli, utc: bool, fmt: TimeFormat) -> Result<ExitCode> {
         TimeFormat::Ns => now.time_ns.to_string(),
         TimeFormat::Rfc3339 => format::rfc3339(now.time_ns, utc),
     };
-    println!(
-        "{time} {} {}",
-        format::bound(now.error_bound_ns),
-        now.status.name()
-    );
+    println!("{time} {} {}", format::bound(now.error_bound_ns), now.status.name());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -140,12 +127,7 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         page: clock.path().display().to_string(),
         model: id.model,
         pci_address: id.pci_address,
-        clock_id: id
-            .clock_id
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+        clock_id: id.clock_id.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
         writer_pid: clock.writer_pid(),
         status: snap.status.name().into(),
         stale: matches!(now, Err(nicclock::Error::Stale { .. })),
@@ -164,10 +146,7 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         servo_state: snap.servo.state,
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding status as JSON")?
-        );
+        println!("{}", serde_json::to_string_pretty(&report).context("encoding status as JSON")?);
     } else {
         let r = &report;
         println!("page        {}", r.page);
@@ -175,11 +154,7 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
             "clock       {} at {} (id {}), writer pid {}",
             r.model, r.pci_address, r.clock_id, r.writer_pid
         );
-        println!(
-            "status      {}{}",
-            r.status,
-            if r.stale { " (STALE)" } else { "" }
-        );
+        println!("status      {}{}", r.status, if r.stale { " (STALE)" } else { "" });
         match &now {
             Ok(n) => println!(
                 "time        {} {}",
@@ -245,11 +220,7 @@ fn watch(cli: &Cli, count: Option<u64>, interval: std::time::Duration) -> Result
         let next = start + interval * n as u32;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    Ok(if last_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if last_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn events(

@@ -34,11 +34,9 @@ pub fn ppb(ppt: i64) -> String {
 pub fn event(e: &Event) -> String {
     let what = match e.kind {
         EventKind::Started => format!("writer pid {}", e.detail),
-        EventKind::StatusChanged => format!(
-            "{} -> {}",
-            status_name(e.detail as i64),
-            status_name(e.magnitude)
-        ),
+        EventKind::StatusChanged => {
+            format!("{} -> {}", status_name(e.detail as i64), status_name(e.magnitude))
+        }
         EventKind::Step => format!("step {:+} ns", e.magnitude),
         EventKind::FrequencyJump => format!("frequency {}", ppb(e.magnitude)),
         EventKind::DeviceLost => format!("last read {:#010x}", e.detail),
@@ -46,22 +44,10 @@ pub fn event(e: &Event) -> String {
         EventKind::LeapChanged => format!("leap {} at TAI second {}", e.detail, e.magnitude),
     };
     // Events posted before the first update carry time 0: the writer had no time yet.
-    let time = if e.tai_ns == 0 {
-        "(before first update)".into()
-    } else {
-        rfc3339(e.tai_ns, false)
-    };
-    format!(
-        "event {} {time} {} {} {what}",
-        e.seq,
-        e.urgency.name(),
-        e.kind.name()
-    )
+    let time = if e.tai_ns == 0 { "(before first update)".into() } else { rfc3339(e.tai_ns, false) };
+    format!("event {} {time} {} {} {what}", e.seq, e.urgency.name(), e.kind.name())
 }
 
 fn status_name(raw: i64) -> &'static str {
-    u32::try_from(raw)
-        .ok()
-        .and_then(Status::from_raw)
-        .map_or("UNKNOWN", Status::name)
+    u32::try_from(raw).ok().and_then(Status::from_raw).map_or("UNKNOWN", Status::name)
 }

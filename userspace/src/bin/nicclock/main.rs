@@ -78,15 +78,11 @@ pub enum TimeFormat {
 }
 
 fn parse_page_name(s: &str) -> Result<String, String> {
-    nicclock::validate_name(s)
-        .map(|()| s.to_string())
-        .map_err(|e| e.to_string())
+    nicclock::validate_name(s).map(|()| s.to_string()).map_err(|e| e.to_string())
 }
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(v.is_finite() && v > 0.0 && v < 1e9) {
         return Err(format!("{s} must be a positive number of seconds"));
     }
