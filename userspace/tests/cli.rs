@@ -215,12 +215,10 @@ fn an_unreadable_page_is_a_permission_error_for_an_unprivileged_user() {
     let dir = PageDir::new("cli-perm");
     let _live = LivePage::start(PageOptions { mode: 0o600, ..dir.options("eth0") }, false);
     use std::os::unix::process::CommandExt;
-    let o = Command::new(common::world_executable(std::path::Path::new(BIN)))
-        .args(["--dir", dir.path.to_str().unwrap(), "now"])
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
+    let exe = common::world_executable(std::path::Path::new(BIN));
+    let o = common::retry_busy(|| {
+        Command::new(&exe).args(["--dir", dir.path.to_str().unwrap(), "now"]).uid(NOBODY).gid(NOBODY).output()
+    });
     fails(&o, 1, &["permission denied", "--page-group"]);
 }
 

@@ -116,7 +116,10 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
     stop.store(true, Ordering::Relaxed);
     let (updates, elapsed) = writer.join().unwrap();
     let rate = updates as f64 / elapsed.as_secs_f64();
-    println!("writer: {updates} updates in {:.1} s = {rate:.0} Hz", elapsed.as_secs_f64());
+    common::report(&format!(
+        "stress writer: {updates} updates in {:.1} s = {rate:.0} Hz",
+        elapsed.as_secs_f64()
+    ));
     assert!(rate >= 10_000.0, "writer published at {rate:.0} Hz, below 10 kHz");
 
     let (mut total_reads, mut total_torn, mut total_stuck) = (0, 0, 0);
@@ -128,19 +131,21 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
             let at = words.iter().position(|w| *w == key).unwrap();
             words[at + 1].parse().unwrap()
         };
-        println!(
-            "reader {i}: reads {} generations {} torn {} stuck {}",
+        common::report(&format!(
+            "stress reader {i}: reads {} generations {} torn {} stuck {}",
             num("reads"),
             num("generations"),
             num("torn"),
             num("stuck")
-        );
+        ));
         assert!(num("generations") >= 1000, "reader {i} saw only {} updates", num("generations"));
         total_reads += num("reads");
         total_torn += num("torn");
         total_stuck += num("stuck");
     }
-    println!("total: {READERS} reader processes, {total_reads} reads, {total_torn} torn, {total_stuck} stuck, {seconds} s");
+    common::report(&format!(
+        "stress total: {READERS} reader processes, {total_reads} reads, {total_torn} torn, {total_stuck} stuck, {seconds} s"
+    ));
     assert_eq!(total_torn, 0, "torn reads");
     assert_eq!(total_stuck, 0, "reads that gave up on the writer");
     assert!(total_reads > 1_000_000, "too few reads to mean anything: {total_reads}");

@@ -172,7 +172,9 @@ fn a_sigstopped_reader_does_not_hold_up_the_writer() {
         assert!(start.elapsed() < Duration::from_secs(30), "writer held up: {n} updates in 30 s");
     }
     let rate = UPDATES as f64 / start.elapsed().as_secs_f64();
-    println!("writer: {UPDATES} updates while the reader was stopped, {rate:.0} updates/s");
+    common::report(&format!(
+        "sigstop: writer made {UPDATES} updates while the reader was stopped, {rate:.0}/s"
+    ));
 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();

@@ -26,7 +26,7 @@ impl PageDir {
     pub fn new(tag: &str) -> Self {
         let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
         let path = PathBuf::from(format!("{base}/nicclock-test-{tag}-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&path).expect("create page dir");
+        std::fs::create_dir(&path).expect("create a new page dir");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod page dir");
         Self { path }
     }
@@ -117,12 +117,24 @@ fn exe_for(uid: Option<u32>) -> PathBuf {
 
 /// A copy of `exe` that any user can execute (the checkout may sit below a 0700 home directory).
 pub fn world_executable(exe: &Path) -> PathBuf {
-    let dir = PathBuf::from(format!("/tmp/nicclock-test-bin-{}", std::process::id()));
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_copier = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // One shared directory, refreshed when the build is newer: no per-run copies pile up in /tmp.
+    let dir = PathBuf::from("/tmp/nicclock-test-bin");
     std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(&dir).unwrap().uid();
+    assert_eq!(owner, nix::unistd::geteuid().as_raw(), "{} belongs to uid {owner}: remove it", dir.display());
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let copy = dir.join(exe.file_name().unwrap());
-    if !copy.exists() {
-        let temp = dir.join(format!(".{}.{}", exe.file_name().unwrap().to_string_lossy(), unique()));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&copy) < modified(exe) {
+        let temp = dir.join(format!(
+            ".{}.{}.{}",
+            exe.file_name().unwrap().to_string_lossy(),
+            std::process::id(),
+            unique()
+        ));
         std::fs::copy(exe, &temp).expect("copy executable");
         std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::rename(&temp, &copy).unwrap();
@@ -152,11 +164,25 @@ pub fn child_command(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Co
 }
 
 pub fn run_child(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Output {
-    child_command(role, env, uid).output().expect("spawn child")
+    retry_busy(|| child_command(role, env, uid).output())
 }
 
 pub fn spawn_child(role: &str, env: &[(&str, String)], uid: Option<u32>) -> Child {
-    child_command(role, env, uid).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn child")
+    retry_busy(|| child_command(role, env, uid).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn())
+}
+
+/// Runs `start` again while exec fails with ETXTBSY: a child another test thread forked while our
+/// freshly copied executable was still open for writing holds that fd until its own exec.
+pub fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> T {
+    for _ in 0..100 {
+        match start() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => return other.expect("start child process"),
+        }
+    }
+    panic!("executable stayed busy (ETXTBSY) for 1 s")
 }
 
 /// Asserts a child succeeded, showing its output otherwise.
@@ -178,4 +204,11 @@ pub fn role() -> Option<String> {
 
 pub fn env_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("child needs {name}"))
+}
+
+/// Prints a measured figure so it shows in `cargo test` output even when the test passes (the
+/// harness captures `println!`, not direct writes to the stderr handle).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
