@@ -1,0 +1,9 @@
+//! nicclockd's library: the NIC register map and model/quirk tables, clock operations over the
+//! register seam, a simulated NIC faithful to real silicon, servos, and the discipline loop.
+//!
+//! Everything here is pure or behind `nicclock_uio::RegisterAccess`, so it runs against the
+//! simulated NIC in tests exactly as against a mapped BAR.
+
+pub mod model;
+pub mod regs;
+pub mod servo;

@@ -1,0 +1,20 @@
+//! BAR access for nicclock: finds a PCI device in sysfs and maps its BAR0 through the kernel's
+//! character devices (VFIO, UIO, sysfs `resource0`) behind one [`RegisterAccess`] trait.
+//!
+//! The trait is the driver's only door to hardware; the simulated NIC implements it too, so every
+//! layer above it is tested without a NIC. `unsafe` lives in [`mmio`] alone.
+
+pub mod access;
+pub mod error;
+pub mod mmio;
+pub mod open;
+pub mod pci;
+pub mod resource;
+pub mod uio_dev;
+pub mod vfio;
+
+pub use access::RegisterAccess;
+pub use error::Error;
+pub use mmio::MmioRegion;
+pub use open::{open, Backend, DeviceSpec, OpenedDevice};
+pub use pci::{PciAddress, PciDevice, Sysfs};

@@ -1,0 +1,89 @@
+//! Device specifications (`vfio:<addr>`, `uio:/dev/uioN`, `sysfs:<addr>`) and opening them.
+//! The result is a mapped BAR0 plus what sysfs knows about the device (ids for the model table).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::Error;
+use crate::mmio::MmioRegion;
+use crate::pci::{PciAddress, PciDevice, Sysfs};
+use crate::{resource, uio_dev, vfio};
+
+/// How BAR0 is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Vfio,
+    Uio,
+    Sysfs,
+}
+
+/// A hardware device as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// `vfio:<pci address>`: the device bound to vfio-pci.
+    Vfio(PciAddress),
+    /// `uio:/dev/uioN`: the device bound to uio_pci_generic.
+    Uio(PathBuf),
+    /// `sysfs:<pci address>`: BAR0 through sysfs `resource0` (no driver, or uio_pci_generic).
+    Sysfs(PciAddress),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::InvalidSpec {
+            input: s.into(),
+            reason: format!("{reason} (use vfio:<pci address>, uio:/dev/uioN or sysfs:<pci address>)"),
+        };
+        let (kind, rest) = s.split_once(':').ok_or_else(|| bad("no backend prefix"))?;
+        match kind {
+            "vfio" => Ok(Self::Vfio(rest.parse()?)),
+            "sysfs" => Ok(Self::Sysfs(rest.parse()?)),
+            "uio" if rest.starts_with("/dev/uio") => Ok(Self::Uio(rest.into())),
+            "uio" => Err(bad("a UIO device is /dev/uioN")),
+            _ => Err(bad(&format!("unknown backend {kind:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vfio(a) => write!(f, "vfio:{a}"),
+            Self::Uio(p) => write!(f, "uio:{}", p.display()),
+            Self::Sysfs(a) => write!(f, "sysfs:{a}"),
+        }
+    }
+}
+
+/// A device with BAR0 mapped.
+pub struct OpenedDevice {
+    pub regs: MmioRegion,
+    /// What sysfs says about it (None only for a UIO node whose PCI parent is unknown).
+    pub pci: Option<PciDevice>,
+    pub backend: Backend,
+}
+
+/// Opens `spec`, checking the device is in a state we may drive, and maps at least `min_len`
+/// bytes of BAR0.
+pub fn open(sysfs: &Sysfs, spec: &DeviceSpec, min_len: u64) -> Result<OpenedDevice, Error> {
+    match spec {
+        DeviceSpec::Vfio(address) => {
+            let device = sysfs.device(*address)?;
+            let regs = vfio::map(sysfs, &device, min_len)?;
+            Ok(OpenedDevice { regs, pci: Some(device), backend: Backend::Vfio })
+        }
+        DeviceSpec::Sysfs(address) => {
+            let device = sysfs.device(*address)?;
+            let regs = resource::map(sysfs, &device, min_len)?;
+            Ok(OpenedDevice { regs, pci: Some(device), backend: Backend::Sysfs })
+        }
+        DeviceSpec::Uio(node) => {
+            let (regs, address) = uio_dev::map(sysfs, node, min_len)?;
+            let pci = address.map(|a| sysfs.device(a)).transpose()?;
+            Ok(OpenedDevice { regs, pci, backend: Backend::Uio })
+        }
+    }
+}

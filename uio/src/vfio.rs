@@ -1,0 +1,111 @@
+//! The VFIO backend: opens the device through its IOMMU group (vfio-ioctls, no KVM) and maps
+//! BAR0 (region 0) from the device fd; config space is region 7.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
+
+use crate::error::Error;
+use crate::mmio::MmioRegion;
+use crate::pci::{PciDevice, Sysfs};
+
+const BAR0_REGION: u32 = 0;
+const CONFIG_REGION: u32 = 7;
+const REGION_FLAG_MMAP: u32 = 1 << 2;
+/// Drivers that leave a group viable for VFIO.
+const VIABLE_DRIVERS: [&str; 2] = ["vfio-pci", "pci-stub"];
+pub const CONTAINER: &str = "/dev/vfio/vfio";
+
+/// Checks the device is ready for VFIO and says precisely what is missing if not.
+pub fn check(sysfs: &Sysfs, device: &PciDevice) -> Result<u32, Error> {
+    match device.driver.as_deref() {
+        Some("vfio-pci") => {}
+        Some(other) => {
+            return Err(Error::BoundToDriver {
+                address: device.address,
+                driver: other.into(),
+                wanted: "vfio-pci",
+            })
+        }
+        None => return Err(Error::NotBound { address: device.address, wanted: "vfio-pci" }),
+    }
+    let group = device.iommu_group.ok_or(Error::NoIommuGroup { address: device.address })?;
+    let blocking: Vec<_> = sysfs
+        .iommu_group_members(group)?
+        .into_iter()
+        .filter(|(a, d)| *a != device.address && d.as_deref().is_some_and(|d| !VIABLE_DRIVERS.contains(&d)))
+        .collect();
+    if !blocking.is_empty() {
+        return Err(Error::GroupNotViable { group, others: blocking });
+    }
+    Ok(group)
+}
+
+/// Fails with the modprobe hint when the VFIO container node is missing.
+pub fn require_container(path: &Path) -> Result<(), Error> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(Error::VfioMissing { path: path.into() })
+    }
+}
+
+/// Maps BAR0 of `device` (bound to vfio-pci) through VFIO.
+pub fn map(sysfs: &Sysfs, device: &PciDevice, min_len: u64) -> Result<MmioRegion, Error> {
+    check(sysfs, device)?;
+    require_container(Path::new(CONTAINER))?;
+    let address = device.address;
+    let vfio_err = |e: vfio_ioctls::VfioError| Error::Vfio { address, reason: e.to_string() };
+    let container = Arc::new(VfioContainer::new(None).map_err(vfio_err)?);
+    let ops: Arc<dyn VfioOps> = container.clone();
+    let vfio = VfioDevice::new(&device.path, ops, false).map_err(vfio_err)?;
+
+    // Cross-check the ids through config space: VFIO must have handed us the device we meant.
+    let mut ids = [0u8; 4];
+    vfio.region_read(CONFIG_REGION, &mut ids, 0);
+    let (vendor, id) = (u16::from_le_bytes([ids[0], ids[1]]), u16::from_le_bytes([ids[2], ids[3]]));
+    if (vendor, id) != (device.vendor, device.device) {
+        return Err(Error::Vfio {
+            address,
+            reason: format!(
+                "config space says {vendor:04x}:{id:04x}, sysfs {:04x}:{:04x}",
+                device.vendor, device.device
+            ),
+        });
+    }
+    let size = vfio.get_region_size(BAR0_REGION);
+    if vfio.get_region_flags(BAR0_REGION) & REGION_FLAG_MMAP == 0 {
+        return Err(Error::Vfio { address, reason: "BAR0 cannot be mmapped through VFIO".into() });
+    }
+    if size < min_len {
+        return Err(Error::BarTooSmall { address, size, needed: min_len });
+    }
+    let offset = vfio.get_region_offset(BAR0_REGION);
+    // SAFETY: the raw fd belongs to `vfio`, which is alive for this whole statement; we only
+    // borrow it long enough to duplicate it into a descriptor of our own.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(vfio.as_raw_fd()) };
+    let file = File::from(
+        borrowed.try_clone_to_owned().map_err(|e| Error::io("dup the VFIO fd of", &device.path, e))?,
+    );
+    // The device (and through it the group's place in the container) must outlive the mapping.
+    MmioRegion::map(
+        &file,
+        offset,
+        size as usize,
+        vec![Box::new(VfioHandles { _device: vfio, _container: container })],
+    )
+    .map_err(|e| Error::io("map BAR0 of", &device.path, e))
+}
+
+/// Keeps the VFIO objects alive as long as the mapping.
+struct VfioHandles {
+    _device: VfioDevice,
+    _container: Arc<VfioContainer>,
+}
+
+// SAFETY: VfioDevice and VfioContainer are file descriptors plus bookkeeping that this struct only
+// keeps alive (it never calls into them), so moving them to another thread is sound.
+unsafe impl Send for VfioHandles {}
