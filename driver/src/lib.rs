@@ -7,3 +7,4 @@
 pub mod model;
 pub mod regs;
 pub mod servo;
+pub mod sim;
