@@ -5,6 +5,7 @@
 //! simulated NIC in tests exactly as against a mapped BAR.
 
 pub mod model;
+pub mod phc;
 pub mod regs;
 pub mod servo;
 pub mod sim;

@@ -346,7 +346,11 @@ impl RegisterAccess for SimNic {
             regs::TIMADJH => {
                 // 82576 datasheet: sign in bit 31 of TIMADJH, magnitude below (not used by Linux).
                 let magnitude = (((value & 0x7FFF_FFFF) as u128) << 32) | s.timadj_low as u128;
-                s.units = if value & 0x8000_0000 != 0 { s.units.wrapping_sub(magnitude) } else { s.units.wrapping_add(magnitude) };
+                s.units = if value & 0x8000_0000 != 0 {
+                    s.units.wrapping_sub(magnitude)
+                } else {
+                    s.units.wrapping_add(magnitude)
+                };
             }
             _ => {
                 s.regs.insert(offset, value);
@@ -371,7 +375,13 @@ mod tests {
     }
 
     fn quiet() -> SimConfig {
-        SimConfig { freq_error_ppm: 0.0, wander_ppb_per_sqrt_s: 0.0, read_latency_ns: 0, read_jitter_ns: 0, ..SimConfig::default() }
+        SimConfig {
+            freq_error_ppm: 0.0,
+            wander_ppb_per_sqrt_s: 0.0,
+            read_latency_ns: 0,
+            read_jitter_ns: 0,
+            ..SimConfig::default()
+        }
     }
 
     #[test]
@@ -456,10 +466,12 @@ mod tests {
         let run = || {
             let (time, nic) = sim(SimConfig { wander_ppb_per_sqrt_s: 5.0, ..SimConfig::default() });
             nic.write32(regs::TIMINCA, 0x0180_0000);
-            (0..100).map(|_| {
-                time.advance(10_000_000);
-                read_ns(&nic, 19)
-            }).collect::<Vec<_>>()
+            (0..100)
+                .map(|_| {
+                    time.advance(10_000_000);
+                    read_ns(&nic, 19)
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
     }

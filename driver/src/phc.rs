@@ -1,0 +1,327 @@
+//! Clock operations on a NIC's PTP clock over the register seam: init, raw SYSTIM reads (with the
+//! 82574 wrap re-read), a timecounter that extends and converts them to ns, and steering — rate by
+//! TIMINCA with the sub-LSB remainder carried (hardware) or in the timecounter (software).
+
+use std::sync::Arc;
+
+use nicclock_uio::RegisterAccess;
+
+use crate::model::{Model, Quirks, SystimFormat};
+use crate::regs::{self, timinca, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
+use crate::sim::TimeSource;
+
+/// Where frequency corrections go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    /// TIMINCA: the NIC itself runs at the corrected rate (real silicon).
+    Hardware,
+    /// The NIC free-runs; the correction lives in the timecounter (QEMU, or by choice).
+    Software,
+}
+
+/// `--steer`: explicit, or chosen from the quirks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SteerChoice {
+    Auto,
+    Hardware,
+    Software,
+}
+
+impl SteerChoice {
+    /// hw on real silicon, sw where a quirk says rate writes are unsafe.
+    pub fn resolve(self, quirks: Quirks) -> Steering {
+        match self {
+            Self::Hardware => Steering::Hardware,
+            Self::Software => Steering::Software,
+            Self::Auto if quirks.contains(Quirks::TIMINCA_DISCONTINUOUS) => Steering::Software,
+            Self::Auto => Steering::Hardware,
+        }
+    }
+}
+
+impl std::str::FromStr for SteerChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "hw" => Ok(Self::Hardware),
+            "sw" => Ok(Self::Software),
+            _ => Err(format!("unknown steering {s:?}: use auto, hw or sw")),
+        }
+    }
+}
+
+/// The device stopped answering: every read is all ones (surprise removal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the NIC is gone: SYSTIM and STATUS read {last_read:#010x} (surprise removal?)")]
+pub struct DeviceLost {
+    pub last_read: u32,
+}
+
+/// A TIMINCA write moved the clock (QEMU's emulation does this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discontinuity {
+    /// How far the clock jumped across the write, ns.
+    pub jump_ns: i64,
+}
+
+/// Jumps smaller than this across a TIMINCA write are read noise, not a discontinuity.
+const DISCONTINUITY_NS: i64 = 10_000;
+
+/// One NIC clock.
+pub struct Phc<R> {
+    regs: R,
+    host: Arc<dyn TimeSource>,
+    steering: Steering,
+    shift: u32,
+    incperiod: u32,
+    base_incvalue: f64,
+    /// Fractional INCVALUE not yet written (hardware steering).
+    inc_remainder: f64,
+    freq_ppb: f64,
+    max_adj_ppb: f64,
+    /// Timecounter: last raw SYSTIM, disciplined ns at it, sub-unit carry.
+    last_raw: u64,
+    ns: i128,
+    carry: f64,
+}
+
+impl<R: RegisterAccess> Phc<R> {
+    /// Starts the clock: programs the nominal increment (QEMU: 16 ns ticks) and the timecounter.
+    /// `host` is a monotonic clock used only to check TIMINCA writes for discontinuities.
+    pub fn init(
+        regs: R,
+        model: &Model,
+        quirks: Quirks,
+        steering: Steering,
+        host: Arc<dyn TimeSource>,
+    ) -> Result<Self, DeviceLost> {
+        let SystimFormat::Fractional { shift } = model.systim else {
+            unreachable!("only models with fractional SYSTIM are supported (checked at open)");
+        };
+        let base = if quirks.contains(Quirks::SIXTEEN_NS_TICK) {
+            timinca(1, 16 << shift)
+        } else {
+            model.base_timinca
+        };
+        regs.write32(regs::TIMINCA, base);
+        let mut phc = Self {
+            regs,
+            host,
+            steering,
+            shift,
+            incperiod: base >> TIMINCA_PERIOD_SHIFT,
+            base_incvalue: (base & TIMINCA_VALUE_MASK) as f64,
+            inc_remainder: 0.0,
+            freq_ppb: 0.0,
+            max_adj_ppb: model.max_adj_ppb,
+            last_raw: 0,
+            ns: 0,
+            carry: 0.0,
+        };
+        let raw = phc.read_raw()?;
+        phc.last_raw = raw;
+        phc.ns = (raw >> shift) as i128;
+        Ok(phc)
+    }
+
+    pub fn steering(&self) -> Steering {
+        self.steering
+    }
+
+    pub fn regs(&self) -> &R {
+        &self.regs
+    }
+
+    /// Current frequency correction, ppb (positive: faster).
+    pub fn frequency_ppb(&self) -> f64 {
+        self.freq_ppb
+    }
+
+    /// Reads SYSTIM (SYSTIML latches SYSTIMH), calling `stamp` right before and right after the
+    /// SYSTIML read — the instant the NIC samples its counter — as PTP_SYS_OFFSET_EXTENDED does.
+    pub fn read_raw_bracketed<T>(&self, mut stamp: impl FnMut() -> T) -> Result<(T, u64, T), DeviceLost> {
+        loop {
+            let before = stamp();
+            let lo = self.regs.read32(regs::SYSTIML);
+            let after = stamp();
+            let hi = self.regs.read32(regs::SYSTIMH);
+            if lo == u32::MAX && hi == u32::MAX {
+                let status = self.regs.read32(regs::STATUS);
+                if status == u32::MAX {
+                    return Err(DeviceLost { last_read: status });
+                }
+            }
+            // 82574: SYSTIMH may not latch right at a SYSTIML wrap; read again near one.
+            if lo >= 0xFF00_0000 && self.shift == 18 {
+                let lo2 = self.regs.read32(regs::SYSTIML);
+                if lo2 < lo {
+                    continue;
+                }
+            }
+            return Ok((before, ((hi as u64) << 32) | lo as u64, after));
+        }
+    }
+
+    pub fn read_raw(&self) -> Result<u64, DeviceLost> {
+        self.read_raw_bracketed(|| ()).map(|(_, raw, _)| raw)
+    }
+
+    /// Disciplined time at raw reading `raw` (advances the timecounter; call with increasing raws).
+    pub fn time_at(&mut self, raw: u64) -> i128 {
+        let delta = raw.wrapping_sub(self.last_raw) as f64;
+        let factor = match self.steering {
+            Steering::Hardware => 1.0,
+            Steering::Software => 1.0 + self.freq_ppb / 1e9,
+        };
+        // Units since the last reading at the disciplined rate, plus the sub-ns carry.
+        let units = delta * factor + self.carry;
+        let unit_ns = (1u64 << self.shift) as f64;
+        let whole_ns = (units / unit_ns).floor();
+        self.carry = units - whole_ns * unit_ns;
+        self.ns += whole_ns as i128;
+        self.last_raw = raw;
+        self.ns
+    }
+
+    /// Disciplined time now.
+    pub fn now(&mut self) -> Result<i128, DeviceLost> {
+        let raw = self.read_raw()?;
+        Ok(self.time_at(raw))
+    }
+
+    /// Steps the clock by `delta_ns` (in the timecounter, as Linux does for these parts).
+    pub fn step(&mut self, delta_ns: i64) {
+        self.ns += delta_ns as i128;
+    }
+
+    /// Sets the frequency correction (ppb, positive: faster), clamped to the model's range.
+    /// Hardware steering writes TIMINCA and checks the write did not move the clock.
+    pub fn set_frequency(&mut self, ppb: f64) -> Result<Option<Discontinuity>, DeviceLost> {
+        let ppb = ppb.clamp(-self.max_adj_ppb, self.max_adj_ppb);
+        if self.steering == Steering::Software {
+            // Bring the timecounter up to now at the old rate before the new one applies.
+            self.now()?;
+            self.freq_ppb = ppb;
+            return Ok(None);
+        }
+        let exact = self.base_incvalue * (1.0 + ppb / 1e9) + self.inc_remainder;
+        let value = exact.floor().clamp(1.0, TIMINCA_VALUE_MASK as f64);
+        self.inc_remainder = (exact - value).clamp(-1.0, 1.0);
+        let ((h0, before), (h1, after)) = (self.stamped()?, {
+            self.regs.write32(regs::TIMINCA, timinca(self.incperiod, value as u32));
+            self.stamped()?
+        });
+        self.freq_ppb = ppb;
+        let nic_elapsed = (after - before) as i64;
+        let host_elapsed = (h1 - h0) as i64;
+        let jump = nic_elapsed - host_elapsed;
+        Ok((jump.abs() > DISCONTINUITY_NS).then_some(Discontinuity { jump_ns: jump }))
+    }
+
+    /// (host ns, disciplined ns) at one read.
+    fn stamped(&mut self) -> Result<(u64, i128), DeviceLost> {
+        let host = self.host.clone();
+        let (h, raw, _) = self.read_raw_bracketed(|| host.now_ns())?;
+        Ok((h, self.time_at(raw)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{model, INTEL};
+    use crate::sim::{SimConfig, SimNic, VirtualTime};
+
+    fn phc(config: SimConfig, steering: Steering) -> (Arc<VirtualTime>, Arc<SimNic>, Phc<Arc<SimNic>>) {
+        let time = VirtualTime::new();
+        let nic = Arc::new(SimNic::new(config.clone(), time.clone()));
+        let quirks = if config.qemu { crate::model::QUIRKS[0].quirks } else { Quirks::empty() };
+        let m = model(INTEL, config.model.device_id()).unwrap();
+        let phc = Phc::init(nic.clone(), m, quirks, steering, time.clone()).unwrap();
+        (time, nic, phc)
+    }
+
+    fn quiet() -> SimConfig {
+        SimConfig {
+            freq_error_ppm: 0.0,
+            wander_ppb_per_sqrt_s: 0.0,
+            read_latency_ns: 0,
+            read_jitter_ns: 0,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn timecounter_follows_systim_across_its_64_bit_wrap() {
+        let (time, nic, mut phc) = phc(quiet(), Steering::Hardware);
+        // Put SYSTIM 1 ms before its 2^64-unit wrap (2^45 ns, 9.77 h).
+        let near_wrap = u64::MAX - (1_000_000u64 << 19);
+        nic.write32(regs::SYSTIML, near_wrap as u32);
+        nic.write32(regs::SYSTIMH, (near_wrap >> 32) as u32);
+        let t0 = phc.now().unwrap();
+        time.advance(3_000_000);
+        let t1 = phc.now().unwrap();
+        assert_eq!(t1 - t0, 3_000_000, "3 ms across the wrap");
+    }
+
+    #[test]
+    fn software_steering_scales_time_and_leaves_the_nic_alone() {
+        let (time, nic, mut phc) = phc(quiet(), Steering::Software);
+        let before = nic.read32(regs::TIMINCA);
+        phc.set_frequency(1000.0).unwrap();
+        assert_eq!(nic.read32(regs::TIMINCA), before, "no TIMINCA write");
+        let t0 = phc.now().unwrap();
+        time.advance(1_000_000_000);
+        assert!((phc.now().unwrap() - t0 - 1_000_001_000).abs() <= 1, "1 ppm faster, to the ns");
+        phc.step(-500);
+        time.advance(1_000_000_000);
+        assert!((phc.now().unwrap() - t0 - (2_000_002_000 - 500)).abs() <= 1);
+    }
+
+    #[test]
+    fn hardware_steering_carries_the_sub_lsb_remainder() {
+        let (time, _nic, mut phc) = phc(quiet(), Steering::Hardware);
+        // One INCVALUE step of an 82576 is 1/2^23 ≈ 119 ppb: 50 ppb is only reachable on average,
+        // by writing the extra LSB in the right share of updates.
+        let t0 = phc.now().unwrap();
+        for _ in 0..100 {
+            assert!(phc.set_frequency(50.0).unwrap().is_none());
+            time.advance(1_000_000_000);
+        }
+        let gained = phc.now().unwrap() - t0 - 100_000_000_000;
+        // 50 ppb over 100 s = 5000 ns (to within one LSB-second, 119 ns).
+        assert!((4_880..=5_120).contains(&gained), "gained {gained} ns, expected ~5000");
+    }
+
+    #[test]
+    fn hardware_rate_changes_on_real_silicon_are_continuous() {
+        let (time, _nic, mut phc) = phc(SimConfig { read_latency_ns: 500, ..quiet() }, Steering::Hardware);
+        time.advance(10_000_000_000);
+        assert_eq!(phc.set_frequency(100_000.0).unwrap(), None);
+        assert_eq!(phc.set_frequency(-100_000.0).unwrap(), None);
+    }
+
+    #[test]
+    fn a_discontinuous_timinca_is_detected_and_measured() {
+        let (time, _nic, mut phc) =
+            phc(SimConfig { qemu: true, read_latency_ns: 500, ..quiet() }, Steering::Hardware);
+        time.advance(100_000_000_000);
+        let d = phc.set_frequency(100_000.0).unwrap().expect("QEMU's TIMINCA write jumps");
+        assert!(d.jump_ns > 1_000_000, "a 100 ppm speed-up after 100 s jumps ~20 ms: {d:?}");
+    }
+
+    #[test]
+    fn steering_auto_follows_the_quirks() {
+        assert_eq!(SteerChoice::Auto.resolve(Quirks::TIMINCA_DISCONTINUOUS), Steering::Software);
+        assert_eq!(SteerChoice::Auto.resolve(Quirks::empty()), Steering::Hardware);
+        assert_eq!(SteerChoice::Hardware.resolve(Quirks::TIMINCA_DISCONTINUOUS), Steering::Hardware);
+    }
+
+    #[test]
+    fn a_removed_device_is_reported_lost() {
+        let (_time, nic, mut phc) = phc(quiet(), Steering::Hardware);
+        nic.remove();
+        assert_eq!(phc.now(), Err(DeviceLost { last_read: u32::MAX }));
+    }
+}
