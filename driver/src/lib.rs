@@ -4,8 +4,11 @@
 //! Everything here is pure or behind `nicclock_uio::RegisterAccess`, so it runs against the
 //! simulated NIC in tests exactly as against a mapped BAR.
 
+pub mod discipline;
+pub mod measure;
 pub mod model;
 pub mod phc;
 pub mod regs;
+pub mod scenario;
 pub mod servo;
 pub mod sim;

@@ -143,14 +143,18 @@ pub struct Truth {
     pub true_ns: u64,
     /// What SYSTIM reads at that instant, converted to ns.
     pub nic_ns: u128,
+    /// The raw SYSTIM at that instant (units).
+    pub raw: u64,
     /// Oscillator frequency error now, ppb.
     pub freq_error_ppb: f64,
 }
 
 struct State {
     last_t: u64,
-    /// SYSTIM in units (real-silicon mode integrates; QEMU mode derives it from time).
+    /// SYSTIM in units (real-silicon mode integrates; QEMU mode derives it from `osc_ns`).
     units: u128,
+    /// The oscillator's own idea of elapsed time (true time with its frequency error), ns.
+    osc_ns: f64,
     frac: f64,
     freq_error: f64,
     next_step: usize,
@@ -182,6 +186,7 @@ impl SimNic {
         let state = State {
             last_t: time.now_ns(),
             units: 0,
+            osc_ns: 0.0,
             frac: 0.0,
             freq_error: config.freq_error_ppm * 1e-6,
             next_step: 0,
@@ -211,8 +216,13 @@ impl SimNic {
         let t = self.time.now_ns();
         let mut s = self.lock();
         self.advance(&mut s, t);
-        let units = self.systim_units(&s, t);
-        Truth { true_ns: t, nic_ns: units >> self.config.model.shift(), freq_error_ppb: s.freq_error * 1e9 }
+        let units = self.systim_units(&s);
+        Truth {
+            true_ns: t,
+            nic_ns: units >> self.config.model.shift(),
+            raw: units as u64,
+            freq_error_ppb: s.freq_error * 1e9,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -233,6 +243,7 @@ impl SimNic {
             s.freq_error = ppm * 1e-6;
             s.next_step += 1;
         }
+        s.osc_ns += dt * (1.0 + s.freq_error);
         if !self.config.qemu {
             let rate = self.units_per_ns(s.timinca);
             let add = dt * (1.0 + s.freq_error) * rate + s.frac;
@@ -256,11 +267,11 @@ impl SimNic {
         value / (period * self.config.model.tick_ns(self.config.qemu) as f64)
     }
 
-    /// SYSTIM in units at true time `t` (state already advanced to `t`).
-    fn systim_units(&self, s: &State, t: u64) -> u128 {
+    /// SYSTIM in units (state already advanced to the instant of interest).
+    fn systim_units(&self, s: &State) -> u128 {
         if self.config.qemu {
             // QEMU: timadj + virtual_ns · INCVALUE / (16 · INCPERIOD), all in u64.
-            let vns = (t as f64 * (1.0 + s.freq_error)) as u64;
+            let vns = s.osc_ns as u64;
             s.qemu_timadj.wrapping_add(qemu_muldiv(vns, s.timinca)) as u128
         } else {
             s.units & u64::MAX as u128
@@ -304,7 +315,7 @@ impl RegisterAccess for SimNic {
             regs::SYSTIML => {
                 let t = self.bus_read(&mut s);
                 self.advance(&mut s, t);
-                let units = self.systim_units(&s, t) as u64;
+                let units = self.systim_units(&s) as u64;
                 s.latched_high = (units >> 32) as u32;
                 units as u32
             }
@@ -325,7 +336,7 @@ impl RegisterAccess for SimNic {
         match offset {
             regs::TIMINCA if self.config.qemu => {
                 // QEMU adds new − old (the continuity fix has its sign reversed), wrapping.
-                let vns = (t as f64 * (1.0 + s.freq_error)) as u64;
+                let vns = s.osc_ns as u64;
                 let delta = qemu_muldiv(vns * 16, value).wrapping_sub(qemu_muldiv(vns * 16, s.timinca)) / 16;
                 s.qemu_timadj = s.qemu_timadj.wrapping_add(delta);
                 s.timinca = value;

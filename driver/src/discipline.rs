@@ -1,0 +1,244 @@
+//! The discipline loop's step: measure the NIC against the reference, run the servo, steer the
+//! clock, and produce the page update (counter→TAI mapping, error bound, status, events). Pure
+//! apart from the register seam and the [`Host`], so it runs on virtual time in tests.
+
+use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
+use nicclock_uio::RegisterAccess;
+
+use crate::measure::{measure, Host, Measurement};
+use crate::phc::{DeviceLost, Discontinuity, Phc};
+use crate::servo::{Servo, ServoState};
+
+/// Tunables of the loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DisciplineConfig {
+    /// Time between updates, ns.
+    pub interval_ns: u64,
+    /// Bracketed reads per measurement (phc2sys -N, default 5).
+    pub readings: usize,
+    /// |offset| under which a locked servo counts towards LOCKED, ns.
+    pub lock_threshold_ns: u64,
+    /// Consecutive samples under the threshold for LOCKED.
+    pub lock_count: u32,
+    /// Error-bound growth allowed for a locked clock besides its last frequency change, ppb
+    /// (oscillator wander and the rate estimate's noise).
+    pub locked_growth_ppb: f64,
+}
+
+impl Default for DisciplineConfig {
+    fn default() -> Self {
+        Self {
+            interval_ns: 100_000_000,
+            readings: 5,
+            lock_threshold_ns: 1_000,
+            lock_count: 3,
+            locked_growth_ppb: 50.0,
+        }
+    }
+}
+
+/// What one update did and what to publish.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub measurement: Measurement,
+    pub servo_state: ServoState,
+    /// The servo's output (ppb, linuxptp's sign: the clock's estimated frequency error).
+    pub servo_ppb: f64,
+    pub status: Status,
+    /// The page update.
+    pub snapshot: Snapshot,
+    /// Events to post besides status changes (the writer posts those): (kind, magnitude).
+    pub events: Vec<(EventKind, i64)>,
+    /// A TIMINCA write moved the clock (forced hardware steering on QEMU).
+    pub discontinuity: Option<Discontinuity>,
+}
+
+impl Update {
+    /// The linuxptp-shaped log line: `offset -23 s2 freq +100 delay 500`.
+    pub fn log_line(&self) -> String {
+        format!(
+            "offset {:9} s{} freq {:+7.0} delay {:6}",
+            self.measurement.offset_ns, self.servo_state as u8, self.servo_ppb, self.measurement.delay_ns
+        )
+    }
+}
+
+/// Least-squares rate of the reference against the counter over the last updates.
+#[derive(Debug, Default)]
+struct RateEstimator {
+    points: std::collections::VecDeque<(u64, u64)>,
+}
+
+const RATE_POINTS: usize = 64;
+
+impl RateEstimator {
+    fn add(&mut self, counter: u64, reference_ns: u64) {
+        if self.points.len() == RATE_POINTS {
+            self.points.pop_front();
+        }
+        self.points.push_back((counter, reference_ns));
+    }
+
+    /// Reference ns per counter tick, if two points exist.
+    fn ns_per_tick(&self) -> Option<f64> {
+        let &(c0, r0) = self.points.front()?;
+        if self.points.len() < 2 {
+            return None;
+        }
+        let n = self.points.len() as f64;
+        let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+        for &(c, r) in &self.points {
+            let (x, y) = (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64);
+            sx += x;
+            sy += y;
+            sxx += x * x;
+            sxy += x * y;
+        }
+        let d = n * sxx - sx * sx;
+        (d > 0.0).then(|| (n * sxy - sx * sy) / d)
+    }
+
+    fn reset(&mut self) {
+        self.points.clear();
+    }
+}
+
+/// The discipline loop over one NIC clock.
+pub struct Discipline<R> {
+    phc: Phc<R>,
+    servo: Servo,
+    config: DisciplineConfig,
+    status: Status,
+    under_threshold: u32,
+    last_ppb: f64,
+    rate: RateEstimator,
+    update_count: u64,
+}
+
+impl<R: RegisterAccess> Discipline<R> {
+    pub fn new(phc: Phc<R>, mut servo: Servo, config: DisciplineConfig) -> Self {
+        servo.sync_interval(config.interval_ns as f64 / 1e9);
+        Self {
+            phc,
+            servo,
+            config,
+            status: Status::Unsynchronized,
+            under_threshold: 0,
+            last_ppb: 0.0,
+            rate: RateEstimator::default(),
+            update_count: 0,
+        }
+    }
+
+    pub fn phc(&self) -> &Phc<R> {
+        &self.phc
+    }
+
+    pub fn phc_mut(&mut self) -> &mut Phc<R> {
+        &mut self.phc
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn config(&self) -> &DisciplineConfig {
+        &self.config
+    }
+
+    /// One update: measure, servo, steer, and describe the page update.
+    pub fn update(&mut self, host: &dyn Host) -> Result<Update, DeviceLost> {
+        let m = measure(&mut self.phc, host, self.config.readings)?;
+        self.update_count += 1;
+        self.rate.add(m.counter, m.reference_ns);
+        let (ppb, state) = self.servo.sample(m.offset_ns, m.reference_ns, 1.0);
+        let mut events = Vec::new();
+        let mut anchor_ns = m.nic_ns;
+        let mut residual = m.offset_ns.unsigned_abs();
+        let mut discontinuity = None;
+        match state {
+            ServoState::Jump => {
+                self.phc.step(-m.offset_ns);
+                anchor_ns -= m.offset_ns as i128;
+                residual = 0;
+                events.push((EventKind::Step, -m.offset_ns));
+                discontinuity = self.phc.set_frequency(-ppb)?;
+            }
+            ServoState::Locked | ServoState::LockedStable => discontinuity = self.phc.set_frequency(-ppb)?,
+            ServoState::Unlocked => {}
+        }
+        if let Some(d) = discontinuity {
+            events.push((EventKind::FrequencyJump, d.jump_ns));
+            // The clock moved under us: the rate history and the servo's state are void.
+            self.rate.reset();
+            self.servo.reset();
+        }
+        self.status = self.next_status(state, residual);
+        let freq_change = (ppb - self.last_ppb).abs();
+        self.last_ppb = ppb;
+
+        let ns_per_tick = self.rate.ns_per_tick().unwrap_or(match host.counter_kind() {
+            nicclock::CounterKind::MonotonicRaw => 1.0,
+            nicclock::CounterKind::Tsc => m.delay_ns as f64 / m.counter_window.max(1) as f64,
+        });
+        let growth_ppb = match self.status {
+            Status::Locked => self.config.locked_growth_ppb + freq_change,
+            _ => (1_000.0f64).max(freq_change),
+        };
+        let anchor_tai_ns = anchor_ns.clamp(0, u64::MAX as i128) as u64;
+        let snapshot = Snapshot {
+            counter_kind: host.counter_kind(),
+            counter_value: m.counter,
+            counter_period: period_from_ns_per_tick(ns_per_tick),
+            anchor_tai_ns,
+            // The NIC's distance from the reference, plus the two half-brackets: the offset's and
+            // the anchor pairing's. Unknown until the servo has set the clock.
+            error_bound_ns: if self.status == Status::Unsynchronized {
+                u64::MAX
+            } else {
+                residual + m.delay_ns + 1
+            },
+            error_growth_ppt: (growth_ppb * 1000.0).min(u32::MAX as f64) as u32,
+            status: self.status,
+            leap: Leap::None,
+            leap_tai_s: 0,
+            tai_utc_offset_s: host.tai_utc_offset_s(),
+            updated_tai_ns: anchor_tai_ns,
+            update_interval_ns: self.config.interval_ns,
+            update_count: self.update_count,
+            servo: ServoFigures {
+                offset_ns: m.offset_ns,
+                freq_ppt: (ppb * 1000.0) as i64,
+                delay_ns: m.delay_ns,
+                state: state as u32,
+            },
+        };
+        Ok(Update {
+            measurement: m,
+            servo_state: state,
+            servo_ppb: ppb,
+            status: self.status,
+            snapshot,
+            events,
+            discontinuity,
+        })
+    }
+
+    fn next_status(&mut self, state: ServoState, residual: u64) -> Status {
+        let servo_locked = matches!(state, ServoState::Locked | ServoState::LockedStable);
+        if servo_locked && residual <= self.config.lock_threshold_ns {
+            self.under_threshold += 1;
+        } else {
+            self.under_threshold = 0;
+        }
+        match (self.status, state) {
+            (Status::Unsynchronized, ServoState::Unlocked) => Status::Unsynchronized,
+            (_, _) if self.under_threshold >= self.config.lock_count => Status::Locked,
+            // Once locked, stay locked until the offset leaves 10× the threshold.
+            (Status::Locked, _) if servo_locked && residual <= 10 * self.config.lock_threshold_ns => {
+                Status::Locked
+            }
+            _ => Status::Locking,
+        }
+    }
+}
