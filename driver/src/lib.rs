@@ -4,6 +4,7 @@
 //! Everything here is pure or behind `nicclock_uio::RegisterAccess`, so it runs against the
 //! simulated NIC in tests exactly as against a mapped BAR.
 
+pub mod device;
 pub mod discipline;
 pub mod measure;
 pub mod model;

@@ -19,6 +19,15 @@ pub enum Steering {
     Software,
 }
 
+impl std::fmt::Display for Steering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Hardware => "hw (TIMINCA)",
+            Self::Software => "sw (timecounter)",
+        })
+    }
+}
+
 /// `--steer`: explicit, or chosen from the quirks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SteerChoice {

@@ -29,6 +29,9 @@ pub const SYSTIMR: usize = 0xB6F8;
 pub const TSYNCRXCFG: usize = 0x5F50;
 /// Device status; reads all ones when the device is gone.
 pub const STATUS: usize = 0x0008;
+/// Receive address 0, low and high words: the MAC address.
+pub const RAL0: usize = 0x5400;
+pub const RAH0: usize = 0x5404;
 
 /// EtherType filter `n` (igb).
 pub const fn etqf(n: usize) -> usize {

@@ -195,7 +195,16 @@ impl SimNic {
             pending_low: 0,
             timadj_low: 0,
             qemu_timadj: 0,
-            regs: HashMap::from([(regs::STATUS, STATUS_LINK_UP)]),
+            regs: HashMap::from([
+                (regs::STATUS, STATUS_LINK_UP),
+                // A locally administered MAC, 52:54:00 like QEMU's, the rest from the seed.
+                (regs::RAL0, u32::from_le_bytes([0x52, 0x54, 0x00, config.seed as u8])),
+                (
+                    regs::RAH0,
+                    0x8000_0000
+                        | u16::from_le_bytes([(config.seed >> 8) as u8, (config.seed >> 16) as u8]) as u32,
+                ),
+            ]),
             removed: false,
             rng: SmallRng::seed_from_u64(config.seed),
         };

@@ -1,0 +1,155 @@
+//! nicclockd's command line (clap): the device, reference, steering, servo and page options.
+//! Values are checked here, so a bad one is a usage error (exit 2) naming what was wrong.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nicclock_driver::device::DeviceArg;
+use nicclock_driver::phc::SteerChoice;
+use nicclock_driver::servo::ServoKind;
+
+/// Drive an Intel NIC's PTP clock from userspace and publish it to unprivileged readers.
+#[derive(Parser, Debug)]
+#[command(name = "nicclockd", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a device's identity, model, quirks and registers, without changing anything.
+    Probe {
+        /// vfio:<pci address> | uio:/dev/uioN | sysfs:<pci address> | sim[:key=val,...]
+        device: DeviceArg,
+        #[arg(long, hide = true, default_value = "/sys")]
+        sysfs_root: PathBuf,
+        #[arg(long, hide = true, default_value = nicclock_uio::vfio::CONTAINER)]
+        vfio_container: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// CLOCK_REALTIME plus the TAI−UTC offset.
+    Realtime,
+    /// CLOCK_TAI (needs the kernel's TAI offset set, e.g. by chronyd or ptp4l).
+    Tai,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The clock: vfio:<pci address> | uio:/dev/uioN | sysfs:<pci address> | sim[:key=val,...]
+    /// (sim keys: model=82576|82574, ppm, wander, latency, jitter, qemu=0|1, seed, remove-after)
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceArg>,
+    /// Reference clock the NIC is disciplined to.
+    #[arg(long, value_enum, default_value_t = Reference::Realtime)]
+    pub reference: Reference,
+    /// TAI − UTC in seconds (default: the kernel's, else 37).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i32).range(0..=100))]
+    pub tai_offset: Option<i32>,
+    /// Frequency steering: hw (TIMINCA), sw (in software), auto (sw where a quirk requires it).
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<SteerChoice>())]
+    pub steer: SteerChoice,
+    /// Servo: pi (linuxptp's PI) or linreg (linear regression).
+    #[arg(long, default_value = "pi", value_parser = |s: &str| s.parse::<ServoKind>())]
+    pub servo: ServoKind,
+    /// PI proportional constant.
+    #[arg(long, default_value_t = 0.7, value_parser = non_negative)]
+    pub kp: f64,
+    /// PI integral constant.
+    #[arg(long, default_value_t = 0.3, value_parser = non_negative)]
+    pub ki: f64,
+    /// Step the clock on the first update when |offset| exceeds this, seconds (0: never).
+    #[arg(long, default_value_t = 0.00002, value_name = "SECONDS", value_parser = non_negative)]
+    pub first_step_threshold: f64,
+    /// Step whenever |offset| exceeds this, seconds (0: never).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS", value_parser = non_negative)]
+    pub step_threshold: f64,
+    /// Largest frequency correction, ppb.
+    #[arg(long, default_value_t = 900_000_000.0, value_name = "PPB", value_parser = positive)]
+    pub max_frequency: f64,
+    /// Updates per second.
+    #[arg(long, default_value_t = 10.0, value_name = "HZ", value_parser = rate)]
+    pub rate: f64,
+    /// Bracketed reads per measurement.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub readings: u32,
+    /// |offset| below which the clock is LOCKED, ns.
+    #[arg(long, default_value_t = 1000, value_name = "NS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lock_threshold: u64,
+    /// Page name (file nicclock-<name>); default: the PCI address, or "sim".
+    #[arg(long, value_name = "NAME", value_parser = page_name)]
+    pub page_name: Option<String>,
+    /// Directory of the page.
+    #[arg(long, default_value = nicclock::abi::DEFAULT_DIR, value_name = "DIR")]
+    pub page_dir: PathBuf,
+    /// Page file mode, octal (644: everyone may read; 640 with --page-group).
+    #[arg(long, default_value = "644", value_name = "OCTAL", value_parser = mode)]
+    pub page_mode: u32,
+    /// Group owning the page (name or gid).
+    #[arg(long, value_name = "GROUP")]
+    pub page_group: Option<String>,
+    /// Append one CSV line per update (time, offset, state, frequency, delay, status, bound).
+    #[arg(long, value_name = "FILE")]
+    pub stats_file: Option<PathBuf>,
+    /// Log level.
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Stop cleanly after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    pub duration: Option<f64>,
+    #[arg(long, hide = true, default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+    #[arg(long, hide = true, default_value = nicclock_uio::vfio::CONTAINER)]
+    pub vfio_container: PathBuf,
+}
+
+/// A usage error found after parsing (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn number(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("{s:?} is not a number"))
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    number(s).and_then(|v| if v >= 0.0 { Ok(v) } else { Err(format!("{v} is negative")) })
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    number(s).and_then(|v| if v > 0.0 { Ok(v) } else { Err(format!("{v} must be greater than 0")) })
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    positive(s).and_then(|v| {
+        if v <= 1000.0 {
+            Ok(v)
+        } else {
+            Err(format!("{v} Hz is more than 1000 updates per second"))
+        }
+    })
+}
+
+fn page_name(s: &str) -> Result<String, String> {
+    nicclock::validate_name(s).map(|()| s.to_string()).map_err(|e| e.to_string())
+}
+
+fn mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && m & 0o400 != 0)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode the owner can read (like 644 or 640)"))
+}

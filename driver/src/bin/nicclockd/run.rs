@@ -1,0 +1,201 @@
+//! The daemon: open the device and the page, then update at the configured rate until SIGTERM/
+//! SIGINT (page STOPPED, exit 0) or device loss (page DEVICE_LOST, exit 69).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use log::{error, info, warn};
+use nicclock::{EventKind, Identity, PageOptions, Status, Urgency, Writer};
+use nicclock_driver::device::{self, DeviceArg};
+use nicclock_driver::discipline::{Discipline, DisciplineConfig, Update};
+use nicclock_driver::measure::Host;
+use nicclock_driver::phc::Phc;
+use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
+use nicclock_driver::sim::RealTime;
+use nicclock_uio::Sysfs;
+
+use crate::args::{RunArgs, UsageError};
+use crate::host::RealHost;
+use crate::EXIT_DEVICE_GONE;
+
+fn group_id(group: &str) -> Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(UsageError(format!(
+            "--page-group {group:?}: no such group (give a group name or a numeric gid)"
+        ))
+        .into()),
+    }
+}
+
+fn urgency(kind: EventKind) -> Urgency {
+    match kind {
+        EventKind::Step | EventKind::FrequencyJump => Urgency::Notice,
+        EventKind::DeviceLost => Urgency::Urgent,
+        _ => Urgency::Info,
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let device_arg: &DeviceArg = args.device.as_ref().ok_or_else(|| {
+        UsageError(
+            "--device is required (vfio:<pci address>, uio:/dev/uioN, sysfs:<pci address> or sim)".into(),
+        )
+    })?;
+    let group = args.page_group.as_deref().map(group_id).transpose()?;
+    let stats = args
+        .stats_file
+        .as_ref()
+        .map(|p| {
+            let new = !p.exists();
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open --stats-file {}", p.display()))?;
+            if new {
+                writeln!(f, "time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns")?;
+            }
+            Ok::<File, anyhow::Error>(f)
+        })
+        .transpose()?;
+
+    let sysfs = Sysfs::new(&args.sysfs_root);
+    let opened = device::open(device_arg, &sysfs, &args.vfio_container)?;
+    let steering = args.steer.resolve(opened.quirks);
+    info!(
+        "{}: Intel {} ({:04x}:{:04x}, subsystem {:04x}:{:04x}) via {}",
+        opened.address,
+        opened.model.name,
+        opened.ids[0],
+        opened.ids[1],
+        opened.ids[2],
+        opened.ids[3],
+        opened.backend
+    );
+    match opened.quirk_source {
+        Some(source) => info!("quirks {:?} ({source}); steering {steering}", opened.quirks),
+        None => info!("no quirks; steering {steering}"),
+    }
+    let phc = Phc::init(opened.regs.clone(), opened.model, opened.quirks, steering, RealTime::new())?;
+    let mac = opened.mac();
+    let identity = Identity {
+        model: opened.model.name.into(),
+        pci_address: opened.address.clone(),
+        clock_id: Identity::eui64_from_mac(mac),
+    };
+    let page_name = args.page_name.clone().unwrap_or_else(|| opened.address.clone());
+    let page = PageOptions { dir: args.page_dir.clone(), name: page_name, mode: args.page_mode, group };
+    let mut writer = Writer::create(&page, &identity)?;
+    let (host, tai_source) = RealHost::new(args.reference, args.tai_offset);
+    info!(
+        "publishing in {} ({tai_source}, reference {:?}, counter {})",
+        writer.path().display(),
+        args.reference,
+        host.counter_kind().name()
+    );
+
+    let servo_config = ServoConfig {
+        step_threshold_ns: args.step_threshold * 1e9,
+        first_step_threshold_ns: args.first_step_threshold * 1e9,
+        max_frequency_ppb: args.max_frequency,
+        ..ServoConfig::default()
+    };
+    let servo = match args.servo {
+        ServoKind::Pi => Servo::pi(servo_config, args.kp, args.ki, 0.0),
+        ServoKind::Linreg => Servo::linreg(servo_config, 0.0),
+    };
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let config = DisciplineConfig {
+        interval_ns: interval.as_nanos() as u64,
+        readings: args.readings as usize,
+        lock_threshold_ns: args.lock_threshold,
+        ..DisciplineConfig::default()
+    };
+    let mut discipline = Discipline::new(phc, servo, config);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let start = Instant::now();
+    let mut loop_ = Loop { writer: &mut writer, stats, status: Status::Unsynchronized };
+    let mut tick = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if args.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
+            break;
+        }
+        if let Some((sim, Some(after))) = &opened.sim {
+            if start.elapsed().as_secs_f64() >= *after {
+                sim.remove();
+            }
+        }
+        match discipline.update(&host) {
+            Ok(update) => loop_.publish(&update, start),
+            Err(lost) => {
+                loop_.writer.device_lost(lost.last_read);
+                error!("{}: {lost}; {} now says DEVICE_LOST", opened.address, loop_.writer.path().display());
+                return Ok(ExitCode::from(EXIT_DEVICE_GONE));
+            }
+        }
+        // A steady schedule; if we fell behind (suspend, overload), skip the missed ticks.
+        tick += 1;
+        let mut next = start + interval * tick as u32;
+        let now = Instant::now();
+        if next < now {
+            tick = (now - start).as_nanos() as u64 / interval.as_nanos() as u64 + 1;
+            next = start + interval * tick as u32;
+        }
+        std::thread::sleep(next - now);
+    }
+    info!("stopping; {} marked STOPPED", writer.path().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Loop<'a> {
+    writer: &'a mut Writer,
+    stats: Option<File>,
+    status: Status,
+}
+
+impl Loop<'_> {
+    fn publish(&mut self, update: &Update, start: Instant) {
+        self.writer.publish(&update.snapshot);
+        for &(kind, magnitude) in &update.events {
+            self.writer.post(kind, urgency(kind), magnitude, 0, update.snapshot.anchor_tai_ns);
+        }
+        if let Some(d) = update.discontinuity {
+            warn!("a TIMINCA write moved the clock by {} ns: this NIC's rate cannot be steered in hardware; use --steer sw (or auto)", d.jump_ns);
+        }
+        if update.status != self.status {
+            info!("status {} -> {}", self.status.name(), update.status.name());
+            self.status = update.status;
+        }
+        info!("phc {}", update.log_line());
+        if let Some(f) = self.stats.as_mut() {
+            let s = &update.snapshot;
+            let line = format!(
+                "{:.3},{},{},{:.3},{},{},{}",
+                start.elapsed().as_secs_f64(),
+                update.measurement.offset_ns,
+                update.servo_state as u8,
+                update.servo_ppb,
+                update.measurement.delay_ns,
+                s.status.name(),
+                s.error_bound_ns
+            );
+            if let Err(e) = writeln!(f, "{line}") {
+                warn!("stats file: {e}; no more stats lines");
+                self.stats = None;
+            }
+        }
+    }
+}

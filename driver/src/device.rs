@@ -1,0 +1,215 @@
+//! `--device`: a hardware NIC (`vfio:`, `uio:`, `sysfs:`) or the simulator (`sim[:key=val,...]`),
+//! opened into a register window with its model, quirks and identity.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use nicclock_uio::{DeviceSpec, RegisterAccess, Sysfs};
+
+use crate::model::{self, Model, Quirks};
+use crate::regs::{self, MIN_BAR_LEN};
+use crate::sim::{RealTime, SimConfig, SimModel, SimNic};
+
+/// A device as named on the command line.
+#[derive(Debug, Clone)]
+pub enum DeviceArg {
+    Hardware(DeviceSpec),
+    Sim(SimSpec),
+}
+
+/// The simulator's settings from `sim:key=val,...`.
+#[derive(Debug, Clone)]
+pub struct SimSpec {
+    pub config: SimConfig,
+    /// Simulate a surprise removal this many seconds after start.
+    pub remove_after_s: Option<f64>,
+}
+
+/// Why a `--device` value is not understood (a usage error).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --device {input:?}: {reason}")]
+pub struct DeviceArgError {
+    pub input: String,
+    pub reason: String,
+}
+
+impl FromStr for DeviceArg {
+    type Err = DeviceArgError;
+
+    fn from_str(s: &str) -> Result<Self, DeviceArgError> {
+        let bad = |reason: String| DeviceArgError { input: s.into(), reason };
+        if s == "sim" || s.starts_with("sim:") {
+            return parse_sim(s.strip_prefix("sim").unwrap_or("").trim_start_matches(':'))
+                .map(DeviceArg::Sim)
+                .map_err(bad);
+        }
+        s.parse::<DeviceSpec>().map(DeviceArg::Hardware).map_err(|e| bad(e.to_string()))
+    }
+}
+
+const SIM_KEYS: &str = "model=82576|82574, ppm=<freq error>, wander=<ppb/√s>, latency=<ns>, jitter=<ns>, qemu=0|1, seed=<n>, remove-after=<s>";
+
+fn parse_sim(args: &str) -> Result<SimSpec, String> {
+    let mut spec = SimSpec { config: SimConfig::default(), remove_after_s: None };
+    for kv in args.split(',').filter(|kv| !kv.is_empty()) {
+        let (key, value) =
+            kv.split_once('=').ok_or_else(|| format!("{kv:?} is not key=value (keys: {SIM_KEYS})"))?;
+        let num = |what: &str| -> Result<f64, String> {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("{key}={value:?}: {what}"))
+        };
+        let c = &mut spec.config;
+        match key {
+            "model" => {
+                c.model = match value {
+                    "82576" => SimModel::I82576,
+                    "82574" => SimModel::I82574,
+                    _ => return Err(format!("model={value:?}: the simulator imitates 82576 or 82574")),
+                }
+            }
+            "ppm" => c.freq_error_ppm = num("a frequency error in ppm")?,
+            "wander" => c.wander_ppb_per_sqrt_s = num("ppb per √s, ≥ 0").and_then(non_negative)?,
+            "latency" => c.read_latency_ns = num("ns, ≥ 0").and_then(non_negative)? as u64,
+            "jitter" => c.read_jitter_ns = num("ns, ≥ 0").and_then(non_negative)? as u64,
+            "qemu" => c.qemu = matches!(value, "1" | "true" | "yes"),
+            "seed" => c.seed = value.parse().map_err(|_| format!("seed={value:?}: a whole number"))?,
+            "remove-after" => spec.remove_after_s = Some(num("seconds, > 0").and_then(positive)?),
+            _ => return Err(format!("unknown simulator key {key:?} (keys: {SIM_KEYS})")),
+        }
+    }
+    Ok(spec)
+}
+
+fn non_negative(v: f64) -> Result<f64, String> {
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is negative"))
+    }
+}
+
+fn positive(v: f64) -> Result<f64, String> {
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not positive"))
+    }
+}
+
+/// An opened clock device.
+pub struct OpenedClock {
+    pub regs: Arc<dyn RegisterAccess + Send + Sync>,
+    pub model: &'static Model,
+    pub quirks: Quirks,
+    /// The quirk-table row that matched, if any.
+    pub quirk_source: Option<&'static str>,
+    /// PCI address (or "sim").
+    pub address: String,
+    /// How it was reached ("vfio", "uio", "sysfs", "sim").
+    pub backend: &'static str,
+    /// PCI ids (vendor, device, subsystem vendor, subsystem device).
+    pub ids: [u16; 4],
+    /// The simulator, when it is one (for surprise removal).
+    pub sim: Option<(Arc<SimNic>, Option<f64>)>,
+}
+
+/// Why a device could not be opened (runtime errors, exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Access(#[from] nicclock_uio::Error),
+    #[error(
+        "{address} is {vendor:04x}:{device:04x}, not a NIC this driver knows (supported: Intel 82574 \
+         8086:10d3 and 82576 8086:10c9 families)"
+    )]
+    UnknownDevice { address: String, vendor: u16, device: u16 },
+    #[error(
+        "{address} is an Intel {model}; its clock format is not supported yet (supported: 82574, 82576)"
+    )]
+    UnsupportedModel { address: String, model: &'static str },
+    #[error("cannot tell which PCI device {node} is (no sysfs device link)")]
+    UnknownUioParent { node: PathBuf },
+}
+
+/// Opens `arg` (hardware through `sysfs`, or a real-time simulator).
+pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<OpenedClock, OpenError> {
+    match arg {
+        DeviceArg::Sim(spec) => {
+            let nic = Arc::new(SimNic::new(spec.config.clone(), RealTime::new()));
+            let device = spec.config.model.device_id();
+            let model = model::model(model::INTEL, device).expect("simulated models are in the table");
+            let (subsys, subdev) = if spec.config.qemu {
+                if device == 0x10C9 {
+                    (0x1AF4, 0x1100)
+                } else {
+                    (0x8086, 0)
+                }
+            } else {
+                (0x8086, 0xA01F)
+            };
+            let (quirks, quirk_source) = model::quirks(device, subsys, subdev, spec.config.qemu);
+            Ok(OpenedClock {
+                regs: nic.clone(),
+                model,
+                quirks,
+                quirk_source,
+                address: "sim".into(),
+                backend: "sim",
+                ids: [model::INTEL, device, subsys, subdev],
+                sim: Some((nic, spec.remove_after_s)),
+            })
+        }
+        DeviceArg::Hardware(spec) => {
+            if let DeviceSpec::Vfio(address) = spec {
+                // Binding, group and container first, so the message names what is missing.
+                nicclock_uio::vfio::check(sysfs, &sysfs.device(*address)?)?;
+                nicclock_uio::vfio::require_container(vfio_container)?;
+            }
+            let opened = nicclock_uio::open(sysfs, spec, MIN_BAR_LEN)?;
+            let pci = opened.pci.ok_or_else(|| OpenError::UnknownUioParent {
+                node: match spec {
+                    DeviceSpec::Uio(p) => p.clone(),
+                    _ => PathBuf::new(),
+                },
+            })?;
+            let address = pci.address.to_string();
+            let model = model::model(pci.vendor, pci.device).ok_or(OpenError::UnknownDevice {
+                address: address.clone(),
+                vendor: pci.vendor,
+                device: pci.device,
+            })?;
+            if !model.supported {
+                return Err(OpenError::UnsupportedModel { address, model: model.name });
+            }
+            let (quirks, quirk_source) =
+                model::quirks(pci.device, pci.subsystem_vendor, pci.subsystem_device, model::running_in_vm());
+            Ok(OpenedClock {
+                regs: Arc::new(opened.regs),
+                model,
+                quirks,
+                quirk_source,
+                address,
+                backend: match opened.backend {
+                    nicclock_uio::Backend::Vfio => "vfio",
+                    nicclock_uio::Backend::Uio => "uio",
+                    nicclock_uio::Backend::Sysfs => "sysfs",
+                },
+                ids: [pci.vendor, pci.device, pci.subsystem_vendor, pci.subsystem_device],
+                sim: None,
+            })
+        }
+    }
+}
+
+impl OpenedClock {
+    /// The MAC address from receive-address register 0 (RAL0/RAH0).
+    pub fn mac(&self) -> [u8; 6] {
+        let lo = self.regs.read32(regs::RAL0).to_le_bytes();
+        let hi = self.regs.read32(regs::RAH0).to_le_bytes();
+        [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]
+    }
+}

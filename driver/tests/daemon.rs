@@ -1,0 +1,286 @@
+//! nicclockd as a process: bad invocations (exit 2 usage, 1 runtime, never a panic), probe, clean
+//! stop on SIGTERM/--duration (page STOPPED), surprise removal (page DEVICE_LOST, a waiting
+//! reader woken, exit 69), stats file.
+
+#[path = "../../userspace/tests/common/mod.rs"]
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::PageDir;
+use nicclock::{Clock, EventKind, EventWait, Status};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nicclockd");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run nicclockd")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fake sysfs tree with one QEMU igb at 0000:00:03.0 bound to `driver`.
+struct FakeSys {
+    root: PathBuf,
+}
+
+impl FakeSys {
+    fn new(tag: &str, ids: [u16; 4], driver: Option<&str>, group: Option<u32>) -> Self {
+        let root = std::env::temp_dir().join(format!("nicclockd-sys-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dev = root.join("bus/pci/devices/0000:00:03.0");
+        std::fs::create_dir_all(&dev).unwrap();
+        for (name, v) in ["vendor", "device", "subsystem_vendor", "subsystem_device"].iter().zip(ids) {
+            std::fs::write(dev.join(name), format!("0x{v:04x}\n")).unwrap();
+        }
+        std::fs::write(dev.join("resource"), "0x00000000febc0000 0x00000000febdffff 0x0000000000040200\n")
+            .unwrap();
+        std::fs::write(dev.join("resource0"), vec![0u8; 0x20000]).unwrap();
+        if let Some(d) = driver {
+            std::fs::create_dir_all(root.join("bus/pci/drivers").join(d)).unwrap();
+            symlink(root.join("bus/pci/drivers").join(d), dev.join("driver")).unwrap();
+        }
+        if let Some(g) = group {
+            let gdir = root.join("kernel/iommu_groups").join(g.to_string());
+            std::fs::create_dir_all(gdir.join("devices")).unwrap();
+            symlink(&dev, gdir.join("devices/0000:00:03.0")).unwrap();
+            symlink(&gdir, dev.join("iommu_group")).unwrap();
+        }
+        Self { root }
+    }
+
+    fn arg(&self) -> String {
+        format!("--sysfs-root={}", self.root.display())
+    }
+}
+
+impl Drop for FakeSys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+const IGB_QEMU: [u16; 4] = [0x8086, 0x10C9, 0x1AF4, 0x1100];
+
+#[test]
+fn bad_invocations_say_what_was_wrong_with_the_right_exit_code() {
+    let dir = PageDir::new("nicclockd-bad");
+    let d = format!("--page-dir={}", dir.path.display());
+    let igb_kernel = FakeSys::new("kernel", IGB_QEMU, Some("igb"), Some(3));
+    let igb_vfio = FakeSys::new("vfio", IGB_QEMU, Some("vfio-pci"), Some(4));
+    let realtek = FakeSys::new("realtek", [0x10EC, 0x8168, 0x10EC, 0x8168], None, None);
+    let i210 = FakeSys::new("i210", [0x8086, 0x1533, 0x8086, 0x0001], None, None);
+    let empty = FakeSys::new("empty", IGB_QEMU, None, None);
+    std::fs::remove_dir_all(empty.root.join("bus/pci/devices/0000:00:03.0")).unwrap();
+    let unwritable = dir.path.join("no-such-dir");
+    let no_vfio = format!("--vfio-container={}", dir.path.join("vfio/vfio").display());
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec![], 2, "--device is required"),
+        (vec!["--device".into(), "vfio:zz:00.0".into()], 2, "invalid PCI address"),
+        (vec!["--device".into(), "pci:0000:00:03.0".into()], 2, "unknown backend"),
+        (vec!["--device".into(), "uio:/tmp/uio0".into()], 2, "/dev/uioN"),
+        (vec!["--device".into(), "sim:ppm=fast".into()], 2, "ppm=\"fast\""),
+        (vec!["--device".into(), "sim:colour=red".into()], 2, "unknown simulator key"),
+        (vec!["--device".into(), "sim:model=i225".into()], 2, "82576 or 82574"),
+        (vec!["--device".into(), "sim".into(), "--servo".into(), "kalman".into()], 2, "unknown servo"),
+        (vec!["--device".into(), "sim".into(), "--steer".into(), "up".into()], 2, "unknown steering"),
+        (vec!["--device".into(), "sim".into(), "--rate".into(), "0".into()], 2, "greater than 0"),
+        (vec!["--device".into(), "sim".into(), "--rate=-5".into()], 2, "greater than 0"),
+        (vec!["--device".into(), "sim".into(), "--rate".into(), "fast".into()], 2, "not a number"),
+        (vec!["--device".into(), "sim".into(), "--kp=-1".into()], 2, "negative"),
+        (vec!["--device".into(), "sim".into(), "--readings".into(), "0".into()], 2, "readings"),
+        (vec!["--device".into(), "sim".into(), "--page-name".into(), "a/b".into()], 2, "contains '/'"),
+        (vec!["--device".into(), "sim".into(), "--page-mode".into(), "999".into()], 2, "octal file mode"),
+        (
+            vec!["--device".into(), "sim".into(), d.clone(), "--page-group".into(), "no-such-group-x".into()],
+            2,
+            "no such group",
+        ),
+        (vec!["--device".into(), "sim".into(), "--tai-offset=-3".into()], 2, "tai-offset"),
+        (vec!["--device".into(), "sim".into(), "--log-level".into(), "loud".into()], 2, "log-level"),
+        (vec!["--bogus".into()], 2, "unexpected argument"),
+        (vec!["probe".into()], 2, "DEVICE"),
+        (
+            vec!["--device".into(), "sim".into(), format!("--page-dir={}", unwritable.display())],
+            1,
+            "no-such-dir",
+        ),
+        (
+            vec![
+                "--device".into(),
+                "sim".into(),
+                d.clone(),
+                format!("--stats-file={}", unwritable.join("s.csv").display()),
+            ],
+            1,
+            "--stats-file",
+        ),
+        (vec!["--device".into(), "vfio:0000:00:03.0".into(), empty.arg()], 1, "no PCI device 0000:00:03.0"),
+        (vec!["--device".into(), "vfio:0000:00:03.0".into(), igb_kernel.arg()], 1, "kernel driver igb"),
+        (
+            vec!["--device".into(), "vfio:0000:00:03.0".into(), igb_vfio.arg(), no_vfio.clone()],
+            1,
+            "modprobe vfio-pci",
+        ),
+        (vec!["--device".into(), "sysfs:0000:00:03.0".into(), igb_kernel.arg()], 1, "driver_override"),
+        (
+            vec!["--device".into(), "sysfs:0000:00:03.0".into(), realtek.arg(), d.clone()],
+            1,
+            "not a NIC this driver knows",
+        ),
+        (vec!["--device".into(), "sysfs:0000:00:03.0".into(), i210.arg(), d.clone()], 1, "not supported yet"),
+    ];
+    assert!(cases.len() >= 20);
+    for (args, code, words) in &cases {
+        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: exit {:?}\n{err}", o.status.code());
+        assert!(err.contains(words), "{args:?}: stderr lacks {words:?}:\n{err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    }
+}
+
+#[test]
+fn not_root_is_a_clear_runtime_error() {
+    assert!(nix::unistd::geteuid().is_root(), "this test runs nicclockd as nobody and must run as root");
+    let sys = FakeSys::new("notroot", IGB_QEMU, None, None);
+    std::fs::set_permissions(&sys.root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exe = common::world_executable(Path::new(BIN));
+    use std::os::unix::process::CommandExt;
+    let o = common::retry_busy(|| {
+        Command::new(&exe)
+            .args(["--device", "sysfs:0000:00:03.0", &sys.arg()])
+            .uid(common::NOBODY)
+            .gid(common::NOBODY)
+            .output()
+    });
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("run nicclockd as root"), "{}", stderr(&o));
+}
+
+#[test]
+fn probe_describes_a_device_without_touching_it() {
+    let o = run(&["probe", "sim:qemu=1"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for line in [
+        "ids         8086:10c9 subsystem 1af4:1100",
+        "model       82576",
+        "QEMU emulated 82576 (igb)",
+        "steering    auto -> sw",
+        "TIMINCA     0x0b608  0x00000000",
+        "clock       stopped",
+    ] {
+        assert!(out.contains(line), "probe output lacks {line:?}:\n{out}");
+    }
+    let sys = FakeSys::new("probe", IGB_QEMU, None, None);
+    let o = run(&["probe", "sysfs:0000:00:03.0", &sys.arg()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success()
+            && out.contains("device      0000:00:03.0 via sysfs")
+            && out.contains("steering    auto -> sw"),
+        "{out}{}",
+        stderr(&o)
+    );
+    // Nothing was written: the fake BAR is still all zeros.
+    assert!(std::fs::read(sys.root.join("bus/pci/devices/0000:00:03.0/resource0"))
+        .unwrap()
+        .iter()
+        .all(|b| *b == 0));
+}
+
+fn wait_for_status(dir: &Path, name: &str, want: Status, within: Duration) -> Clock {
+    let start = Instant::now();
+    loop {
+        if let Ok(c) = Clock::open_in(dir, name) {
+            if c.status().ok() == Some(want) {
+                return c;
+            }
+        }
+        assert!(start.elapsed() < within, "page {name} not {want:?} within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_marks_the_page_stopped() {
+    let dir = PageDir::new("nicclockd-term");
+    let stats = dir.path.join("stats.csv");
+    let child = Command::new(BIN)
+        .args([
+            "--device",
+            "sim",
+            "--page-name",
+            "t",
+            &format!("--page-dir={}", dir.path.display()),
+            &format!("--stats-file={}", stats.display()),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut clock = wait_for_status(&dir.path, "t", Status::Locked, Duration::from_secs(20));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(clock.status().unwrap(), Status::Stopped);
+    let mut saw_stopped = false;
+    while let Ok(EventWait::Event(e)) = clock.wait_event(Some(Duration::from_millis(200))) {
+        saw_stopped |= e.kind == EventKind::Stopped;
+    }
+    assert!(saw_stopped, "a STOPPED event");
+    let log = stderr(&out);
+    assert!(
+        log.contains("phc offset") && log.contains(" s2 freq ") && log.contains("status LOCKING -> LOCKED"),
+        "{log}"
+    );
+    let csv = std::fs::read_to_string(&stats).unwrap();
+    assert!(
+        csv.starts_with("time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns\n"),
+        "{csv}"
+    );
+    assert!(csv.lines().count() > 5 && csv.contains(",LOCKED,"), "{csv}");
+}
+
+#[test]
+fn surprise_removal_marks_the_page_device_lost_and_wakes_readers() {
+    let dir = PageDir::new("nicclockd-lost");
+    let child = Command::new(BIN)
+        .args([
+            "--device",
+            "sim:remove-after=2",
+            "--page-name",
+            "lost",
+            &format!("--page-dir={}", dir.path.display()),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut clock = wait_for_status(&dir.path, "lost", Status::Locked, Duration::from_secs(10));
+    let mut lost_event = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        match clock.wait_event(Some(Duration::from_secs(10))).unwrap() {
+            EventWait::Event(e) if e.kind == EventKind::DeviceLost => {
+                lost_event = Some(e);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let e = lost_event.expect("a waiting reader sees DEVICE_LOST");
+    assert_eq!((e.urgency, e.detail), (nicclock::Urgency::Urgent, u32::MAX));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(69), "device gone: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the NIC is gone") && stderr(&out).contains("DEVICE_LOST"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(matches!(clock.now(), Err(nicclock::Error::Unavailable(Status::DeviceLost))));
+}
