@@ -17,3 +17,5 @@ step "loom model of the seqlock"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p nicclock --lib --release loom_model
 step "reader benchmarks (ratios are printed, not asserted)"
 cargo bench -p nicclock --bench readers
+step "discipline benchmark (figures on the simulated NIC)"
+cargo bench -p nicclock-driver --bench discipline

@@ -2,6 +2,8 @@
 //! clock, and produce the page update (counter→TAI mapping, error bound, status, events). Pure
 //! apart from the register seam and the [`Host`], so it runs on virtual time in tests.
 
+use std::collections::VecDeque;
+
 use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
 use nicclock_uio::RegisterAccess;
 
@@ -63,44 +65,102 @@ impl Update {
     }
 }
 
-/// Least-squares rate of the reference against the counter over the last updates.
+/// Least-squares rate of the reference against the counter over the last updates, with its
+/// standard error (so the page's error bound can cover a poorly known rate).
 #[derive(Debug, Default)]
 struct RateEstimator {
-    points: std::collections::VecDeque<(u64, u64)>,
+    /// (counter, reference ns, measurement delay ns)
+    points: VecDeque<(u64, u64, u64)>,
 }
 
 const RATE_POINTS: usize = 64;
 
+/// A rate estimate: reference ns per counter tick and its relative standard error.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    ns_per_tick: f64,
+    relative_error: f64,
+}
+
 impl RateEstimator {
-    fn add(&mut self, counter: u64, reference_ns: u64) {
+    fn add(&mut self, counter: u64, reference_ns: u64, delay_ns: u64) {
         if self.points.len() == RATE_POINTS {
             self.points.pop_front();
         }
-        self.points.push_back((counter, reference_ns));
+        self.points.push_back((counter, reference_ns, delay_ns));
     }
 
-    /// Reference ns per counter tick, if two points exist.
-    fn ns_per_tick(&self) -> Option<f64> {
-        let &(c0, r0) = self.points.front()?;
-        if self.points.len() < 2 {
+    fn rate(&self) -> Option<Rate> {
+        let &(c0, r0, d0) = self.points.front()?;
+        let n = self.points.len();
+        if n < 2 {
             return None;
         }
-        let n = self.points.len() as f64;
-        let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-        for &(c, r) in &self.points {
-            let (x, y) = (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64);
-            sx += x;
-            sy += y;
-            sxx += x * x;
-            sxy += x * y;
+        let xy: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .map(|&(c, r, _)| (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64))
+            .collect();
+        let (mx, my) =
+            (xy.iter().map(|p| p.0).sum::<f64>() / n as f64, xy.iter().map(|p| p.1).sum::<f64>() / n as f64);
+        let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        if sxx <= 0.0 {
+            return None;
         }
-        let d = n * sxx - sx * sx;
-        (d > 0.0).then(|| (n * sxy - sx * sy) / d)
+        let slope = sxy / sxx;
+        let span_ns = xy.last().map_or(0.0, |p| p.1).max(1.0);
+        let relative_error = if n >= 4 {
+            let residual2: f64 = xy.iter().map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2)).sum();
+            (residual2 / (n - 2) as f64 / sxx).sqrt() / slope.abs().max(f64::MIN_POSITIVE)
+        } else {
+            // Too few points for residuals: assume each end is off by its own half-bracket.
+            let d1 = self.points.back().map_or(0, |p| p.2);
+            (d0 + d1) as f64 / 2.0 / span_ns
+        };
+        Some(Rate { ns_per_tick: slope, relative_error })
     }
 
     fn reset(&mut self) {
         self.points.clear();
     }
+}
+
+/// Recent measurement delays, to reject a measurement whose every read was disturbed (the
+/// thread was preempted, the bus stalled): its offset is too uncertain to steer or publish by.
+#[derive(Debug, Default)]
+struct DelayFilter {
+    recent: VecDeque<u64>,
+}
+
+impl DelayFilter {
+    /// Whether `delay` is typical; typical delays are remembered.
+    fn accept(&mut self, delay: u64) -> Result<(), u64> {
+        if self.recent.len() >= 4 {
+            let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
+            sorted.sort_unstable();
+            let typical = sorted[sorted.len() / 2];
+            if delay > typical.saturating_mul(4) && delay > typical + 10_000 {
+                return Err(typical);
+            }
+        }
+        if self.recent.len() == 16 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(delay);
+        Ok(())
+    }
+}
+
+/// What one call of [`Discipline::update`] did.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Updated(Box<Update>),
+    /// The measurement was disturbed (delay far above the typical one) and was not used.
+    Rejected {
+        delay_ns: u64,
+        typical_ns: u64,
+    },
 }
 
 /// The discipline loop over one NIC clock.
@@ -112,6 +172,7 @@ pub struct Discipline<R> {
     under_threshold: u32,
     last_ppb: f64,
     rate: RateEstimator,
+    delays: DelayFilter,
     update_count: u64,
 }
 
@@ -126,6 +187,7 @@ impl<R: RegisterAccess> Discipline<R> {
             under_threshold: 0,
             last_ppb: 0.0,
             rate: RateEstimator::default(),
+            delays: DelayFilter::default(),
             update_count: 0,
         }
     }
@@ -147,10 +209,13 @@ impl<R: RegisterAccess> Discipline<R> {
     }
 
     /// One update: measure, servo, steer, and describe the page update.
-    pub fn update(&mut self, host: &dyn Host) -> Result<Update, DeviceLost> {
+    pub fn update(&mut self, host: &dyn Host) -> Result<Step, DeviceLost> {
         let m = measure(&mut self.phc, host, self.config.readings)?;
+        if let Err(typical_ns) = self.delays.accept(m.delay_ns) {
+            return Ok(Step::Rejected { delay_ns: m.delay_ns, typical_ns });
+        }
         self.update_count += 1;
-        self.rate.add(m.counter, m.reference_ns);
+        self.rate.add(m.counter, m.reference_ns, m.delay_ns);
         let (ppb, state) = self.servo.sample(m.offset_ns, m.reference_ns, 1.0);
         let mut events = Vec::new();
         let mut anchor_ns = m.nic_ns;
@@ -177,19 +242,23 @@ impl<R: RegisterAccess> Discipline<R> {
         let freq_change = (ppb - self.last_ppb).abs();
         self.last_ppb = ppb;
 
-        let ns_per_tick = self.rate.ns_per_tick().unwrap_or(match host.counter_kind() {
-            nicclock::CounterKind::MonotonicRaw => 1.0,
-            nicclock::CounterKind::Tsc => m.delay_ns as f64 / m.counter_window.max(1) as f64,
+        // Until two measurements exist, the rate comes from this one's bracket (coarse, and said so).
+        let rate = self.rate.rate().unwrap_or(Rate {
+            ns_per_tick: m.delay_ns as f64 / m.counter_window.max(1) as f64,
+            relative_error: 1e-3,
         });
+        // Growth covers the rate estimate (3 standard errors), the servo's latest correction and
+        // the oscillator's wander.
+        let rate_ppb = 3.0 * rate.relative_error * 1e9;
         let growth_ppb = match self.status {
-            Status::Locked => self.config.locked_growth_ppb + freq_change,
-            _ => (1_000.0f64).max(freq_change),
+            Status::Locked => self.config.locked_growth_ppb + freq_change + rate_ppb,
+            _ => (1_000.0f64).max(freq_change) + rate_ppb,
         };
         let anchor_tai_ns = anchor_ns.clamp(0, u64::MAX as i128) as u64;
         let snapshot = Snapshot {
             counter_kind: host.counter_kind(),
             counter_value: m.counter,
-            counter_period: period_from_ns_per_tick(ns_per_tick),
+            counter_period: period_from_ns_per_tick(rate.ns_per_tick),
             anchor_tai_ns,
             // The NIC's distance from the reference, plus the two half-brackets: the offset's and
             // the anchor pairing's. Unknown until the servo has set the clock.
@@ -213,7 +282,7 @@ impl<R: RegisterAccess> Discipline<R> {
                 state: state as u32,
             },
         };
-        Ok(Update {
+        Ok(Step::Updated(Box::new(Update {
             measurement: m,
             servo_state: state,
             servo_ppb: ppb,
@@ -221,7 +290,7 @@ impl<R: RegisterAccess> Discipline<R> {
             snapshot,
             events,
             discontinuity,
-        })
+        })))
     }
 
     fn next_status(&mut self, state: ServoState, residual: u64) -> Status {

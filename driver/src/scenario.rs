@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use nicclock::{CounterKind, Snapshot, Status};
 
-use crate::discipline::{Discipline, DisciplineConfig, Update};
+use crate::discipline::{Discipline, DisciplineConfig, Step, Update};
 use crate::measure::Host;
 use crate::model::{model, quirks, INTEL};
 use crate::phc::{DeviceLost, Phc, SteerChoice, Steering};
@@ -71,6 +71,8 @@ pub struct Outcome {
     pub page_bound_violations: usize,
     pub updates: Vec<Update>,
     pub final_status: Status,
+    /// Measurements the delay filter threw away.
+    pub rejected: usize,
 }
 
 /// Runs a scenario; `lock_threshold_ns` defines "locked" for the lock time (100 ns in issue 3).
@@ -98,7 +100,7 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
     let steps = (scenario.duration_s * 1e9 / interval as f64) as u64;
     let mut offsets = Vec::with_capacity(steps as usize);
     let mut updates = Vec::new();
-    let (mut max_page_error_ns, mut page_bound_violations) = (0i64, 0usize);
+    let (mut max_page_error_ns, mut page_bound_violations, mut rejected) = (0i64, 0usize, 0usize);
     let mut snapshot: Option<Snapshot> = None;
     for k in 1..=steps {
         // Check the page mapping from the previous update just before this one replaces it.
@@ -111,7 +113,14 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
                 page_bound_violations += 1;
             }
         }
-        let update = loop_.update(&host)?;
+        let update = match loop_.update(&host)? {
+            Step::Updated(update) => *update,
+            Step::Rejected { .. } => {
+                rejected += 1;
+                time.wait_until(k * interval);
+                continue;
+            }
+        };
         let truth = nic.truth();
         let disciplined = loop_.phc_mut().time_at(truth.raw);
         let offset = (disciplined - (EPOCH_TAI_NS + truth.true_ns) as i128) as i64;
@@ -139,5 +148,6 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
         page_bound_violations,
         final_status: loop_.status(),
         updates,
+        rejected,
     })
 }

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# The main job (until nicclockd lands): a writer publishes the system clock in a time page, and an
-# unprivileged user reads it with the `nicclock` CLI and the C camera example, then sees the
-# writer's shutdown arrive as events. Run from anywhere: bash userspace/examples/demo.sh
+# The main job: nicclockd disciplines a simulated 82576 (100 ppm off, wandering) to the system
+# clock in real time and publishes it; an unprivileged user reads it with the `nicclock` CLI and
+# the C camera example, then sees the daemon's shutdown arrive as events.
+# Run from anywhere: bash userspace/examples/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/setup.sh
 
-cargo build --release -q -p nicclock --lib --bins --examples
+cargo build --release -q -p nicclock -p nicclock-driver --lib --bins
 work=$(mktemp -d /tmp/nicclock-demo.XXXXXX)
-trap 'if [ -n "${writer:-}" ]; then kill "$writer" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+trap 'if [ -n "${daemon:-}" ]; then kill "$daemon" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 chmod 755 "$work"
 mkdir -m 755 "$work/pages"
-cp target/release/nicclock target/release/examples/publish_system_clock target/release/libnicclock.so "$work/"
+cp target/release/nicclock target/release/nicclockd target/release/libnicclock.so "$work/"
 cc -O2 -std=c11 -D_GNU_SOURCE -I userspace/include userspace/examples/camera.c -L "$work" -lnicclock \
   -lpthread -Wl,-rpath,"$work" -o "$work/camera"
 
@@ -22,9 +23,14 @@ as_reader() {
 say() { printf '\n$ %s\n' "$*"; }
 nc() { as_reader "$work/nicclock" --dir "$work/pages" "$@"; }
 
-"$work/publish_system_clock" demo "$work/pages" &
-writer=$!
-sleep 1
+say "nicclockd --device sim --page-name demo   (log in $work/nicclockd.log)"
+"$work/nicclockd" --device sim --page-name demo --page-dir "$work/pages" 2>"$work/nicclockd.log" &
+daemon=$!
+for _ in $(seq 100); do
+  nc status 2>/dev/null | grep -q "status      LOCKED" && break
+  sleep 0.1
+done
+head -n 9 "$work/nicclockd.log"
 
 say "nicclock list";                       nc list
 say "nicclock now";                        nc now
@@ -33,12 +39,14 @@ say "nicclock status";                     nc status
 say "nicclock watch --count 3";            nc watch --count 3
 say "camera --frames 15 (C example, 30 frames/s)"
 as_reader "$work/camera" --dir "$work/pages" --page demo --frames 15
-say "nicclock events --count 2   (while the writer is stopped with SIGTERM)"
+say "nicclock events --count 2   (while nicclockd is stopped with SIGTERM)"
 nc events --count 2 --timeout 10 &
 events=$!
 sleep 0.5
-kill -TERM "$writer"
-wait "$writer" || true
+kill -TERM "$daemon"
+wait "$daemon" || true
+daemon=
 wait "$events"
-say "nicclock now   (after the writer stopped: exit status 1, with the reason)"
+tail -n 2 "$work/nicclockd.log"
+say "nicclock now   (after the daemon stopped: exit status 1, with the reason)"
 nc now || echo "(exit status $?)"

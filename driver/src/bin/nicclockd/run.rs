@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use log::{error, info, warn};
 use nicclock::{EventKind, Identity, PageOptions, Status, Urgency, Writer};
 use nicclock_driver::device::{self, DeviceArg};
-use nicclock_driver::discipline::{Discipline, DisciplineConfig, Update};
+use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update};
 use nicclock_driver::measure::Host;
 use nicclock_driver::phc::Phc;
 use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
@@ -139,7 +139,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             }
         }
         match discipline.update(&host) {
-            Ok(update) => loop_.publish(&update, start),
+            Ok(Step::Updated(update)) => loop_.publish(&update, start),
+            Ok(Step::Rejected { delay_ns, typical_ns }) => {
+                warn!("measurement disturbed (delay {delay_ns} ns, typically {typical_ns} ns): not used")
+            }
             Err(lost) => {
                 loop_.writer.device_lost(lost.last_read);
                 error!("{}: {lost}; {} now says DEVICE_LOST", opened.address, loop_.writer.path().display());
