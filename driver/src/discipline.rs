@@ -8,7 +8,7 @@ use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot,
 use nicclock_uio::RegisterAccess;
 
 use crate::measure::{measure, Host, Measurement};
-use crate::phc::{DeviceLost, Discontinuity, Phc};
+use crate::phc::{DeviceLost, Discontinuity, Phc, StepMismatch};
 use crate::servo::{Servo, ServoState};
 
 /// Tunables of the loop.
@@ -53,6 +53,8 @@ pub struct Update {
     pub events: Vec<(EventKind, i64)>,
     /// A TIMINCA write moved the clock (forced hardware steering on QEMU).
     pub discontinuity: Option<Discontinuity>,
+    /// A TIMADJ step moved the NIC by something else than asked (made up in software).
+    pub step_mismatch: Option<StepMismatch>,
 }
 
 impl Update {
@@ -119,10 +121,6 @@ impl RateEstimator {
             (d0 + d1) as f64 / 2.0 / span_ns
         };
         Some(Rate { ns_per_tick: slope, relative_error })
-    }
-
-    fn reset(&mut self) {
-        self.points.clear();
     }
 }
 
@@ -221,9 +219,12 @@ impl<R: RegisterAccess> Discipline<R> {
         let mut anchor_ns = m.nic_ns;
         let mut residual = m.offset_ns.unsigned_abs();
         let mut discontinuity = None;
+        let mut step_mismatch = None;
         match state {
             ServoState::Jump => {
-                self.phc.step(-m.offset_ns);
+                if let Some(mismatch) = self.phc.step(-m.offset_ns)? {
+                    step_mismatch = Some(mismatch);
+                }
                 anchor_ns -= m.offset_ns as i128;
                 residual = 0;
                 events.push((EventKind::Step, -m.offset_ns));
@@ -233,19 +234,17 @@ impl<R: RegisterAccess> Discipline<R> {
             ServoState::Unlocked => {}
         }
         if let Some(d) = discontinuity {
+            // Reported; the next measurement shows the offset and the servo takes it from there.
             events.push((EventKind::FrequencyJump, d.jump_ns));
-            // The clock moved under us: the rate history and the servo's state are void.
-            self.rate.reset();
-            self.servo.reset();
         }
         self.status = self.next_status(state, residual);
         let freq_change = (ppb - self.last_ppb).abs();
         self.last_ppb = ppb;
 
-        // Until two measurements exist, the rate comes from this one's bracket (coarse, and said so).
-        let rate = self.rate.rate().unwrap_or(Rate {
-            ns_per_tick: m.delay_ns as f64 / m.counter_window.max(1) as f64,
-            relative_error: 1e-3,
+        // Until two measurements exist, the host's start-up calibration gives the rate.
+        let rate = self.rate.rate().unwrap_or_else(|| {
+            let (ns_per_tick, relative_error) = host.ns_per_tick();
+            Rate { ns_per_tick, relative_error }
         });
         // Growth covers the rate estimate (3 standard errors), the servo's latest correction and
         // the oscillator's wander.
@@ -290,6 +289,7 @@ impl<R: RegisterAccess> Discipline<R> {
             snapshot,
             events,
             discontinuity,
+            step_mismatch,
         })))
     }
 

@@ -18,6 +18,9 @@ pub trait Host {
     fn tai_utc_offset_s(&self) -> i32 {
         37
     }
+    /// Reference ns per counter tick as calibrated at start-up, and its relative uncertainty
+    /// (used until the loop has measured the rate itself).
+    fn ns_per_tick(&self) -> (f64, f64);
 }
 
 /// One measurement (the narrowest of N reads).

@@ -16,6 +16,15 @@ pub enum SystimFormat {
     SecondsNs,
 }
 
+/// How a model's TIMADJL/TIMADJH pair encodes an offset (applied when TIMADJH is written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimadjFormat {
+    /// 82576 datasheet: TIMADJH bit 31 is the sign, the other 63 bits the magnitude in SYSTIM units.
+    SignMagnitude,
+    /// QEMU's emulation: a 64-bit two's complement value in SYSTIM units.
+    TwosComplement,
+}
+
 /// One supported NIC model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Model {
@@ -26,6 +35,8 @@ pub struct Model {
     pub base_timinca: u32,
     /// Largest frequency adjustment the hardware takes, ppb.
     pub max_adj_ppb: f64,
+    /// The TIMADJ register pair, if the model has one the driver may use for phase steps.
+    pub timadj: Option<TimadjFormat>,
     /// Whether this driver supports the model yet (ids recognised either way).
     pub supported: bool,
 }
@@ -41,6 +52,7 @@ pub const MODELS: [Model; 4] = [
         // 25 MHz: one tick every 40 ns adds 40 ns in 2^-18 ns units.
         base_timinca: timinca(1, 40 << 18),
         max_adj_ppb: 599_999_900.0,
+        timadj: None,
         supported: true,
     },
     Model {
@@ -50,6 +62,7 @@ pub const MODELS: [Model; 4] = [
         // Every 16 ns, 16 ns in 2^-19 ns units.
         base_timinca: timinca(1, 16 << 19),
         max_adj_ppb: 999_999_881.0,
+        timadj: Some(TimadjFormat::SignMagnitude),
         supported: true,
     },
     Model {
@@ -58,6 +71,7 @@ pub const MODELS: [Model; 4] = [
         systim: SystimFormat::Ns40,
         base_timinca: 0,
         max_adj_ppb: 62_499_999.0,
+        timadj: None,
         supported: false,
     },
     Model {
@@ -66,6 +80,7 @@ pub const MODELS: [Model; 4] = [
         systim: SystimFormat::SecondsNs,
         base_timinca: 0,
         max_adj_ppb: 62_499_999.0,
+        timadj: None,
         supported: false,
     },
 ];
@@ -91,6 +106,8 @@ bitflags! {
         const SIXTEEN_NS_TICK = 1 << 3;
         /// TSAUXC is not implemented (reads 0).
         const NO_TSAUXC = 1 << 4;
+        /// TIMADJ takes a 64-bit two's complement value (QEMU), whatever the model's datasheet says.
+        const TIMADJ_TWOS_COMPLEMENT = 1 << 5;
     }
 }
 
@@ -107,6 +124,7 @@ pub struct QuirkEntry {
 }
 
 const QEMU_QUIRKS: Quirks = Quirks::TIMINCA_DISCONTINUOUS
+    .union(Quirks::TIMADJ_TWOS_COMPLEMENT)
     .union(Quirks::SYSTIM_WRITE_IGNORED)
     .union(Quirks::RX_UNLOCK_ON_RXSATRH)
     .union(Quirks::SIXTEEN_NS_TICK)

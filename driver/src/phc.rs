@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use nicclock_uio::RegisterAccess;
 
-use crate::model::{Model, Quirks, SystimFormat};
+use crate::model::{Model, Quirks, SystimFormat, TimadjFormat};
 use crate::regs::{self, timinca, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
 use crate::sim::TimeSource;
 
@@ -74,8 +74,24 @@ pub struct Discontinuity {
     pub jump_ns: i64,
 }
 
+/// A TIMADJ step that did not move the clock by what was asked (the register's encoding is not
+/// what the model table says): the timecounter made up the difference and TIMADJ is not used again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepMismatch {
+    pub asked_ns: i64,
+    pub moved_ns: i64,
+}
+
 /// Jumps smaller than this across a TIMINCA write are read noise, not a discontinuity.
 const DISCONTINUITY_NS: i64 = 10_000;
+
+/// One read of the clock against the host's monotonic time.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    host: u64,
+    nic: i128,
+    width: u64,
+}
 
 /// One NIC clock.
 pub struct Phc<R> {
@@ -89,6 +105,8 @@ pub struct Phc<R> {
     inc_remainder: f64,
     freq_ppb: f64,
     max_adj_ppb: f64,
+    /// How phase steps reach the hardware (hardware steering only; None: in the timecounter).
+    timadj: Option<TimadjFormat>,
     /// Timecounter: last raw SYSTIM, disciplined ns at it, sub-unit carry.
     last_raw: u64,
     ns: i128,
@@ -124,6 +142,11 @@ impl<R: RegisterAccess> Phc<R> {
             inc_remainder: 0.0,
             freq_ppb: 0.0,
             max_adj_ppb: model.max_adj_ppb,
+            timadj: match (steering, model.timadj) {
+                (Steering::Software, _) | (_, None) => None,
+                _ if quirks.contains(Quirks::TIMADJ_TWOS_COMPLEMENT) => Some(TimadjFormat::TwosComplement),
+                (_, format) => format,
+            },
             last_raw: 0,
             ns: 0,
             carry: 0.0,
@@ -178,7 +201,9 @@ impl<R: RegisterAccess> Phc<R> {
 
     /// Disciplined time at raw reading `raw` (advances the timecounter; call with increasing raws).
     pub fn time_at(&mut self, raw: u64) -> i128 {
-        let delta = raw.wrapping_sub(self.last_raw) as f64;
+        // Signed: readings come many times a second, so a difference beyond half the counter's
+        // range (4.9 h on an 82576) is a step backwards (TIMADJ), not a wrap.
+        let delta = raw.wrapping_sub(self.last_raw) as i64 as f64;
         let factor = match self.steering {
             Steering::Hardware => 1.0,
             Steering::Software => 1.0 + self.freq_ppb / 1e9,
@@ -199,9 +224,41 @@ impl<R: RegisterAccess> Phc<R> {
         Ok(self.time_at(raw))
     }
 
-    /// Steps the clock by `delta_ns` (in the timecounter, as Linux does for these parts).
-    pub fn step(&mut self, delta_ns: i64) {
-        self.ns += delta_ns as i128;
+    /// Steps the clock by `delta_ns`: through TIMADJ when hardware-steered on a model that has
+    /// it (checked by reading the clock on both sides; the timecounter makes up any difference),
+    /// else in the timecounter, as Linux does.
+    pub fn step(&mut self, delta_ns: i64) -> Result<Option<StepMismatch>, DeviceLost> {
+        let Some(format) = self.timadj else {
+            self.ns += delta_ns as i128;
+            return Ok(None);
+        };
+        let units = (delta_ns as i128) << self.shift;
+        let magnitude = units.unsigned_abs();
+        if magnitude >= 1 << 63 {
+            // Beyond the register's range (a first step from 0 to TAI is ~2^60 ns): timecounter.
+            self.ns += delta_ns as i128;
+            return Ok(None);
+        }
+        let word = match format {
+            TimadjFormat::TwosComplement => units as i64 as u64,
+            TimadjFormat::SignMagnitude => magnitude as u64 | if units < 0 { 1 << 63 } else { 0 },
+        };
+        let (moved, uncertainty) = self.jump_across(|regs| {
+            regs.write32(regs::TIMADJL, word as u32);
+            regs.write32(regs::TIMADJH, (word >> 32) as u32);
+        })?;
+        // Whatever the hardware did, the disciplined time moves by delta_ns (to the brackets' width).
+        self.ns += (delta_ns - moved) as i128;
+        if (moved - delta_ns).abs() > DISCONTINUITY_NS + uncertainty {
+            self.timadj = None;
+            return Ok(Some(StepMismatch { asked_ns: delta_ns, moved_ns: moved }));
+        }
+        Ok(None)
+    }
+
+    /// Whether phase steps currently go through TIMADJ.
+    pub fn steps_in_hardware(&self) -> bool {
+        self.timadj.is_some()
     }
 
     /// Sets the frequency correction (ppb, positive: faster), clamped to the model's range.
@@ -217,22 +274,36 @@ impl<R: RegisterAccess> Phc<R> {
         let exact = self.base_incvalue * (1.0 + ppb / 1e9) + self.inc_remainder;
         let value = exact.floor().clamp(1.0, TIMINCA_VALUE_MASK as f64);
         self.inc_remainder = (exact - value).clamp(-1.0, 1.0);
-        let ((h0, before), (h1, after)) = (self.stamped()?, {
-            self.regs.write32(regs::TIMINCA, timinca(self.incperiod, value as u32));
-            self.stamped()?
-        });
+        let word = timinca(self.incperiod, value as u32);
+        let (jump, uncertainty) = self.jump_across(|regs| regs.write32(regs::TIMINCA, word))?;
         self.freq_ppb = ppb;
-        let nic_elapsed = (after - before) as i64;
-        let host_elapsed = (h1 - h0) as i64;
-        let jump = nic_elapsed - host_elapsed;
-        Ok((jump.abs() > DISCONTINUITY_NS).then_some(Discontinuity { jump_ns: jump }))
+        Ok((jump.abs() > DISCONTINUITY_NS + uncertainty).then_some(Discontinuity { jump_ns: jump }))
     }
 
-    /// (host ns, disciplined ns) at one read.
-    fn stamped(&mut self) -> Result<(u64, i128), DeviceLost> {
+    /// (host ns at the read's midpoint, disciplined ns, host bracket width) of the tightest of
+    /// three reads: a preempted read must not look like the clock jumping.
+    fn stamped(&mut self) -> Result<Stamp, DeviceLost> {
         let host = self.host.clone();
-        let (h, raw, _) = self.read_raw_bracketed(|| host.now_ns())?;
-        Ok((h, self.time_at(raw)))
+        let mut best: Option<Stamp> = None;
+        for _ in 0..3 {
+            let (h0, raw, h1) = self.read_raw_bracketed(|| host.now_ns())?;
+            let nic = self.time_at(raw);
+            let stamp = Stamp { host: h0 + (h1 - h0) / 2, nic, width: h1 - h0 };
+            if best.is_none_or(|b| stamp.width < b.width) {
+                best = Some(stamp);
+            }
+        }
+        Ok(best.expect("three reads"))
+    }
+
+    /// How far the clock moved across `write`, beyond the time that passed, and how uncertain
+    /// that figure is (the two brackets' half-widths).
+    fn jump_across(&mut self, write: impl FnOnce(&R)) -> Result<(i64, i64), DeviceLost> {
+        let before = self.stamped()?;
+        write(&self.regs);
+        let after = self.stamped()?;
+        let moved = ((after.nic - before.nic) - (after.host as i128 - before.host as i128)) as i64;
+        Ok((moved, ((before.width + after.width) / 2) as i64))
     }
 }
 
@@ -283,7 +354,7 @@ mod tests {
         let t0 = phc.now().unwrap();
         time.advance(1_000_000_000);
         assert!((phc.now().unwrap() - t0 - 1_000_001_000).abs() <= 1, "1 ppm faster, to the ns");
-        phc.step(-500);
+        phc.step(-500).unwrap();
         time.advance(1_000_000_000);
         assert!((phc.now().unwrap() - t0 - (2_000_002_000 - 500)).abs() <= 1);
     }
@@ -318,6 +389,42 @@ mod tests {
         time.advance(100_000_000_000);
         let d = phc.set_frequency(100_000.0).unwrap().expect("QEMU's TIMINCA write jumps");
         assert!(d.jump_ns > 1_000_000, "a 100 ppm speed-up after 100 s jumps ~20 ms: {d:?}");
+    }
+
+    #[test]
+    fn hardware_steps_go_through_timadj_and_are_verified() {
+        let (time, nic, mut phc) = phc(SimConfig { read_latency_ns: 500, ..quiet() }, Steering::Hardware);
+        assert!(phc.steps_in_hardware(), "82576 has TIMADJ");
+        time.advance(1_000_000_000);
+        let raw_before = nic.truth().nic_ns as i64;
+        let t0 = phc.now().unwrap();
+        assert_eq!(phc.step(-250_000).unwrap(), None);
+        let t1 = phc.now().unwrap();
+        assert!((t1 - t0 - -250_000).abs() < 5_000, "disciplined time stepped by -250 µs: {}", t1 - t0);
+        let raw_after = nic.truth().nic_ns as i64;
+        assert!(
+            (raw_after - raw_before + 250_000).abs() < 5_000,
+            "the NIC itself moved (TIMADJ), not just the timecounter"
+        );
+    }
+
+    #[test]
+    fn a_timadj_with_the_wrong_encoding_is_caught_and_made_up_in_software() {
+        // QEMU's two's complement TIMADJ, but a driver that believes the 82576 datasheet.
+        let time = VirtualTime::new();
+        let nic =
+            Arc::new(SimNic::new(SimConfig { qemu: true, read_latency_ns: 500, ..quiet() }, time.clone()));
+        let m = model(INTEL, 0x10C9).unwrap();
+        let mut phc =
+            Phc::init(nic.clone(), m, Quirks::SIXTEEN_NS_TICK, Steering::Hardware, time.clone()).unwrap();
+        time.advance(1_000_000_000);
+        let t0 = phc.now().unwrap();
+        let mismatch =
+            phc.step(-250_000).unwrap().expect("the sign-magnitude word is read as two's complement");
+        assert_eq!(mismatch.asked_ns, -250_000);
+        let t1 = phc.now().unwrap();
+        assert!((t1 - t0 + 250_000).abs() < 5_000, "disciplined time is still right: {}", t1 - t0);
+        assert!(!phc.steps_in_hardware(), "TIMADJ is not trusted again");
     }
 
     #[test]

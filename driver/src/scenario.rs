@@ -30,6 +30,9 @@ impl Host for VirtualHost {
     fn reference_ns(&self) -> u64 {
         EPOCH_TAI_NS + self.time.now_ns()
     }
+    fn ns_per_tick(&self) -> (f64, f64) {
+        (1.0, 0.0)
+    }
 }
 
 /// One simulated run's set-up.

@@ -15,6 +15,8 @@ pub struct RealHost {
     clock: ClockId,
     offset_ns: u64,
     tai_utc: i32,
+    /// Reference ns per counter tick from a 50 ms calibration, and its relative uncertainty.
+    calibration: (f64, f64),
 }
 
 fn ns(clock: ClockId) -> u64 {
@@ -42,7 +44,15 @@ impl RealHost {
             Reference::Realtime => (ClockId::CLOCK_REALTIME, tai_utc as u64 * 1_000_000_000),
             Reference::Tai => (ClockId::CLOCK_TAI, 0),
         };
-        let host = Self { kind: counter::best_available(), clock, offset_ns, tai_utc };
+        let kind = counter::best_available();
+        let a = counter::sample_clock(kind, clock.as_raw(), 5);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = counter::sample_clock(kind, clock.as_raw(), 5);
+        let ticks = b.counter.wrapping_sub(a.counter).max(1) as f64;
+        let rate = (b.clock_ns - a.clock_ns) as f64 / ticks;
+        // Each end is uncertain by half its bracket; allow 10 ppm on top for the reference's slew.
+        let relative = (a.window + b.window) as f64 / 2.0 / ticks + 1e-5;
+        let host = Self { kind, clock, offset_ns, tai_utc, calibration: (rate, relative) };
         (host, format!("TAI-UTC {tai_utc} s {source}"))
     }
 }
@@ -61,5 +71,8 @@ impl Host for RealHost {
     }
     fn tai_utc_offset_s(&self) -> i32 {
         self.tai_utc
+    }
+    fn ns_per_tick(&self) -> (f64, f64) {
+        self.calibration
     }
 }

@@ -175,6 +175,12 @@ impl Loop<'_> {
         for &(kind, magnitude) in &update.events {
             self.writer.post(kind, urgency(kind), magnitude, 0, update.snapshot.anchor_tai_ns);
         }
+        if let Some(m) = update.step_mismatch {
+            warn!(
+                "a TIMADJ step of {} ns moved the NIC by {} ns: its TIMADJ encoding is not the model table's; steps now go to the timecounter",
+                m.asked_ns, m.moved_ns
+            );
+        }
         if let Some(d) = update.discontinuity {
             warn!("a TIMINCA write moved the clock by {} ns: this NIC's rate cannot be steered in hardware; use --steer sw (or auto)", d.jump_ns);
         }
