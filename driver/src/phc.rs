@@ -323,13 +323,7 @@ mod tests {
     }
 
     fn quiet() -> SimConfig {
-        SimConfig {
-            freq_error_ppm: 0.0,
-            wander_ppb_per_sqrt_s: 0.0,
-            read_latency_ns: 0,
-            read_jitter_ns: 0,
-            ..SimConfig::default()
-        }
+        SimConfig::ideal()
     }
 
     #[test]

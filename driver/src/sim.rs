@@ -136,6 +136,19 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// A perfect oscillator with instant reads: for tests of exact register arithmetic.
+    pub fn ideal() -> Self {
+        Self {
+            freq_error_ppm: 0.0,
+            wander_ppb_per_sqrt_s: 0.0,
+            read_latency_ns: 0,
+            read_jitter_ns: 0,
+            ..Self::default()
+        }
+    }
+}
+
 /// What the simulator knows and the driver cannot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Truth {
@@ -395,13 +408,7 @@ mod tests {
     }
 
     fn quiet() -> SimConfig {
-        SimConfig {
-            freq_error_ppm: 0.0,
-            wander_ppb_per_sqrt_s: 0.0,
-            read_latency_ns: 0,
-            read_jitter_ns: 0,
-            ..SimConfig::default()
-        }
+        SimConfig::ideal()
     }
 
     #[test]
