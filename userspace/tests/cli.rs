@@ -145,6 +145,27 @@ fn status_list_watch_and_events() {
 }
 
 #[test]
+fn compare_checks_page_time_against_the_system_clock() {
+    let dir = PageDir::new("cli-compare");
+    let _live = LivePage::start(dir.options("eth0"), false);
+    let out =
+        ok(&run(&["--dir", dir.path.to_str().unwrap(), "compare", "--seconds", "0.5", "--rate", "200"]));
+    let w: Vec<&str> = out.split_whitespace().collect();
+    let get = |k: &str| w[w.iter().position(|x| *x == k).unwrap() + 1].parse::<f64>().unwrap();
+    assert!(get("reads") >= 20.0, "{out}");
+    assert_eq!((get("outside_bound"), get("errors")), (0.0, 0.0), "{out}");
+    // A page whose time is 1 ms off but claims ±1 µs fails the comparison.
+    let bad = PageDir::new("cli-compare-bad");
+    let mut w = Writer::create(&bad.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Locked, 1_000);
+    snap.anchor_tai_ns += 1_000_000;
+    w.publish(&snap);
+    let o = run(&["--dir", bad.path.to_str().unwrap(), "compare", "--seconds", "0.2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("outside_bound 0 "), "{}", stdout(&o));
+}
+
+#[test]
 fn missing_pages_say_the_daemon_is_probably_not_running() {
     let dir = PageDir::new("cli-missing");
     let d = dir.path.to_str().unwrap();

@@ -18,6 +18,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Status { json } => status(cli, *json),
         Command::Watch { count, interval } => watch(cli, *count, *interval),
         Command::Events { count, timeout, history } => events(cli, *count, *timeout, *history),
+        Command::Compare { seconds, rate } => compare(cli, *seconds, *rate),
     }
 }
 
@@ -257,4 +258,52 @@ fn events(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// CLOCK_REALTIME in ns.
+fn realtime_ns() -> u64 {
+    nicclock::counter::sample_clock(nicclock::CounterKind::MonotonicRaw, libc::CLOCK_REALTIME, 1).clock_ns
+}
+
+/// Page time against CLOCK_REALTIME + the page's TAI−UTC offset, each reading bracketed by two
+/// system-clock reads; a reading is outside when |difference| > bound + half the bracket.
+fn compare(cli: &Cli, seconds: std::time::Duration, rate: u32) -> Result<ExitCode> {
+    let clock = open(cli)?;
+    let tai_utc = clock.snapshot()?.tai_utc_offset_s as i128 * 1_000_000_000;
+    let period = std::time::Duration::from_secs(1) / rate;
+    let start = Instant::now();
+    let (mut reads, mut outside, mut errors) = (0u64, 0u64, 0u64);
+    let (mut sum, mut sum2, mut max_abs, mut max_bound) = (0f64, 0f64, 0i64, 0u64);
+    while start.elapsed() < seconds {
+        let r1 = realtime_ns();
+        let now = clock.now();
+        let r2 = realtime_ns();
+        match now {
+            Ok(now) => {
+                let diff = (now.time_ns as i128 - (r1 + (r2 - r1) / 2) as i128 - tai_utc) as i64;
+                if diff.unsigned_abs() > now.error_bound_ns.saturating_add((r2 - r1) / 2) {
+                    outside += 1;
+                }
+                reads += 1;
+                sum += diff as f64;
+                sum2 += (diff as f64).powi(2);
+                max_abs = max_abs.max(diff.abs());
+                max_bound = max_bound.max(now.error_bound_ns);
+            }
+            Err(e) => {
+                errors += 1;
+                if errors == 1 {
+                    eprintln!("nicclock: {e}");
+                }
+            }
+        }
+        std::thread::sleep(period);
+    }
+    let n = reads.max(1) as f64;
+    println!(
+        "compare reads {reads} outside_bound {outside} errors {errors} mean_offset_ns {:.0} rms_offset_ns {:.0} max_abs_offset_ns {max_abs} max_bound_ns {max_bound}",
+        sum / n,
+        (sum2 / n).sqrt()
+    );
+    Ok(if outside == 0 && errors == 0 && reads > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

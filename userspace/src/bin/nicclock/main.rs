@@ -55,6 +55,16 @@ pub enum Command {
         #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = parse_seconds)]
         interval: std::time::Duration,
     },
+    /// Compare the page's time with the system clock for a while; exit 1 if any reading fell
+    /// outside the published error bound.
+    Compare {
+        /// How long to compare.
+        #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds)]
+        seconds: std::time::Duration,
+        /// Readings per second.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        rate: u32,
+    },
     /// Follow clock events (steps, state changes, device lost) as they happen.
     Events {
         /// Stop after this many events.
