@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project, on a fresh machine: installs what it needs, then format, lints,
-# the workspace tests (unit, integration, multi-process, C ABI), the loom model and the benchmarks.
+# the workspace tests (unit, integration, multi-process, C ABI), the loom model, the benchmarks and
+# the QEMU VM scenarios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/setup.sh
@@ -19,3 +20,7 @@ step "reader benchmarks (ratios are printed, not asserted)"
 cargo bench -p nicclock --bench readers
 step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
+step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO)"
+qemu/vm setup
+qemu/vm build
+qemu/vm run vfio uio

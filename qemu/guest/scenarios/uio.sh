@@ -1,0 +1,31 @@
+# uio: the same through uio_pci_generic, the e1000e via /dev/uioN and the first igb via sysfs
+# resource0.
+. /lib/nicclock-guest.sh
+modprobe uio_pci_generic
+E1000E=$(bdf_of 8086 10d3)
+IGB=$(bdf_of 8086 10c9 | head -1)
+bind_to uio_pci_generic "$E1000E"
+bind_to uio_pci_generic "$IGB"
+UIO=$(basename "$(ls -d /sys/bus/pci/devices/"$E1000E"/uio/uio* | head -1)")
+[ -n "$UIO" ] && pass "e1000e is /dev/$UIO" || { fail "no uio node for $E1000E"; exit 1; }
+
+expect_output "probe via uio: model 82574" "model       82574" nicclockd probe "uio:/dev/$UIO"
+expect_output "probe via sysfs: model 82576" "model       82576" nicclockd probe "sysfs:$IGB"
+
+nicclockd --device "uio:/dev/$UIO" --page-name e1000e 2> /tmp/e1000e.log &
+D1=$!
+nicclockd --device "sysfs:$IGB" --page-name igb 2> /tmp/igb.log &
+D2=$!
+for p in e1000e igb; do
+  if wait_status "$p" LOCKED 60; then pass "$p LOCKED"; else fail "$p LOCKED within 60 s"; tail -20 "/tmp/$p.log"; fi
+  out=$(as_reader nicclock --page "$p" compare --seconds 10 --rate 50)
+  rc=$?
+  echo "$out"
+  result "$p $out"
+  if [ $rc = 0 ]; then pass "$p: time within its bound of CLOCK_REALTIME for 10 s"; else fail "$p: compare: $out"; fi
+done
+expect_output "camera as uid 1000" "10 frames, 0 unstamped" as_reader camera --page igb --frames 10
+kill -TERM "$D1" "$D2"
+wait "$D1"; r1=$?
+wait "$D2"; r2=$?
+[ "$r1" = 0 ] && [ "$r2" = 0 ] && pass "both daemons stopped cleanly" || fail "daemon exit status $r1 $r2"

@@ -1,0 +1,40 @@
+# vfio: the e1000e and the first igb bound to vfio-pci, nicclockd on each (--steer auto must pick
+# software steering from the QEMU quirk); as the unprivileged user, `nicclock now`, the C camera
+# example and `nicclock compare` read LOCKED time within the published bound of CLOCK_REALTIME.
+. /lib/nicclock-guest.sh
+modprobe vfio-pci && modprobe vfio_iommu_type1
+E1000E=$(bdf_of 8086 10d3)
+IGB=$(bdf_of 8086 10c9 | head -1)
+[ -n "$E1000E" ] && [ -n "$IGB" ] || { fail "found the e1000e and igb ($E1000E / $IGB)"; exit 1; }
+bind_to vfio-pci "$E1000E"
+bind_to vfio-pci "$IGB"
+ls -l /dev/vfio
+
+expect_output "probe e1000e: model 82574" "model       82574" nicclockd probe "vfio:$E1000E"
+expect_output "probe e1000e: QEMU quirk" "QEMU emulated 82574L" nicclockd probe "vfio:$E1000E"
+expect_output "probe igb: model 82576" "model       82576" nicclockd probe "vfio:$IGB"
+expect_output "probe igb: QEMU quirk, auto -> sw" "steering    auto -> sw" nicclockd probe "vfio:$IGB"
+
+nicclockd --device "vfio:$E1000E" --page-name e1000e 2> /tmp/e1000e.log &
+D1=$!
+nicclockd --device "vfio:$IGB" --page-name igb 2> /tmp/igb.log &
+D2=$!
+for p in e1000e igb; do
+  if wait_status "$p" LOCKED 60; then pass "$p LOCKED"; else fail "$p LOCKED within 60 s"; tail -20 "/tmp/$p.log"; fi
+  expect_output "$p: steering sw from the quirk" "steering sw (timecounter)" cat "/tmp/$p.log"
+done
+for p in e1000e igb; do
+  expect_output "$p: nicclock now as uid 1000 is LOCKED" "LOCKED" as_reader nicclock --page "$p" now
+  expect_output "$p: camera as uid 1000 stamps every frame" "10 frames, 0 unstamped" as_reader camera --page "$p" --frames 10
+  out=$(as_reader nicclock --page "$p" compare --seconds 10 --rate 50)
+  rc=$?
+  echo "$out"
+  result "$p $out"
+  if [ $rc = 0 ]; then pass "$p: time within its bound of CLOCK_REALTIME for 10 s"; else fail "$p: compare: $out"; fi
+done
+tail -3 /tmp/e1000e.log /tmp/igb.log
+kill -TERM "$D1" "$D2"
+wait "$D1"; r1=$?
+wait "$D2"; r2=$?
+[ "$r1" = 0 ] && [ "$r2" = 0 ] && pass "both daemons stopped cleanly" || fail "daemon exit status $r1 $r2"
+expect_output "page says STOPPED" "STOPPED" nicclock --page igb status

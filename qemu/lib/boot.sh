@@ -1,0 +1,79 @@
+# Booting the lab VM: q35 + intel-iommu (VFIO needs it: Debian kernels have no VFIO no-IOMMU) under
+# TCG (KVM is unusable here), one e1000e and two igbs on one hub (the second igb behind a
+# pcie-root-port), a QMP socket for hot-plug. Guest lines starting NICCLOCK- carry the verdict.
+
+vm_qemu() { # append-extra, then extra qemu args
+  local extra=$1
+  shift
+  local kver
+  kver=$(cat "$cache/kver")
+  [ -s "$cache/initramfs.cpio.gz" ] || { echo "vm: run 'qemu/vm build' first" >&2; return 1; }
+  qemu-system-x86_64 -accel tcg -machine q35,kernel-irqchip=split -cpu max -smp 2 -m 1G \
+    -nographic -no-reboot \
+    -device intel-iommu,intremap=on,caching-mode=on \
+    -kernel "$cache/kroot/boot/vmlinuz-$kver" -initrd "$cache/initramfs.cpio.gz" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt $extra" \
+    -netdev hubport,id=n0,hubid=0 -netdev hubport,id=n1,hubid=0 -netdev hubport,id=n2,hubid=0 \
+    -device e1000e,romfile=,netdev=n0,mac=52:54:00:00:00:01,id=nic0 \
+    -device igb,romfile=,netdev=n1,mac=52:54:00:00:00:02,id=nic1 \
+    -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \
+    -device igb,romfile=,netdev=n2,mac=52:54:00:00:00:03,bus=rp1,id=nic2 \
+    "$@"
+}
+
+vm_boot_shell() {
+  vm_qemu ""
+}
+
+# Sends one QMP command (a JSON object) to the VM's monitor socket.
+vm_qmp() {
+  python3 - "$1" "$2" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()  # greeting
+for cmd in ({"execute": "qmp_capabilities"}, json.loads(sys.argv[2])):
+    f.write(json.dumps(cmd) + "\n"); f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "return" in reply or "error" in reply:
+            break
+print("vm: qmp", sys.argv[2], "->", reply, file=sys.stderr)
+PY
+}
+
+vm_run_scenario() {
+  local s=$1 timeout=${NICCLOCK_VM_TIMEOUT:-400}
+  local log="$cache/logs/$s.log" sock="$cache/qmp-$s.sock"
+  mkdir -p "$cache/logs"
+  rm -f "$sock"
+  echo "vm: === scenario $s (timeout ${timeout}s, log $log)"
+  local start=$SECONDS
+  set +e
+  timeout --kill-after=10 "$timeout" bash -c "$(declare -f vm_qemu); cache='$cache'; vm_qemu 'nicclock.scenario=$s' -qmp unix:$sock,server=on,wait=off" \
+    < /dev/null 2>&1 | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log" | while IFS= read -r line; do
+      printf '  [%s] %s\n' "$s" "$line"
+      case $line in
+        NICCLOCK-HOST\ *) vm_qmp "$sock" "${line#NICCLOCK-HOST }" ;;
+      esac
+    done
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local took=$((SECONDS - start))
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "vm: scenario $s TIMED OUT after ${timeout}s: the VM was killed (log $log)" >&2
+    return 1
+  fi
+  if ! grep -q "^NICCLOCK-BOOT" "$log"; then
+    echo "vm: scenario $s: the guest never started (qemu exit $rc; log $log)" >&2
+    return 1
+  fi
+  if grep -q "^NICCLOCK-SCENARIO $s PASS" "$log" && ! grep -q "^NICCLOCK-CHECK FAIL" "$log"; then
+    echo "vm: scenario $s PASSED in ${took}s"
+    return 0
+  fi
+  echo "vm: scenario $s FAILED in ${took}s:" >&2
+  grep "^NICCLOCK-CHECK FAIL" "$log" >&2 || echo "  (no verdict line: the guest died?)" >&2
+  return 1
+}
