@@ -43,6 +43,8 @@ print("vm: qmp", sys.argv[2], "->", reply, file=sys.stderr)
 PY
 }
 
+# Runs scenario $1 in a fresh VM. NICCLOCK_VM_APPEND adds kernel parameters (scenario settings,
+# e.g. nicclock.vs_seconds=30), NICCLOCK_VM_TIMEOUT the seconds before the VM is killed.
 vm_run_scenario() {
   local s=$1 timeout=${NICCLOCK_VM_TIMEOUT:-400}
   local log="$cache/logs/$s.log" sock="$cache/qmp-$s.sock"
@@ -51,7 +53,7 @@ vm_run_scenario() {
   echo "vm: === scenario $s (timeout ${timeout}s, log $log)"
   local start=$SECONDS
   set +e
-  timeout --kill-after=10 "$timeout" bash -c "$(declare -f vm_qemu); cache='$cache'; vm_qemu 'nicclock.scenario=$s' -qmp unix:$sock,server=on,wait=off" \
+  timeout --kill-after=10 "$timeout" bash -c "$(declare -f vm_qemu); cache='$cache'; vm_qemu 'nicclock.scenario=$s ${NICCLOCK_VM_APPEND:-}' -qmp unix:$sock,server=on,wait=off" \
     < /dev/null 2>&1 | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log" | while IFS= read -r line; do
       printf '  [%s] %s\n' "$s" "$line"
       case $line in
