@@ -115,6 +115,8 @@ pub struct OpenedClock {
     pub ids: [u16; 4],
     /// The simulator, when it is one (for surprise removal).
     pub sim: Option<(Arc<SimNic>, Option<f64>)>,
+    /// VFIO's hot-unplug request.
+    pub removal: Option<nicclock_uio::vfio::RemovalRequest>,
 }
 
 /// Why a device could not be opened (runtime errors, exit 1).
@@ -161,6 +163,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 backend: "sim",
                 ids: [model::INTEL, device, subsys, subdev],
                 sim: Some((nic, spec.remove_after_s)),
+                removal: None,
             })
         }
         DeviceArg::Hardware(spec) => {
@@ -200,6 +203,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 },
                 ids: [pci.vendor, pci.device, pci.subsystem_vendor, pci.subsystem_device],
                 sim: None,
+                removal: opened.removal,
             })
         }
     }

@@ -1,6 +1,7 @@
 # Booting the lab VM: q35 + intel-iommu (VFIO needs it: Debian kernels have no VFIO no-IOMMU) under
 # TCG (KVM is unusable here), one e1000e and two igbs on one hub (the second igb behind a
-# pcie-root-port), a QMP socket for hot-plug. Guest lines starting NICCLOCK- carry the verdict.
+# pcie-root-port with native PCIe hot-plug, so the guest's pciehp handles device_del), a QMP
+# socket for hot-plug. Guest lines starting NICCLOCK- carry the verdict.
 
 vm_qemu() { # append-extra, then extra qemu args
   local extra=$1
@@ -16,7 +17,8 @@ vm_qemu() { # append-extra, then extra qemu args
     -netdev hubport,id=n0,hubid=0 -netdev hubport,id=n1,hubid=0 -netdev hubport,id=n2,hubid=0 \
     -device e1000e,romfile=,netdev=n0,mac=52:54:00:00:00:01,id=nic0 \
     -device igb,romfile=,netdev=n1,mac=52:54:00:00:00:02,id=nic1 \
-    -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \
+    -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
+    -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1,hotplug=on \
     -device igb,romfile=,netdev=n2,mac=52:54:00:00:00:03,bus=rp1,id=nic2 \
     "$@"
 }

@@ -61,6 +61,8 @@ impl fmt::Display for DeviceSpec {
 /// A device with BAR0 mapped.
 pub struct OpenedDevice {
     pub regs: MmioRegion,
+    /// VFIO: the kernel's hot-unplug request (release the device when it fires).
+    pub removal: Option<vfio::RemovalRequest>,
     /// What sysfs says about it (None only for a UIO node whose PCI parent is unknown).
     pub pci: Option<PciDevice>,
     pub backend: Backend,
@@ -72,18 +74,18 @@ pub fn open(sysfs: &Sysfs, spec: &DeviceSpec, min_len: u64) -> Result<OpenedDevi
     match spec {
         DeviceSpec::Vfio(address) => {
             let device = sysfs.device(*address)?;
-            let regs = vfio::map(sysfs, &device, min_len)?;
-            Ok(OpenedDevice { regs, pci: Some(device), backend: Backend::Vfio })
+            let (regs, removal) = vfio::map(sysfs, &device, min_len)?;
+            Ok(OpenedDevice { regs, removal, pci: Some(device), backend: Backend::Vfio })
         }
         DeviceSpec::Sysfs(address) => {
             let device = sysfs.device(*address)?;
             let regs = resource::map(sysfs, &device, min_len)?;
-            Ok(OpenedDevice { regs, pci: Some(device), backend: Backend::Sysfs })
+            Ok(OpenedDevice { regs, removal: None, pci: Some(device), backend: Backend::Sysfs })
         }
         DeviceSpec::Uio(node) => {
             let (regs, address) = uio_dev::map(sysfs, node, min_len)?;
             let pci = address.map(|a| sysfs.device(a)).transpose()?;
-            Ok(OpenedDevice { regs, pci, backend: Backend::Uio })
+            Ok(OpenedDevice { regs, removal: None, pci, backend: Backend::Uio })
         }
     }
 }

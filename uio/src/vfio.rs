@@ -7,12 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::{PciDevice, Sysfs};
 
 const BAR0_REGION: u32 = 0;
+/// VFIO_PCI_REQ_IRQ_INDEX: the kernel's "please release this device" (hot-unplug) notification.
+const REQ_IRQ: u32 = 4;
 const CONFIG_REGION: u32 = 7;
 const REGION_FLAG_MMAP: u32 = 1 << 2;
 /// Drivers that leave a group viable for VFIO.
@@ -53,8 +56,26 @@ pub fn require_container(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Maps BAR0 of `device` (bound to vfio-pci) through VFIO.
-pub fn map(sysfs: &Sysfs, device: &PciDevice, min_len: u64) -> Result<MmioRegion, Error> {
+/// The kernel's request to give the device back (it is being unplugged): vfio-pci cannot finish
+/// removing a device while its fds are open, so it signals this eventfd and waits.
+pub struct RemovalRequest {
+    event: EventFd,
+}
+
+impl RemovalRequest {
+    /// Whether the kernel has asked for the device (never blocks).
+    pub fn requested(&self) -> bool {
+        self.event.read().is_ok()
+    }
+}
+
+/// Maps BAR0 of `device` (bound to vfio-pci) through VFIO, with the removal-request notification
+/// when the device offers it.
+pub fn map(
+    sysfs: &Sysfs,
+    device: &PciDevice,
+    min_len: u64,
+) -> Result<(MmioRegion, Option<RemovalRequest>), Error> {
     check(sysfs, device)?;
     require_container(Path::new(CONTAINER))?;
     let address = device.address;
@@ -84,6 +105,16 @@ pub fn map(sysfs: &Sysfs, device: &PciDevice, min_len: u64) -> Result<MmioRegion
         return Err(Error::BarTooSmall { address, size, needed: min_len });
     }
     let offset = vfio.get_region_offset(BAR0_REGION);
+    let removal = match EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) {
+        Ok(event) => match vfio.enable_irq(REQ_IRQ, vec![&event]) {
+            Ok(()) => Some(RemovalRequest { event }),
+            Err(e) => {
+                eprintln!("nicclock-uio: {address}: no VFIO release-request notification: {e}");
+                None
+            }
+        },
+        Err(_) => None,
+    };
     // SAFETY: the raw fd belongs to `vfio`, which is alive for this whole statement; we only
     // borrow it long enough to duplicate it into a descriptor of our own.
     let borrowed = unsafe { BorrowedFd::borrow_raw(vfio.as_raw_fd()) };
@@ -91,13 +122,10 @@ pub fn map(sysfs: &Sysfs, device: &PciDevice, min_len: u64) -> Result<MmioRegion
         borrowed.try_clone_to_owned().map_err(|e| Error::io("dup the VFIO fd of", &device.path, e))?,
     );
     // The device (and through it the group's place in the container) must outlive the mapping.
-    MmioRegion::map(
-        &file,
-        offset,
-        size as usize,
-        vec![Box::new(VfioHandles { _device: vfio, _container: container })],
-    )
-    .map_err(|e| Error::io("map BAR0 of", &device.path, e))
+    let handles = VfioHandles { _device: vfio, _container: container };
+    let region = MmioRegion::map(&file, offset, size as usize, vec![Box::new(handles)])
+        .map_err(|e| Error::io("map BAR0 of", &device.path, e))?;
+    Ok((region, removal))
 }
 
 /// Keeps the VFIO objects alive as long as the mapping.

@@ -85,6 +85,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         Some(source) => info!("quirks {:?} ({source}); steering {steering}", opened.quirks),
         None => info!("no quirks; steering {steering}"),
     }
+    if opened.backend == "vfio" {
+        info!(
+            "VFIO release requests (hot-unplug) {}",
+            if opened.removal.is_some() { "watched" } else { "unavailable" }
+        );
+    }
     let phc = Phc::init(opened.regs.clone(), opened.model, opened.quirks, steering, RealTime::new())?;
     let mac = opened.mac();
     let identity = Identity {
@@ -137,6 +143,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             if start.elapsed().as_secs_f64() >= *after {
                 sim.remove();
             }
+        }
+        if opened.removal.as_ref().is_some_and(|r| r.requested()) {
+            loop_.writer.device_lost(u32::MAX);
+            error!(
+                "{}: the kernel is removing the device (VFIO release request); {} now says DEVICE_LOST",
+                opened.address,
+                loop_.writer.path().display()
+            );
+            return Ok(ExitCode::from(EXIT_DEVICE_GONE));
         }
         match discipline.update(&host) {
             Ok(Step::Updated(update)) => loop_.publish(&update, start),
