@@ -8,6 +8,7 @@ pub mod device;
 pub mod discipline;
 pub mod measure;
 pub mod model;
+pub mod ntpshm;
 pub mod phc;
 pub mod regs;
 pub mod scenario;

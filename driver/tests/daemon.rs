@@ -284,3 +284,37 @@ fn surprise_removal_marks_the_page_device_lost_and_wakes_readers() {
     );
     assert!(matches!(clock.now(), Err(nicclock::Error::Unavailable(Status::DeviceLost))));
 }
+
+#[test]
+fn locked_updates_are_exported_as_ntp_shm() {
+    let dir = PageDir::new("nicclockd-shm");
+    let unit = 50 + std::process::id() % 200;
+    let mut child = Command::new(BIN)
+        .args(["--device", "sim", "--page-name", "shm", &format!("--page-dir={}", dir.path.display())])
+        .args(["--ntpshm", &unit.to_string(), "--tai-offset", "37"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_status(&dir.path, "shm", Status::Locked, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let shm = nicclock_driver::ntpshm::NtpShm::open(unit, 0o600).unwrap();
+    let sample = shm.read().expect("a valid sample");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    child.wait().unwrap();
+    let now_utc = common::realtime_ns() as i128;
+    assert!(
+        (sample.receive_utc_ns - now_utc).abs() < 2_000_000_000,
+        "receive time is the system clock's UTC: {sample:?}"
+    );
+    assert!(
+        (sample.clock_utc_ns - sample.receive_utc_ns).abs() < 100_000,
+        "the NIC's UTC agrees with it: {sample:?}"
+    );
+    assert!((-30..=-10).contains(&sample.precision), "{sample:?}");
+    // SAFETY: test cleanup, removing the segment the (stopped) daemon created.
+    unsafe {
+        let id = libc::shmget(nicclock_driver::ntpshm::KEY_BASE + unit as i32, 0, 0);
+        libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+    }
+}

@@ -101,6 +101,13 @@ pub struct RunArgs {
     /// Group owning the page (name or gid).
     #[arg(long, value_name = "GROUP")]
     pub page_group: Option<String>,
+    /// Also publish each LOCKED update as NTP SHM segment UNIT (key 0x4e545030 + UNIT) for chronyd's
+    /// or ntpd's `refclock SHM UNIT`.
+    #[arg(long, value_name = "UNIT", value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ntpshm: Option<u32>,
+    /// Permissions of the NTP SHM segment, octal (chrony's default 600).
+    #[arg(long, default_value = "600", value_name = "OCTAL", value_parser = mode)]
+    pub ntpshm_mode: u32,
     /// Append one CSV line per update (time, offset, state, frequency, delay, status, bound).
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,

@@ -14,6 +14,7 @@ use nicclock::{EventKind, Identity, PageOptions, Status, Urgency, Writer};
 use nicclock_driver::device::{self, DeviceArg};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update};
 use nicclock_driver::measure::Host;
+use nicclock_driver::ntpshm::{self, NtpShm};
 use nicclock_driver::phc::Phc;
 use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
 use nicclock_driver::sim::RealTime;
@@ -133,7 +134,22 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let start = Instant::now();
-    let mut loop_ = Loop { writer: &mut writer, stats, status: Status::Unsynchronized };
+    let ntpshm = args
+        .ntpshm
+        .map(|unit| {
+            NtpShm::open(unit, args.ntpshm_mode)
+                .with_context(|| format!("cannot create NTP SHM segment {unit}"))
+        })
+        .transpose()?;
+    if let Some(shm) = &ntpshm {
+        info!(
+            "NTP SHM unit {} (key {:#x}, mode {:o})",
+            shm.unit,
+            ntpshm::KEY_BASE + shm.unit as i32,
+            args.ntpshm_mode
+        );
+    }
+    let mut loop_ = Loop { writer: &mut writer, stats, status: Status::Unsynchronized, ntpshm };
     let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if args.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
@@ -182,6 +198,7 @@ struct Loop<'a> {
     writer: &'a mut Writer,
     stats: Option<File>,
     status: Status,
+    ntpshm: Option<NtpShm>,
 }
 
 impl Loop<'_> {
@@ -204,6 +221,18 @@ impl Loop<'_> {
             self.status = update.status;
         }
         info!("phc {}", update.log_line());
+        if let (Some(shm), Status::Locked) = (self.ntpshm.as_mut(), update.status) {
+            // The NIC's time and the system clock's at the measurement, both as UTC.
+            let s = &update.snapshot;
+            let utc = s.tai_utc_offset_s as i128 * 1_000_000_000;
+            let bound_s = (s.error_bound_ns.max(1) as f64) / 1e9;
+            shm.publish(&ntpshm::Sample {
+                clock_utc_ns: s.anchor_tai_ns as i128 - utc,
+                receive_utc_ns: update.measurement.reference_ns as i128 - utc,
+                leap: 0,
+                precision: bound_s.log2().floor() as i32,
+            });
+        }
         if let Some(f) = self.stats.as_mut() {
             let s = &update.snapshot;
             let line = format!(
