@@ -103,6 +103,12 @@ fn bad_invocations_say_what_was_wrong_with_the_right_exit_code() {
         (vec!["--device".into(), "sim".into(), "--tai-offset=-3".into()], 2, "tai-offset"),
         (vec!["--device".into(), "sim".into(), "--log-level".into(), "loud".into()], 2, "log-level"),
         (vec!["--bogus".into()], 2, "unexpected argument"),
+        (
+            vec!["--device".into(), "sim".into(), d.clone(), "--user".into(), "no-such-user-x".into()],
+            2,
+            "no such user",
+        ),
+        (vec!["--device".into(), "sim".into(), d.clone(), "--group".into(), "root".into()], 2, "--user"),
         (vec!["probe".into()], 2, "DEVICE"),
         (
             vec!["--device".into(), "sim".into(), format!("--page-dir={}", unwritable.display())],
@@ -317,4 +323,46 @@ fn locked_updates_are_exported_as_ntp_shm() {
         let id = libc::shmget(nicclock_driver::ntpshm::KEY_BASE + unit as i32, 0, 0);
         libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
     }
+}
+
+#[test]
+fn after_start_up_it_runs_unprivileged_with_no_capabilities() {
+    assert!(nix::unistd::geteuid().is_root(), "this test starts nicclockd as root and must run as root");
+    let dir = PageDir::new("nicclockd-drop");
+    let child = Command::new(BIN)
+        .args([
+            "--device",
+            "sim",
+            "--page-name",
+            "drop",
+            "--user",
+            "nobody",
+            &format!("--page-dir={}", dir.path.display()),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let clock = wait_for_status(&dir.path, "drop", Status::Locked, Duration::from_secs(20));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| -> String {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    for caps in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(caps), "0000000000000000", "{caps} in {status}");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Groups:"), "", "no supplementary groups");
+    // Still publishing (the mapping stays writable) and still able to stop cleanly.
+    assert!(clock.now().is_ok());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("running as uid 65534"), "{}", stderr(&out));
+    assert_eq!(clock.status().unwrap(), Status::Stopped);
 }

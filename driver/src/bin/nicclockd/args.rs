@@ -111,6 +111,12 @@ pub struct RunArgs {
     /// Append one CSV line per update (time, offset, state, frequency, delay, status, bound).
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
+    /// After opening the device and the page, run as this user (name or uid) with no capabilities.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// ... and this group (name or gid; default: the user's primary group).
+    #[arg(long, value_name = "GROUP", requires = "user")]
+    pub group: Option<String>,
     /// Log level.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,

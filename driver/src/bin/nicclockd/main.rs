@@ -5,6 +5,7 @@
 mod args;
 mod host;
 mod logger;
+mod privileges;
 mod probe;
 mod run;
 

@@ -22,6 +22,7 @@ use nicclock_uio::Sysfs;
 
 use crate::args::{RunArgs, UsageError};
 use crate::host::RealHost;
+use crate::privileges;
 use crate::EXIT_DEVICE_GONE;
 
 fn group_id(group: &str) -> Result<u32> {
@@ -52,6 +53,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         )
     })?;
     let group = args.page_group.as_deref().map(group_id).transpose()?;
+    let run_as = args.user.as_deref().map(|u| privileges::resolve(u, args.group.as_deref())).transpose()?;
     let stats = args
         .stats_file
         .as_ref()
@@ -129,6 +131,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let mut discipline = Discipline::new(phc, servo, config);
 
+    if let Some((uid, gid)) = run_as {
+        privileges::drop_to(uid, gid)?;
+        info!("running as uid {uid} gid {gid} with no capabilities");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
