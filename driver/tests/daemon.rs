@@ -366,3 +366,39 @@ fn after_start_up_it_runs_unprivileged_with_no_capabilities() {
     assert!(stderr(&out).contains("running as uid 65534"), "{}", stderr(&out));
     assert_eq!(clock.status().unwrap(), Status::Stopped);
 }
+
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    let dir = PageDir::new("nicclockd-notify");
+    let sock_path = dir.path.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let child = Command::new(BIN)
+        .args(["--device", "sim", "--page-name", "notify", &format!("--page-dir={}", dir.path.display())])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 512];
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    child.wait_with_output().unwrap();
+    let ready = messages.iter().position(|m| m.contains("READY=1")).expect("READY=1 sent");
+    let pings = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 8, "a ping every 0.2 s for ~3 s, got {pings}: {messages:?}");
+    assert!(messages[ready..].iter().any(|m| m.contains("STOPPING=1")), "{messages:?}");
+}

@@ -156,6 +156,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     let mut loop_ = Loop { writer: &mut writer, stats, status: Status::Unsynchronized, ntpshm };
+    // systemd: READY=1 after the first published update, WATCHDOG=1 at half the watchdog period.
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut last_ping = Instant::now();
+    let mut ready = false;
     let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if args.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
@@ -176,7 +180,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_DEVICE_GONE));
         }
         match discipline.update(&host) {
-            Ok(Step::Updated(update)) => loop_.publish(&update, start),
+            Ok(Step::Updated(update)) => {
+                loop_.publish(&update, start);
+                if !ready {
+                    ready = true;
+                    let _ = sd_notify::notify(&[
+                        sd_notify::NotifyState::Ready,
+                        sd_notify::NotifyState::Status("publishing"),
+                    ]);
+                }
+            }
             Ok(Step::Rejected { delay_ns, typical_ns }) => {
                 warn!("measurement disturbed (delay {delay_ns} ns, typically {typical_ns} ns): not used")
             }
@@ -185,6 +198,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 error!("{}: {lost}; {} now says DEVICE_LOST", opened.address, loop_.writer.path().display());
                 return Ok(ExitCode::from(EXIT_DEVICE_GONE));
             }
+        }
+        if watchdog.is_some_and(|half| last_ping.elapsed() >= half) {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            last_ping = Instant::now();
         }
         // A steady schedule; if we fell behind (suspend, overload), skip the missed ticks.
         tick += 1;
@@ -196,6 +213,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         std::thread::sleep(next - now);
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping; {} marked STOPPED", writer.path().display());
     Ok(ExitCode::SUCCESS)
 }
