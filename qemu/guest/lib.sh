@@ -56,3 +56,28 @@ wait_status() {
   done
   return 1
 }
+
+# expect_locked PAGE: the page reaches LOCKED within 60 s (shows the daemon's log if not).
+expect_locked() {
+  if wait_status "$1" LOCKED 60; then pass "$1 LOCKED"; else fail "$1 LOCKED within 60 s"; tail -20 "/tmp/$1.log"; fi
+}
+
+# expect_in_bound PAGE: as uid 1000, 10 s of `nicclock compare` find every reading inside the bound.
+expect_in_bound() {
+  out=$(as_reader nicclock --page "$1" compare --seconds 10 --rate 50)
+  rc=$?
+  echo "$out"
+  result "$1 $out"
+  if [ $rc = 0 ]; then pass "$1: time within its bound of CLOCK_REALTIME for 10 s"; else fail "$1: compare: $out"; fi
+}
+
+# expect_clean_stop PID...: SIGTERM, and every daemon exits 0.
+expect_clean_stop() {
+  kill -TERM "$@"
+  codes=
+  for pid in "$@"; do
+    wait "$pid"
+    codes="$codes $?"
+  done
+  case $codes in *[1-9]*) fail "daemon exit status$codes" ;; *) pass "daemons stopped cleanly" ;; esac
+}

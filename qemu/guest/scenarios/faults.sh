@@ -23,7 +23,7 @@ echo "$out"
 bind_to vfio-pci "$IGB2"
 nicclockd --device "vfio:$IGB2" --page-name hot 2> /tmp/hot.log &
 D=$!
-if wait_status hot LOCKED 60; then pass "hot LOCKED"; else fail "hot LOCKED within 60 s"; fi
+expect_locked hot
 as_reader nicclock --page hot events --count 2 --timeout 90 > /tmp/events.txt 2>&1 &
 R=$!
 sleep 1

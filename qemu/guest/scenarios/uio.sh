@@ -17,15 +17,8 @@ D1=$!
 nicclockd --device "sysfs:$IGB" --page-name igb 2> /tmp/igb.log &
 D2=$!
 for p in e1000e igb; do
-  if wait_status "$p" LOCKED 60; then pass "$p LOCKED"; else fail "$p LOCKED within 60 s"; tail -20 "/tmp/$p.log"; fi
-  out=$(as_reader nicclock --page "$p" compare --seconds 10 --rate 50)
-  rc=$?
-  echo "$out"
-  result "$p $out"
-  if [ $rc = 0 ]; then pass "$p: time within its bound of CLOCK_REALTIME for 10 s"; else fail "$p: compare: $out"; fi
+  expect_locked "$p"
+  expect_in_bound "$p"
 done
 expect_output "camera as uid 1000" "10 frames, 0 unstamped" as_reader camera --page igb --frames 10
-kill -TERM "$D1" "$D2"
-wait "$D1"; r1=$?
-wait "$D2"; r2=$?
-[ "$r1" = 0 ] && [ "$r2" = 0 ] && pass "both daemons stopped cleanly" || fail "daemon exit status $r1 $r2"
+expect_clean_stop "$D1" "$D2"
