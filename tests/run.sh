@@ -20,7 +20,7 @@ step "reader benchmarks (ratios are printed, not asserted)"
 cargo bench -p nicclock --bench readers
 step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
-step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO)"
+step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug)"
 qemu/vm setup
 qemu/vm build
-qemu/vm run vfio uio
+qemu/vm run vfio uio faults

@@ -45,7 +45,8 @@ print("vm: qmp", sys.argv[2], "->", reply, file=sys.stderr)
 PY
 }
 
-# Runs scenario $1 in a fresh VM. NICCLOCK_VM_APPEND adds kernel parameters (scenario settings,
+# Runs scenario $1 in a fresh VM. Every stage of the console pipeline is line-buffered (sed -u,
+# tee, read), so a NICCLOCK-HOST request reaches QEMU's monitor as soon as the guest prints it. NICCLOCK_VM_APPEND adds kernel parameters (scenario settings,
 # e.g. nicclock.vs_seconds=30), NICCLOCK_VM_TIMEOUT the seconds before the VM is killed.
 vm_run_scenario() {
   local s=$1 timeout=${NICCLOCK_VM_TIMEOUT:-400}
@@ -56,7 +57,7 @@ vm_run_scenario() {
   local start=$SECONDS
   set +e
   timeout --kill-after=10 "$timeout" bash -c "$(declare -f vm_qemu); cache='$cache'; vm_qemu 'nicclock.scenario=$s ${NICCLOCK_VM_APPEND:-}' -qmp unix:$sock,server=on,wait=off" \
-    < /dev/null 2>&1 | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log" | while IFS= read -r line; do
+    < /dev/null 2>&1 | sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log" | while IFS= read -r line; do
       printf '  [%s] %s\n' "$s" "$line"
       case $line in
         NICCLOCK-HOST\ *) vm_qmp "$sock" "${line#NICCLOCK-HOST }" ;;
