@@ -259,12 +259,16 @@ impl<R: RegisterAccess> Discipline<R> {
             counter_value: m.counter,
             counter_period: period_from_ns_per_tick(rate.ns_per_tick),
             anchor_tai_ns,
-            // The NIC's distance from the reference, plus the two half-brackets: the offset's and
-            // the anchor pairing's. Unknown until the servo has set the clock.
+            // The NIC's distance from the reference, plus the two half-brackets: the offset's (the
+            // reference around the NIC read) and the anchor pairing's (the counter around both).
+            // Unknown until the servo has set the clock.
             error_bound_ns: if self.status == Status::Unsynchronized {
                 u64::MAX
             } else {
-                residual + m.delay_ns + 1
+                residual
+                    + m.delay_ns / 2
+                    + (m.counter_window as f64 * rate.ns_per_tick / 2.0).ceil() as u64
+                    + 1
             },
             error_growth_ppt: (growth_ppb * 1000.0).min(u32::MAX as f64) as u32,
             status: self.status,

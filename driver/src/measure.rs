@@ -48,7 +48,18 @@ pub fn measure<R: RegisterAccess>(
 ) -> Result<Measurement, DeviceLost> {
     let mut best: Option<Measurement> = None;
     for _ in 0..readings.max(1) {
-        let ((c1, r1), raw, (c2, r2)) = phc.read_raw_bracketed(|| (host.counter(), host.reference_ns()))?;
+        // counter, reference, [SYSTIML], reference, counter: the reference brackets the NIC read
+        // alone (the offset's uncertainty, "delay"); the counter brackets both (the anchor's).
+        let mut before = true;
+        let ((c1, r1), raw, (c2, r2)) = phc.read_raw_bracketed(|| {
+            if std::mem::take(&mut before) {
+                let c = host.counter();
+                (c, host.reference_ns())
+            } else {
+                let r = host.reference_ns();
+                (host.counter(), r)
+            }
+        })?;
         let nic_ns = phc.time_at(raw);
         let delay_ns = r2.saturating_sub(r1);
         let reference_ns = r1 + delay_ns / 2;

@@ -51,7 +51,11 @@ stats() { # file -> "lock_s rms_ns mean_delay_ns samples"
       for (j = i; j < i + 5; j++) if (o[j] > 1000 || o[j] < -1000) ok = 0
       if (ok) { lock = i; break }
     }
-    if (!lock) { print "never", "inf", "inf", NR; exit }
+    if (!lock) {
+      sd = 0; for (i = 1; i <= NR; i++) sd += d[i]
+      printf "never inf %.0f %d\n", (NR ? sd / NR : 0), NR
+      exit
+    }
     n = 0; s2 = 0; sd = 0
     for (i = lock; i <= NR; i++) { n++; s2 += o[i] * o[i]; sd += d[i] }
     # busybox awk has no sqrt: Newton iterations
@@ -70,12 +74,15 @@ result "nicclockd lock_time_s $n_lock rms_offset_ns $n_rms delay_ns $n_delay sam
 result "phc2sys lock_time_s $p_lock rms_offset_ns $p_rms delay_ns $p_delay samples $p_samples"
 [ "$n_lock" != never ] && pass "nicclockd locked ($n_lock s)" || fail "nicclockd never locked"
 [ "$p_lock" != never ] && pass "phc2sys locked ($p_lock s)" || fail "phc2sys never locked (its log: $(tail -3 /tmp/phc2sys.log))"
+# The measurement delay means the same whether or not a servo locked.
+echo "ratio delay_nicclockd_vs_phc2sys $(awk -v a="$n_delay" -v b="$p_delay" 'BEGIN { printf "%.3f", (b > 0) ? a / b : 0 }')"
 if [ "$n_lock" != never ] && [ "$p_lock" != never ]; then
   echo "ratio rms_offset_nicclockd_vs_phc2sys $(awk -v a="$n_rms" -v b="$p_rms" 'BEGIN { printf "%.3f", a / b }')"
-  echo "ratio delay_nicclockd_vs_phc2sys $(awk -v a="$n_delay" -v b="$p_delay" 'BEGIN { printf "%.3f", a / b }')"
-  echo "figure lock_time_s_nicclockd $n_lock"
-  echo "figure lock_time_s_phc2sys $p_lock"
+else
+  echo "ratio rms_offset_nicclockd_vs_phc2sys n/a (a side never locked)"
 fi
+echo "figure lock_time_s_nicclockd $n_lock"
+echo "figure lock_time_s_phc2sys $p_lock"
 echo "--- phc2sys log (first lines)"
 head -15 /tmp/phc2sys.log
 echo "--- nicclockd log (last lines)"
