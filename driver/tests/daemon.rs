@@ -19,6 +19,20 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run nicclockd")
 }
 
+/// nicclockd on `device` publishing page `name` in `dir`, stderr captured; add args before spawn().
+fn daemon(dir: &PageDir, device: &str, name: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--device", device, "--page-name", name])
+        .arg(format!("--page-dir={}", dir.path.display()))
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn sigterm(child: &std::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -217,21 +231,9 @@ fn wait_for_status(dir: &Path, name: &str, want: Status, within: Duration) -> Cl
 fn sigterm_stops_cleanly_and_marks_the_page_stopped() {
     let dir = PageDir::new("nicclockd-term");
     let stats = dir.path.join("stats.csv");
-    let child = Command::new(BIN)
-        .args([
-            "--device",
-            "sim",
-            "--page-name",
-            "t",
-            &format!("--page-dir={}", dir.path.display()),
-            &format!("--stats-file={}", stats.display()),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = daemon(&dir, "sim", "t").arg(format!("--stats-file={}", stats.display())).spawn().unwrap();
     let mut clock = wait_for_status(&dir.path, "t", Status::Locked, Duration::from_secs(20));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(clock.status().unwrap(), Status::Stopped);
@@ -256,17 +258,7 @@ fn sigterm_stops_cleanly_and_marks_the_page_stopped() {
 #[test]
 fn surprise_removal_marks_the_page_device_lost_and_wakes_readers() {
     let dir = PageDir::new("nicclockd-lost");
-    let child = Command::new(BIN)
-        .args([
-            "--device",
-            "sim:remove-after=2",
-            "--page-name",
-            "lost",
-            &format!("--page-dir={}", dir.path.display()),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = daemon(&dir, "sim:remove-after=2", "lost").spawn().unwrap();
     let mut clock = wait_for_status(&dir.path, "lost", Status::Locked, Duration::from_secs(10));
     let mut lost_event = None;
     let start = Instant::now();
@@ -295,18 +287,15 @@ fn surprise_removal_marks_the_page_device_lost_and_wakes_readers() {
 fn locked_updates_are_exported_as_ntp_shm() {
     let dir = PageDir::new("nicclockd-shm");
     let unit = 50 + std::process::id() % 200;
-    let mut child = Command::new(BIN)
-        .args(["--device", "sim", "--page-name", "shm", &format!("--page-dir={}", dir.path.display())])
+    let mut child = daemon(&dir, "sim", "shm")
         .args(["--ntpshm", &unit.to_string(), "--tai-offset", "37"])
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_for_status(&dir.path, "shm", Status::Locked, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     let shm = nicclock_driver::ntpshm::NtpShm::open(unit, 0o600).unwrap();
     let sample = shm.read().expect("a valid sample");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    sigterm(&child);
     child.wait().unwrap();
     let now_utc = common::realtime_ns() as i128;
     assert!(
@@ -329,19 +318,7 @@ fn locked_updates_are_exported_as_ntp_shm() {
 fn after_start_up_it_runs_unprivileged_with_no_capabilities() {
     assert!(nix::unistd::geteuid().is_root(), "this test starts nicclockd as root and must run as root");
     let dir = PageDir::new("nicclockd-drop");
-    let child = Command::new(BIN)
-        .args([
-            "--device",
-            "sim",
-            "--page-name",
-            "drop",
-            "--user",
-            "nobody",
-            &format!("--page-dir={}", dir.path.display()),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = daemon(&dir, "sim", "drop").args(["--user", "nobody"]).spawn().unwrap();
     let clock = wait_for_status(&dir.path, "drop", Status::Locked, Duration::from_secs(20));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let field = |name: &str| -> String {
@@ -359,8 +336,7 @@ fn after_start_up_it_runs_unprivileged_with_no_capabilities() {
     assert_eq!(field("Groups:"), "", "no supplementary groups");
     // Still publishing (the mapping stays writable) and still able to stop cleanly.
     assert!(clock.now().is_ok());
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("running as uid 65534"), "{}", stderr(&out));
@@ -373,11 +349,9 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     let sock_path = dir.path.join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let child = Command::new(BIN)
-        .args(["--device", "sim", "--page-name", "notify", &format!("--page-dir={}", dir.path.display())])
+    let child = daemon(&dir, "sim", "notify")
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "400000")
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut messages = Vec::new();
@@ -388,8 +362,7 @@ fn systemd_hears_ready_watchdog_and_stopping() {
             messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    sigterm(&child);
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
