@@ -37,7 +37,7 @@ pub enum Error {
     Unavailable(Status),
     #[error("no time published yet: nicclockd has not finished its first update")]
     NoTimeYet,
-    #[error("the page's writer has stayed mid-update (it probably died while writing); restart nicclockd")]
+    #[error("the page's writer has stayed mid-update for over a second (it died or was stopped while writing); restart nicclockd")]
     WriterStuck,
     #[error("the page's mapping uses the {} counter, which this machine cannot read", .0.name())]
     CounterUnavailable(CounterKind),

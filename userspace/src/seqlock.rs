@@ -14,12 +14,19 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64};
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-/// How many times a reader retries before it reports the writer as stuck mid-update.
+/// Attempts a reader makes, spinning, before it leaves the inlined fast path.
 #[cfg(not(loom))]
-pub const MAX_READ_ATTEMPTS: u32 = 100_000;
+const FAST_ATTEMPTS: u32 = 64;
 /// Loom explores every interleaving of every retry: keep the model small.
 #[cfg(loom)]
-pub const MAX_READ_ATTEMPTS: u32 = 3;
+const FAST_ATTEMPTS: u32 = 2;
+
+/// How long a writer may stay mid-update before a reader reports it stuck. A writer preempted
+/// inside its write section (a loaded machine with more runnable threads than cores) is off the
+/// CPU for a scheduler slice or a few, i.e. milliseconds; only a writer that died or was stopped
+/// mid-update stays there for a second, and by then its page is stale anyway.
+#[cfg(not(loom))]
+pub const WRITER_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs `update` as a write section guarded by `seq`. Only one writer may exist per `seq`.
 #[inline]
@@ -34,21 +41,67 @@ pub fn write<R>(seq: &AtomicU32, update: impl FnOnce() -> R) -> R {
     result
 }
 
+/// One read attempt: the value if `seq` was even and unchanged around `load`.
+#[inline(always)]
+fn attempt<T>(seq: &AtomicU32, load: &mut impl FnMut() -> T) -> Result<T, bool> {
+    let before = seq.load(Acquire);
+    if before & 1 == 1 {
+        return Err(true);
+    }
+    let value = load();
+    fence(Acquire);
+    if seq.load(Relaxed) == before {
+        Ok(value)
+    } else {
+        Err(false)
+    }
+}
+
 /// Runs `load` until it observes a consistent copy; `None` if the writer stayed mid-update for
-/// [`MAX_READ_ATTEMPTS`] tries (a writer that died inside its write section).
+/// [`WRITER_STUCK_AFTER`] (a writer that died or was stopped inside its write section).
 #[inline]
 pub fn read<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
-    for _ in 0..MAX_READ_ATTEMPTS {
-        let before = seq.load(Acquire);
-        if before & 1 == 1 {
-            spin();
-            continue;
+    for _ in 0..FAST_ATTEMPTS {
+        match attempt(seq, &mut load) {
+            Ok(value) => return Some(value),
+            Err(_) => spin(),
         }
-        let value = load();
-        fence(Acquire);
-        if seq.load(Relaxed) == before {
+    }
+    read_contended(seq, load)
+}
+
+/// The slow path: the writer is mid-update (perhaps preempted there). Spin a little longer, then
+/// give the CPU away so that a writer sharing it can finish, until the deadline.
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn read_contended<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
+    const SPINS_BEFORE_YIELD: u32 = 1_000;
+    let start = std::time::Instant::now();
+    let mut tries = 0u32;
+    loop {
+        if let Ok(value) = attempt(seq, &mut load) {
             return Some(value);
         }
+        tries = tries.saturating_add(1);
+        if tries < SPINS_BEFORE_YIELD {
+            std::hint::spin_loop();
+        } else if start.elapsed() < WRITER_STUCK_AFTER {
+            std::thread::yield_now();
+        } else {
+            return None;
+        }
+    }
+}
+
+/// Under loom the give-up is by count: the model has no wall clock.
+#[cfg(loom)]
+fn read_contended<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
+    for _ in 0..FAST_ATTEMPTS {
+        if let Ok(value) = attempt(seq, &mut load) {
+            return Some(value);
+        }
+        spin();
     }
     None
 }
@@ -73,7 +126,7 @@ pub fn read_slot<T>(seq: &AtomicU64, number: u64, load: impl FnOnce() -> T) -> O
     (seq.load(Relaxed) == number).then_some(value)
 }
 
-#[inline]
+#[inline(always)]
 fn spin() {
     #[cfg(loom)]
     loom::thread::yield_now();
@@ -143,5 +196,47 @@ mod loom_model {
             }
             writer.join().unwrap();
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_writer_preempted_mid_update_is_waited_for() {
+        // The CI failure this guards against: a writer descheduled inside its write section for
+        // milliseconds made readers report it stuck.
+        let seq = Arc::new(AtomicU32::new(0));
+        let value = Arc::new(AtomicU64::new(1));
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn({
+            let (seq, value) = (seq.clone(), value.clone());
+            move || {
+                write(&seq, || {
+                    entered_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(100));
+                    value.store(2, Relaxed);
+                })
+            }
+        });
+        entered_rx.recv().unwrap();
+        let start = Instant::now();
+        let got = read(&seq, || value.load(Relaxed));
+        assert_eq!(got, Some(2), "the reader must wait for the update, not give up or see the old value");
+        assert!(start.elapsed() >= Duration::from_millis(50), "the reader did not wait for the writer");
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_writer_that_died_mid_update_is_reported_after_the_deadline() {
+        let seq = AtomicU32::new(7); // odd: a write section that never ended
+        let start = Instant::now();
+        assert_eq!(read(&seq, || 42), None);
+        let waited = start.elapsed();
+        assert!(waited >= WRITER_STUCK_AFTER, "gave up after {waited:?}");
+        assert!(waited < WRITER_STUCK_AFTER * 3, "took {waited:?} to give up");
     }
 }
