@@ -23,4 +23,4 @@ cargo bench -p nicclock-driver --bench discipline
 step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug)"
 qemu/vm setup
 qemu/vm build
-qemu/vm run vfio uio faults
+qemu/vm run vfio uio faults versus-phc2sys

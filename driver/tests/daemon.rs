@@ -197,6 +197,12 @@ fn probe_describes_a_device_without_touching_it() {
     ] {
         assert!(out.contains(line), "probe output lacks {line:?}:\n{out}");
     }
+    // The timing line: the simulated NIC's read latency shows as a wider bracket than a clock read.
+    let timing = out.lines().find(|l| l.starts_with("timing ")).expect("a timing line");
+    let mins: Vec<u64> =
+        timing.split("min ").skip(1).map(|rest| rest.split(' ').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(mins.len(), 2, "{timing}");
+    assert!(mins[1] > mins[0], "a bracketed SYSTIML read must cost more than a clock read: {timing}");
     let sys = FakeSys::new("probe", IGB_QEMU, None, None);
     let o = run(&["probe", "sysfs:0000:00:03.0", &sys.arg()]);
     let out = String::from_utf8_lossy(&o.stdout);

@@ -8,7 +8,8 @@ use nicclock_driver::device::{self, DeviceArg};
 use nicclock_driver::model::SystimFormat;
 use nicclock_driver::phc::SteerChoice;
 use nicclock_driver::regs;
-use nicclock_uio::Sysfs;
+use nicclock_uio::{RegisterAccess, Sysfs};
+use nix::time::{clock_gettime, ClockId};
 
 pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path) -> Result<ExitCode> {
     let opened = device::open(arg, &Sysfs::new(sysfs_root), vfio_container)?;
@@ -46,5 +47,35 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path) -> Resul
         let (b, dt) = (read(), t0.elapsed());
         println!("clock       counting: {} units in {:.1} ms", b.wrapping_sub(a), dt.as_secs_f64() * 1e3);
     }
+    timing(&*opened.regs);
     Ok(ExitCode::SUCCESS)
+}
+
+/// How tightly this machine can measure the NIC clock against CLOCK_REALTIME: the cost of a clock
+/// read alone and of a clock-bracketed SYSTIML read (the floor of nicclockd's and phc2sys' "delay").
+fn timing(regs: &dyn RegisterAccess) {
+    const READS: usize = 2000;
+    let now = || {
+        let t = clock_gettime(ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME exists");
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    };
+    let (mut alone, mut bracketed) = (Vec::with_capacity(READS), Vec::with_capacity(READS));
+    for _ in 0..READS {
+        let (a, b) = (now(), now());
+        alone.push(b.saturating_sub(a));
+        let a = now();
+        regs.read32(regs::SYSTIML); // latches SYSTIMH
+        let b = now();
+        regs.read32(regs::SYSTIMH);
+        bracketed.push(b.saturating_sub(a));
+    }
+    alone.sort_unstable();
+    bracketed.sort_unstable();
+    println!(
+        "timing      CLOCK_REALTIME read: min {} ns, median {} ns; SYSTIML read bracketed by two: min {} ns, median {} ns ({READS} reads)",
+        alone[0],
+        alone[READS / 2],
+        bracketed[0],
+        bracketed[READS / 2]
+    );
 }
