@@ -7,9 +7,21 @@ use crate::args::LogLevel;
 
 struct Logger;
 
+/// The level a record is shown at. vfio-ioctls logs its own failures at error level and also
+/// returns them; nicclockd reports what is returned, in words saying what to do. Its own lines
+/// would only repeat that, or, while a removed device is torn down, alarm for nothing
+/// ("Could not unbind VFIO group"): they are debug lines here.
+fn shown_level(metadata: &Metadata) -> log::Level {
+    if metadata.target().starts_with("vfio_ioctls") {
+        log::Level::Debug
+    } else {
+        metadata.level()
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        shown_level(metadata) <= log::max_level()
     }
 
     fn log(&self, record: &Record) {
@@ -18,7 +30,7 @@ impl Log for Logger {
         }
         let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9);
-        let level = match record.level() {
+        let level = match shown_level(record.metadata()) {
             log::Level::Error => "error: ",
             log::Level::Warn => "warning: ",
             _ => "",
@@ -37,4 +49,17 @@ pub fn init(level: LogLevel) {
         LogLevel::Info => LevelFilter::Info,
         LogLevel::Debug => LevelFilter::Debug,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vfio_ioctls_lines_are_debug_and_ours_keep_their_level() {
+        let md = |target, level| Metadata::builder().target(target).level(level).build();
+        assert_eq!(shown_level(&md("vfio_ioctls::vfio_device", log::Level::Error)), log::Level::Debug);
+        assert_eq!(shown_level(&md("nicclockd::run", log::Level::Error)), log::Level::Error);
+        assert_eq!(shown_level(&md("nicclock_driver::discipline", log::Level::Warn)), log::Level::Warn);
+    }
 }
