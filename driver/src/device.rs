@@ -24,6 +24,8 @@ pub struct SimSpec {
     pub config: SimConfig,
     /// Simulate a surprise removal this many seconds after start.
     pub remove_after_s: Option<f64>,
+    /// Simulate the BAR no longer decoding (device still present) this many seconds after start.
+    pub bar_off_after_s: Option<f64>,
 }
 
 /// Why a `--device` value is not understood (a usage error).
@@ -48,10 +50,10 @@ impl FromStr for DeviceArg {
     }
 }
 
-const SIM_KEYS: &str = "model=82576|82574, ppm=<freq error>, wander=<ppb/√s>, latency=<ns>, jitter=<ns>, qemu=0|1, seed=<n>, remove-after=<s>";
+const SIM_KEYS: &str = "model=82576|82574, ppm=<freq error>, wander=<ppb/√s>, latency=<ns>, jitter=<ns>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>";
 
 fn parse_sim(args: &str) -> Result<SimSpec, String> {
-    let mut spec = SimSpec { config: SimConfig::default(), remove_after_s: None };
+    let mut spec = SimSpec { config: SimConfig::default(), remove_after_s: None, bar_off_after_s: None };
     for kv in args.split(',').filter(|kv| !kv.is_empty()) {
         let (key, value) =
             kv.split_once('=').ok_or_else(|| format!("{kv:?} is not key=value (keys: {SIM_KEYS})"))?;
@@ -78,6 +80,7 @@ fn parse_sim(args: &str) -> Result<SimSpec, String> {
             "qemu" => c.qemu = matches!(value, "1" | "true" | "yes"),
             "seed" => c.seed = value.parse().map_err(|_| format!("seed={value:?}: a whole number"))?,
             "remove-after" => spec.remove_after_s = Some(num("seconds, > 0").and_then(positive)?),
+            "bar-off-after" => spec.bar_off_after_s = Some(num("seconds, > 0").and_then(positive)?),
             _ => return Err(format!("unknown simulator key {key:?} (keys: {SIM_KEYS})")),
         }
     }
@@ -113,8 +116,8 @@ pub struct OpenedClock {
     pub backend: &'static str,
     /// PCI ids (vendor, device, subsystem vendor, subsystem device).
     pub ids: [u16; 4],
-    /// The simulator, when it is one (for surprise removal).
-    pub sim: Option<(Arc<SimNic>, Option<f64>)>,
+    /// The simulator, when it is one, with its fault schedule (removal, BAR off).
+    pub sim: Option<(Arc<SimNic>, SimSpec)>,
     /// VFIO's hot-unplug request.
     pub removal: Option<nicclock_uio::vfio::RemovalRequest>,
 }
@@ -162,7 +165,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 address: "sim".into(),
                 backend: "sim",
                 ids: [model::INTEL, device, subsys, subdev],
-                sim: Some((nic, spec.remove_after_s)),
+                sim: Some((nic, spec.clone())),
                 removal: None,
             })
         }

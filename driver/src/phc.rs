@@ -2,9 +2,10 @@
 //! 82574 wrap re-read), a timecounter that extends and converts them to ns, and steering — rate by
 //! TIMINCA with the sub-LSB remainder carried (hardware) or in the timecounter (software).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
-use nicclock_uio::RegisterAccess;
+use nicclock_uio::{Presence, RegisterAccess};
 
 use crate::model::{Model, Quirks, SystimFormat, TimadjFormat};
 use crate::regs::{self, timinca, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
@@ -60,11 +61,36 @@ impl std::str::FromStr for SteerChoice {
     }
 }
 
-/// The device stopped answering: every read is all ones (surprise removal).
+/// The device stopped answering: SYSTIM and STATUS read all ones. Config space, when the access
+/// has it, tells a removed device (vendor ID all ones, or unreadable) from one that only stopped
+/// decoding its BAR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the NIC is gone: SYSTIM and STATUS read {last_read:#010x} (surprise removal?)")]
+#[error("{}", self.describe())]
 pub struct DeviceLost {
     pub last_read: u32,
+    /// What config space said; `None` when there was none to ask.
+    pub config: Option<Presence>,
+}
+
+impl DeviceLost {
+    /// Whether the device is gone (removed), as opposed to present but not answering on its BAR.
+    pub fn gone(&self) -> bool {
+        self.config != Some(Presence::Present)
+    }
+
+    fn describe(&self) -> String {
+        let read = self.last_read;
+        match self.config {
+            Some(Presence::Gone) => format!(
+                "the NIC is gone: its registers read {read:#010x} and its PCI config space no longer answers (surprise removal)"
+            ),
+            None => format!("the NIC is gone: SYSTIM and STATUS read {read:#010x} (surprise removal?)"),
+            Some(Presence::Present) => format!(
+                "the NIC stopped answering: its registers read {read:#010x} but its PCI config space still \
+                 shows it (memory decoding turned off, or reset by something else?)"
+            ),
+        }
+    }
 }
 
 /// A TIMINCA write moved the clock (QEMU's emulation does this).
@@ -107,6 +133,8 @@ pub struct Phc<R> {
     max_adj_ppb: f64,
     /// How phase steps reach the hardware (hardware steering only; None: in the timecounter).
     timadj: Option<TimadjFormat>,
+    /// The last raw SYSTIM read (a clock that stops advancing may have been removed).
+    last_read: Cell<Option<u64>>,
     /// Timecounter: last raw SYSTIM, disciplined ns at it, sub-unit carry.
     last_raw: u64,
     ns: i128,
@@ -147,6 +175,7 @@ impl<R: RegisterAccess> Phc<R> {
                 _ if quirks.contains(Quirks::TIMADJ_TWOS_COMPLEMENT) => Some(TimadjFormat::TwosComplement),
                 (_, format) => format,
             },
+            last_read: Cell::new(None),
             last_raw: 0,
             ns: 0,
             carry: 0.0,
@@ -181,7 +210,7 @@ impl<R: RegisterAccess> Phc<R> {
             if lo == u32::MAX && hi == u32::MAX {
                 let status = self.regs.read32(regs::STATUS);
                 if status == u32::MAX {
-                    return Err(DeviceLost { last_read: status });
+                    return Err(DeviceLost { last_read: status, config: self.regs.presence() });
                 }
             }
             // 82574: SYSTIMH may not latch right at a SYSTIML wrap; read again near one.
@@ -191,7 +220,14 @@ impl<R: RegisterAccess> Phc<R> {
                     continue;
                 }
             }
-            return Ok((before, ((hi as u64) << 32) | lo as u64, after));
+            let raw = ((hi as u64) << 32) | lo as u64;
+            // A running clock never reads the same twice. A removed device need not read all
+            // ones either (QEMU answers 0 behind a root port): a frozen clock asks config space.
+            if self.last_read.replace(Some(raw)) == Some(raw) && self.regs.presence() == Some(Presence::Gone)
+            {
+                return Err(DeviceLost { last_read: lo, config: Some(Presence::Gone) });
+            }
+            return Ok((before, raw, after));
         }
     }
 
@@ -432,6 +468,41 @@ mod tests {
     fn a_removed_device_is_reported_lost() {
         let (_time, nic, mut phc) = phc(quiet(), Steering::Hardware);
         nic.remove();
-        assert_eq!(phc.now(), Err(DeviceLost { last_read: u32::MAX }));
+        let lost = phc.now().unwrap_err();
+        assert_eq!(lost, DeviceLost { last_read: u32::MAX, config: Some(Presence::Gone) });
+        assert!(lost.gone());
+        assert!(lost.to_string().contains("config space no longer answers"), "{lost}");
+    }
+
+    #[test]
+    fn a_removed_device_that_reads_zero_is_reported_lost() {
+        // QEMU: the BAR of a removed device reads 0, so SYSTIM freezes; config space says why.
+        let (time, nic, mut phc) = phc(SimConfig { qemu: true, ..quiet() }, Steering::Software);
+        time.advance(1_000_000);
+        phc.now().unwrap();
+        nic.remove();
+        time.advance(1_000_000);
+        let lost = phc.now().and_then(|_| phc.now()).unwrap_err();
+        assert_eq!(lost, DeviceLost { last_read: 0, config: Some(Presence::Gone) });
+        assert!(lost.gone());
+    }
+
+    #[test]
+    fn a_clock_read_twice_at_the_same_instant_is_not_a_removal() {
+        // Virtual time that does not move between reads: the same raw value, but config space
+        // still shows the device.
+        let (_time, _nic, mut phc) = phc(quiet(), Steering::Software);
+        assert_eq!(phc.read_raw().unwrap(), phc.read_raw().unwrap(), "time stood still between the reads");
+        assert!(phc.now().is_ok() && phc.now().is_ok());
+    }
+
+    #[test]
+    fn a_bar_that_stopped_decoding_is_not_called_a_removal() {
+        let (_time, nic, mut phc) = phc(quiet(), Steering::Hardware);
+        nic.disable_decoding();
+        let lost = phc.now().unwrap_err();
+        assert_eq!(lost.config, Some(Presence::Present));
+        assert!(!lost.gone(), "config space still shows the device");
+        assert!(lost.to_string().contains("still shows it"), "{lost}");
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nicclock_uio::access::{check_offset, RegisterAccess};
+use nicclock_uio::Presence;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -179,6 +180,8 @@ struct State {
     qemu_timadj: u64,
     regs: HashMap<usize, u32>,
     removed: bool,
+    /// Memory decoding off: the BAR reads all ones while config space still answers.
+    decoding_off: bool,
     rng: SmallRng,
 }
 
@@ -219,6 +222,7 @@ impl SimNic {
                 ),
             ]),
             removed: false,
+            decoding_off: false,
             rng: SmallRng::seed_from_u64(config.seed),
         };
         Self { config, time, state: Mutex::new(state) }
@@ -228,9 +232,16 @@ impl SimNic {
         &self.config
     }
 
-    /// Surprise removal: from now on every read returns all ones and writes vanish.
+    /// Surprise removal: from now on every read returns all ones (0 in QEMU mode, as QEMU does),
+    /// writes vanish and config space no longer answers.
     pub fn remove(&self) {
         self.lock().removed = true;
+    }
+
+    /// Memory decoding turned off (someone cleared the command register's memory bit): the BAR
+    /// reads all ones, but the device is still there in config space.
+    pub fn disable_decoding(&self) {
+        self.lock().decoding_off = true;
     }
 
     /// The true state now (advances the simulation to the present).
@@ -327,10 +338,18 @@ impl RegisterAccess for SimNic {
         BAR_LEN
     }
 
+    fn presence(&self) -> Option<Presence> {
+        Some(if self.lock().removed { Presence::Gone } else { Presence::Present })
+    }
+
     fn read32(&self, offset: usize) -> u32 {
         check_offset(offset, BAR_LEN);
         let mut s = self.lock();
-        if s.removed {
+        if s.removed && self.config.qemu {
+            // Measured: QEMU answers reads of a removed device behind a root port with 0.
+            return 0;
+        }
+        if s.removed || s.decoding_off {
             return u32::MAX;
         }
         match offset {
@@ -351,7 +370,7 @@ impl RegisterAccess for SimNic {
         check_offset(offset, BAR_LEN);
         let t = self.time.now_ns();
         let mut s = self.lock();
-        if s.removed {
+        if s.removed || s.decoding_off {
             return;
         }
         self.advance(&mut s, t);

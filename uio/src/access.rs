@@ -19,11 +19,20 @@ pub trait RegisterAccess {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// What PCI config space says about the device, asked when its registers read all ones;
+    /// `None` when this access has no config space to ask.
+    fn presence(&self) -> Option<crate::Presence> {
+        None
+    }
 }
 
 impl<T: RegisterAccess + ?Sized> RegisterAccess for Box<T> {
     fn len(&self) -> usize {
         (**self).len()
+    }
+    fn presence(&self) -> Option<crate::Presence> {
+        (**self).presence()
     }
     fn read32(&self, offset: usize) -> u32 {
         (**self).read32(offset)
@@ -36,6 +45,9 @@ impl<T: RegisterAccess + ?Sized> RegisterAccess for Box<T> {
 impl<T: RegisterAccess + ?Sized> RegisterAccess for std::sync::Arc<T> {
     fn len(&self) -> usize {
         (**self).len()
+    }
+    fn presence(&self) -> Option<crate::Presence> {
+        (**self).presence()
     }
     fn read32(&self, offset: usize) -> u32 {
         (**self).read32(offset)

@@ -5,6 +5,7 @@
 //! layer above it is tested without a NIC. `unsafe` lives in [`mmio`] alone.
 
 pub mod access;
+pub mod config;
 pub mod error;
 pub mod mmio;
 pub mod open;
@@ -14,6 +15,7 @@ pub mod uio_dev;
 pub mod vfio;
 
 pub use access::RegisterAccess;
+pub use config::{ConfigSpace, Presence};
 pub use error::Error;
 pub use mmio::MmioRegion;
 pub use open::{open, Backend, DeviceSpec, OpenedDevice};

@@ -8,10 +8,13 @@ use std::io;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::access::{check_offset, RegisterAccess};
+use crate::config::{ConfigSpace, Presence};
 
 /// A device register window mapped into this process.
 pub struct MmioRegion {
     map: MmapRaw,
+    /// The device's config space, to confirm a removal.
+    config: Option<ConfigSpace>,
     /// What the mapping depends on (VFIO container and device, UIO node, resource file).
     _keep: Vec<Box<dyn Any + Send>>,
 }
@@ -26,7 +29,13 @@ impl MmioRegion {
         // Device files report size 0, so offset and length are given explicitly. map_raw creates
         // no Rust reference to the memory: all access goes through read/write_volatile below.
         let map = MmapOptions::new().offset(offset).len(len).map_raw(file)?;
-        Ok(Self { map, _keep: keep })
+        Ok(Self { map, config: None, _keep: keep })
+    }
+
+    /// Attaches the device's config space, which [`RegisterAccess::presence`] then reads.
+    pub fn with_config(mut self, config: ConfigSpace) -> Self {
+        self.config = Some(config);
+        self
     }
 }
 
@@ -39,6 +48,10 @@ unsafe impl Sync for MmioRegion {}
 impl RegisterAccess for MmioRegion {
     fn len(&self) -> usize {
         self.map.len()
+    }
+
+    fn presence(&self) -> Option<Presence> {
+        self.config.as_ref().map(ConfigSpace::presence)
     }
 
     #[inline]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::config::ConfigSpace;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::{PciAddress, PciDevice, Sysfs};
@@ -79,13 +80,23 @@ pub fn open(sysfs: &Sysfs, spec: &DeviceSpec, min_len: u64) -> Result<OpenedDevi
         }
         DeviceSpec::Sysfs(address) => {
             let device = sysfs.device(*address)?;
-            let regs = resource::map(sysfs, &device, min_len)?;
+            let regs = with_sysfs_config(resource::map(sysfs, &device, min_len)?, Some(&device));
             Ok(OpenedDevice { regs, removal: None, pci: Some(device), backend: Backend::Sysfs })
         }
         DeviceSpec::Uio(node) => {
             let (regs, address) = uio_dev::map(sysfs, node, min_len)?;
             let pci = address.map(|a| sysfs.device(a)).transpose()?;
+            let regs = with_sysfs_config(regs, pci.as_ref());
             Ok(OpenedDevice { regs, removal: None, pci, backend: Backend::Uio })
         }
+    }
+}
+
+/// Attaches sysfs `config` to a UIO or resource0 mapping. Without it (no PCI parent, or the file
+/// cannot be opened) a removal is still seen in the registers, just not confirmed.
+fn with_sysfs_config(regs: MmioRegion, device: Option<&PciDevice>) -> MmioRegion {
+    match device.map(|d| ConfigSpace::sysfs(&d.path, d.vendor)) {
+        Some(Ok(config)) => regs.with_config(config),
+        _ => regs,
     }
 }

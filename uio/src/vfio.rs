@@ -2,13 +2,16 @@
 //! BAR0 (region 0) from the device fd; config space is region 7.
 
 use std::fs::File;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::config::ConfigSpace;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::{PciDevice, Sysfs};
@@ -60,12 +63,19 @@ pub fn require_container(path: &Path) -> Result<(), Error> {
 /// removing a device while its fds are open, so it signals this eventfd and waits.
 pub struct RemovalRequest {
     event: EventFd,
+    /// Shared with the mapping's VFIO handles: a device being removed must not be closed the
+    /// normal way (see [`VfioHandles`]).
+    removing: Arc<AtomicBool>,
 }
 
 impl RemovalRequest {
     /// Whether the kernel has asked for the device (never blocks).
     pub fn requested(&self) -> bool {
-        self.event.read().is_ok()
+        let asked = self.event.read().is_ok();
+        if asked {
+            self.removing.store(true, Ordering::Relaxed);
+        }
+        asked
     }
 }
 
@@ -105,9 +115,10 @@ pub fn map(
         return Err(Error::BarTooSmall { address, size, needed: min_len });
     }
     let offset = vfio.get_region_offset(BAR0_REGION);
+    let removing = Arc::new(AtomicBool::new(false));
     let removal = match EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) {
         Ok(event) => match vfio.enable_irq(REQ_IRQ, vec![&event]) {
-            Ok(()) => Some(RemovalRequest { event }),
+            Ok(()) => Some(RemovalRequest { event, removing: removing.clone() }),
             Err(e) => {
                 eprintln!("nicclock-uio: {address}: no VFIO release-request notification: {e}");
                 None
@@ -121,17 +132,49 @@ pub fn map(
     let file = File::from(
         borrowed.try_clone_to_owned().map_err(|e| Error::io("dup the VFIO fd of", &device.path, e))?,
     );
+    let config = ConfigSpace::vfio(
+        file.try_clone().map_err(|e| Error::io("dup the VFIO fd of", &device.path, e))?,
+        vfio.get_region_offset(CONFIG_REGION),
+        device.vendor,
+    );
     // The device (and through it the group's place in the container) must outlive the mapping.
-    let handles = VfioHandles { _device: vfio, _container: container };
+    let handles = VfioHandles {
+        device: ManuallyDrop::new(vfio),
+        container: ManuallyDrop::new(container),
+        sysfs_path: device.path.clone(),
+        removing,
+    };
     let region = MmioRegion::map(&file, offset, size as usize, vec![Box::new(handles)])
-        .map_err(|e| Error::io("map BAR0 of", &device.path, e))?;
+        .map_err(|e| Error::io("map BAR0 of", &device.path, e))?
+        .with_config(config);
     Ok((region, removal))
 }
 
 /// Keeps the VFIO objects alive as long as the mapping.
+///
+/// vfio-ioctls' `VfioDevice::drop` closes the device fd and then reads the device's sysfs
+/// `iommu_group` link, unwrapping the result. Closing the fd is what lets the kernel finish a
+/// pending removal, which deletes that link: the drop then panics. A device being removed (its
+/// release was requested, or the link is already gone) is therefore left for the kernel to close
+/// at exit; only a device that is staying is closed the library's way.
 struct VfioHandles {
-    _device: VfioDevice,
-    _container: Arc<VfioContainer>,
+    device: ManuallyDrop<VfioDevice>,
+    container: ManuallyDrop<Arc<VfioContainer>>,
+    sysfs_path: PathBuf,
+    removing: Arc<AtomicBool>,
+}
+
+impl Drop for VfioHandles {
+    fn drop(&mut self) {
+        if self.removing.load(Ordering::Relaxed) || !self.sysfs_path.join("iommu_group").exists() {
+            return; // leaked on purpose: the process is about to exit
+        }
+        // SAFETY: each field is dropped exactly once, here, and never used again.
+        unsafe {
+            ManuallyDrop::drop(&mut self.device);
+            ManuallyDrop::drop(&mut self.container);
+        }
+    }
 }
 
 // SAFETY: VfioDevice and VfioContainer are file descriptors plus bookkeeping that this struct only

@@ -1,6 +1,7 @@
 # faults: nicclockd on a device still bound to its kernel driver and on an absent address (clear
-# errors, exit 1), and on a device hot-removed while running (QEMU monitor device_del): DEVICE_LOST
-# on the page, a waiting reader woken by the event, exit 69.
+# errors, exit 1), and on a device hot-removed while running (QEMU monitor device_del), once through
+# VFIO (the release request) and once through sysfs resource0 (all-ones reads confirmed in config
+# space): DEVICE_LOST on the page, a waiting reader woken by the event, exit 69.
 . /lib/nicclock-guest.sh
 modprobe igb && modprobe vfio-pci && modprobe vfio_iommu_type1
 IGB2=$(bdf_of 8086 10c9 | sed -n 2p)
@@ -48,3 +49,36 @@ expect_output "the waiting reader saw DEVICE_LOST" "urgent DEVICE_LOST" cat /tmp
 i=0
 while [ -e "/sys/bus/pci/devices/$IGB2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 [ ! -e "/sys/bus/pci/devices/$IGB2" ] && pass "the kernel finished removing $IGB2" || fail "$IGB2 still present"
+
+# Surprise removal without VFIO: nobody tells nicclockd, it must see it in the registers and
+# confirm it in config space. The igb comes back (device_add), goes to uio_pci_generic, nicclockd
+# maps its sysfs resource0, and the igb is removed again. (New ids: QEMU may still be finishing
+# the first removal, which holds its id and its netdev.)
+modprobe uio_pci_generic
+# QEMU completes a removal when the guest powers the slot off; only then is the slot free.
+i=0
+while [ "$(cat /sys/bus/pci/slots/1/power 2> /dev/null)" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+echo 'NICCLOCK-HOST {"execute":"netdev_add","arguments":{"type":"hubport","id":"n3","hubid":0}}'
+echo 'NICCLOCK-HOST {"execute":"device_add","arguments":{"driver":"igb","id":"nic2b","bus":"rp1","netdev":"n3","romfile":"","mac":"52:54:00:00:00:04"}}'
+i=0
+while [ ! -e "/sys/bus/pci/devices/$IGB2/driver" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e "/sys/bus/pci/devices/$IGB2" ] && pass "device_add: $IGB2 is back" || { fail "device_add: no $IGB2 after 30 s"; exit 1; }
+bind_to uio_pci_generic "$IGB2"
+nicclockd --device "sysfs:$IGB2" --page-name hot2 2> /tmp/hot2.log &
+D=$!
+expect_locked hot2
+echo 'NICCLOCK-HOST {"execute":"device_del","arguments":{"id":"nic2b"}}'
+i=0
+while kill -0 "$D" 2> /dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$D" 2> /dev/null; then
+  fail "nicclockd (sysfs) still running 30 s after device_del"
+  tail -5 /tmp/hot2.log
+  kill -9 "$D"
+fi
+wait "$D"
+rc=$?
+tail -3 /tmp/hot2.log
+[ $rc = 69 ] && pass "sysfs resource0: nicclockd exited 69 (device gone)" || fail "sysfs resource0: nicclockd exit $rc after removal"
+expect_output "sysfs resource0: config space confirmed the removal" "config space no longer answers" cat /tmp/hot2.log
+expect_output "sysfs resource0: the page says DEVICE_LOST" "DEVICE_LOST" nicclock --page hot2 status

@@ -50,7 +50,7 @@ pub enum LogLevel {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The clock: vfio:<pci address> | uio:/dev/uioN | sysfs:<pci address> | sim[:key=val,...]
-    /// (sim keys: model=82576|82574, ppm, wander, latency, jitter, qemu=0|1, seed, remove-after)
+    /// (sim keys: model=82576|82574, ppm, wander, latency, jitter, qemu=0|1, seed, remove-after, bar-off-after)
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceArg>,
     /// Reference clock the NIC is disciplined to.

@@ -165,9 +165,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         if args.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
             break;
         }
-        if let Some((sim, Some(after))) = &opened.sim {
-            if start.elapsed().as_secs_f64() >= *after {
+        if let Some((sim, spec)) = &opened.sim {
+            let elapsed = start.elapsed().as_secs_f64();
+            if spec.remove_after_s.is_some_and(|after| elapsed >= after) {
                 sim.remove();
+            }
+            if spec.bar_off_after_s.is_some_and(|after| elapsed >= after) {
+                sim.disable_decoding();
             }
         }
         if opened.removal.as_ref().is_some_and(|r| r.requested()) {
@@ -196,7 +200,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             Err(lost) => {
                 loop_.writer.device_lost(lost.last_read);
                 error!("{}: {lost}; {} now says DEVICE_LOST", opened.address, loop_.writer.path().display());
-                return Ok(ExitCode::from(EXIT_DEVICE_GONE));
+                // Gone: restarting cannot help until it is back (udev starts us then). Present
+                // but silent: a restart re-initialises it, so a plain failure (systemd restarts).
+                return Ok(ExitCode::from(if lost.gone() { EXIT_DEVICE_GONE } else { 1 }));
             }
         }
         if watchdog.is_some_and(|half| last_ping.elapsed() >= half) {
