@@ -292,32 +292,28 @@ fn surprise_removal_marks_the_page_device_lost_and_wakes_readers() {
 }
 
 #[test]
-fn a_removed_qemu_nic_that_reads_zero_is_still_seen_gone() {
-    // QEMU answers a removed device's BAR with 0, not all ones: the clock freezes, config space
-    // confirms the removal.
-    let dir = PageDir::new("nicclockd-lostq");
-    let child = daemon(&dir, "sim:qemu=1,remove-after=2", "lostq").spawn().unwrap();
-    wait_for_status(&dir.path, "lostq", Status::Locked, Duration::from_secs(10));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(69), "device gone: {}", stderr(&out));
-    assert!(
-        stderr(&out).contains("read 0x00000000 and its PCI config space no longer answers"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
-fn a_bar_that_stops_answering_while_the_device_is_present_exits_1_not_69() {
-    // Config space still shows the NIC: not "gone", so the unit's Restart=on-failure may retry.
-    let dir = PageDir::new("nicclockd-baroff");
-    let child = daemon(&dir, "sim:bar-off-after=2", "baroff").spawn().unwrap();
-    wait_for_status(&dir.path, "baroff", Status::Locked, Duration::from_secs(10));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "present but silent: {}", stderr(&out));
-    assert!(stderr(&out).contains("config space still shows it"), "{}", stderr(&out));
-    let clock = Clock::open_in(&dir.path, "baroff").unwrap();
-    assert!(matches!(clock.now(), Err(nicclock::Error::Unavailable(Status::DeviceLost))));
+fn a_nic_that_stops_answering_ends_the_daemon_with_what_config_space_says() {
+    for (device, page, code, says) in [
+        // QEMU answers a removed device's BAR with 0, not all ones: the clock freezes, config
+        // space confirms the removal.
+        (
+            "sim:qemu=1,remove-after=2",
+            "lostq",
+            69,
+            "read 0x00000000 and its PCI config space no longer answers",
+        ),
+        // Config space still shows the NIC: not "gone", so the unit's Restart=on-failure may retry.
+        ("sim:bar-off-after=2", "baroff", 1, "config space still shows it"),
+    ] {
+        let dir = PageDir::new(&format!("nicclockd-{page}"));
+        let child = daemon(&dir, device, page).spawn().unwrap();
+        wait_for_status(&dir.path, page, Status::Locked, Duration::from_secs(10));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{device}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{device}: {}", stderr(&out));
+        let clock = Clock::open_in(&dir.path, page).unwrap();
+        assert!(matches!(clock.now(), Err(nicclock::Error::Unavailable(Status::DeviceLost))), "{device}");
+    }
 }
 
 #[test]

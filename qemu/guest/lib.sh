@@ -81,3 +81,17 @@ expect_clean_stop() {
   done
   case $codes in *[1-9]*) fail "daemon exit status$codes" ;; *) pass "daemons stopped cleanly" ;; esac
 }
+
+# wait_exit PID WHAT: waits up to 30 s for PID to end (a failed check, and a kill, if it does not);
+# sets $rc to its exit status.
+wait_exit() {
+  i=0
+  while kill -0 "$1" 2> /dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  if kill -0 "$1" 2> /dev/null; then
+    fail "$2 still running 30 s later"
+    dmesg | tail -15
+    kill -9 "$1"
+  fi
+  wait "$1"
+  rc=$?
+}
