@@ -20,7 +20,8 @@ step "reader benchmarks (ratios are printed, not asserted)"
 cargo bench -p nicclock --bench readers
 step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
-step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug)"
+step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; systemd + udev)"
 qemu/vm setup
 qemu/vm build
-qemu/vm run vfio uio faults versus-phc2sys
+qemu/vm sysbuild
+qemu/vm run vfio uio faults versus-phc2sys systemd

@@ -2,15 +2,22 @@
 # installing), QEMU from bookworm-backports when the host's is too old for igb, and the guest
 # kernel and linuxptp fetched with `apt-get download` into the cache.
 
+# The Debian mirror the machine's apt sources already use (never a host name of our own).
+vm_mirror() {
+  local m
+  m=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$m" ] || m=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$m" ] || { echo "setup: no Debian mirror in the apt sources" >&2; return 1; }
+  echo "$m"
+}
+
 vm_apt() {
   # A private apt configuration: the machine's own sources plus bookworm-backports on the same mirror.
   local a="$cache/apt"
   mkdir -p "$a/lists/partial" "$a/sources"
   cp /etc/apt/sources.list.d/*.sources "$a/sources/" 2>/dev/null || true
   local mirror
-  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$mirror" ] || { echo "setup: no Debian mirror in the apt sources" >&2; return 1; }
+  mirror=$(vm_mirror) || return 1
   printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
     "$mirror" > "$a/sources/nicclock-backports.sources"
   local sl=/dev/null
@@ -29,6 +36,8 @@ vm_setup() {
   command -v cpio >/dev/null || need+=(cpio)
   command -v depmod >/dev/null || need+=(kmod)
   command -v cc >/dev/null || need+=(gcc libc6-dev)
+  command -v debootstrap >/dev/null || need+=(debootstrap) # the systemd guest (qemu/lib/sysguest.sh)
+  command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
   if [ ${#need[@]} -gt 0 ] || ! vm_has_qemu; then
     [ "$(id -u)" = 0 ] || { echo "setup: run as root to install ${need[*]} qemu-system-x86" >&2; return 1; }
     apt-get update -qq

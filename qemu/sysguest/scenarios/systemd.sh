@@ -1,0 +1,199 @@
+# systemd: the udev + systemd flow in a systemd guest. The VM starts with the e1000e (not opted
+# in) and an empty hot-plug root port; /etc/nicclock/devices opts in only 0000:01:00.0, the address
+# an igb plugged into that port gets. Plugged in (QMP device_add), 70-nicclock.rules hands it to
+# vfio-pci and starts nicclockd@0000:01:00.0.service, which becomes active (Type=notify) and
+# publishes a LOCKED page that the unprivileged user reads; the daemon runs as `nicclock` with no
+# capabilities. Unplugged (device_del), a waiting reader gets DEVICE_LOST and the unit ends with
+# status 69 and is not restarted; plugged in again, it runs again. The e1000e keeps its kernel
+# driver and gets no unit; `udevadm test` shows the rule's work for the igb and none for the e1000e.
+. /usr/local/lib/nicclock-lab/lib.sh
+
+HOT=0000:01:00.0
+UNIT="nicclockd@$HOT.service"
+PAGE=$HOT
+PLUG='{"execute":"device_add","arguments":{"driver":"igb","bus":"rp1","id":"hot","netdev":"n2","mac":"52:54:00:00:00:03","romfile":""}}'
+UNPLUG='{"execute":"device_del","arguments":{"id":"hot"}}'
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
+# wait_until SECONDS COMMAND...: polls COMMAND (every 0.25 s) until it succeeds; WAITED says how long.
+wait_until() {
+  limit=$(($1 * 1000))
+  shift
+  t0=$(now_ms)
+  while :; do
+    if "$@"; then WAITED=$(secs $(($(now_ms) - t0))); return 0; fi
+    [ $(($(now_ms) - t0)) -lt "$limit" ] || { WAITED=$(secs $(($(now_ms) - t0))); return 1; }
+    sleep 0.25
+  done
+}
+as_user() { runuser -u reader -- "$@"; }
+prop() { systemctl show -p "$2" --value "$1"; }
+driver_of() { [ -e "/sys/bus/pci/devices/$1/driver" ] && basename "$(readlink "/sys/bus/pci/devices/$1/driver")"; }
+present() { [ -e "/sys/bus/pci/devices/$1" ]; }
+absent() { [ ! -e "/sys/bus/pci/devices/$1" ]; }
+driver_is() { [ "$(driver_of "$1")" = "$2" ]; }
+unit_active() { [ "$(systemctl is-active "$UNIT")" = active ]; }
+unit_down() { case $(systemctl is-active "$UNIT") in active | activating | deactivating | reloading) return 1 ;; esac; }
+user_sees_locked() { as_user nicclock --page "$PAGE" status 2> /dev/null | grep -q '^status *LOCKED'; }
+nicclock_units() { systemctl list-units --all --plain --no-legend 'nicclockd@*' | awk '{print $1}'; }
+journal() { journalctl -b -o short-monotonic --no-pager -u "$UNIT" | tail -"${1:-15}"; }
+cursor() { journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'; }
+# journal_since CURSOR: the unit's log after CURSOR, without the servo lines (the first 25).
+journal_since() { journalctl -q -o short-monotonic --no-pager -u "$UNIT" --after-cursor="$1" | grep -v "phc offset" | head -25; }
+show() { echo "  $UNIT: $(systemctl show -p ActiveState,SubState,Result,ExecMainStatus,NRestarts,MainPID "$UNIT" | tr '\n' ' ')"; }
+
+# plug: device_add through the host, then the unit active and the page LOCKED for the reader.
+plug() {
+  echo "NICCLOCK-HOST $PLUG"
+  if wait_until 60 present "$HOT"; then
+    pass "$1: the igb appeared at $HOT ${WAITED}s after device_add"
+  else
+    fail "$1: no PCI device $HOT 60 s after device_add"
+    return 1
+  fi
+  t_plug=$(now_ms)
+  id=$(cat "/sys/bus/pci/devices/$HOT/vendor"):$(cat "/sys/bus/pci/devices/$HOT/device")
+  [ "$id" = 0x8086:0x10c9 ] && pass "$1: $HOT is the 82576 (igb) just plugged" || fail "$1: $HOT is $id, not 8086:10c9"
+  if wait_until 60 driver_is "$HOT" vfio-pci; then
+    pass "$1: udev bound $HOT to vfio-pci (${WAITED}s)"
+  else
+    fail "$1: $HOT on driver '$(driver_of "$HOT")', not vfio-pci, after 60 s"
+  fi
+  if wait_until 60 unit_active; then
+    pass "$1: $UNIT active (Type=notify: READY sent) $(secs $(($(now_ms) - t_plug)))s after the device appeared"
+    result "$1_unit_active_s $(secs $(($(now_ms) - t_plug)))"
+  else
+    fail "$1: $UNIT not active 60 s after the device appeared"
+    show
+    journal 20
+    return 1
+  fi
+  show
+  if wait_until 60 user_sees_locked; then
+    pass "$1: uid $(id -u reader) reads /dev/shm/nicclock-$PAGE LOCKED ($(secs $(($(now_ms) - t_plug)))s after the device appeared)"
+  else
+    fail "$1: the page not LOCKED for the reader within 60 s"
+    as_user nicclock --page "$PAGE" status
+    journal 20
+    return 1
+  fi
+}
+
+# --- 0. the starting state
+[ "$(cat /proc/1/comm)" = systemd ] && pass "PID 1 is systemd ($(systemctl --version | head -1))" || fail "PID 1 is $(cat /proc/1/comm)"
+udevadm settle --timeout=60 || fail "udevadm settle timed out"
+echo "  system: $(systemctl is-system-running 2>&1); failed units: $(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+optins=$(grep -v '^[[:space:]]*#' /etc/nicclock/devices | grep -v '^[[:space:]]*$')
+[ "$optins" = "$HOT vfio" ] && pass "/etc/nicclock/devices opts in only $HOT (vfio)" || fail "/etc/nicclock/devices: '$optins'"
+RP=
+for d in /sys/bus/pci/devices/*; do
+  [ "$(cat "$d/class")" = 0x060400 ] && [ -d "$d/pci_bus/0000:01" ] && RP=$(basename "$d")
+done
+[ -n "$RP" ] && pass "the hot-plug root port is $RP, secondary bus 01 (so the plugged igb will be $HOT)" || fail "no PCI bridge with secondary bus 01"
+absent "$HOT" && [ -z "$(bdf_of 8086 10c9)" ] && pass "no igb at boot" || fail "an igb is present at boot: $(bdf_of 8086 10c9)"
+E1000E=$(bdf_of 8086 10d3)
+[ -n "$E1000E" ] || { fail "the e1000e is present"; exit 1; }
+if wait_until 30 driver_is "$E1000E" e1000e; then pass "the e1000e $E1000E is on its kernel driver e1000e"; else fail "the e1000e $E1000E is on '$(driver_of "$E1000E")'"; fi
+[ -z "$(nicclock_units)" ] && pass "no nicclockd@ unit before the plug" || fail "nicclockd@ units before the plug: $(nicclock_units)"
+NUID=$(id -u nicclock) && NGID=$(id -g nicclock) && pass "install.sh created the nicclock user ($NUID:$NGID)" || fail "no nicclock user"
+
+# --- 1. plug: udev binds, systemd starts the unit, the page locks
+if plug plug; then
+  out=$(as_user nicclock --page "$PAGE" now 2>&1)
+  rc=$?
+  echo "  reader: nicclock now: $out"
+  [ $rc = 0 ] && pass "uid $(id -u reader): nicclock now" || fail "nicclock now as reader: exit $rc: $out"
+  out=$(as_user nicclock --page "$PAGE" status 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | sed 's/^/  reader: /'
+  [ $rc = 0 ] && printf '%s\n' "$out" | grep -q "$HOT" && pass "uid $(id -u reader): nicclock status names $HOT" ||
+    fail "nicclock status as reader: exit $rc"
+  ls -l "/dev/shm/nicclock-$PAGE"
+  PID=$(prop "$UNIT" MainPID)
+  if [ "${PID:-0}" != 0 ] && [ -r "/proc/$PID/status" ]; then
+    grep -E '^(Name|Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' "/proc/$PID/status" | tr '\t' ' ' | sed 's/^/  daemon: /'
+    name=$(awk '/^Name:/{print $2}' "/proc/$PID/status")
+    uids=$(awk '/^Uid:/{print $2, $3, $4, $5}' "/proc/$PID/status")
+    gids=$(awk '/^Gid:/{print $2, $3, $4, $5}' "/proc/$PID/status")
+    capeff=$(awk '/^CapEff:/{print $2}' "/proc/$PID/status")
+    capprm=$(awk '/^CapPrm:/{print $2}' "/proc/$PID/status")
+    [ "$name" = nicclockd ] && [ "$uids" = "$NUID $NUID $NUID $NUID" ] && [ "$gids" = "$NGID $NGID $NGID $NGID" ] &&
+      pass "MainPID $PID is nicclockd running as nicclock (uid/gid $NUID/$NGID)" || fail "MainPID $PID: $name uid $uids gid $gids"
+    [ "$capeff" = 0000000000000000 ] && [ "$capprm" = 0000000000000000 ] && pass "nicclockd has no capabilities (CapEff $capeff)" ||
+      fail "nicclockd CapEff $capeff CapPrm $capprm"
+  else
+    fail "$UNIT has no MainPID ($PID)"
+  fi
+  PID1=$PID
+fi
+
+# --- 2. unplug: the waiting reader gets DEVICE_LOST, the unit ends 69 and stays down
+rm -f /tmp/events.txt
+as_user nicclock --page "$PAGE" events --count 2 --timeout 90 > /tmp/events.txt 2>&1 &
+R=$!
+sleep 1
+kill -0 "$R" 2> /dev/null && pass "a reader (uid $(id -u reader)) waits in nicclock events" || fail "nicclock events exited early: $(cat /tmp/events.txt)"
+c_del=$(cursor)
+echo "NICCLOCK-HOST $UNPLUG"
+t_del=$(now_ms)
+if wait_until 60 unit_down; then
+  pass "$UNIT stopped $(secs $(($(now_ms) - t_del)))s after device_del"
+else
+  fail "$UNIT still $(systemctl is-active "$UNIT") 60 s after device_del"
+fi
+show
+journal_since "$c_del"
+st=$(prop "$UNIT" ExecMainStatus)
+[ "$st" = 69 ] && pass "ExecMainStatus=69 (device gone)" || fail "ExecMainStatus=$st, not 69"
+sleep 6 # RestartSec=2s: a restart would have happened by now
+state=$(systemctl is-active "$UNIT")
+nr=$(prop "$UNIT" NRestarts)
+show
+[ "$nr" = 0 ] && case $state in inactive | failed) true ;; *) false ;; esac &&
+  pass "not restarted: $state, NRestarts=0, 6 s later" || fail "after exit 69: $state, NRestarts=$nr"
+i=0
+while kill -0 "$R" 2> /dev/null && [ $i -lt 120 ]; do sleep 0.25; i=$((i + 1)); done
+kill -0 "$R" 2> /dev/null && { fail "the reader still waits 30 s after the unit stopped"; kill "$R"; }
+wait "$R"
+rrc=$?
+sed 's/^/  reader: /' /tmp/events.txt
+[ $rrc = 0 ] && grep -q "urgent DEVICE_LOST" /tmp/events.txt && pass "the waiting reader saw DEVICE_LOST" ||
+  fail "the reader (exit $rrc) did not see DEVICE_LOST"
+if wait_until 30 absent "$HOT"; then pass "the kernel removed $HOT"; else fail "$HOT still present 30 s after the unit stopped"; fi
+
+# --- 3. plug again: the same unit runs again
+sleep 2 # QEMU finishes the unplug (the id "hot" is free again) after the guest powers the slot off
+if plug replug; then
+  PID2=$(prop "$UNIT" MainPID)
+  [ -n "$PID2" ] && [ "$PID2" != 0 ] && [ "$PID2" != "${PID1:-}" ] && pass "a new nicclockd (pid $PID2, was ${PID1:-none})" ||
+    fail "MainPID after the replug: $PID2 (before: ${PID1:-none})"
+  out=$(as_user nicclock --page "$PAGE" now 2>&1) && pass "uid $(id -u reader): nicclock now after the replug: $out" ||
+    fail "nicclock now after the replug: $out"
+fi
+
+# --- 4. the NIC that is not opted in
+driver_is "$E1000E" e1000e && pass "the e1000e $E1000E is still on e1000e" || fail "the e1000e is on '$(driver_of "$E1000E")'"
+units=$(nicclock_units | tr '\n' ' ')
+[ "$units" = "$UNIT " ] && pass "the only nicclockd@ unit is $UNIT" || fail "nicclockd@ units: '$units'"
+[ ! -e "/dev/shm/nicclock-$E1000E" ] && pass "no page for the e1000e" || fail "a page exists for the e1000e"
+
+# --- 5. udevadm test (systemd 252 has no udevadm verify): the rule's result per device
+udev_test() { udevadm test --action=add "/sys/bus/pci/devices/$1" 2>&1; }
+out=$(udev_test "$HOT")
+printf '%s\n' "$out" | grep -E 'nicclock|SYSTEMD_WANTS|^run:' | sed 's/^/  udevadm test igb: /'
+rules_read=$(printf '%s\n' "$out" | grep -c '70-nicclock.rules')
+want=$(printf '%s\n' "$out" | grep -c "^SYSTEMD_WANTS=.*nicclockd@$HOT.service")
+run=$(printf '%s\n' "$out" | grep -c "^run: '/usr/local/lib/nicclock/nicclock-bind $HOT vfio'")
+backend=$(printf '%s\n' "$out" | grep -c '^NICCLOCK_BACKEND=vfio$')
+[ "$rules_read" -ge 1 ] && [ "$want" = 1 ] && [ "$run" = 1 ] && [ "$backend" = 1 ] &&
+  pass "udevadm test $HOT: NICCLOCK_BACKEND=vfio, SYSTEMD_WANTS=$UNIT, RUN nicclock-bind $HOT vfio" ||
+  fail "udevadm test $HOT: rules read $rules_read, SYSTEMD_WANTS $want, RUN $run, backend $backend"
+out=$(udev_test "$E1000E")
+printf '%s\n' "$out" | grep -E 'nicclock|SYSTEMD_WANTS|^run:|^DRIVER=' | sed 's/^/  udevadm test e1000e: /'
+rules_read=$(printf '%s\n' "$out" | grep -c '70-nicclock.rules')
+seen=$(printf '%s\n' "$out" | grep -c "^PCI_SLOT_NAME=$E1000E$")
+ours=$(printf '%s\n' "$out" | grep -E -c '^SYSTEMD_WANTS=.*nicclockd|^run:.*nicclock|^NICCLOCK_BACKEND=')
+[ "$rules_read" -ge 1 ] && [ "$seen" = 1 ] && [ "$ours" = 0 ] &&
+  pass "udevadm test $E1000E: the rules ran and set nothing of nicclock's (no SYSTEMD_WANTS, RUN or backend)" ||
+  fail "udevadm test $E1000E: rules read $rules_read, device seen $seen, nicclock lines $ours"
