@@ -132,6 +132,11 @@ struct DelayFilter {
 }
 
 impl DelayFilter {
+    /// The smallest recent delay (this machine's usual best), once there are a few.
+    fn floor(&self) -> Option<u64> {
+        (self.recent.len() >= 4).then(|| self.recent.iter().copied().min()).flatten()
+    }
+
     /// Whether `delay` is typical; typical delays are remembered.
     fn accept(&mut self, delay: u64) -> Result<(), u64> {
         if self.recent.len() >= 4 {
@@ -208,7 +213,9 @@ impl<R: RegisterAccess> Discipline<R> {
 
     /// One update: measure, servo, steer, and describe the page update.
     pub fn update(&mut self, host: &dyn Host) -> Result<Step, DeviceLost> {
-        let m = measure(&mut self.phc, host, self.config.readings)?;
+        // Good enough: within a quarter of the best delay of the recent measurements.
+        let good_enough = self.delays.floor().map(|f| f + f / 4);
+        let m = measure(&mut self.phc, host, self.config.readings, good_enough)?;
         if let Err(typical_ns) = self.delays.accept(m.delay_ns) {
             return Ok(Step::Rejected { delay_ns: m.delay_ns, typical_ns });
         }
