@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What config space says about the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,18 +23,21 @@ pub struct ConfigSpace {
     /// Where config space starts in `file` (0 for sysfs `config`, the region offset for VFIO).
     offset: u64,
     vendor: u16,
+    /// Set once the device is seen gone (VFIO: its handles must then not be closed normally).
+    gone: Option<Arc<AtomicBool>>,
 }
 
 impl ConfigSpace {
     /// Opens sysfs `<device>/config` read-only (unprivileged reads give the first 64 bytes,
     /// which hold the vendor ID).
     pub fn sysfs(device_path: &Path, vendor: u16) -> io::Result<Self> {
-        Ok(Self { file: File::open(device_path.join("config"))?, offset: 0, vendor })
+        Ok(Self { file: File::open(device_path.join("config"))?, offset: 0, vendor, gone: None })
     }
 
-    /// Config space through an fd of the VFIO device, at the config region's offset.
-    pub fn vfio(device_fd: File, region_offset: u64, vendor: u16) -> Self {
-        Self { file: device_fd, offset: region_offset, vendor }
+    /// Config space through an fd of the VFIO device, at the config region's offset; `gone` is
+    /// set when a read finds the device gone.
+    pub fn vfio(device_fd: File, region_offset: u64, vendor: u16, gone: Arc<AtomicBool>) -> Self {
+        Self { file: device_fd, offset: region_offset, vendor, gone: Some(gone) }
     }
 
     /// Reads the vendor ID now.
@@ -40,7 +45,12 @@ impl ConfigSpace {
         let mut id = [0u8; 2];
         match self.file.read_exact_at(&mut id, self.offset) {
             Ok(()) if u16::from_le_bytes(id) == self.vendor => Presence::Present,
-            _ => Presence::Gone,
+            _ => {
+                if let Some(gone) = &self.gone {
+                    gone.store(true, Ordering::Relaxed);
+                }
+                Presence::Gone
+            }
         }
     }
 }
@@ -68,8 +78,13 @@ mod tests {
         assert_eq!(config.presence(), Presence::Gone);
         // At an offset, as in a VFIO device fd.
         std::fs::write(dir.join("config"), [0, 0, 0, 0, 0x86, 0x80]).unwrap();
-        let vfio = ConfigSpace::vfio(File::open(dir.join("config")).unwrap(), 4, 0x8086);
+        let gone = Arc::new(AtomicBool::new(false));
+        let vfio = ConfigSpace::vfio(File::open(dir.join("config")).unwrap(), 4, 0x8086, gone.clone());
         assert_eq!(vfio.presence(), Presence::Present);
+        assert!(!gone.load(Ordering::Relaxed));
+        std::fs::write(dir.join("config"), [0, 0, 0, 0, 0xff, 0xff]).unwrap();
+        assert_eq!(vfio.presence(), Presence::Gone);
+        assert!(gone.load(Ordering::Relaxed), "a device seen gone is flagged for its VFIO handles");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -63,8 +63,8 @@ pub fn require_container(path: &Path) -> Result<(), Error> {
 /// removing a device while its fds are open, so it signals this eventfd and waits.
 pub struct RemovalRequest {
     event: EventFd,
-    /// Shared with the mapping's VFIO handles: a device being removed must not be closed the
-    /// normal way (see [`VfioHandles`]).
+    /// Shared with the mapping's VFIO handles (and its config space): a device being removed must
+    /// not be closed the normal way (see [`VfioHandles`]).
     removing: Arc<AtomicBool>,
 }
 
@@ -136,6 +136,7 @@ pub fn map(
         file.try_clone().map_err(|e| Error::io("dup the VFIO fd of", &device.path, e))?,
         vfio.get_region_offset(CONFIG_REGION),
         device.vendor,
+        removing.clone(),
     );
     // The device (and through it the group's place in the container) must outlive the mapping.
     let handles = VfioHandles {
@@ -155,8 +156,8 @@ pub fn map(
 /// vfio-ioctls' `VfioDevice::drop` closes the device fd and then reads the device's sysfs
 /// `iommu_group` link, unwrapping the result. Closing the fd is what lets the kernel finish a
 /// pending removal, which deletes that link: the drop then panics. A device being removed (its
-/// release was requested, or the link is already gone) is therefore left for the kernel to close
-/// at exit; only a device that is staying is closed the library's way.
+/// release was requested, config space found it gone, or the link is already gone) is therefore
+/// left for the kernel to close at exit; only a device that is staying is closed the library's way.
 struct VfioHandles {
     device: ManuallyDrop<VfioDevice>,
     container: ManuallyDrop<Arc<VfioContainer>>,
