@@ -21,6 +21,17 @@ echo "$out"
 [ $rc = 1 ] && echo "$out" | grep -q "no PCI device 0000:00:1f.6" && pass "an absent address: exit 1, says so" ||
   fail "absent device: exit $rc: $out"
 
+# unplug_and_expect_lost QEMU_ID PAGE WHAT WHY: device_del while nicclockd ($D, logging to
+# /tmp/PAGE.log) runs on it: exit 69, WHY in its log, DEVICE_LOST on the page.
+unplug_and_expect_lost() {
+  echo "NICCLOCK-HOST {\"execute\":\"device_del\",\"arguments\":{\"id\":\"$1\"}}"
+  wait_exit "$D" "nicclockd ($3) after device_del"
+  tail -3 "/tmp/$2.log"
+  [ $rc = 69 ] && pass "$3: nicclockd exited 69 (device gone)" || fail "$3: nicclockd exit $rc after removal"
+  expect_output "$3: the log says why" "$4" cat "/tmp/$2.log"
+  expect_output "$3: the page says DEVICE_LOST" "DEVICE_LOST" nicclock --page "$2" status
+}
+
 bind_to vfio-pci "$IGB2"
 nicclockd --device "vfio:$IGB2" --page-name hot 2> /tmp/hot.log &
 D=$!
@@ -29,12 +40,7 @@ as_reader nicclock --page hot events --count 2 --timeout 90 > /tmp/events.txt 2>
 R=$!
 sleep 1
 # The host's runner sends this to QEMU's monitor: the second igb (id nic2) leaves the machine.
-echo 'NICCLOCK-HOST {"execute":"device_del","arguments":{"id":"nic2"}}'
-wait_exit "$D" "nicclockd (vfio) after device_del"
-tail -3 /tmp/hot.log
-[ $rc = 69 ] && pass "nicclockd exited 69 (device gone)" || fail "nicclockd exit $rc after removal"
-expect_output "the log says why" "removing the device" cat /tmp/hot.log
-expect_output "the page says DEVICE_LOST" "DEVICE_LOST" nicclock --page hot status
+unplug_and_expect_lost nic2 hot "vfio" "removing the device"
 wait "$R"
 cat /tmp/events.txt
 expect_output "the waiting reader saw DEVICE_LOST" "urgent DEVICE_LOST" cat /tmp/events.txt
@@ -60,9 +66,4 @@ bind_to uio_pci_generic "$IGB2"
 nicclockd --device "sysfs:$IGB2" --page-name hot2 2> /tmp/hot2.log &
 D=$!
 expect_locked hot2
-echo 'NICCLOCK-HOST {"execute":"device_del","arguments":{"id":"nic2b"}}'
-wait_exit "$D" "nicclockd (sysfs) after device_del"
-tail -3 /tmp/hot2.log
-[ $rc = 69 ] && pass "sysfs resource0: nicclockd exited 69 (device gone)" || fail "sysfs resource0: nicclockd exit $rc after removal"
-expect_output "sysfs resource0: config space confirmed the removal" "config space no longer answers" cat /tmp/hot2.log
-expect_output "sysfs resource0: the page says DEVICE_LOST" "DEVICE_LOST" nicclock --page hot2 status
+unplug_and_expect_lost nic2b hot2 "sysfs resource0" "config space no longer answers"
