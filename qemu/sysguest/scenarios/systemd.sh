@@ -163,7 +163,11 @@ sed 's/^/  reader: /' /tmp/events.txt
 if wait_until 30 absent "$HOT"; then pass "the kernel removed $HOT"; else fail "$HOT still present 30 s after the unit stopped"; fi
 
 # --- 3. plug again: the same unit runs again
-sleep 2 # QEMU finishes the unplug (the id "hot" is free again) after the guest powers the slot off
+# QEMU finishes the unplug (the id "hot" and netdev n2 are free again) once the guest has powered
+# the slot off.
+slot_off() { [ "$(cat /sys/bus/pci/slots/1/power 2> /dev/null)" = 0 ]; }
+wait_until 30 slot_off || fail "slot 1 still powered 30 s after the unplug"
+sleep 0.5
 if plug replug; then
   PID2=$(prop "$UNIT" MainPID)
   [ -n "$PID2" ] && [ "$PID2" != 0 ] && [ "$PID2" != "${PID1:-}" ] && pass "a new nicclockd (pid $PID2, was ${PID1:-none})" ||
