@@ -19,6 +19,8 @@ pub enum Error {
          read it; ask the admin to add you to that group)"
     )]
     PermissionDenied { path: PathBuf },
+    #[error("invalid page name {name:?}: {reason} ({})", crate::name::NAME_RULES)]
+    InvalidName { name: String, reason: &'static str },
     #[error("{path} is not a nicclock time page: {reason}")]
     NotAPage { path: PathBuf, reason: String },
     #[error(
@@ -48,10 +50,7 @@ pub enum Error {
 /// What can go wrong creating or reusing a page as its writer.
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
-    #[error(
-        "invalid page name {name:?}: {reason} (use letters, digits, '.', '_', ':' or '-', \
-         at most 63 bytes, not starting with '.')"
-    )]
+    #[error("invalid page name {name:?}: {reason} ({})", crate::name::NAME_RULES)]
     InvalidName { name: String, reason: &'static str },
     #[error("{path} is a symbolic link; refusing to follow it (remove it: `rm {path}`)")]
     Symlink { path: PathBuf },

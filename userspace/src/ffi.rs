@@ -1,5 +1,5 @@
-//! The C ABI (`include/nicclock.h`): open / gettime / bounds / status / wait_event / close over the
-//! Rust reader. Results are `int`s: ≥ 0 success (a status, or 1/0), < 0 a `NICCLOCK_E*` code.
+//! The C ABI (`include/nicclock.h`) over the Rust reader; results ≥ 0 success, < 0 `NICCLOCK_E*`.
+//! Its `unsafe` is the C contract's raw pointers only (the mapping itself is `page`'s).
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -46,6 +46,7 @@ pub fn error_code_table() -> Vec<(&'static str, i128)> {
 
 fn code(e: &Error) -> c_int {
     match e {
+        Error::InvalidName { .. } => NICCLOCK_EINVAL,
         Error::NotFound { .. } => NICCLOCK_ENOENT,
         Error::PermissionDenied { .. } => NICCLOCK_EACCES,
         Error::NotAPage { .. } | Error::Corrupt { .. } => NICCLOCK_EBADPAGE,

@@ -12,6 +12,11 @@
 //!
 //! The page ABI is [`abi`]; the writer side (used by nicclockd and tests) is [`Writer`]; the C ABI
 //! is in `include/nicclock.h`.
+//!
+//! `unsafe` is denied crate-wide and allowed in two modules only: [`page`] (mmap, futex, rdtsc)
+//! and [`ffi`] (the C ABI's raw pointers and exported symbols).
+
+#![deny(unsafe_code)]
 
 pub mod seqlock;
 
@@ -20,8 +25,14 @@ pub mod abi;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+#[allow(unsafe_code)]
 pub mod ffi;
 #[cfg(not(loom))]
+mod identity;
+#[cfg(not(loom))]
+mod name;
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
 pub mod page;
 #[cfg(not(loom))]
 mod reader;
@@ -34,8 +45,10 @@ mod writer;
 pub use crate::{
     abi::{CounterKind, EventKind, Leap, Status, Urgency},
     error::{Error, WriterError},
+    identity::Identity,
+    name::{name_problem, page_path, validate_name, MAX_NAME_LEN, NAME_RULES},
     page::counter,
     reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
     snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, ServoFigures, Snapshot},
-    writer::{page_path, validate_name, Identity, PageOptions, Writer},
+    writer::{PageOptions, Writer},
 };

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::abi::{CounterKind, Status, DEFAULT_DIR, EVENT_RING_LEN, FILE_PREFIX};
 use crate::error::Error;
+use crate::identity::Identity;
+use crate::name::{name_problem, page_path};
 use crate::page::{counter, futex, ReadOnlyPage};
 use crate::seqlock;
 use crate::snapshot::{error_at, ticks_to_ns, utc_offset_at, Event, Snapshot};
-use crate::writer::{page_path, Identity};
 
 /// A reading of the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +68,8 @@ impl Clock {
 
     /// Opens `dir/nicclock-<name>`.
     pub fn open_in(dir: &Path, name: &str) -> Result<Self, Error> {
-        if name.is_empty() || name.contains('/') {
-            return Err(Error::NotAPage {
-                path: dir.join(format!("{FILE_PREFIX}{name}")),
-                reason: "a page name is not empty and has no '/'".into(),
-            });
+        if let Some(reason) = name_problem(name) {
+            return Err(Error::InvalidName { name: name.into(), reason });
         }
         Self::open_path(&page_path(dir, name))
     }

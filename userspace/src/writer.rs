@@ -16,46 +16,11 @@ use crate::abi::{
     EVENT_CONTROL_OFFSET, EVENT_RING_LEN, EVENT_RING_OFFSET, MAGIC, PAGE_SIZE,
 };
 use crate::error::WriterError;
+use crate::identity::Identity;
+use crate::name::{page_path, validate_name};
 use crate::page::{counter, file_kind, futex, WritablePage, OPEN_FLAGS};
 use crate::seqlock;
 use crate::snapshot::{Event, Snapshot};
-
-/// Who the page describes. Must match when an existing page is reused.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    /// NIC model, e.g. `82576` (≤ 31 bytes).
-    pub model: String,
-    /// PCI address, e.g. `0000:01:00.0` (≤ 15 bytes).
-    pub pci_address: String,
-    /// EUI-64 clock identity derived from the MAC.
-    pub clock_id: [u8; 8],
-}
-
-impl Identity {
-    /// The identity recorded in a page header.
-    pub fn from_header(h: &abi::Header) -> Self {
-        Self { model: abi::c_str(&h.model), pci_address: abi::c_str(&h.pci_address), clock_id: h.clock_id }
-    }
-
-    /// EUI-64 from a 48-bit MAC: FF:FE inserted in the middle (IEEE 1588 clockIdentity).
-    pub fn eui64_from_mac(mac: [u8; 6]) -> [u8; 8] {
-        [mac[0], mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]]
-    }
-
-    fn describe(&self) -> String {
-        let id: Vec<String> = self.clock_id.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{} at {} ({})", self.model, self.pci_address, id.join(":"))
-    }
-
-    fn check_lengths(&self) -> Result<(), WriterError> {
-        for (field, value, max) in [("model", &self.model, 31), ("pci_address", &self.pci_address, 15)] {
-            if value.len() > max {
-                return Err(WriterError::IdentityTooLong { field, value: value.clone(), max });
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Where and how the page file is made.
 #[derive(Debug, Clone)]
@@ -79,32 +44,6 @@ impl PageOptions {
     pub fn path(&self) -> PathBuf {
         page_path(&self.dir, &self.name)
     }
-}
-
-/// `dir/nicclock-<name>`.
-pub fn page_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{}{name}", abi::FILE_PREFIX))
-}
-
-/// Checks a page name: non-empty, ≤ 63 bytes, `[A-Za-z0-9._:-]`, not starting with '.'.
-pub fn validate_name(name: &str) -> Result<(), WriterError> {
-    let bad = |reason| Err(WriterError::InvalidName { name: name.into(), reason });
-    if name.is_empty() {
-        return bad("it is empty");
-    }
-    if name.len() > 63 {
-        return bad("it is longer than 63 bytes");
-    }
-    if name.contains('/') {
-        return bad("it contains '/'");
-    }
-    if name.starts_with('.') {
-        return bad("it starts with '.'");
-    }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
-        return bad("it contains a character other than letters, digits, '.', '_', ':' and '-'");
-    }
-    Ok(())
 }
 
 /// The one writer of a page. Dropping it marks the page STOPPED.

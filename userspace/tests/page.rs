@@ -289,3 +289,15 @@ fn a_monotonic_raw_page_reads_as_well_as_a_tsc_page() {
         "{now:?} vs [{before}, {after}]"
     );
 }
+
+#[test]
+fn a_name_that_could_leave_the_page_directory_is_an_invalid_name() {
+    let dir = PageDir::new("badname");
+    for name in ["../x", "", ".hidden", "a/b"] {
+        match Clock::open_in(&dir.path, name) {
+            Err(Error::InvalidName { reason, .. }) => assert!(!reason.is_empty()),
+            Err(other) => panic!("{name:?}: expected InvalidName, got {other}"),
+            Ok(_) => panic!("{name:?} opened"),
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Maps time pages: read-only (O_RDONLY, PROT_READ) for readers, read-write for the one writer.
-//! All of the crate's `unsafe` lives in this module and its children (mmap, futex, rdtsc).
+//! With `ffi` (the C ABI's pointers), the only module allowed `unsafe` (mmap, futex, rdtsc): the
+//! crate root denies `unsafe_code` everywhere else.
 
 pub mod counter;
 pub mod futex;
