@@ -10,7 +10,9 @@
  *     int st = nicclock_gettime(c, &tai, &err_ns);   // >= 0: NICCLOCK_STATUS_*, < 0: NICCLOCK_E*
  *
  * Part 1 is the page ABI (mirrors userspace/src/abi.rs; a test compiles this header and checks
- * every offset and constant against the Rust definitions). Part 2 is the library API.
+ * every offset and constant against the Rust definitions), with the exact conversion as static
+ * inline functions and the rules for reading the page without the library. Part 2 is the library
+ * API.
  */
 #ifndef NICCLOCK_H
 #define NICCLOCK_H
@@ -29,10 +31,21 @@ extern "C" {
 
 #define NICCLOCK_MAGIC 0x4b434f4c4343494eULL /* "NICCLOCK" read as a little-endian u64 */
 #define NICCLOCK_ABI_MAJOR 1
-#define NICCLOCK_ABI_MINOR 0
+#define NICCLOCK_ABI_MINOR 1 /* 1: header.boot_id */
 #define NICCLOCK_PAGE_SIZE 4096
 #define NICCLOCK_EVENT_RING_LEN 64
 #define NICCLOCK_PERIOD_SHIFT 48 /* counter_period = ns per counter tick << 48 */
+
+/* Sanity limits every reader applies (see "Reading the page yourself" below). */
+#define NICCLOCK_MAX_EVENT_HEAD 281474976710656ULL /* 2^48: a larger events.head is corrupt */
+#define NICCLOCK_TSC_PERIOD_MIN 14073748835532ULL  /* 0.05 ns per tick (20 GHz) << 48 */
+#define NICCLOCK_TSC_PERIOD_MAX 2814749767106560ULL /* 10 ns per tick (100 MHz) << 48 */
+#define NICCLOCK_MONOTONIC_RAW_PERIOD_MIN 253327479039585ULL /* 0.9 ns per tick << 48 */
+#define NICCLOCK_MONOTONIC_RAW_PERIOD_MAX 309622474381715ULL /* 1.1 ns per tick << 48 */
+#define NICCLOCK_MAX_COUNTER_BEFORE_ANCHOR_NS 100000 /* how far a counter may precede the anchor */
+#define NICCLOCK_STALE_INTERVALS 3              /* stale after 3 update intervals ... */
+#define NICCLOCK_STALE_MIN_NS 1000000000ULL     /* ... and never sooner than 1 s */
+#define NICCLOCK_WRITER_STUCK_MS 1000           /* give up on a writer mid-update after this */
 
 /* counter_kind */
 #define NICCLOCK_COUNTER_TSC 1           /* x86 invariant TSC (rdtsc) */
@@ -65,7 +78,8 @@ extern "C" {
 #define NICCLOCK_URGENCY_NOTICE 1
 #define NICCLOCK_URGENCY_URGENT 2
 
-/* Written once before the page appears; immutable but for writer_pid. */
+/* Written once before the page appears; immutable but for writer_pid, and boot_id then
+ * abi_minor, which a writer taking over an existing page rewrites. */
 struct nicclock_header {
 	uint64_t magic;
 	uint16_t abi_major;
@@ -75,18 +89,19 @@ struct nicclock_header {
 	uint32_t event_control_offset;
 	uint32_t event_ring_offset;
 	uint32_t event_ring_len;
-	uint32_t writer_pid;
+	uint32_t writer_pid;     /* informational: do not use it to judge liveness (see below) */
 	uint32_t _reserved0;
 	uint8_t clock_id[8];     /* EUI-64 from the NIC's MAC */
 	char model[32];          /* NUL-padded, e.g. "82576" */
 	char pci_address[16];    /* NUL-padded, e.g. "0000:01:00.0" */
 	char name[64];           /* page name */
-	uint8_t _reserved[96];
+	uint8_t boot_id[16];     /* minor >= 1: /proc/sys/kernel/random/boot_id, 32 hex digits in order */
+	uint8_t _reserved[80];
 };
 
 /*
- * Seqlock-protected: read seq (acquire), skip if odd; copy fields; acquire fence; retry if seq
- * changed. tai_ns = anchor_tai_ns + ((int64_t)(counter - counter_value) * counter_period >> 48).
+ * Seqlock-protected: every field after seq. tai_ns = anchor_tai_ns + (counter - counter_value) *
+ * counter_period / 2^48, computed exactly (the product needs 128 bits) by nicclock_tai_at() below.
  */
 struct nicclock_clock_data {
 	/* first cache line: everything nicclock_gettime() needs */
@@ -149,6 +164,128 @@ _Static_assert(offsetof(struct nicclock_page, events) == 512, "events offset");
 _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
 #endif
 
+/*
+ * Reading the page yourself (what the library does; every rule here is one it applies)
+ *
+ * Byte order and atomicity: every integer is little-endian (the page never leaves the host that
+ * writes it) and naturally aligned; load the ones the writer changes (clock data, events,
+ * writer_pid, boot_id, abi_minor) as atomics (__atomic_load_n / C11 atomics; relaxed inside a
+ * sequence check), never as plain memory the compiler may re-read or tear.
+ *
+ * Opening: O_RDONLY|O_NOFOLLOW|O_NONBLOCK, fstat says a regular file of exactly 4096 bytes, mmap
+ * PROT_READ, MAP_SHARED. Then: magic; abi_major == NICCLOCK_ABI_MAJOR (a higher abi_minor only adds
+ * fields: accept it); page_size, event_ring_len and the three offsets as in this header;
+ * events.head <= NICCLOCK_MAX_EVENT_HEAD. abi_minor >= 1: boot_id must be non-zero and equal to
+ * this boot's (/proc/sys/kernel/random/boot_id, 36 characters; its 32 hex digits in order are the
+ * 16 bytes): a page from another boot (a page directory on disk) maps a counter that restarted.
+ * abi_minor == 0 (a writer older than boot ids) has no boot id: accepted, the negative-age check
+ * below being its only guard. If published (updated_tai_ns != 0), counter_period must be in range.
+ *
+ * The clock block: its sequence word `seq` covers every other field of struct
+ * nicclock_clock_data. s1 = load-acquire(seq); if s1 is odd the writer is mid-update: retry; copy
+ * the fields (relaxed loads); acquire fence; if load-relaxed(seq) != s1 retry. Spin a little,
+ * then sched_yield(): a writer preempted mid-update resumes within milliseconds. After
+ * NICCLOCK_WRITER_STUCK_MS of odd or changing sequences give up (the library's NICCLOCK_EBUSY):
+ * the writer died mid-update.
+ *
+ * The counter: NICCLOCK_COUNTER_TSC is `lfence; rdtsc` (what the kernel's rdtsc_ordered() does;
+ * `rdtscp` also works), never a bare `rdtsc`, which the CPU may run before earlier loads.
+ * NICCLOCK_COUNTER_MONOTONIC_RAW is clock_gettime(CLOCK_MONOTONIC_RAW) as tv_sec * 1e9 + tv_nsec.
+ * Read it after the copy (the library reads the TSC before and retries once with a read after the
+ * copy when the result is out of range, which saves it a wait on the page's cache line).
+ *
+ * Each reading, in this order: status is known and neither DEVICE_LOST nor STOPPED (else that is
+ * the answer); updated_tai_ns != 0 (else no time yet); counter_period lies in the kind's
+ * NICCLOCK_*_PERIOD_MIN..MAX (else corrupt); tai = nicclock_tai_at(..., &since); age = tai -
+ * updated_tai_ns, signed. Stale when age > max_age, max_age = max(NICCLOCK_STALE_INTERVALS *
+ * update_interval_ns, NICCLOCK_STALE_MIN_NS) unless the application sets its own: the writer is
+ * stuck or dead (writer_pid is no liveness test: pids are reused and live in namespaces; a page's
+ * age is). Invalid when age or since is below -NICCLOCK_MAX_COUNTER_BEFORE_ANCHOR_NS: the mapping
+ * lies ahead of this machine's counter (another boot, a broken writer).
+ *
+ * The bound: the true TAI lies within tai +- nicclock_error_at(error_bound_ns, error_growth_ppt,
+ * |since|), the anchor's bound grown by error_growth_ppt picoseconds per second of distance from
+ * the anchor (either side). UINT64_MAX is unknown and stays so.
+ *
+ * TAI and UTC: tai is ns since 1970-01-01 00:00:00 TAI, i.e. the epoch of Linux's CLOCK_TAI
+ * (= CLOCK_REALTIME + TAI-UTC). UTC ns = tai - offset * 1e9, offset = tai_utc_offset_s, plus 1 (leap
+ * INSERT) or minus 1 (leap DELETE) once tai / 1e9 >= leap_tai_s, the TAI second from which the new
+ * offset holds. UTC so computed has no 23:59:60: across an inserted second it reads one second
+ * twice, across a deleted one it skips one, as CLOCK_REALTIME does.
+ *
+ * Events: events.head counts the events ever written; event n sits in ring[(n - 1) % 64]. Read it
+ * like the clock block, with the event number as the sequence: load-acquire(slot.seq) == n, copy,
+ * acquire fence, load-relaxed(slot.seq) == n. A slot holding a larger number was overwritten
+ * (events lost: re-read head; the oldest still there is head - 63). A slot holding 0 is being
+ * written (for event n + 64 when n is the oldest): wait at most NICCLOCK_WRITER_STUCK_MS for head
+ * to move; if it does not, the writer died mid-post: the oldest slot's event is lost, any other
+ * slot means a corrupt page. To wait, FUTEX_WAIT (shared: no FUTEX_PRIVATE_FLAG) on events.futex
+ * with the value loaded before head; the writer bumps it and FUTEX_WAKEs after every event. Give
+ * the wait a timeout no longer than the page has left before it goes stale, and check staleness
+ * on waking: a killed writer wakes nobody.
+ */
+
+/* Signed counter ticks x counter_period / 2^48, rounded to the nearest ns (ties away from zero),
+ * saturating at +-INT64_MAX: the 64x64-bit product needs 128 bits. */
+static inline int64_t nicclock_ticks_to_ns(int64_t ticks, uint64_t counter_period)
+{
+	uint64_t mag = ticks < 0 ? (uint64_t)0 - (uint64_t)ticks : (uint64_t)ticks;
+	uint64_t ns;
+#if defined(__SIZEOF_INT128__) && !defined(NICCLOCK_NO_INT128)
+	__extension__ typedef unsigned __int128 nicclock_u128;
+	nicclock_u128 q = ((nicclock_u128)mag * counter_period + ((nicclock_u128)1 << (NICCLOCK_PERIOD_SHIFT - 1)))
+	                  >> NICCLOCK_PERIOD_SHIFT;
+	ns = q > (nicclock_u128)INT64_MAX ? (uint64_t)INT64_MAX : (uint64_t)q;
+#else
+	/* 128-bit product hi:lo from four 32x32-bit products, then + 2^47 and >> 48. */
+	uint64_t ml = mag & 0xffffffffu, mh = mag >> 32, pl = counter_period & 0xffffffffu, ph = counter_period >> 32;
+	uint64_t ll = ml * pl, lh = ml * ph, hl = mh * pl, hh = mh * ph;
+	uint64_t mid = (ll >> 32) + (lh & 0xffffffffu) + (hl & 0xffffffffu);
+	uint64_t lo = (mid << 32) | (ll & 0xffffffffu);
+	uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+	uint64_t rounded = lo + ((uint64_t)1 << (NICCLOCK_PERIOD_SHIFT - 1));
+	hi += rounded < lo;
+	lo = rounded;
+	ns = (hi >> (NICCLOCK_PERIOD_SHIFT - 1)) != 0 ? (uint64_t)INT64_MAX
+	                                                : (hi << (64 - NICCLOCK_PERIOD_SHIFT)) | (lo >> NICCLOCK_PERIOD_SHIFT);
+#endif
+	return ticks < 0 ? -(int64_t)ns : (int64_t)ns;
+}
+
+/* TAI ns at counter value `counter` by the mapping (counter_value, counter_period, anchor_tai_ns),
+ * saturating at 0 and UINT64_MAX; *since_ns (if not NULL) gets the signed distance from the anchor
+ * in ns. The counter difference wraps like the counter: a reading a little before the anchor is
+ * a little earlier time, not a wrap. */
+static inline uint64_t nicclock_tai_at(uint64_t counter_value, uint64_t counter_period, uint64_t anchor_tai_ns,
+                                       uint64_t counter, int64_t *since_ns)
+{
+	int64_t since = nicclock_ticks_to_ns((int64_t)(counter - counter_value), counter_period);
+	if (since_ns)
+		*since_ns = since;
+	if (since >= 0)
+		return anchor_tai_ns > UINT64_MAX - (uint64_t)since ? UINT64_MAX : anchor_tai_ns + (uint64_t)since;
+	return anchor_tai_ns < (uint64_t)0 - (uint64_t)since ? 0 : anchor_tai_ns - ((uint64_t)0 - (uint64_t)since);
+}
+
+/* The error bound (ns) |since_ns| from the anchor: error_bound_ns + since x growth_ppt / 10^12
+ * (floor), saturating; UINT64_MAX (unknown) stays UINT64_MAX. */
+static inline uint64_t nicclock_error_at(uint64_t error_bound_ns, uint32_t growth_ppt, uint64_t since_abs_ns)
+{
+	const uint64_t tera = 1000000000000ULL;
+	uint64_t growth;
+	if (error_bound_ns == UINT64_MAX)
+		return UINT64_MAX;
+	/* since = a * 10^12 + b: a * ppt fits in 64 bits (a < 2^25), and b * ppt / 10^12 is taken in
+	 * two 16-bit halves of ppt so that no intermediate passes 2^57. */
+	{
+		uint64_t a = since_abs_ns / tera, b = since_abs_ns % tera;
+		uint64_t x = b * (growth_ppt >> 16), y = b * (growth_ppt & 0xffffu);
+		uint64_t qx = x / tera, rx = x % tera;
+		growth = a * growth_ppt + (qx << 16) + ((rx << 16) + y) / tera;
+	}
+	return error_bound_ns > UINT64_MAX - growth ? UINT64_MAX : error_bound_ns + growth;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Part 2: the library                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -181,7 +318,9 @@ struct nicclock_event {
 	uint64_t missed;      /* events lost to ring overflow just before this one */
 };
 
-/* Open /dev/shm/nicclock-<name> (or <dir>/nicclock-<name>; dir NULL = /dev/shm) read-only. */
+/* Open /dev/shm/nicclock-<name> (or <dir>/nicclock-<name>; dir NULL = /dev/shm) read-only.
+ * NICCLOCK_EINVAL: a name that is not [A-Za-z0-9._:-]{1,63} or starts with '.'; NICCLOCK_EBADPAGE: a
+ * file that fails the checks above; NICCLOCK_ESTALE: a page from another boot. */
 int nicclock_open(const char *name, nicclock_t **out);
 int nicclock_open_in(const char *dir, const char *name, nicclock_t **out);
 
@@ -196,8 +335,11 @@ int nicclock_bounds(const nicclock_t *c, struct timespec *earliest, struct times
 /* The page status, or NICCLOCK_ESTALE for a page not updated within its max age. */
 int nicclock_status(const nicclock_t *c);
 
-/* Block (futex, no polling) until the next event; timeout_ms < 0 waits forever.
- * Returns 1 with *ev filled, 0 on timeout, or a negative error. One thread per handle. */
+/* Block (futex, no polling) until the next event; timeout_ms < 0 waits forever (the timeout holds
+ * for the whole call). Returns 1 with *ev filled, 0 on timeout, or a negative error: NICCLOCK_ESTALE
+ * when the page goes stale while waiting (nicclockd killed or hung), NICCLOCK_EBUSY when an event
+ * slot stays mid-write past NICCLOCK_WRITER_STUCK_MS (not the oldest: that one counts as missed),
+ * NICCLOCK_EBADPAGE for a corrupt ring. One thread per handle. */
 int nicclock_wait_event(nicclock_t *c, int timeout_ms, struct nicclock_event *ev);
 
 void nicclock_close(nicclock_t *c);

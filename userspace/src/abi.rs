@@ -15,14 +15,15 @@
 //! runs is an atomic (so Rust readers never race on plain memory). Minor versions only add fields in
 //! reserved space; a new major means readers must refuse the page.
 
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 
 /// `b"NICCLOCK"` as a little-endian `u64`: the first eight bytes of every page.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NICCLOCK");
 /// Incompatible layout changes bump this; readers refuse any other major.
 pub const ABI_MAJOR: u16 = 1;
 /// Compatible additions (fields taken from reserved space) bump this.
-pub const ABI_MINOR: u16 = 0;
+/// 1: [`Header::boot_id`] (a page records the boot it belongs to).
+pub const ABI_MINOR: u16 = 1;
 /// Size of the page file and of every mapping of it.
 pub const PAGE_SIZE: usize = 4096;
 /// Number of slots in the event ring.
@@ -33,6 +34,40 @@ pub const PERIOD_SHIFT: u32 = 48;
 pub const FILE_PREFIX: &str = "nicclock-";
 /// Default page directory.
 pub const DEFAULT_DIR: &str = "/dev/shm";
+
+/// Highest event ring head a reader believes: 2^48 events is 8900 years at 1000 events a second.
+/// A page claiming more is corrupt (readers refuse it rather than report absurd "missed" counts).
+pub const MAX_EVENT_HEAD: u64 = 1 << 48;
+
+/// Plausible [`ClockData::counter_period`] range of a TSC page, as ns per tick × 2^48: a counter
+/// between 100 MHz (10 ns per tick) and 20 GHz (0.05 ns). Readers refuse a mapping outside it.
+pub const TSC_PERIOD_MIN: u64 = (1 << PERIOD_SHIFT) / 20;
+pub const TSC_PERIOD_MAX: u64 = 10 << PERIOD_SHIFT;
+/// Plausible period range of a CLOCK_MONOTONIC_RAW page: 1 ns per tick ± 10 % (a disciplined clock
+/// runs within a few hundred ppm of the kernel's raw clock).
+pub const MONOTONIC_RAW_PERIOD_MIN: u64 = (1 << PERIOD_SHIFT) / 10 * 9;
+pub const MONOTONIC_RAW_PERIOD_MAX: u64 = (1 << PERIOD_SHIFT) / 10 * 11;
+
+/// How far before the page's anchor a counter reading may lie and still be believed, ns. A reader
+/// re-reads its counter after the page, so a correct writer leaves only cross-CPU counter skew
+/// (nanoseconds); anything earlier is a mapping from another boot or a broken writer.
+pub const MAX_COUNTER_BEFORE_ANCHOR_NS: u64 = 100_000;
+
+/// A page is stale (its writer stuck or dead) when no update was made for `STALE_INTERVALS` ×
+/// `update_interval_ns`, and never sooner than `STALE_MIN_NS` (readers may set their own limit).
+pub const STALE_INTERVALS: u64 = 3;
+pub const STALE_MIN_NS: u64 = 1_000_000_000;
+/// How long a reader waits for a writer that is mid-update (odd clock sequence, or an event slot
+/// at 0) before it reports the writer stuck: a preempted writer resumes within milliseconds.
+pub const WRITER_STUCK_MS: u64 = 1_000;
+
+/// The plausible `counter_period` range (inclusive) of a counter kind.
+pub fn period_range(kind: CounterKind) -> (u64, u64) {
+    match kind {
+        CounterKind::Tsc => (TSC_PERIOD_MIN, TSC_PERIOD_MAX),
+        CounterKind::MonotonicRaw => (MONOTONIC_RAW_PERIOD_MIN, MONOTONIC_RAW_PERIOD_MAX),
+    }
+}
 
 /// Offsets of the blocks inside the page.
 pub const HEADER_OFFSET: usize = 0;
@@ -217,13 +252,15 @@ impl Urgency {
     }
 }
 
-/// Written once before the page becomes visible; immutable afterwards (but for `writer_pid`).
+/// Written once before the page becomes visible; immutable afterwards but for `writer_pid`, and
+/// `boot_id` then `abi_minor` which a writer taking over an existing page rewrites.
 #[repr(C)]
 pub struct Header {
     /// [`MAGIC`].
     pub magic: u64,
     pub abi_major: u16,
-    pub abi_minor: u16,
+    /// The writer's [`ABI_MINOR`] (a page made by minor 0 has no `boot_id`).
+    pub abi_minor: AtomicU16,
     /// [`PAGE_SIZE`].
     pub page_size: u32,
     pub clock_offset: u32,
@@ -242,7 +279,10 @@ pub struct Header {
     pub pci_address: [u8; 16],
     /// Page name (the part after `nicclock-`), NUL-padded ASCII.
     pub name: [u8; 64],
-    pub _reserved: [u8; 96],
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`, the UUID's 16 bytes in text order)
+    /// of the boot the writer published in: readers refuse another boot's page. Minor ≥ 1.
+    pub boot_id: [AtomicU8; 16],
+    pub _reserved: [u8; 80],
 }
 
 /// The seqlock-protected counter→time mapping. A reader computes
@@ -353,6 +393,7 @@ const _: () = {
     assert!(offset_of!(Header, model) == 48);
     assert!(offset_of!(Header, pci_address) == 80);
     assert!(offset_of!(Header, name) == 96);
+    assert!(offset_of!(Header, boot_id) == 160);
     assert!(offset_of!(ClockData, seq) == 0);
     assert!(offset_of!(ClockData, counter_kind) == 4);
     assert!(offset_of!(ClockData, counter_value) == 8);
@@ -394,6 +435,7 @@ pub fn layout_table() -> Vec<(&'static str, &'static str, usize, usize)> {
         Header.clock_offset: u32, Header.event_control_offset: u32, Header.event_ring_offset: u32,
         Header.event_ring_len: u32, Header.writer_pid: u32, Header.clock_id: [u8; 8],
         Header.model: [u8; 32], Header.pci_address: [u8; 16], Header.name: [u8; 64],
+        Header.boot_id: [u8; 16],
         ClockData.seq: u32, ClockData.counter_kind: u32, ClockData.counter_value: u64,
         ClockData.counter_period: u64, ClockData.anchor_tai_ns: u64, ClockData.error_bound_ns: u64,
         ClockData.error_growth_ppt: u32, ClockData.status: u32, ClockData.updated_tai_ns: u64,
@@ -417,6 +459,15 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_PAGE_SIZE", PAGE_SIZE as i128),
         ("NICCLOCK_EVENT_RING_LEN", EVENT_RING_LEN as i128),
         ("NICCLOCK_PERIOD_SHIFT", PERIOD_SHIFT as i128),
+        ("NICCLOCK_MAX_EVENT_HEAD", MAX_EVENT_HEAD as i128),
+        ("NICCLOCK_TSC_PERIOD_MIN", TSC_PERIOD_MIN as i128),
+        ("NICCLOCK_TSC_PERIOD_MAX", TSC_PERIOD_MAX as i128),
+        ("NICCLOCK_MONOTONIC_RAW_PERIOD_MIN", MONOTONIC_RAW_PERIOD_MIN as i128),
+        ("NICCLOCK_MONOTONIC_RAW_PERIOD_MAX", MONOTONIC_RAW_PERIOD_MAX as i128),
+        ("NICCLOCK_MAX_COUNTER_BEFORE_ANCHOR_NS", MAX_COUNTER_BEFORE_ANCHOR_NS as i128),
+        ("NICCLOCK_STALE_INTERVALS", STALE_INTERVALS as i128),
+        ("NICCLOCK_STALE_MIN_NS", STALE_MIN_NS as i128),
+        ("NICCLOCK_WRITER_STUCK_MS", WRITER_STUCK_MS as i128),
         ("NICCLOCK_COUNTER_TSC", CounterKind::Tsc as i128),
         ("NICCLOCK_COUNTER_MONOTONIC_RAW", CounterKind::MonotonicRaw as i128),
         ("NICCLOCK_LEAP_NONE", Leap::None as i128),

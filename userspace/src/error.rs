@@ -45,6 +45,33 @@ pub enum Error {
     CounterUnavailable(CounterKind),
     #[error("the page holds an invalid {field} ({value}); it is corrupt or from a newer writer")]
     Corrupt { field: &'static str, value: u64 },
+    #[error(
+        "{path} belongs to another boot (boot id {page}, this boot is {ours}): nicclockd has not \
+         published in it since the machine restarted; start nicclockd"
+    )]
+    OtherBoot { path: PathBuf, page: String, ours: String },
+    #[error(
+        "{path} has no boot id although its ABI minor ({minor}) requires one: the page is corrupt; \
+         restart nicclockd"
+    )]
+    NoBootId { path: PathBuf, minor: u16 },
+    #[error(
+        "the page's time lies {} ms ahead of this machine's counter (more than the {} µs allowed): \
+         it was written on another boot or by a broken writer; restart nicclockd",
+        .ahead_ns / 1_000_000, crate::abi::MAX_COUNTER_BEFORE_ANCHOR_NS / 1_000
+    )]
+    AheadOfCounter { ahead_ns: u64 },
+    #[error(
+        "the page's mapping says {ns_per_tick} ns per {} tick, a rate no real counter has \
+         (plausible: {min}..{max}): the page is corrupt or its writer broken; restart nicclockd",
+        .kind.name()
+    )]
+    ImplausiblePeriod { kind: CounterKind, ns_per_tick: f64, min: f64, max: f64 },
+    #[error(
+        "event {number}'s ring slot has held {found} instead for over a second: the writer died \
+         while posting an event, or the page is corrupt; restart nicclockd"
+    )]
+    EventSlotStuck { number: u64, found: u64 },
 }
 
 /// What can go wrong creating or reusing a page as its writer.

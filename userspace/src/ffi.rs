@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::abi::{Status, DEFAULT_DIR};
 use crate::error::Error;
@@ -49,7 +49,13 @@ fn code(e: &Error) -> c_int {
         Error::InvalidName { .. } => NICCLOCK_EINVAL,
         Error::NotFound { .. } => NICCLOCK_ENOENT,
         Error::PermissionDenied { .. } => NICCLOCK_EACCES,
-        Error::NotAPage { .. } | Error::Corrupt { .. } => NICCLOCK_EBADPAGE,
+        Error::NotAPage { .. }
+        | Error::Corrupt { .. }
+        | Error::NoBootId { .. }
+        | Error::AheadOfCounter { .. }
+        | Error::ImplausiblePeriod { .. } => NICCLOCK_EBADPAGE,
+        Error::OtherBoot { .. } => NICCLOCK_ESTALE,
+        Error::EventSlotStuck { .. } => NICCLOCK_EBUSY,
         Error::IncompatibleAbi { .. } => NICCLOCK_EABI,
         Error::Stale { .. } => NICCLOCK_ESTALE,
         Error::Unavailable(Status::DeviceLost) => NICCLOCK_EDEVLOST,
@@ -267,9 +273,11 @@ pub unsafe extern "C" fn nicclock_wait_event(c: *mut Clock, timeout_ms: c_int, e
     if ev.is_null() {
         return invalid("nicclock_wait_event: ev is NULL");
     }
-    let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+    // One deadline for the whole call: skipping missed events does not restart the timeout.
+    let deadline = u64::try_from(timeout_ms).ok().map(|ms| Instant::now() + Duration::from_millis(ms));
     let mut missed = 0;
     loop {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match clock.wait_event(timeout) {
             Ok(EventWait::Missed(n)) => missed += n,
             Ok(EventWait::TimedOut) => return 0,

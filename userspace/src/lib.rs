@@ -23,6 +23,8 @@ pub mod seqlock;
 #[cfg(not(loom))]
 pub mod abi;
 #[cfg(not(loom))]
+pub mod boot;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::abi::{CounterKind, Status, DEFAULT_DIR, EVENT_RING_LEN, FILE_PREFIX};
+use crate::abi::{
+    self, CounterKind, Status, DEFAULT_DIR, EVENT_RING_LEN, FILE_PREFIX, MAX_COUNTER_BEFORE_ANCHOR_NS,
+    MAX_EVENT_HEAD, MONOTONIC_RAW_PERIOD_MAX, MONOTONIC_RAW_PERIOD_MIN, STALE_INTERVALS, STALE_MIN_NS,
+    TSC_PERIOD_MAX, TSC_PERIOD_MIN,
+};
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::name::{name_problem, page_path};
@@ -52,13 +56,22 @@ pub enum EventWait {
 pub struct Clock {
     page: ReadOnlyPage,
     max_age_ns: Option<u64>,
+    /// Number of the last event delivered (or skipped).
     cursor: u64,
+    /// The event slot being waited for that did not hold its event: (event number, head, since).
+    stuck: Option<(u64, u64, Instant)>,
+    /// When a waiting reader next checks that the page is still being updated.
+    liveness_due: Option<Instant>,
 }
 
 /// Staleness limit when the reader sets none: 3 update intervals, at least 1 s.
 pub fn default_max_age_ns(update_interval_ns: u64) -> u64 {
-    update_interval_ns.saturating_mul(3).max(1_000_000_000)
+    update_interval_ns.saturating_mul(STALE_INTERVALS).max(STALE_MIN_NS)
 }
+
+/// How often a waiting reader re-checks a page that has no time to go stale (stopped, device
+/// lost, no time yet): a writer that starts again is seen through its events, not this.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 impl Clock {
     /// Opens `/dev/shm/nicclock-<name>`.
@@ -78,7 +91,25 @@ impl Clock {
     pub fn open_path(path: &Path) -> Result<Self, Error> {
         let page = ReadOnlyPage::open(path)?;
         let cursor = page.page().events.head.load(Acquire);
-        Ok(Self { page, max_age_ns: None, cursor })
+        let clock = Self { page, max_age_ns: None, cursor, stuck: None, liveness_due: None };
+        clock.check_published_mapping()?;
+        Ok(clock)
+    }
+
+    /// At open: a published mapping (if the writer is not mid-update right now) must have a
+    /// counter kind and a period a real counter could have. now() checks every mapping again.
+    fn check_published_mapping(&self) -> Result<(), Error> {
+        let c = &self.page.page().clock;
+        let read = seqlock::try_read(&c.seq, || {
+            (c.updated_tai_ns.load(Relaxed), c.counter_kind.load(Relaxed), c.counter_period.load(Relaxed))
+        });
+        match read {
+            Some((updated, kind, period)) if updated != 0 => match CounterKind::from_raw(kind) {
+                None => Err(Error::Corrupt { field: "counter kind", value: kind.into() }),
+                Some(kind) => check_period(kind, period),
+            },
+            _ => Ok(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -156,11 +187,27 @@ impl Clock {
     fn read_time(&self, utc: bool) -> Result<Now, Error> {
         // The TSC is read first, before the page is even looked at: `lfence; rdtsc` then waits only
         // for the caller's earlier loads (the ordering guarantee a clock read owes its caller), not
-        // for our pointer chase into the page. A mapping published after that read just makes
-        // `since` slightly negative. Pages in CLOCK_MONOTONIC_RAW (no invariant TSC) read theirs below.
+        // for our pointer chase into the page. A mapping published after that read makes `since`
+        // slightly negative: such a reading is retried once out of line with the counter read after
+        // the page (`read_time_again`). Pages in CLOCK_MONOTONIC_RAW read theirs after the page.
         let tsc = counter::tsc();
+        let r = self.read_block(utc)?;
+        self.evaluate(&r, tsc, true)
+    }
+
+    /// The reading retried with the counter read after the page: a negative age now is real.
+    #[cold]
+    #[inline(never)]
+    fn read_time_again(&self, utc: bool) -> Result<Now, Error> {
+        let r = self.read_block(utc)?;
+        self.evaluate(&r, counter::tsc(), false)
+    }
+
+    /// One consistent copy of what a reading needs (everything in the block's first cache line).
+    #[inline(always)]
+    fn read_block(&self, utc: bool) -> Result<Reading, Error> {
         let c = &self.page.page().clock;
-        let Some(r) = seqlock::read(&c.seq, || Reading {
+        seqlock::read(&c.seq, || Reading {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
             period: c.counter_period.load(Relaxed),
@@ -173,15 +220,20 @@ impl Clock {
             utc: utc.then(|| {
                 (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))
             }),
-        }) else {
-            return Err(Error::WriterStuck);
-        };
-        let counter_now = match r.kind {
-            1 => tsc,
-            2 => Some(counter::monotonic_raw_ns()),
-            _ => None,
-        };
+        })
+        .ok_or(Error::WriterStuck)
+    }
 
+    /// The time by mapping `r` at the counter, with every validity check: a usable status and a
+    /// published time, a readable counter, a plausible period, an age in
+    /// [−MAX_COUNTER_BEFORE_ANCHOR_NS, max age] and a counter no further before the anchor.
+    #[inline(always)]
+    fn evaluate(&self, r: &Reading, tsc: Option<u64>, may_retry: bool) -> Result<Now, Error> {
+        let (counter_now, period_min, period_max) = match r.kind {
+            1 => (tsc, TSC_PERIOD_MIN, TSC_PERIOD_MAX),
+            2 => (Some(counter::monotonic_raw_ns()), MONOTONIC_RAW_PERIOD_MIN, MONOTONIC_RAW_PERIOD_MAX),
+            _ => (None, 0, 0),
+        };
         let status = match Status::from_raw(r.status) {
             Some(status) if status.is_usable() && r.updated != 0 => status,
             _ => return Err(unusable(r.status, r.updated)),
@@ -189,12 +241,20 @@ impl Clock {
         let Some(counter_now) = counter_now else {
             return Err(no_counter(r.kind));
         };
+        if r.period.wrapping_sub(period_min) > period_max - period_min {
+            return Err(implausible_period(r.kind, r.period));
+        }
         let since = ticks_to_ns(counter_now.wrapping_sub(r.counter_value) as i64, r.period);
         let tai = r.anchor.saturating_add_signed(since);
-        let age = tai.saturating_sub(r.updated);
         let max_age = self.max_age_ns.unwrap_or_else(|| default_max_age_ns(r.interval));
-        if age > max_age {
-            return Err(stale(age, max_age));
+        let age = tai as i128 - r.updated as i128;
+        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS as i64;
+        if age > max_age as i128 || age < -(tolerance as i128) || since < -tolerance {
+            return if may_retry {
+                self.read_time_again(r.utc.is_some())
+            } else {
+                Err(out_of_range(since, age, max_age))
+            };
         }
         let error_bound_ns = error_at(r.bound, r.growth, since.unsigned_abs());
         let time_ns = match r.utc {
@@ -211,21 +271,35 @@ impl Clock {
 
     /// Blocks (in the kernel, on the page's futex word) until the next event or the timeout
     /// (`None`: forever). Delivers every event in order; reports overwritten ones as `Missed`.
+    ///
+    /// Never spins and never outlives its timeout. While it waits it checks the page is alive: a
+    /// page whose writer stopped updating it (killed, hung) ends the wait with `Err(Stale)` once
+    /// older than its max age, as [`Clock::now`] would. An event slot that does not hold its
+    /// event (the writer is mid-post) is waited for as long as a writer mid-update
+    /// ([`abi::WRITER_STUCK_MS`]); then the oldest slot left at 0 (a writer that died while
+    /// overwriting it) counts as one missed event, and any other mismatch is
+    /// `Err(EventSlotStuck)`. A ring head beyond [`abi::MAX_EVENT_HEAD`] is `Err(Corrupt)`.
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<EventWait, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let ev = &self.page.page().events;
+        let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
+            let ev = &self.page.page().events;
             let word = ev.futex.load(Acquire);
             let head = ev.head.load(Acquire);
+            if head > MAX_EVENT_HEAD {
+                return Err(Error::Corrupt { field: "event ring head", value: head });
+            }
+            let mut slot_wait = None;
             if head < self.cursor {
                 // The page was re-created under us; start over with what it has.
                 self.cursor = head.saturating_sub(EVENT_RING_LEN as u64);
+                self.stuck = None;
             }
             if head > self.cursor {
                 let oldest = head.saturating_sub(EVENT_RING_LEN as u64) + 1;
                 if self.cursor + 1 < oldest {
                     let missed = oldest - 1 - self.cursor;
                     self.cursor = oldest - 1;
+                    self.stuck = None;
                     return Ok(EventWait::Missed(missed));
                 }
                 let number = self.cursor + 1;
@@ -233,32 +307,100 @@ impl Clock {
                 match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot)) {
                     Some((_, _, Some(event))) => {
                         self.cursor = number;
+                        self.stuck = None;
                         return Ok(EventWait::Event(event));
                     }
                     Some((kind, urgency, None)) => {
                         self.cursor = number;
+                        self.stuck = None;
                         return Err(Error::Corrupt {
                             field: "event kind/urgency",
                             value: (kind as u64) << 16 | urgency as u64,
                         });
                     }
-                    // Overwritten while we looked: the next round counts it as missed.
-                    None => continue,
+                    None => {
+                        // Overwritten while we looked (the head has moved on: the next round
+                        // counts it as missed), or mid-write: wait for the writer, boundedly.
+                        let found = slot.seq.load(Acquire);
+                        match self.slot_stuck(number, head, found) {
+                            Ok(remaining) => slot_wait = Some(remaining),
+                            Err(skip) => return skip,
+                        }
+                    }
                 }
             }
-            let remaining = match deadline {
+            let now = Instant::now();
+            let mut sleep = match deadline {
                 None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(d) => match d.checked_duration_since(now) {
                     Some(r) if !r.is_zero() => Some(r),
                     _ => return Ok(EventWait::TimedOut),
                 },
             };
-            futex::wait(&ev.futex, word, remaining).map_err(|e| Error::Io {
+            if self.liveness_due.is_none_or(|due| now >= due) {
+                let recheck = self.liveness()?;
+                self.liveness_due = Some(now + recheck);
+            }
+            for bound in [slot_wait, self.liveness_due.map(|due| due.saturating_duration_since(now))] {
+                sleep = match (sleep, bound) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            futex::wait(&self.page.page().events.futex, word, sleep).map_err(|e| Error::Io {
                 action: "wait for events on",
                 path: self.page.path().into(),
                 err: e,
             })?;
         }
+    }
+
+    /// Bookkeeping for a slot that does not hold event `number`: `Ok(how much longer to wait)`, or
+    /// the verdict once it has stayed so for WRITER_STUCK_MS with the head unchanged.
+    fn slot_stuck(
+        &mut self,
+        number: u64,
+        head: u64,
+        found: u64,
+    ) -> Result<Duration, Result<EventWait, Error>> {
+        let since = match self.stuck {
+            Some((n, h, since)) if (n, h) == (number, head) => since,
+            _ => {
+                let now = Instant::now();
+                self.stuck = Some((number, head, now));
+                now
+            }
+        };
+        let waited = since.elapsed();
+        if waited < seqlock::WRITER_STUCK_AFTER {
+            return Ok(seqlock::WRITER_STUCK_AFTER - waited);
+        }
+        self.stuck = None;
+        self.cursor = number;
+        if found == 0 && number + EVENT_RING_LEN as u64 - 1 == head {
+            // The writer began overwriting the oldest slot with event head + 1 and never
+            // finished: that event is lost to the ring, exactly as an overflow loses it.
+            Err(Ok(EventWait::Missed(1)))
+        } else {
+            Err(Err(Error::EventSlotStuck { number, found }))
+        }
+    }
+
+    /// For a waiting reader: `Err(Stale)` (or another reason the page gives no time that will not
+    /// heal by itself), else how long until the page would go stale.
+    fn liveness(&self) -> Result<Duration, Error> {
+        match self.now() {
+            Ok(_) => {}
+            Err(Error::Unavailable(_) | Error::NoTimeYet | Error::CounterUnavailable(_)) => {
+                return Ok(IDLE_RECHECK)
+            }
+            Err(e) => return Err(e),
+        }
+        let snap = self.snapshot()?;
+        let age = self.age_ns(&snap).unwrap_or(0);
+        let left = self.max_age_ns(&snap).saturating_sub(age);
+        // A millisecond past the limit, so the check after the sleep finds the page stale.
+        Ok(Duration::from_nanos(left) + Duration::from_millis(1))
     }
 
     /// Makes the next [`Clock::wait_event`] calls replay the events still in the ring.
@@ -292,8 +434,40 @@ fn no_counter(kind: u32) -> Error {
 
 #[cold]
 #[inline(never)]
-fn stale(age_ns: u64, max_age_ns: u64) -> Error {
-    Error::Stale { age_ms: age_ns / 1_000_000, max_age_ms: max_age_ns / 1_000_000 }
+fn implausible_period(kind: u32, period: u64) -> Error {
+    match CounterKind::from_raw(kind) {
+        Some(kind) => check_period(kind, period).expect_err("called for an implausible period"),
+        None => no_counter(kind),
+    }
+}
+
+/// `Err(ImplausiblePeriod)` unless `period` lies in the kind's plausible range.
+fn check_period(kind: CounterKind, period: u64) -> Result<(), Error> {
+    let (min, max) = abi::period_range(kind);
+    if (min..=max).contains(&period) {
+        return Ok(());
+    }
+    let ns = crate::snapshot::period_to_ns_per_tick;
+    Err(Error::ImplausiblePeriod { kind, ns_per_tick: ns(period), min: ns(min), max: ns(max) })
+}
+
+/// The verdict on a reading whose age or distance from the anchor is out of range.
+#[cold]
+#[inline(never)]
+fn out_of_range(since: i64, age: i128, max_age_ns: u64) -> Error {
+    let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS as i128;
+    let ahead = (-(since as i128)).max(-age);
+    if ahead > tolerance {
+        Error::AheadOfCounter { ahead_ns: ahead.min(u64::MAX as i128) as u64 }
+    } else {
+        let age_ns = age.clamp(0, u64::MAX as i128) as u64;
+        Error::Stale { age_ms: age_ns / 1_000_000, max_age_ms: max_age_ns / 1_000_000 }
+    }
+}
+
+/// An instant no timeout reaches (`Instant + Duration` would overflow).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 86_400)
 }
 
 struct Reading {

@@ -26,7 +26,8 @@ const FAST_ATTEMPTS: u32 = 2;
 /// CPU for a scheduler slice or a few, i.e. milliseconds; only a writer that died or was stopped
 /// mid-update stays there for a second, and by then its page is stale anyway.
 #[cfg(not(loom))]
-pub const WRITER_STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+pub const WRITER_STUCK_AFTER: std::time::Duration =
+    std::time::Duration::from_millis(crate::abi::WRITER_STUCK_MS);
 
 /// Runs `update` as a write section guarded by `seq`. Only one writer may exist per `seq`.
 #[inline]
@@ -55,6 +56,12 @@ fn attempt<T>(seq: &AtomicU32, load: &mut impl FnMut() -> T) -> Result<T, bool> 
     } else {
         Err(false)
     }
+}
+
+/// One attempt, never waiting: `None` while the writer is mid-update.
+#[inline]
+pub fn try_read<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
+    attempt(seq, &mut load).ok()
 }
 
 /// Runs `load` until it observes a consistent copy; `None` if the writer stayed mid-update for

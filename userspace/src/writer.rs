@@ -15,6 +15,7 @@ use crate::abi::{
     self, EventKind, Page, Status, Urgency, ABI_MAJOR, ABI_MINOR, CLOCK_OFFSET, DEFAULT_DIR,
     EVENT_CONTROL_OFFSET, EVENT_RING_LEN, EVENT_RING_OFFSET, MAGIC, PAGE_SIZE,
 };
+use crate::boot;
 use crate::error::WriterError;
 use crate::identity::Identity;
 use crate::name::{page_path, validate_name};
@@ -62,19 +63,21 @@ impl Writer {
     pub fn create(opts: &PageOptions, identity: &Identity) -> Result<Self, WriterError> {
         validate_name(&opts.name)?;
         identity.check_lengths()?;
+        let boot_id =
+            boot::current().map_err(|e| WriterError::io("read the boot id from", boot::BOOT_ID_PATH, e))?;
         let path = opts.path();
         // A page that appears between our look and our link (another writer racing us) sends us
         // round once more, to the reuse path.
         for _ in 0..3 {
             let file = match open_existing(&path) {
                 Ok(Some(file)) => file,
-                Ok(None) => match create_new(opts, identity, &path)? {
+                Ok(None) => match create_new(opts, identity, &path, boot_id)? {
                     Some(writer) => return Ok(writer),
                     None => continue,
                 },
                 Err(e) => return Err(e),
             };
-            return Self::reuse(opts, identity, path, file);
+            return Self::reuse(opts, identity, path, file, boot_id);
         }
         Err(WriterError::io("create", &path, io::Error::other("the page kept appearing and vanishing")))
     }
@@ -84,6 +87,7 @@ impl Writer {
         identity: &Identity,
         path: PathBuf,
         file: File,
+        boot_id: [u8; 16],
     ) -> Result<Self, WriterError> {
         let meta = file.metadata().map_err(|e| WriterError::io("stat", &path, e))?;
         if !meta.is_file() {
@@ -116,11 +120,17 @@ impl Writer {
         let pid = h.writer_pid.load(Relaxed);
         let lock = lock(file, &path, pid)?;
         apply_permissions(&lock, opts, &path)?;
-        Ok(Self::start(page, lock, path))
+        Ok(Self::start(page, lock, path, boot_id))
     }
 
-    fn start(page: WritablePage, lock: Flock<File>, path: PathBuf) -> Self {
+    fn start(page: WritablePage, lock: Flock<File>, path: PathBuf, boot_id: [u8; 16]) -> Self {
         let p = page.page();
+        // The page is this boot's now (a page directory on disk may hold one from an earlier boot):
+        // the boot id first, then the minor that tells readers to check it.
+        for (byte, value) in p.header.boot_id.iter().zip(boot_id) {
+            byte.store(value, Relaxed);
+        }
+        p.header.abi_minor.store(ABI_MINOR, Release);
         let status = Status::from_raw(p.clock.status.load(Relaxed)).unwrap_or(Status::Unsynchronized);
         // No time until this writer's first update: a mapping left by a previous run is not ours.
         seqlock::write(&p.clock.seq, || {
@@ -253,16 +263,22 @@ fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
 
 /// Builds a complete page under a temporary name and links it into place, so no reader ever sees a
 /// half-initialised page. `Ok(None)`: somebody else's page appeared meanwhile.
-fn create_new(opts: &PageOptions, identity: &Identity, path: &Path) -> Result<Option<Writer>, WriterError> {
+fn create_new(
+    opts: &PageOptions,
+    identity: &Identity,
+    path: &Path,
+    boot_id: [u8; 16],
+) -> Result<Option<Writer>, WriterError> {
     let temp = opts.dir.join(format!(".{}{}.{}.tmp", abi::FILE_PREFIX, opts.name, std::process::id()));
     let _ = fs::remove_file(&temp); // our own leftover from a crash (same pid reused): harmless
-    let (file, page) = WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity))
-        .map_err(|e| WriterError::io("create", &temp, e))?;
+    let (file, page) =
+        WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity, boot_id))
+            .map_err(|e| WriterError::io("create", &temp, e))?;
     let result = (|| {
         apply_permissions(&file, opts, &temp)?;
         let lock = lock(file, &temp, 0)?;
         match fs::hard_link(&temp, path) {
-            Ok(()) => Ok(Some(Writer::start(page, lock, path.into()))),
+            Ok(()) => Ok(Some(Writer::start(page, lock, path.into(), boot_id))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(WriterError::io("link", path, e)),
         }
@@ -271,11 +287,11 @@ fn create_new(opts: &PageOptions, identity: &Identity, path: &Path) -> Result<Op
     result
 }
 
-fn init_page(p: &mut Page, name: &str, identity: &Identity) {
+fn init_page(p: &mut Page, name: &str, identity: &Identity, boot_id: [u8; 16]) {
     let h = &mut p.header;
     h.magic = MAGIC;
     h.abi_major = ABI_MAJOR;
-    h.abi_minor = ABI_MINOR;
+    *h.abi_minor.get_mut() = ABI_MINOR;
     h.page_size = PAGE_SIZE as u32;
     h.clock_offset = CLOCK_OFFSET as u32;
     h.event_control_offset = EVENT_CONTROL_OFFSET as u32;
@@ -285,6 +301,9 @@ fn init_page(p: &mut Page, name: &str, identity: &Identity) {
     abi::set_c_str(&mut h.model, &identity.model);
     abi::set_c_str(&mut h.pci_address, &identity.pci_address);
     abi::set_c_str(&mut h.name, name);
+    for (byte, value) in h.boot_id.iter_mut().zip(boot_id) {
+        *byte.get_mut() = value;
+    }
 }
 
 fn apply_permissions(file: &File, opts: &PageOptions, path: &Path) -> Result<(), WriterError> {

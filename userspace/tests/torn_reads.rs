@@ -8,28 +8,48 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{assert_child_ok, env_var, identity, spawn_child, PageDir};
-use nicclock::{Clock, CounterKind, Error, Leap, ServoFigures, Snapshot, Status, Writer};
+use nicclock::{
+    counter, period_from_ns_per_tick, Clock, CounterKind, Error, Leap, ServoFigures, Snapshot, Status, Writer,
+};
 
 const READERS: usize = 4;
 const RATE_HZ: u64 = 20_000;
-const TIME_STEP: u64 = 1_000_003;
+/// 1000 s of clock time per generation: `now()` (anchor + a few ms) names its generation.
+const TIME_STEP: u64 = 1_000_000_000_000;
 
-/// Every field is a different function of the generation `g`, so any mix of two updates shows.
-/// The period is 0, so `now()` returns exactly `anchor_tai_ns` and the anchor's error bound.
-fn expected(g: u64) -> Snapshot {
+fn kind(g: u64) -> CounterKind {
+    if g % 2 == 0 {
+        CounterKind::Tsc
+    } else {
+        CounterKind::MonotonicRaw
+    }
+}
+
+/// The counter value generation `g` is published with: the counter now (readers refuse a mapping
+/// ahead of their counter), 64 Ki–128 Ki ticks back, with g's low 16 bits as its own.
+fn counter_for(g: u64) -> u64 {
+    (counter::read(kind(g)).unwrap() - 0x20000) & !0xFFFF | (g & 0xFFFF)
+}
+
+/// Every field is a function of the generation `g` (the counter value's low 16 bits too), so any
+/// mix of two updates shows. The bound is g × 1000 + 13 ns, which growth over a few seconds
+/// raises by less than 1000: `now()`'s bound names its generation as well as its time does.
+fn expected(g: u64, counter_value: u64) -> Snapshot {
     Snapshot {
-        counter_kind: if g % 2 == 0 { CounterKind::Tsc } else { CounterKind::MonotonicRaw },
-        counter_value: g.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        counter_period: 0,
-        anchor_tai_ns: g * TIME_STEP,
-        error_bound_ns: g * 7 + 13,
+        counter_kind: kind(g),
+        counter_value,
+        // A plausible rate for each kind (its exact value does not matter here).
+        counter_period: period_from_ns_per_tick(if g % 2 == 0 { 0.4 } else { 1.0 }),
+        // Mid-step: a reading a little before the anchor (counter read before the page) is still g's.
+        anchor_tai_ns: g * TIME_STEP + TIME_STEP / 2,
+        error_bound_ns: g * 1000 + 13,
         error_growth_ppt: (g ^ 0x5555) as u32,
         status: [Status::Unsynchronized, Status::Locking, Status::Locked, Status::Holdover]
             [(g / 256 % 4) as usize],
         leap: [Leap::None, Leap::Insert, Leap::Delete][(g / 256 % 3) as usize],
         leap_tai_s: g * 3,
         tai_utc_offset_s: (g % 1000) as i32,
-        updated_tai_ns: g * TIME_STEP,
+        updated_tai_ns: g * TIME_STEP + TIME_STEP / 2,
         update_interval_ns: 1_000_000_000 + g,
         update_count: g,
         servo: ServoFigures {
@@ -53,7 +73,8 @@ fn child_entry() {
         for _ in 0..64 {
             match clock.snapshot() {
                 Ok(s) => {
-                    if s != expected(s.update_count) {
+                    let g = s.update_count;
+                    if s != expected(g, s.counter_value) || s.counter_value & 0xFFFF != g & 0xFFFF {
                         torn += 1;
                         eprintln!("torn snapshot: {s:?}");
                     }
@@ -72,7 +93,8 @@ fn child_entry() {
             match clock.now() {
                 Ok(now) => {
                     let g = now.time_ns / TIME_STEP;
-                    if now.time_ns % TIME_STEP != 0 || now.error_bound_ns != g * 7 + 13 {
+                    let bound_g = now.error_bound_ns / 1000;
+                    if bound_g != g || now.error_bound_ns % 1000 < 13 || now.status != expected(g, 0).status {
                         torn += 1;
                         eprintln!("torn now(): {now:?}");
                     }
@@ -91,7 +113,7 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
     let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(10.0, |s| s.parse().unwrap());
     let dir = PageDir::new("stress");
     let mut w = Writer::create(&dir.options("stress"), &identity()).unwrap();
-    w.publish(&expected(1));
+    w.publish(&expected(1, counter_for(1)));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = std::thread::spawn({
         let stop = stop.clone();
@@ -103,7 +125,7 @@ fn no_reader_process_ever_sees_a_torn_snapshot() {
                 let due = start.elapsed().as_nanos() as u64 * RATE_HZ / 1_000_000_000 + 1;
                 while g < due {
                     g += 1;
-                    w.publish(&expected(g));
+                    w.publish(&expected(g, counter_for(g)));
                 }
                 std::thread::yield_now();
             }

@@ -12,7 +12,13 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::abi::{Page, ABI_MAJOR, EVENT_RING_LEN, MAGIC, PAGE_SIZE};
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use crate::abi::{
+    Page, ABI_MAJOR, CLOCK_OFFSET, EVENT_CONTROL_OFFSET, EVENT_RING_LEN, EVENT_RING_OFFSET, MAGIC,
+    MAX_EVENT_HEAD, PAGE_SIZE,
+};
+use crate::boot;
 use crate::error::Error;
 
 /// Flags for every open of a page: never follow a symlink, never block on a FIFO, never leak the fd.
@@ -82,7 +88,42 @@ impl ReadOnlyPage {
                 h.page_size, h.event_ring_len
             )));
         }
+        let offsets = [h.clock_offset, h.event_control_offset, h.event_ring_offset].map(|o| o as usize);
+        if offsets != [CLOCK_OFFSET, EVENT_CONTROL_OFFSET, EVENT_RING_OFFSET] {
+            return Err(not_a_page(format!(
+                "its header puts the clock, event control and ring blocks at {offsets:?} (expected \
+                 [{CLOCK_OFFSET}, {EVENT_CONTROL_OFFSET}, {EVENT_RING_OFFSET}])"
+            )));
+        }
+        self.check_boot()?;
+        let head = self.page().events.head.load(Relaxed);
+        if head > MAX_EVENT_HEAD {
+            return Err(Error::Corrupt { field: "event ring head", value: head });
+        }
         Ok(())
+    }
+
+    /// A page of minor ≥ 1 must carry this boot's id; a minor-0 page (from a writer before boot
+    /// ids) has none and is accepted, its reads guarded by the counter-before-anchor check only.
+    /// A reader that cannot read its own boot id (no /proc) cannot compare and accepts the page.
+    fn check_boot(&self) -> Result<(), Error> {
+        let h = &self.page().header;
+        let minor = h.abi_minor.load(Acquire);
+        if minor == 0 {
+            return Ok(());
+        }
+        let page = h.boot_id.each_ref().map(|b| b.load(Relaxed));
+        if page == [0; 16] {
+            return Err(Error::NoBootId { path: self.path.clone(), minor });
+        }
+        match boot::current() {
+            Ok(ours) if ours != page => Err(Error::OtherBoot {
+                path: self.path.clone(),
+                page: boot::format(&page),
+                ours: boot::format(&ours),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn page(&self) -> &Page {
