@@ -78,12 +78,16 @@ pub fn read<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
 }
 
 /// The slow path: the writer is mid-update (perhaps preempted there). Spin a little longer, then
-/// give the CPU away so that a writer sharing it can finish, until the deadline.
+/// give the CPU away so that a writer sharing it can finish, then sleep in short naps (a writer
+/// off the CPU that long is descheduled or dead: spinning on would only burn a core), until the
+/// deadline.
 #[cfg(not(loom))]
 #[cold]
 #[inline(never)]
 fn read_contended<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
     const SPINS_BEFORE_YIELD: u32 = 1_000;
+    const YIELDS_BEFORE_NAPS: u32 = 100;
+    const NAP: std::time::Duration = std::time::Duration::from_micros(100);
     let start = std::time::Instant::now();
     let mut tries = 0u32;
     loop {
@@ -93,10 +97,12 @@ fn read_contended<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> 
         tries = tries.saturating_add(1);
         if tries < SPINS_BEFORE_YIELD {
             std::hint::spin_loop();
-        } else if start.elapsed() < WRITER_STUCK_AFTER {
+        } else if start.elapsed() >= WRITER_STUCK_AFTER {
+            return None;
+        } else if tries < SPINS_BEFORE_YIELD + YIELDS_BEFORE_NAPS {
             std::thread::yield_now();
         } else {
-            return None;
+            std::thread::sleep(NAP);
         }
     }
 }

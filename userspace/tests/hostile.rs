@@ -415,6 +415,11 @@ fn a_sequence_stuck_odd_is_a_stuck_writer() {
     let w = live(&dir, "eth0");
     w.page().clock.seq.fetch_or(1, Release);
     all_refuse(&dir.path, "eth0", EBUSY, &["mid-update"]);
+    // The reader waits the writer out for a second, napping rather than burning the CPU.
+    let f = run(&mut cli(&dir.path, &["now"]), "nicclock now");
+    assert_eq!(f.code, Some(1), "{}", f.both());
+    assert!(f.wall >= Duration::from_millis(900), "gave up on the writer after {:?}", f.wall);
+    assert!(f.cpu < f.wall / 4, "spun: {:?} of CPU in {:?}", f.cpu, f.wall);
 }
 
 #[test]
