@@ -65,6 +65,7 @@ pub struct Clock {
 }
 
 /// Staleness limit when the reader sets none: 3 update intervals, at least 1 s.
+#[inline]
 pub fn default_max_age_ns(update_interval_ns: u64) -> u64 {
     update_interval_ns.saturating_mul(STALE_INTERVALS).max(STALE_MIN_NS)
 }
@@ -207,7 +208,7 @@ impl Clock {
     #[inline(always)]
     fn read_block(&self, utc: bool) -> Result<Reading, Error> {
         let c = &self.page.page().clock;
-        seqlock::read(&c.seq, || Reading {
+        let read = seqlock::read(&c.seq, || Reading {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
             period: c.counter_period.load(Relaxed),
@@ -220,8 +221,12 @@ impl Clock {
             utc: utc.then(|| {
                 (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))
             }),
-        })
-        .ok_or(Error::WriterStuck)
+        });
+        // Not `ok_or(Error::WriterStuck)`: that builds and drops an Error on every reading.
+        match read {
+            Some(r) => Ok(r),
+            None => Err(writer_stuck()),
+        }
     }
 
     /// The time by mapping `r` at the counter, with every validity check: a usable status and a
@@ -234,8 +239,10 @@ impl Clock {
             2 => (Some(counter::monotonic_raw_ns()), MONOTONIC_RAW_PERIOD_MIN, MONOTONIC_RAW_PERIOD_MAX),
             _ => (None, 0, 0),
         };
+        // `updated` in [1, 2^63): 0 is "no time yet", and 2^63 ns (year 2262) or more is no real
+        // time (the range also keeps the wrapping age arithmetic below exact).
         let status = match Status::from_raw(r.status) {
-            Some(status) if status.is_usable() && r.updated != 0 => status,
+            Some(status) if status.is_usable() && r.updated.wrapping_sub(1) < (1 << 63) - 1 => status,
             _ => return Err(unusable(r.status, r.updated)),
         };
         let Some(counter_now) = counter_now else {
@@ -247,13 +254,15 @@ impl Clock {
         let since = ticks_to_ns(counter_now.wrapping_sub(r.counter_value) as i64, r.period);
         let tai = r.anchor.saturating_add_signed(since);
         let max_age = self.max_age_ns.unwrap_or_else(|| default_max_age_ns(r.interval));
-        let age = tai as i128 - r.updated as i128;
-        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS as i64;
-        if age > max_age as i128 || age < -(tolerance as i128) || since < -tolerance {
+        // The age must lie in [−tolerance, max_age]: one wrapping subtraction and one comparison
+        // (a negative age wraps to a huge one), exact because `updated` < 2^63.
+        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS;
+        let age = tai.wrapping_sub(r.updated);
+        if age.wrapping_add(tolerance) > max_age.saturating_add(tolerance) || since < -(tolerance as i64) {
             return if may_retry {
                 self.read_time_again(r.utc.is_some())
             } else {
-                Err(out_of_range(since, age, max_age))
+                Err(out_of_range(since, tai as i128 - r.updated as i128, max_age))
             };
         }
         let error_bound_ns = error_at(r.bound, r.growth, since.unsigned_abs());
@@ -416,10 +425,8 @@ fn unusable(status: u32, updated: u64) -> Error {
     match Status::from_raw(status) {
         None => Error::Corrupt { field: "status", value: status.into() },
         Some(status) if !status.is_usable() => Error::Unavailable(status),
-        Some(_) => {
-            debug_assert_eq!(updated, 0);
-            Error::NoTimeYet
-        }
+        Some(_) if updated == 0 => Error::NoTimeYet,
+        Some(_) => Error::Corrupt { field: "update time", value: updated },
     }
 }
 
@@ -430,6 +437,12 @@ fn no_counter(kind: u32) -> Error {
         Some(kind) => Error::CounterUnavailable(kind),
         None => Error::Corrupt { field: "counter kind", value: kind.into() },
     }
+}
+
+#[cold]
+#[inline(never)]
+fn writer_stuck() -> Error {
+    Error::WriterStuck
 }
 
 #[cold]

@@ -7,6 +7,7 @@ mod common;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use common::{identity, system_snapshot, PageDir};
 use nicclock::{period_from_ns_per_tick, Clock, Snapshot, Status, Writer};
@@ -15,8 +16,14 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the direct reader; `split` forces the header's 64-bit-only arithmetic.
+/// The direct reader, built once per test process (tests run in parallel: two builds into one path
+/// would race); `split` forces the header's 64-bit-only arithmetic.
 fn build(split: bool) -> PathBuf {
+    static BUILT: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    BUILT[split as usize].get_or_init(|| compile(split)).clone()
+}
+
+fn compile(split: bool) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nicclock-direct-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let exe = dir.join(if split { "direct_reader_split" } else { "direct_reader" });
