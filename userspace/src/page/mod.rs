@@ -119,8 +119,8 @@ impl ReadOnlyPage {
         match boot::current() {
             Ok(ours) if ours != page => Err(Error::OtherBoot {
                 path: self.path.clone(),
-                page: boot::format(&page),
-                ours: boot::format(&ours),
+                page: boot::format(&page).into(),
+                ours: boot::format(&ours).into(),
             }),
             _ => Ok(()),
         }
