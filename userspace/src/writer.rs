@@ -63,21 +63,21 @@ impl Writer {
     pub fn create(opts: &PageOptions, identity: &Identity) -> Result<Self, WriterError> {
         validate_name(&opts.name)?;
         identity.check_lengths()?;
-        let boot_id =
-            boot::current().map_err(|e| WriterError::io("read the boot id from", boot::BOOT_ID_PATH, e))?;
+        // Read (and cached) now, so that stamping the page with it below cannot fail.
+        boot::current().map_err(|e| WriterError::io("read the boot id from", boot::BOOT_ID_PATH, e))?;
         let path = opts.path();
         // A page that appears between our look and our link (another writer racing us) sends us
         // round once more, to the reuse path.
         for _ in 0..3 {
             let file = match open_existing(&path) {
                 Ok(Some(file)) => file,
-                Ok(None) => match create_new(opts, identity, &path, boot_id)? {
+                Ok(None) => match create_new(opts, identity, &path)? {
                     Some(writer) => return Ok(writer),
                     None => continue,
                 },
                 Err(e) => return Err(e),
             };
-            return Self::reuse(opts, identity, path, file, boot_id);
+            return Self::reuse(opts, identity, path, file);
         }
         Err(WriterError::io("create", &path, io::Error::other("the page kept appearing and vanishing")))
     }
@@ -87,7 +87,6 @@ impl Writer {
         identity: &Identity,
         path: PathBuf,
         file: File,
-        boot_id: [u8; 16],
     ) -> Result<Self, WriterError> {
         let meta = file.metadata().map_err(|e| WriterError::io("stat", &path, e))?;
         if !meta.is_file() {
@@ -120,13 +119,14 @@ impl Writer {
         let pid = h.writer_pid.load(Relaxed);
         let lock = lock(file, &path, pid)?;
         apply_permissions(&lock, opts, &path)?;
-        Ok(Self::start(page, lock, path, boot_id))
+        Ok(Self::start(page, lock, path))
     }
 
-    fn start(page: WritablePage, lock: Flock<File>, path: PathBuf, boot_id: [u8; 16]) -> Self {
+    fn start(page: WritablePage, lock: Flock<File>, path: PathBuf) -> Self {
         let p = page.page();
-        // The page is this boot's now (a page directory on disk may hold one from an earlier boot):
-        // the boot id first, then the minor that tells readers to check it.
+        let boot_id = boot::current().unwrap_or_default(); // read by create()
+                                                           // The page is this boot's now (a page directory on disk may hold one from an earlier boot):
+                                                           // the boot id first, then the minor that tells readers to check it.
         for (byte, value) in p.header.boot_id.iter().zip(boot_id) {
             byte.store(value, Relaxed);
         }
@@ -263,22 +263,16 @@ fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
 
 /// Builds a complete page under a temporary name and links it into place, so no reader ever sees a
 /// half-initialised page. `Ok(None)`: somebody else's page appeared meanwhile.
-fn create_new(
-    opts: &PageOptions,
-    identity: &Identity,
-    path: &Path,
-    boot_id: [u8; 16],
-) -> Result<Option<Writer>, WriterError> {
+fn create_new(opts: &PageOptions, identity: &Identity, path: &Path) -> Result<Option<Writer>, WriterError> {
     let temp = opts.dir.join(format!(".{}{}.{}.tmp", abi::FILE_PREFIX, opts.name, std::process::id()));
     let _ = fs::remove_file(&temp); // our own leftover from a crash (same pid reused): harmless
-    let (file, page) =
-        WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity, boot_id))
-            .map_err(|e| WriterError::io("create", &temp, e))?;
+    let (file, page) = WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity))
+        .map_err(|e| WriterError::io("create", &temp, e))?;
     let result = (|| {
         apply_permissions(&file, opts, &temp)?;
         let lock = lock(file, &temp, 0)?;
         match fs::hard_link(&temp, path) {
-            Ok(()) => Ok(Some(Writer::start(page, lock, path.into(), boot_id))),
+            Ok(()) => Ok(Some(Writer::start(page, lock, path.into()))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(WriterError::io("link", path, e)),
         }
@@ -287,7 +281,7 @@ fn create_new(
     result
 }
 
-fn init_page(p: &mut Page, name: &str, identity: &Identity, boot_id: [u8; 16]) {
+fn init_page(p: &mut Page, name: &str, identity: &Identity) {
     let h = &mut p.header;
     h.magic = MAGIC;
     h.abi_major = ABI_MAJOR;
@@ -301,7 +295,7 @@ fn init_page(p: &mut Page, name: &str, identity: &Identity, boot_id: [u8; 16]) {
     abi::set_c_str(&mut h.model, &identity.model);
     abi::set_c_str(&mut h.pci_address, &identity.pci_address);
     abi::set_c_str(&mut h.name, name);
-    for (byte, value) in h.boot_id.iter_mut().zip(boot_id) {
+    for (byte, value) in h.boot_id.iter_mut().zip(boot::current().unwrap_or_default()) {
         *byte.get_mut() = value;
     }
 }

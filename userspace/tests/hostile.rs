@@ -369,9 +369,16 @@ fn another_boots_page_is_refused_and_a_minor_0_page_is_judged_by_its_mapping() {
     w.page().header.abi_minor.store(0, Release); // publish() leaves the header alone; keep it 0
     all_refuse(&dir.path, "eth0", EBADPAGE, &["ahead of this machine's counter"]);
 
-    // A writer taking the page over stamps this boot again.
+    // A writer taking over another boot's page (a page directory on disk) stamps this boot.
+    for (i, b) in w.page().header.boot_id.iter().enumerate() {
+        b.store(ours[i] ^ 0xa5, Relaxed);
+    }
+    w.page().header.abi_minor.store(nicclock::abi::ABI_MINOR, Release);
     drop(w);
-    let _w = live(&dir, "eth0");
+    let w = live(&dir, "eth0");
+    let h = &w.page().header;
+    assert_eq!(h.boot_id.each_ref().map(|b| b.load(Relaxed)), ours, "the new writer stamps this boot");
+    assert_eq!(h.abi_minor.load(Relaxed), nicclock::abi::ABI_MINOR);
     assert!(Clock::open_in(&dir.path, "eth0").unwrap().now().is_ok());
 }
 
