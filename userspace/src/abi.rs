@@ -5,7 +5,7 @@
 //!
 //! | offset | size | block | written |
 //! |---|---|---|---|
-//! | 0 | 256 | [`Header`]: magic, ABI version, clock identity | once, before the page appears |
+//! | 0 | 256 | [`Header`]: magic, ABI version, clock identity, boot id | before the page appears (boot id, minor and writer pid also when a writer takes over) |
 //! | 256 | 256 | [`ClockData`]: seqlock-protected counter→time mapping and status | every update |
 //! | 512 | 64 | [`EventControl`]: futex word and event count | every event |
 //! | 1024 | 2048 | [`EventSlot`] × [`EVENT_RING_LEN`] | every event |
@@ -268,7 +268,8 @@ pub struct Header {
     pub event_ring_offset: u32,
     /// [`EVENT_RING_LEN`].
     pub event_ring_len: u32,
-    /// Pid of the process currently publishing (0 when none).
+    /// Pid of the process currently publishing (0 when none). Informational: readers judge a
+    /// writer's liveness by the page's age, never by this pid (reused, namespaced).
     pub writer_pid: AtomicU32,
     pub _reserved0: u32,
     /// IEEE EUI-64 of the clock, derived from the NIC's MAC (FF:FE inserted), big-endian byte order.

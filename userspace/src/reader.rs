@@ -133,7 +133,9 @@ impl Clock {
     }
 
     /// TAI now, with error bound and status. No syscall with a TSC page. Errors: the page is stale,
-    /// the device is lost or the daemon stopped, or no time was published yet.
+    /// the device is lost or the daemon stopped, no time was published yet, the writer is stuck
+    /// mid-update, or the mapping is invalid (a period no counter has, a time ahead of the counter
+    /// by more than [`abi::MAX_COUNTER_BEFORE_ANCHOR_NS`]).
     #[inline(always)]
     pub fn now(&self) -> Result<Now, Error> {
         self.read_time(false)
