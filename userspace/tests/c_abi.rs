@@ -189,6 +189,8 @@ fn build_camera(dir: &Path, static_link: bool) -> PathBuf {
     exe
 }
 
+// The camera runs with LD_LIBRARY_PATH naming this build's library: cargo's own LD_LIBRARY_PATH
+// (searched before the RUNPATH) lists target/debug too, where `cargo build` may have left an older one.
 #[test]
 fn the_camera_example_stamps_frames_from_a_published_page() {
     let dir = PageDir::new("camera");
@@ -215,6 +217,7 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
         let exe = build_camera(&build, static_link);
         let before = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
         let out = Command::new(&exe)
+            .env("LD_LIBRARY_PATH", lib_dir())
             .args(["--dir", dir.path.to_str().unwrap(), "--page", "cam", "--frames", "30", "--fps", "60"])
             .output()
             .unwrap();
@@ -252,6 +255,7 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
 
     let exe = build_camera(&build, false);
     let out = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
         .args(["--dir", dir.path.to_str().unwrap(), "--page", "cam", "--frames", "2"])
         .output()
         .unwrap();
@@ -259,10 +263,14 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("unstamped: clock unavailable: the page says STOPPED"), "{stdout}");
 
-    let out =
-        Command::new(&exe).args(["--dir", dir.path.to_str().unwrap(), "--page", "missing"]).output().unwrap();
+    let out = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .args(["--dir", dir.path.to_str().unwrap(), "--page", "missing"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nicclockd is probably not running"));
-    let out = Command::new(&exe).args(["--frames", "zero"]).output().unwrap();
+    let out =
+        Command::new(&exe).env("LD_LIBRARY_PATH", lib_dir()).args(["--frames", "zero"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
 }

@@ -164,11 +164,16 @@ fn cli(dir: &Path, args: &[&str]) -> Command {
 // ------------------------------------------------------------------------------------------
 // The C reader (tests/c/hostile_reader.c) over the shared library
 
+/// Where cargo put this build's libnicclock.so (next to the test binary).
+fn lib_dir() -> PathBuf {
+    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+}
+
 fn c_reader() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
         let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let lib = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+        let lib = lib_dir();
         assert!(lib.join("libnicclock.so").exists(), "libnicclock.so not built next to {}", lib.display());
         let dir = std::env::temp_dir().join(format!("nicclock-hostile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -192,7 +197,9 @@ fn c_reader() -> &'static Path {
 
 fn c(dir: &Path, name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(c_reader());
-    cmd.arg(dir).arg(name).args(args);
+    // cargo's LD_LIBRARY_PATH (searched before the binary's RUNPATH) also lists target/debug, where
+    // an older `cargo build` may have left an older libnicclock.so: name this build's.
+    cmd.arg(dir).arg(name).args(args).env("LD_LIBRARY_PATH", lib_dir());
     cmd
 }
 
@@ -414,6 +421,44 @@ fn an_absurd_counter_period_is_refused_at_open_and_at_every_read() {
         assert!(matches!(err, Error::ImplausiblePeriod { .. }), "period {period}: {err:?}");
         all_refuse(&dir.path, "eth0", EBADPAGE, &["a rate no real counter has"]);
     }
+    // The range depends on the counter: 0.5 ns per tick is a TSC's, never CLOCK_MONOTONIC_RAW's.
+    let raw = |ns_per_tick: f64| {
+        let s = counter::sample_clock(nicclock::CounterKind::MonotonicRaw, libc::CLOCK_REALTIME, 3);
+        let tai = s.clock_ns + common::TAI_UTC as u64 * 1_000_000_000;
+        Snapshot {
+            counter_kind: nicclock::CounterKind::MonotonicRaw,
+            counter_value: s.counter,
+            counter_period: nicclock::period_from_ns_per_tick(ns_per_tick),
+            anchor_tai_ns: tai,
+            updated_tai_ns: tai,
+            ..fresh()
+        }
+    };
+    w.publish(&raw(1.0));
+    assert!(clock.now().is_ok(), "{:?}", clock.now());
+    w.publish(&raw(0.5));
+    assert!(matches!(clock.now(), Err(Error::ImplausiblePeriod { .. })), "{:?}", clock.now());
+}
+
+#[test]
+fn an_update_time_beyond_2262_is_corrupt() {
+    let dir = PageDir::new("hostile-updated");
+    let mut w = live(&dir, "eth0");
+    w.publish(&Snapshot { updated_tai_ns: u64::MAX - 3, ..fresh() });
+    all_refuse(&dir.path, "eth0", EBADPAGE, &["invalid update time"]);
+}
+
+#[test]
+fn header_offsets_other_than_the_abis_are_refused() {
+    let dir = PageDir::new("hostile-offsets");
+    let _w = live(&dir, "eth0");
+    poke(&dir.page("eth0"), 16, &300u32.to_le_bytes()); // clock_offset
+    all_refuse(
+        &dir.path,
+        "eth0",
+        EBADPAGE,
+        &["puts the clock, event control and ring blocks at [300, 512, 1024]"],
+    );
 }
 
 #[test]

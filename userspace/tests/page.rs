@@ -301,3 +301,26 @@ fn a_name_that_could_leave_the_page_directory_is_an_invalid_name() {
         }
     }
 }
+
+#[test]
+fn a_counter_a_hair_before_the_anchor_is_believed_and_far_before_it_refused() {
+    let dir = PageDir::new("before");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let ticks_per_us = 1_000.0 / common::ns_per_tick(counter::best_available());
+    // 50 µs ahead of the counter: inside the tolerance (another CPU's counter, a reading racing an
+    // update), read as a time up to 50 µs before the anchor.
+    let mut snap = system_snapshot(Status::Locked, 100);
+    snap.counter_value += (50.0 * ticks_per_us) as u64;
+    w.publish(&snap);
+    let now = clock.now().expect("within the tolerance");
+    assert!(now.time_ns <= snap.anchor_tai_ns + 1_000_000, "{now:?}");
+    // A second ahead: a mapping from another boot or a broken writer.
+    snap.counter_value += (1e6 * ticks_per_us) as u64;
+    w.publish(&snap);
+    match clock.now() {
+        Err(Error::AheadOfCounter { ahead_ns }) => assert!((900_000_000..1_100_000_000).contains(&ahead_ns)),
+        other => panic!("expected AheadOfCounter, got {other:?}"),
+    }
+    assert_eq!(nicclock::abi::MAX_COUNTER_BEFORE_ANCHOR_NS, 100_000, "the documented tolerance");
+}
