@@ -195,7 +195,8 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * copy when the result is out of range, which saves it a wait on the page's cache line).
  *
  * Each reading, in this order: status is known and neither DEVICE_LOST nor STOPPED (else that is
- * the answer); updated_tai_ns != 0 (else no time yet); counter_period lies in the kind's
+ * the answer); updated_tai_ns != 0 (else no time yet) and below 2^63 (else corrupt: no time so
+ * far from 1970 is real); counter_period lies in the kind's
  * NICCLOCK_*_PERIOD_MIN..MAX (else corrupt); tai = nicclock_tai_at(..., &since); age = tai -
  * updated_tai_ns, signed. Stale when age > max_age, max_age = max(NICCLOCK_STALE_INTERVALS *
  * update_interval_ns, NICCLOCK_STALE_MIN_NS) unless the application sets its own: the writer is

@@ -289,7 +289,8 @@ impl Clock {
     /// event (the writer is mid-post) is waited for as long as a writer mid-update
     /// ([`abi::WRITER_STUCK_MS`]); then the oldest slot left at 0 (a writer that died while
     /// overwriting it) counts as one missed event, and any other mismatch is
-    /// `Err(EventSlotStuck)`. A ring head beyond [`abi::MAX_EVENT_HEAD`] is `Err(Corrupt)`.
+    /// `Err(EventSlotStuck)` (either way the slot is passed over: the next call goes on with the
+    /// next event). A ring head beyond [`abi::MAX_EVENT_HEAD`] is `Err(Corrupt)`.
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<EventWait, Error> {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
