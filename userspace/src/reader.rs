@@ -62,6 +62,8 @@ pub struct Clock {
     stuck: Option<(u64, u64, Instant)>,
     /// When a waiting reader next checks that the page is still being updated.
     liveness_due: Option<Instant>,
+    /// Since when a waiting reader has found the writer mid-update at every check.
+    mid_update_since: Option<Instant>,
 }
 
 /// Staleness limit when the reader sets none: 3 update intervals, at least 1 s.
@@ -92,7 +94,8 @@ impl Clock {
     pub fn open_path(path: &Path) -> Result<Self, Error> {
         let page = ReadOnlyPage::open(path)?;
         let cursor = page.page().events.head.load(Acquire);
-        let clock = Self { page, max_age_ns: None, cursor, stuck: None, liveness_due: None };
+        let clock =
+            Self { page, max_age_ns: None, cursor, stuck: None, liveness_due: None, mid_update_since: None };
         clock.check_published_mapping()?;
         Ok(clock)
     }
@@ -399,8 +402,20 @@ impl Clock {
     }
 
     /// For a waiting reader: `Err(Stale)` (or another reason the page gives no time that will not
-    /// heal by itself), else how long until the page would go stale.
-    fn liveness(&self) -> Result<Duration, Error> {
+    /// heal by itself), else how long until the page would go stale. Never blocks (a wait's timeout
+    /// holds): a writer found mid-update is looked at again in 10 ms, and reported stuck when it
+    /// has stayed so for WRITER_STUCK_MS.
+    fn liveness(&mut self) -> Result<Duration, Error> {
+        let c = &self.page.page().clock;
+        if seqlock::try_read(&c.seq, || ()).is_none() {
+            let since = *self.mid_update_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= seqlock::WRITER_STUCK_AFTER {
+                self.mid_update_since = None;
+                return Err(Error::WriterStuck);
+            }
+            return Ok(Duration::from_millis(10));
+        }
+        self.mid_update_since = None;
         match self.now() {
             Ok(_) => {}
             Err(Error::Unavailable(_) | Error::NoTimeYet | Error::CounterUnavailable(_)) => {

@@ -472,6 +472,11 @@ fn a_sequence_stuck_odd_is_a_stuck_writer() {
     assert_eq!(f.code, Some(1), "{}", f.both());
     assert!(f.wall >= Duration::from_millis(900), "gave up on the writer after {:?}", f.wall);
     assert!(f.cpu < f.wall / 4, "spun: {:?} of CPU in {:?}", f.cpu, f.wall);
+    // Waiting for events, a timeout shorter than that wait still holds.
+    let f = run(&mut cli(&dir.path, &["events", "--timeout", "0.3"]), "nicclock events");
+    assert_eq!(f.code, Some(1), "{}", f.both());
+    assert!(f.stderr.contains("no event within 0.3 s"), "{}", f.stderr);
+    assert!(f.wall < Duration::from_millis(900), "took {:?} for a 0.3 s timeout", f.wall);
 }
 
 #[test]
