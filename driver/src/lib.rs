@@ -12,5 +12,6 @@ pub mod ntpshm;
 pub mod phc;
 pub mod regs;
 pub mod scenario;
+pub mod schedule;
 pub mod servo;
 pub mod sim;

@@ -120,6 +120,10 @@ pub struct SimConfig {
     /// Frequency steps: at true time (ns), the oscillator error becomes (ppm).
     pub freq_steps: Vec<(u64, f64)>,
     pub seed: u64,
+    /// Surprise removal at this true time, ns (see [`SimNic::remove`]).
+    pub remove_at_ns: Option<u64>,
+    /// Memory decoding turned off at this true time, ns (see [`SimNic::disable_decoding`]).
+    pub decoding_off_at_ns: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -133,6 +137,8 @@ impl Default for SimConfig {
             qemu: false,
             freq_steps: vec![],
             seed: 1,
+            remove_at_ns: None,
+            decoding_off_at_ns: None,
         }
     }
 }
@@ -259,7 +265,12 @@ impl SimNic {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Faults scheduled in the configuration happen on the first access at or after their time.
+        let due = |at: Option<u64>| at.is_some_and(|at| self.time.now_ns() >= at);
+        s.removed |= due(self.config.remove_at_ns);
+        s.decoding_off |= due(self.config.decoding_off_at_ns);
+        s
     }
 
     /// Integrates the oscillator up to true time `t` (real-silicon mode) and the wander/steps.

@@ -22,6 +22,8 @@ mod error;
 #[cfg(not(loom))]
 pub mod ffi;
 #[cfg(not(loom))]
+pub mod lockfile;
+#[cfg(not(loom))]
 pub mod page;
 #[cfg(not(loom))]
 mod reader;
@@ -37,5 +39,5 @@ pub use crate::{
     page::counter,
     reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
     snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, ServoFigures, Snapshot},
-    writer::{page_path, validate_name, Identity, PageOptions, Writer},
+    writer::{check_mode, page_path, validate_name, Identity, PageOptions, Writer},
 };
