@@ -70,6 +70,12 @@ impl Update {
     }
 }
 
+/// A servo figure in the page's unit, ppt (linuxptp's sign: the clock's estimated frequency
+/// error, positive when the NIC runs fast; the correction applied to it is the negation).
+fn ppt(ppb: f64) -> i64 {
+    (ppb * 1000.0).round() as i64
+}
+
 /// Least-squares rate of the reference against the counter over the last updates, with its
 /// standard error (so the page's error bound can cover a poorly known rate).
 #[derive(Debug, Default)]
@@ -275,8 +281,11 @@ impl<R: RegisterAccess> Discipline<R> {
             ServoState::Unlocked => {}
         }
         if let Some(d) = discontinuity {
-            // Reported; the next measurement shows the offset and the servo takes it from there.
-            events.push((EventKind::FrequencyJump, d.jump_ns));
+            // The rate write moved the clock: readers learn of both (ABI units: the frequency
+            // change in ppt, as `servo_freq_ppt` moved; the jump as a step in ns). The next
+            // measurement shows the offset and the servo takes it from there.
+            events.push((EventKind::FrequencyJump, ppt(ppb) - ppt(self.last_ppb)));
+            events.push((EventKind::Step, d.jump_ns));
         }
         self.status = self.next_status(state, residual);
         let freq_change = (ppb - self.last_ppb).abs();
@@ -321,7 +330,7 @@ impl<R: RegisterAccess> Discipline<R> {
             update_count: self.update_count,
             servo: ServoFigures {
                 offset_ns: m.offset_ns,
-                freq_ppt: (ppb * 1000.0) as i64,
+                freq_ppt: ppt(ppb),
                 delay_ns: m.delay_ns,
                 state: state as u32,
             },

@@ -10,6 +10,7 @@ pub mod measure;
 pub mod model;
 pub mod ntpshm;
 pub mod phc;
+pub mod publish;
 pub mod regs;
 pub mod scenario;
 pub mod schedule;

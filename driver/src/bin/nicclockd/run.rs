@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use log::{error, info, warn};
 use nicclock::lockfile::{LockDir, LockFile};
-use nicclock::{EventKind, Identity, PageOptions, Status, Urgency, Writer, WriterError};
+use nicclock::{Identity, PageOptions, Status, Writer, WriterError};
 use nicclock_driver::device::{self, DeviceArg};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update, REJECT_LIMIT};
 use nicclock_driver::measure::Host;
@@ -37,14 +37,6 @@ fn group_id(group: &str) -> Result<u32> {
             "--page-group {group:?}: no such group (give a group name or a numeric gid)"
         ))
         .into()),
-    }
-}
-
-fn urgency(kind: EventKind) -> Urgency {
-    match kind {
-        EventKind::Step | EventKind::FrequencyJump => Urgency::Notice,
-        EventKind::DeviceLost => Urgency::Urgent,
-        _ => Urgency::Info,
     }
 }
 
@@ -281,10 +273,7 @@ struct Loop<'a> {
 
 impl Loop<'_> {
     fn publish(&mut self, update: &Update, start: Instant) {
-        self.writer.publish(&update.snapshot);
-        for &(kind, magnitude) in &update.events {
-            self.writer.post(kind, urgency(kind), magnitude, 0, update.snapshot.anchor_tai_ns);
-        }
+        nicclock_driver::publish::publish(self.writer, update);
         if let Some(m) = update.step_mismatch {
             warn!(
                 "a TIMADJ step of {} ns moved the NIC by {} ns: its TIMADJ encoding is not the model table's; steps now go to the timecounter",
