@@ -9,7 +9,8 @@ use nicclock_uio::{DeviceSpec, RegisterAccess, Sysfs};
 
 use crate::model::{self, Model, Quirks};
 use crate::regs::{self, MIN_BAR_LEN};
-use crate::sim::{RealTime, SimConfig, SimModel, SimNic};
+use crate::sim::{SimConfig, SimModel, SimNic};
+use crate::timesource::RealTime;
 
 /// A device as named on the command line.
 #[derive(Debug, Clone)]
@@ -119,6 +120,9 @@ fn positive(v: f64) -> Result<f64, String> {
     }
 }
 
+/// The subsystem ids the simulator shows when it imitates real silicon (an Intel-made board).
+const SIM_BOARD_SUBSYSTEM: (u16, u16) = (model::INTEL, 0xA01F);
+
 /// An opened clock device.
 pub struct OpenedClock {
     pub regs: Arc<dyn RegisterAccess + Send + Sync>,
@@ -175,13 +179,10 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
             let device = config.model.device_id();
             let model = model::model(model::INTEL, device).expect("simulated models are in the table");
             let (subsys, subdev) = if config.qemu {
-                if device == 0x10C9 {
-                    (0x1AF4, 0x1100)
-                } else {
-                    (0x8086, 0)
-                }
+                model::qemu_subsystem(device)
+                    .expect("the quirk table has QEMU's ids for each simulated model")
             } else {
-                (0x8086, 0xA01F)
+                SIM_BOARD_SUBSYSTEM
             };
             let (quirks, quirk_source) = model::quirks(device, subsys, subdev, config.qemu);
             Ok(OpenedClock {

@@ -5,7 +5,6 @@
 //! seed; runs on virtual time (tests) or real time (the daemon); tests can ask it for the truth.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nicclock_uio::access::{check_offset, RegisterAccess};
@@ -14,60 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::regs::{self, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
-
-/// Where the simulation's true time (ns) comes from.
-pub trait TimeSource: Send + Sync {
-    /// True time now, ns since the simulation started.
-    fn now_ns(&self) -> u64;
-    /// Lets true time reach `t` (virtual: jumps there; real: waits for it).
-    fn wait_until(&self, t: u64);
-}
-
-/// Time that moves only when told to: minutes of clock in milliseconds of test.
-#[derive(Debug, Default)]
-pub struct VirtualTime(AtomicU64);
-
-impl VirtualTime {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self(AtomicU64::new(0)))
-    }
-
-    pub fn advance(&self, ns: u64) {
-        self.0.fetch_add(ns, Ordering::SeqCst);
-    }
-}
-
-impl TimeSource for VirtualTime {
-    fn now_ns(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-    fn wait_until(&self, t: u64) {
-        self.0.fetch_max(t, Ordering::SeqCst);
-    }
-}
-
-/// Real time: CLOCK_MONOTONIC_RAW since creation.
-#[derive(Debug)]
-pub struct RealTime {
-    start: u64,
-}
-
-impl RealTime {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self { start: nicclock::counter::monotonic_raw_ns() })
-    }
-}
-
-impl TimeSource for RealTime {
-    fn now_ns(&self) -> u64 {
-        nicclock::counter::monotonic_raw_ns() - self.start
-    }
-    fn wait_until(&self, t: u64) {
-        while self.now_ns() < t {
-            std::hint::spin_loop();
-        }
-    }
-}
+use crate::timesource::TimeSource;
 
 /// Which silicon the simulator imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +371,7 @@ impl RegisterAccess for SimNic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timesource::VirtualTime;
 
     fn sim(config: SimConfig) -> (Arc<VirtualTime>, SimNic) {
         let time = VirtualTime::new();

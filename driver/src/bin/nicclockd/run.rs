@@ -18,7 +18,7 @@ use nicclock_driver::ntpshm::{self, NtpShm};
 use nicclock_driver::phc::Phc;
 use nicclock_driver::schedule::Schedule;
 use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
-use nicclock_driver::sim::RealTime;
+use nicclock_driver::timesource::RealTime;
 use nicclock_uio::Sysfs;
 
 use crate::args::{RunArgs, UsageError};
