@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::PageDir;
 use nicclock::{Clock, Status};
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use support::{daemon, sigterm, stderr, wait_exit, wait_for_status, FakeSys, BIN, IGB_QEMU};
 
@@ -32,6 +31,16 @@ fn wait_for_writer(dir: &PageDir, name: &str, pid: u32) -> Clock {
     }
 }
 
+/// A child leading its own process group, killed with the group (and reaped) when dropped.
+struct KillGroup(std::process::Child);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_readers_shared_flock_on_the_page_does_not_stop_nicclockd() {
     let dir = PageDir::new("hostile-flock");
@@ -39,10 +48,31 @@ fn a_readers_shared_flock_on_the_page_does_not_stop_nicclockd() {
     wait_for_writer(&dir, "f", first.id());
     sigterm(&first);
     assert_eq!(wait_exit(first, LIMIT).status.code(), Some(0));
-    // What `flock -s PAGE -c 'sleep 1000'` by any reader does: it used to make nicclockd exit 1
-    // with "another writer (pid 0)".
-    let page = std::fs::File::open(dir.page("f")).unwrap();
-    let _shared = Flock::lock(page, FlockArg::LockSharedNonblock).map_err(|(_, e)| e).unwrap();
+    // The reproduction, as nobody: `flock -s PAGE -c 'sleep 1000'` made nicclockd exit 1
+    // with "another writer (pid 0)". The reader says when it holds the lock.
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let flock = ["/usr/bin/flock", "/bin/flock"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("flock (util-linux) is needed: tests/setup.sh installs it");
+    let mut reader = KillGroup(
+        Command::new(flock)
+            .arg("-s")
+            .arg(dir.page("f"))
+            .args(["-c", "echo held; exec sleep 1000"])
+            .uid(common::NOBODY)
+            .gid(common::NOBODY)
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // (flock and its sleeping child are killed together whatever happens below.)
+    let mut line = String::new();
+    std::io::BufReader::new(reader.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "held\n", "nobody holds a shared flock on the page");
     let second = daemon(&dir, "sim", "f").spawn().unwrap();
     wait_for_status(&dir.path, "f", Status::Locked, LIMIT);
     sigterm(&second);
