@@ -247,9 +247,16 @@ fn locked_updates_are_exported_as_ntp_shm() {
         .spawn()
         .unwrap();
     wait_for_status(&dir.path, "shm", Status::Locked, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    // The LOCKED update's sample follows its page update by microseconds: wait for it.
     let shm = nicclock_driver::ntpshm::NtpShm::open(unit, 0o600).unwrap();
-    let sample = shm.read().expect("a valid sample");
+    let start = Instant::now();
+    let sample = loop {
+        if let Some(sample) = shm.read() {
+            break sample;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no valid sample in the segment");
+        std::thread::sleep(Duration::from_millis(10));
+    };
     sigterm(&child);
     child.wait().unwrap();
     let now_utc = common::realtime_ns() as i128;
