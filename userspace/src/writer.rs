@@ -163,8 +163,8 @@ impl Writer {
             Err(WriterError::Busy { pid, .. }) => return Err(WriterError::Busy { path, pid }),
             other => other?,
         };
-        // A page that appears between our look and our link (another writer racing us) sends us
-        // round once more, to the reuse path.
+        // A file that appears between our look and our link (no writer: we hold the page's lock)
+        // sends us round once more, to the reuse path and its checks.
         for _ in 0..3 {
             let file = match open_existing(&path) {
                 Ok(Some(file)) => file,
