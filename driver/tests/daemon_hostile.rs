@@ -108,10 +108,22 @@ fn a_second_daemon_on_the_same_nic_exits_1_naming_the_first() {
     assert_eq!(second.status.code(), Some(1), "{err}");
     let holder = format!("pid {}, nicclockd", first.id());
     assert!(
-        err.contains(&holder) && err.contains("PCI device 0000:00:03.0 already has a nicclockd"),
+        err.contains(&holder)
+            && err.contains("PCI device 0000:00:03.0 is already driven by another nicclockd"),
         "lacks {holder:?}: {err}"
     );
     assert!(!dir.page("b").exists(), "the second touched nothing");
+    // The same NIC through uio_pci_generic (/dev/uio7 whose sysfs parent is 0000:00:03.0): refused
+    // before the node is even opened.
+    let uio = sys.root.join("class/uio/uio7");
+    std::fs::create_dir_all(uio.join("maps/map0")).unwrap();
+    std::fs::write(uio.join("maps/map0/addr"), "0xfebc0000\n").unwrap();
+    std::fs::write(uio.join("maps/map0/size"), "0x20000\n").unwrap();
+    std::os::unix::fs::symlink(sys.root.join("bus/pci/devices/0000:00:03.0"), uio.join("device")).unwrap();
+    let third = wait_exit(daemon(&dir, "uio:/dev/uio7", "c").arg(sys.arg()).spawn().unwrap(), LIMIT);
+    let err = stderr(&third);
+    assert_eq!(third.status.code(), Some(1), "{err}");
+    assert!(err.contains(&holder) && err.contains("already driven by another nicclockd"), "uio: {err}");
     sigterm(&first);
     assert_eq!(wait_exit(first, LIMIT).status.code(), Some(0));
 }

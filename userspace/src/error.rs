@@ -73,7 +73,7 @@ pub enum WriterError {
     AbiMismatch { path: PathBuf, found: u16, ours: u16 },
     #[error("{path} belongs to clock {found}, not {expected}; pick another page name")]
     IdentityMismatch { path: PathBuf, found: String, expected: String },
-    #[error("{path} is being published by another writer ({}); stop it first", holder(*.pid))]
+    #[error("{path} is being published by another writer ({}); stop it first", crate::lockfile::holder(*.pid))]
     Busy { path: PathBuf, pid: u32 },
     #[error(
         "lock directory {path} {reason}; refusing to use it (it must be a directory only this \
@@ -104,17 +104,6 @@ impl Error {
             io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
             _ => Error::Io { action, path, err: source },
         }
-    }
-}
-
-/// "pid 1234, nicclockd": who holds a lock, as far as /proc tells.
-fn holder(pid: u32) -> String {
-    if pid == 0 {
-        return "pid unknown".into();
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) => format!("pid {pid}, {}", comm.trim()),
-        Err(_) => format!("pid {pid}"),
     }
 }
 

@@ -21,6 +21,17 @@ use crate::error::WriterError;
 /// Where nicclockd keeps its lock files unless told otherwise.
 pub const DEFAULT_LOCK_DIR: &str = "/run/nicclock";
 
+/// "pid 1234, nicclockd": who holds a lock, as far as /proc tells.
+pub fn holder(pid: u32) -> String {
+    if pid == 0 {
+        return "pid unknown".into();
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => format!("pid {pid}, {}", comm.trim()),
+        Err(_) => format!("pid {pid}"),
+    }
+}
+
 /// An opened, checked lock directory.
 #[derive(Debug)]
 pub struct LockDir {

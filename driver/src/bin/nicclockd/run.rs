@@ -48,10 +48,11 @@ fn lock_device(locks: &LockDir, device: &DeviceArg, sysfs: &Sysfs) -> Result<Opt
     };
     match locks.try_lock(&format!("pci-{address}.lock")) {
         Ok(lock) => Ok(Some(lock)),
-        Err(WriterError::Busy { pid, .. }) => {
-            let busy = WriterError::Busy { path: sysfs.device_path(address), pid };
-            Err(anyhow::anyhow!("{busy} (PCI device {address} already has a nicclockd)"))
-        }
+        Err(WriterError::Busy { pid, .. }) => Err(anyhow::anyhow!(
+            "PCI device {address} is already driven by another nicclockd ({}); stop it first (two \
+             servos on one clock would fight over it)",
+            nicclock::lockfile::holder(pid)
+        )),
         Err(e) => Err(e.into()),
     }
 }
