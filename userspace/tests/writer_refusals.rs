@@ -215,13 +215,14 @@ fn an_unsafe_lock_directory_is_refused() {
         lock_dir: lock_dir.into(),
         ..dir.options("eth0")
     };
-    let open = dir.path.with_file_name(format!("{}-open", dir.path.file_name().unwrap().to_str().unwrap()));
+    let cases = PageDir::new("lockdir-cases"); // removed with everything in it, whatever happens
+    let open = cases.path.join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let foreign = open.with_extension("foreign");
+    let foreign = cases.path.join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::os::unix::fs::chown(&foreign, Some(NOBODY), Some(NOBODY)).unwrap();
-    let link = open.with_extension("link");
+    let link = cases.path.join("link");
     symlink(dir.lock_dir(), &link).unwrap();
     std::fs::create_dir(dir.lock_dir()).unwrap();
     for (lock_dir, words) in [
@@ -233,16 +234,12 @@ fn an_unsafe_lock_directory_is_refused() {
         assert!(matches!(e, WriterError::LockDir { .. }), "{}: {e:?}", lock_dir.display());
         contains(&e, &[words, "lock directory"]);
     }
-    for d in [&open, &foreign, &link] {
-        let _ = std::fs::remove_dir(d).or_else(|_| std::fs::remove_file(d));
-    }
     assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 0, "no page without a lock");
     // Absent: created owner-only-writable.
-    let fresh = opts(&dir.path.with_extension("fresh"));
+    let fresh = opts(&cases.path.join("fresh"));
     drop(Writer::create(&fresh, &identity()).unwrap());
     let mode = std::fs::metadata(&fresh.lock_dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o022, 0, "{mode:o}");
-    std::fs::remove_dir_all(&fresh.lock_dir).unwrap();
 }
 
 #[test]
