@@ -9,23 +9,15 @@ use nicclock_uio::{DeviceSpec, RegisterAccess, Sysfs};
 
 use crate::model::{self, Model, Quirks};
 use crate::regs::{self, MIN_BAR_LEN};
-use crate::sim::{RealTime, SimConfig, SimModel, SimNic};
+use crate::sim::{SimConfig, SimModel, SimNic};
+use crate::timesource::RealTime;
 
 /// A device as named on the command line.
 #[derive(Debug, Clone)]
 pub enum DeviceArg {
     Hardware(DeviceSpec),
-    Sim(SimSpec),
-}
-
-/// The simulator's settings from `sim:key=val,...`.
-#[derive(Debug, Clone)]
-pub struct SimSpec {
-    pub config: SimConfig,
-    /// Simulate a surprise removal this many seconds after start.
-    pub remove_after_s: Option<f64>,
-    /// Simulate the BAR no longer decoding (device still present) this many seconds after start.
-    pub bar_off_after_s: Option<f64>,
+    /// The simulator, with its settings (and fault schedule) from `sim:key=val,...`.
+    Sim(SimConfig),
 }
 
 /// Why a `--device` value is not understood (a usage error).
@@ -50,10 +42,13 @@ impl FromStr for DeviceArg {
     }
 }
 
-const SIM_KEYS: &str = "model=82576|82574, ppm=<freq error>, wander=<ppb/√s>, latency=<ns>, jitter=<ns>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>";
+const SIM_KEYS: &str = "model=82576|82574, ppm=<freq error, ±10000>, wander=<ppb/√s, ≤ 10000>, latency=<ns, ≤ 1000000>, jitter=<ns, ≤ 1000000>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>";
 
-fn parse_sim(args: &str) -> Result<SimSpec, String> {
-    let mut spec = SimSpec { config: SimConfig::default(), remove_after_s: None, bar_off_after_s: None };
+/// Largest simulated read latency and jitter, ns: a register read that takes longer is no NIC.
+const MAX_READ_NS: f64 = 1_000_000.0;
+
+fn parse_sim(args: &str) -> Result<SimConfig, String> {
+    let mut c = SimConfig::default();
     for kv in args.split(',').filter(|kv| !kv.is_empty()) {
         let (key, value) =
             kv.split_once('=').ok_or_else(|| format!("{kv:?} is not key=value (keys: {SIM_KEYS})"))?;
@@ -64,7 +59,17 @@ fn parse_sim(args: &str) -> Result<SimSpec, String> {
                 .filter(|v| v.is_finite())
                 .ok_or_else(|| format!("{key}={value:?}: {what}"))
         };
-        let c = &mut spec.config;
+        let within = |v: f64, max: f64, unit: &str| {
+            if v.abs() <= max {
+                Ok(v)
+            } else {
+                Err(format!("{key}={value}: more than {max} {unit}, beyond what the simulator imitates (keys: {SIM_KEYS})"))
+            }
+        };
+        let after = |what: &str| -> Result<Option<u64>, String> {
+            let s = num(what).and_then(positive).and_then(|s| within(s, 1e9, "s"))?;
+            Ok(Some((s * 1e9) as u64))
+        };
         match key {
             "model" => {
                 c.model = match value {
@@ -73,18 +78,30 @@ fn parse_sim(args: &str) -> Result<SimSpec, String> {
                     _ => return Err(format!("model={value:?}: the simulator imitates 82576 or 82574")),
                 }
             }
-            "ppm" => c.freq_error_ppm = num("a frequency error in ppm")?,
-            "wander" => c.wander_ppb_per_sqrt_s = num("ppb per √s, ≥ 0").and_then(non_negative)?,
-            "latency" => c.read_latency_ns = num("ns, ≥ 0").and_then(non_negative)? as u64,
-            "jitter" => c.read_jitter_ns = num("ns, ≥ 0").and_then(non_negative)? as u64,
+            "ppm" => {
+                c.freq_error_ppm = num("a frequency error in ppm").and_then(|v| within(v, 10_000.0, "ppm"))?
+            }
+            "wander" => {
+                c.wander_ppb_per_sqrt_s = num("ppb per √s, ≥ 0")
+                    .and_then(non_negative)
+                    .and_then(|v| within(v, 10_000.0, "ppb/√s"))?
+            }
+            "latency" => {
+                c.read_latency_ns =
+                    num("ns, ≥ 0").and_then(non_negative).and_then(|v| within(v, MAX_READ_NS, "ns"))? as u64
+            }
+            "jitter" => {
+                c.read_jitter_ns =
+                    num("ns, ≥ 0").and_then(non_negative).and_then(|v| within(v, MAX_READ_NS, "ns"))? as u64
+            }
             "qemu" => c.qemu = matches!(value, "1" | "true" | "yes"),
             "seed" => c.seed = value.parse().map_err(|_| format!("seed={value:?}: a whole number"))?,
-            "remove-after" => spec.remove_after_s = Some(num("seconds, > 0").and_then(positive)?),
-            "bar-off-after" => spec.bar_off_after_s = Some(num("seconds, > 0").and_then(positive)?),
+            "remove-after" => c.remove_at_ns = after("seconds, > 0")?,
+            "bar-off-after" => c.decoding_off_at_ns = after("seconds, > 0")?,
             _ => return Err(format!("unknown simulator key {key:?} (keys: {SIM_KEYS})")),
         }
     }
-    Ok(spec)
+    Ok(c)
 }
 
 fn non_negative(v: f64) -> Result<f64, String> {
@@ -103,6 +120,9 @@ fn positive(v: f64) -> Result<f64, String> {
     }
 }
 
+/// The subsystem ids the simulator shows when it imitates real silicon (an Intel-made board).
+const SIM_BOARD_SUBSYSTEM: (u16, u16) = (model::INTEL, 0xA01F);
+
 /// An opened clock device.
 pub struct OpenedClock {
     pub regs: Arc<dyn RegisterAccess + Send + Sync>,
@@ -116,8 +136,6 @@ pub struct OpenedClock {
     pub backend: &'static str,
     /// PCI ids (vendor, device, subsystem vendor, subsystem device).
     pub ids: [u16; 4],
-    /// The simulator, when it is one, with its fault schedule (removal, BAR off).
-    pub sim: Option<(Arc<SimNic>, SimSpec)>,
     /// VFIO's hot-unplug request.
     pub removal: Option<nicclock_uio::vfio::RemovalRequest>,
 }
@@ -140,32 +158,41 @@ pub enum OpenError {
     UnknownUioParent { node: PathBuf },
 }
 
+/// The PCI address `arg` drives, found without opening it (None for the simulator, or a UIO node
+/// whose PCI parent sysfs does not show; opening that fails anyway).
+pub fn pci_address(arg: &DeviceArg, sysfs: &Sysfs) -> Option<nicclock_uio::PciAddress> {
+    match arg {
+        DeviceArg::Sim(_) => None,
+        DeviceArg::Hardware(DeviceSpec::Vfio(a) | DeviceSpec::Sysfs(a)) => Some(*a),
+        DeviceArg::Hardware(DeviceSpec::Uio(node)) => {
+            let name = node.file_name()?.to_str()?;
+            sysfs.uio_map0(name).ok()?.0
+        }
+    }
+}
+
 /// Opens `arg` (hardware through `sysfs`, or a real-time simulator).
 pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<OpenedClock, OpenError> {
     match arg {
-        DeviceArg::Sim(spec) => {
-            let nic = Arc::new(SimNic::new(spec.config.clone(), RealTime::new()));
-            let device = spec.config.model.device_id();
+        DeviceArg::Sim(config) => {
+            let nic = Arc::new(SimNic::new(config.clone(), RealTime::new()));
+            let device = config.model.device_id();
             let model = model::model(model::INTEL, device).expect("simulated models are in the table");
-            let (subsys, subdev) = if spec.config.qemu {
-                if device == 0x10C9 {
-                    (0x1AF4, 0x1100)
-                } else {
-                    (0x8086, 0)
-                }
+            let (subsys, subdev) = if config.qemu {
+                model::qemu_subsystem(device)
+                    .expect("the quirk table has QEMU's ids for each simulated model")
             } else {
-                (0x8086, 0xA01F)
+                SIM_BOARD_SUBSYSTEM
             };
-            let (quirks, quirk_source) = model::quirks(device, subsys, subdev, spec.config.qemu);
+            let (quirks, quirk_source) = model::quirks(device, subsys, subdev, config.qemu);
             Ok(OpenedClock {
-                regs: nic.clone(),
+                regs: nic,
                 model,
                 quirks,
                 quirk_source,
                 address: "sim".into(),
                 backend: "sim",
                 ids: [model::INTEL, device, subsys, subdev],
-                sim: Some((nic, spec.clone())),
                 removal: None,
             })
         }
@@ -205,7 +232,6 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                     nicclock_uio::Backend::Sysfs => "sysfs",
                 },
                 ids: [pci.vendor, pci.device, pci.subsystem_vendor, pci.subsystem_device],
-                sim: None,
                 removal: opened.removal,
             })
         }

@@ -55,6 +55,9 @@ pub struct Update {
     pub discontinuity: Option<Discontinuity>,
     /// A TIMADJ step moved the NIC by something else than asked (made up in software).
     pub step_mismatch: Option<StepMismatch>,
+    /// Delays stayed far above the typical one (this, ns) for [`REJECT_LIMIT`] updates in a row:
+    /// this measurement was used anyway, its delay taken as the new normal.
+    pub new_normal_delay_from_ns: Option<u64>,
 }
 
 impl Update {
@@ -65,6 +68,12 @@ impl Update {
             self.measurement.offset_ns, self.servo_state as u8, self.servo_ppb, self.measurement.delay_ns
         )
     }
+}
+
+/// A servo figure in the page's unit, ppt (linuxptp's sign: the clock's estimated frequency
+/// error, positive when the NIC runs fast; the correction applied to it is the negation).
+fn ppt(ppb: f64) -> i64 {
+    (ppb * 1000.0).round() as i64
 }
 
 /// Least-squares rate of the reference against the counter over the last updates, with its
@@ -126,9 +135,26 @@ impl RateEstimator {
 
 /// Recent measurement delays, to reject a measurement whose every read was disturbed (the
 /// thread was preempted, the bus stalled): its offset is too uncertain to steer or publish by.
+/// Delays that stay high are this machine's new normal, not a disturbance: after
+/// [`REJECT_LIMIT`] rejections in a row the filter starts over from the current delays rather than
+/// leave the page without updates for good.
 #[derive(Debug, Default)]
 struct DelayFilter {
     recent: VecDeque<u64>,
+    rejected_in_a_row: u32,
+}
+
+/// Consecutive rejected measurements after which the delay filter starts over.
+pub const REJECT_LIMIT: u32 = 8;
+
+/// Why the delay filter let a measurement through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Typical,
+    /// Delays stayed far above the typical one (this many ns) for [`REJECT_LIMIT`] updates.
+    NewNormal {
+        old_typical_ns: u64,
+    },
 }
 
 impl DelayFilter {
@@ -137,21 +163,28 @@ impl DelayFilter {
         (self.recent.len() >= 4).then(|| self.recent.iter().copied().min()).flatten()
     }
 
-    /// Whether `delay` is typical; typical delays are remembered.
-    fn accept(&mut self, delay: u64) -> Result<(), u64> {
+    /// Whether `delay` is typical (else the typical delay); accepted delays are remembered.
+    fn accept(&mut self, delay: u64) -> Result<Verdict, u64> {
+        let mut verdict = Verdict::Typical;
         if self.recent.len() >= 4 {
             let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
             sorted.sort_unstable();
             let typical = sorted[sorted.len() / 2];
             if delay > typical.saturating_mul(4) && delay > typical + 10_000 {
-                return Err(typical);
+                self.rejected_in_a_row += 1;
+                if self.rejected_in_a_row < REJECT_LIMIT {
+                    return Err(typical);
+                }
+                self.recent.clear();
+                verdict = Verdict::NewNormal { old_typical_ns: typical };
             }
         }
+        self.rejected_in_a_row = 0;
         if self.recent.len() == 16 {
             self.recent.pop_front();
         }
         self.recent.push_back(delay);
-        Ok(())
+        Ok(verdict)
     }
 }
 
@@ -163,6 +196,8 @@ pub enum Step {
     Rejected {
         delay_ns: u64,
         typical_ns: u64,
+        /// Rejections in a row, this one included (below [`REJECT_LIMIT`]).
+        in_a_row: u32,
     },
 }
 
@@ -216,9 +251,14 @@ impl<R: RegisterAccess> Discipline<R> {
         // Good enough: within a quarter of the best delay of the recent measurements.
         let good_enough = self.delays.floor().map(|f| f + f / 4);
         let m = measure(&mut self.phc, host, self.config.readings, good_enough)?;
-        if let Err(typical_ns) = self.delays.accept(m.delay_ns) {
-            return Ok(Step::Rejected { delay_ns: m.delay_ns, typical_ns });
-        }
+        let new_normal = match self.delays.accept(m.delay_ns) {
+            Ok(Verdict::Typical) => None,
+            Ok(Verdict::NewNormal { old_typical_ns }) => Some(old_typical_ns),
+            Err(typical_ns) => {
+                let in_a_row = self.delays.rejected_in_a_row;
+                return Ok(Step::Rejected { delay_ns: m.delay_ns, typical_ns, in_a_row });
+            }
+        };
         self.update_count += 1;
         self.rate.add(m.counter, m.reference_ns, m.delay_ns);
         let (ppb, state) = self.servo.sample(m.offset_ns, m.reference_ns, 1.0);
@@ -241,8 +281,11 @@ impl<R: RegisterAccess> Discipline<R> {
             ServoState::Unlocked => {}
         }
         if let Some(d) = discontinuity {
-            // Reported; the next measurement shows the offset and the servo takes it from there.
-            events.push((EventKind::FrequencyJump, d.jump_ns));
+            // The rate write moved the clock: readers learn of both (ABI units: the frequency
+            // change in ppt, as `servo_freq_ppt` moved; the jump as a step in ns). The next
+            // measurement shows the offset and the servo takes it from there.
+            events.push((EventKind::FrequencyJump, ppt(ppb) - ppt(self.last_ppb)));
+            events.push((EventKind::Step, d.jump_ns));
         }
         self.status = self.next_status(state, residual);
         let freq_change = (ppb - self.last_ppb).abs();
@@ -287,7 +330,7 @@ impl<R: RegisterAccess> Discipline<R> {
             update_count: self.update_count,
             servo: ServoFigures {
                 offset_ns: m.offset_ns,
-                freq_ppt: (ppb * 1000.0) as i64,
+                freq_ppt: ppt(ppb),
                 delay_ns: m.delay_ns,
                 state: state as u32,
             },
@@ -301,6 +344,7 @@ impl<R: RegisterAccess> Discipline<R> {
             events,
             discontinuity,
             step_mismatch,
+            new_normal_delay_from_ns: new_normal,
         })))
     }
 
@@ -320,5 +364,27 @@ impl<R: RegisterAccess> Discipline<R> {
             }
             _ => Status::Locking,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_that_stay_high_become_the_new_normal_instead_of_starving_the_page() {
+        let mut f = DelayFilter::default();
+        for _ in 0..16 {
+            assert_eq!(f.accept(1_000), Ok(Verdict::Typical));
+        }
+        assert_eq!(f.accept(1_000_000), Err(1_000), "one disturbed measurement is rejected");
+        assert_eq!(f.accept(1_100), Ok(Verdict::Typical), "and forgotten");
+        for k in 1..REJECT_LIMIT {
+            assert_eq!(f.accept(1_000_000), Err(1_000), "rejection {k} in a row");
+            assert_eq!(f.rejected_in_a_row, k);
+        }
+        assert_eq!(f.accept(1_000_000), Ok(Verdict::NewNormal { old_typical_ns: 1_000 }));
+        assert_eq!(f.accept(1_050_000), Ok(Verdict::Typical), "measured against the new delays");
+        assert_eq!(f.rejected_in_a_row, 0);
     }
 }

@@ -2,7 +2,9 @@
 //! register seam, a simulated NIC faithful to real silicon, servos, and the discipline loop.
 //!
 //! Everything here is pure or behind `nicclock_uio::RegisterAccess`, so it runs against the
-//! simulated NIC in tests exactly as against a mapped BAR.
+//! simulated NIC in tests exactly as against a mapped BAR. `unsafe` lives in one module, the one
+//! that maps memory: [`ntpshm`] (the System V segment chronyd reads); BAR mappings are
+//! `nicclock_uio`'s.
 
 pub mod device;
 pub mod discipline;
@@ -10,7 +12,10 @@ pub mod measure;
 pub mod model;
 pub mod ntpshm;
 pub mod phc;
+pub mod publish;
 pub mod regs;
 pub mod scenario;
+pub mod schedule;
 pub mod servo;
 pub mod sim;
+pub mod timesource;

@@ -97,7 +97,8 @@ mod tests {
     use super::*;
     use crate::model::{model, Quirks, INTEL};
     use crate::phc::Steering;
-    use crate::sim::{SimConfig, SimNic, TimeSource, VirtualTime};
+    use crate::sim::{SimConfig, SimNic};
+    use crate::timesource::{TimeSource, VirtualTime};
 
     /// Virtual time that counts its reference reads (two per bracketed read).
     struct CountingHost {

@@ -97,15 +97,9 @@ bitflags! {
         /// A TIMINCA write jumps SYSTIM (QEMU: compensation with the wrong sign, unsigned wrap):
         /// steer the rate in software.
         const TIMINCA_DISCONTINUOUS = 1 << 0;
-        /// SYSTIML/SYSTIMH writes are ignored.
-        const SYSTIM_WRITE_IGNORED = 1 << 1;
-        /// The RX timestamp unlocks on an RXSATRH read (not RXSTMPH).
-        const RX_UNLOCK_ON_RXSATRH = 1 << 2;
         /// SYSTIM counts INCVALUE/(16·INCPERIOD) units per ns whatever the model's clock is
         /// (QEMU's e1000e): program INCPERIOD 1, INCVALUE 16 << shift for 1 ns/ns.
         const SIXTEEN_NS_TICK = 1 << 3;
-        /// TSAUXC is not implemented (reads 0).
-        const NO_TSAUXC = 1 << 4;
         /// TIMADJ takes a 64-bit two's complement value (QEMU), whatever the model's datasheet says.
         const TIMADJ_TWOS_COMPLEMENT = 1 << 5;
     }
@@ -123,12 +117,10 @@ pub struct QuirkEntry {
     pub quirks: Quirks,
 }
 
-const QEMU_QUIRKS: Quirks = Quirks::TIMINCA_DISCONTINUOUS
-    .union(Quirks::TIMADJ_TWOS_COMPLEMENT)
-    .union(Quirks::SYSTIM_WRITE_IGNORED)
-    .union(Quirks::RX_UNLOCK_ON_RXSATRH)
-    .union(Quirks::SIXTEEN_NS_TICK)
-    .union(Quirks::NO_TSAUXC);
+/// What QEMU's emulation does differently (besides what the driver never relies on: it never
+/// writes SYSTIM, nor uses RX/TX stamps or TSAUXC).
+const QEMU_QUIRKS: Quirks =
+    Quirks::TIMINCA_DISCONTINUOUS.union(Quirks::TIMADJ_TWOS_COMPLEMENT).union(Quirks::SIXTEEN_NS_TICK);
 
 /// The quirk table. QEMU's igb carries the Red Hat subsystem 1af4:1100; QEMU's e1000e keeps
 /// Intel's default subsystem 8086:0000, which real boards may use too, hence `only_in_vm`.
@@ -150,6 +142,14 @@ pub const QUIRKS: [QuirkEntry; 2] = [
         quirks: QEMU_QUIRKS,
     },
 ];
+
+/// The PCI subsystem ids of QEMU's emulation of `device_id`, from the quirk table.
+pub fn qemu_subsystem(device_id: u16) -> Option<(u16, u16)> {
+    QUIRKS
+        .iter()
+        .find(|q| q.device_id == device_id && q.quirks == QEMU_QUIRKS)
+        .map(|q| (q.subsystem_vendor, q.subsystem_device))
+}
 
 /// The quirks of a device, and the table row that gave them.
 pub fn quirks(
@@ -212,5 +212,8 @@ mod tests {
         assert!(quirks(0x10C9, 0x8086, 0xA03C, true).0.is_empty(), "a real 82576 in a VM (passthrough)");
         assert!(quirks(0x10D3, 0x8086, 0x0000, true).0.contains(Quirks::SIXTEEN_NS_TICK));
         assert!(quirks(0x10D3, 0x8086, 0x0000, false).0.is_empty(), "Intel's default ids on bare metal");
+        assert_eq!(qemu_subsystem(0x10C9), Some((0x1AF4, 0x1100)));
+        assert_eq!(qemu_subsystem(0x10D3), Some((0x8086, 0x0000)));
+        assert_eq!(qemu_subsystem(0x1533), None, "QEMU has no i210");
     }
 }

@@ -9,7 +9,7 @@ use nicclock_uio::{Presence, RegisterAccess};
 
 use crate::model::{Model, Quirks, SystimFormat, TimadjFormat};
 use crate::regs::{self, timinca, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
-use crate::sim::TimeSource;
+use crate::timesource::TimeSource;
 
 /// Where frequency corrections go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +347,8 @@ impl<R: RegisterAccess> Phc<R> {
 mod tests {
     use super::*;
     use crate::model::{model, INTEL};
-    use crate::sim::{SimConfig, SimNic, VirtualTime};
+    use crate::sim::{SimConfig, SimNic};
+    use crate::timesource::VirtualTime;
 
     fn phc(config: SimConfig, steering: Steering) -> (Arc<VirtualTime>, Arc<SimNic>, Phc<Arc<SimNic>>) {
         let time = VirtualTime::new();

@@ -1,7 +1,5 @@
-//! The PTP register block of Intel 82574/82576/82580/i350/i210 NICs: offsets and bit fields.
-//! Values from the Linux igb/e1000e headers; see ../shared/HARDWARE.md §1 for QEMU's behaviour.
-
-use bitflags::bitflags;
+//! The PTP register block of Intel 82574/82576/82580/i350/i210 NICs: the offsets the driver
+//! reads, writes or dumps, and the TIMINCA fields. Values from the Linux igb/e1000e headers.
 
 /// System time, low word. Reading it latches SYSTIMH (82576/82574).
 pub const SYSTIML: usize = 0xB600;
@@ -19,8 +17,6 @@ pub const TXSTMPH: usize = 0xB61C;
 pub const TSYNCRXCTL: usize = 0xB620;
 pub const RXSTMPL: usize = 0xB624;
 pub const RXSTMPH: usize = 0xB628;
-pub const RXSATRL: usize = 0xB62C;
-pub const RXSATRH: usize = 0xB630;
 /// Auxiliary control (igb 82580 and later); bit 31 disables SYSTIM counting.
 pub const TSAUXC: usize = 0xB640;
 /// Sub-nanosecond residue, read before SYSTIML on 82580/i350/i210.
@@ -33,11 +29,6 @@ pub const STATUS: usize = 0x0008;
 pub const RAL0: usize = 0x5400;
 pub const RAH0: usize = 0x5404;
 
-/// EtherType filter `n` (igb).
-pub const fn etqf(n: usize) -> usize {
-    0x5CB0 + 4 * n
-}
-
 /// The highest register offset the driver touches, plus 4: the smallest BAR0 it can work with.
 pub const MIN_BAR_LEN: u64 = (SYSTIMR + 4) as u64;
 
@@ -48,54 +39,6 @@ pub const TIMINCA_VALUE_MASK: u32 = 0x00FF_FFFF;
 /// Builds TIMINCA from an increment period (16 ns ticks) and value.
 pub const fn timinca(period: u32, value: u32) -> u32 {
     (period << TIMINCA_PERIOD_SHIFT) | (value & TIMINCA_VALUE_MASK)
-}
-
-bitflags! {
-    /// TSYNCRXCTL / TSYNCTXCTL common bits.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct TsyncCtl: u32 {
-        /// A timestamp is latched (cleared by reading the stamp's high register).
-        const VALID = 1 << 0;
-        /// RX type field (3 bits).
-        const TYPE_MASK = 0b111 << 1;
-        /// Timestamping enabled.
-        const ENABLED = 1 << 4;
-        /// e1000e: SYSTIM clock selection (96 MHz parts).
-        const SYSCFI = 1 << 5;
-    }
-}
-
-/// TSYNCRXCTL TYPE values (in place).
-pub const RX_TYPE_L2_V2: u32 = 0x00;
-pub const RX_TYPE_L4_V1: u32 = 0x02;
-pub const RX_TYPE_L2_L4_V2: u32 = 0x04;
-pub const RX_TYPE_ALL: u32 = 0x08;
-pub const RX_TYPE_EVENT_V2: u32 = 0x0A;
-
-bitflags! {
-    /// TSAUXC (igb 82580 and later).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Tsauxc: u32 {
-        const EN_TT0 = 1 << 0;
-        const EN_TT1 = 1 << 1;
-        const EN_CLK0 = 1 << 2;
-        const SAMP_AUT0 = 1 << 3;
-        const EN_TS0 = 1 << 8;
-        const EN_TS1 = 1 << 10;
-        /// Stops SYSTIM counting.
-        const DISABLE_SYSTIME = 1 << 31;
-    }
-}
-
-bitflags! {
-    /// ETQF fields (igb).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Etqf: u32 {
-        const FILTER_ENABLE = 1 << 26;
-        const IMM_INT = 1 << 29;
-        const TIMESTAMP_1588 = 1 << 30;
-        const QUEUE_ENABLE = 1 << 31;
-    }
 }
 
 /// Named registers for dumps (`nicclockd probe`).

@@ -7,10 +7,11 @@ use nicclock::{CounterKind, Snapshot, Status};
 
 use crate::discipline::{Discipline, DisciplineConfig, Step, Update};
 use crate::measure::Host;
-use crate::model::{model, quirks, INTEL};
+use crate::model::{model, qemu_subsystem, quirks, INTEL};
 use crate::phc::{DeviceLost, Phc, SteerChoice, Steering};
 use crate::servo::{Servo, ServoConfig, ServoKind};
-use crate::sim::{SimConfig, SimNic, TimeSource, VirtualTime};
+use crate::sim::{SimConfig, SimNic};
+use crate::timesource::{TimeSource, VirtualTime};
 
 /// The reference's TAI at simulation start (2026-01-01 or so).
 pub const EPOCH_TAI_NS: u64 = 1_767_225_637_000_000_000;
@@ -84,13 +85,10 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
     let nic = Arc::new(SimNic::new(scenario.sim.clone(), time.clone()));
     let m = model(INTEL, scenario.sim.model.device_id()).expect("simulated models are in the table");
     let q = if scenario.sim.qemu {
-        quirks(
-            m.device_ids[0],
-            if m.name == "82576" { 0x1AF4 } else { 0x8086 },
-            if m.name == "82576" { 0x1100 } else { 0 },
-            true,
-        )
-        .0
+        let device = scenario.sim.model.device_id();
+        let (vendor, subsystem) =
+            qemu_subsystem(device).expect("the quirk table has QEMU's ids for each model");
+        quirks(device, vendor, subsystem, true).0
     } else {
         crate::model::Quirks::empty()
     };

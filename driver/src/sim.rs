@@ -5,7 +5,6 @@
 //! seed; runs on virtual time (tests) or real time (the daemon); tests can ask it for the truth.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nicclock_uio::access::{check_offset, RegisterAccess};
@@ -14,60 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::regs::{self, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
-
-/// Where the simulation's true time (ns) comes from.
-pub trait TimeSource: Send + Sync {
-    /// True time now, ns since the simulation started.
-    fn now_ns(&self) -> u64;
-    /// Lets true time reach `t` (virtual: jumps there; real: waits for it).
-    fn wait_until(&self, t: u64);
-}
-
-/// Time that moves only when told to: minutes of clock in milliseconds of test.
-#[derive(Debug, Default)]
-pub struct VirtualTime(AtomicU64);
-
-impl VirtualTime {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self(AtomicU64::new(0)))
-    }
-
-    pub fn advance(&self, ns: u64) {
-        self.0.fetch_add(ns, Ordering::SeqCst);
-    }
-}
-
-impl TimeSource for VirtualTime {
-    fn now_ns(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-    fn wait_until(&self, t: u64) {
-        self.0.fetch_max(t, Ordering::SeqCst);
-    }
-}
-
-/// Real time: CLOCK_MONOTONIC_RAW since creation.
-#[derive(Debug)]
-pub struct RealTime {
-    start: u64,
-}
-
-impl RealTime {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self { start: nicclock::counter::monotonic_raw_ns() })
-    }
-}
-
-impl TimeSource for RealTime {
-    fn now_ns(&self) -> u64 {
-        nicclock::counter::monotonic_raw_ns() - self.start
-    }
-    fn wait_until(&self, t: u64) {
-        while self.now_ns() < t {
-            std::hint::spin_loop();
-        }
-    }
-}
+use crate::timesource::TimeSource;
 
 /// Which silicon the simulator imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +66,10 @@ pub struct SimConfig {
     /// Frequency steps: at true time (ns), the oscillator error becomes (ppm).
     pub freq_steps: Vec<(u64, f64)>,
     pub seed: u64,
+    /// Surprise removal at this true time, ns (see [`SimNic::remove`]).
+    pub remove_at_ns: Option<u64>,
+    /// Memory decoding turned off at this true time, ns (see [`SimNic::disable_decoding`]).
+    pub decoding_off_at_ns: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -133,6 +83,8 @@ impl Default for SimConfig {
             qemu: false,
             freq_steps: vec![],
             seed: 1,
+            remove_at_ns: None,
+            decoding_off_at_ns: None,
         }
     }
 }
@@ -259,7 +211,12 @@ impl SimNic {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Faults scheduled in the configuration happen on the first access at or after their time.
+        let due = |at: Option<u64>| at.is_some_and(|at| self.time.now_ns() >= at);
+        s.removed |= due(self.config.remove_at_ns);
+        s.decoding_off |= due(self.config.decoding_off_at_ns);
+        s
     }
 
     /// Integrates the oscillator up to true time `t` (real-silicon mode) and the wander/steps.
@@ -414,6 +371,7 @@ impl RegisterAccess for SimNic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timesource::VirtualTime;
 
     fn sim(config: SimConfig) -> (Arc<VirtualTime>, SimNic) {
         let time = VirtualTime::new();

@@ -45,6 +45,7 @@ fn chronyd_selects_the_ntp_shm_refclock() {
     let daemon = Command::new(BIN)
         .args(["--device", "sim", "--page-name", "chrony", "--ntpshm", &unit.to_string()])
         .arg(format!("--page-dir={}", dir.path.display()))
+        .arg(format!("--lock-dir={}", dir.lock_dir().display()))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -68,6 +68,7 @@ fn an_unprivileged_reader_gets_daemon_time_inside_its_error_bound() {
             "--tai-offset",
             "37",
             &format!("--page-dir={}", dir.path.display()),
+            &format!("--lock-dir={}", dir.lock_dir().display()),
         ])
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -37,6 +37,8 @@ fn the_systemd_unit_verifies() {
         "RestartPreventExitStatus=69",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
+        "RuntimeDirectory=nicclock",
+        "RuntimeDirectoryPreserve=yes",
         "DeviceAllow=char-vfio rw",
         "--user nicclock",
     ] {

@@ -2,7 +2,9 @@
 //! character devices (VFIO, UIO, sysfs `resource0`) behind one [`RegisterAccess`] trait.
 //!
 //! The trait is the driver's only door to hardware; the simulated NIC implements it too, so every
-//! layer above it is tested without a NIC. `unsafe` lives in [`mmio`] alone.
+//! layer above it is tested without a NIC. `unsafe` lives in the mapping modules alone: [`mmio`]
+//! (volatile access to the mapped BAR) and [`vfio`] (borrowing VFIO's descriptors and keeping its
+//! handles alive as long as the mapping).
 
 pub mod access;
 pub mod config;

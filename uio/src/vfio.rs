@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,6 +76,16 @@ impl RemovalRequest {
             self.removing.store(true, Ordering::Relaxed);
         }
         asked
+    }
+}
+
+impl AsFd for RemovalRequest {
+    /// The eventfd the kernel signals: readable once a release is requested (poll it to sleep
+    /// until then; [`RemovalRequest::requested`] consumes it).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the eventfd is owned by `self.event` and stays open as long as `self`, which the
+        // returned borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.event.as_raw_fd()) }
     }
 }
 

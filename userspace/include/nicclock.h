@@ -68,7 +68,7 @@ extern "C" {
 #define NICCLOCK_EVENT_STARTED 1        /* detail = writer pid */
 #define NICCLOCK_EVENT_STATUS_CHANGED 2 /* detail = old status, magnitude = new status */
 #define NICCLOCK_EVENT_STEP 3           /* magnitude = step, ns */
-#define NICCLOCK_EVENT_FREQUENCY_JUMP 4 /* magnitude = change, ppt */
+#define NICCLOCK_EVENT_FREQUENCY_JUMP 4 /* magnitude = change of servo_freq_ppt, ppt */
 #define NICCLOCK_EVENT_DEVICE_LOST 5    /* detail = last register value read */
 #define NICCLOCK_EVENT_STOPPED 6        /* detail = writer pid */
 #define NICCLOCK_EVENT_LEAP_CHANGED 7   /* detail = leap, magnitude = TAI second it applies */
@@ -121,7 +121,7 @@ struct nicclock_clock_data {
 	uint32_t leap;
 	uint64_t leap_tai_s;
 	int64_t servo_offset_ns;
-	int64_t servo_freq_ppt;
+	int64_t servo_freq_ppt;      /* ppt, linuxptp's sign: NIC's estimated error, + = fast */
 	uint64_t servo_delay_ns;
 	uint32_t servo_state;
 	uint32_t _reserved0;

@@ -184,7 +184,8 @@ pub enum EventKind {
     StatusChanged = 2,
     /// The clock was stepped. `magnitude` = step in ns (signed).
     Step = 3,
-    /// The frequency was changed by more than the servo's normal steering. `magnitude` = change in ppt.
+    /// The frequency was changed abruptly (a rate write that also moved the clock; a STEP event
+    /// carries that jump). `magnitude` = the change of `servo_freq_ppt`, ppt, with its sign.
     FrequencyJump = 4,
     /// The device disappeared. `detail` = last register value read.
     DeviceLost = 5,
@@ -321,7 +322,9 @@ pub struct ClockData {
     pub leap_tai_s: AtomicU64,
     /// Last measured offset of the clock from its reference, ns.
     pub servo_offset_ns: AtomicI64,
-    /// Last frequency correction, ppt (0.001 ppb).
+    /// The servo's frequency figure, ppt (0.001 ppb), in linuxptp's sign (phc2sys's `freq`): the
+    /// NIC oscillator's estimated error, positive when it runs fast. The correction applied to
+    /// the NIC is its negation.
     pub servo_freq_ppt: AtomicI64,
     /// Last measurement window ("delay" in linuxptp), ns.
     pub servo_delay_ns: AtomicU64,

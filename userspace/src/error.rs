@@ -104,8 +104,23 @@ pub enum WriterError {
     AbiMismatch { path: PathBuf, found: u16, ours: u16 },
     #[error("{path} belongs to clock {found}, not {expected}; pick another page name")]
     IdentityMismatch { path: PathBuf, found: String, expected: String },
-    #[error("{path} is being published by another writer (pid {pid}); stop it first")]
+    #[error("{path} is being published by another writer ({}); stop it first", crate::lockfile::holder(*.pid))]
     Busy { path: PathBuf, pid: u32 },
+    #[error(
+        "lock directory {path} {reason}; refusing to use it (it must be a directory only this \
+         writer's user may write: remove it, or fix its owner and mode)"
+    )]
+    LockDir { path: PathBuf, reason: String },
+    #[error(
+        "page mode {mode:o} lets {who} write the page, so anyone could forge the time; use 644, \
+         640 (with a page group) or 600"
+    )]
+    UnsafeMode { mode: u32, who: &'static str },
+    #[error(
+        "{path} was removed while this writer published it; its readers now see STOPPED (restart \
+         the writer to publish a new page)"
+    )]
+    Unlinked { path: PathBuf },
     #[error("identity field {field} too long: {value:?} (at most {max} bytes)")]
     IdentityTooLong { field: &'static str, value: String, max: usize },
     #[error("cannot {action} {path}: {err}")]

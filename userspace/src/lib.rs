@@ -32,6 +32,8 @@ pub mod ffi;
 #[cfg(not(loom))]
 mod identity;
 #[cfg(not(loom))]
+pub mod lockfile;
+#[cfg(not(loom))]
 mod name;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
@@ -52,5 +54,5 @@ pub use crate::{
     page::counter,
     reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
     snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, ServoFigures, Snapshot},
-    writer::{PageOptions, Writer},
+    writer::{check_mode, PageOptions, Writer},
 };

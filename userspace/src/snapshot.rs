@@ -11,7 +11,8 @@ use crate::error::Error;
 pub struct ServoFigures {
     /// Measured offset of the clock from its reference, ns.
     pub offset_ns: i64,
-    /// Frequency correction, ppt (0.001 ppb).
+    /// The servo's frequency figure, ppt (0.001 ppb): the NIC's estimated frequency error,
+    /// positive when it runs fast (linuxptp's sign; the applied correction is its negation).
     pub freq_ppt: i64,
     /// Measurement window, ns.
     pub delay_ns: u64,

@@ -1,5 +1,7 @@
 //! The page's single writer (nicclockd, tests): creates or safely reuses the page file, publishes
 //! updates without ever waiting for readers, posts events and marks the page STOPPED on shutdown.
+//! Exclusivity is a lock file in a root-only directory ([`crate::lockfile`]), never a lock on the
+//! page itself, which every reader may open.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -7,7 +9,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{fchown, geteuid, Gid};
 
@@ -18,6 +19,7 @@ use crate::abi::{
 use crate::boot;
 use crate::error::WriterError;
 use crate::identity::Identity;
+use crate::lockfile::{LockDir, LockFile, DEFAULT_LOCK_DIR};
 use crate::name::{page_path, validate_name};
 use crate::page::{counter, file_kind, futex, WritablePage, OPEN_FLAGS};
 use crate::seqlock;
@@ -30,15 +32,25 @@ pub struct PageOptions {
     pub dir: PathBuf,
     /// Page name; the file is `nicclock-<name>`.
     pub name: String,
-    /// File mode (default 0644: every local user may read the time).
+    /// File mode (default 0644: every local user may read the time). Group or other write is
+    /// refused: whoever may write the page may forge the time.
     pub mode: u32,
     /// Group owning the file (with mode 0640: only that group may read).
     pub group: Option<u32>,
+    /// Directory of the writer's lock files (default `/run/nicclock`; created 0755 if absent;
+    /// refused if another user owns it or its group or others may write it).
+    pub lock_dir: PathBuf,
 }
 
 impl PageOptions {
     pub fn new(name: impl Into<String>) -> Self {
-        Self { dir: DEFAULT_DIR.into(), name: name.into(), mode: 0o644, group: None }
+        Self {
+            dir: DEFAULT_DIR.into(),
+            name: name.into(),
+            mode: 0o644,
+            group: None,
+            lock_dir: DEFAULT_LOCK_DIR.into(),
+        }
     }
 
     /// Full path of the page file.
@@ -47,10 +59,31 @@ impl PageOptions {
     }
 }
 
+/// Refuses a page mode that lets anyone but the owner write, or that has bits beyond 0777.
+pub fn check_mode(mode: u32) -> Result<(), WriterError> {
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and everyone",
+        (true, false) => "its group",
+        (false, true) => "everyone",
+        (false, false) if mode & !0o777 != 0 => "(with setuid/setgid/sticky bits, which a page never needs)",
+        (false, false) => return Ok(()),
+    };
+    Err(WriterError::UnsafeMode { mode, who })
+}
+
+/// The lock file of page `name` in directory `dir`: keyed on the directory's device and inode,
+/// so two spellings of one directory share a lock.
+fn page_lock_name(dir: &Path, name: &str, page: &Path) -> Result<String, WriterError> {
+    let meta = fs::metadata(dir).map_err(|e| WriterError::io("create", page, e))?;
+    Ok(format!("page-{:x}-{:x}-{name}.lock", meta.dev(), meta.ino()))
+}
+
 /// The one writer of a page. Dropping it marks the page STOPPED.
 pub struct Writer {
     page: WritablePage,
-    _lock: Flock<File>,
+    /// The page file, to notice it being unlinked.
+    file: File,
+    _lock: LockFile,
     path: PathBuf,
     last: Option<Snapshot>,
     status: Status,
@@ -63,21 +96,30 @@ impl Writer {
     pub fn create(opts: &PageOptions, identity: &Identity) -> Result<Self, WriterError> {
         validate_name(&opts.name)?;
         identity.check_lengths()?;
+        check_mode(opts.mode)?;
         // Read (and cached) now, so that stamping the page with it below cannot fail.
         boot::current().map_err(|e| WriterError::io("read the boot id from", boot::BOOT_ID_PATH, e))?;
         let path = opts.path();
-        // A page that appears between our look and our link (another writer racing us) sends us
-        // round once more, to the reuse path.
+        let lock_dir = LockDir::open(&opts.lock_dir)?;
+        let mut lock = match lock_dir.try_lock(&page_lock_name(&opts.dir, &opts.name, &path)?) {
+            Err(WriterError::Busy { pid, .. }) => return Err(WriterError::Busy { path, pid }),
+            other => other?,
+        };
+        // A file that appears between our look and our link (no writer: we hold the page's lock)
+        // sends us round once more, to the reuse path and its checks.
         for _ in 0..3 {
             let file = match open_existing(&path) {
                 Ok(Some(file)) => file,
-                Ok(None) => match create_new(opts, identity, &path)? {
-                    Some(writer) => return Ok(writer),
-                    None => continue,
+                Ok(None) => match create_new(opts, identity, &path, lock)? {
+                    Ok(writer) => return Ok(writer),
+                    Err(back) => {
+                        lock = back;
+                        continue;
+                    }
                 },
                 Err(e) => return Err(e),
             };
-            return Self::reuse(opts, identity, path, file);
+            return Self::reuse(opts, identity, path, file, lock);
         }
         Err(WriterError::io("create", &path, io::Error::other("the page kept appearing and vanishing")))
     }
@@ -87,6 +129,7 @@ impl Writer {
         identity: &Identity,
         path: PathBuf,
         file: File,
+        lock: LockFile,
     ) -> Result<Self, WriterError> {
         let meta = file.metadata().map_err(|e| WriterError::io("stat", &path, e))?;
         if !meta.is_file() {
@@ -116,17 +159,15 @@ impl Writer {
                 expected: identity.describe(),
             });
         }
-        let pid = h.writer_pid.load(Relaxed);
-        let lock = lock(file, &path, pid)?;
-        apply_permissions(&lock, opts, &path)?;
-        Ok(Self::start(page, lock, path))
+        apply_permissions(&file, opts, &path)?;
+        Ok(Self::start(page, file, lock, path))
     }
 
-    fn start(page: WritablePage, lock: Flock<File>, path: PathBuf) -> Self {
+    fn start(page: WritablePage, file: File, lock: LockFile, path: PathBuf) -> Self {
         let p = page.page();
-        let boot_id = boot::current().unwrap_or_default(); // read by create()
-                                                           // The page is this boot's now (a page directory on disk may hold one from an earlier boot):
-                                                           // the boot id first, then the minor that tells readers to check it.
+        // The page is this boot's now (a page directory on disk may hold one from an earlier boot):
+        // the boot id first, then the minor that tells readers to check it. (create() read it.)
+        let boot_id = boot::current().unwrap_or_default();
         for (byte, value) in p.header.boot_id.iter().zip(boot_id) {
             byte.store(value, Relaxed);
         }
@@ -139,7 +180,7 @@ impl Writer {
             p.clock.status.store(Status::Unsynchronized as u32, Relaxed);
         });
         p.header.writer_pid.store(std::process::id(), Release);
-        let mut writer = Self { page, _lock: lock, path, last: None, status, update_count: 0 };
+        let mut writer = Self { page, file, _lock: lock, path, last: None, status, update_count: 0 };
         writer.post(EventKind::Started, Urgency::Info, 0, std::process::id(), 0);
         writer.note_status(Status::Unsynchronized, 0);
         writer
@@ -147,6 +188,16 @@ impl Writer {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Fails once the page file has been unlinked (link count 0): its readers still map it, but
+    /// nobody opening the page by name finds it any more. Cheap (one fstat): call it every update.
+    pub fn check_linked(&self) -> Result<(), WriterError> {
+        let meta = self.file.metadata().map_err(|e| WriterError::io("stat", &self.path, e))?;
+        if meta.nlink() == 0 {
+            return Err(WriterError::Unlinked { path: self.path.clone() });
+        }
+        Ok(())
     }
 
     /// The mapped page (read access, e.g. for tests).
@@ -262,18 +313,22 @@ fn open_existing(path: &Path) -> Result<Option<File>, WriterError> {
 }
 
 /// Builds a complete page under a temporary name and links it into place, so no reader ever sees a
-/// half-initialised page. `Ok(None)`: somebody else's page appeared meanwhile.
-fn create_new(opts: &PageOptions, identity: &Identity, path: &Path) -> Result<Option<Writer>, WriterError> {
+/// half-initialised page. `Ok(Err(lock))`: a page appeared there meanwhile; the lock comes back.
+fn create_new(
+    opts: &PageOptions,
+    identity: &Identity,
+    path: &Path,
+    lock: LockFile,
+) -> Result<Result<Writer, LockFile>, WriterError> {
     let temp = opts.dir.join(format!(".{}{}.{}.tmp", abi::FILE_PREFIX, opts.name, std::process::id()));
     let _ = fs::remove_file(&temp); // our own leftover from a crash (same pid reused): harmless
     let (file, page) = WritablePage::create_fresh(&temp, 0o600, |p| init_page(p, &opts.name, identity))
         .map_err(|e| WriterError::io("create", &temp, e))?;
     let result = (|| {
         apply_permissions(&file, opts, &temp)?;
-        let lock = lock(file, &temp, 0)?;
         match fs::hard_link(&temp, path) {
-            Ok(()) => Ok(Some(Writer::start(page, lock, path.into()))),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            Ok(()) => Ok(Ok(Writer::start(page, file, lock, path.into()))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Err(lock)),
             Err(e) => Err(WriterError::io("link", path, e)),
         }
     })();
@@ -306,14 +361,4 @@ fn apply_permissions(file: &File, opts: &PageOptions, path: &Path) -> Result<(),
     }
     let mode = Mode::from_bits_truncate(opts.mode & 0o777);
     fchmod(file, mode).map_err(|e| WriterError::io("chmod", path, e.into()))
-}
-
-fn lock(file: File, path: &Path, pid: u32) -> Result<Flock<File>, WriterError> {
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        if e == nix::errno::Errno::EWOULDBLOCK {
-            WriterError::Busy { path: path.into(), pid }
-        } else {
-            WriterError::io("lock", path, e.into())
-        }
-    })
 }

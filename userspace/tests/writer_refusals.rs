@@ -163,3 +163,96 @@ fn an_unwritable_directory_is_a_clear_error() {
     let e = Writer::create(&opts, &identity()).err().expect("refused");
     contains(&e, &["cannot create", "missing"]);
 }
+
+#[test]
+fn a_readers_shared_flock_on_the_page_does_not_stop_a_writer() {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = PageDir::new("readerlock");
+    drop(Writer::create(&dir.options("eth0"), &identity()).unwrap());
+    // What `flock -s PAGE sleep 1000` as any reader does; it used to make the writer exit "busy".
+    let file = std::fs::File::open(dir.page("eth0")).unwrap();
+    let shared = Flock::lock(file, FlockArg::LockSharedNonblock).map_err(|(_, e)| e).unwrap();
+    let w = Writer::create(&dir.options("eth0"), &identity()).expect("a reader's lock is not the writer's");
+    drop(w);
+    let exclusive = Flock::lock(shared.unlock().unwrap(), FlockArg::LockExclusiveNonblock);
+    assert!(exclusive.is_ok(), "and the writer takes no lock on the page itself");
+    assert!(Writer::create(&dir.options("eth0"), &identity()).is_ok(), "even an exclusive one is harmless");
+}
+
+#[test]
+fn the_busy_message_names_the_holder() {
+    let dir = PageDir::new("holder");
+    let _first = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let e = refuse(&dir, "eth0");
+    let me = std::process::id().to_string();
+    contains(&e, &[&format!("pid {me}, "), "nicclock-eth0", "stop it first"]);
+}
+
+#[test]
+fn a_mode_letting_group_or_others_write_is_refused() {
+    let dir = PageDir::new("openmode");
+    for (mode, who) in [
+        (0o666, "its group and everyone"),
+        (0o777, "its group and everyone"),
+        (0o664, "its group"),
+        (0o646, "everyone"),
+        (0o4644, "setuid"),
+    ] {
+        let e = Writer::create(&page_opts(&dir, mode, None), &identity()).err().expect("refused");
+        assert!(matches!(e, WriterError::UnsafeMode { .. }), "{mode:o}: {e:?}");
+        contains(&e, &[&format!("{mode:o}"), who, "forge"]);
+    }
+    assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 0, "nothing created");
+    assert!(Writer::create(&page_opts(&dir, 0o600, None), &identity()).is_ok());
+}
+
+#[test]
+fn an_unsafe_lock_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(nix::unistd::geteuid().is_root(), "this test chowns a directory to nobody and must run as root");
+    let dir = PageDir::new("lockdir");
+    let opts = |lock_dir: &std::path::Path| nicclock::PageOptions {
+        lock_dir: lock_dir.into(),
+        ..dir.options("eth0")
+    };
+    let cases = PageDir::new("lockdir-cases"); // removed with everything in it, whatever happens
+    let open = cases.path.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let foreign = cases.path.join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(NOBODY), Some(NOBODY)).unwrap();
+    let link = cases.path.join("link");
+    symlink(dir.lock_dir(), &link).unwrap();
+    std::fs::create_dir(dir.lock_dir()).unwrap();
+    for (lock_dir, words) in [
+        (&open, "may be written by its group or by others (mode 777)"),
+        (&foreign, "owned by uid 65534"),
+        (&link, "symbolic link"),
+    ] {
+        let e = Writer::create(&opts(lock_dir), &identity()).err().expect("refused");
+        assert!(matches!(e, WriterError::LockDir { .. }), "{}: {e:?}", lock_dir.display());
+        contains(&e, &[words, "lock directory"]);
+    }
+    assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 0, "no page without a lock");
+    // Absent: created owner-only-writable.
+    let fresh = opts(&cases.path.join("fresh"));
+    drop(Writer::create(&fresh, &identity()).unwrap());
+    let mode = std::fs::metadata(&fresh.lock_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o022, 0, "{mode:o}");
+}
+
+#[test]
+fn an_unlinked_page_is_noticed() {
+    let dir = PageDir::new("unlinked");
+    let w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.check_linked().expect("linked while nobody touched it");
+    let reader = nicclock::Clock::open_in(&dir.path, "eth0").unwrap();
+    std::fs::remove_file(dir.page("eth0")).unwrap();
+    let e = w.check_linked().expect_err("an unlinked page is noticed");
+    assert!(matches!(e, WriterError::Unlinked { .. }), "{e:?}");
+    contains(&e, &["nicclock-eth0", "removed", "STOPPED"]);
+    drop(w);
+    assert_eq!(reader.status().unwrap(), nicclock::Status::Stopped, "the orphan's readers are told");
+    assert!(Writer::create(&dir.options("eth0"), &identity()).is_ok(), "a new writer makes a new page");
+}

@@ -170,7 +170,7 @@ impl WritablePage {
     /// Maps an existing page file (already checked to be a regular PAGE_SIZE file) read-write.
     pub(crate) fn map(file: &File) -> io::Result<Self> {
         // SAFETY: shared read-write mapping of a regular file of PAGE_SIZE bytes that this writer
-        // owns and has locked (flock) against other writers. Readers map it too, so we only hand
+        // owns and holds the writer lock of (crate::lockfile). Readers map it too, so we only hand
         // out shared references and write through atomics.
         let map = unsafe { MmapOptions::new().len(PAGE_SIZE).map_mut(file) }?;
         Ok(Self { map })

@@ -32,7 +32,12 @@ impl PageDir {
     }
 
     pub fn options(&self, name: &str) -> PageOptions {
-        PageOptions { dir: self.path.clone(), ..PageOptions::new(name) }
+        PageOptions { dir: self.path.clone(), lock_dir: self.lock_dir(), ..PageOptions::new(name) }
+    }
+
+    /// The writers' lock directory for this page directory (a sibling, made by the first writer).
+    pub fn lock_dir(&self) -> PathBuf {
+        PathBuf::from(format!("{}.locks", self.path.display()))
     }
 
     pub fn page(&self, name: &str) -> PathBuf {
@@ -43,6 +48,7 @@ impl PageDir {
 impl Drop for PageDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_dir_all(self.lock_dir());
     }
 }
 

@@ -80,8 +80,8 @@ pub struct RunArgs {
     /// Largest frequency correction, ppb.
     #[arg(long, default_value_t = 900_000_000.0, value_name = "PPB", value_parser = positive)]
     pub max_frequency: f64,
-    /// Updates per second.
-    #[arg(long, default_value_t = 10.0, value_name = "HZ", value_parser = rate)]
+    /// Updates per second (0.01 to 1000).
+    #[arg(long, default_value_t = 10.0, value_name = "HZ", value_parser = rate, allow_negative_numbers = true)]
     pub rate: f64,
     /// Bracketed reads per measurement.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -95,8 +95,8 @@ pub struct RunArgs {
     /// Directory of the page.
     #[arg(long, default_value = nicclock::abi::DEFAULT_DIR, value_name = "DIR")]
     pub page_dir: PathBuf,
-    /// Page file mode, octal (644: everyone may read; 640 with --page-group).
-    #[arg(long, default_value = "644", value_name = "OCTAL", value_parser = mode)]
+    /// Page file mode, octal (644: everyone may read; 640 with --page-group; never group/other write).
+    #[arg(long, default_value = "644", value_name = "OCTAL", value_parser = page_mode)]
     pub page_mode: u32,
     /// Group owning the page (name or gid).
     #[arg(long, value_name = "GROUP")]
@@ -127,6 +127,9 @@ pub struct RunArgs {
     pub sysfs_root: PathBuf,
     #[arg(long, hide = true, default_value = nicclock_uio::vfio::CONTAINER)]
     pub vfio_container: PathBuf,
+    /// Directory of the page and device lock files (tests use their own).
+    #[arg(long, hide = true, default_value = nicclock::lockfile::DEFAULT_LOCK_DIR)]
+    pub lock_dir: PathBuf,
 }
 
 /// A usage error found after parsing (exit 2).
@@ -146,18 +149,27 @@ fn positive(s: &str) -> Result<f64, String> {
     number(s).and_then(|v| if v > 0.0 { Ok(v) } else { Err(format!("{v} must be greater than 0")) })
 }
 
+/// Slowest and fastest update rates, Hz.
+pub const RATE_RANGE: std::ops::RangeInclusive<f64> = 0.01..=1000.0;
+
 fn rate(s: &str) -> Result<f64, String> {
     positive(s).and_then(|v| {
-        if v <= 1000.0 {
-            Ok(v)
+        if v > *RATE_RANGE.end() {
+            Err(format!("{v} Hz is more than {} updates per second", RATE_RANGE.end()))
+        } else if v < *RATE_RANGE.start() {
+            Err(format!("{v} Hz is less than {} updates per second (one every 100 s)", RATE_RANGE.start()))
         } else {
-            Err(format!("{v} Hz is more than 1000 updates per second"))
+            Ok(v)
         }
     })
 }
 
 fn page_name(s: &str) -> Result<String, String> {
     nicclock::validate_name(s).map(|()| s.to_string()).map_err(|e| e.to_string())
+}
+
+fn page_mode(s: &str) -> Result<u32, String> {
+    mode(s).and_then(|m| nicclock::check_mode(m).map(|()| m).map_err(|e| e.to_string()))
 }
 
 fn mode(s: &str) -> Result<u32, String> {

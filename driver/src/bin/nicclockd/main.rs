@@ -8,6 +8,7 @@ mod logger;
 mod privileges;
 mod probe;
 mod run;
+mod wake;
 
 use std::process::ExitCode;
 

@@ -3,26 +3,28 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use log::{error, info, warn};
-use nicclock::{EventKind, Identity, PageOptions, Status, Urgency, Writer};
+use nicclock::lockfile::{LockDir, LockFile};
+use nicclock::{Identity, PageOptions, Status, Writer, WriterError};
 use nicclock_driver::device::{self, DeviceArg};
-use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update};
+use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update, REJECT_LIMIT};
 use nicclock_driver::measure::Host;
 use nicclock_driver::ntpshm::{self, NtpShm};
 use nicclock_driver::phc::Phc;
+use nicclock_driver::schedule::Schedule;
 use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
-use nicclock_driver::sim::RealTime;
+use nicclock_driver::timesource::RealTime;
 use nicclock_uio::Sysfs;
 
 use crate::args::{RunArgs, UsageError};
 use crate::host::RealHost;
 use crate::privileges;
+use crate::wake::{Wake, Waker};
 use crate::EXIT_DEVICE_GONE;
 
 fn group_id(group: &str) -> Result<u32> {
@@ -38,15 +40,26 @@ fn group_id(group: &str) -> Result<u32> {
     }
 }
 
-fn urgency(kind: EventKind) -> Urgency {
-    match kind {
-        EventKind::Step | EventKind::FrequencyJump => Urgency::Notice,
-        EventKind::DeviceLost => Urgency::Urgent,
-        _ => Urgency::Info,
+/// Takes the PCI device's lock, so that no second nicclockd drives the same NIC through another
+/// backend (sysfs, UIO, VFIO). The simulator needs none.
+fn lock_device(locks: &LockDir, device: &DeviceArg, sysfs: &Sysfs) -> Result<Option<LockFile>> {
+    let Some(address) = device::pci_address(device, sysfs) else {
+        return Ok(None);
+    };
+    match locks.try_lock(&format!("pci-{address}.lock")) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(WriterError::Busy { pid, .. }) => Err(anyhow::anyhow!(
+            "PCI device {address} is already driven by another nicclockd ({}); stop it first (two \
+             servos on one clock would fight over it)",
+            nicclock::lockfile::holder(pid)
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    // First, so that a SIGTERM during start-up is kept for the loop rather than killing us mid-way.
+    let waker = Waker::new()?;
     let device_arg: &DeviceArg = args.device.as_ref().ok_or_else(|| {
         UsageError(
             "--device is required (vfio:<pci address>, uio:/dev/uioN, sysfs:<pci address> or sim)".into(),
@@ -72,6 +85,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         .transpose()?;
 
     let sysfs = Sysfs::new(&args.sysfs_root);
+    let locks = LockDir::open(&args.lock_dir).map_err(|e| match e {
+        e if !nix::unistd::geteuid().is_root() => {
+            anyhow::anyhow!("{e}: run nicclockd as root (it maps PCI devices and locks them)")
+        }
+        e => e.into(),
+    })?;
+    let _device_lock = lock_device(&locks, device_arg, &sysfs)?;
     let opened = device::open(device_arg, &sysfs, &args.vfio_container)?;
     let steering = args.steer.resolve(opened.quirks);
     info!(
@@ -102,7 +122,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         clock_id: Identity::eui64_from_mac(mac),
     };
     let page_name = args.page_name.clone().unwrap_or_else(|| opened.address.clone());
-    let page = PageOptions { dir: args.page_dir.clone(), name: page_name, mode: args.page_mode, group };
+    let page = PageOptions {
+        dir: args.page_dir.clone(),
+        name: page_name,
+        mode: args.page_mode,
+        group,
+        lock_dir: args.lock_dir.clone(),
+    };
     let mut writer = Writer::create(&page, &identity)?;
     let (host, tai_source) = RealHost::new(args.reference, args.tai_offset);
     info!(
@@ -135,10 +161,6 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         privileges::drop_to(uid, gid)?;
         info!("running as uid {uid} gid {gid} with no capabilities");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
     let start = Instant::now();
     let ntpshm = args
         .ntpshm
@@ -156,23 +178,20 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     let mut loop_ = Loop { writer: &mut writer, stats, status: Status::Unsynchronized, ntpshm };
-    // systemd: READY=1 after the first published update, WATCHDOG=1 at half the watchdog period.
+    // systemd: READY=1 after the first published update, WATCHDOG=1 every half watchdog period,
+    // between updates too (the loop wakes for it), so a slow --rate never starves the watchdog.
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut last_ping = Instant::now();
+    let mut next_ping = watchdog.map(|half| start + half);
+    let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut ready = false;
-    let mut tick = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        if args.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
+    let mut schedule = Schedule::new(interval);
+    let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
+    loop {
+        let due = start + schedule.due();
+        let wake_at = [Some(due), next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        if let Wake::Stop(signal) = waker.wait_until(wake_at, removal_fd)? {
+            info!("{signal} received");
             break;
-        }
-        if let Some((sim, spec)) = &opened.sim {
-            let elapsed = start.elapsed().as_secs_f64();
-            if spec.remove_after_s.is_some_and(|after| elapsed >= after) {
-                sim.remove();
-            }
-            if spec.bar_off_after_s.is_some_and(|after| elapsed >= after) {
-                sim.disable_decoding();
-            }
         }
         if opened.removal.as_ref().is_some_and(|r| r.requested()) {
             loop_.writer.device_lost(u32::MAX);
@@ -183,8 +202,33 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             );
             return Ok(ExitCode::from(EXIT_DEVICE_GONE));
         }
+        let now = Instant::now();
+        if let (Some(half), Some(ping)) = (watchdog, next_ping) {
+            if now >= ping {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                next_ping = Some(now + half);
+            }
+        }
+        if end.is_some_and(|end| now >= end) {
+            break;
+        }
+        if now < due {
+            continue;
+        }
+        if let Err(e) = loop_.writer.check_linked() {
+            // Exit rather than publish where nobody can find it; a restart makes a new page.
+            error!("{e}; exiting");
+            return Ok(ExitCode::from(1));
+        }
         match discipline.update(&host) {
             Ok(Step::Updated(update)) => {
+                if let Some(old) = update.new_normal_delay_from_ns {
+                    warn!(
+                        "measurement delays stayed far above the usual {old} ns for {REJECT_LIMIT} updates; \
+                         taking {} ns as the new normal",
+                        update.measurement.delay_ns
+                    );
+                }
                 loop_.publish(&update, start);
                 if !ready {
                     ready = true;
@@ -194,8 +238,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                     ]);
                 }
             }
-            Ok(Step::Rejected { delay_ns, typical_ns }) => {
-                warn!("measurement disturbed (delay {delay_ns} ns, typically {typical_ns} ns): not used")
+            Ok(Step::Rejected { delay_ns, typical_ns, in_a_row }) => {
+                let msg = format!(
+                    "measurement disturbed (delay {delay_ns} ns, typically {typical_ns} ns): not used"
+                );
+                // Once per run of rejections; the rest at debug level, then the filter starts over.
+                if in_a_row == 1 {
+                    warn!("{msg}");
+                } else {
+                    log::debug!("{msg} ({in_a_row} in a row)");
+                }
             }
             Err(lost) => {
                 loop_.writer.device_lost(lost.last_read);
@@ -205,19 +257,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::from(if lost.gone() { EXIT_DEVICE_GONE } else { 1 }));
             }
         }
-        if watchdog.is_some_and(|half| last_ping.elapsed() >= half) {
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-            last_ping = Instant::now();
-        }
-        // A steady schedule; if we fell behind (suspend, overload), skip the missed ticks.
-        tick += 1;
-        let mut next = start + interval * tick as u32;
-        let now = Instant::now();
-        if next < now {
-            tick = (now - start).as_nanos() as u64 / interval.as_nanos() as u64 + 1;
-            next = start + interval * tick as u32;
-        }
-        std::thread::sleep(next - now);
+        // A steady schedule; if we fell behind (suspend, overload), the missed ticks are skipped.
+        schedule.advance(start.elapsed());
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping; {} marked STOPPED", writer.path().display());
@@ -233,10 +274,7 @@ struct Loop<'a> {
 
 impl Loop<'_> {
     fn publish(&mut self, update: &Update, start: Instant) {
-        self.writer.publish(&update.snapshot);
-        for &(kind, magnitude) in &update.events {
-            self.writer.post(kind, urgency(kind), magnitude, 0, update.snapshot.anchor_tai_ns);
-        }
+        nicclock_driver::publish::publish(self.writer, update);
         if let Some(m) = update.step_mismatch {
             warn!(
                 "a TIMADJ step of {} ns moved the NIC by {} ns: its TIMADJ encoding is not the model table's; steps now go to the timecounter",

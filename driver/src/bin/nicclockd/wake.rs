@@ -1,0 +1,76 @@
+//! What the update loop sleeps on: its next deadline, SIGTERM/SIGINT (through a signalfd) and,
+//! on VFIO, the kernel's release request (an eventfd); whichever comes first wakes it at once.
+
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{ppoll, PollFd, PollFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// Why [`Waker::wait_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Deadline,
+    /// SIGTERM or SIGINT arrived.
+    Stop(Signal),
+    /// The extra descriptor became readable (VFIO's release request).
+    Extra,
+}
+
+/// The stop signals, delivered through a descriptor instead of a handler.
+pub struct Waker {
+    signals: SignalFd,
+}
+
+impl Waker {
+    /// Blocks SIGTERM and SIGINT (call it before any thread starts: they inherit the mask) and
+    /// opens a signalfd for them. One sent before the first wait is kept pending, not lost.
+    pub fn new() -> Result<Self> {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.add(Signal::SIGINT);
+        set.thread_block().context("blocking SIGTERM/SIGINT")?;
+        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .context("creating a signalfd for SIGTERM/SIGINT")?;
+        Ok(Self { signals })
+    }
+
+    /// A stop signal already pending, without waiting.
+    pub fn pending(&self) -> Result<Option<Signal>> {
+        let info = self.signals.read_signal().context("reading the signalfd")?;
+        Ok(info.and_then(|i| Signal::try_from(i.ssi_signo as i32).ok()))
+    }
+
+    /// Sleeps until `deadline`, a stop signal, or `extra` becoming readable.
+    pub fn wait_until(&self, deadline: Instant, extra: Option<BorrowedFd<'_>>) -> Result<Wake> {
+        loop {
+            if let Some(signal) = self.pending()? {
+                return Ok(Wake::Stop(signal));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Wake::Deadline);
+            }
+            let mut fds = vec![PollFd::new(self.signals_fd(), PollFlags::POLLIN)];
+            if let Some(fd) = extra {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            match ppoll(&mut fds, Some((deadline - now).into()), None) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(e).context("waiting for the next update"),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            if fds.get(1).is_some_and(ready) {
+                return Ok(Wake::Extra);
+            }
+        }
+    }
+
+    fn signals_fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.signals.as_fd()
+    }
+}
