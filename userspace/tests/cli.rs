@@ -181,6 +181,17 @@ fn status_list_watch_and_events() {
     assert!(lines.iter().all(|l| l.contains("notice STEP step +1500 ns")), "{events}");
     let history = ok(&run(&["--dir", d, "events", "--history", "--count", "1", "--timeout", "5"]));
     assert!(history.contains("info STARTED writer pid"), "{history}");
+    let events = ok(&run(&["--dir", d, "events", "--json", "--count", "2", "--timeout", "5"]));
+    for line in events.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (e["kind"].as_str(), e["urgency"].as_str(), e["magnitude"].as_i64()),
+            (Some("STEP"), Some("notice"), Some(1500)),
+            "{line}"
+        );
+        assert!(e["seq"].as_u64().unwrap() > 1 && e["tai_ns"].as_u64().unwrap() > 0, "{line}");
+    }
+    assert_eq!(events.lines().count(), 2, "{events}");
 }
 
 #[test]

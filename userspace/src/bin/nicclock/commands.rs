@@ -18,7 +18,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Now { utc, format } => now(cli, *utc, *format),
         Command::Status { json } => status(cli, *json),
         Command::Watch { count, interval } => watch(cli, *count, *interval),
-        Command::Events { count, timeout, history } => events(cli, *count, *timeout, *history),
+        Command::Events { count, timeout, history, json } => events(cli, *count, *timeout, *history, *json),
         Command::Compare { seconds, rate } => compare(cli, *seconds, *rate),
         Command::Wait { status, timeout } => crate::wait::wait(cli, *status, *timeout),
         Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
@@ -239,6 +239,7 @@ fn events(
     count: Option<u64>,
     timeout: Option<std::time::Duration>,
     history: bool,
+    json: bool,
 ) -> Result<ExitCode> {
     let mut clock = open(cli)?;
     if history {
@@ -247,6 +248,14 @@ fn events(
     let mut seen = 0;
     while count.is_none_or(|c| seen < c) {
         match clock.wait_event(timeout)? {
+            EventWait::Event(e) if json => {
+                outln!(
+                    "{}",
+                    serde_json::to_string(&EventJson::from(&e)).context("encoding an event as JSON")?
+                );
+                seen += 1;
+            }
+            EventWait::Missed(n) if json => outln!("{{\"missed\":{n}}}"),
             EventWait::Event(e) => {
                 outln!("{}", format::event(&e));
                 seen += 1;
@@ -268,6 +277,30 @@ fn events(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `events --json`: one event.
+#[derive(Serialize)]
+struct EventJson {
+    seq: u64,
+    kind: &'static str,
+    urgency: &'static str,
+    tai_ns: u64,
+    magnitude: i64,
+    detail: u32,
+}
+
+impl From<&nicclock::Event> for EventJson {
+    fn from(e: &nicclock::Event) -> Self {
+        Self {
+            seq: e.seq,
+            kind: e.kind.name(),
+            urgency: e.urgency.name(),
+            tai_ns: e.tai_ns,
+            magnitude: e.magnitude,
+            detail: e.detail,
+        }
+    }
 }
 
 /// CLOCK_REALTIME in ns.

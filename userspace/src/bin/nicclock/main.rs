@@ -87,6 +87,10 @@ pub enum Command {
         /// Start with the events still in the page's ring.
         #[arg(long)]
         history: bool,
+        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail"} per
+        /// event (kind and urgency as the text lines name them), {"missed": N} when the ring overflowed.
+        #[arg(long)]
+        json: bool,
     },
     /// Wait until the page says STATUS: blocks on the page's event futex (and, with --page, on the
     /// page file appearing), no polling. Exit 0 when reached, 1 on timeout naming the status it is
