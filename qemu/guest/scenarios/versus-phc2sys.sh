@@ -44,9 +44,10 @@ echo "probe timing: CLOCK_REALTIME read min $clock_read ns, SYSTIML read bracket
 # `nicclock stats --json FILE` (nicclockd's stats CSV or phc2sys -m's log: lock = the first of 5
 # samples in a row with |offset| < 1000 ns; RMS, percentiles and mean delay from there on) into
 # shell variables: PREFIX_lock (s, or "never"), _rms, _delay (after lock), _delay_all, _samples,
-# _max (largest |offset|), _p50/_p90/_p99/_pmax (|offset| after lock), _json (the whole object).
+# _max (largest |offset|), _abs_p50/_abs_p90/_abs_p99/_abs_max (|offset| after lock), _json (the
+# whole object).
 stats_of() {
-  j=$(nicclock stats --json "$2") || { fail "nicclock stats $2: $j"; j='{}'; }
+  j=$(nicclock stats --json "$2" 2>&1) || { fail "nicclock stats $2: $j"; j="{}"; }
   f() { v=$(echo "$j" | json_field "$1"); [ -n "$v" ] && [ "$v" != null ] && awk -v v="$v" -v f="$2" 'BEGIN { printf f, v }' || echo "$3"; }
   eval "$1_json='$j'"
   eval "$1_lock=$(f lock_time_s %.2f never)"
@@ -55,7 +56,7 @@ stats_of() {
   eval "$1_delay_all=$(f mean_delay_all_ns %.0f 0)"
   eval "$1_samples=$(f samples %d 0)"
   eval "$1_max=$(f max_abs_offset_ns %.0f n/a)"
-  for k in p50 p90 p99 max; do eval "$1_p$k=$(f abs_offset_${k}_ns %.0f n/a)"; done
+  for k in p50 p90 p99 max; do eval "$1_abs_$k=$(f "abs_offset_${k}_ns" %.0f n/a)"; done
 }
 
 echo "--- phase 1: nicclockd on $IGB1 (--rate $RATE) and phc2sys -s CLOCK_REALTIME -c $PTP -O 0 -m, ${RUN_S} s"
@@ -98,8 +99,8 @@ echo "nicclockd: $n_json"
 echo "phc2sys:   $p_json"
 result "nicclockd lock_time_s $n_lock rms_offset_ns $n_rms delay_ns $n_delay samples $n_samples"
 result "phc2sys lock_time_s $p_lock rms_offset_ns $p_rms delay_ns $p_delay samples $p_samples"
-result "nicclockd abs_offset_ns p50 $n_pp50 p90 $n_pp90 p99 $n_pp99 max $n_ppmax"
-result "phc2sys abs_offset_ns p50 $p_pp50 p90 $p_pp90 p99 $p_pp99 max $p_ppmax"
+result "nicclockd abs_offset_ns p50 $n_abs_p50 p90 $n_abs_p90 p99 $n_abs_p99 max $n_abs_max"
+result "phc2sys abs_offset_ns p50 $p_abs_p50 p90 $p_abs_p90 p99 $p_abs_p99 max $p_abs_max"
 [ "$n_lock" != never ] && pass "nicclockd locked ($n_lock s)" || fail "nicclockd never locked"
 [ "$p_lock" != never ] && pass "phc2sys locked ($p_lock s)" || fail "phc2sys never locked (its log: $(tail -3 /tmp/phc2sys.log))"
 [ "$n_samples" -ge $((RUN_S * RATE / 2)) ] && pass "nicclockd logged $n_samples samples" || fail "nicclockd logged only $n_samples samples"
