@@ -539,3 +539,26 @@ fn stats_summarises_a_stats_csv_and_servo_logs() {
     );
     fails(&run(&["stats", dir.path.join("absent").to_str().unwrap()]), 1, &["cannot read", "absent"]);
 }
+
+#[test]
+fn every_json_field_is_documented_in_help() {
+    let dir = PageDir::new("cli-help");
+    let _live = LivePage::start(dir.options("eth0"), false);
+    let d = dir.path.to_str().unwrap();
+    let csv = dir.path.join("s.csv");
+    std::fs::write(
+        &csv,
+        "time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns\n0.1,5,2,1.0,800,LOCKED,900\n",
+    )
+    .unwrap();
+    for (json_args, help_args) in [
+        (vec!["--dir", d, "status", "--json"], vec!["status", "--help"]),
+        (vec!["stats", "--json", csv.to_str().unwrap()], vec!["stats", "--help"]),
+    ] {
+        let json: serde_json::Value = serde_json::from_str(&ok(&run(&json_args))).unwrap();
+        let help = ok(&run(&help_args));
+        for key in json.as_object().unwrap().keys() {
+            assert!(help.contains(key.as_str()), "{help_args:?} does not document {key}:\n{help}");
+        }
+    }
+}
