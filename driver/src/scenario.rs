@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use nicclock::stats::{self, Sample, Summary};
 use nicclock::{CounterKind, Snapshot, Status};
 
 use crate::discipline::{Discipline, DisciplineConfig, Step, Update};
@@ -70,6 +71,8 @@ pub struct Outcome {
     /// RMS and max |true offset| from lock to the end, ns.
     pub rms_offset_ns: f64,
     pub max_offset_ns: i64,
+    /// The offsets' statistics (nicclock::stats, as `nicclock stats` and the lab compute them).
+    pub summary: Summary,
     /// Largest |page time − true time| seen, and whether each was inside the page's error bound.
     pub max_page_error_ns: i64,
     pub page_bound_violations: usize,
@@ -132,18 +135,16 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
         }
         time.wait_until(k * interval);
     }
-    let lock_index = offsets.windows(5).position(|w| w.iter().all(|(_, o)| o.abs() < lock_threshold_ns));
-    let after: Vec<i64> = lock_index.map_or(vec![], |i| offsets[i..].iter().map(|(_, o)| *o).collect());
-    let rms = if after.is_empty() {
-        f64::INFINITY
-    } else {
-        (after.iter().map(|o| (*o as f64).powi(2)).sum::<f64>() / after.len() as f64).sqrt()
-    };
+    let samples: Vec<Sample> =
+        offsets.iter().map(|(t, o)| Sample { time_s: *t, offset_ns: *o as f64, delay_ns: None }).collect();
+    let summary = stats::summarize(&samples, lock_threshold_ns as f64);
     Ok(Outcome {
         steering,
-        lock_time_s: lock_index.map(|i| offsets[i].0),
-        rms_offset_ns: rms,
-        max_offset_ns: after.iter().map(|o| o.abs()).max().unwrap_or(i64::MAX),
+        // Seconds since the simulation started (its first update comes one interval in).
+        lock_time_s: summary.lock_index.map(|i| offsets[i].0),
+        rms_offset_ns: summary.rms_offset_ns.unwrap_or(f64::INFINITY),
+        max_offset_ns: summary.abs_offset_max_ns.map_or(i64::MAX, |m| m as i64),
+        summary,
         offsets,
         max_page_error_ns,
         page_bound_violations,

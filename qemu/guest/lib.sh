@@ -23,6 +23,12 @@ expect_output() {
   if printf '%s\n' "$out" | grep -q -- "$pattern"; then pass "$what"; else fail "$what: no '$pattern' in: $out"; fi
 }
 
+# expect_probe WHAT DEVICE KEY VALUE: `nicclockd probe --json DEVICE` says KEY is VALUE.
+expect_probe() {
+  got=$(nicclockd probe --json "$2" 2>&1 | json_field "$3")
+  if [ "$got" = "$4" ]; then pass "$1 ($3 $got)"; else fail "$1: probe $3 is '$got', not '$4'"; fi
+}
+
 # PCI addresses of vendor:device.
 bdf_of() {
   for d in /sys/bus/pci/devices/*; do
@@ -46,20 +52,58 @@ as_reader() {
   su -s /bin/sh -c "$cmd" reader
 }
 
-# wait_status PAGE STATUS SECONDS: until `nicclock status` says STATUS.
-wait_status() {
+# wait_for SECONDS COMMAND...: until COMMAND succeeds, at most SECONDS (1 if it never does). For
+# guest state with nothing to block on (a sysfs node appearing or going); checked every 0.1 s.
+wait_for() {
+  n=$(($1 * 10))
+  shift
   i=0
-  while [ "$i" -lt $(($3 * 10)) ]; do
-    nicclock --page "$1" status 2>/dev/null | grep -q "^status      $2" && return 0
+  until "$@"; do
+    [ "$i" -lt "$n" ] || return 1
     sleep 0.1
     i=$((i + 1))
+  done
+}
+
+# json_field KEY: the value of "KEY" in the one-line JSON object on stdin (`nicclock status --json`,
+# `nicclock stats --json`, `nicclockd probe --json`: documented fields, one object per line); a
+# string without its quotes. Keys are unique in those objects.
+json_field() { sed -n "s/.*\"$1\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" | sed 's/^"//; s/"$//'; }
+
+# page_status PAGE: the page's status by `nicclock status --json` (whatever its exit status).
+page_status() { nicclock --page "$1" status --json 2> /dev/null | json_field status; }
+
+# expect_status WHAT PAGE STATUS: the page says STATUS.
+expect_status() {
+  st=$(page_status "$2")
+  if [ "$st" = "$3" ]; then pass "$1"; else fail "$1: the page says '$st', not $3"; fi
+}
+
+# expect_locked PAGE: the page reaches LOCKED within 60 s (shows the daemon's log if not): waits on
+# the page's own status event (nicclock wait blocks on its futex), not on a loop.
+expect_locked() {
+  if out=$(nicclock --page "$1" wait --status LOCKED --timeout 60 2>&1); then
+    pass "$1 LOCKED ($out)"
+  else
+    fail "$1 LOCKED within 60 s: $out"
+    tail -20 "/tmp/$1.log"
+  fi
+}
+
+# reader_blocked: a `nicclock ... events` process sleeps on its page's futex (its kernel wait
+# channel), i.e. it is waiting and will be woken by the next event.
+reader_blocked() {
+  for p in /proc/[0-9]*; do
+    case $(tr '\0' ' ' < "$p/cmdline" 2> /dev/null) in
+      nicclock\ *\ events\ *) grep -q futex "$p/wchan" 2> /dev/null && return 0 ;;
+    esac
   done
   return 1
 }
 
-# expect_locked PAGE: the page reaches LOCKED within 60 s (shows the daemon's log if not).
-expect_locked() {
-  if wait_status "$1" LOCKED 60; then pass "$1 LOCKED"; else fail "$1 LOCKED within 60 s"; tail -20 "/tmp/$1.log"; fi
+# expect_reader_blocked: within 30 s a `nicclock events` reader is blocked on its page's futex.
+expect_reader_blocked() {
+  if wait_for 30 reader_blocked; then pass "a reader (uid 1000) waits in nicclock events (blocked on the page's futex)"; else fail "no nicclock events reader blocked on a futex within 30 s"; fi
 }
 
 # expect_in_bound PAGE: as uid 1000, 10 s of `nicclock compare` find every reading inside the bound.
@@ -76,22 +120,28 @@ expect_clean_stop() {
   kill -TERM "$@"
   codes=
   for pid in "$@"; do
-    wait "$pid"
-    codes="$codes $?"
+    wait_exit "$pid" "nicclockd (pid $pid) after SIGTERM"
+    codes="$codes $rc"
   done
   case $codes in *[1-9]*) fail "daemon exit status$codes" ;; *) pass "daemons stopped cleanly" ;; esac
 }
 
-# wait_exit PID WHAT: waits up to 30 s for PID to end (a failed check, and a kill, if it does not);
-# sets $rc to its exit status.
+# wait_exit PID WHAT: waits for PID (a child of this shell) to end, at most 30 s (then a failed
+# check and a kill); sets $rc to its exit status. The wait is the process's exit itself (`wait`);
+# a watchdog in the background bounds it.
 wait_exit() {
-  i=0
-  while kill -0 "$1" 2> /dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-  if kill -0 "$1" 2> /dev/null; then
-    fail "$2 still running 30 s later"
-    dmesg | tail -15
-    kill -9 "$1"
-  fi
+  rm -f /tmp/wait_exit.killed
+  (
+    sleep 30
+    if kill -0 "$1" 2> /dev/null; then
+      : > /tmp/wait_exit.killed
+      dmesg | tail -15
+      kill -9 "$1"
+    fi
+  ) &
+  watchdog=$!
   wait "$1"
   rc=$?
+  kill "$watchdog" 2> /dev/null
+  [ ! -e /tmp/wait_exit.killed ] || fail "$2 still running 30 s later: killed"
 }

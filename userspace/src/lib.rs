@@ -43,6 +43,8 @@ mod reader;
 #[cfg(not(loom))]
 mod snapshot;
 #[cfg(not(loom))]
+pub mod stats;
+#[cfg(not(loom))]
 mod writer;
 
 #[cfg(not(loom))]

@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -52,8 +52,47 @@ impl Drop for LivePage {
     }
 }
 
+/// Runs nicclock with `args` (stdin null, stdout and stderr captured), killed after 30 s.
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run nicclock")
+    within(30, Command::new(BIN).args(args).stdout(Stdio::piped()))
+}
+
+/// Waits for `cmd` (its stdout already chosen, stderr captured) to end; kills it and fails the
+/// test if it runs longer than `secs`.
+fn within(secs: u64, cmd: &mut Command) -> Output {
+    let child = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start nicclock");
+    let watchdog = Watchdog::new(&child, secs);
+    let out = child.wait_with_output().expect("wait for nicclock");
+    watchdog.finished();
+    out
+}
+
+/// Kills a child still running after its time; `finished` fails the test if it had to.
+struct Watchdog {
+    done: mpsc::Sender<()>,
+    thread: JoinHandle<bool>,
+    secs: u64,
+}
+
+impl Watchdog {
+    fn new(child: &std::process::Child, secs: u64) -> Self {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (done, finished) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let hung = finished.recv_timeout(Duration::from_secs(secs)).is_err();
+            if hung {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            hung
+        });
+        Self { done, thread, secs }
+    }
+
+    /// Call once the child has been waited for.
+    fn finished(self) {
+        let _ = self.done.send(());
+        assert!(!self.thread.join().unwrap(), "nicclock still ran after {} s and was killed", self.secs);
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -142,6 +181,17 @@ fn status_list_watch_and_events() {
     assert!(lines.iter().all(|l| l.contains("notice STEP step +1500 ns")), "{events}");
     let history = ok(&run(&["--dir", d, "events", "--history", "--count", "1", "--timeout", "5"]));
     assert!(history.contains("info STARTED writer pid"), "{history}");
+    let events = ok(&run(&["--dir", d, "events", "--json", "--count", "2", "--timeout", "5"]));
+    for line in events.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (e["kind"].as_str(), e["urgency"].as_str(), e["magnitude"].as_i64()),
+            (Some("STEP"), Some("notice"), Some(1500)),
+            "{line}"
+        );
+        assert!(e["seq"].as_u64().unwrap() > 1 && e["tai_ns"].as_u64().unwrap() > 0, "{line}");
+    }
+    assert_eq!(events.lines().count(), 2, "{events}");
 }
 
 #[test]
@@ -222,8 +272,14 @@ fn stale_and_stopped_pages_give_no_time() {
     snap.updated_tai_ns -= 5_000_000_000;
     w.publish(&snap);
     fails(&run(&["--dir", d, "now"]), 1, &["stale", "nicclockd is stuck or was killed"]);
-    let json: serde_json::Value = serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    // status prints the page, and exits 1 like now: a stale page gives no time.
+    let o = run(&["--dir", d, "status", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(json["stale"], true);
+    let o = run(&["--dir", d, "status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(STALE)"), "{}", stdout(&o));
     ok(&run(&["--dir", d, "--max-age", "60", "now"]));
     drop(w);
     fails(&run(&["--dir", d, "now"]), 1, &["STOPPED"]);
@@ -265,4 +321,244 @@ fn usage_errors_exit_2() {
     }
     let o = run(&["--page", "a/b", "now"]);
     assert!(stderr(&o).contains("contains '/'"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unsynchronized_page_gives_no_time_and_exit_1() {
+    let dir = PageDir::new("cli-unsync");
+    let d = dir.path.to_str().unwrap();
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Unsynchronized, u64::MAX);
+    w.publish(&snap);
+    let o = run(&["--dir", d, "now"]);
+    fails(&o, 1, &["UNSYNCHRONIZED", "not disciplined"]);
+    assert!(stdout(&o).is_empty(), "no time printed: {}", stdout(&o));
+    let o = run(&["--dir", d, "status", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(json["status"], "UNSYNCHRONIZED");
+    snap.status = Status::Locked;
+    w.publish(&snap);
+    ok(&run(&["--dir", d, "--max-age", "60", "now"]));
+    ok(&run(&["--dir", d, "--max-age", "60", "status"]));
+}
+
+#[test]
+fn numeric_options_name_their_range() {
+    for (args, words) in [
+        (vec!["--max-age", "1e300", "now"], vec!["1e300 seconds is too large", "0 < SECONDS < 1e9"]),
+        (vec!["--max-age", "-1", "now"], vec!["-1 must be a positive number of seconds"]),
+        (vec!["--max-age", "nan", "now"], vec!["is not a number of seconds"]),
+        (vec!["compare", "--rate", "-1"], vec!["-1 is not in 1..=10000"]),
+        (vec!["watch", "--interval", "-1"], vec!["-1 must be a positive number"]),
+        (vec!["events", "--timeout", "-5"], vec!["-5 must be a positive number"]),
+        (vec!["watch", "--count", "-3"], vec!["'-3'", "--count"]),
+        (vec!["wait", "--status", "SYNCED"], vec!["\"SYNCED\" is not a status", "LOCKED"]),
+        (vec!["stats", "x", "--lock-threshold", "-1"], vec!["-1 must be a positive"]),
+    ] {
+        let o = run(&args);
+        fails(&o, 2, &words);
+        assert!(!stderr(&o).contains("unexpected argument"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn output_to_a_full_device_is_a_runtime_error_not_a_panic() {
+    let dir = PageDir::new("cli-full");
+    let _live = LivePage::start(dir.options("eth0"), false);
+    let d = dir.path.to_str().unwrap();
+    for args in [
+        vec!["now"],
+        vec!["status", "--json"],
+        vec!["watch", "--count", "2", "--interval", "0.05"],
+        vec!["list"],
+    ] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let o = within(30, Command::new(BIN).args(["--dir", d]).args(&args).stdout(full));
+        fails(&o, 1, &["cannot write to standard output", "No space left on device"]);
+    }
+}
+
+#[test]
+fn a_closed_output_pipe_ends_quietly_with_exit_0() {
+    let dir = PageDir::new("cli-pipe");
+    let _live = LivePage::start(dir.options("eth0"), true);
+    let d = dir.path.to_str().unwrap();
+    for args in [
+        vec!["now"],
+        vec!["watch", "--count", "3", "--interval", "0.05"],
+        vec!["events", "--history", "--count", "3", "--timeout", "5"],
+    ] {
+        // The reading end is closed before nicclock writes: its first line meets EPIPE.
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let o = within(30, Command::new(BIN).args(["--dir", d]).args(&args).stdout(Stdio::from(write_end)));
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {:?} {}", o.status, stderr(&o));
+        assert!(stderr(&o).is_empty(), "{args:?}: quiet, yet: {}", stderr(&o));
+    }
+    // `nicclock watch | head -1`: the reader takes one line and goes away.
+    let mut child = Command::new(BIN)
+        .args(["--dir", d, "watch", "--count", "50", "--interval", "0.05"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first)
+        .unwrap();
+    assert!(first.contains("LOCKED"), "{first}");
+    let watchdog = Watchdog::new(&child, 30);
+    let o = child.wait_with_output().unwrap();
+    watchdog.finished();
+    assert_eq!(o.status.code(), Some(0), "{:?} {}", o.status, stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn wait_returns_on_the_status_event_and_times_out_naming_the_status() {
+    let dir = PageDir::new("cli-wait");
+    let d = dir.path.to_str().unwrap().to_string();
+    // Waiting before the page exists: it appears LOCKING, then turns LOCKED.
+    let child = Command::new(BIN)
+        .args(["--dir", &d, "--page", "eth0", "wait", "--status", "locked", "--timeout", "20"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiter = Watchdog::new(&child, 30);
+    let wchan = |what: &str| {
+        // The child's kernel wait channel: where it sleeps (bounded: the watchdog ends the child).
+        let path = format!("/proc/{}/wchan", child.id());
+        loop {
+            let now = std::fs::read_to_string(&path).unwrap_or_default();
+            if now.contains(what) {
+                return;
+            }
+            assert!(!now.is_empty(), "nicclock wait ended before sleeping in {what}");
+            std::thread::yield_now();
+        }
+    };
+    wchan("poll"); // on inotify, for the page to appear
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locking, 5_000));
+    wchan("futex"); // on the page's event word
+    w.publish(&system_snapshot(Status::Locked, 1_000));
+    let o = child.wait_with_output().unwrap();
+    waiter.finished();
+    assert!(ok(&o).contains("LOCKED after"), "{}", stdout(&o));
+
+    // Already there: at once.
+    ok(&run(&[
+        "--dir",
+        &d,
+        "--page",
+        "eth0",
+        "--max-age",
+        "60",
+        "wait",
+        "--status",
+        "LOCKED",
+        "--timeout",
+        "5",
+    ]));
+    // Never there: exit 1 after the timeout, naming where it is stuck.
+    let o = run(&[
+        "--dir",
+        &d,
+        "--page",
+        "eth0",
+        "--max-age",
+        "60",
+        "wait",
+        "--status",
+        "HOLDOVER",
+        "--timeout",
+        "0.3",
+    ]);
+    fails(&o, 1, &["is still LOCKED after 0.3 s", "waited for HOLDOVER"]);
+    // A page that never appears.
+    let o = run(&["--dir", &d, "--page", "eth9", "wait", "--status", "LOCKED", "--timeout", "0.3"]);
+    fails(&o, 1, &["no time page at", "nicclock-eth9", "after 0.3 s"]);
+}
+
+#[test]
+fn stats_summarises_a_stats_csv_and_servo_logs() {
+    let dir = PageDir::new("cli-stats");
+    let csv = dir.path.join("run.csv");
+    let mut text = String::from("time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns\n");
+    for (i, o) in [90_000, 5_000, 10, -20, 30, -40, 50, 60].iter().enumerate() {
+        text += &format!("{:.3},{o},2,1.0,{},LOCKED,900\n", 0.1 * (i + 1) as f64, 800 + i);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["stats", "--json", csv.to_str().unwrap()]))).unwrap();
+    assert_eq!((json["source"].as_str(), json["samples"].as_u64()), (Some("stats_csv"), Some(8)));
+    assert_eq!(json["lock_index"], 2);
+    assert!((json["lock_time_s"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{json}");
+    let rms = ((100 + 400 + 900 + 1600 + 2500 + 3600) as f64 / 6.0).sqrt();
+    assert!((json["rms_offset_ns"].as_f64().unwrap() - rms).abs() < 1e-9, "{json}");
+    assert_eq!(
+        (json["abs_offset_p50_ns"].as_f64(), json["abs_offset_max_ns"].as_f64()),
+        (Some(40.0), Some(60.0))
+    );
+    assert_eq!(json["max_abs_offset_ns"].as_f64(), Some(90_000.0));
+    assert_eq!(json["mean_delay_ns"].as_f64(), Some(804.5));
+    let human = ok(&run(&["stats", csv.to_str().unwrap()]));
+    assert!(human.contains("lock        after 0.20 s (sample 3"), "{human}");
+
+    let log = dir.path.join("phc2sys.log");
+    std::fs::write(
+        &log,
+        "phc2sys[10.0]: CLOCK_REALTIME phc offset 3000 s0 freq +0 delay 500\n\
+         phc2sys[10.1]: clock jumped\n\
+         phc2sys[10.1]: CLOCK_REALTIME phc offset 5 s2 freq +1 delay 510\n",
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&run(&[
+        "stats",
+        "--json",
+        "--lock-threshold",
+        "100",
+        log.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(
+        (json["source"].as_str(), json["samples"].as_u64(), json["ignored_lines"].as_u64()),
+        (Some("servo_log"), Some(2), Some(1))
+    );
+    assert_eq!(json["lock_index"], serde_json::Value::Null, "2 samples cannot make 5 in a row");
+    assert_eq!(json["mean_delay_all_ns"].as_f64(), Some(505.0));
+
+    std::fs::write(dir.path.join("empty"), "nothing here\n").unwrap();
+    fails(
+        &run(&["stats", dir.path.join("empty").to_str().unwrap()]),
+        1,
+        &["no samples in", "--stats-file CSV"],
+    );
+    fails(&run(&["stats", dir.path.join("absent").to_str().unwrap()]), 1, &["cannot read", "absent"]);
+}
+
+#[test]
+fn every_json_field_is_documented_in_help() {
+    let dir = PageDir::new("cli-help");
+    let _live = LivePage::start(dir.options("eth0"), false);
+    let d = dir.path.to_str().unwrap();
+    let csv = dir.path.join("s.csv");
+    std::fs::write(
+        &csv,
+        "time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns\n0.1,5,2,1.0,800,LOCKED,900\n",
+    )
+    .unwrap();
+    for (json_args, help_args) in [
+        (vec!["--dir", d, "status", "--json"], vec!["status", "--help"]),
+        (vec!["stats", "--json", csv.to_str().unwrap()], vec!["stats", "--help"]),
+    ] {
+        let json: serde_json::Value = serde_json::from_str(&ok(&run(&json_args))).unwrap();
+        let help = ok(&run(&help_args));
+        for key in json.as_object().unwrap().keys() {
+            assert!(help.contains(key.as_str()), "{help_args:?} does not document {key}:\n{help}");
+        }
+    }
 }

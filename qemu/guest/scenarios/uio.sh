@@ -9,8 +9,8 @@ bind_to uio_pci_generic "$IGB"
 UIO=$(basename "$(ls -d /sys/bus/pci/devices/"$E1000E"/uio/uio* | head -1)")
 [ -n "$UIO" ] && pass "e1000e is /dev/$UIO" || { fail "no uio node for $E1000E"; exit 1; }
 
-expect_output "probe via uio: model 82574" "model       82574" nicclockd probe "uio:/dev/$UIO"
-expect_output "probe via sysfs: model 82576" "model       82576" nicclockd probe "sysfs:$IGB"
+expect_probe "probe via uio: model 82574" "uio:/dev/$UIO" model 82574
+expect_probe "probe via sysfs: model 82576" "sysfs:$IGB" model 82576
 
 nicclockd --device "uio:/dev/$UIO" --page-name e1000e 2> /tmp/e1000e.log &
 D1=$!
@@ -20,5 +20,5 @@ for p in e1000e igb; do
   expect_locked "$p"
   expect_in_bound "$p"
 done
-expect_output "camera as uid 1000" "10 frames, 0 unstamped" as_reader camera --page igb --frames 10
+expect "camera as uid 1000 stamps every frame (exit 0: none unstamped)" as_reader camera --page igb --frames 10
 expect_clean_stop "$D1" "$D2"

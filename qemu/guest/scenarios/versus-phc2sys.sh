@@ -26,8 +26,8 @@ IGB1=$(bdf_of 8086 10c9 | sed -n 1p)
 IGB2=$(bdf_of 8086 10c9 | sed -n 2p)
 [ -n "$IGB2" ] || { fail "two igbs present"; exit 1; }
 bind_to vfio-pci "$IGB1"
-i=0
-while [ ! -d "/sys/bus/pci/devices/$IGB2/ptp" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+has_ptp() { [ -d "/sys/bus/pci/devices/$1/ptp" ]; }
+wait_for 5 has_ptp "$IGB2"
 PTP=/dev/$(ls "/sys/bus/pci/devices/$IGB2/ptp" | head -1)
 [ -c "$PTP" ] && pass "kernel igb on $IGB2 gives $PTP" || { fail "no PHC for $IGB2"; exit 1; }
 mkdir -p /var/run
@@ -35,44 +35,28 @@ cs=/sys/devices/system/clocksource/clocksource0
 result "guest_clocksource $(cat $cs/current_clocksource) available $(cat $cs/available_clocksource)"
 
 # The floor of any "delay": a SYSTIML read bracketed by two CLOCK_REALTIME reads, from userspace.
-TIMING=$(nicclockd probe "vfio:$IGB1" | grep '^timing')
-echo "$TIMING"
-floor=$(echo "$TIMING" | sed -n 's/.*bracketed by two: min \([0-9]*\) ns.*/\1/p')
-clock_read=$(echo "$TIMING" | sed -n 's/.*CLOCK_REALTIME read: min \([0-9]*\) ns.*/\1/p')
-[ -n "$floor" ] && pass "probe measured the bracketed SYSTIML read ($floor ns)" || fail "probe timing: $TIMING"
+PROBE=$(nicclockd probe --json "vfio:$IGB1")
+floor=$(echo "$PROBE" | json_field bracketed_min_ns)
+clock_read=$(echo "$PROBE" | json_field clock_read_min_ns)
+echo "probe timing: CLOCK_REALTIME read min $clock_read ns, SYSTIML read bracketed by two min $floor ns (median $(echo "$PROBE" | json_field bracketed_median_ns) ns)"
+[ -n "$floor" ] && pass "probe measured the bracketed SYSTIML read ($floor ns)" || fail "probe --json: $PROBE"
 
-# One line per sample: seconds since start, offset, delay.
-# phc2sys -m: "phc2sys[12.345]: CLOCK_REALTIME phc offset -23 s2 freq +100 delay 500"
-phc2sys_samples() {
-  awk '/ offset / && / s[0-9] / {
-    t = $1; sub(/^phc2sys\[/, "", t); sub(/\]:$/, "", t)
-    for (k = 1; k <= NF; k++) { if ($k == "offset") o = $(k + 1); if ($k == "delay") d = $(k + 1) }
-    if (t0 == "") t0 = t
-    print t - t0, o, d }' "$1"
-}
-# file -> "lock_s rms_ns mean_delay_ns samples": lock = first of 5 consecutive |offset| < 1000 ns;
-# RMS and mean delay over the samples from there on.
-stats() {
-  awk '{ t[NR] = $1; o[NR] = $2; d[NR] = $3 }
-  END {
-    lock = 0
-    for (i = 1; i <= NR - 4; i++) {
-      ok = 1
-      for (j = i; j < i + 5; j++) if (o[j] > 1000 || o[j] < -1000) ok = 0
-      if (ok) { lock = i; break }
-    }
-    if (!lock) {
-      sd = 0; for (i = 1; i <= NR; i++) sd += d[i]
-      printf "never inf %.0f %d\n", (NR ? sd / NR : 0), NR
-      exit
-    }
-    n = 0; s2 = 0; sd = 0
-    for (i = lock; i <= NR; i++) { n++; s2 += o[i] * o[i]; sd += d[i] }
-    # busybox awk has no sqrt: Newton iterations
-    ms = s2 / n; r = (ms > 1) ? ms : 1
-    for (k = 0; k < 100; k++) r = (r + ms / r) / 2
-    printf "%.2f %.1f %.0f %d\n", t[lock] - t[1], (ms > 0) ? r : 0, sd / n, n
-  }' "$1"
+# `nicclock stats --json FILE` (nicclockd's stats CSV or phc2sys -m's log: lock = the first of 5
+# samples in a row with |offset| < 1000 ns; RMS, percentiles and mean delay from there on) into
+# shell variables: PREFIX_lock (s, or "never"), _rms, _delay (after lock), _delay_all, _samples,
+# _max (largest |offset|), _abs_p50/_abs_p90/_abs_p99/_abs_max (|offset| after lock), _json (the
+# whole object).
+stats_of() {
+  j=$(nicclock stats --json "$2" 2>&1) || { fail "nicclock stats $2: $j"; j="{}"; }
+  f() { v=$(echo "$j" | json_field "$1"); [ -n "$v" ] && [ "$v" != null ] && awk -v v="$v" -v f="$2" 'BEGIN { printf f, v }' || echo "$3"; }
+  eval "$1_json='$j'"
+  eval "$1_lock=$(f lock_time_s %.2f never)"
+  eval "$1_rms=$(f rms_offset_ns %.1f inf)"
+  eval "$1_delay=$(f mean_delay_ns %.0f n/a)"
+  eval "$1_delay_all=$(f mean_delay_all_ns %.0f 0)"
+  eval "$1_samples=$(f samples %d 0)"
+  eval "$1_max=$(f max_abs_offset_ns %.0f n/a)"
+  for k in p50 p90 p99 max; do eval "$1_abs_$k=$(f "abs_offset_${k}_ns" %.0f n/a)"; done
 }
 
 echo "--- phase 1: nicclockd on $IGB1 (--rate $RATE) and phc2sys -s CLOCK_REALTIME -c $PTP -O 0 -m, ${RUN_S} s"
@@ -80,7 +64,7 @@ nicclockd --device "vfio:$IGB1" --page-name igb --rate "$RATE" --stats-file /tmp
 D=$!
 timeout "$RUN_S" phc2sys -s CLOCK_REALTIME -c "$PTP" -O 0 -m > /tmp/phc2sys-phc.log 2>&1 &
 P=$!
-sleep 5
+expect_locked igb
 as_reader nicclock --page igb compare --seconds $((RUN_S - 10)) --rate 20 > /tmp/compare.txt 2>&1
 compare_rc=$?
 wait "$P"
@@ -90,13 +74,11 @@ cat /tmp/compare.txt
 result "independent-reader $(cat /tmp/compare.txt)"
 [ $compare_rc = 0 ] && pass "nicclockd's page stayed inside its bound for the independent reader" ||
   fail "independent reader: $(cat /tmp/compare.txt)"
-phc2sys_samples /tmp/phc2sys-phc.log > /tmp/pp.samples
-set -- $(stats /tmp/pp.samples)
-jumps=$(grep -c 'clock jumped' /tmp/phc2sys-phc.log)
-max_off=$(awk '{ a = ($2 < 0) ? -$2 : $2; if (a > m) m = a } END { printf "%.0f", m }' /tmp/pp.samples)
-pp_delay=$(awk '{ s += $3 } END { printf "%.0f", NR ? s / NR : 0 }' /tmp/pp.samples)
-result "phc2sys_steering_phc lock_time_s $1 rms_offset_ns $2 delay_ns $pp_delay samples $4 clock_jumps $jumps max_abs_offset_ns $max_off"
-[ "$4" -ge $((RUN_S / 2)) ] && pass "phase 1: phc2sys logged $4 samples" || fail "phase 1: phc2sys logged $4 samples: $(head -3 /tmp/phc2sys-phc.log)"
+stats_of pp /tmp/phc2sys-phc.log
+jumps=$(grep -c 'clock jumped' /tmp/phc2sys-phc.log) # linuxptp's own log line, counted as it is
+pp_delay=$pp_delay_all # every sample's delay is valid, locked or not
+result "phc2sys_steering_phc lock_time_s $pp_lock rms_offset_ns $pp_rms delay_ns $pp_delay samples $pp_samples clock_jumps $jumps max_abs_offset_ns $pp_max"
+[ "$pp_samples" -ge $((RUN_S / 2)) ] && pass "phase 1: phc2sys logged $pp_samples samples" || fail "phase 1: phc2sys logged $pp_samples samples: $(head -3 /tmp/phc2sys-phc.log)"
 
 echo "--- phase 2: phc2sys -s $PTP -c CLOCK_REALTIME -O 0 -R $RATE -m, ${REF_S} s"
 # Give igb #2 back its nominal rate and the system's time (settime re-initialises the kernel's timecounter).
@@ -108,29 +90,17 @@ C=$!
 timeout "$REF_S" phc2sys -s "$PTP" -c CLOCK_REALTIME -O 0 -R "$RATE" -m > /tmp/phc2sys.log 2>&1
 wait "$C"
 kill -TERM "$D"
-wait "$D" && pass "nicclockd stopped cleanly" || fail "nicclockd exit $? at the end"
+wait_exit "$D" "nicclockd after SIGTERM"
+[ "$rc" = 0 ] && pass "nicclockd stopped cleanly" || fail "nicclockd exit $rc at the end"
 
-# nicclockd CSV: time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns
-awk -F, 'NR > 1 { print $1, $2, $5 }' /tmp/nicclockd-phase1.csv > /tmp/n.samples
-phc2sys_samples /tmp/phc2sys.log > /tmp/p.samples
-# |offset| after lock: median, 90th, 99th percentile, max (RMS alone hides whether a few outliers or
-# the bulk make it).
-spread() {
-  lock_i=$(awk -v l="$2" 'NR == 1 { t1 = $1 } l != "never" && $1 - t1 >= l { print NR; exit }' "$1")
-  [ -n "$lock_i" ] || { echo "n/a"; return; }
-  awk -v s="$lock_i" 'NR >= s { print ($2 < 0) ? -$2 : $2 }' "$1" | sort -n |
-    awk '{ v[NR] = $1 } END { printf "p50 %d p90 %d p99 %d max %d", v[int(NR * .5) + 1], v[int(NR * .9) + 1], v[int(NR * .99) + 1], v[NR] }'
-}
-N=$(stats /tmp/n.samples)
-P=$(stats /tmp/p.samples)
-echo "nicclockd: lock_s rms_ns mean_delay_ns samples = $N"
-echo "phc2sys:   lock_s rms_ns mean_delay_ns samples = $P"
-set -- $N; n_lock=$1 n_rms=$2 n_delay=$3 n_samples=$4
-set -- $P; p_lock=$1 p_rms=$2 p_delay=$3 p_samples=$4
+stats_of n /tmp/nicclockd-phase1.csv
+stats_of p /tmp/phc2sys.log
+echo "nicclockd: $n_json"
+echo "phc2sys:   $p_json"
 result "nicclockd lock_time_s $n_lock rms_offset_ns $n_rms delay_ns $n_delay samples $n_samples"
 result "phc2sys lock_time_s $p_lock rms_offset_ns $p_rms delay_ns $p_delay samples $p_samples"
-result "nicclockd abs_offset_ns $(spread /tmp/n.samples "$n_lock")"
-result "phc2sys abs_offset_ns $(spread /tmp/p.samples "$p_lock")"
+result "nicclockd abs_offset_ns p50 $n_abs_p50 p90 $n_abs_p90 p99 $n_abs_p99 max $n_abs_max"
+result "phc2sys abs_offset_ns p50 $p_abs_p50 p90 $p_abs_p90 p99 $p_abs_p99 max $p_abs_max"
 [ "$n_lock" != never ] && pass "nicclockd locked ($n_lock s)" || fail "nicclockd never locked"
 [ "$p_lock" != never ] && pass "phc2sys locked ($p_lock s)" || fail "phc2sys never locked (its log: $(tail -3 /tmp/phc2sys.log))"
 [ "$n_samples" -ge $((RUN_S * RATE / 2)) ] && pass "nicclockd logged $n_samples samples" || fail "nicclockd logged only $n_samples samples"

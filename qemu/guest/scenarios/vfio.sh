@@ -10,10 +10,10 @@ bind_to vfio-pci "$E1000E"
 bind_to vfio-pci "$IGB"
 ls -l /dev/vfio
 
-expect_output "probe e1000e: model 82574" "model       82574" nicclockd probe "vfio:$E1000E"
-expect_output "probe e1000e: QEMU quirk" "QEMU emulated 82574L" nicclockd probe "vfio:$E1000E"
-expect_output "probe igb: model 82576" "model       82576" nicclockd probe "vfio:$IGB"
-expect_output "probe igb: QEMU quirk, auto -> sw" "steering    auto -> sw" nicclockd probe "vfio:$IGB"
+expect_probe "probe e1000e: model 82574" "vfio:$E1000E" model 82574
+expect_probe "probe e1000e: QEMU quirk" "vfio:$E1000E" quirk_source "QEMU emulated 82574L (e1000e)"
+expect_probe "probe igb: model 82576" "vfio:$IGB" model 82576
+expect_probe "probe igb: QEMU quirk, auto -> sw" "vfio:$IGB" steering_auto sw
 
 nicclockd --device "vfio:$E1000E" --page-name e1000e 2> /tmp/e1000e.log &
 D1=$!
@@ -24,10 +24,12 @@ for p in e1000e igb; do
   expect_output "$p: steering sw from the quirk" "steering sw (timecounter)" cat "/tmp/$p.log"
 done
 for p in e1000e igb; do
-  expect_output "$p: nicclock now as uid 1000 is LOCKED" "LOCKED" as_reader nicclock --page "$p" now
-  expect_output "$p: camera as uid 1000 stamps every frame" "10 frames, 0 unstamped" as_reader camera --page "$p" --frames 10
+  expect "$p: nicclock now as uid 1000 (exit 0: a usable time)" as_reader nicclock --page "$p" now
+  st=$(as_reader nicclock --page "$p" status --json | json_field status)
+  [ "$st" = LOCKED ] && pass "$p: LOCKED for uid 1000" || fail "$p: uid 1000 reads status '$st'"
+  expect "$p: camera as uid 1000 stamps every frame (exit 0: none unstamped)" as_reader camera --page "$p" --frames 10
   expect_in_bound "$p"
 done
 tail -3 /tmp/e1000e.log /tmp/igb.log
 expect_clean_stop "$D1" "$D2"
-expect_output "page says STOPPED" "STOPPED" nicclock --page igb status
+expect_status "page says STOPPED" igb STOPPED

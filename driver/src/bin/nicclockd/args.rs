@@ -10,7 +10,7 @@ use nicclock_driver::servo::ServoKind;
 
 /// Drive an Intel NIC's PTP clock from userspace and publish it to unprivileged readers.
 #[derive(Parser, Debug)]
-#[command(name = "nicclockd", version, args_conflicts_with_subcommands = true)]
+#[command(name = "nicclockd", version, args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -21,9 +21,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print a device's identity, model, quirks and registers, without changing anything.
+    #[command(after_long_help = crate::probe::JSON_HELP)]
     Probe {
         /// vfio:<pci address> | uio:/dev/uioN | sysfs:<pci address> | sim[:key=val,...]
         device: DeviceArg,
+        /// Machine-readable: one JSON object on one line (fields: see --help).
+        #[arg(long)]
+        json: bool,
         #[arg(long, hide = true, default_value = "/sys")]
         sysfs_root: PathBuf,
         #[arg(long, hide = true, default_value = nicclock_uio::vfio::CONTAINER)]

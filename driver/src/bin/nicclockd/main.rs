@@ -21,8 +21,8 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse(); // usage errors: clap prints them and exits 2
     logger::init(cli.run.log_level);
     let result = match &cli.command {
-        Some(args::Command::Probe { device, sysfs_root, vfio_container }) => {
-            probe::probe(device, sysfs_root, vfio_container)
+        Some(args::Command::Probe { device, json, sysfs_root, vfio_container }) => {
+            probe::probe(device, sysfs_root, vfio_container, *json)
         }
         None => run::run(&cli.run),
     };

@@ -9,6 +9,7 @@ use nicclock::{list_pages, Clock, EventKind, EventWait, Snapshot, Status};
 use serde::Serialize;
 
 use crate::format;
+use crate::output::{self, outln};
 use crate::{Cli, Command, TimeFormat};
 
 pub fn run(cli: &Cli) -> Result<ExitCode> {
@@ -17,13 +18,15 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Now { utc, format } => now(cli, *utc, *format),
         Command::Status { json } => status(cli, *json),
         Command::Watch { count, interval } => watch(cli, *count, *interval),
-        Command::Events { count, timeout, history } => events(cli, *count, *timeout, *history),
+        Command::Events { count, timeout, history, json } => events(cli, *count, *timeout, *history, *json),
         Command::Compare { seconds, rate } => compare(cli, *seconds, *rate),
+        Command::Wait { status, timeout } => crate::wait::wait(cli, *status, *timeout),
+        Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
     }
 }
 
 /// Opens the page named by --page, or the only page in --dir.
-fn open(cli: &Cli) -> Result<Clock> {
+pub(crate) fn open(cli: &Cli) -> Result<Clock> {
     let name = match &cli.page {
         Some(name) => name.clone(),
         None => {
@@ -59,7 +62,7 @@ fn open(cli: &Cli) -> Result<Clock> {
 fn list(cli: &Cli) -> Result<ExitCode> {
     let pages = list_pages(&cli.dir)?;
     if pages.is_empty() {
-        println!("no time pages in {} (is nicclockd running?)", cli.dir.display());
+        outln!("no time pages in {} (is nicclockd running?)", cli.dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     for (name, path) in pages {
@@ -70,14 +73,9 @@ fn list(cli: &Cli) -> Result<ExitCode> {
                     Ok(s) => s.name().to_string(),
                     Err(e) => format!("unusable: {e}"),
                 };
-                println!(
-                    "{name}\t{state}\t{} {}\twriter pid {}",
-                    id.model,
-                    id.pci_address,
-                    clock.writer_pid()
-                );
+                outln!("{name}\t{state}\t{} {}\twriter pid {}", id.model, id.pci_address, clock.writer_pid());
             }
-            Err(e) => println!("{name}\tunreadable: {e}"),
+            Err(e) => outln!("{name}\tunreadable: {e}"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -86,11 +84,18 @@ fn list(cli: &Cli) -> Result<ExitCode> {
 fn now(cli: &Cli, utc: bool, fmt: TimeFormat) -> Result<ExitCode> {
     let clock = open(cli)?;
     let now = if utc { clock.now_utc()? } else { clock.now()? };
+    if now.status == Status::Unsynchronized {
+        bail!(
+            "{} is UNSYNCHRONIZED: its clock is not disciplined to any reference yet, so it has no time \
+             to give (nicclockd is starting or has no reference; `nicclock wait --status LOCKED` waits for it)",
+            clock.path().display()
+        );
+    }
     let time = match fmt {
         TimeFormat::Ns => now.time_ns.to_string(),
         TimeFormat::Rfc3339 => format::rfc3339(now.time_ns, utc),
     };
-    println!("{time} {} {}", format::bound(now.error_bound_ns), now.status.name());
+    outln!("{time} {} {}", format::bound(now.error_bound_ns), now.status.name());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,41 +152,46 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         servo_state: snap.servo.state,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("encoding status as JSON")?);
+        outln!("{}", serde_json::to_string(&report).context("encoding status as JSON")?);
     } else {
         let r = &report;
-        println!("page        {}", r.page);
-        println!(
+        outln!("page        {}", r.page);
+        outln!(
             "clock       {} at {} (id {}), writer pid {}",
-            r.model, r.pci_address, r.clock_id, r.writer_pid
+            r.model,
+            r.pci_address,
+            r.clock_id,
+            r.writer_pid
         );
-        println!("status      {}{}", r.status, if r.stale { " (STALE)" } else { "" });
+        outln!("status      {}{}", r.status, if r.stale { " (STALE)" } else { "" });
         match &now {
-            Ok(n) => println!(
+            Ok(n) => outln!(
                 "time        {} {}",
                 format::rfc3339(n.time_ns, false),
                 format::bound(n.error_bound_ns)
             ),
-            Err(e) => println!("time        unavailable: {e}"),
+            Err(e) => outln!("time        unavailable: {e}"),
         }
-        println!(
+        outln!(
             "updates     {} every {:.3} s, last {} ago (stale after {:.3} s)",
             r.update_count,
             r.update_interval_ns as f64 / 1e9,
             age.map_or("-".into(), |a| format!("{:.3} s", a as f64 / 1e9)),
             r.max_age_ns as f64 / 1e9
         );
-        println!(
+        outln!(
             "servo       offset {} s{} freq {} delay {}",
             r.servo_offset_ns,
             r.servo_state,
             format::ppb(snap.servo.freq_ppt),
             r.servo_delay_ns
         );
-        println!("counter     {}", r.counter);
-        println!("tai-utc     {} s, leap {}", r.tai_utc_offset_s, r.leap);
+        outln!("counter     {}", r.counter);
+        outln!("tai-utc     {} s, leap {}", r.tai_utc_offset_s, r.leap);
     }
-    Ok(ExitCode::SUCCESS)
+    // Like `now`: success only when the page gives a usable time.
+    let usable = matches!(&now, Ok(n) if n.status != Status::Unsynchronized);
+    Ok(if usable { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn watch_line(clock: &Clock) -> Result<String> {
@@ -205,11 +215,11 @@ fn watch(cli: &Cli, count: Option<u64>, interval: std::time::Duration) -> Result
     while count.is_none_or(|c| n < c) {
         match watch_line(&clock) {
             Ok(line) => {
-                println!("{line}");
+                outln!("{line}");
                 last_ok = true;
             }
             Err(e) => {
-                println!("{:<14} {e:#}", "UNAVAILABLE");
+                outln!("{:<14} {e:#}", "UNAVAILABLE");
                 last_ok = false;
             }
         }
@@ -229,6 +239,7 @@ fn events(
     count: Option<u64>,
     timeout: Option<std::time::Duration>,
     history: bool,
+    json: bool,
 ) -> Result<ExitCode> {
     let mut clock = open(cli)?;
     if history {
@@ -237,18 +248,26 @@ fn events(
     let mut seen = 0;
     while count.is_none_or(|c| seen < c) {
         match clock.wait_event(timeout)? {
+            EventWait::Event(e) if json => {
+                outln!(
+                    "{}",
+                    serde_json::to_string(&EventJson::from(&e)).context("encoding an event as JSON")?
+                );
+                seen += 1;
+            }
+            EventWait::Missed(n) if json => outln!("{{\"missed\":{n}}}"),
             EventWait::Event(e) => {
-                println!("{}", format::event(&e));
+                outln!("{}", format::event(&e));
                 seen += 1;
                 if e.kind == EventKind::Stopped && count.is_none() {
-                    println!(
+                    outln!(
                         "nicclockd stopped; page status {}",
                         clock.status().map_or("unknown", Status::name)
                     );
                 }
             }
             EventWait::Missed(n) => {
-                println!("missed {n} events (ring overflow: this reader fell behind)")
+                outln!("missed {n} events (ring overflow: this reader fell behind)")
             }
             EventWait::TimedOut => bail!(
                 "no event within {:.1} s (received {seen} of {})",
@@ -258,6 +277,30 @@ fn events(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `events --json`: one event.
+#[derive(Serialize)]
+struct EventJson {
+    seq: u64,
+    kind: &'static str,
+    urgency: &'static str,
+    tai_ns: u64,
+    magnitude: i64,
+    detail: u32,
+}
+
+impl From<&nicclock::Event> for EventJson {
+    fn from(e: &nicclock::Event) -> Self {
+        Self {
+            seq: e.seq,
+            kind: e.kind.name(),
+            urgency: e.urgency.name(),
+            tai_ns: e.tai_ns,
+            magnitude: e.magnitude,
+            detail: e.detail,
+        }
+    }
 }
 
 /// CLOCK_REALTIME in ns.
@@ -301,14 +344,14 @@ fn compare(cli: &Cli, seconds: std::time::Duration, rate: u32) -> Result<ExitCod
             Err(e) => {
                 errors += 1;
                 if errors == 1 {
-                    eprintln!("nicclock: {e}");
+                    output::warn(format_args!("{e}"));
                 }
             }
         }
         std::thread::sleep(period);
     }
     let n = reads.max(1) as f64;
-    println!(
+    outln!(
         "compare reads {reads} outside_bound {outside} errors {errors} mean_offset_ns {:.0} rms_offset_ns {:.0} max_abs_offset_ns {max_abs} max_bound_ns {max_bound} max_bracket_ns {max_bracket}",
         sum / n,
         (sum2 / n).sqrt()

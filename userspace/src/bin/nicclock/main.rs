@@ -1,8 +1,12 @@
-//! `nicclock`: read nicclockd's time pages from the command line (list, now, status, watch, events).
-//! Exit codes: 0 success, 1 runtime error (no page, stale, …), 2 usage error.
+//! `nicclock`: read nicclockd's time pages from the command line (list, now, status, watch, events,
+//! compare, wait, stats). Exit codes: 0 success (also when a reader closes our output pipe), 1
+//! runtime error (no page, stale, output failed, …), 2 usage error.
 
 mod commands;
 mod format;
+mod output;
+mod stats;
+mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +14,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Read disciplined NIC PTP-clock time that nicclockd publishes in shared memory.
+///
+/// Exit status: 0 success (also when the reader of our output closes the pipe, as `head` does),
+/// 1 runtime error (no page, stale or unusable page, output could not be written, …), 2 usage error.
 #[derive(Parser, Debug)]
 #[command(name = "nicclock", version)]
 pub struct Cli {
@@ -21,7 +28,7 @@ pub struct Cli {
     pub page: Option<String>,
     /// Treat the page as stale after this many seconds without an update (default: 3 update
     /// intervals, at least 1 s).
-    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub max_age: Option<std::time::Duration>,
     #[command(subcommand)]
     pub command: Command,
@@ -31,7 +38,9 @@ pub struct Cli {
 pub enum Command {
     /// List the time pages in DIR with their status.
     List,
-    /// Print the current time, its error bound and the clock status.
+    /// Print the current time, its error bound and the clock status ("TIME ±BOUND ns STATUS").
+    /// Exit 1 without a time when the page has none to give: stale, UNSYNCHRONIZED, STOPPED,
+    /// DEVICE_LOST.
     Now {
         /// UTC instead of TAI.
         #[arg(long)]
@@ -40,42 +49,76 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = TimeFormat::Ns)]
         format: TimeFormat,
     },
-    /// Print the page's identity, status and servo figures.
+    /// Print the page's identity, status and servo figures; exit 1 (after printing) when the page
+    /// gives no usable time, as `now` does: stale, UNSYNCHRONIZED, STOPPED or DEVICE_LOST.
+    #[command(after_long_help = STATUS_JSON_HELP)]
     Status {
-        /// Machine-readable JSON.
+        /// Machine-readable: one JSON object on one line (fields: see --help).
         #[arg(long)]
         json: bool,
     },
     /// One line a second: state, offset, frequency, error bound.
     Watch {
         /// Stop after this many lines (default: run until interrupted).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         count: Option<u64>,
         /// Seconds between lines.
-        #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = parse_seconds)]
+        #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         interval: std::time::Duration,
     },
     /// Compare the page's time with the system clock for a while; exit 1 if any reading fell
     /// outside the published error bound.
     Compare {
         /// How long to compare.
-        #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds)]
+        #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         seconds: std::time::Duration,
         /// Readings per second.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000), allow_negative_numbers = true)]
         rate: u32,
     },
     /// Follow clock events (steps, state changes, device lost) as they happen.
     Events {
         /// Stop after this many events.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         count: Option<u64>,
         /// Give up (exit 1) when no event arrives for this many seconds.
-        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         timeout: Option<std::time::Duration>,
         /// Start with the events still in the page's ring.
         #[arg(long)]
         history: bool,
+        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail"} per
+        /// event (kind and urgency as the text lines name them), {"missed": N} when the ring overflowed.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until the page says STATUS: blocks on the page's event futex (and, with --page, on the
+    /// page file appearing), no polling. Exit 0 when reached, 1 on timeout naming the status it is
+    /// still in, or when the page is stale.
+    Wait {
+        /// The status to wait for: UNSYNCHRONIZED, LOCKING, LOCKED, HOLDOVER, DEVICE_LOST, STOPPED.
+        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+        status: nicclock::Status,
+        /// Give up (exit 1) after this many seconds.
+        #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
+        timeout: std::time::Duration,
+    },
+    /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay.
+    ///
+    /// FILE is nicclockd's --stats-file CSV or a log with linuxptp-style lines
+    /// (`nicclockd[T]: phc offset X s2 freq Y delay Z`, phc2sys -m, ptp4l -m). Locked: the first of
+    /// 5 samples in a row with |offset| < --lock-threshold; the figures "after lock" are from there
+    /// on. Exit 1 when FILE holds no samples.
+    #[command(after_long_help = STATS_JSON_HELP)]
+    Stats {
+        /// The CSV or log file.
+        file: PathBuf,
+        /// |offset| below which a sample counts towards lock, ns.
+        #[arg(long, default_value_t = 1000.0, value_name = "NS", value_parser = parse_threshold, allow_negative_numbers = true)]
+        lock_threshold: f64,
+        /// Machine-readable: one JSON object on one line (fields: see --help).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -91,21 +134,87 @@ fn parse_page_name(s: &str) -> Result<String, String> {
     nicclock::validate_name(s).map(|()| s.to_string()).map_err(|e| e.to_string())
 }
 
+/// The largest number of seconds any option takes (~31.7 years).
+const MAX_SECONDS: f64 = 1e9;
+
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(v.is_finite() && v > 0.0 && v < 1e9) {
+    let v: f64 = s
+        .parse()
+        .ok()
+        .filter(|v: &f64| !v.is_nan())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds"))?;
+    if v <= 0.0 {
         return Err(format!("{s} must be a positive number of seconds"));
+    }
+    if v >= MAX_SECONDS {
+        return Err(format!("{s} seconds is too large: the range is 0 < SECONDS < {MAX_SECONDS:e}"));
     }
     Ok(std::time::Duration::from_secs_f64(v))
 }
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("{s} must be a positive, finite number of ns")),
+        Err(_) => Err(format!("{s:?} is not a number of ns")),
+    }
+}
+
+fn parse_status(s: &str) -> Result<nicclock::Status, String> {
+    nicclock::Status::ALL.into_iter().find(|st| st.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+        let names: Vec<&str> = nicclock::Status::ALL.iter().map(|st| st.name()).collect();
+        format!("{s:?} is not a status ({})", names.join(", "))
+    })
+}
+
+const STATUS_JSON_HELP: &str = "\
+--json fields (one object, one line):
+  page                path of the page file
+  model, pci_address  the NIC (\"82576\", \"0000:01:00.0\")
+  clock_id            EUI-64 clock identity, \"52:54:00:ff:fe:12:34:56\"
+  writer_pid          the publishing nicclockd (0: none)
+  status              UNSYNCHRONIZED | LOCKING | LOCKED | HOLDOVER | DEVICE_LOST | STOPPED
+  stale               true when no update came within max_age_ns
+  counter             the counter the mapping is in (tsc | monotonic_raw)
+  tai_ns              TAI now in ns since 1970, null when the page gives no time
+  error_bound_ns      its error bound, ns (null likewise)
+  age_ns              time since the last update, ns (null before the first)
+  max_age_ns          the staleness limit in force, ns
+  update_interval_ns  the writer's update interval, ns
+  update_count        updates published so far
+  tai_utc_offset_s    TAI - UTC, s
+  leap                none | insert | delete (pending leap second)
+  servo_offset_ns     last measured offset of the NIC clock from the reference, ns
+  servo_freq_ppb      the servo's frequency figure, ppb
+  servo_delay_ns      last measurement's delay (bracket width), ns
+  servo_state         linuxptp servo state number (0 unlocked, 1 jump, 2 locked)";
+
+const STATS_JSON_HELP: &str = "\
+--json fields (one object, one line; figures in ns, null when not defined):
+  file, source        the file read; stats_csv or servo_log
+  ignored_lines       non-blank lines that were not samples
+  samples             samples read
+  lock_threshold_ns   the --lock-threshold
+  lock_index          0-based index of the lock sample (null: never locked)
+  lock_time_s         seconds from the first sample to the lock sample
+  samples_after_lock  samples from the lock sample on
+  rms_offset_ns, mean_offset_ns                    offset after lock
+  abs_offset_p50_ns, abs_offset_p90_ns, abs_offset_p99_ns, abs_offset_max_ns
+                      |offset| after lock: nearest-rank percentiles (value at floor(n*p)) and max
+  max_abs_offset_ns   largest |offset| over all samples
+  mean_delay_ns, mean_delay_all_ns                 mean delay after lock / over all samples";
 
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors: clap prints them and exits 2
     match commands::run(&cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("nicclock: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<output::OutputError>() {
+            // The reader of our output went away (`| head -1`): a quiet end.
+            Some(output::OutputError::Closed) => ExitCode::SUCCESS,
+            _ => {
+                output::warn(format_args!("{e:#}"));
+                ExitCode::from(1)
+            }
+        },
     }
 }

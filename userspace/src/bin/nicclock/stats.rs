@@ -1,0 +1,85 @@
+//! `nicclock stats FILE`: lock time, RMS offset, |offset| percentiles and mean delay of a servo run,
+//! from nicclockd's `--stats-file` CSV or log lines (nicclockd's, phc2sys', ptp4l's), by nicclock::stats.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use nicclock::stats::{self, Source, Summary};
+use serde::Serialize;
+
+use crate::output::outln;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    file: String,
+    source: Source,
+    ignored_lines: usize,
+    #[serde(flatten)]
+    summary: &'a Summary,
+}
+
+pub fn stats(file: &Path, lock_threshold_ns: f64, json: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let parsed = stats::parse(&text);
+    if parsed.samples.is_empty() {
+        bail!(
+            "no samples in {}: expected nicclockd's --stats-file CSV (header {:?}) or log lines like \
+             'phc2sys[12.3]: CLOCK_REALTIME phc offset -23 s2 freq +100 delay 500'",
+            file.display(),
+            stats::STATS_CSV_HEADER
+        );
+    }
+    let summary = stats::summarize(&parsed.samples, lock_threshold_ns);
+    if json {
+        let report = Report {
+            file: file.display().to_string(),
+            source: parsed.source,
+            ignored_lines: parsed.ignored_lines,
+            summary: &summary,
+        };
+        outln!("{}", serde_json::to_string(&report).context("encoding the statistics as JSON")?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = &summary;
+    let source = match parsed.source {
+        Source::StatsCsv => "nicclockd stats CSV",
+        Source::ServoLog => "servo log lines",
+    };
+    let ns = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ns"));
+    outln!(
+        "file        {} ({source}, {} samples, {} other lines)",
+        file.display(),
+        s.samples,
+        parsed.ignored_lines
+    );
+    match (s.lock_index, s.lock_time_s) {
+        (Some(i), Some(t)) => outln!(
+            "lock        after {t:.2} s (sample {}: the first of {} in a row with |offset| < {} ns)",
+            i + 1,
+            stats::LOCK_RUN,
+            s.lock_threshold_ns
+        ),
+        _ => outln!(
+            "lock        never ({} in a row with |offset| < {} ns)",
+            stats::LOCK_RUN,
+            s.lock_threshold_ns
+        ),
+    }
+    outln!(
+        "offset      rms {} mean {} over the {} samples after lock",
+        ns(s.rms_offset_ns),
+        ns(s.mean_offset_ns),
+        s.samples_after_lock
+    );
+    outln!(
+        "|offset|    p50 {} p90 {} p99 {} max {} after lock; max {} overall",
+        ns(s.abs_offset_p50_ns),
+        ns(s.abs_offset_p90_ns),
+        ns(s.abs_offset_p99_ns),
+        ns(s.abs_offset_max_ns),
+        ns(s.max_abs_offset_ns)
+    );
+    outln!("delay       mean {} after lock, {} overall", ns(s.mean_delay_ns), ns(s.mean_delay_all_ns));
+    Ok(ExitCode::SUCCESS)
+}
