@@ -4,6 +4,7 @@
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || need_apt+=(chrony)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" != 0 ]; then

@@ -26,10 +26,8 @@ nc() { as_reader "$work/nicclock" --dir "$work/pages" "$@"; }
 say "nicclockd --device sim --page-name demo   (log in $work/nicclockd.log)"
 "$work/nicclockd" --device sim --page-name demo --page-dir "$work/pages" 2>"$work/nicclockd.log" &
 daemon=$!
-for _ in $(seq 100); do
-  nc status 2>/dev/null | grep -q "status      LOCKED" && break
-  sleep 0.1
-done
+# Waits on the page's own status event (the futex), not on a loop over `nicclock status`.
+nc wait --status LOCKED --timeout 30 >/dev/null
 head -n 9 "$work/nicclockd.log"
 
 say "nicclock list";                       nc list
@@ -42,7 +40,13 @@ as_reader "$work/camera" --dir "$work/pages" --page demo --frames 15
 say "nicclock events --count 2   (while nicclockd is stopped with SIGTERM)"
 nc events --count 2 --timeout 10 &
 events=$!
-sleep 0.5
+# Stop the daemon only once the reader sleeps on the page's futex (its kernel wait channel).
+for _ in $(seq 100); do
+  for p in $(pgrep -f -- "--dir $work/pages events"); do
+    grep -q futex "/proc/$p/wchan" 2>/dev/null && break 2
+  done
+  sleep 0.1
+done
 kill -TERM "$daemon"
 wait "$daemon" || true
 daemon=
