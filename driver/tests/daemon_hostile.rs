@@ -176,6 +176,9 @@ fn open_page_modes_absurd_rates_and_absurd_simulators_are_usage_errors() {
         (&["--device", "sim:latency=2e6"], "latency=2e6: more than 1000000 ns"),
         (&["--device", "sim:ppm=1e9"], "ppm=1e9: more than 10000 ppm"),
         (&["--device", "sim:remove-after=1e300"], "remove-after=1e300"),
+        // Instant + 1e300 s panicked after the page was made.
+        (&["--device", "sim", "--duration", "1e300"], "leave --duration out"),
+        (&["--device", "sim", "--duration", "0"], "greater than 0"),
     ] {
         let out = run_bounded(&dir, args);
         let err = stderr(&out);

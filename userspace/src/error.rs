@@ -121,6 +121,8 @@ pub enum WriterError {
          the writer to publish a new page)"
     )]
     Unlinked { path: PathBuf },
+    #[error("page directory {path}: {err}; create it, or choose another (--page-dir)")]
+    PageDir { path: PathBuf, err: io::Error },
     #[error("identity field {field} too long: {value:?} (at most {max} bytes)")]
     IdentityTooLong { field: &'static str, value: String, max: usize },
     #[error("cannot {action} {path}: {err}")]

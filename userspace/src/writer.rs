@@ -73,8 +73,11 @@ pub fn check_mode(mode: u32) -> Result<(), WriterError> {
 
 /// The lock file of page `name` in directory `dir`: keyed on the directory's device and inode,
 /// so two spellings of one directory share a lock.
-fn page_lock_name(dir: &Path, name: &str, page: &Path) -> Result<String, WriterError> {
-    let meta = fs::metadata(dir).map_err(|e| WriterError::io("create", page, e))?;
+fn page_lock_name(dir: &Path, name: &str) -> Result<String, WriterError> {
+    let not_a_dir = || io::Error::other("it is not a directory");
+    let meta = fs::metadata(dir)
+        .and_then(|m| if m.is_dir() { Ok(m) } else { Err(not_a_dir()) })
+        .map_err(|err| WriterError::PageDir { path: dir.into(), err })?;
     Ok(format!("page-{:x}-{:x}-{name}.lock", meta.dev(), meta.ino()))
 }
 
@@ -101,7 +104,7 @@ impl Writer {
         boot::current().map_err(|e| WriterError::io("read the boot id from", boot::BOOT_ID_PATH, e))?;
         let path = opts.path();
         let lock_dir = LockDir::open(&opts.lock_dir)?;
-        let mut lock = match lock_dir.try_lock(&page_lock_name(&opts.dir, &opts.name, &path)?) {
+        let mut lock = match lock_dir.try_lock(&page_lock_name(&opts.dir, &opts.name)?) {
             Err(WriterError::Busy { pid, .. }) => return Err(WriterError::Busy { path, pid }),
             other => other?,
         };

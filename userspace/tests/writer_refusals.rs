@@ -161,7 +161,12 @@ fn an_unwritable_directory_is_a_clear_error() {
     let dir = PageDir::new("nodir");
     let opts = nicclock::PageOptions { dir: dir.path.join("missing"), ..dir.options("eth0") };
     let e = Writer::create(&opts, &identity()).err().expect("refused");
-    contains(&e, &["cannot create", "missing"]);
+    contains(&e, &["page directory", "missing", "No such file", "create it, or choose another"]);
+    // A file where the directory should be.
+    std::fs::write(dir.path.join("file"), b"").unwrap();
+    let opts = nicclock::PageOptions { dir: dir.path.join("file"), ..dir.options("eth0") };
+    let e = Writer::create(&opts, &identity()).err().expect("refused");
+    contains(&e, &["page directory", "is not a directory"]);
 }
 
 #[test]

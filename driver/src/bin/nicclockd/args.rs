@@ -124,8 +124,8 @@ pub struct RunArgs {
     /// Log level.
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
-    /// Stop cleanly after this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = positive)]
+    /// Stop cleanly after this many seconds (at most 1e9, about 31 years).
+    #[arg(long, value_name = "SECONDS", value_parser = duration)]
     pub duration: Option<f64>,
     #[arg(long, hide = true, default_value = "/sys")]
     pub sysfs_root: PathBuf,
@@ -151,6 +151,20 @@ fn non_negative(s: &str) -> Result<f64, String> {
 
 fn positive(s: &str) -> Result<f64, String> {
     number(s).and_then(|v| if v > 0.0 { Ok(v) } else { Err(format!("{v} must be greater than 0")) })
+}
+
+/// Longest --duration, s: beyond it a run is "forever" in all but name, and Instant arithmetic
+/// would overflow.
+pub const MAX_DURATION_S: f64 = 1e9;
+
+fn duration(s: &str) -> Result<f64, String> {
+    positive(s).and_then(|v| {
+        if v <= MAX_DURATION_S {
+            Ok(v)
+        } else {
+            Err(format!("{v} s is more than {MAX_DURATION_S:e} s; leave --duration out to run until stopped"))
+        }
+    })
 }
 
 /// Slowest and fastest update rates, Hz.

@@ -182,7 +182,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // between updates too (the loop wakes for it), so a slow --rate never starves the watchdog.
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut next_ping = watchdog.map(|half| start + half);
-    let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    // Bounded by the parser (MAX_DURATION_S); an end beyond what Instant holds means no end.
+    let end = args.duration.and_then(|d| start.checked_add(Duration::from_secs_f64(d)));
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
