@@ -538,6 +538,17 @@ fn stats_summarises_a_stats_csv_and_servo_logs() {
         &["no samples in", "--stats-file CSV"],
     );
     fails(&run(&["stats", dir.path.join("absent").to_str().unwrap()]), 1, &["cannot read", "absent"]);
+    // A device is never read (/dev/zero would be read forever into memory), nor a directory.
+    fails(&run(&["stats", "/dev/zero"]), 1, &["/dev/zero is not a file"]);
+    fails(&run(&["stats", dir.path.to_str().unwrap()]), 1, &["is not a file"]);
+    // Invalid UTF-8 is no sample, not a failure to read the rest.
+    let mut mixed = b"\xff\xfe garbage\n".to_vec();
+    mixed.extend_from_slice(b"phc2sys[1.0]: CLOCK_REALTIME phc offset 7 s2 freq +1 delay 400\n");
+    std::fs::write(dir.path.join("mixed"), mixed).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["stats", "--json", dir.path.join("mixed").to_str().unwrap()])))
+            .unwrap();
+    assert_eq!((json["samples"].as_u64(), json["ignored_lines"].as_u64()), (Some(1), Some(1)), "{json}");
 }
 
 #[test]

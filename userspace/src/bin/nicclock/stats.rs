@@ -1,6 +1,8 @@
 //! `nicclock stats FILE`: lock time, RMS offset, |offset| percentiles and mean delay of a servo run,
 //! from nicclockd's `--stats-file` CSV or log lines (nicclockd's, phc2sys', ptp4l's), by nicclock::stats.
 
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -19,8 +21,30 @@ struct Report<'a> {
     summary: &'a Summary,
 }
 
+/// Largest input read: a day of updates at 1000 Hz as CSV is ~5 GB, but a run anyone summarises
+/// by hand is far smaller; beyond this the input is refused rather than read into memory.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// The file's text: a regular file or a pipe, at most MAX_INPUT_BYTES (a device such as /dev/zero
+/// would be read forever), invalid UTF-8 replaced (such lines are simply not samples).
+fn read_input(file: &Path) -> Result<String> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let kind = f.metadata().with_context(|| format!("cannot stat {}", file.display()))?.file_type();
+    if !(kind.is_file() || kind.is_fifo()) {
+        bail!("{} is not a file: give nicclockd's --stats-file or a saved log", file.display());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        bail!("{} is larger than {} MiB: summarise a part of it", file.display(), MAX_INPUT_BYTES >> 20);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 pub fn stats(file: &Path, lock_threshold_ns: f64, json: bool) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = read_input(file)?;
     let parsed = stats::parse(&text);
     if parsed.samples.is_empty() {
         bail!(
