@@ -19,12 +19,34 @@ pub const RXSTMPL: usize = 0xB624;
 pub const RXSTMPH: usize = 0xB628;
 /// Auxiliary control (igb 82580 and later); bit 31 disables SYSTIM counting.
 pub const TSAUXC: usize = 0xB640;
+/// Target times 0 and 1, low and high words (82580 and later; the SYSTIM format of the family).
+pub const TRGTTIML0: usize = 0xB644;
+pub const TRGTTIMH0: usize = 0xB648;
+pub const TRGTTIML1: usize = 0xB64C;
+pub const TRGTTIMH1: usize = 0xB650;
+/// Frequency-clock half periods 0 and 1, ns (i210/i211).
+pub const FREQOUT0: usize = 0xB654;
+pub const FREQOUT1: usize = 0xB658;
+/// Auxiliary (external) timestamps 0 and 1: read L then H; the H read re-arms the latch.
+pub const AUXSTMPL0: usize = 0xB65C;
+pub const AUXSTMPH0: usize = 0xB660;
+pub const AUXSTMPL1: usize = 0xB664;
+pub const AUXSTMPH1: usize = 0xB668;
+/// Time-sync interrupt cause (read to clear, write 1 to clear) and mask.
+pub const TSICR: usize = 0xB66C;
+pub const TSIM: usize = 0xB674;
 /// Sub-nanosecond residue, read before SYSTIML on 82580/i350/i210.
 pub const SYSTIMR: usize = 0xB6F8;
 /// PTP first-byte match for RX stamps (igb).
 pub const TSYNCRXCFG: usize = 0x5F50;
+/// Device control: SDP0/SDP1 data and direction bits.
+pub const CTRL: usize = 0x0000;
 /// Device status; reads all ones when the device is gone.
 pub const STATUS: usize = 0x0008;
+/// Extended device control: SDP2/SDP3 data and direction bits.
+pub const CTRL_EXT: usize = 0x0018;
+/// Time-sync SDP configuration: which pin feeds each aux timestamp, what drives each output pin.
+pub const TSSDP: usize = 0x003C;
 /// Receive address 0, low and high words: the MAC address.
 pub const RAL0: usize = 0x5400;
 pub const RAH0: usize = 0x5404;
