@@ -1,8 +1,22 @@
-//! A simulated 82576/82574 PTP clock behind the same register seam as a mapped BAR: an oscillator
-//! with frequency error, random-walk wander and steps, PCIe read latency and jitter, real-silicon
-//! register semantics (continuous rate changes, SYSTIML latching SYSTIMH, TIMADJ), an optional
-//! QEMU mode reproducing its measured discontinuities, and surprise removal. Deterministic from a
-//! seed; runs on virtual time (tests) or real time (the daemon); tests can ask it for the truth.
+//! A simulated Intel NIC PTP clock behind the same register seam as a mapped BAR, one per family
+//! (82574, 82576, 82580/i350/i354, i210/i211): an oscillator with frequency error, random-walk
+//! wander and steps, PCIe read latency and jitter, each family's SYSTIM format, latch order, wrap
+//! and reset values, the i210/82580 time-sync pins with a simulated GPS PPS input, the 82574
+//! SYSTIM erratum as a seeded fault, an optional QEMU mode reproducing its measured
+//! discontinuities, and surprise removal. Deterministic from a seed; runs on virtual time (tests)
+//! or real time (the daemon); tests can ask it for the truth.
+//!
+//! Reset values: SYSTIM 0, TIMINCA 0 (82576/82574: the counter adds nothing until the driver
+//! writes TIMINCA; 82580 and later: exactly 8 ns per 8 ns tick), TSAUXC 0 (counting; bit 31 would
+//! stop it), TSSDP 0, TSIM 0, TSICR 0, all SDPs inputs.
+
+mod counter;
+mod faults;
+mod fractional;
+mod i210;
+mod ns40;
+mod pins;
+mod qemu;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,39 +26,113 @@ use nicclock_uio::Presence;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::regs::{self, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};
+use crate::regs;
 use crate::timesource::TimeSource;
+
+pub use counter::{Format, NS40_WRAP, NS_PER_S};
+pub use pins::{Edge, PpsInput};
 
 /// Which silicon the simulator imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimModel {
+    /// 82574 (e1000e): SYSTIM in 2^-18 ns, one increment period = 40 ns (25 MHz); SYSTIM erratum.
+    I82574,
     /// 82576: SYSTIM in 2^-19 ns, one increment period = 16 ns.
     I82576,
-    /// 82574: SYSTIM in 2^-18 ns, one increment period = 40 ns (25 MHz).
-    I82574,
+    /// 82580: 40-bit ns SYSTIM, SYSTIMR first; TSICR needs a write to clear (its erratum).
+    I82580,
+    /// i350: as the 82580 (TSICR clears on read).
+    I350,
+    /// i354 (Atom C2000, 1 Gb/s SKU): as the i350.
+    I354,
+    /// i210: SYSTIMH seconds, SYSTIML ns, SYSTIMR first; FREQOUT clocks.
+    I210,
+    /// i211: as the i210.
+    I211,
 }
 
 impl SimModel {
+    /// Every model, in the order `model=` lists them.
+    pub const ALL: [SimModel; 7] =
+        [Self::I82574, Self::I82576, Self::I82580, Self::I350, Self::I354, Self::I210, Self::I211];
+
+    /// The PCI device id the simulated NIC shows (igb-family.md §7; the first of each model).
     pub fn device_id(self) -> u16 {
         match self {
-            Self::I82576 => 0x10C9,
             Self::I82574 => 0x10D3,
+            Self::I82576 => 0x10C9,
+            Self::I82580 => 0x150E,
+            Self::I350 => 0x1521,
+            Self::I354 => 0x1F41,
+            Self::I210 => 0x1533,
+            Self::I211 => 0x1539,
         }
     }
 
-    fn shift(self) -> u32 {
+    /// The name `model=` takes.
+    pub fn name(self) -> &'static str {
         match self {
-            Self::I82576 => 19,
-            Self::I82574 => 18,
+            Self::I82574 => "82574",
+            Self::I82576 => "82576",
+            Self::I82580 => "82580",
+            Self::I350 => "i350",
+            Self::I354 => "i354",
+            Self::I210 => "i210",
+            Self::I211 => "i211",
         }
     }
 
-    /// Length of one INCPERIOD unit, ns (QEMU uses 16 for both).
-    fn tick_ns(self, qemu: bool) -> u64 {
-        match (self, qemu) {
-            (_, true) | (Self::I82576, false) => 16,
-            (Self::I82574, false) => 40,
+    /// The model called `name` (as `model=` takes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+
+    /// How its SYSTIM counts.
+    pub fn format(self) -> Format {
+        match self {
+            Self::I82574 => Format::Fractional { shift: 18, tick_ns: 40 },
+            Self::I82576 => Format::Fractional { shift: 19, tick_ns: 16 },
+            Self::I82580 | Self::I350 | Self::I354 => Format::Ns40,
+            Self::I210 | Self::I211 => Format::SecondsNs,
         }
+    }
+
+    /// Whether it has the time-sync pins (TSAUXC, target times, aux stamps, TSSDP).
+    pub fn has_pins(self) -> bool {
+        !matches!(self.format(), Format::Fractional { .. })
+    }
+
+    /// Whether it has the FREQOUT clock outputs (i210/i211).
+    pub fn has_freqout(self) -> bool {
+        self.format() == Format::SecondsNs
+    }
+
+    /// Whether QEMU emulates it (`qemu=1` is only for these).
+    pub fn in_qemu(self) -> bool {
+        matches!(self, Self::I82574 | Self::I82576)
+    }
+
+    /// SYSTIM's resolution as a reader sees it: ns per increment period at the nominal rate.
+    pub fn resolution_ns(self) -> u32 {
+        match self.format() {
+            Format::Fractional { tick_ns, .. } => tick_ns,
+            Format::Ns40 | Format::SecondsNs => 8,
+        }
+    }
+
+    /// How long the counter takes to wrap at the nominal rate, s.
+    pub fn wrap_s(self) -> f64 {
+        match self.format() {
+            Format::Fractional { shift, .. } => 2f64.powi(64 - shift as i32) / 1e9,
+            Format::Ns40 => NS40_WRAP as f64 / 1e9,
+            Format::SecondsNs => 2f64.powi(32),
+        }
+    }
+}
+
+impl std::fmt::Display for SimModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -70,6 +158,11 @@ pub struct SimConfig {
     pub remove_at_ns: Option<u64>,
     /// Memory decoding turned off at this true time, ns (see [`SimNic::disable_decoding`]).
     pub decoding_off_at_ns: Option<u64>,
+    /// 82574 erratum: the fraction of SYSTIML reads whose SYSTIML/SYSTIMH come back with bad bits
+    /// or halves from different instants (seeded; 0 = never).
+    pub bad_read_fraction: f64,
+    /// A PPS signal on an SDP (82580 and later).
+    pub pps_in: Option<PpsInput>,
 }
 
 impl Default for SimConfig {
@@ -85,6 +178,8 @@ impl Default for SimConfig {
             seed: 1,
             remove_at_ns: None,
             decoding_off_at_ns: None,
+            bad_read_fraction: 0.0,
+            pps_in: None,
         }
     }
 }
@@ -107,9 +202,11 @@ impl SimConfig {
 pub struct Truth {
     /// True time, ns since the simulation started.
     pub true_ns: u64,
-    /// What SYSTIM reads at that instant, converted to ns.
+    /// What SYSTIM reads at that instant, converted to ns (i210: seconds · 1e9 + ns), wrapping
+    /// as the register does.
     pub nic_ns: u128,
-    /// The raw SYSTIM at that instant (units).
+    /// SYSTIMH:SYSTIML at that instant as one word (82576/82574: units; 82580: 40-bit ns;
+    /// i210: seconds << 32 | ns).
     pub raw: u64,
     /// Oscillator frequency error now, ppb.
     pub freq_error_ppb: f64,
@@ -117,20 +214,22 @@ pub struct Truth {
 
 struct State {
     last_t: u64,
-    /// SYSTIM in units (real-silicon mode integrates; QEMU mode derives it from `osc_ns`).
-    units: u128,
+    /// SYSTIM in the family's units (real-silicon mode).
+    counter: counter::Counter,
     /// The oscillator's own idea of elapsed time (true time with its frequency error), ns.
     osc_ns: f64,
-    frac: f64,
     freq_error: f64,
     next_step: usize,
     timinca: u32,
-    latched_high: u32,
+    /// (SYSTIMR, SYSTIML, SYSTIMH) latched by the latching read.
+    latched: (u32, u32, u32),
     pending_low: u32,
     timadj_low: u32,
     /// QEMU's accumulated adjustment (u64 two's complement, as QEMU keeps it).
     qemu_timadj: u64,
     regs: HashMap<usize, u32>,
+    pins: pins::Pins,
+    faults: faults::Faults,
     removed: bool,
     /// Memory decoding off: the BAR reads all ones while config space still answers.
     decoding_off: bool,
@@ -151,15 +250,15 @@ const STATUS_LINK_UP: u32 = 0x0008_0783;
 
 impl SimNic {
     pub fn new(config: SimConfig, time: Arc<dyn TimeSource>) -> Self {
+        let now = time.now_ns();
         let state = State {
-            last_t: time.now_ns(),
-            units: 0,
+            last_t: now,
+            counter: counter::Counter::default(),
             osc_ns: 0.0,
-            frac: 0.0,
             freq_error: config.freq_error_ppm * 1e-6,
             next_step: 0,
             timinca: 0,
-            latched_high: 0,
+            latched: (0, 0, 0),
             pending_low: 0,
             timadj_low: 0,
             qemu_timadj: 0,
@@ -173,6 +272,8 @@ impl SimNic {
                         | u16::from_le_bytes([(config.seed >> 8) as u8, (config.seed >> 16) as u8]) as u32,
                 ),
             ]),
+            pins: pins::Pins::new(now),
+            faults: faults::Faults::new(config.seed),
             removed: false,
             decoding_off: false,
             rng: SmallRng::seed_from_u64(config.seed),
@@ -182,6 +283,10 @@ impl SimNic {
 
     pub fn config(&self) -> &SimConfig {
         &self.config
+    }
+
+    fn format(&self) -> Format {
+        self.config.model.format()
     }
 
     /// Surprise removal: from now on every read returns all ones (0 in QEMU mode, as QEMU does),
@@ -204,10 +309,35 @@ impl SimNic {
         let units = self.systim_units(&s);
         Truth {
             true_ns: t,
-            nic_ns: units >> self.config.model.shift(),
-            raw: units as u64,
+            nic_ns: self.format().ns(units),
+            raw: self.format().raw(units),
             freq_error_ppb: s.freq_error * 1e9,
         }
+    }
+
+    /// The edges seen on SDP `pin` up to now, with their true times: driven by the NIC (target
+    /// time, FREQOUT, software) or injected (the PPS input). The latest 65536 are kept.
+    pub fn sdp_edges(&self, pin: u8) -> Vec<Edge> {
+        let t = self.time.now_ns();
+        let mut s = self.lock();
+        self.advance(&mut s, t);
+        s.pins.edges(pin)
+    }
+
+    /// The true time of the PPS input's rising edge for second `second` (None: no PPS input, or
+    /// that pulse is missing).
+    pub fn pps_in_edge_ns(&self, second: u64) -> Option<f64> {
+        pins::input_edge(&self.config, second, true)
+    }
+
+    /// Aux-timestamp events lost on channel `chan` because the previous one was not read yet.
+    pub fn aux_events_lost(&self, chan: usize) -> u64 {
+        self.lock().pins.aux_lost[chan]
+    }
+
+    /// How many SYSTIM reads the 82574 erratum fault has corrupted so far.
+    pub fn bad_reads(&self) -> u64 {
+        self.lock().faults.injected
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -219,7 +349,19 @@ impl SimNic {
         s
     }
 
-    /// Integrates the oscillator up to true time `t` (real-silicon mode) and the wander/steps.
+    /// How the counter runs now (rate, increment; stopped by TSAUXC bit 31 on 82580 and later).
+    fn run(&self, s: &State) -> counter::Run {
+        let format = self.format();
+        let stopped =
+            self.config.model.has_pins() && s.regs.get(&regs::TSAUXC).is_some_and(|v| v & pins::DISABLE != 0);
+        counter::Run {
+            format,
+            period_true_ns: format.period_ns(s.timinca) / (1.0 + s.freq_error),
+            increment: if stopped { 0 } else { format.increment(s.timinca) },
+        }
+    }
+
+    /// Runs the oscillator and the pins up to true time `t`, and the wander/steps.
     fn advance(&self, s: &mut State, t: u64) {
         if t <= s.last_t {
             return;
@@ -235,11 +377,15 @@ impl SimNic {
         }
         s.osc_ns += dt * (1.0 + s.freq_error);
         if !self.config.qemu {
-            let rate = self.units_per_ns(s.timinca);
-            let add = dt * (1.0 + s.freq_error) * rate + s.frac;
-            let whole = add.floor();
-            s.frac = add - whole;
-            s.units = s.units.wrapping_add(whole as u128);
+            let run = self.run(s);
+            if self.config.model.has_pins() {
+                pins::run_events(self, s, t, &run);
+            }
+            let before = s.counter.units;
+            s.counter.advance(dt, &run);
+            if self.config.model.has_pins() {
+                pins::note_wrap(s, self.format(), before);
+            }
         }
         if self.config.wander_ppb_per_sqrt_s > 0.0 {
             // Random walk: N(0, σ²·dt), by Box–Muller from the seeded generator.
@@ -250,28 +396,19 @@ impl SimNic {
         s.last_t = t;
     }
 
-    /// SYSTIM units per true ns at TIMINCA `timinca` (without the oscillator error).
-    fn units_per_ns(&self, timinca: u32) -> f64 {
-        let period = (timinca >> TIMINCA_PERIOD_SHIFT).max(1) as f64;
-        let value = (timinca & TIMINCA_VALUE_MASK) as f64;
-        value / (period * self.config.model.tick_ns(self.config.qemu) as f64)
-    }
-
     /// SYSTIM in units (state already advanced to the instant of interest).
     fn systim_units(&self, s: &State) -> u128 {
         if self.config.qemu {
-            // QEMU: timadj + virtual_ns · INCVALUE / (16 · INCPERIOD), all in u64.
-            let vns = s.osc_ns as u64;
-            s.qemu_timadj.wrapping_add(qemu_muldiv(vns, s.timinca)) as u128
+            qemu::systim_units(s) as u128
         } else {
-            s.units & u64::MAX as u128
+            s.counter.units
         }
     }
 
     /// A register read on the bus: takes `latency + j` (j uniform in [0, jitter]); the counter is
     /// sampled within ±jitter/2 of the read's midpoint, so a reader bracketing the read with its
-    /// own clock measures it to ±jitter/2.
-    fn bus_read(&self, s: &mut State) -> u64 {
+    /// own clock measures it to ±jitter/2. Advances the simulation to the sampling instant.
+    fn bus_read(&self, s: &mut State) {
         let t0 = self.time.now_ns();
         let jitter = self.config.read_jitter_ns;
         let j = if jitter > 0 { s.rng.random_range(0..=jitter) } else { 0 };
@@ -279,15 +416,8 @@ impl SimNic {
         let skew = if jitter > 0 { s.rng.random_range(0..=jitter) as i64 - (jitter / 2) as i64 } else { 0 };
         let sample = (t0 + duration / 2).saturating_add_signed(skew).clamp(t0, t0 + duration);
         self.time.wait_until(t0 + duration);
-        sample
+        self.advance(s, sample);
     }
-}
-
-/// QEMU's `muldiv64(ns, INCVALUE, INCPERIOD · 16)`.
-fn qemu_muldiv(ns: u64, timinca: u32) -> u64 {
-    let period = (timinca >> TIMINCA_PERIOD_SHIFT).max(1) as u128;
-    let value = (timinca & TIMINCA_VALUE_MASK) as u128;
-    (ns as u128 * value / (period * 16)) as u64
 }
 
 impl RegisterAccess for SimNic {
@@ -309,15 +439,26 @@ impl RegisterAccess for SimNic {
         if s.removed || s.decoding_off {
             return u32::MAX;
         }
-        match offset {
-            regs::SYSTIML => {
-                let t = self.bus_read(&mut s);
-                self.advance(&mut s, t);
-                let units = self.systim_units(&s) as u64;
-                s.latched_high = (units >> 32) as u32;
-                units as u32
+        let family = if self.config.qemu {
+            qemu::read(self, &mut s, offset)
+        } else {
+            match self.format() {
+                Format::Fractional { .. } => fractional::read(self, &mut s, offset),
+                Format::Ns40 => ns40::read(self, &mut s, offset),
+                Format::SecondsNs => i210::read(self, &mut s, offset),
             }
-            regs::SYSTIMH => s.latched_high,
+        };
+        if let Some(value) = family {
+            return value;
+        }
+        if self.config.model.has_pins() {
+            let t = self.time.now_ns();
+            self.advance(&mut s, t);
+            if let Some(value) = pins::read(self, &mut s, offset) {
+                return value;
+            }
+        }
+        match offset {
             regs::TIMINCA => s.timinca,
             _ => s.regs.get(&offset).copied().unwrap_or(0),
         }
@@ -331,36 +472,24 @@ impl RegisterAccess for SimNic {
             return;
         }
         self.advance(&mut s, t);
-        match offset {
-            regs::TIMINCA if self.config.qemu => {
-                // QEMU adds new − old (the continuity fix has its sign reversed), wrapping.
-                let vns = s.osc_ns as u64;
-                let delta = qemu_muldiv(vns * 16, value).wrapping_sub(qemu_muldiv(vns * 16, s.timinca)) / 16;
-                s.qemu_timadj = s.qemu_timadj.wrapping_add(delta);
-                s.timinca = value;
+        let handled = if self.config.qemu {
+            qemu::write(&mut s, offset, value)
+        } else {
+            match self.format() {
+                Format::Fractional { .. } => fractional::write(&mut s, offset, value),
+                Format::Ns40 => ns40::write(self, &mut s, offset, value),
+                Format::SecondsNs => i210::write(self, &mut s, offset, value),
             }
+        };
+        if handled {
+            return;
+        }
+        if self.config.model.has_pins() && pins::write(self, &mut s, offset, value) {
+            return;
+        }
+        match offset {
             // Real silicon: the new rate applies from now on; SYSTIM is continuous.
             regs::TIMINCA => s.timinca = value,
-            regs::SYSTIML if !self.config.qemu => s.pending_low = value,
-            regs::SYSTIMH if !self.config.qemu => {
-                s.units = ((value as u128) << 32) | s.pending_low as u128;
-                s.frac = 0.0;
-            }
-            regs::SYSTIML | regs::SYSTIMH => {} // QEMU ignores SYSTIM writes
-            regs::TIMADJL => s.timadj_low = value,
-            regs::TIMADJH if self.config.qemu => {
-                let adj = ((value as u64) << 32) | s.timadj_low as u64;
-                s.qemu_timadj = s.qemu_timadj.wrapping_add(adj);
-            }
-            regs::TIMADJH => {
-                // 82576 datasheet: sign in bit 31 of TIMADJH, magnitude below (not used by Linux).
-                let magnitude = (((value & 0x7FFF_FFFF) as u128) << 32) | s.timadj_low as u128;
-                s.units = if value & 0x8000_0000 != 0 {
-                    s.units.wrapping_sub(magnitude)
-                } else {
-                    s.units.wrapping_add(magnitude)
-                };
-            }
             _ => {
                 s.regs.insert(offset, value);
             }
@@ -369,114 +498,4 @@ impl RegisterAccess for SimNic {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::timesource::VirtualTime;
-
-    fn sim(config: SimConfig) -> (Arc<VirtualTime>, SimNic) {
-        let time = VirtualTime::new();
-        (time.clone(), SimNic::new(config, time))
-    }
-
-    fn read_ns(nic: &SimNic, shift: u32) -> u64 {
-        let lo = nic.read32(regs::SYSTIML) as u64;
-        let hi = nic.read32(regs::SYSTIMH) as u64;
-        ((hi << 32) | lo) >> shift
-    }
-
-    fn quiet() -> SimConfig {
-        SimConfig::ideal()
-    }
-
-    #[test]
-    fn counts_nothing_until_timinca_is_written_then_one_ns_per_ns() {
-        let (time, nic) = sim(quiet());
-        time.advance(1_000_000);
-        assert_eq!(read_ns(&nic, 19), 0);
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        time.advance(1_000_000_000);
-        assert_eq!(read_ns(&nic, 19), 1_000_000_000);
-    }
-
-    #[test]
-    fn frequency_error_shows_in_the_count() {
-        let (time, nic) = sim(SimConfig { freq_error_ppm: 100.0, ..quiet() });
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        time.advance(10_000_000_000);
-        assert_eq!(read_ns(&nic, 19), 10_001_000_000);
-    }
-
-    #[test]
-    fn real_silicon_rate_changes_are_continuous() {
-        let (time, nic) = sim(quiet());
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        time.advance(1_000_000_000);
-        let before = read_ns(&nic, 19);
-        nic.write32(regs::TIMINCA, 0x0180_0000 + 8); // +1 ppm-ish
-        let after = read_ns(&nic, 19);
-        assert_eq!(after, before, "no jump at the write");
-        time.advance(1_000_000_000);
-        let later = read_ns(&nic, 19);
-        assert_eq!(later - after, 1_000_000_000 + 953, "8/2^23 faster for 1 s");
-    }
-
-    #[test]
-    fn qemu_mode_jumps_on_timinca_writes_and_ignores_systim_writes() {
-        let (time, nic) = sim(SimConfig { qemu: true, ..quiet() });
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        // QEMU's first write after reset starts at twice the scaled uptime: here uptime is 0.
-        time.advance(1_000_000_000);
-        let before = read_ns(&nic, 19);
-        assert_eq!(before, 1_000_000_000);
-        nic.write32(regs::TIMINCA, 0x0180_0000 + 16);
-        let after = read_ns(&nic, 19);
-        // Raising INCVALUE by Δ jumps by about 2·Δ·t/16 units: 2·16·1e9/16 units = 2e9 units ≈ 3.8 µs.
-        let jump = after as i64 - before as i64;
-        assert!((3_000..5_000).contains(&jump), "jump {jump} ns");
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        let wrapped = read_ns(&nic, 19);
-        assert!(wrapped > after + 1_000_000_000_000, "lowering wraps forward by ~2^60 units");
-        nic.write32(regs::SYSTIML, 0);
-        nic.write32(regs::SYSTIMH, 0);
-        assert!(read_ns(&nic, 19) >= wrapped, "SYSTIM writes are ignored");
-    }
-
-    #[test]
-    fn qemu_timadj_is_twos_complement() {
-        let (time, nic) = sim(SimConfig { qemu: true, ..quiet() });
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        time.advance(1_000_000_000);
-        let minus_1ms = (-(1_000_000i64 << 19)) as u64;
-        nic.write32(regs::TIMADJL, minus_1ms as u32);
-        nic.write32(regs::TIMADJH, (minus_1ms >> 32) as u32);
-        assert_eq!(read_ns(&nic, 19), 999_000_000);
-    }
-
-    #[test]
-    fn reads_take_time_and_removal_reads_all_ones() {
-        let (time, nic) = sim(SimConfig { read_latency_ns: 500, read_jitter_ns: 50, ..quiet() });
-        nic.write32(regs::TIMINCA, 0x0180_0000);
-        let t0 = time.now_ns();
-        read_ns(&nic, 19);
-        let spent = time.now_ns() - t0;
-        assert!((500..=550).contains(&spent), "one SYSTIML read took {spent} ns");
-        nic.remove();
-        assert_eq!(nic.read32(regs::SYSTIML), u32::MAX);
-        assert_eq!(nic.read32(regs::STATUS), u32::MAX);
-    }
-
-    #[test]
-    fn the_same_seed_gives_the_same_world() {
-        let run = || {
-            let (time, nic) = sim(SimConfig { wander_ppb_per_sqrt_s: 5.0, ..SimConfig::default() });
-            nic.write32(regs::TIMINCA, 0x0180_0000);
-            (0..100)
-                .map(|_| {
-                    time.advance(10_000_000);
-                    read_ns(&nic, 19)
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(), run());
-    }
-}
+mod tests;
