@@ -9,7 +9,7 @@ use nicclock_uio::{DeviceSpec, RegisterAccess, Sysfs};
 
 use crate::model::{self, Model, Quirks};
 use crate::regs::{self, MIN_BAR_LEN};
-use crate::sim::{SimConfig, SimModel, SimNic};
+use crate::sim::{PpsInput, SimConfig, SimModel, SimNic};
 use crate::timesource::RealTime;
 
 /// A device as named on the command line.
@@ -42,7 +42,7 @@ impl FromStr for DeviceArg {
     }
 }
 
-const SIM_KEYS: &str = "model=82576|82574, ppm=<freq error, ±10000>, wander=<ppb/√s, ≤ 10000>, latency=<ns, ≤ 1000000>, jitter=<ns, ≤ 1000000>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>";
+const SIM_KEYS: &str = "model=82574|82576|82580|i350|i354|i210|i211, ppm=<freq error, ±10000>, wander=<ppb/√s, ≤ 10000>, latency=<ns, ≤ 1000000>, jitter=<ns, ≤ 1000000>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>, bad-reads=<fraction of SYSTIM reads, 82574>, pps-in=SDP0..SDP3 (82580 and later), pps-jitter=<ns, ≤ 1000000>, pps-missing=<fraction of pulses>";
 
 /// Largest simulated read latency and jitter, ns: a register read that takes longer is no NIC.
 const MAX_READ_NS: f64 = 1_000_000.0;
@@ -72,11 +72,11 @@ fn parse_sim(args: &str) -> Result<SimConfig, String> {
         };
         match key {
             "model" => {
-                c.model = match value {
-                    "82576" => SimModel::I82576,
-                    "82574" => SimModel::I82574,
-                    _ => return Err(format!("model={value:?}: the simulator imitates 82576 or 82574")),
-                }
+                c.model = SimModel::from_name(value).ok_or_else(|| {
+                    format!(
+                    "model={value:?}: the simulator imitates 82574, 82576, 82580, i350, i354, i210 or i211"
+                )
+                })?
             }
             "ppm" => {
                 c.freq_error_ppm = num("a frequency error in ppm").and_then(|v| within(v, 10_000.0, "ppm"))?
@@ -98,10 +98,53 @@ fn parse_sim(args: &str) -> Result<SimConfig, String> {
             "seed" => c.seed = value.parse().map_err(|_| format!("seed={value:?}: a whole number"))?,
             "remove-after" => c.remove_at_ns = after("seconds, > 0")?,
             "bar-off-after" => c.decoding_off_at_ns = after("seconds, > 0")?,
+            "bad-reads" => c.bad_read_fraction = num("a fraction, 0 to 1").and_then(fraction)?,
+            "pps-in" => {
+                let sdp = value
+                    .strip_prefix("SDP")
+                    .or_else(|| value.strip_prefix("sdp"))
+                    .and_then(|n| n.parse::<u8>().ok())
+                    .filter(|n| *n < 4)
+                    .ok_or_else(|| format!("pps-in={value:?}: a pin, SDP0 to SDP3"))?;
+                pps(&mut c).sdp = sdp;
+            }
+            "pps-jitter" => {
+                pps(&mut c).jitter_ns =
+                    num("ns, ≥ 0").and_then(non_negative).and_then(|v| within(v, MAX_READ_NS, "ns"))?
+            }
+            "pps-missing" => pps(&mut c).missing_fraction = num("a fraction, 0 to 1").and_then(fraction)?,
             _ => return Err(format!("unknown simulator key {key:?} (keys: {SIM_KEYS})")),
         }
     }
+    let model = c.model;
+    if c.qemu && !model.in_qemu() {
+        return Err(format!("qemu=1 with model={model}: QEMU emulates only the 82574 and the 82576"));
+    }
+    if c.bad_read_fraction > 0.0 && model != SimModel::I82574 {
+        return Err(format!("bad-reads with model={model}: the SYSTIM read erratum is the 82574's"));
+    }
+    if c.bad_read_fraction > 0.0 && c.qemu {
+        return Err("bad-reads with qemu=1: QEMU's SYSTIM reads are never bad".into());
+    }
+    if c.pps_in.is_some() && !model.has_pins() {
+        return Err(format!(
+            "pps-in with model={model}: it has no time-sync pins (82580, i350, i354, i210 and i211 do)"
+        ));
+    }
     Ok(c)
+}
+
+/// The PPS input being configured (pps-in=SDP0 with 20 ns jitter unless said otherwise).
+fn pps(c: &mut SimConfig) -> &mut PpsInput {
+    c.pps_in.get_or_insert_with(PpsInput::default)
+}
+
+fn fraction(v: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
 }
 
 fn non_negative(v: f64) -> Result<f64, String> {

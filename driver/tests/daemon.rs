@@ -33,7 +33,7 @@ fn bad_invocations_say_what_was_wrong_with_the_right_exit_code() {
         (vec!["--device".into(), "uio:/tmp/uio0".into()], 2, "/dev/uioN"),
         (vec!["--device".into(), "sim:ppm=fast".into()], 2, "ppm=\"fast\""),
         (vec!["--device".into(), "sim:colour=red".into()], 2, "unknown simulator key"),
-        (vec!["--device".into(), "sim:model=i225".into()], 2, "82576 or 82574"),
+        (vec!["--device".into(), "sim:model=i225".into()], 2, "i210 or i211"),
         (vec!["--device".into(), "sim".into(), "--servo".into(), "kalman".into()], 2, "unknown servo"),
         (vec!["--device".into(), "sim".into(), "--steer".into(), "up".into()], 2, "unknown steering"),
         (vec!["--device".into(), "sim".into(), "--rate".into(), "0".into()], 2, "greater than 0"),
