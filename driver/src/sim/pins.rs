@@ -306,7 +306,11 @@ pub(super) fn run_events(nic: &SimNic, s: &mut State, t: u64, run: &Run) {
     while let Some((at, event)) = next_event(nic, s, run, end) {
         let before = levels(nic, s);
         match event {
-            Event::Target(x) => target_reached(nic, s, x),
+            Event::Target(x) => {
+                target_reached(nic, s, x);
+                // A clock that just started may toggle more often than edges are kept.
+                skip_ahead(s, run, end);
+            }
             Event::Toggle(x) => {
                 s.pins.clock_level[x] ^= true;
                 if let Clock::Running { next_ns } = s.pins.clock[x] {
