@@ -254,3 +254,25 @@ fn pins_work_on_real_time() {
     let expected = target + start;
     assert!(edges[0].true_ns.abs_diff(expected) <= 8, "edge at {} for {expected}", edges[0].true_ns);
 }
+
+#[test]
+fn a_freqout_clock_stays_in_step_with_systim_when_the_time_is_set() {
+    let (time, nic) = sim(ideal(SimModel::I210));
+    nic.write32(regs::CTRL, SDP0_DIR);
+    nic.write32(regs::TSSDP, tssdp_out(0, 2));
+    nic.write32(regs::TRGTTIMH0, 1);
+    nic.write32(regs::FREQOUT0, 500_000_000);
+    nic.write32(regs::TSAUXC, EN_CLK0 | ST0);
+    time.wait_until(2_200_000_000);
+    // Set the time forward to 1000.3 s: rising edges go on at whole seconds of SYSTIM.
+    nic.write32(regs::SYSTIML, 300_000_000);
+    nic.write32(regs::SYSTIMH, 1000);
+    time.wait_until(4_000_000_000);
+    let edges = nic.sdp_edges(0);
+    let after_set: Vec<_> = edges.iter().filter(|e| e.true_ns > 2_200_000_000).collect();
+    // SYSTIM 1000.5 s (true 2.4 s) falling, 1001 s (2.9 s) rising, 1001.5 (3.4 s) falling, 1002 (3.9 s) rising.
+    let expected =
+        [(2_400_000_000, false), (2_900_000_000, true), (3_400_000_000, false), (3_900_000_000, true)];
+    let got: Vec<_> = after_set.iter().map(|e| (e.true_ns, e.rising)).collect();
+    assert_eq!(got, expected, "all edges: {edges:?}");
+}

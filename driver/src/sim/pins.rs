@@ -97,8 +97,9 @@ enum Clock {
     Off,
     /// Starts when SYSTIM reaches TRGTTIMx.
     Armed,
-    /// Next toggle at this SYSTIM ns.
+    /// Started at SYSTIM `start_ns`; next toggle at `next_ns`.
     Running {
+        start_ns: u128,
         next_ns: u128,
     },
 }
@@ -272,7 +273,7 @@ fn next_event(nic: &SimNic, s: &State, run: &Run, end: f64) -> Option<(f64, Even
             let (lo, hi) = TRGTTIM[x];
             consider(at(format.pair_ns(reg(s, lo), reg(s, hi))), Event::Target(x));
         }
-        if let Clock::Running { next_ns } = s.pins.clock[x] {
+        if let Clock::Running { next_ns, .. } = s.pins.clock[x] {
             consider(at(next_ns), Event::Toggle(x));
         }
     }
@@ -287,21 +288,43 @@ fn skip_ahead(s: &mut State, run: &Run, end: f64) {
     let end_ns = run.format.ns(s.counter.value_after(end - s.last_t as f64, run));
     for (x, &freqout) in FREQOUT.iter().enumerate() {
         let half = reg(s, freqout) as u128;
-        if let Clock::Running { next_ns } = s.pins.clock[x] {
+        if let Clock::Running { start_ns, next_ns } = s.pins.clock[x] {
             let toggles = end_ns.saturating_sub(next_ns) / half.max(1);
             if toggles > EDGE_CAP as u128 {
                 let skip = toggles - EDGE_CAP as u128;
-                s.pins.clock[x] = Clock::Running { next_ns: next_ns + skip * half };
+                s.pins.clock[x] = Clock::Running { start_ns, next_ns: next_ns + skip * half };
                 s.pins.clock_level[x] ^= skip % 2 == 1;
             }
         }
     }
 }
 
+/// A running FREQOUT clock whose next toggle is no longer within half a period ahead of SYSTIM
+/// (software set or stepped the time) carries on in step with its start: toggles stay on
+/// `start + k·FREQOUT` of SYSTIM, the level is that of the last one passed **[inference]**.
+fn resync_clocks(nic: &SimNic, s: &mut State, format: Format) {
+    let now = format.ns(s.counter.units);
+    let before = levels(nic, s);
+    for (x, &freqout) in FREQOUT.iter().enumerate() {
+        let half = reg(s, freqout).max(1) as u128;
+        if let Clock::Running { start_ns, next_ns } = s.pins.clock[x] {
+            if now < start_ns || (next_ns > now && next_ns <= now + half) {
+                continue;
+            }
+            let passed = (now - start_ns) / half + 1; // toggles at start, start + half, …
+            s.pins.clock[x] = Clock::Running { start_ns, next_ns: start_ns + passed * half };
+            s.pins.clock_level[x] = passed % 2 == 1;
+        }
+    }
+    let after = levels(nic, s);
+    record_changes(s, before, after, s.last_t as f64);
+}
+
 /// Delivers the pin events between the last advance and true time `t` (the counter runs as
 /// `run` over the whole stretch, so each event's SYSTIM and true time follow from it).
 pub(super) fn run_events(nic: &SimNic, s: &mut State, t: u64, run: &Run) {
     let end = t as f64;
+    resync_clocks(nic, s, run.format);
     skip_ahead(s, run, end);
     while let Some((at, event)) = next_event(nic, s, run, end) {
         let before = levels(nic, s);
@@ -313,9 +336,9 @@ pub(super) fn run_events(nic: &SimNic, s: &mut State, t: u64, run: &Run) {
             }
             Event::Toggle(x) => {
                 s.pins.clock_level[x] ^= true;
-                if let Clock::Running { next_ns } = s.pins.clock[x] {
+                if let Clock::Running { start_ns, next_ns } = s.pins.clock[x] {
                     let half = reg(s, FREQOUT[x]).max(1) as u128;
-                    s.pins.clock[x] = Clock::Running { next_ns: next_ns + half };
+                    s.pins.clock[x] = Clock::Running { start_ns, next_ns: next_ns + half };
                 }
             }
             Event::Input(rising) => {
@@ -349,7 +372,8 @@ fn target_reached(nic: &SimNic, s: &mut State, x: usize) {
         let (lo, hi) = TRGTTIM[x];
         let start = nic.format().pair_ns(reg(s, lo), reg(s, hi));
         s.pins.clock_level[x] ^= true;
-        s.pins.clock[x] = if half == 0 { Clock::Off } else { Clock::Running { next_ns: start + half } };
+        s.pins.clock[x] =
+            if half == 0 { Clock::Off } else { Clock::Running { start_ns: start, next_ns: start + half } };
     }
 }
 
