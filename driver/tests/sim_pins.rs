@@ -276,3 +276,22 @@ fn a_freqout_clock_stays_in_step_with_systim_when_the_time_is_set() {
     let got: Vec<_> = after_set.iter().map(|e| (e.true_ns, e.rising)).collect();
     assert_eq!(got, expected, "all edges: {edges:?}");
 }
+
+#[test]
+fn samp_aut_latches_systim_on_request_and_the_i350_clears_tsicr_on_read() {
+    const SAMP_AUT0: u32 = 1 << 3;
+    let (time, nic) = sim(ideal(SimModel::I350));
+    time.wait_until(7_000_000_000);
+    nic.write32(regs::TSAUXC, SAMP_AUT0);
+    time.wait_until(8_000_000_000);
+    let lo = nic.read32(regs::AUXSTMPL0);
+    assert_eq!((nic.read32(regs::AUXSTMPH0) as u64) << 32 | lo as u64, 7_000_000_000, "sampled at the write");
+    assert_eq!(nic.read32(regs::TSAUXC) & SAMP_AUT0, 0, "the request acts once");
+    // A target on the i350 (not an 82580): TSICR clears on read.
+    nic.write32(regs::TRGTTIML0, (9_000_000_000u64 & 0xFFFF_FFFF) as u32);
+    nic.write32(regs::TRGTTIMH0, 2);
+    nic.write32(regs::TSAUXC, EN_TT0);
+    time.wait_until(10_000_000_000);
+    assert_ne!(nic.read32(regs::TSICR) & TSICR_TT0, 0);
+    assert_eq!(nic.read32(regs::TSICR) & TSICR_TT0, 0);
+}
