@@ -162,6 +162,20 @@ fn tsauxc_bit_31_stops_the_counter() {
 }
 
 #[test]
+fn with_tsauxc_disabled_at_reset_nothing_counts_until_the_driver_clears_bit_31() {
+    let (time, nic) = sim_with(SimConfig {
+        systim_disabled_at_reset: true,
+        ..SimConfig { model: SimModel::I350, ..SimConfig::ideal() }
+    });
+    assert_eq!(nic.read32(regs::TSAUXC), TSAUXC_DISABLE);
+    at(&time, 1_000_000_000);
+    assert_eq!(read_latched(&nic), (0, 0, 0));
+    nic.write32(regs::TSAUXC, 0);
+    at(&time, 2_000_000_000);
+    assert_eq!(read_latched(&nic), (0, 1_000_000_000, 0));
+}
+
+#[test]
 fn the_i210_carries_ns_into_seconds_at_1e9() {
     let (time, nic) = sim(SimModel::I210);
     at(&time, 999_999_992);

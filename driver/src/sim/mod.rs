@@ -8,7 +8,8 @@
 //!
 //! Reset values: SYSTIM 0, TIMINCA 0 (82576/82574: the counter adds nothing until the driver
 //! writes TIMINCA; 82580 and later: exactly 8 ns per 8 ns tick), TSAUXC 0 (counting; bit 31 would
-//! stop it), TSSDP 0, TSIM 0, TSICR 0, all SDPs inputs.
+//! stop it — set at reset with [`SimConfig::systim_disabled_at_reset`]), TSSDP 0, TSIM 0, TSICR 0,
+//! all SDPs inputs.
 
 mod counter;
 mod faults;
@@ -163,6 +164,10 @@ pub struct SimConfig {
     pub bad_read_fraction: f64,
     /// A PPS signal on an SDP (82580 and later).
     pub pps_in: Option<PpsInput>,
+    /// 82580 and later: TSAUXC comes out of reset with bit 31 set, so SYSTIM stands still until
+    /// the driver clears it (as Linux's and DPDK's resets do). The sources do not say which reset
+    /// value silicon has: off by default, on to check a driver starts the clock itself.
+    pub systim_disabled_at_reset: bool,
 }
 
 impl Default for SimConfig {
@@ -180,6 +185,7 @@ impl Default for SimConfig {
             decoding_off_at_ns: None,
             bad_read_fraction: 0.0,
             pps_in: None,
+            systim_disabled_at_reset: false,
         }
     }
 }
@@ -251,6 +257,19 @@ const STATUS_LINK_UP: u32 = 0x0008_0783;
 impl SimNic {
     pub fn new(config: SimConfig, time: Arc<dyn TimeSource>) -> Self {
         let now = time.now_ns();
+        let mut regs = HashMap::from([
+            (regs::STATUS, STATUS_LINK_UP),
+            // A locally administered MAC, 52:54:00 like QEMU's, the rest from the seed.
+            (regs::RAL0, u32::from_le_bytes([0x52, 0x54, 0x00, config.seed as u8])),
+            (
+                regs::RAH0,
+                0x8000_0000
+                    | u16::from_le_bytes([(config.seed >> 8) as u8, (config.seed >> 16) as u8]) as u32,
+            ),
+        ]);
+        if config.systim_disabled_at_reset && config.model.has_pins() {
+            regs.insert(regs::TSAUXC, pins::DISABLE);
+        }
         let state = State {
             last_t: now,
             counter: counter::Counter::default(),
@@ -262,16 +281,7 @@ impl SimNic {
             pending_low: 0,
             timadj_low: 0,
             qemu_timadj: 0,
-            regs: HashMap::from([
-                (regs::STATUS, STATUS_LINK_UP),
-                // A locally administered MAC, 52:54:00 like QEMU's, the rest from the seed.
-                (regs::RAL0, u32::from_le_bytes([0x52, 0x54, 0x00, config.seed as u8])),
-                (
-                    regs::RAH0,
-                    0x8000_0000
-                        | u16::from_le_bytes([(config.seed >> 8) as u8, (config.seed >> 16) as u8]) as u32,
-                ),
-            ]),
+            regs,
             pins: pins::Pins::new(now),
             faults: faults::Faults::new(config.seed),
             removed: false,
