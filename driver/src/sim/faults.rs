@@ -1,6 +1,5 @@
-//! Seeded faults of real silicon: the 82574/82583 SYSTIM erratum ("possible bad bits read from
-//! SYSTIMH/L", and SYSTIMH not latched by the SYSTIML read), which a driver must catch by
-//! re-reading (igb-family.md §2.4, §6 item 8). Removal and decoding-off live in the NIC itself.
+//! Seeded faults of real silicon: the 82574/82583 SYSTIM erratum (bad bits, halves of two
+//! instants) that a driver must catch by re-reading (igb-family.md §2.4, §6 item 8).
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -1,6 +1,5 @@
 //! 82576 and 82574 SYSTIM registers on real silicon: SYSTIML's read latches SYSTIMH, software
-//! may write SYSTIML then SYSTIMH, and TIMADJL/TIMADJH step the clock (sign in TIMADJH bit 31).
-//! The 82574's bad-read erratum is in faults.rs.
+//! may write SYSTIML then SYSTIMH, TIMADJL/TIMADJH step the clock (sign in TIMADJH bit 31).
 
 use super::{faults, SimNic, State};
 use crate::regs;

@@ -1,9 +1,11 @@
-//! i210/i211 SYSTIM registers (igb-family.md §2.3, DS-i210 §8.15): SYSTIMH seconds, SYSTIML ns
-//! 0..999,999,999 (carried into SYSTIMH at 1e9), SYSTIMR a 2^-32 ns residue. Reading SYSTIMR
-//! latches SYSTIML and SYSTIMH. Software sets the time directly: a SYSTIML write replaces the ns
-//! and a SYSTIMH write the seconds, each at once, the counter running on from the written value
-//! (the datasheet asks for SYSTIML first; residue cleared) **[inference: fields written in
-//! place]**. TIMADJ (0xB60C): Tadjus[29:0] ns, sign bit 31, added at once when non-zero and below
+//! i210/i211 SYSTIM registers (igb-family.md §2.3, DS-i210 §8.15): seconds and ns that software
+//! sets directly, a residue register that latches them, and TIMADJ.
+//!
+//! SYSTIMH seconds, SYSTIML ns 0..999,999,999 (carried into SYSTIMH at 1e9), SYSTIMR a 2^-32 ns
+//! residue; reading SYSTIMR latches SYSTIML and SYSTIMH. A SYSTIML write replaces the ns and a
+//! SYSTIMH write the seconds, each at once, the counter running on from the written value (the
+//! datasheet asks for SYSTIML first; residue cleared) **[inference: fields written in place]**.
+//! TIMADJ (0xB60C): Tadjus[29:0] ns, sign bit 31, added at once when non-zero and below
 //! 999,999,900, completion flagged in TSICR.TADJ **[inference: a single step]**.
 
 use super::{pins, SimNic, State};

@@ -1,10 +1,11 @@
-//! A simulated Intel NIC PTP clock behind the same register seam as a mapped BAR, one per family
-//! (82574, 82576, 82580/i350/i354, i210/i211): an oscillator with frequency error, random-walk
-//! wander and steps, PCIe read latency and jitter, each family's SYSTIM format, latch order, wrap
-//! and reset values, the i210/82580 time-sync pins with a simulated GPS PPS input, the 82574
-//! SYSTIM erratum as a seeded fault, an optional QEMU mode reproducing its measured
-//! discontinuities, and surprise removal. Deterministic from a seed; runs on virtual time (tests)
-//! or real time (the daemon); tests can ask it for the truth.
+//! A simulated Intel NIC PTP clock behind the register seam of a mapped BAR, one per family
+//! (82574, 82576, 82580/i350/i354, i210/i211), faithful to the silicon; tests can ask it the truth.
+//!
+//! An oscillator with frequency error, random-walk wander and steps, PCIe read latency and jitter;
+//! each family's SYSTIM format, latch order, wrap and reset values (one file each); the time-sync
+//! pins with a simulated GPS PPS input (pins.rs); the 82574 erratum as a seeded fault (faults.rs);
+//! QEMU's measured behaviour (qemu.rs); surprise removal. Deterministic from a seed; runs on
+//! virtual time (tests) or real time (the daemon).
 //!
 //! Reset values: SYSTIM 0, TIMINCA 0 (82576/82574: the counter adds nothing until the driver
 //! writes TIMINCA; 82580 and later: exactly 8 ns per 8 ns tick), TSAUXC 0 (counting; bit 31 would

@@ -1,8 +1,9 @@
-//! 82580/i350/i354 SYSTIM registers: a 40-bit ns counter (SYSTIMH[7:0]:SYSTIML) with a 2^-32 ns
-//! residue (SYSTIMR) that wraps every 2^40 ns (18.3 min). Reading SYSTIMR latches SYSTIML and
-//! SYSTIMH; reading them without it returns the previous latch. Writing SYSTIML then SYSTIMH sets
-//! the counter (Linux never does; the header marks them RW). TIMADJ is not modelled: no driver
-//! uses it on these parts.
+//! 82580/i350/i354 SYSTIM registers: a 40-bit ns counter that wraps every 2^40 ns (18.3 min),
+//! with a 2^-32 ns residue register whose read latches the rest.
+//!
+//! SYSTIMH[7:0]:SYSTIML are the ns, SYSTIMR the residue; reading SYSTIML/H without SYSTIMR first
+//! returns the previous latch. Writing SYSTIML then SYSTIMH sets the counter (Linux never does;
+//! the header marks them RW). TIMADJ is not modelled: no driver uses it on these parts.
 
 use super::{SimNic, State};
 use crate::regs;

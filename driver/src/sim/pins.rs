@@ -1,8 +1,10 @@
-//! The time-sync pins of the 82580/i350/i354 and i210/i211 (igb-family.md §1.1, §5): target
-//! times that toggle an SDP when SYSTIM reaches them, the i210's FREQOUT clocks, aux timestamps
-//! latching SYSTIM on an input edge, TSSDP/CTRL/CTRL_EXT pin routing, TSICR/TSIM. Output edges
-//! are recorded with their true time; a simulated GPS PPS drives an input pin. Everything is
-//! computed when the simulation advances, so it works the same on virtual and on real time.
+//! The time-sync pins of the 82580/i350/i354 and i210/i211 (igb-family.md §1.1, §5), simulated,
+//! with every SDP edge recorded at its true time and a GPS PPS that can drive an input pin.
+//!
+//! Target times toggle an SDP when SYSTIM reaches them, the i210's FREQOUT clocks toggle every
+//! half period, aux timestamps latch SYSTIM on an input edge; TSSDP/CTRL/CTRL_EXT route the pins,
+//! TSICR/TSIM report. Everything is computed when the simulation advances, so it works the same on
+//! virtual and on real time.
 //!
 //! Behaviour the sources leave open, chosen here **[inference]**: a target time fires when the
 //! counter passes it (never for an i210 time already past), toggles its source, sets TSICR.TTx and

@@ -1,6 +1,5 @@
-//! QEMU's emulation of the 82576/82574 clock, as measured: SYSTIM = TIMADJ + virtual ns ·
-//! INCVALUE / (16 · INCPERIOD) in u64, a TIMINCA write adds new − old (the continuity fix with
-//! its sign reversed, so the clock jumps), SYSTIM writes ignored, TIMADJ two's complement.
+//! QEMU's emulation of the 82576/82574 clock as measured: SYSTIM = TIMADJ + ns · INCVALUE /
+//! (16 · INCPERIOD) in u64, TIMINCA writes jump it, SYSTIM writes ignored, TIMADJ two's complement.
 
 use super::{SimNic, State};
 use crate::regs::{self, TIMINCA_PERIOD_SHIFT, TIMINCA_VALUE_MASK};

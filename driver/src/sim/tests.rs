@@ -1,4 +1,5 @@
-//! The simulator's own tests: each family's counter, latch order, wrap, set and step, faults.
+//! The simulator's 82576/82574 basics and QEMU mode; each family's semantics and the pins are
+//! tested through the register seam in driver/tests/sim_families.rs and sim_pins.rs.
 
 use super::*;
 use crate::timesource::VirtualTime;
