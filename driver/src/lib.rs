@@ -12,6 +12,7 @@ pub mod measure;
 pub mod model;
 pub mod ntpshm;
 pub mod phc;
+pub mod pins;
 pub mod publish;
 pub mod regs;
 pub mod scenario;
