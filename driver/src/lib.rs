@@ -13,6 +13,7 @@ pub mod model;
 pub mod ntpshm;
 pub mod phc;
 pub mod pins;
+pub mod pps;
 pub mod publish;
 pub mod regs;
 pub mod scenario;
