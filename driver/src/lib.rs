@@ -15,6 +15,7 @@ pub mod phc;
 pub mod pins;
 pub mod pps;
 pub mod publish;
+pub mod reference;
 pub mod regs;
 pub mod scenario;
 pub mod schedule;

@@ -1,0 +1,194 @@
+//! `--reference pps:SDPn` on virtual time: a simulated NIC whose aux stamp 0 latches SYSTIM at
+//! each true second (with jitter), a system clock 30 ms wrong. The clock locks to the pulses, not
+//! the system clock; missing pulses are HOLDOVER with PULSE_MISSED events and no step; pulses
+//! coming back bring LOCKING/LOCKED again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nicclock::{CounterKind, EventKind, Status};
+use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step};
+use nicclock_driver::measure::Host;
+use nicclock_driver::model::{model, Quirks, INTEL};
+use nicclock_driver::phc::{Phc, Steering};
+use nicclock_driver::pins::{PinFamily, Sdp};
+use nicclock_driver::pps::PpsConfig;
+use nicclock_driver::reference::{drive, Pins, PinsReport, PpsStep};
+use nicclock_driver::regs;
+use nicclock_driver::scenario::EPOCH_TAI_NS;
+use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
+use nicclock_driver::sim::{SimConfig, SimNic};
+use nicclock_driver::timesource::{TimeSource, VirtualTime};
+use nicclock_uio::RegisterAccess;
+
+/// The simulated 82576 clock plus a register-level aux stamp 0 and TSICR (the pins' registers
+/// are stored; stamps use SYSTIM's own format, as on every family).
+struct PulsedNic {
+    nic: Arc<SimNic>,
+    aux: Mutex<Option<(u32, u32)>>,
+    tsicr: AtomicU32,
+    pins: Mutex<HashMap<usize, u32>>,
+}
+
+impl PulsedNic {
+    /// A PPS edge now, stamped `jitter_ns` off (lost if the last stamp was not read yet).
+    fn pulse(&self, jitter_ns: i64) {
+        let mut aux = self.aux.lock().unwrap();
+        if aux.is_none() {
+            let raw = self.nic.truth().raw.wrapping_add_signed(jitter_ns << 19);
+            *aux = Some((raw as u32, (raw >> 32) as u32));
+            self.tsicr.fetch_or(regs::TSINTR_AUTT0, Ordering::SeqCst);
+        }
+    }
+}
+
+impl RegisterAccess for PulsedNic {
+    fn len(&self) -> usize {
+        self.nic.len()
+    }
+    fn read32(&self, offset: usize) -> u32 {
+        match offset {
+            regs::TSICR => self.tsicr.swap(0, Ordering::SeqCst),
+            regs::AUXSTMPL0 => self.aux.lock().unwrap().map_or(0, |a| a.0),
+            // Reading the high word re-arms the capture.
+            regs::AUXSTMPH0 => self.aux.lock().unwrap().take().map_or(0, |a| a.1),
+            regs::CTRL | regs::CTRL_EXT | regs::TSSDP | regs::TSAUXC | regs::TSIM => {
+                self.pins.lock().unwrap().get(&offset).copied().unwrap_or(0)
+            }
+            _ => self.nic.read32(offset),
+        }
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        match offset {
+            regs::CTRL | regs::CTRL_EXT | regs::TSSDP | regs::TSAUXC | regs::TSIM | regs::TSICR => {
+                self.pins.lock().unwrap().insert(offset, value);
+            }
+            _ => self.nic.write32(offset, value),
+        }
+    }
+}
+
+/// Virtual time whose system clock is 30 ms ahead of the truth.
+struct WrongSystemClock {
+    time: Arc<VirtualTime>,
+}
+
+const SYSTEM_CLOCK_ERROR_NS: u64 = 30_000_000;
+
+impl Host for WrongSystemClock {
+    fn counter_kind(&self) -> CounterKind {
+        CounterKind::MonotonicRaw
+    }
+    fn counter(&self) -> u64 {
+        self.time.now_ns()
+    }
+    fn reference_ns(&self) -> u64 {
+        EPOCH_TAI_NS + self.time.now_ns() + SYSTEM_CLOCK_ERROR_NS
+    }
+    fn ns_per_tick(&self) -> (f64, f64) {
+        (1.0, 0.0)
+    }
+}
+
+#[test]
+fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
+    let time = VirtualTime::new();
+    let nic = Arc::new(SimNic::new(SimConfig::default(), time.clone()));
+    let regs = Arc::new(PulsedNic {
+        nic: nic.clone(),
+        aux: Mutex::new(None),
+        tsicr: AtomicU32::new(0),
+        pins: Mutex::new(HashMap::new()),
+    });
+    let m = model(INTEL, 0x10C9).unwrap();
+    let phc = Phc::init(regs.clone(), m, Quirks::empty(), Steering::Hardware, time.clone()).unwrap();
+    let config = DisciplineConfig { interval_ns: 1_000_000_000, ..DisciplineConfig::default() };
+    let mut discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+    let host = WrongSystemClock { time: time.clone() };
+    let sdp = "SDP1".parse::<Sdp>().unwrap();
+    let mut pins =
+        Pins::start(&*regs, PinFamily::I210, None, Some((sdp, PpsConfig::default())), host.reference_ns());
+    assert_eq!(regs.read32(regs::TSSDP), 1 | regs::TSSDP_AUX0_TS_SDP_EN, "aux 0 reads SDP1");
+    assert!(pins.is_reference());
+
+    // Pulses at every true second but 61, 62 and 63; ±20 ns of jitter.
+    let missing = 61..=63u64;
+    let mut seed = 12345u64;
+    let mut inject = |t: u64| {
+        let second = t / 1_000_000_000;
+        if t % 1_000_000_000 < 100_000_000 && second > 0 && !missing.contains(&second) {
+            time.wait_until(second * 1_000_000_000);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            regs.pulse((seed >> 33) as i64 % 41 - 20);
+        }
+    };
+    let mut log: Vec<(u64, PinsReport)> = Vec::new();
+    type Loop = Discipline<Arc<PulsedNic>>;
+    let mut run_until = |until_s: u64,
+                         d: &mut Loop,
+                         log: &mut Vec<(u64, PinsReport)>,
+                         inject: &mut dyn FnMut(u64)| {
+        drive(&mut pins, d, &host, &*time, until_s * 1_000_000_000, inject, |t, r| log.push((t, r.clone())))
+            .unwrap();
+    };
+    let status_of = |r: &PinsReport| match r.pps.as_ref() {
+        Some(PpsStep::Used(Step::Updated(u))) => Some(u.status),
+        Some(PpsStep::Missed { holdover: Some(u), .. }) => Some(u.status),
+        _ => None,
+    };
+    let steps = |log: &[(u64, PinsReport)]| {
+        log.iter()
+            .filter(|(_, r)| {
+                matches!(r.pps.as_ref(), Some(PpsStep::Used(Step::Updated(u)))
+                    if u.events.iter().any(|e| e.0 == EventKind::Step))
+            })
+            .count()
+    };
+
+    // One minute of pulses: locked to them.
+    run_until(60, &mut discipline, &mut log, &mut inject);
+    assert!(log.iter().all(|(_, r)| r.out.is_none()), "no output configured");
+    let statuses: Vec<Status> = log.iter().filter_map(|(_, r)| status_of(r)).collect();
+    assert!(statuses.len() >= 55, "one update per pulse: {}", statuses.len());
+    assert_eq!(statuses.last(), Some(&Status::Locked), "{statuses:?}");
+    assert_eq!(steps(&log), 1, "one step, at the first pulse (the NIC started at 0)");
+    assert!(!log.iter().any(|(_, r)| matches!(r.pps, Some(PpsStep::Missed { .. }))), "no pulse missed");
+    let true_offset = |discipline: &mut Loop| {
+        let truth = nic.truth();
+        (discipline.phc_mut().time_at(truth.raw) - (EPOCH_TAI_NS + truth.true_ns) as i128) as i64
+    };
+    let offset = true_offset(&mut discipline);
+    assert!(offset.abs() < 1_000, "the NIC follows the pulses, not the system clock 30 ms off: {offset} ns");
+
+    // Pulses 61..63 missing: HOLDOVER with one PULSE_MISSED event per missed pulse, no step.
+    log.clear();
+    run_until(64, &mut discipline, &mut log, &mut inject);
+    let missed: Vec<(u64, u64)> = log
+        .iter()
+        .filter_map(|(t, r)| match &r.pps {
+            Some(PpsStep::Missed { in_a_row, holdover: Some(u) }) => {
+                assert_eq!(u.status, Status::Holdover);
+                assert_eq!(u.snapshot.status, Status::Holdover);
+                assert_eq!(u.events, vec![(EventKind::PulseMissed, *in_a_row as i64)]);
+                Some((*t / 100_000_000, *in_a_row))
+            }
+            Some(PpsStep::Missed { holdover: None, .. }) => panic!("holdover needs no lock"),
+            _ => None,
+        })
+        .collect();
+    // A pulse is missed half a second after its second by the system clock (30 ms ahead): at the
+    // polls at 61.5, 62.5 and 63.5 s of true time.
+    assert_eq!(missed, vec![(615, 1), (625, 2), (635, 3)]);
+    assert_eq!(steps(&log), 0);
+
+    // Pulses again from 64 s: LOCKING or LOCKED at once, LOCKED soon, still no step.
+    log.clear();
+    run_until(80, &mut discipline, &mut log, &mut inject);
+    let statuses: Vec<Status> = log.iter().filter_map(|(_, r)| status_of(r)).collect();
+    assert!(matches!(statuses[0], Status::Locking | Status::Locked), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&Status::Locked), "{statuses:?}");
+    assert_eq!(steps(&log), 0);
+    let offset = true_offset(&mut discipline);
+    assert!(offset.abs() < 1_000, "back on the pulses: {offset} ns");
+}
