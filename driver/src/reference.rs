@@ -58,8 +58,9 @@ pub enum PpsStep {
     Duplicate,
     /// No new pulse, none overdue.
     Waiting,
-    /// Pulses are overdue (`in_a_row` of them): the page goes to HOLDOVER with the last mapping
-    /// (`None` before the first pulse: the page stays UNSYNCHRONIZED). Nothing is stepped.
+    /// Pulses are overdue (`in_a_row` of them): the page goes to HOLDOVER, re-anchored at the
+    /// last rate with a growing bound (`None` before the first pulse: the page stays
+    /// UNSYNCHRONIZED). Nothing is stepped.
     Missed { in_a_row: u64, holdover: Option<Box<Update>> },
 }
 
@@ -101,16 +102,32 @@ impl PpsReference {
             };
             // The offsets before the gap say little about the clock after it.
             self.tracker.clear_history();
-            let holdover = self.last.as_ref().filter(|u| u.status != Status::Unsynchronized).map(|u| {
-                let mut u = u.clone();
-                u.status = Status::Holdover;
-                u.snapshot.status = Status::Holdover;
-                u.events = vec![(EventKind::PulseMissed, in_a_row as i64)];
-                u.discontinuity = None;
-                u.step_mismatch = None;
-                u.new_normal_delay_from_ns = None;
-                Box::new(u)
-            });
+            let Some(last) = self.last.as_ref().filter(|u| u.status != Status::Unsynchronized) else {
+                return Ok(PpsStep::Missed { in_a_row, holdover: None });
+            };
+            // A fresh anchor (the NIC runs on at its last rate, nothing is stepped), the bound
+            // grown from the last pulse's at its growth rate, so the page never goes stale.
+            let m = discipline.measure_now(host)?;
+            let mut u = last.clone();
+            let s = &mut u.snapshot;
+            let half_window = ((s.tai_at(m.counter.wrapping_add(m.counter_window)) - s.tai_at(m.counter)) / 2)
+                .clamp(0, u64::MAX as i128) as u64;
+            s.error_bound_ns = s
+                .error_at(m.nic_ns)
+                .saturating_add(m.delay_ns / 2)
+                .saturating_add(half_window)
+                .saturating_add(1);
+            s.counter_value = m.counter;
+            s.anchor_tai_ns = m.nic_ns.clamp(0, u64::MAX as i128) as u64;
+            s.updated_tai_ns = s.anchor_tai_ns;
+            s.status = Status::Holdover;
+            u.status = Status::Holdover;
+            u.measurement = m;
+            u.events = vec![(EventKind::PulseMissed, in_a_row as i64)];
+            u.discontinuity = None;
+            u.step_mismatch = None;
+            u.new_normal_delay_from_ns = None;
+            let holdover = Some(Box::new(u));
             return Ok(PpsStep::Missed { in_a_row, holdover });
         };
         let stamp_ns = discipline.phc_mut().stamp_to_disciplined(lo, hi)?;

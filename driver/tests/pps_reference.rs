@@ -164,6 +164,7 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     // Pulses 61..63 missing: HOLDOVER with one PULSE_MISSED event per missed pulse, no step.
     log.clear();
     run_until(64, &mut discipline, &mut log, &mut inject);
+    let mut bounds = Vec::new();
     let missed: Vec<(u64, u64)> = log
         .iter()
         .filter_map(|(t, r)| match &r.pps {
@@ -171,6 +172,15 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
                 assert_eq!(u.status, Status::Holdover);
                 assert_eq!(u.snapshot.status, Status::Holdover);
                 assert_eq!(u.events, vec![(EventKind::PulseMissed, *in_a_row as i64)]);
+                // Re-anchored now (the page stays fresh), the truth inside the grown bound.
+                let s = &u.snapshot;
+                assert!(
+                    (*t..*t + 1_000_000).contains(&s.counter_value),
+                    "anchored at the poll (reads take µs)"
+                );
+                let error = s.tai_at(s.counter_value) - (EPOCH_TAI_NS + s.counter_value) as i128;
+                assert!(error.unsigned_abs() as u64 <= s.error_bound_ns, "{error} ns outside {s:?}");
+                bounds.push(s.error_bound_ns);
                 Some((*t / 100_000_000, *in_a_row))
             }
             Some(PpsStep::Missed { holdover: None, .. }) => panic!("holdover needs no lock"),
@@ -180,6 +190,8 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     // A pulse is missed half a second after its second by the system clock (30 ms ahead): at the
     // polls at 61.5, 62.5 and 63.5 s of true time.
     assert_eq!(missed, vec![(615, 1), (625, 2), (635, 3)]);
+    assert!(bounds.windows(2).all(|w| w[0] < w[1]), "the bound grows in holdover: {bounds:?}");
+    eprintln!("true offset at 60 s {offset} ns; holdover bounds {bounds:?} ns");
     assert_eq!(steps(&log), 0);
 
     // Pulses again from 64 s: LOCKING or LOCKED at once, LOCKED soon, still no step.
