@@ -1,5 +1,10 @@
 //! The igb timing pins (i210/i211, 82580/i350/i354): SDP direction and TSSDP routing, a PPS output
 //! by target time 0 re-armed each half second, and aux timestamp 0 of a PPS input (igb-family.md §5).
+//!
+//! Target time rather than the i210's FREQOUT: a frequency clock toggles every half period of the
+//! NIC's raw time from its start, so under software steering (raw rate ≠ disciplined rate) its
+//! edges drift off the disciplined second; a target re-armed per edge from the current mapping
+//! does not, and the 82580/i350 have only target times anyway.
 
 use std::fmt;
 use std::str::FromStr;

@@ -69,6 +69,16 @@ impl ReferenceArg {
     }
 }
 
+impl std::fmt::Display for ReferenceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Clock(Reference::Realtime) => f.write_str("realtime"),
+            Self::Clock(Reference::Tai) => f.write_str("tai"),
+            Self::Pps(sdp) => write!(f, "pps:{sdp}"),
+        }
+    }
+}
+
 fn reference(s: &str) -> Result<ReferenceArg, String> {
     match s {
         "realtime" => Ok(ReferenceArg::Clock(Reference::Realtime)),

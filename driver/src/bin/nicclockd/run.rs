@@ -158,7 +158,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let mut writer = Writer::create(&page, &identity)?;
     let (host, tai_source) = RealHost::new(args.reference.clock(), args.tai_offset);
     info!(
-        "publishing in {} ({tai_source}, reference {:?}, counter {})",
+        "publishing in {} ({tai_source}, reference {}, counter {})",
         writer.path().display(),
         args.reference,
         host.counter_kind().name()
