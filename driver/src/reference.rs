@@ -227,9 +227,11 @@ impl Pins {
     }
 }
 
-/// Runs the pins on virtual time for tests and benches: polls every [`PIN_POLL_NS`] from now
-/// until `until_ns`, calling `before_poll(t)` first (a simulator injects its pulses there, moving
-/// time up to each one) and `after_poll(t, report)` after each poll.
+/// Runs the loop with pins on virtual time for tests and benches, as nicclockd does: polls the
+/// pins every [`PIN_POLL_NS`] from now until `until_ns` and, unless the PPS input is the
+/// reference, updates the discipline from the host's clock every `interval_ns` of its config.
+/// `before_poll(t)` comes first (a simulator injects its pulses there, moving time up to each
+/// one), `after_poll(t, report, system step)` after each poll.
 pub fn drive<R: RegisterAccess>(
     pins: &mut Pins,
     discipline: &mut Discipline<R>,
@@ -237,15 +239,24 @@ pub fn drive<R: RegisterAccess>(
     time: &dyn TimeSource,
     until_ns: u64,
     mut before_poll: impl FnMut(u64),
-    mut after_poll: impl FnMut(u64, &PinsReport),
+    mut after_poll: impl FnMut(u64, &PinsReport, Option<&Step>),
 ) -> Result<(), DeviceLost> {
-    let mut t = time.now_ns();
+    let interval = discipline.config().interval_ns.max(1);
+    // Polls on whole multiples of the poll period, as a steady daemon schedule would.
+    let mut t = time.now_ns() / PIN_POLL_NS * PIN_POLL_NS;
+    let mut next_update = t + interval;
     while t < until_ns {
         t += PIN_POLL_NS;
         before_poll(t);
         time.wait_until(t);
+        let system = if !pins.is_reference() && t >= next_update {
+            next_update += interval * ((t - next_update) / interval + 1);
+            Some(discipline.update(host)?)
+        } else {
+            None
+        };
         let report = pins.poll(discipline, host)?;
-        after_poll(t, &report);
+        after_poll(t, &report, system.as_ref());
     }
     Ok(())
 }

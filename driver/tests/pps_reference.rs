@@ -125,13 +125,14 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     };
     let mut log: Vec<(u64, PinsReport)> = Vec::new();
     type Loop = Discipline<Arc<PulsedNic>>;
-    let mut run_until = |until_s: u64,
-                         d: &mut Loop,
-                         log: &mut Vec<(u64, PinsReport)>,
-                         inject: &mut dyn FnMut(u64)| {
-        drive(&mut pins, d, &host, &*time, until_s * 1_000_000_000, inject, |t, r| log.push((t, r.clone())))
+    let mut run_until =
+        |until_s: u64, d: &mut Loop, log: &mut Vec<(u64, PinsReport)>, inject: &mut dyn FnMut(u64)| {
+            drive(&mut pins, d, &host, &*time, until_s * 1_000_000_000, inject, |t, r, system| {
+                assert!(system.is_none(), "the PPS input is the reference: no system-clock updates");
+                log.push((t, r.clone()))
+            })
             .unwrap();
-    };
+        };
     let status_of = |r: &PinsReport| match r.pps.as_ref() {
         Some(PpsStep::Used(Step::Updated(u))) => Some(u.status),
         Some(PpsStep::Missed { holdover: Some(u), .. }) => Some(u.status),
@@ -203,4 +204,40 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     assert_eq!(steps(&log), 0);
     let offset = true_offset(&mut discipline);
     assert!(offset.abs() < 1_000, "back on the pulses: {offset} ns");
+}
+
+#[test]
+fn without_a_pps_reference_drive_updates_from_the_system_clock_at_the_configured_interval() {
+    let time = VirtualTime::new();
+    let nic = Arc::new(SimNic::new(SimConfig::default(), time.clone()));
+    let m = model(INTEL, 0x10C9).unwrap();
+    let phc = Phc::init(nic.clone(), m, Quirks::empty(), Steering::Hardware, time.clone()).unwrap();
+    let config = DisciplineConfig { interval_ns: 500_000_000, ..DisciplineConfig::default() };
+    let mut discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+    let host = WrongSystemClock { time: time.clone() };
+    let mut pins = Pins::start(&*nic, PinFamily::I210, None, None, host.reference_ns());
+    assert!(!pins.is_reference());
+    let mut updates = Vec::new();
+    drive(
+        &mut pins,
+        &mut discipline,
+        &host,
+        &*time,
+        30_000_000_000,
+        |_| {},
+        |t, r, system| {
+            assert!(r.out.is_none() && r.pps.is_none());
+            if let Some(Step::Updated(u)) = system {
+                updates.push((t, u.status));
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(updates.len(), 60, "every 500 ms for 30 s");
+    assert_eq!(updates[0].0, 500_000_000);
+    assert_eq!(updates.last().map(|u| u.1), Some(Status::Locked));
+    // Locked to the system clock this time, 30 ms off the truth.
+    let truth = nic.truth();
+    let offset = discipline.phc_mut().time_at(truth.raw) - (EPOCH_TAI_NS + truth.true_ns) as i128;
+    assert!((offset - SYSTEM_CLOCK_ERROR_NS as i128).abs() < 1_000, "{offset}");
 }
