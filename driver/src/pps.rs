@@ -1,5 +1,10 @@
 //! The PPS reference's servo input, pure: an external stamp of a PPS edge, the whole second it
 //! marks (the system clock's nearest, as ts2phc without NMEA), the offset, outliers and missed pulses.
+//!
+//! The igb stamps both edges of a pulse. The leading edge is told from the trailing one by the
+//! time since the previous edge: under half a second after it, an edge ends a pulse (so pulses
+//! must be narrower than half a second, as GPS receivers' are); the very first edge, with nothing
+//! before it, is not used.
 
 use std::collections::VecDeque;
 
@@ -36,7 +41,14 @@ pub enum PpsSample {
     Outlier { offset_ns: i64, typical_ns: i64, in_a_row: u32 },
     /// A second pulse for a second already seen: not used.
     Duplicate { second_ns: i128 },
+    /// The trailing edge of a pulse (under half a second after the previous edge): not used.
+    TrailingEdge,
+    /// The first edge since the start (or a step, or a gap): which edge it is is not known yet.
+    FirstEdge,
 }
+
+/// Edges closer than this to the previous one end a pulse, ns.
+const TRAILING_EDGE_NS: i128 = NS_PER_S / 2;
 
 /// Tracks the pulses: assigns seconds, rejects outliers, counts missed pulses.
 #[derive(Debug)]
@@ -49,6 +61,8 @@ pub struct PpsTracker {
     missed_reported: u64,
     recent: VecDeque<i64>,
     outliers_in_a_row: u32,
+    /// The previous edge (any), NIC disciplined ns.
+    last_edge_ns: Option<i128>,
 }
 
 impl PpsTracker {
@@ -62,6 +76,7 @@ impl PpsTracker {
             missed_reported: 0,
             recent: VecDeque::new(),
             outliers_in_a_row: 0,
+            last_edge_ns: None,
         }
     }
 
@@ -73,6 +88,20 @@ impl PpsTracker {
     pub fn on_stamp(&mut self, stamp_ns: i128, nic_now_ns: i128, ref_now_ns: u64, locked: bool) -> PpsSample {
         let edge_ref = ref_now_ns as i128 - (nic_now_ns - stamp_ns);
         let second_ns = (edge_ref + NS_PER_S / 2).div_euclid(NS_PER_S) * NS_PER_S;
+        let unused = match self.last_edge_ns.replace(stamp_ns) {
+            None => Some(PpsSample::FirstEdge),
+            Some(previous) if stamp_ns - previous < TRAILING_EDGE_NS => Some(PpsSample::TrailingEdge),
+            Some(_) => None,
+        };
+        if let Some(unused) = unused {
+            // Not used, but pulses are coming: none is missing up to this second.
+            if !self.seen_any || second_ns > self.last_second_ns {
+                self.last_second_ns = second_ns;
+                self.missed_reported = 0;
+            }
+            self.seen_any = true;
+            return unused;
+        }
         if self.seen_any && second_ns <= self.last_second_ns {
             return PpsSample::Duplicate { second_ns };
         }
@@ -116,10 +145,22 @@ impl PpsTracker {
         })
     }
 
-    /// Forgets the offsets (the clock was stepped: the old ones say nothing of the new).
+    /// The clock was stepped by `delta_ns`: the offsets before say nothing of the ones after; the
+    /// last edge moves with the clock (so the next edge is still told leading or trailing).
+    pub fn stepped(&mut self, delta_ns: i64) {
+        self.recent.clear();
+        self.outliers_in_a_row = 0;
+        if let Some(edge) = self.last_edge_ns.as_mut() {
+            *edge += delta_ns as i128;
+        }
+    }
+
+    /// Forgets the offsets and the last edge (pulses were missing: the old ones say nothing of
+    /// the new).
     pub fn clear_history(&mut self) {
         self.recent.clear();
         self.outliers_in_a_row = 0;
+        self.last_edge_ns = None;
     }
 }
 
@@ -138,6 +179,9 @@ mod tests {
     #[test]
     fn the_nearest_second_by_the_system_clock_and_the_offset_to_it() {
         let mut t = PpsTracker::new(PpsConfig::default(), T0 + 200_000_000);
+        // The first edge: leading or trailing, nobody knows yet.
+        let first = (T0 + 1_234) as i128;
+        assert_eq!(t.on_stamp(first, first + 300_000_000, T0 + 300_000_000, false), PpsSample::FirstEdge);
         // The NIC stamped the edge at T0+1 s + 1234 ns (its time); 300 ms later (NIC) the system
         // clock, itself 40 ms ahead, reads T0 + 1.34 s: the edge was at T0+1.04 s → second T0+1 s.
         let stamp = (T0 + 1_000_001_234) as i128;
@@ -147,8 +191,12 @@ mod tests {
         let stamp = (T0 + 1_600_000_000) as i128;
         let s = t.on_stamp(stamp, stamp + 100_000_000, T0 + 2_099_970_000, false);
         assert_eq!(s, PpsSample::Offset { offset_ns: -400_000_000, second_ns: (T0 + 2_000_000_000) as i128 });
-        // Another edge placed in that same second is not a new pulse.
-        let s = t.on_stamp(stamp + 10_000_000, stamp + 20_000_000, T0 + 2_020_000_000, false);
+        // Its trailing edge 100 ms later.
+        let s = t.on_stamp(stamp + 100_000_000, stamp + 200_000_000, T0 + 2_200_000_000, false);
+        assert_eq!(s, PpsSample::TrailingEdge);
+        // An edge 0.6 s after that one placed in that same second again is not a new pulse.
+        let stamp = stamp + 700_000_000;
+        let s = t.on_stamp(stamp, stamp + 100_000_000, T0 + 2_300_000_000, false);
         assert_eq!(s, PpsSample::Duplicate { second_ns: (T0 + 2_000_000_000) as i128 });
     }
 
@@ -160,6 +208,7 @@ mod tests {
     #[test]
     fn outliers_are_rejected_once_locked_and_accepted_when_they_persist() {
         let mut t = PpsTracker::new(PpsConfig::default(), T0);
+        assert_eq!(feed(&mut t, 0, 0, false), PpsSample::FirstEdge);
         // Converging: large moves are fine.
         for (k, o) in [(1, 90_000), (2, 20_000), (3, -3_000)] {
             assert!(matches!(feed(&mut t, k, o, false), PpsSample::Offset { .. }));
@@ -187,14 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn a_step_moves_the_last_edge_so_the_trailing_one_is_still_known() {
+        let mut t = PpsTracker::new(PpsConfig::default(), T0);
+        assert_eq!(feed(&mut t, 1, 0, false), PpsSample::FirstEdge);
+        assert!(matches!(feed(&mut t, 2, 0, false), PpsSample::Offset { .. }));
+        // The servo steps the clock back 3 s; the trailing edge 100 ms later is stamped after it.
+        t.stepped(-3_000_000_000);
+        let stamp = (T0 + 2_100_000_000 - 3_000_000_000) as i128;
+        assert_eq!(t.on_stamp(stamp, stamp + 1_000, T0 + 2_100_001_000, false), PpsSample::TrailingEdge);
+    }
+
+    #[test]
     fn missed_pulses_are_counted_once_each_and_reset_by_a_pulse() {
         let mut t = PpsTracker::new(PpsConfig::default(), T0 + 300_000_000);
         assert_eq!(t.missed(T0 + 1_400_000_000), None, "the first pulse (T0+1 s) is not 0.5 s late yet");
         assert_eq!(t.missed(T0 + 1_500_000_001), Some(1));
         assert_eq!(t.missed(T0 + 1_900_000_000), None, "reported once");
         assert_eq!(t.missed(T0 + 3_600_000_000), Some(3), "T0+2 s and T0+3 s too");
-        assert!(matches!(feed(&mut t, 4, 20, false), PpsSample::Offset { .. }));
-        assert_eq!(t.missed(T0 + 4_900_000_000), None);
-        assert_eq!(t.missed(T0 + 5_500_000_001), Some(1), "counted from the last pulse");
+        // Pulses again: the first edge is not used, but it shows they are back.
+        assert_eq!(feed(&mut t, 4, 20, false), PpsSample::FirstEdge);
+        assert_eq!(t.missed(T0 + 4_600_000_000), None);
+        assert!(matches!(feed(&mut t, 5, 20, false), PpsSample::Offset { .. }));
+        assert_eq!(t.missed(T0 + 5_900_000_000), None);
+        assert_eq!(t.missed(T0 + 6_500_000_001), Some(1), "counted from the last pulse");
     }
 }

@@ -56,6 +56,10 @@ pub enum PpsStep {
     Outlier { offset_ns: i64, typical_ns: i64, in_a_row: u32 },
     /// A second pulse within one second: not used.
     Duplicate,
+    /// A pulse's trailing edge (the igb stamps both): not used.
+    TrailingEdge,
+    /// The first edge after the start, a step or a gap (leading or trailing, not known): not used.
+    FirstEdge,
     /// No new pulse, none overdue.
     Waiting,
     /// Pulses are overdue (`in_a_row` of them): the page goes to HOLDOVER, re-anchored at the
@@ -139,8 +143,8 @@ impl PpsReference {
                 let reference_ns = (m.nic_ns - offset_ns as i128).clamp(0, u64::MAX as i128) as u64;
                 let step = discipline.update_measured(host, Measurement { offset_ns, reference_ns, ..m })?;
                 if let Step::Updated(u) = &step {
-                    if u.events.iter().any(|(kind, _)| *kind == EventKind::Step) {
-                        self.tracker.clear_history();
+                    for (_, delta) in u.events.iter().filter(|(kind, _)| *kind == EventKind::Step) {
+                        self.tracker.stepped(*delta);
                     }
                     self.last = Some((**u).clone());
                 }
@@ -150,6 +154,8 @@ impl PpsReference {
                 Ok(PpsStep::Outlier { offset_ns, typical_ns, in_a_row })
             }
             PpsSample::Duplicate { .. } => Ok(PpsStep::Duplicate),
+            PpsSample::TrailingEdge => Ok(PpsStep::TrailingEdge),
+            PpsSample::FirstEdge => Ok(PpsStep::FirstEdge),
         }
     }
 }

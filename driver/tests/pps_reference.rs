@@ -117,8 +117,11 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     let mut seed = 12345u64;
     let mut inject = |t: u64| {
         let second = t / 1_000_000_000;
-        if t % 1_000_000_000 < 100_000_000 && second > 0 && !missing.contains(&second) {
-            time.wait_until(second * 1_000_000_000);
+        // The igb stamps both edges: the leading one on the second, the trailing one 100 ms later
+        // (each read at the poll right after it).
+        let phase = t % 1_000_000_000;
+        if phase < 200_000_000 && second > 0 && !missing.contains(&second) {
+            time.wait_until(second * 1_000_000_000 + phase / 100_000_000 * 100_000_000);
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             regs.pulse((seed >> 33) as i64 % 41 - 20);
         }
@@ -155,6 +158,12 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     assert_eq!(statuses.last(), Some(&Status::Locked), "{statuses:?}");
     assert_eq!(steps(&log), 1, "one step, at the first pulse (the NIC started at 0)");
     assert!(!log.iter().any(|(_, r)| matches!(r.pps, Some(PpsStep::Missed { .. }))), "no pulse missed");
+    let count = |log: &[(u64, PinsReport)], f: fn(&PpsStep) -> bool| {
+        log.iter().filter(|(_, r)| r.pps.as_ref().is_some_and(f)).count()
+    };
+    assert_eq!(count(&log, |p| matches!(p, PpsStep::FirstEdge)), 1, "the edge at 1 s");
+    assert_eq!(count(&log, |p| matches!(p, PpsStep::TrailingEdge)), 59, "1.1 s to 59.1 s");
+    assert_eq!(count(&log, |p| matches!(p, PpsStep::Outlier { .. } | PpsStep::Duplicate)), 0);
     let true_offset = |discipline: &mut Loop| {
         let truth = nic.truth();
         (discipline.phc_mut().time_at(truth.raw) - (EPOCH_TAI_NS + truth.true_ns) as i128) as i64

@@ -362,7 +362,10 @@ impl Loop<'_> {
                     self.publish(update, start);
                 }
             }
-            Some(PpsStep::Waiting) | None => {}
+            Some(PpsStep::FirstEdge) => {
+                info!("PPS input: first edge (not used: leading or trailing is not known yet)")
+            }
+            Some(PpsStep::Waiting | PpsStep::TrailingEdge) | None => {}
         }
     }
 
