@@ -6,7 +6,7 @@
 //! disciplined ns by the timecounter and output targets from disciplined ns to raw through a
 //! fresh mapping at every poll. The same code serves both: only the mapping's rate differs.
 
-use nicclock::{EventKind, Status};
+use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
 use nicclock_uio::RegisterAccess;
 
 use crate::discipline::{Discipline, Step, Update};
@@ -14,6 +14,7 @@ use crate::measure::{Host, Measurement};
 use crate::phc::{DeviceLost, Phc, Steering};
 use crate::pins::{self, LinearMapping, OutService, PinFamily, PpsOut, Sdp};
 use crate::pps::{PpsConfig, PpsSample, PpsTracker};
+use crate::servo::ServoState;
 use crate::timesource::TimeSource;
 
 /// What the pins need from the clock. (The per-family clock ops are to provide these; the
@@ -62,10 +63,10 @@ pub enum PpsStep {
     FirstEdge,
     /// No new pulse, none overdue.
     Waiting,
-    /// Pulses are overdue (`in_a_row` of them): the page goes to HOLDOVER, re-anchored at the
-    /// last rate with a growing bound (`None` before the first pulse: the page stays
-    /// UNSYNCHRONIZED). Nothing is stepped.
-    Missed { in_a_row: u64, holdover: Option<Box<Update>> },
+    /// Pulses are overdue (`in_a_row` of them): the page update, with a PULSE_MISSED event. It
+    /// is HOLDOVER, re-anchored at the last rate with a growing bound; before any pulse was used,
+    /// UNSYNCHRONIZED with the free-running time. Nothing is stepped.
+    Missed { in_a_row: u64, update: Box<Update> },
 }
 
 /// `--reference pps:SDPn`: disciplines the clock to a PPS input's aux stamps.
@@ -106,33 +107,13 @@ impl PpsReference {
             };
             // The offsets before the gap say little about the clock after it.
             self.tracker.clear_history();
-            let Some(last) = self.last.as_ref().filter(|u| u.status != Status::Unsynchronized) else {
-                return Ok(PpsStep::Missed { in_a_row, holdover: None });
-            };
-            // A fresh anchor (the NIC runs on at its last rate, nothing is stepped), the bound
-            // grown from the last pulse's at its growth rate, so the page never goes stale.
             let m = discipline.measure_now(host)?;
-            let mut u = last.clone();
-            let s = &mut u.snapshot;
-            let half_window = ((s.tai_at(m.counter.wrapping_add(m.counter_window)) - s.tai_at(m.counter)) / 2)
-                .clamp(0, u64::MAX as i128) as u64;
-            s.error_bound_ns = s
-                .error_at(m.nic_ns)
-                .saturating_add(m.delay_ns / 2)
-                .saturating_add(half_window)
-                .saturating_add(1);
-            s.counter_value = m.counter;
-            s.anchor_tai_ns = m.nic_ns.clamp(0, u64::MAX as i128) as u64;
-            s.updated_tai_ns = s.anchor_tai_ns;
-            s.status = Status::Holdover;
-            u.status = Status::Holdover;
-            u.measurement = m;
-            u.events = vec![(EventKind::PulseMissed, in_a_row as i64)];
-            u.discontinuity = None;
-            u.step_mismatch = None;
-            u.new_normal_delay_from_ns = None;
-            let holdover = Some(Box::new(u));
-            return Ok(PpsStep::Missed { in_a_row, holdover });
+            let mut update = match self.last.as_ref().filter(|u| u.status != Status::Unsynchronized) {
+                Some(last) => holdover(last, m),
+                None => unsynchronized(m, host, discipline.config().interval_ns),
+            };
+            update.events = vec![(EventKind::PulseMissed, in_a_row as i64)];
+            return Ok(PpsStep::Missed { in_a_row, update: Box::new(update) });
         };
         let stamp_ns = discipline.phc_mut().stamp_to_disciplined(lo, hi)?;
         let m = discipline.measure_now(host)?;
@@ -157,6 +138,65 @@ impl PpsReference {
             PpsSample::TrailingEdge => Ok(PpsStep::TrailingEdge),
             PpsSample::FirstEdge => Ok(PpsStep::FirstEdge),
         }
+    }
+}
+
+/// The page in holdover: a fresh anchor from `m` (the NIC runs on at its last rate, nothing is
+/// stepped), the bound grown from the last pulse's at its growth rate, so the page never goes stale.
+fn holdover(last: &Update, m: Measurement) -> Update {
+    let mut u = last.clone();
+    let s = &mut u.snapshot;
+    let half_window = ((s.tai_at(m.counter.wrapping_add(m.counter_window)) - s.tai_at(m.counter)) / 2)
+        .clamp(0, u64::MAX as i128) as u64;
+    s.error_bound_ns =
+        s.error_at(m.nic_ns).saturating_add(m.delay_ns / 2).saturating_add(half_window).saturating_add(1);
+    s.counter_value = m.counter;
+    s.anchor_tai_ns = m.nic_ns.clamp(0, u64::MAX as i128) as u64;
+    s.updated_tai_ns = s.anchor_tai_ns;
+    s.status = Status::Holdover;
+    u.status = Status::Holdover;
+    u.measurement = m;
+    u.discontinuity = None;
+    u.step_mismatch = None;
+    u.new_normal_delay_from_ns = None;
+    u
+}
+
+/// The page before any pulse was used: the free-running NIC's time, no bound (as the system-clock
+/// loop's first update), so that the page exists and says why it is not synchronized.
+fn unsynchronized(m: Measurement, host: &dyn Host, interval_ns: u64) -> Update {
+    let anchor_tai_ns = m.nic_ns.clamp(0, u64::MAX as i128) as u64;
+    let (ns_per_tick, _) = host.ns_per_tick();
+    Update {
+        measurement: m,
+        servo_state: ServoState::Unlocked,
+        servo_ppb: 0.0,
+        status: Status::Unsynchronized,
+        snapshot: Snapshot {
+            counter_kind: host.counter_kind(),
+            counter_value: m.counter,
+            counter_period: period_from_ns_per_tick(ns_per_tick),
+            anchor_tai_ns,
+            error_bound_ns: u64::MAX,
+            error_growth_ppt: 0,
+            status: Status::Unsynchronized,
+            leap: Leap::None,
+            leap_tai_s: 0,
+            tai_utc_offset_s: host.tai_utc_offset_s(),
+            updated_tai_ns: anchor_tai_ns,
+            update_interval_ns: interval_ns,
+            update_count: 0,
+            servo: ServoFigures {
+                offset_ns: 0,
+                freq_ppt: 0,
+                delay_ns: m.delay_ns,
+                state: ServoState::Unlocked as u32,
+            },
+        },
+        events: Vec::new(),
+        discontinuity: None,
+        step_mismatch: None,
+        new_normal_delay_from_ns: None,
     }
 }
 

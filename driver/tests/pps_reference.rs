@@ -138,7 +138,7 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
         };
     let status_of = |r: &PinsReport| match r.pps.as_ref() {
         Some(PpsStep::Used(Step::Updated(u))) => Some(u.status),
-        Some(PpsStep::Missed { holdover: Some(u), .. }) => Some(u.status),
+        Some(PpsStep::Missed { update: u, .. }) => Some(u.status),
         _ => None,
     };
     let steps = |log: &[(u64, PinsReport)]| {
@@ -178,7 +178,7 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     let missed: Vec<(u64, u64)> = log
         .iter()
         .filter_map(|(t, r)| match &r.pps {
-            Some(PpsStep::Missed { in_a_row, holdover: Some(u) }) => {
+            Some(PpsStep::Missed { in_a_row, update: u }) => {
                 assert_eq!(u.status, Status::Holdover);
                 assert_eq!(u.snapshot.status, Status::Holdover);
                 assert_eq!(u.events, vec![(EventKind::PulseMissed, *in_a_row as i64)]);
@@ -193,7 +193,6 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
                 bounds.push(s.error_bound_ns);
                 Some((*t / 100_000_000, *in_a_row))
             }
-            Some(PpsStep::Missed { holdover: None, .. }) => panic!("holdover needs no lock"),
             _ => None,
         })
         .collect();
@@ -249,4 +248,48 @@ fn without_a_pps_reference_drive_updates_from_the_system_clock_at_the_configured
     let truth = nic.truth();
     let offset = discipline.phc_mut().time_at(truth.raw) - (EPOCH_TAI_NS + truth.true_ns) as i128;
     assert!((offset - SYSTEM_CLOCK_ERROR_NS as i128).abs() < 1_000, "{offset}");
+}
+
+#[test]
+fn without_any_pulse_the_page_is_unsynchronized_with_a_pulse_missed_event_each_second() {
+    let time = VirtualTime::new();
+    let nic = Arc::new(SimNic::new(SimConfig::default(), time.clone()));
+    let regs = Arc::new(PulsedNic {
+        nic: nic.clone(),
+        aux: Mutex::new(None),
+        tsicr: AtomicU32::new(0),
+        pins: Mutex::new(HashMap::new()),
+    });
+    let m = model(INTEL, 0x10C9).unwrap();
+    let phc = Phc::init(regs.clone(), m, Quirks::empty(), Steering::Hardware, time.clone()).unwrap();
+    let config = DisciplineConfig { interval_ns: 1_000_000_000, ..DisciplineConfig::default() };
+    let mut discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+    let host = WrongSystemClock { time: time.clone() };
+    let sdp = Sdp::new(0).unwrap();
+    let mut pins =
+        Pins::start(&*regs, PinFamily::Ns40, None, Some((sdp, PpsConfig::default())), host.reference_ns());
+    let mut missed = Vec::new();
+    drive(
+        &mut pins,
+        &mut discipline,
+        &host,
+        &*time,
+        5_000_000_000,
+        |_| {},
+        |t, r, _| match r.pps.as_ref() {
+            Some(PpsStep::Missed { in_a_row, update }) => {
+                assert_eq!(update.status, Status::Unsynchronized);
+                assert_eq!(update.snapshot.error_bound_ns, u64::MAX, "no bound before any pulse");
+                assert_eq!(update.events, vec![(EventKind::PulseMissed, *in_a_row as i64)]);
+                assert!((t..t + 1_000_000).contains(&update.snapshot.counter_value));
+                missed.push(*in_a_row);
+            }
+            Some(PpsStep::Waiting) => {}
+            other => panic!("at {t}: {other:?}"),
+        },
+    )
+    .unwrap();
+    // Started at 0 (system clock 30 ms ahead): the pulses of 1..4 s are each missed once.
+    assert_eq!(missed, vec![1, 2, 3, 4]);
+    assert_eq!(discipline.status(), Status::Unsynchronized, "the servo never ran");
 }

@@ -356,11 +356,9 @@ impl Loop<'_> {
                 warn!("PPS input: offset {offset_ns} ns far from the usual {typical_ns} ns: not used ({in_a_row} in a row)")
             }
             Some(PpsStep::Duplicate) => warn!("PPS input: a second pulse within one second: not used"),
-            Some(PpsStep::Missed { in_a_row, holdover }) => {
-                warn!("PPS input: {in_a_row} pulse(s) missed in a row; holdover");
-                if let Some(update) = holdover {
-                    self.publish(update, start);
-                }
+            Some(PpsStep::Missed { in_a_row, update }) => {
+                warn!("PPS input: {in_a_row} pulse(s) missed in a row; {}", update.status.name());
+                self.publish(update, start);
             }
             Some(PpsStep::FirstEdge) => {
                 info!("PPS input: first edge (not used: leading or trailing is not known yet)")
