@@ -63,7 +63,8 @@ pub enum PpsStep {
     FirstEdge,
     /// No new pulse, none overdue.
     Waiting,
-    /// Pulses are overdue (`in_a_row` of them): the page update, with a PULSE_MISSED event. It
+    /// Pulses are overdue (`in_a_row` of them): the page update, with a PULSE_MISSED event when
+    /// `in_a_row` is a power of two. It
     /// is HOLDOVER, re-anchored at the last rate with a growing bound; before any pulse was used,
     /// UNSYNCHRONIZED with the free-running time. Nothing is stepped.
     Missed { in_a_row: u64, update: Box<Update> },
@@ -112,7 +113,13 @@ impl PpsReference {
                 Some(last) => holdover(last, m),
                 None => unsynchronized(m, host, discipline.config().interval_ns),
             };
-            update.events = vec![(EventKind::PulseMissed, in_a_row as i64)];
+            // One event for the 1st, 2nd, 4th, 8th… pulse missed in a row: a GPS gone for good
+            // must not flush the ring of everything else.
+            update.events = if in_a_row.is_power_of_two() {
+                vec![(EventKind::PulseMissed, in_a_row as i64)]
+            } else {
+                Vec::new()
+            };
             return Ok(PpsStep::Missed { in_a_row, update: Box::new(update) });
         };
         let stamp_ns = discipline.phc_mut().stamp_to_disciplined(lo, hi)?;

@@ -195,7 +195,7 @@ pub enum EventKind {
     /// A leap second was scheduled or cancelled. `detail` = [`Leap`], `magnitude` = TAI second it takes effect.
     LeapChanged = 7,
     /// The reference's pulses (a PPS input) are overdue; the status goes to HOLDOVER.
-    /// `magnitude` = pulses missed in a row.
+    /// `magnitude` = pulses missed in a row (posted when that is 1, 2, 4, 8, …).
     PulseMissed = 8,
 }
 
