@@ -162,7 +162,10 @@ fn holdover(last: &Update, m: Measurement) -> Update {
     s.updated_tai_ns = s.anchor_tai_ns;
     s.status = Status::Holdover;
     u.status = Status::Holdover;
-    u.measurement = m;
+    // The offset logged and kept is still the last pulse's (m's is against the system clock).
+    let offset_ns = last.measurement.offset_ns;
+    let reference_ns = (m.nic_ns - offset_ns as i128).clamp(0, u64::MAX as i128) as u64;
+    u.measurement = Measurement { offset_ns, reference_ns, ..m };
     u.discontinuity = None;
     u.step_mismatch = None;
     u.new_normal_delay_from_ns = None;
