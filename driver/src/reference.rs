@@ -51,8 +51,9 @@ impl<R: RegisterAccess> PinClock for Phc<R> {
 /// What one poll of the PPS input did.
 #[derive(Debug, Clone)]
 pub enum PpsStep {
-    /// A pulse fed the servo: the discipline's step.
-    Used(Step),
+    /// A pulse fed the servo: the discipline's step, and the system clock (TAI ns) when the NIC
+    /// was read for it (what an NTP SHM consumer compares the NIC with).
+    Used { step: Step, system_ns: u64 },
     /// A pulse far from the recent ones: not used.
     Outlier { offset_ns: i64, typical_ns: i64, in_a_row: u32 },
     /// A second pulse within one second: not used.
@@ -136,7 +137,7 @@ impl PpsReference {
                     }
                     self.last = Some((**u).clone());
                 }
-                Ok(PpsStep::Used(step))
+                Ok(PpsStep::Used { step, system_ns: m.reference_ns })
             }
             PpsSample::Outlier { offset_ns, typical_ns, in_a_row } => {
                 Ok(PpsStep::Outlier { offset_ns, typical_ns, in_a_row })

@@ -137,14 +137,14 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
             .unwrap();
         };
     let status_of = |r: &PinsReport| match r.pps.as_ref() {
-        Some(PpsStep::Used(Step::Updated(u))) => Some(u.status),
+        Some(PpsStep::Used { step: Step::Updated(u), .. }) => Some(u.status),
         Some(PpsStep::Missed { update: u, .. }) => Some(u.status),
         _ => None,
     };
     let steps = |log: &[(u64, PinsReport)]| {
         log.iter()
             .filter(|(_, r)| {
-                matches!(r.pps.as_ref(), Some(PpsStep::Used(Step::Updated(u)))
+                matches!(r.pps.as_ref(), Some(PpsStep::Used { step: Step::Updated(u), .. })
                     if u.events.iter().any(|e| e.0 == EventKind::Step))
             })
             .count()
@@ -161,6 +161,13 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     let count = |log: &[(u64, PinsReport)], f: fn(&PpsStep) -> bool| {
         log.iter().filter(|(_, r)| r.pps.as_ref().is_some_and(f)).count()
     };
+    // Each used pulse says what the system clock read at the NIC read (an NTP SHM's receive time).
+    for (_, r) in &log {
+        if let Some(PpsStep::Used { step: Step::Updated(u), system_ns }) = &r.pps {
+            let system_error = *system_ns as i128 - (EPOCH_TAI_NS + u.measurement.counter) as i128;
+            assert!((system_error - SYSTEM_CLOCK_ERROR_NS as i128).abs() < 10_000, "{system_error}");
+        }
+    }
     assert_eq!(count(&log, |p| matches!(p, PpsStep::FirstEdge)), 1, "the edge at 1 s");
     assert_eq!(count(&log, |p| matches!(p, PpsStep::TrailingEdge)), 59, "1.1 s to 59.1 s");
     assert_eq!(count(&log, |p| matches!(p, PpsStep::Outlier { .. } | PpsStep::Duplicate)), 0);

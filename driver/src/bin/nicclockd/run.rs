@@ -272,7 +272,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         // With a PPS reference the pin polls update the clock; this schedule only checks the page.
         if !pins.as_ref().is_some_and(Pins::is_reference) {
             match discipline.update(&host) {
-                Ok(step) => loop_.step(step, start, &mut ready),
+                Ok(step) => loop_.step(step, start, &mut ready, None),
                 Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
             }
         }
@@ -293,7 +293,8 @@ struct Loop<'a> {
 
 impl Loop<'_> {
     /// A discipline step: publish an update (READY=1 after the first), log a rejection.
-    fn step(&mut self, step: Step, start: Instant, ready: &mut bool) {
+    /// `system_ns`: the system clock at the NIC read when the measurement's reference is not it.
+    fn step(&mut self, step: Step, start: Instant, ready: &mut bool, system_ns: Option<u64>) {
         match step {
             Step::Updated(update) => {
                 if let Some(old) = update.new_normal_delay_from_ns {
@@ -303,7 +304,7 @@ impl Loop<'_> {
                         update.measurement.delay_ns
                     );
                 }
-                self.publish(&update, start);
+                self.publish(&update, start, system_ns);
                 if !*ready {
                     *ready = true;
                     let _ = sd_notify::notify(&[
@@ -351,14 +352,16 @@ impl Loop<'_> {
             }
         }
         match &report.pps {
-            Some(PpsStep::Used(step)) => self.step(step.clone(), start, ready),
+            Some(PpsStep::Used { step, system_ns }) => {
+                self.step(step.clone(), start, ready, Some(*system_ns))
+            }
             Some(PpsStep::Outlier { offset_ns, typical_ns, in_a_row }) => {
                 warn!("PPS input: offset {offset_ns} ns far from the usual {typical_ns} ns: not used ({in_a_row} in a row)")
             }
             Some(PpsStep::Duplicate) => warn!("PPS input: a second pulse within one second: not used"),
             Some(PpsStep::Missed { in_a_row, update }) => {
                 warn!("PPS input: {in_a_row} pulse(s) missed in a row; {}", update.status.name());
-                self.publish(update, start);
+                self.publish(update, start, None);
             }
             Some(PpsStep::FirstEdge) => {
                 info!("PPS input: first edge (not used: leading or trailing is not known yet)")
@@ -367,7 +370,7 @@ impl Loop<'_> {
         }
     }
 
-    fn publish(&mut self, update: &Update, start: Instant) {
+    fn publish(&mut self, update: &Update, start: Instant, system_ns: Option<u64>) {
         nicclock_driver::publish::publish(self.writer, update);
         if let Some(m) = update.step_mismatch {
             warn!(
@@ -390,7 +393,7 @@ impl Loop<'_> {
             let bound_s = (s.error_bound_ns.max(1) as f64) / 1e9;
             shm.publish(&ntpshm::Sample {
                 clock_utc_ns: s.anchor_tai_ns as i128 - utc,
-                receive_utc_ns: update.measurement.reference_ns as i128 - utc,
+                receive_utc_ns: system_ns.unwrap_or(update.measurement.reference_ns) as i128 - utc,
                 leap: 0,
                 precision: bound_s.log2().floor() as i32,
             });
