@@ -392,6 +392,18 @@ mod tests {
     }
 
     #[test]
+    fn pin_families_of_the_model_table() {
+        use crate::model::{model, INTEL};
+        let family = |id| PinFamily::of(model(INTEL, id).unwrap());
+        assert_eq!(family(0x1533), Some(PinFamily::I210), "i210");
+        assert_eq!(family(0x1539), Some(PinFamily::I210), "i211");
+        assert_eq!(family(0x1521), Some(PinFamily::Ns40), "i350");
+        assert_eq!(family(0x150E), Some(PinFamily::Ns40), "82580");
+        assert_eq!(family(0x10C9), None, "82576");
+        assert_eq!(family(0x10D3), None, "82574");
+    }
+
+    #[test]
     fn sdp_names() {
         assert_eq!("SDP2".parse::<Sdp>(), Ok(Sdp(2)));
         assert_eq!("sdp0".parse::<Sdp>(), Ok(Sdp(0)));

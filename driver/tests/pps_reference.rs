@@ -161,13 +161,34 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     let count = |log: &[(u64, PinsReport)], f: fn(&PpsStep) -> bool| {
         log.iter().filter(|(_, r)| r.pps.as_ref().is_some_and(f)).count()
     };
-    // Each used pulse says what the system clock read at the NIC read (an NTP SHM's receive time).
+    // Each used pulse says what the system clock read at the NIC read (an NTP SHM's receive time),
+    // and the page's time is inside its error bound of the true time.
+    let mut locked_errors = Vec::new();
     for (_, r) in &log {
         if let Some(PpsStep::Used { step: Step::Updated(u), system_ns }) = &r.pps {
             let system_error = *system_ns as i128 - (EPOCH_TAI_NS + u.measurement.counter) as i128;
             assert!((system_error - SYSTEM_CLOCK_ERROR_NS as i128).abs() < 10_000, "{system_error}");
+            let s = &u.snapshot;
+            let page_error = s.anchor_tai_ns as i128 - (EPOCH_TAI_NS + s.counter_value) as i128;
+            if s.status != Status::Unsynchronized {
+                assert!(
+                    page_error.unsigned_abs() as u64 <= s.error_bound_ns,
+                    "{page_error} ns outside {s:?}"
+                );
+            }
+            if s.status == Status::Locked {
+                locked_errors.push(page_error as f64);
+            }
         }
     }
+    let rms = |e: &[f64]| (e.iter().map(|e| e * e).sum::<f64>() / e.len() as f64).sqrt();
+    let tail = &locked_errors[locked_errors.len().saturating_sub(30)..];
+    eprintln!(
+        "page vs true time while LOCKED: RMS {:.1} ns over {} updates, {:.1} ns over the last 30",
+        rms(&locked_errors),
+        locked_errors.len(),
+        rms(tail)
+    );
     assert_eq!(count(&log, |p| matches!(p, PpsStep::FirstEdge)), 1, "the edge at 1 s");
     assert_eq!(count(&log, |p| matches!(p, PpsStep::TrailingEdge)), 59, "1.1 s to 59.1 s");
     assert_eq!(count(&log, |p| matches!(p, PpsStep::Outlier { .. } | PpsStep::Duplicate)), 0);
