@@ -248,9 +248,20 @@ impl<R: RegisterAccess> Discipline<R> {
 
     /// One update: measure, servo, steer, and describe the page update.
     pub fn update(&mut self, host: &dyn Host) -> Result<Step, DeviceLost> {
+        let m = self.measure_now(host)?;
+        self.update_measured(host, m)
+    }
+
+    /// The NIC against the host's reference now (the system-clock measurement; another reference
+    /// uses it for the page anchor and puts its own offset in).
+    pub fn measure_now(&mut self, host: &dyn Host) -> Result<Measurement, DeviceLost> {
         // Good enough: within a quarter of the best delay of the recent measurements.
         let good_enough = self.delays.floor().map(|f| f + f / 4);
-        let m = measure(&mut self.phc, host, self.config.readings, good_enough)?;
+        measure(&mut self.phc, host, self.config.readings, good_enough)
+    }
+
+    /// One update from measurement `m`: servo, steer, and describe the page update.
+    pub fn update_measured(&mut self, host: &dyn Host, m: Measurement) -> Result<Step, DeviceLost> {
         let new_normal = match self.delays.accept(m.delay_ns) {
             Ok(Verdict::Typical) => None,
             Ok(Verdict::NewNormal { old_typical_ns }) => Some(old_typical_ns),

@@ -8,7 +8,7 @@ use crate::discipline::Update;
 /// How urgent an event of `kind` is for readers.
 pub fn urgency(kind: EventKind) -> Urgency {
     match kind {
-        EventKind::Step | EventKind::FrequencyJump => Urgency::Notice,
+        EventKind::Step | EventKind::FrequencyJump | EventKind::PulseMissed => Urgency::Notice,
         EventKind::DeviceLost => Urgency::Urgent,
         _ => Urgency::Info,
     }

@@ -31,7 +31,7 @@ extern "C" {
 
 #define NICCLOCK_MAGIC 0x4b434f4c4343494eULL /* "NICCLOCK" read as a little-endian u64 */
 #define NICCLOCK_ABI_MAJOR 1
-#define NICCLOCK_ABI_MINOR 1 /* 1: header.boot_id */
+#define NICCLOCK_ABI_MINOR 2 /* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED */
 #define NICCLOCK_PAGE_SIZE 4096
 #define NICCLOCK_EVENT_RING_LEN 64
 #define NICCLOCK_PERIOD_SHIFT 48 /* counter_period = ns per counter tick << 48 */
@@ -72,6 +72,7 @@ extern "C" {
 #define NICCLOCK_EVENT_DEVICE_LOST 5    /* detail = last register value read */
 #define NICCLOCK_EVENT_STOPPED 6        /* detail = writer pid */
 #define NICCLOCK_EVENT_LEAP_CHANGED 7   /* detail = leap, magnitude = TAI second it applies */
+#define NICCLOCK_EVENT_PULSE_MISSED 8   /* magnitude = PPS pulses missed in a row (minor 2) */
 
 /* event urgency */
 #define NICCLOCK_URGENCY_INFO 0

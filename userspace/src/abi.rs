@@ -23,7 +23,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"NICCLOCK");
 pub const ABI_MAJOR: u16 = 1;
 /// Compatible additions (fields taken from reserved space) bump this.
 /// 1: [`Header::boot_id`] (a page records the boot it belongs to).
-pub const ABI_MINOR: u16 = 1;
+/// 2: [`EventKind::PulseMissed`] (a PPS reference's pulses stopped).
+pub const ABI_MINOR: u16 = 2;
 /// Size of the page file and of every mapping of it.
 pub const PAGE_SIZE: usize = 4096;
 /// Number of slots in the event ring.
@@ -193,6 +194,9 @@ pub enum EventKind {
     Stopped = 6,
     /// A leap second was scheduled or cancelled. `detail` = [`Leap`], `magnitude` = TAI second it takes effect.
     LeapChanged = 7,
+    /// The reference's pulses (a PPS input) are overdue; the status goes to HOLDOVER.
+    /// `magnitude` = pulses missed in a row (posted when that is 1, 2, 4, 8, …).
+    PulseMissed = 8,
 }
 
 impl EventKind {
@@ -205,6 +209,7 @@ impl EventKind {
             5 => Self::DeviceLost,
             6 => Self::Stopped,
             7 => Self::LeapChanged,
+            8 => Self::PulseMissed,
             _ => return None,
         })
     }
@@ -218,6 +223,7 @@ impl EventKind {
             Self::DeviceLost => "DEVICE_LOST",
             Self::Stopped => "STOPPED",
             Self::LeapChanged => "LEAP_CHANGED",
+            Self::PulseMissed => "PULSE_MISSED",
         }
     }
 }
@@ -484,7 +490,7 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
     for s in Status::ALL {
         rows.push((status_c_name(s), s as i128));
     }
-    for raw in 1..=7 {
+    for raw in 1..=8 {
         let k = EventKind::from_raw(raw).expect("contiguous kinds");
         rows.push((event_c_name(k), k as i128));
     }
@@ -511,6 +517,7 @@ fn event_c_name(k: EventKind) -> &'static str {
         EventKind::DeviceLost => "NICCLOCK_EVENT_DEVICE_LOST",
         EventKind::Stopped => "NICCLOCK_EVENT_STOPPED",
         EventKind::LeapChanged => "NICCLOCK_EVENT_LEAP_CHANGED",
+        EventKind::PulseMissed => "NICCLOCK_EVENT_PULSE_MISSED",
     }
 }
 

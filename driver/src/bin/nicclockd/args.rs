@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nicclock_driver::device::DeviceArg;
 use nicclock_driver::phc::SteerChoice;
+use nicclock_driver::pins::Sdp;
 use nicclock_driver::servo::ServoKind;
 
 /// Drive an Intel NIC's PTP clock from userspace and publish it to unprivileged readers.
@@ -43,6 +44,52 @@ pub enum Reference {
     Tai,
 }
 
+/// `--reference`: a system clock, or a PPS input whose seconds the system clock (realtime) numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceArg {
+    Clock(Reference),
+    Pps(Sdp),
+}
+
+impl ReferenceArg {
+    /// The system clock read: the reference itself, or the one that numbers the PPS's seconds.
+    pub fn clock(self) -> Reference {
+        match self {
+            Self::Clock(c) => c,
+            Self::Pps(_) => Reference::Realtime,
+        }
+    }
+
+    /// The PPS input pin, if the reference is one.
+    pub fn pps(self) -> Option<Sdp> {
+        match self {
+            Self::Clock(_) => None,
+            Self::Pps(sdp) => Some(sdp),
+        }
+    }
+}
+
+impl std::fmt::Display for ReferenceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Clock(Reference::Realtime) => f.write_str("realtime"),
+            Self::Clock(Reference::Tai) => f.write_str("tai"),
+            Self::Pps(sdp) => write!(f, "pps:{sdp}"),
+        }
+    }
+}
+
+fn reference(s: &str) -> Result<ReferenceArg, String> {
+    match s {
+        "realtime" => Ok(ReferenceArg::Clock(Reference::Realtime)),
+        "tai" => Ok(ReferenceArg::Clock(Reference::Tai)),
+        _ => match s.strip_prefix("pps:") {
+            Some(pin) => pin.parse().map(ReferenceArg::Pps),
+            None => Err(format!("unknown reference {s:?}: use realtime, tai or pps:SDP0..SDP3")),
+        },
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
     Error,
@@ -57,9 +104,15 @@ pub struct RunArgs {
     /// (sim keys: model=82576|82574, ppm, wander, latency, jitter, qemu=0|1, seed, remove-after, bar-off-after)
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceArg>,
-    /// Reference clock the NIC is disciplined to.
-    #[arg(long, value_enum, default_value_t = Reference::Realtime)]
-    pub reference: Reference,
+    /// Reference the NIC is disciplined to: realtime (CLOCK_REALTIME + TAI offset), tai
+    /// (CLOCK_TAI), or pps:SDPn (a PPS input on that pin, e.g. a GPS receiver's, its seconds
+    /// numbered by CLOCK_REALTIME; i210/i211, 82580/i350/i354).
+    #[arg(long, default_value = "realtime", value_name = "REFERENCE", value_parser = reference)]
+    pub reference: ReferenceArg,
+    /// Drive a 1 PPS output on this pin (SDP0..SDP3), rising on each disciplined second
+    /// (i210/i211, 82580/i350/i354).
+    #[arg(long, value_name = "PIN", value_parser = |s: &str| s.parse::<Sdp>())]
+    pub pps_out: Option<Sdp>,
     /// TAI − UTC in seconds (default: the kernel's, else 37).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i32).range(0..=100))]
     pub tai_offset: Option<i32>,

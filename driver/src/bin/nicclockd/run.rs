@@ -15,7 +15,10 @@ use nicclock_driver::device::{self, DeviceArg};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update, REJECT_LIMIT};
 use nicclock_driver::measure::Host;
 use nicclock_driver::ntpshm::{self, NtpShm};
-use nicclock_driver::phc::Phc;
+use nicclock_driver::phc::{DeviceLost, Phc};
+use nicclock_driver::pins::{PinFamily, MODELS_WITH_PINS};
+use nicclock_driver::pps::PpsConfig;
+use nicclock_driver::reference::{Pins, PinsReport, PpsStep, PIN_POLL_NS};
 use nicclock_driver::schedule::Schedule;
 use nicclock_driver::servo::{Servo, ServoConfig, ServoKind};
 use nicclock_driver::timesource::RealTime;
@@ -91,8 +94,31 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         e => e.into(),
     })?;
+    let pps_in = args.reference.pps();
+    if let (Some(out), Some(input)) = (args.pps_out, pps_in) {
+        if out == input {
+            return Err(UsageError(format!(
+                "{out} cannot be both the PPS output (--pps-out) and the PPS input (--reference pps:{input}): \
+                 give them different pins"
+            ))
+            .into());
+        }
+    }
     let _device_lock = lock_device(&locks, device_arg, &sysfs)?;
     let opened = device::open(device_arg, &sysfs, &args.vfio_container)?;
+    let pin_family = PinFamily::of(opened.model);
+    if (args.pps_out.is_some() || pps_in.is_some()) && pin_family.is_none() {
+        let option = match (args.pps_out, pps_in) {
+            (Some(_), _) => "--pps-out".to_string(),
+            (None, sdp) => format!("--reference pps:{}", sdp.map_or(String::new(), |s| s.to_string())),
+        };
+        return Err(UsageError(format!(
+            "{option}: the {} has no timing pins (SDPs with target times and aux timestamps); only the \
+             {MODELS_WITH_PINS} have them",
+            opened.model.name
+        ))
+        .into());
+    }
     let steering = args.steer.resolve(opened.quirks);
     info!(
         "{}: Intel {} ({:04x}:{:04x}, subsystem {:04x}:{:04x}) via {}",
@@ -130,9 +156,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         lock_dir: args.lock_dir.clone(),
     };
     let mut writer = Writer::create(&page, &identity)?;
-    let (host, tai_source) = RealHost::new(args.reference, args.tai_offset);
+    let (host, tai_source) = RealHost::new(args.reference.clock(), args.tai_offset);
     info!(
-        "publishing in {} ({tai_source}, reference {:?}, counter {})",
+        "publishing in {} ({tai_source}, reference {}, counter {})",
         writer.path().display(),
         args.reference,
         host.counter_kind().name()
@@ -150,12 +176,24 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let config = DisciplineConfig {
-        interval_ns: interval.as_nanos() as u64,
+        // A PPS reference gives the servo one sample a second, whatever the poll rate.
+        interval_ns: if pps_in.is_some() { 1_000_000_000 } else { interval.as_nanos() as u64 },
         readings: args.readings as usize,
         lock_threshold_ns: args.lock_threshold,
         ..DisciplineConfig::default()
     };
     let mut discipline = Discipline::new(phc, servo, config);
+    let mut pins = pin_family.filter(|_| args.pps_out.is_some() || pps_in.is_some()).map(|family| {
+        let pps = pps_in.map(|sdp| (sdp, PpsConfig::default()));
+        Pins::start(discipline.phc().regs(), family, args.pps_out, pps, host.reference_ns())
+    });
+    if let Some(sdp) = args.pps_out {
+        info!("PPS output on {sdp} (target time 0, rising on each disciplined second)");
+    }
+    if let Some(sdp) = pps_in {
+        info!("PPS input on {sdp} (aux timestamp 0); its seconds numbered by CLOCK_REALTIME");
+    }
+    let mut pin_schedule = Schedule::new(Duration::from_nanos(PIN_POLL_NS));
 
     if let Some((uid, gid)) = run_as {
         privileges::drop_to(uid, gid)?;
@@ -189,7 +227,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
     loop {
         let due = start + schedule.due();
-        let wake_at = [Some(due), next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        let pin_due = pins.as_ref().map(|_| start + pin_schedule.due());
+        let wake_at = [Some(due), pin_due, next_ping, end].into_iter().flatten().min().unwrap_or(due);
         if let Wake::Stop(signal) = waker.wait_until(wake_at, removal_fd)? {
             info!("{signal} received");
             break;
@@ -213,6 +252,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         if end.is_some_and(|end| now >= end) {
             break;
         }
+        if let (Some(p), Some(pin_due)) = (pins.as_mut(), pin_due) {
+            if now >= pin_due {
+                match p.poll(&mut discipline, &host) {
+                    Ok(report) => loop_.pins(&report, start, &mut ready),
+                    Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+                }
+                pin_schedule.advance(start.elapsed());
+            }
+        }
         if now < due {
             continue;
         }
@@ -221,41 +269,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             error!("{e}; exiting");
             return Ok(ExitCode::from(1));
         }
-        match discipline.update(&host) {
-            Ok(Step::Updated(update)) => {
-                if let Some(old) = update.new_normal_delay_from_ns {
-                    warn!(
-                        "measurement delays stayed far above the usual {old} ns for {REJECT_LIMIT} updates; \
-                         taking {} ns as the new normal",
-                        update.measurement.delay_ns
-                    );
-                }
-                loop_.publish(&update, start);
-                if !ready {
-                    ready = true;
-                    let _ = sd_notify::notify(&[
-                        sd_notify::NotifyState::Ready,
-                        sd_notify::NotifyState::Status("publishing"),
-                    ]);
-                }
-            }
-            Ok(Step::Rejected { delay_ns, typical_ns, in_a_row }) => {
-                let msg = format!(
-                    "measurement disturbed (delay {delay_ns} ns, typically {typical_ns} ns): not used"
-                );
-                // Once per run of rejections; the rest at debug level, then the filter starts over.
-                if in_a_row == 1 {
-                    warn!("{msg}");
-                } else {
-                    log::debug!("{msg} ({in_a_row} in a row)");
-                }
-            }
-            Err(lost) => {
-                loop_.writer.device_lost(lost.last_read);
-                error!("{}: {lost}; {} now says DEVICE_LOST", opened.address, loop_.writer.path().display());
-                // Gone: restarting cannot help until it is back (udev starts us then). Present
-                // but silent: a restart re-initialises it, so a plain failure (systemd restarts).
-                return Ok(ExitCode::from(if lost.gone() { EXIT_DEVICE_GONE } else { 1 }));
+        // With a PPS reference the pin polls update the clock; this schedule only checks the page.
+        if !pins.as_ref().is_some_and(Pins::is_reference) {
+            match discipline.update(&host) {
+                Ok(step) => loop_.step(step, start, &mut ready, None),
+                Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
             }
         }
         // A steady schedule; if we fell behind (suspend, overload), the missed ticks are skipped.
@@ -274,7 +292,85 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    fn publish(&mut self, update: &Update, start: Instant) {
+    /// A discipline step: publish an update (READY=1 after the first), log a rejection.
+    /// `system_ns`: the system clock at the NIC read when the measurement's reference is not it.
+    fn step(&mut self, step: Step, start: Instant, ready: &mut bool, system_ns: Option<u64>) {
+        match step {
+            Step::Updated(update) => {
+                if let Some(old) = update.new_normal_delay_from_ns {
+                    warn!(
+                        "measurement delays stayed far above the usual {old} ns for {REJECT_LIMIT} updates; \
+                         taking {} ns as the new normal",
+                        update.measurement.delay_ns
+                    );
+                }
+                self.publish(&update, start, system_ns);
+                if !*ready {
+                    *ready = true;
+                    let _ = sd_notify::notify(&[
+                        sd_notify::NotifyState::Ready,
+                        sd_notify::NotifyState::Status("publishing"),
+                    ]);
+                }
+            }
+            Step::Rejected { delay_ns, typical_ns, in_a_row } => {
+                let msg = format!(
+                    "measurement disturbed (delay {delay_ns} ns, typically {typical_ns} ns): not used"
+                );
+                // Once per run of rejections; the rest at debug level, then the filter starts over.
+                if in_a_row == 1 {
+                    warn!("{msg}");
+                } else {
+                    log::debug!("{msg} ({in_a_row} in a row)");
+                }
+            }
+        }
+    }
+
+    /// The device stopped answering: the page says DEVICE_LOST; the exit code says whether a
+    /// restart can help.
+    fn lost(&mut self, address: &str, lost: DeviceLost) -> ExitCode {
+        self.writer.device_lost(lost.last_read);
+        error!("{address}: {lost}; {} now says DEVICE_LOST", self.writer.path().display());
+        // Gone: restarting cannot help until it is back (udev starts us then). Present but
+        // silent: a restart re-initialises it, so a plain failure (systemd restarts).
+        ExitCode::from(if lost.gone() { EXIT_DEVICE_GONE } else { 1 })
+    }
+
+    /// One pin poll: the PPS output's edges and the PPS input's update, holdover or rejection.
+    fn pins(&mut self, report: &PinsReport, start: Instant, ready: &mut bool) {
+        if let Some(out) = &report.out {
+            if let Some(edge) = out.missed {
+                warn!("PPS output: the edge at {} ns passed before its target fired; re-armed", edge.disc_ns);
+            }
+            if let Some(edge) = out.fired {
+                log::debug!(
+                    "PPS output: {} edge at {} ns",
+                    if edge.rising { "rising" } else { "falling" },
+                    edge.disc_ns
+                );
+            }
+        }
+        match &report.pps {
+            Some(PpsStep::Used { step, system_ns }) => {
+                self.step(step.clone(), start, ready, Some(*system_ns))
+            }
+            Some(PpsStep::Outlier { offset_ns, typical_ns, in_a_row }) => {
+                warn!("PPS input: offset {offset_ns} ns far from the usual {typical_ns} ns: not used ({in_a_row} in a row)")
+            }
+            Some(PpsStep::Duplicate) => warn!("PPS input: a second pulse within one second: not used"),
+            Some(PpsStep::Missed { in_a_row, update }) => {
+                warn!("PPS input: {in_a_row} pulse(s) missed in a row; {}", update.status.name());
+                self.publish(update, start, None);
+            }
+            Some(PpsStep::FirstEdge) => {
+                info!("PPS input: first edge (not used: leading or trailing is not known yet)")
+            }
+            Some(PpsStep::Waiting | PpsStep::TrailingEdge) | None => {}
+        }
+    }
+
+    fn publish(&mut self, update: &Update, start: Instant, system_ns: Option<u64>) {
         nicclock_driver::publish::publish(self.writer, update);
         if let Some(m) = update.step_mismatch {
             warn!(
@@ -297,7 +393,7 @@ impl Loop<'_> {
             let bound_s = (s.error_bound_ns.max(1) as f64) / 1e9;
             shm.publish(&ntpshm::Sample {
                 clock_utc_ns: s.anchor_tai_ns as i128 - utc,
-                receive_utc_ns: update.measurement.reference_ns as i128 - utc,
+                receive_utc_ns: system_ns.unwrap_or(update.measurement.reference_ns) as i128 - utc,
                 leap: 0,
                 precision: bound_s.log2().floor() as i32,
             });

@@ -42,6 +42,7 @@ pub fn event(e: &Event) -> String {
         EventKind::DeviceLost => format!("last read {:#010x}", e.detail),
         EventKind::Stopped => format!("writer pid {}", e.detail),
         EventKind::LeapChanged => format!("leap {} at TAI second {}", e.detail, e.magnitude),
+        EventKind::PulseMissed => format!("{} pulses missed in a row", e.magnitude),
     };
     // Events posted before the first update carry time 0: the writer had no time yet.
     let time = if e.tai_ns == 0 { "(before first update)".into() } else { rfc3339(e.tai_ns, false) };
