@@ -137,3 +137,65 @@ fn stamps_and_targets_convert_both_ways() {
     time.advance(10_000_000);
     round_trip(&mut phc, "82576");
 }
+
+/// An 82574 whose SYSTIMH reads come back with a bad bit now and then (the erratum), seeded.
+struct BadBits {
+    nic: Arc<crate::sim::SimNic>,
+    reads: std::cell::Cell<u32>,
+    served_bad: std::cell::Cell<u32>,
+}
+
+impl RegisterAccess for BadBits {
+    fn len(&self) -> usize {
+        self.nic.len()
+    }
+    fn presence(&self) -> Option<nicclock_uio::Presence> {
+        self.nic.presence()
+    }
+    fn read32(&self, offset: usize) -> u32 {
+        let value = self.nic.read32(offset);
+        if offset != regs::SYSTIMH {
+            return value;
+        }
+        let n = self.reads.get() + 1;
+        self.reads.set(n);
+        // Every 7th SYSTIMH read: one of bits 3..10 flipped (2^35..2^42 ticks: 131 µs..4.6 h).
+        if n % 7 == 0 {
+            self.served_bad.set(self.served_bad.get() + 1);
+            value ^ 1 << (3 + n % 8)
+        } else {
+            value
+        }
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        self.nic.write32(offset, value)
+    }
+}
+
+#[test]
+fn e82574_bad_bits_never_reach_the_timecounter() {
+    let time = VirtualTime::new();
+    let config = crate::sim::SimConfig {
+        model: crate::sim::SimModel::I82574,
+        read_latency_ns: 300,
+        ..crate::sim::SimConfig::ideal()
+    };
+    let nic = Arc::new(crate::sim::SimNic::new(config, time.clone()));
+    let bad = BadBits { nic: nic.clone(), reads: 0.into(), served_bad: 0.into() };
+    let m = model(INTEL, 0x10D3).unwrap();
+    let mut phc = Phc::init(bad, m, Quirks::empty(), Steering::Hardware, time.clone()).unwrap();
+    let t0 = phc.now().unwrap();
+    let n0 = nic.truth().nic_ns as i128;
+    for k in 1..=500u64 {
+        time.advance(1_000_000 + k * 37);
+        let t = phc.now().unwrap();
+        let truth = nic.truth().nic_ns as i128;
+        assert!(
+            ((t - t0).0 - (truth - n0)).abs() < 5_000,
+            "read {k}: clock {:?} vs truth {}",
+            t - t0,
+            truth - n0
+        );
+    }
+    assert!(phc.regs().served_bad.get() > 100, "bad reads were served: {}", phc.regs().served_bad.get());
+}

@@ -115,6 +115,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     let phc = Phc::init(opened.regs.clone(), opened.model, opened.quirks, steering, RealTime::new())?;
+    let caps = phc.capabilities();
+    info!(
+        "clock family {}: {}, latched by {}; rate LSB {:.4} ppb, max {} ppb; phase steps via {}",
+        caps.family,
+        caps.spec.counter,
+        caps.spec.latch,
+        caps.spec.rate_lsb_ppb,
+        caps.spec.max_adj_ppb,
+        caps.step
+    );
     let mac = opened.mac();
     let identity = Identity {
         model: opened.model.name.into(),
