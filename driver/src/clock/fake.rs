@@ -1,6 +1,6 @@
 //! Test-only register fakes for the families the simulator does not imitate yet (82580/i350,
-//! i210): a HashMap of registers plus just the SYSTIM latch, format and set rules a test needs,
-//! counting 1 ns per ns of virtual time; every register access takes `access_ns`.
+//! i210): a HashMap of registers plus just the SYSTIM latch, format, set and ISGN rate rules a test
+//! needs, on virtual time; every register access takes `access_ns`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,8 @@ struct FakeState {
     regs: HashMap<usize, u32>,
     /// Every register access, in order.
     log: Vec<(char, usize)>,
+    /// Oscillator error, relative.
+    freq_error: f64,
 }
 
 impl FakeNic {
@@ -38,6 +40,7 @@ impl FakeNic {
             pending_lo: 0,
             regs: HashMap::from([(regs::TSAUXC, regs::TSAUXC_DISABLE), (regs::STATUS, 0x80783)]),
             log: vec![],
+            freq_error: 0.0,
         };
         Arc::new(Self { family, time, access_ns, state: Mutex::new(state) })
     }
@@ -55,6 +58,14 @@ impl FakeNic {
         s.at = self.time.now_ns();
     }
 
+    /// Gives the oscillator a frequency error (ppm, positive: fast); TIMINCA corrects it.
+    pub fn set_freq_error_ppm(&self, ppm: f64) {
+        let mut s = self.state.lock().unwrap();
+        s.base_ns = self.counter(&s);
+        s.at = self.time.now_ns();
+        s.freq_error = ppm * 1e-6;
+    }
+
     /// Register accesses so far: ('r' | 'w', offset).
     pub fn log(&self) -> Vec<(char, usize)> {
         self.state.lock().unwrap().log.clone()
@@ -64,7 +75,11 @@ impl FakeNic {
         if s.regs.get(&regs::TSAUXC).is_some_and(|v| v & regs::TSAUXC_DISABLE != 0) {
             return s.base_ns;
         }
-        s.base_ns + (self.time.now_ns() - s.at) as u128
+        // 8 ns per 8 ns tick ± TIMINCA·2^-32 ns (ISGN: minus), on an oscillator with an error.
+        let timinca = s.regs.get(&regs::TIMINCA).copied().unwrap_or(0);
+        let rate = crate::clock::isgn_rate_of(timinca).0 * 1e-9;
+        let elapsed = (self.time.now_ns() - s.at) as f64 * (1.0 + s.freq_error) * (1.0 + rate);
+        s.base_ns + elapsed as u128
     }
 
     fn words(&self, ns: u128) -> (u32, u32) {
@@ -107,7 +122,7 @@ impl RegisterAccess for FakeNic {
                 s.base_ns = value as u128 * 1_000_000_000 + s.pending_lo as u128;
                 s.at = self.time.now_ns();
             }
-            (_, regs::TSAUXC) => {
+            (_, regs::TSAUXC | regs::TIMINCA) => {
                 s.base_ns = self.counter(&s);
                 s.at = self.time.now_ns();
                 s.regs.insert(offset, value);

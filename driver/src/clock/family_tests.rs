@@ -199,3 +199,44 @@ fn e82574_bad_bits_never_reach_the_timecounter() {
     }
     assert!(phc.regs().served_bad.get() > 100, "bad reads were served: {}", phc.regs().served_bad.get());
 }
+
+#[test]
+fn the_discipline_loop_locks_the_igb_families_unchanged() {
+    use crate::discipline::{Discipline, DisciplineConfig, Step};
+    use crate::scenario::{VirtualHost, EPOCH_TAI_NS};
+    use crate::servo::{Servo, ServoConfig, ServoKind};
+    for device in [0x1521, 0x1533] {
+        let (time, nic, phc) = clock(device, 200);
+        nic.set_freq_error_ppm(50.0);
+        if device == 0x1521 {
+            // The 40-bit counter wraps 20 s into the run, long after the first step.
+            nic.set_counter_ns((1 << 40) - 20_000_000_000);
+        }
+        let mut late_steps = 0;
+        let config = DisciplineConfig::default();
+        let mut d = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+        let host = VirtualHost { time: time.clone() };
+        let mut last = None;
+        for k in 1..=300u64 {
+            if let Step::Updated(u) = d.update(&host).unwrap() {
+                if k > 100 {
+                    late_steps += u.events.iter().filter(|e| e.0 == nicclock::EventKind::Step).count();
+                }
+                last = Some(u);
+            }
+            time.wait_until(time.now_ns().max(k * config.interval_ns));
+        }
+        let u = last.unwrap();
+        assert_eq!(u.status, nicclock::Status::Locked, "{device:#x}: {}", u.log_line());
+        assert!(u.measurement.offset_ns.abs() < 1_000, "{device:#x}: {}", u.log_line());
+        assert_eq!(late_steps, 0, "{device:#x}: no step once locked (82580: across the wrap)");
+        if device == 0x1521 {
+            assert!(nic.counter_ns() > 1 << 40, "the 40-bit counter wrapped during the run");
+        }
+        if device == 0x1533 {
+            // The i210 holds TAI in its own registers (the first step was a read-add-write).
+            let off = nic.counter_ns() as i128 - (EPOCH_TAI_NS + time.now_ns()) as i128;
+            assert!(off.abs() < 10_000, "i210 registers {off} ns from TAI");
+        }
+    }
+}
