@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use nicclock_driver::clock::{self, ClockOps, Edge, SteerChoice, Steering};
 use nicclock_driver::device::{self, DeviceArg};
-use nicclock_driver::model::Pins;
+use nicclock_driver::model::{Family, Pins};
 use nicclock_driver::regs;
 use nicclock_uio::{RegisterAccess, Sysfs};
 use nix::time::{clock_gettime, ClockId};
@@ -107,8 +107,13 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
     let [vendor, dev, sv, sd] = opened.ids;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
     let mac = opened.mac();
-    let registers: Vec<(&'static str, usize, u32)> =
-        regs::DUMP.iter().map(|(name, offset)| (*name, *offset, opened.regs.read32(*offset))).collect();
+    // SYSTIMR exists on 82580 and later only.
+    let has_systimr = matches!(opened.model.family, Family::E82580 | Family::I210);
+    let registers: Vec<(&'static str, usize, u32)> = regs::DUMP
+        .iter()
+        .filter(|(_, offset)| *offset != regs::SYSTIMR || has_systimr)
+        .map(|(name, offset)| (*name, *offset, opened.regs.read32(*offset)))
+        .collect();
     // The family's ops only read here: probe changes nothing.
     let ops = clock::ops(opened.model, opened.quirks);
     let spec = opened.model.spec();
