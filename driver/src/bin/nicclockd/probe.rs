@@ -170,9 +170,18 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
         r.vendor_id, r.device_id, r.subsystem_vendor_id, r.subsystem_device_id
     );
     text += &format!("model       {} (family {})\n", r.model, r.family);
+    let lsb = match spec.tick_shift {
+        0 => "1 ns".to_string(),
+        shift => format!("2^-{shift} ns"),
+    };
+    let wrap = match r.counter_wrap_s {
+        w if w < 3600.0 => format!("{:.1} min", w / 60.0),
+        w if w < 1e6 => format!("{:.2} h", w / 3600.0),
+        w => format!("{:.0} years", w / 3.15576e7),
+    };
     text += &format!(
-        "counter     {}, latched by {}; {} ns per LSB, wraps after {:.0} s\n",
-        r.counter_format, r.latch, r.ns_per_lsb, r.counter_wrap_s
+        "counter     {}, latched by {}; {lsb} per LSB, wraps after {wrap}\n",
+        r.counter_format, r.latch
     );
     text += &format!(
         "rate        {:.4} ppb per TIMINCA LSB, max adjustment {} ppb; hardware steps: {}\n",
