@@ -164,9 +164,9 @@ impl<R: RegisterAccess> Phc<R> {
         if self.last_read.replace(Some(raw)) == Some(raw) && self.regs.presence() == Some(Presence::Gone) {
             return Err(DeviceLost { last_read: lo, config: Some(Presence::Gone) });
         }
-        let (Some(before), Some(after)) = (before, after) else {
-            unreachable!("every family's read brackets its latching read");
-        };
+        // Every family's read brackets its latching read; a stamp it missed is taken now (wider).
+        let before = before.unwrap_or_else(|| stamp(Edge::Before));
+        let after = after.unwrap_or_else(|| stamp(Edge::After));
         Ok((before, raw, after))
     }
 
