@@ -189,14 +189,12 @@ pub enum OpenError {
     #[error(transparent)]
     Access(#[from] nicclock_uio::Error),
     #[error(
-        "{address} is {vendor:04x}:{device:04x}, not a NIC this driver knows (supported: Intel 82574 \
-         8086:10d3 and 82576 8086:10c9 families)"
+        "{address} is {vendor:04x}:{device:04x}, not a NIC this driver knows (supported: Intel \
+         82574/82583, 82576, 82580, i350, i354, i210, i211; `nicclockd probe` lists what a device is)"
     )]
     UnknownDevice { address: String, vendor: u16, device: u16 },
-    #[error(
-        "{address} is an Intel {model}; its clock format is not supported yet (supported: 82574, 82576)"
-    )]
-    UnsupportedModel { address: String, model: &'static str },
+    #[error("{address} is an Intel {model}: {reason}")]
+    NoClock { address: String, model: &'static str, reason: &'static str },
     #[error("cannot tell which PCI device {node} is (no sysfs device link)")]
     UnknownUioParent { node: PathBuf },
 }
@@ -253,14 +251,14 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 },
             })?;
             let address = pci.address.to_string();
+            if let Some((model, reason)) = model::refused(pci.vendor, pci.device) {
+                return Err(OpenError::NoClock { address, model, reason });
+            }
             let model = model::model(pci.vendor, pci.device).ok_or(OpenError::UnknownDevice {
                 address: address.clone(),
                 vendor: pci.vendor,
                 device: pci.device,
             })?;
-            if !model.supported {
-                return Err(OpenError::UnsupportedModel { address, model: model.name });
-            }
             let (quirks, quirk_source) =
                 model::quirks(pci.device, pci.subsystem_vendor, pci.subsystem_device, model::running_in_vm());
             Ok(OpenedClock {

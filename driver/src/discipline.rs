@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
 use nicclock_uio::RegisterAccess;
 
+use crate::clock::{DeviceLost, Discontinuity, Nanos, Phc, Ppb, StepMismatch};
 use crate::measure::{measure, Host, Measurement};
-use crate::phc::{DeviceLost, Discontinuity, Phc, StepMismatch};
 use crate::servo::{Servo, ServoState};
 
 /// Tunables of the loop.
@@ -73,7 +73,7 @@ impl Update {
 /// A servo figure in the page's unit, ppt (linuxptp's sign: the clock's estimated frequency
 /// error, positive when the NIC runs fast; the correction applied to it is the negation).
 fn ppt(ppb: f64) -> i64 {
-    (ppb * 1000.0).round() as i64
+    Ppb(ppb).to_ppt().0
 }
 
 /// Least-squares rate of the reference against the counter over the last updates, with its
@@ -280,15 +280,17 @@ impl<R: RegisterAccess> Discipline<R> {
         let mut step_mismatch = None;
         match state {
             ServoState::Jump => {
-                if let Some(mismatch) = self.phc.step(-m.offset_ns)? {
+                if let Some(mismatch) = self.phc.step(Nanos::from(-m.offset_ns))? {
                     step_mismatch = Some(mismatch);
                 }
-                anchor_ns -= m.offset_ns as i128;
+                anchor_ns -= Nanos::from(m.offset_ns);
                 residual = 0;
                 events.push((EventKind::Step, -m.offset_ns));
-                discontinuity = self.phc.set_frequency(-ppb)?;
+                discontinuity = self.phc.set_frequency(Ppb(-ppb))?;
             }
-            ServoState::Locked | ServoState::LockedStable => discontinuity = self.phc.set_frequency(-ppb)?,
+            ServoState::Locked | ServoState::LockedStable => {
+                discontinuity = self.phc.set_frequency(Ppb(-ppb))?
+            }
             ServoState::Unlocked => {}
         }
         if let Some(d) = discontinuity {
@@ -314,7 +316,7 @@ impl<R: RegisterAccess> Discipline<R> {
             Status::Locked => self.config.locked_growth_ppb + freq_change + rate_ppb,
             _ => (1_000.0f64).max(freq_change) + rate_ppb,
         };
-        let anchor_tai_ns = anchor_ns.clamp(0, u64::MAX as i128) as u64;
+        let anchor_tai_ns = anchor_ns.0.clamp(0, u64::MAX as i128) as u64;
         let snapshot = Snapshot {
             counter_kind: host.counter_kind(),
             counter_value: m.counter,

@@ -6,12 +6,12 @@
 //! that maps memory: [`ntpshm`] (the System V segment chronyd reads); BAR mappings are
 //! `nicclock_uio`'s.
 
+pub mod clock;
 pub mod device;
 pub mod discipline;
 pub mod measure;
 pub mod model;
 pub mod ntpshm;
-pub mod phc;
 pub mod pins;
 pub mod pps;
 pub mod publish;
@@ -22,3 +22,6 @@ pub mod schedule;
 pub mod servo;
 pub mod sim;
 pub mod timesource;
+
+/// The clock's module under its former name (`phc`), for code written before the families.
+pub use clock as phc;

@@ -4,7 +4,7 @@
 use nicclock::CounterKind;
 use nicclock_uio::RegisterAccess;
 
-use crate::phc::{DeviceLost, Phc};
+use crate::clock::{DeviceLost, Edge, Nanos, Phc};
 
 /// The machine around the NIC: the counter the page is expressed in and the reference clock.
 pub trait Host {
@@ -31,7 +31,7 @@ pub struct Measurement {
     /// Width of the reference bracket around the SYSTIML read, ns ("delay" in phc2sys).
     pub delay_ns: u64,
     /// Disciplined NIC time at the read, ns.
-    pub nic_ns: i128,
+    pub nic_ns: Nanos,
     /// Reference time at the bracket's midpoint, TAI ns.
     pub reference_ns: u64,
     /// Counter at the bracket's midpoint (the page anchor pairs it with `nic_ns`).
@@ -61,12 +61,12 @@ pub fn measure<R: RegisterAccess>(
         }
         // counter, reference, [SYSTIML], reference, counter: the reference brackets the NIC read
         // alone (the offset's uncertainty, "delay"); the counter brackets both (the anchor's).
-        let mut before = true;
-        let ((c1, r1), raw, (c2, r2)) = phc.read_raw_bracketed(|| {
-            if std::mem::take(&mut before) {
+        let ((c1, r1), raw, (c2, r2)) = phc.read_raw_bracketed(|edge| match edge {
+            Edge::Before => {
                 let c = host.counter();
                 (c, host.reference_ns())
-            } else {
+            }
+            Edge::After => {
                 let r = host.reference_ns();
                 (host.counter(), r)
             }
@@ -75,7 +75,7 @@ pub fn measure<R: RegisterAccess>(
         let delay_ns = r2.saturating_sub(r1);
         let reference_ns = r1 + delay_ns / 2;
         let m = Measurement {
-            offset_ns: (nic_ns - reference_ns as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+            offset_ns: (nic_ns - Nanos(reference_ns as i128)).as_i64(),
             delay_ns,
             nic_ns,
             reference_ns,
@@ -95,8 +95,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::clock::Steering;
     use crate::model::{model, Quirks, INTEL};
-    use crate::phc::Steering;
     use crate::sim::{SimConfig, SimNic};
     use crate::timesource::{TimeSource, VirtualTime};
 

@@ -11,67 +11,59 @@ use std::str::FromStr;
 
 use nicclock_uio::RegisterAccess;
 
-use crate::model::{Model, SystimFormat};
+use crate::clock::{Nanos, Phc, RawTime};
+use crate::model::{Family, Pins, FAMILIES};
 use crate::regs;
 
-/// The models that have timing pins, for error messages.
-pub const MODELS_WITH_PINS: &str = "i210/i211 and 82580/i350/i354";
-
-const NS_PER_S: u64 = 1_000_000_000;
 const HALF_S: i128 = 500_000_000;
-const WRAP_40: u64 = 1 << 40;
 
-/// How a pin-capable family writes times into TRGTTIM and reads them from AUXSTMP/SYSTIM.
-/// (Kept local and small; the per-family clock ops will own these conversions.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinFamily {
-    /// i210/i211: high word seconds, low word ns (0..1e9).
-    I210,
-    /// 82580/i350/i354: a 40-bit ns counter, bits 39:32 in the high word's low byte.
-    Ns40,
+/// The models that have timing pins (from the family table), for error messages.
+pub fn models_with_pins() -> String {
+    let names: Vec<&str> = FAMILIES.iter().filter(|f| f.pins.sdps > 0).map(|f| f.name).collect();
+    names.join(" and ")
 }
 
-impl PinFamily {
-    /// The model's pin family, or `None` for a model without pins (82574, 82576).
-    pub fn of(model: &Model) -> Option<Self> {
-        match model.systim {
-            SystimFormat::SecondsNs => Some(Self::I210),
-            SystimFormat::Ns40 => Some(Self::Ns40),
-            SystimFormat::Fractional { .. } => None,
-        }
-    }
+/// What the pins need from the clock: its conversions between disciplined time and the family's
+/// raw register words (one implementation, the clock's: [`Phc`] through its timecounter and ops).
+pub trait PinClock {
+    /// Disciplined time of a stamp's (low, high) registers (AUXSTMPLn/AUXSTMPHn).
+    fn stamp_to_ns(&self, lo: u32, hi: u32) -> Nanos;
+    /// Disciplined time at a raw reading near the last one.
+    fn raw_to_ns(&self, raw: RawTime) -> Nanos;
+    /// The raw reading at which the disciplined time is `ns`.
+    fn ns_to_raw(&self, ns: Nanos) -> RawTime;
+    /// The (low, high) register words of `raw` (TRGTTIMLn/TRGTTIMHn).
+    fn raw_to_regs(&self, raw: RawTime) -> (u32, u32);
+}
 
-    /// A (low, high) register pair as raw NIC ns. The 40-bit counter is extended to the value
-    /// nearest `near_ns` (a recent reading): stamps are at most a few seconds old, the wrap 18 min.
-    pub fn raw_to_ns(self, lo: u32, hi: u32, near_ns: u64) -> u64 {
-        match self {
-            Self::I210 => hi as u64 * NS_PER_S + (lo & 0x3FFF_FFFF) as u64,
-            Self::Ns40 => {
-                let v = ((hi as u64 & 0xFF) << 32) | lo as u64;
-                let base = near_ns & !(WRAP_40 - 1);
-                [base.wrapping_sub(WRAP_40), base, base + WRAP_40]
-                    .into_iter()
-                    .map(|b| b.wrapping_add(v))
-                    .min_by_key(|c| c.abs_diff(near_ns))
-                    .unwrap_or(v)
-            }
-        }
+impl<R: RegisterAccess> PinClock for Phc<R> {
+    fn stamp_to_ns(&self, lo: u32, hi: u32) -> Nanos {
+        Phc::stamp_to_ns(self, lo, hi)
     }
-
-    /// Raw NIC ns as the (low, high) register pair.
-    pub fn ns_to_regs(self, ns: u64) -> (u32, u32) {
-        match self {
-            Self::I210 => ((ns % NS_PER_S) as u32, (ns / NS_PER_S) as u32),
-            Self::Ns40 => (ns as u32, ((ns >> 32) & 0xFF) as u32),
-        }
+    fn raw_to_ns(&self, raw: RawTime) -> Nanos {
+        Phc::raw_to_ns(self, raw)
     }
+    fn ns_to_raw(&self, ns: Nanos) -> RawTime {
+        Phc::ns_to_raw(self, ns)
+    }
+    fn raw_to_regs(&self, raw: RawTime) -> (u32, u32) {
+        self.ops().raw_to_regs(raw)
+    }
+}
 
-    /// Reads SYSTIM as raw ns: SYSTIMR first (it latches SYSTIML/H on these families).
-    pub fn read_raw_ns<R: RegisterAccess + ?Sized>(self, regs: &R, near_ns: u64) -> u64 {
-        regs.read32(regs::SYSTIMR);
-        let lo = regs.read32(regs::SYSTIML);
-        let hi = regs.read32(regs::SYSTIMH);
-        self.raw_to_ns(lo, hi, near_ns)
+/// Why a pin cannot do what was asked on a family (from the family table's [`Pins`]).
+pub fn check_pin(pins: &Pins, sdp: Sdp, output: bool) -> Result<(), String> {
+    let mask = if output { pins.pps_out } else { pins.extts };
+    if mask & (1 << sdp.0) != 0 {
+        return Ok(());
+    }
+    let what = if output { "a PPS output" } else { "a timestamped input" };
+    match Pins::list(mask) {
+        l if l.is_empty() => Err(format!("no pin of this NIC can be {what}")),
+        l => Err(format!(
+            "{sdp} cannot be {what} on this NIC; these can: {}",
+            l.iter().map(|n| format!("SDP{n}")).collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 
@@ -155,10 +147,10 @@ pub fn configure_input<R: RegisterAccess + ?Sized>(regs: &R, sdp: Sdp) {
     regs.read32(regs::AUXSTMPH0);
 }
 
-/// Arms target time 0 at raw NIC time `raw_ns`: TRGTTIML0, TRGTTIMH0, then TSAUXC EN_TT0 (which
+/// Arms target time 0 at raw NIC time `raw`: TRGTTIML0, TRGTTIMH0, then TSAUXC EN_TT0 (which
 /// the hardware clears when the target fires).
-pub fn arm_target<R: RegisterAccess + ?Sized>(regs: &R, family: PinFamily, raw_ns: u64) {
-    let (lo, hi) = family.ns_to_regs(raw_ns);
+pub fn arm_target<R: RegisterAccess + ?Sized>(regs: &R, clock: &dyn PinClock, raw: RawTime) {
+    let (lo, hi) = clock.raw_to_regs(raw);
     regs.write32(regs::TRGTTIML0, lo);
     regs.write32(regs::TRGTTIMH0, hi);
     modify(regs, regs::TSAUXC, 0, regs::TSAUXC_EN_TT0);
@@ -175,9 +167,9 @@ pub struct PinEvents {
 
 /// Reads (and clears) TSICR once; the 82580 family also needs its causes written back to clear.
 /// A stamp is read when TSICR.AUTT0 or TSAUXC.AUTT0 says one was taken.
-pub fn poll<R: RegisterAccess + ?Sized>(regs: &R, family: PinFamily) -> PinEvents {
+pub fn poll<R: RegisterAccess + ?Sized>(regs: &R, family: Family) -> PinEvents {
     let tsicr = regs.read32(regs::TSICR);
-    if family == PinFamily::Ns40 && tsicr != 0 {
+    if family == Family::E82580 && tsicr != 0 {
         regs.write32(regs::TSICR, tsicr & (regs::TSINTR_TT0 | regs::TSINTR_AUTT0));
     }
     let taken = tsicr & regs::TSINTR_AUTT0 != 0 || regs.read32(regs::TSAUXC) & regs::TSAUXC_AUTT0 != 0;
@@ -188,64 +180,37 @@ pub fn poll<R: RegisterAccess + ?Sized>(regs: &R, family: PinFamily) -> PinEvent
     PinEvents { target_fired: tsicr & regs::TSINTR_TT0 != 0, aux_stamp }
 }
 
-/// The disciplined clock against the NIC's raw time around one reading: disciplined =
-/// `disc_ns` + (raw − `raw_ns`) × `rate`. With hardware steering the rate is 1 (the NIC itself
-/// runs disciplined); with software steering it is 1 + the correction, and the mapping is only
-/// good near its reading, which is why target times are recomputed from a fresh one each poll.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinearMapping {
-    pub raw_ns: u64,
-    pub disc_ns: i128,
-    /// Disciplined ns per raw ns.
-    pub rate: f64,
-}
-
-impl LinearMapping {
-    /// Raw NIC ns at disciplined time `disc_ns` (nearest ns).
-    pub fn raw_at(&self, disc_ns: i128) -> u64 {
-        let d = ((disc_ns - self.disc_ns) as f64 / self.rate).round() as i128;
-        (self.raw_ns as i128 + d).max(0) as u64
-    }
-
-    /// Disciplined ns at raw NIC ns `raw_ns`.
-    pub fn disc_at(&self, raw_ns: u64) -> i128 {
-        let d = raw_ns as i128 - self.raw_ns as i128;
-        self.disc_ns + (d as f64 * self.rate).round() as i128
-    }
-}
-
 /// One scheduled output edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
     /// Disciplined time of the edge: a whole second (rising) or half past (falling).
-    pub disc_ns: i128,
+    pub disc_ns: Nanos,
     /// Where it is in the NIC's raw time (what TRGTTIM holds).
-    pub raw_ns: u64,
+    pub raw: RawTime,
     pub rising: bool,
 }
 
 /// The next edge of a 1 PPS square wave (rising on the disciplined second, falling at half past)
 /// at least `margin_ns` after `now_disc`: the next whole second when the pin is low, the next half
 /// past when it is high (a target toggles the pin, so the level decides which edge comes next).
-pub fn next_edge(mapping: &LinearMapping, now_disc: i128, level_high: bool, margin_ns: i128) -> Edge {
-    let mut k = (now_disc + margin_ns).div_euclid(HALF_S) + 1;
+pub fn next_edge(clock: &dyn PinClock, now_disc: Nanos, level_high: bool, margin_ns: i128) -> Edge {
+    let mut k = (now_disc.0 + margin_ns).div_euclid(HALF_S) + 1;
     // Even k: a whole second.
     if (k.rem_euclid(2) == 0) == level_high {
         k += 1;
     }
-    let disc_ns = k * HALF_S;
-    Edge { disc_ns, raw_ns: mapping.raw_at(disc_ns), rising: !level_high }
+    let disc_ns = Nanos(k * HALF_S);
+    Edge { disc_ns, raw: clock.ns_to_raw(disc_ns), rising: !level_high }
 }
 
 /// Least time ahead of now an edge is armed (or re-armed), ns: register writes take µs; an edge
 /// this close keeps its target.
 pub const ARM_MARGIN_NS: i128 = 2_000_000;
 
-/// `--pps-out`: a PPS on an SDP from target time 0, re-armed after each edge from a fresh mapping
-/// (call [`PpsOut::service`] at least every 200 ms).
+/// `--pps-out`: a PPS on an SDP from target time 0, re-armed after each edge from the clock's
+/// current raw↔disciplined conversion (call [`PpsOut::service`] at least every 200 ms).
 #[derive(Debug)]
 pub struct PpsOut {
-    family: PinFamily,
     sdp: Sdp,
     level_high: bool,
     armed: Option<Edge>,
@@ -265,9 +230,9 @@ pub struct OutService {
 
 impl PpsOut {
     /// Routes target time 0 to `sdp`, driven low until the first edge.
-    pub fn start<R: RegisterAccess + ?Sized>(regs: &R, family: PinFamily, sdp: Sdp) -> Self {
+    pub fn start<R: RegisterAccess + ?Sized>(regs: &R, sdp: Sdp) -> Self {
         configure_output(regs, sdp);
-        Self { family, sdp, level_high: false, armed: None }
+        Self { sdp, level_high: false, armed: None }
     }
 
     pub fn sdp(&self) -> Sdp {
@@ -279,14 +244,15 @@ impl PpsOut {
         self.armed
     }
 
-    /// Handles a fired target (`target_fired`, from [`poll`]) and arms the next edge from
-    /// `mapping`; an edge still pending is moved when the mapping moved it (software steering).
+    /// Handles a fired target (`target_fired`, from [`poll`]) and arms the next edge through
+    /// `clock` (fresh: read at `now_disc`); an edge still pending is moved when the clock's
+    /// conversion moved it (software steering).
     pub fn service<R: RegisterAccess + ?Sized>(
         &mut self,
         regs: &R,
+        clock: &dyn PinClock,
         target_fired: bool,
-        mapping: &LinearMapping,
-        now_disc: i128,
+        now_disc: Nanos,
     ) -> OutService {
         let mut out = OutService::default();
         if let Some(edge) = self.armed {
@@ -294,23 +260,23 @@ impl PpsOut {
                 self.level_high = edge.rising;
                 out.fired = Some(edge);
                 self.armed = None;
-            } else if mapping.disc_at(edge.raw_ns) <= now_disc {
+            } else if clock.raw_to_ns(edge.raw) <= now_disc {
                 out.missed = Some(edge);
                 self.armed = None;
             }
         }
         match self.armed {
             None => {
-                let edge = next_edge(mapping, now_disc, self.level_high, ARM_MARGIN_NS);
-                arm_target(regs, self.family, edge.raw_ns);
+                let edge = next_edge(clock, now_disc, self.level_high, ARM_MARGIN_NS);
+                arm_target(regs, clock, edge.raw);
                 self.armed = Some(edge);
                 out.armed = Some(edge);
             }
-            Some(edge) if edge.disc_ns - now_disc > ARM_MARGIN_NS => {
-                let raw_ns = mapping.raw_at(edge.disc_ns);
-                if raw_ns != edge.raw_ns {
-                    let moved = Edge { raw_ns, ..edge };
-                    arm_target(regs, self.family, raw_ns);
+            Some(edge) if (edge.disc_ns - now_disc).0 > ARM_MARGIN_NS => {
+                let raw = clock.ns_to_raw(edge.disc_ns);
+                if raw != edge.raw {
+                    let moved = Edge { raw, ..edge };
+                    arm_target(regs, clock, raw);
                     self.armed = Some(moved);
                     out.armed = Some(moved);
                 }
@@ -373,34 +339,49 @@ pub(crate) mod fake {
 mod tests {
     use super::fake::Fake;
     use super::*;
+    use crate::clock::{ClockI210, ClockOps, Timecounter};
 
-    #[test]
-    fn family_conversions_by_hand() {
-        // i210: 12 s + 345 ns; bits 31:30 of the ns word are not ns.
-        assert_eq!(PinFamily::I210.raw_to_ns(345 | 0xC000_0000, 12, 0), 12_000_000_345);
-        assert_eq!(PinFamily::I210.ns_to_regs(12_000_000_345), (345, 12));
-        // 82580: 0x12_3456_789A ns = hi byte 0x12, lo 0x3456789A.
-        assert_eq!(PinFamily::Ns40.ns_to_regs(0x12_3456_789A), (0x3456_789A, 0x12));
-        assert_eq!(PinFamily::Ns40.raw_to_ns(0x3456_789A, 0xAB12, 0x12_0000_0000), 0x12_3456_789A);
-        // Extended across the wrap: a stamp just before it, read just after.
-        let near = 3 * WRAP_40 + 5;
-        assert_eq!(PinFamily::Ns40.raw_to_ns(0xFFFF_FFF0, 0xFF, near), 3 * WRAP_40 - 16);
-        // And just after it, read just before.
-        assert_eq!(PinFamily::Ns40.raw_to_ns(7, 0, 3 * WRAP_40 - 100), 3 * WRAP_40 + 7);
-        // Targets: the 40-bit raw of 2^40 + 3 ns is 3.
-        assert_eq!(PinFamily::Ns40.ns_to_regs(WRAP_40 + 3), (3, 0));
+    /// The clock's own conversion (an i210's timecounter) at a fixed reading: disciplined =
+    /// `disc_ns` + (raw − `raw_ns`) × `rate`.
+    struct TestClock {
+        tc: Timecounter,
+        rate: f64,
+    }
+
+    fn clock(raw_ns: i128, disc_ns: i128, rate: f64) -> TestClock {
+        let mut tc = Timecounter::new(&ClockI210, ClockI210::raw_of(raw_ns));
+        tc.shift(Nanos(disc_ns - raw_ns));
+        TestClock { tc, rate }
+    }
+
+    impl PinClock for TestClock {
+        fn stamp_to_ns(&self, lo: u32, hi: u32) -> Nanos {
+            self.raw_to_ns(ClockI210.raw_from_regs(lo, hi))
+        }
+        fn raw_to_ns(&self, raw: RawTime) -> Nanos {
+            self.tc.at(&ClockI210, raw, self.rate)
+        }
+        fn ns_to_raw(&self, ns: Nanos) -> RawTime {
+            self.tc.raw_at(&ClockI210, ns, self.rate)
+        }
+        fn raw_to_regs(&self, raw: RawTime) -> (u32, u32) {
+            ClockI210.raw_to_regs(raw)
+        }
     }
 
     #[test]
-    fn pin_families_of_the_model_table() {
+    fn pin_capabilities_come_from_the_family_table() {
         use crate::model::{model, INTEL};
-        let family = |id| PinFamily::of(model(INTEL, id).unwrap());
-        assert_eq!(family(0x1533), Some(PinFamily::I210), "i210");
-        assert_eq!(family(0x1539), Some(PinFamily::I210), "i211");
-        assert_eq!(family(0x1521), Some(PinFamily::Ns40), "i350");
-        assert_eq!(family(0x150E), Some(PinFamily::Ns40), "82580");
-        assert_eq!(family(0x10C9), None, "82576");
-        assert_eq!(family(0x10D3), None, "82574");
+        let pins = |id| model(INTEL, id).unwrap().spec().pins;
+        for id in [0x1533, 0x1539, 0x1521, 0x150E] {
+            assert_eq!(check_pin(&pins(id), Sdp(3), true), Ok(()), "{id:04x} out");
+            assert_eq!(check_pin(&pins(id), Sdp(0), false), Ok(()), "{id:04x} in");
+        }
+        for id in [0x10C9, 0x10D3] {
+            let e = check_pin(&pins(id), Sdp(0), true).unwrap_err();
+            assert!(e.contains("no pin of this NIC can be a PPS output"), "{e}");
+        }
+        assert_eq!(models_with_pins(), "82580/i350/i354 and i210/i211");
     }
 
     #[test]
@@ -456,66 +437,77 @@ mod tests {
         f.set(regs::TSICR, regs::TSINTR_AUTT0 | regs::TSINTR_TT0);
         f.set(regs::AUXSTMPL0, 250);
         f.set(regs::AUXSTMPH0, 7);
-        let e = poll(&f, PinFamily::I210);
+        let e = poll(&f, Family::I210);
         assert_eq!(e, PinEvents { target_fired: true, aux_stamp: Some((250, 7)) });
         assert!(!f.writes.borrow().iter().any(|w| w.0 == regs::TSICR), "i210: the read clears");
-        assert_eq!(poll(&f, PinFamily::I210), PinEvents::default(), "cleared by the read");
+        assert_eq!(poll(&f, Family::I210), PinEvents::default(), "cleared by the read");
         f.set(regs::TSICR, regs::TSINTR_AUTT0);
-        poll(&f, PinFamily::Ns40);
+        poll(&f, Family::E82580);
         assert_eq!(f.writes.borrow().last(), Some(&(regs::TSICR, regs::TSINTR_AUTT0)), "82580: W1C");
     }
 
     #[test]
     fn the_next_edge_is_the_second_when_low_and_half_past_when_high() {
-        let m = LinearMapping { raw_ns: 1_000, disc_ns: 5_000_000_000, rate: 1.0 };
-        let now = 5_300_000_000;
+        let m = clock(1_000, 5_000_000_000, 1.0);
+        let now = Nanos(5_300_000_000);
         let e = next_edge(&m, now, false, ARM_MARGIN_NS);
-        assert_eq!(e, Edge { disc_ns: 6_000_000_000, raw_ns: 1_000_001_000, rising: true });
+        assert_eq!(
+            e,
+            Edge { disc_ns: Nanos(6_000_000_000), raw: ClockI210::raw_of(1_000_001_000), rising: true }
+        );
         let e = next_edge(&m, now, true, ARM_MARGIN_NS);
-        assert_eq!(e, Edge { disc_ns: 5_500_000_000, raw_ns: 500_001_000, rising: false });
+        assert_eq!(
+            e,
+            Edge { disc_ns: Nanos(5_500_000_000), raw: ClockI210::raw_of(500_001_000), rising: false }
+        );
         // Within the margin of half past: the falling edge a second later.
-        let e = next_edge(&m, 5_499_000_000, true, ARM_MARGIN_NS);
-        assert_eq!(e.disc_ns, 6_500_000_000);
+        let e = next_edge(&m, Nanos(5_499_000_000), true, ARM_MARGIN_NS);
+        assert_eq!(e.disc_ns, Nanos(6_500_000_000));
     }
 
     #[test]
-    fn software_steering_converts_the_target_through_the_mapping() {
+    fn software_steering_converts_the_target_through_the_clock() {
         // The disciplined clock runs 100 ppm fast of the raw one and is 2 s + 7 ns ahead of it.
-        let m = LinearMapping { raw_ns: 10_000_000_000, disc_ns: 12_000_000_007, rate: 1.0001 };
-        let e = next_edge(&m, 12_400_000_000, false, ARM_MARGIN_NS);
-        assert_eq!(e.disc_ns, 13_000_000_000);
+        let m = clock(10_000_000_000, 12_000_000_007, 1.0001);
+        let e = next_edge(&m, Nanos(12_400_000_000), false, ARM_MARGIN_NS);
+        assert_eq!(e.disc_ns, Nanos(13_000_000_000));
         // 999,999,993 disciplined ns after the reading = 999,900,002.9997 raw ns.
-        assert_eq!(e.raw_ns, 10_999_900_003);
-        assert_eq!(m.disc_at(e.raw_ns), 13_000_000_000);
+        assert_eq!(e.raw, ClockI210::raw_of(10_999_900_003));
+        assert_eq!(m.raw_to_ns(e.raw), Nanos(13_000_000_000));
+        assert_eq!(m.raw_to_regs(e.raw), (999_900_003, 10));
     }
 
     #[test]
     fn pps_out_arms_rearms_and_moves_a_pending_edge() {
         let f = Fake::new();
-        let mut out = PpsOut::start(&f, PinFamily::I210, Sdp(0));
-        let m = LinearMapping { raw_ns: 0, disc_ns: 0, rate: 1.0 };
-        let s = out.service(&f, false, &m, 100_000_000);
-        assert_eq!(s.armed.map(|e| (e.disc_ns, e.rising)), Some((1_000_000_000, true)));
+        let mut out = PpsOut::start(&f, Sdp(0));
+        let m = clock(0, 0, 1.0);
+        let s = out.service(&f, &m, false, Nanos(100_000_000));
+        assert_eq!(s.armed.map(|e| (e.disc_ns, e.rising)), Some((Nanos(1_000_000_000), true)));
         assert_eq!((f.get(regs::TRGTTIML0), f.get(regs::TRGTTIMH0)), (0, 1));
         assert_ne!(f.get(regs::TSAUXC) & regs::TSAUXC_EN_TT0, 0);
         // Nothing fired, nothing moved: no writes.
         let n = f.writes.borrow().len();
-        assert_eq!(out.service(&f, false, &m, 200_000_000), OutService::default());
+        assert_eq!(out.service(&f, &m, false, Nanos(200_000_000)), OutService::default());
         assert_eq!(f.writes.borrow().len(), n);
         // The servo slowed the disciplined clock by 1 ppm: the pending edge moves 900 raw ns later.
-        let m2 = LinearMapping { raw_ns: 100_000_000, disc_ns: 100_000_000, rate: 1.0 - 1e-6 };
-        let s = out.service(&f, false, &m2, 100_000_000);
-        assert_eq!(s.armed.map(|e| e.raw_ns), Some(1_000_000_900));
+        let m2 = clock(100_000_000, 100_000_000, 1.0 - 1e-6);
+        let s = out.service(&f, &m2, false, Nanos(100_000_000));
+        assert_eq!(s.armed.map(|e| e.raw), Some(ClockI210::raw_of(1_000_000_900)));
         assert_eq!((f.get(regs::TRGTTIML0), f.get(regs::TRGTTIMH0)), (900, 1));
         // It fires: the falling edge at 1.5 s is next.
         f.set(regs::TSAUXC, 0);
-        let s = out.service(&f, true, &m, 1_000_100_000);
-        assert_eq!(s.fired.map(|e| e.disc_ns), Some(1_000_000_000));
-        assert_eq!(s.armed.map(|e| (e.disc_ns, e.rising)), Some((1_500_000_000, false)));
+        let s = out.service(&f, &m, true, Nanos(1_000_100_000));
+        assert_eq!(s.fired.map(|e| e.disc_ns), Some(Nanos(1_000_000_000)));
+        assert_eq!(s.armed.map(|e| (e.disc_ns, e.rising)), Some((Nanos(1_500_000_000), false)));
         assert_eq!(f.get(regs::TRGTTIML0), 500_000_000);
         // Its time passes without the target firing (the clock was stepped over it): a new one.
-        let s = out.service(&f, false, &m, 1_600_000_000);
-        assert_eq!(s.missed.map(|e| e.disc_ns), Some(1_500_000_000));
-        assert_eq!(s.armed.map(|e| (e.disc_ns, e.rising)), Some((2_500_000_000, false)), "level still high");
+        let s = out.service(&f, &m, false, Nanos(1_600_000_000));
+        assert_eq!(s.missed.map(|e| e.disc_ns), Some(Nanos(1_500_000_000)));
+        assert_eq!(
+            s.armed.map(|e| (e.disc_ns, e.rising)),
+            Some((Nanos(2_500_000_000), false)),
+            "level still high"
+        );
     }
 }

@@ -1,52 +1,22 @@
 //! The pins in the discipline loop: `--reference pps:SDPn` (aux stamps of a PPS input feed the same
 //! servo as the system-clock measurement) and `--pps-out SDPn`, polled together by [`Pins`].
 //!
-//! Steering: with hardware steering the NIC's raw clock is the disciplined one (rate 1 in the
-//! mapping); with software steering (QEMU, `--steer sw`) it is not, so stamps are converted to
-//! disciplined ns by the timecounter and output targets from disciplined ns to raw through a
-//! fresh mapping at every poll. The same code serves both: only the mapping's rate differs.
+//! Steering: with hardware steering the NIC's raw clock is the disciplined one; with software
+//! steering (QEMU, `--steer sw`) it is not. Either way stamps and output targets go through the
+//! clock's own conversions ([`crate::clock::Phc`]'s timecounter, fresh from a reading at every
+//! poll), so the same code serves both.
 
 use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
 use nicclock_uio::RegisterAccess;
 
+use crate::clock::{DeviceLost, Nanos};
 use crate::discipline::{Discipline, Step, Update};
 use crate::measure::{Host, Measurement};
-use crate::phc::{DeviceLost, Phc, Steering};
-use crate::pins::{self, LinearMapping, OutService, PinFamily, PpsOut, Sdp};
+use crate::model::Family;
+use crate::pins::{self, OutService, PpsOut, Sdp};
 use crate::pps::{PpsConfig, PpsSample, PpsTracker};
 use crate::servo::ServoState;
 use crate::timesource::TimeSource;
-
-/// What the pins need from the clock. (The per-family clock ops are to provide these; the
-/// implementation for [`Phc`] reads the register pair as SYSTIMH:SYSTIML.)
-pub trait PinClock {
-    /// Disciplined ns of an aux stamp's (low, high) registers.
-    fn stamp_to_disciplined(&mut self, lo: u32, hi: u32) -> Result<i128, DeviceLost>;
-    /// A fresh raw↔disciplined mapping from one reading; raw in `family`'s ns (see
-    /// [`PinFamily::raw_to_ns`]), extended near `near_raw_ns` (the previous mapping's).
-    fn mapping(&mut self, family: PinFamily, near_raw_ns: u64) -> Result<LinearMapping, DeviceLost>;
-}
-
-impl<R: RegisterAccess> PinClock for Phc<R> {
-    fn stamp_to_disciplined(&mut self, lo: u32, hi: u32) -> Result<i128, DeviceLost> {
-        // Stamps share SYSTIM's format; the timecounter takes a reading slightly in the past.
-        Ok(self.time_at(((hi as u64) << 32) | lo as u64))
-    }
-
-    fn mapping(&mut self, family: PinFamily, near_raw_ns: u64) -> Result<LinearMapping, DeviceLost> {
-        let raw = self.read_raw()?;
-        let disc_ns = self.time_at(raw);
-        let rate = match self.steering() {
-            Steering::Hardware => 1.0,
-            Steering::Software => 1.0 + self.frequency_ppb() / 1e9,
-        };
-        Ok(LinearMapping {
-            raw_ns: family.raw_to_ns(raw as u32, (raw >> 32) as u32, near_raw_ns),
-            disc_ns,
-            rate,
-        })
-    }
-}
 
 /// What one poll of the PPS input did.
 #[derive(Debug, Clone)]
@@ -123,13 +93,15 @@ impl PpsReference {
             };
             return Ok(PpsStep::Missed { in_a_row, update: Box::new(update) });
         };
-        let stamp_ns = discipline.phc_mut().stamp_to_disciplined(lo, hi)?;
+        // Stamps are converted by the clock (its timecounter, within half the wrap of its last
+        // reading); the measurement right after advances it.
+        let stamp_ns = discipline.phc().stamp_to_ns(lo, hi);
         let m = discipline.measure_now(host)?;
         let locked = discipline.status() == Status::Locked;
-        match self.tracker.on_stamp(stamp_ns, m.nic_ns, m.reference_ns, locked) {
+        match self.tracker.on_stamp(stamp_ns.0, m.nic_ns.0, m.reference_ns, locked) {
             PpsSample::Offset { offset_ns, .. } => {
                 // The reference at the reading is the NIC's time less the PPS offset.
-                let reference_ns = (m.nic_ns - offset_ns as i128).clamp(0, u64::MAX as i128) as u64;
+                let reference_ns = non_negative(m.nic_ns - Nanos::from(offset_ns));
                 let step = discipline.update_measured(host, Measurement { offset_ns, reference_ns, ..m })?;
                 if let Step::Updated(u) = &step {
                     for (_, delta) in u.events.iter().filter(|(kind, _)| *kind == EventKind::Step) {
@@ -149,6 +121,11 @@ impl PpsReference {
     }
 }
 
+/// `ns` as the page's unsigned TAI ns (clamped at 0 and u64::MAX).
+fn non_negative(ns: Nanos) -> u64 {
+    ns.0.clamp(0, u64::MAX as i128) as u64
+}
+
 /// The page in holdover: a fresh anchor from `m` (the NIC runs on at its last rate, nothing is
 /// stepped), the bound grown from the last pulse's at its growth rate, so the page never goes stale.
 fn holdover(last: &Update, m: Measurement) -> Update {
@@ -157,15 +134,15 @@ fn holdover(last: &Update, m: Measurement) -> Update {
     let half_window = ((s.tai_at(m.counter.wrapping_add(m.counter_window)) - s.tai_at(m.counter)) / 2)
         .clamp(0, u64::MAX as i128) as u64;
     s.error_bound_ns =
-        s.error_at(m.nic_ns).saturating_add(m.delay_ns / 2).saturating_add(half_window).saturating_add(1);
+        s.error_at(m.nic_ns.0).saturating_add(m.delay_ns / 2).saturating_add(half_window).saturating_add(1);
     s.counter_value = m.counter;
-    s.anchor_tai_ns = m.nic_ns.clamp(0, u64::MAX as i128) as u64;
+    s.anchor_tai_ns = non_negative(m.nic_ns);
     s.updated_tai_ns = s.anchor_tai_ns;
     s.status = Status::Holdover;
     u.status = Status::Holdover;
     // The offset logged and kept is still the last pulse's (m's is against the system clock).
     let offset_ns = last.measurement.offset_ns;
-    let reference_ns = (m.nic_ns - offset_ns as i128).clamp(0, u64::MAX as i128) as u64;
+    let reference_ns = non_negative(m.nic_ns - Nanos::from(offset_ns));
     u.measurement = Measurement { offset_ns, reference_ns, ..m };
     u.discontinuity = None;
     u.step_mismatch = None;
@@ -176,7 +153,7 @@ fn holdover(last: &Update, m: Measurement) -> Update {
 /// The page before any pulse was used: the free-running NIC's time, no bound (as the system-clock
 /// loop's first update), so that the page exists and says why it is not synchronized.
 fn unsynchronized(m: Measurement, host: &dyn Host, interval_ns: u64) -> Update {
-    let anchor_tai_ns = m.nic_ns.clamp(0, u64::MAX as i128) as u64;
+    let anchor_tai_ns = non_negative(m.nic_ns);
     let (ns_per_tick, _) = host.ns_per_tick();
     Update {
         measurement: m,
@@ -217,10 +194,9 @@ pub const PIN_POLL_NS: u64 = 100_000_000;
 /// Both pin functions over one NIC, polled together (one TSICR read serves both).
 #[derive(Debug)]
 pub struct Pins {
-    family: PinFamily,
+    family: Family,
     out: Option<PpsOut>,
     pps: Option<PpsReference>,
-    near_raw_ns: u64,
 }
 
 /// What one [`Pins::poll`] did.
@@ -234,20 +210,19 @@ impl Pins {
     /// Sets up `--pps-out` and/or `--reference pps:` (the same SDP cannot be both: the caller checks).
     pub fn start<R: RegisterAccess + ?Sized>(
         regs: &R,
-        family: PinFamily,
+        family: Family,
         pps_out: Option<Sdp>,
         pps_in: Option<(Sdp, PpsConfig)>,
         start_ref_ns: u64,
     ) -> Self {
         Self {
             family,
-            out: pps_out.map(|sdp| PpsOut::start(regs, family, sdp)),
+            out: pps_out.map(|sdp| PpsOut::start(regs, sdp)),
             pps: pps_in.map(|(sdp, config)| PpsReference::start(regs, sdp, config, start_ref_ns)),
-            near_raw_ns: 0,
         }
     }
 
-    pub fn family(&self) -> PinFamily {
+    pub fn family(&self) -> Family {
         self.family
     }
 
@@ -260,7 +235,7 @@ impl Pins {
         self.pps.is_some()
     }
 
-    /// One poll: TSICR once, the output re-armed from a fresh mapping, the input's stamp (or its
+    /// One poll: TSICR once, the output re-armed from a fresh reading, the input's stamp (or its
     /// absence) through the discipline. Call every [`PIN_POLL_NS`] or more often.
     pub fn poll<R: RegisterAccess>(
         &mut self,
@@ -270,9 +245,10 @@ impl Pins {
         let events = pins::poll(discipline.phc().regs(), self.family);
         let out = match self.out.as_mut() {
             Some(out) => {
-                let mapping = discipline.phc_mut().mapping(self.family, self.near_raw_ns)?;
-                self.near_raw_ns = mapping.raw_ns;
-                Some(out.service(discipline.phc().regs(), events.target_fired, &mapping, mapping.disc_ns))
+                // A fresh reading: the clock's raw↔disciplined conversion is good near it.
+                let now = discipline.phc_mut().now()?;
+                let phc = discipline.phc();
+                Some(out.service(phc.regs(), phc, events.target_fired, now))
             }
             None => None,
         };

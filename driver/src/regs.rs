@@ -1,11 +1,12 @@
 //! The PTP register block of Intel 82574/82576/82580/i350/i210 NICs: the offsets the driver
-//! reads, writes or dumps, and the TIMINCA fields. Values from the Linux igb/e1000e headers.
+//! reads, writes or dumps, and the TIMINCA/TSAUXC fields (igb-family.md §1, from the Linux headers).
 
-/// System time, low word. Reading it latches SYSTIMH (82576/82574).
+/// System time, low word. Reading it latches SYSTIMH (82576/82574); on 82580+ SYSTIMR latches.
 pub const SYSTIML: usize = 0xB600;
 /// System time, high word (latched by the SYSTIML read).
 pub const SYSTIMH: usize = 0xB604;
-/// Increment attributes: [31:24] period (16 ns ticks), [23:0] value added per period.
+/// Increment attributes. 82576/82574: [31:24] period (16 ns ticks), [23:0] value added per
+/// period. 82580/i350/i210: [30:0] 2^-32 ns added to (ISGN: taken from) each 8 ns tick.
 pub const TIMINCA: usize = 0xB608;
 /// Time adjustment, low word (applied with TIMADJH).
 pub const TIMADJL: usize = 0xB60C;
@@ -102,9 +103,12 @@ pub const RAH0: usize = 0x5404;
 /// The highest register offset the driver touches, plus 4: the smallest BAR0 it can work with.
 pub const MIN_BAR_LEN: u64 = (SYSTIMR + 4) as u64;
 
-/// TIMINCA fields.
+/// TIMINCA fields (82576/82574).
 pub const TIMINCA_PERIOD_SHIFT: u32 = 24;
 pub const TIMINCA_VALUE_MASK: u32 = 0x00FF_FFFF;
+/// TIMINCA fields (82580/i350/i210): the rate magnitude and its sign (set: subtract).
+pub const TIMINCA_ISGN: u32 = 0x8000_0000;
+pub const TIMINCA_INCVALUE_MASK: u32 = 0x7FFF_FFFF;
 
 /// Builds TIMINCA from an increment period (16 ns ticks) and value.
 pub const fn timinca(period: u32, value: u32) -> u32 {
@@ -112,7 +116,7 @@ pub const fn timinca(period: u32, value: u32) -> u32 {
 }
 
 /// Named registers for dumps (`nicclockd probe`).
-pub const DUMP: [(&str, usize); 14] = [
+pub const DUMP: [(&str, usize); 15] = [
     ("STATUS", STATUS),
     ("SYSTIML", SYSTIML),
     ("SYSTIMH", SYSTIMH),
@@ -127,4 +131,5 @@ pub const DUMP: [(&str, usize); 14] = [
     ("RXSTMPH", RXSTMPH),
     ("TSAUXC", TSAUXC),
     ("TSYNCRXCFG", TSYNCRXCFG),
+    ("SYSTIMR", SYSTIMR),
 ];

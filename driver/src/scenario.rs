@@ -6,10 +6,10 @@ use std::sync::Arc;
 use nicclock::stats::{self, Sample, Summary};
 use nicclock::{CounterKind, Snapshot, Status};
 
+use crate::clock::{DeviceLost, Nanos, Phc, RawTime, SteerChoice, Steering};
 use crate::discipline::{Discipline, DisciplineConfig, Step, Update};
 use crate::measure::Host;
 use crate::model::{model, qemu_subsystem, quirks, INTEL};
-use crate::phc::{DeviceLost, Phc, SteerChoice, Steering};
 use crate::servo::{Servo, ServoConfig, ServoKind};
 use crate::sim::{SimConfig, SimNic};
 use crate::timesource::{TimeSource, VirtualTime};
@@ -126,8 +126,8 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
             }
         };
         let truth = nic.truth();
-        let disciplined = loop_.phc_mut().time_at(truth.raw);
-        let offset = (disciplined - (EPOCH_TAI_NS + truth.true_ns) as i128) as i64;
+        let disciplined = loop_.phc_mut().time_at(RawTime(truth.raw));
+        let offset = (disciplined - Nanos((EPOCH_TAI_NS + truth.true_ns) as i128)).as_i64();
         offsets.push((truth.true_ns as f64 / 1e9, offset));
         snapshot = Some(update.snapshot.clone());
         if updates.len() < 50 || k == steps {

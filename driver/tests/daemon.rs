@@ -21,7 +21,7 @@ fn bad_invocations_say_what_was_wrong_with_the_right_exit_code() {
     let igb_kernel = FakeSys::new("kernel", IGB_QEMU, Some("igb"), Some(3));
     let igb_vfio = FakeSys::new("vfio", IGB_QEMU, Some("vfio-pci"), Some(4));
     let realtek = FakeSys::new("realtek", [0x10EC, 0x8168, 0x10EC, 0x8168], None, None);
-    let i210 = FakeSys::new("i210", [0x8086, 0x1533, 0x8086, 0x0001], None, None);
+    let i82575 = FakeSys::new("i82575", [0x8086, 0x10A7, 0x8086, 0x0001], None, None);
     let empty = FakeSys::new("empty", IGB_QEMU, None, None);
     std::fs::remove_dir_all(empty.root.join("bus/pci/devices/0000:00:03.0")).unwrap();
     let unwritable = dir.path.join("no-such-dir");
@@ -86,7 +86,11 @@ fn bad_invocations_say_what_was_wrong_with_the_right_exit_code() {
             1,
             "not a NIC this driver knows",
         ),
-        (vec!["--device".into(), "sysfs:0000:00:03.0".into(), i210.arg(), d.clone()], 1, "not supported yet"),
+        (
+            vec!["--device".into(), "sysfs:0000:00:03.0".into(), i82575.arg(), d.clone()],
+            1,
+            "has no IEEE 1588 clock",
+        ),
     ];
     assert!(cases.len() >= 20);
     for (args, code, words) in &cases {
@@ -149,6 +153,26 @@ fn probe_describes_a_device_without_touching_it() {
         stderr(&o)
     );
     // Nothing was written: the fake BAR is still all zeros.
+    assert!(std::fs::read(sys.root.join("bus/pci/devices/0000:00:03.0/resource0"))
+        .unwrap()
+        .iter()
+        .all(|b| *b == 0));
+    // An i210 (refused before issue 9) is described with its family, format and pins, untouched.
+    let sys = FakeSys::new("probe-i210", [0x8086, 0x1533, 0x8086, 0x0001], None, None);
+    let o = run(&["probe", "sysfs:0000:00:03.0", &sys.arg()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "model       i210 (family i210/i211)",
+        "latched by SYSTIMR",
+        "hardware steps: read-add-write SYSTIML/H",
+        "PPS out: SDP0 SDP1 SDP2 SDP3; external timestamps: SDP0 SDP1 SDP2 SDP3; FREQOUT",
+    ] {
+        assert!(
+            o.status.success() && out.contains(line),
+            "probe output lacks {line:?}:\n{out}{}",
+            stderr(&o)
+        );
+    }
     assert!(std::fs::read(sys.root.join("bus/pci/devices/0000:00:03.0/resource0"))
         .unwrap()
         .iter()

@@ -18,7 +18,7 @@ fn pin_options_refused_with_a_usage_error_naming_the_models_with_pins() {
             &["--device", "sim:model=82574", "--reference", "pps:SDP2"],
             "--reference pps:SDP2: the 82574 has no timing pins",
         ),
-        (&["--device", "sim", "--reference", "pps:SDP1"], "only the i210/i211 and 82580/i350/i354 have them"),
+        (&["--device", "sim", "--reference", "pps:SDP1"], "only the 82580/i350/i354 and i210/i211 have them"),
         (&["--device", "sim", "--pps-out", "SDP4"], "use SDP0, SDP1, SDP2 or SDP3"),
         (&["--device", "sim", "--reference", "pps:GPIO1"], "use SDP0, SDP1, SDP2 or SDP3"),
         (&["--device", "sim", "--reference", "gps"], "use realtime, tai or pps:SDP0..SDP3"),

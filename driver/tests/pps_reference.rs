@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use nicclock::{CounterKind, EventKind, Status};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step};
 use nicclock_driver::measure::Host;
+use nicclock_driver::model::Family;
 use nicclock_driver::model::{model, Quirks, INTEL};
-use nicclock_driver::phc::{Phc, Steering};
-use nicclock_driver::pins::{PinFamily, Sdp};
+use nicclock_driver::phc::{Nanos, Phc, RawTime, Steering};
+use nicclock_driver::pins::Sdp;
 use nicclock_driver::pps::PpsConfig;
 use nicclock_driver::reference::{drive, Pins, PinsReport, PpsStep};
 use nicclock_driver::regs;
@@ -108,7 +109,7 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     let host = WrongSystemClock { time: time.clone() };
     let sdp = "SDP1".parse::<Sdp>().unwrap();
     let mut pins =
-        Pins::start(&*regs, PinFamily::I210, None, Some((sdp, PpsConfig::default())), host.reference_ns());
+        Pins::start(&*regs, Family::I210, None, Some((sdp, PpsConfig::default())), host.reference_ns());
     assert_eq!(regs.read32(regs::TSSDP), 1 | regs::TSSDP_AUX0_TS_SDP_EN, "aux 0 reads SDP1");
     assert!(pins.is_reference());
 
@@ -194,7 +195,8 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     assert_eq!(count(&log, |p| matches!(p, PpsStep::Outlier { .. } | PpsStep::Duplicate)), 0);
     let true_offset = |discipline: &mut Loop| {
         let truth = nic.truth();
-        (discipline.phc_mut().time_at(truth.raw) - (EPOCH_TAI_NS + truth.true_ns) as i128) as i64
+        (discipline.phc_mut().time_at(RawTime(truth.raw)) - Nanos((EPOCH_TAI_NS + truth.true_ns) as i128))
+            .as_i64()
     };
     let offset = true_offset(&mut discipline);
     assert!(offset.abs() < 1_000, "the NIC follows the pulses, not the system clock 30 ms off: {offset} ns");
@@ -253,7 +255,7 @@ fn without_a_pps_reference_drive_updates_from_the_system_clock_at_the_configured
     let config = DisciplineConfig { interval_ns: 500_000_000, ..DisciplineConfig::default() };
     let mut discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
     let host = WrongSystemClock { time: time.clone() };
-    let mut pins = Pins::start(&*nic, PinFamily::I210, None, None, host.reference_ns());
+    let mut pins = Pins::start(&*nic, Family::I210, None, None, host.reference_ns());
     assert!(!pins.is_reference());
     let mut updates = Vec::new();
     drive(
@@ -276,7 +278,8 @@ fn without_a_pps_reference_drive_updates_from_the_system_clock_at_the_configured
     assert_eq!(updates.last().map(|u| u.1), Some(Status::Locked));
     // Locked to the system clock this time, 30 ms off the truth.
     let truth = nic.truth();
-    let offset = discipline.phc_mut().time_at(truth.raw) - (EPOCH_TAI_NS + truth.true_ns) as i128;
+    let offset =
+        (discipline.phc_mut().time_at(RawTime(truth.raw)) - Nanos((EPOCH_TAI_NS + truth.true_ns) as i128)).0;
     assert!((offset - SYSTEM_CLOCK_ERROR_NS as i128).abs() < 1_000, "{offset}");
 }
 
@@ -297,7 +300,7 @@ fn without_any_pulse_the_page_is_unsynchronized_with_pulse_missed_events() {
     let host = WrongSystemClock { time: time.clone() };
     let sdp = Sdp::new(0).unwrap();
     let mut pins =
-        Pins::start(&*regs, PinFamily::Ns40, None, Some((sdp, PpsConfig::default())), host.reference_ns());
+        Pins::start(&*regs, Family::E82580, None, Some((sdp, PpsConfig::default())), host.reference_ns());
     let mut missed = Vec::new();
     drive(
         &mut pins,

@@ -41,6 +41,16 @@ fn probe_json_has_the_documented_fields() {
     assert_eq!((j["device"].as_str(), j["backend"].as_str()), (Some("sim"), Some("sim")));
     assert_eq!((j["vendor_id"].as_str(), j["device_id"].as_str()), (Some("8086"), Some("10d3")));
     assert_eq!(j["model"], "82574");
+    assert_eq!(j["family"], "82574");
+    assert_eq!(j["latch"], "SYSTIML (unreliable: re-read and sanitized)");
+    assert!(j["counter_format"].as_str().is_some_and(|f| f.contains("2^-18 ns")), "{j}");
+    assert_eq!(j["ns_per_lsb"], 1.0 / 262_144.0);
+    assert!((j["rate_lsb_ppb"].as_f64().unwrap() - 95.367).abs() < 1e-3, "{j}");
+    assert_eq!(j["max_adjustment_ppb"], 599_999_900.0);
+    assert!((j["counter_wrap_s"].as_f64().unwrap() - 70_368.744).abs() < 1e-3, "2^46 ns: {j}");
+    assert_eq!(j["hardware_step"], "timecounter");
+    assert_eq!(j["pins"]["sdps"], 0);
+    assert_eq!(j["pins"]["pps_out"].as_array().map(Vec::len), Some(0), "no pins on an 82574: {j}");
     assert_eq!(j["steering_auto"], "sw", "the QEMU quirk picks software steering: {j}");
     assert!(j["quirks"].as_array().unwrap().iter().any(|q| q == "TIMINCA_DISCONTINUOUS"), "{j}");
     assert!(j["quirk_source"].as_str().is_some_and(|s| s.contains("QEMU")), "{j}");
@@ -55,7 +65,12 @@ fn probe_json_has_the_documented_fields() {
     assert!(t["clock_read_min_ns"].as_u64() <= t["clock_read_median_ns"].as_u64());
     let help = run_with(&["probe", "--help"], Stdio::piped());
     let help = String::from_utf8_lossy(&help.stdout);
-    let keys = j.as_object().unwrap().keys().chain(j["timing"].as_object().unwrap().keys());
+    let keys = j
+        .as_object()
+        .unwrap()
+        .keys()
+        .chain(j["timing"].as_object().unwrap().keys())
+        .chain(j["pins"].as_object().unwrap().keys());
     for k in keys {
         assert!(help.contains(k.as_str()), "probe --help does not document {k}:\n{help}");
     }

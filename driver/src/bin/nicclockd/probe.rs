@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use nicclock_driver::clock::{self, ClockOps, Edge, SteerChoice, Steering};
 use nicclock_driver::device::{self, DeviceArg};
-use nicclock_driver::model::SystimFormat;
-use nicclock_driver::phc::{SteerChoice, Steering};
+use nicclock_driver::model::{Family, Pins};
 use nicclock_driver::regs;
 use nicclock_uio::{RegisterAccess, Sysfs};
 use nix::time::{clock_gettime, ClockId};
@@ -20,17 +20,24 @@ pub const JSON_HELP: &str = "\
   device              PCI address (\"sim\" for the simulator)
   backend             vfio | uio | sysfs | sim
   vendor_id, device_id, subsystem_vendor_id, subsystem_device_id   PCI ids, \"8086\"-style hex
-  model               \"82576\", \"82574\", ...
-  systim_format       how SYSTIM counts (\"SYSTIM in 2^-19 ns\", ...)
+  model               \"82576\", \"82574\", \"i350\", \"i210\", ...
+  family              clock family: \"82574\", \"82576\", \"82580/i350/i354\", \"i210/i211\"
+  counter_format      how SYSTIM counts (\"64-bit SYSTIMH:SYSTIML in 2^-19 ns (45 ns bits)\", ...)
+  latch               the register whose read latches SYSTIM (\"SYSTIML\", \"SYSTIMR\", ...)
+  ns_per_lsb          resolution of the counter, ns; counter_wrap_s: seconds until it wraps
+  rate_lsb_ppb        frequency resolution (one TIMINCA LSB), ppb
   max_adjustment_ppb  largest frequency adjustment of the model
+  hardware_step       how phase steps reach the NIC with hardware steering: TIMADJ, read-add-write SYSTIML/H, timecounter
+  pins                {sdps, pps_out, extts, perout_channels, extts_channels, freqout}: pps_out and extts
+                      list the SDPn names that can output a PPS / timestamp an input edge (empty: none)
   quirks              quirk flag names (empty: none); quirk_source: the matching table row or null
   steering_auto       hw | sw: what --steer auto picks for this device
   mac, clock_id       MAC address and EUI-64 clock identity, colon-separated hex
   registers           {name: value} of the PTP registers read
-  clock_running       false when TIMINCA is 0 (nicclockd starts the clock)
+  clock_running       false when the counter is stopped (TIMINCA 0 on 82574/82576, TSAUXC bit 31 on 82580+)
   clock_units_in_10ms SYSTIM units counted over ~10 ms (null when stopped); clock_interval_ms: the interval
   timing              {reads, clock_read_min_ns, clock_read_median_ns, bracketed_min_ns, bracketed_median_ns}:
-                      a CLOCK_REALTIME read alone and a SYSTIML read bracketed by two (the floor of any delay)";
+                      a CLOCK_REALTIME read alone and the latching SYSTIM read bracketed by two (the floor of any delay)";
 
 #[derive(Serialize)]
 struct Report {
@@ -41,8 +48,15 @@ struct Report {
     subsystem_vendor_id: String,
     subsystem_device_id: String,
     model: &'static str,
-    systim_format: String,
+    family: String,
+    counter_format: &'static str,
+    latch: &'static str,
+    ns_per_lsb: f64,
+    counter_wrap_s: f64,
+    rate_lsb_ppb: f64,
     max_adjustment_ppb: f64,
+    hardware_step: String,
+    pins: PinsReport,
     quirks: Vec<String>,
     quirk_source: Option<&'static str>,
     steering_auto: &'static str,
@@ -53,6 +67,30 @@ struct Report {
     clock_units_in_10ms: Option<u64>,
     clock_interval_ms: Option<f64>,
     timing: Timing,
+}
+
+#[derive(Serialize)]
+struct PinsReport {
+    sdps: u8,
+    pps_out: Vec<String>,
+    extts: Vec<String>,
+    perout_channels: u8,
+    extts_channels: u8,
+    freqout: bool,
+}
+
+impl From<Pins> for PinsReport {
+    fn from(p: Pins) -> Self {
+        let names = |mask| Pins::list(mask).iter().map(|n| format!("SDP{n}")).collect();
+        Self {
+            sdps: p.sdps,
+            pps_out: names(p.pps_out),
+            extts: names(p.extts),
+            perout_channels: p.perout_channels,
+            extts_channels: p.extts_channels,
+            freqout: p.freqout,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -69,18 +107,26 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
     let [vendor, dev, sv, sd] = opened.ids;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
     let mac = opened.mac();
-    let registers: Vec<(&'static str, usize, u32)> =
-        regs::DUMP.iter().map(|(name, offset)| (*name, *offset, opened.regs.read32(*offset))).collect();
-    let running = opened.regs.read32(regs::TIMINCA) != 0;
+    // SYSTIMR exists on 82580 and later only.
+    let has_systimr = matches!(opened.model.family, Family::E82580 | Family::I210);
+    let registers: Vec<(&'static str, usize, u32)> = regs::DUMP
+        .iter()
+        .filter(|(_, offset)| *offset != regs::SYSTIMR || has_systimr)
+        .map(|(name, offset)| (*name, *offset, opened.regs.read32(*offset)))
+        .collect();
+    // The family's ops only read here: probe changes nothing.
+    let ops = clock::ops(opened.model, opened.quirks);
+    let spec = opened.model.spec();
+    let running = ops.running(&*opened.regs);
     let counted = running.then(|| {
         let read = || {
-            let lo = opened.regs.read32(regs::SYSTIML) as u64; // latches SYSTIMH
-            ((opened.regs.read32(regs::SYSTIMH) as u64) << 32) | lo
+            let (lo, hi) = ops.read(&*opened.regs, &mut |_| {});
+            ops.raw_from_regs(lo, hi)
         };
         let (a, t0) = (read(), std::time::Instant::now());
         std::thread::sleep(std::time::Duration::from_millis(10));
         let (b, dt) = (read(), t0.elapsed());
-        (b.wrapping_sub(a), dt.as_secs_f64() * 1e3)
+        (ops.ticks_between(a, b).0.max(0) as u64, dt.as_secs_f64() * 1e3)
     });
     let report = Report {
         device: opened.address.clone(),
@@ -90,12 +136,15 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
         subsystem_vendor_id: format!("{sv:04x}"),
         subsystem_device_id: format!("{sd:04x}"),
         model: opened.model.name,
-        systim_format: match opened.model.systim {
-            SystimFormat::Fractional { shift } => format!("SYSTIM in 2^-{shift} ns"),
-            SystimFormat::Ns40 => "SYSTIM 40-bit ns".into(),
-            SystimFormat::SecondsNs => "SYSTIM seconds + ns".into(),
-        },
-        max_adjustment_ppb: opened.model.max_adj_ppb,
+        family: opened.model.family.to_string(),
+        counter_format: spec.counter,
+        latch: spec.latch,
+        ns_per_lsb: spec.ns_per_lsb(),
+        counter_wrap_s: spec.wrap_ns as f64 / 1e9,
+        rate_lsb_ppb: spec.rate_lsb_ppb,
+        max_adjustment_ppb: spec.max_adj_ppb,
+        hardware_step: ops.step_method().to_string(),
+        pins: spec.pins.into(),
         quirks: opened.quirks.iter_names().map(|(name, _)| name.to_string()).collect(),
         quirk_source: opened.quirk_source,
         steering_auto: match SteerChoice::Auto.resolve(opened.quirks) {
@@ -108,7 +157,7 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
         clock_running: running,
         clock_units_in_10ms: counted.map(|(units, _)| units),
         clock_interval_ms: counted.map(|(_, ms)| ms),
-        timing: timing(&*opened.regs),
+        timing: timing(&*opened.regs, &*ops),
     };
     if json {
         write_stdout(&serde_json::to_string(&report).context("encoding the probe as JSON")?)?;
@@ -120,9 +169,30 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
         "ids         {}:{} subsystem {}:{}\n",
         r.vendor_id, r.device_id, r.subsystem_vendor_id, r.subsystem_device_id
     );
+    text += &format!("model       {} (family {})\n", r.model, r.family);
+    let lsb = match spec.tick_shift {
+        0 => "1 ns".to_string(),
+        shift => format!("2^-{shift} ns"),
+    };
+    let wrap = match r.counter_wrap_s {
+        w if w < 3600.0 => format!("{:.1} min", w / 60.0),
+        w if w < 1e6 => format!("{:.2} h", w / 3600.0),
+        w => format!("{:.0} years", w / 3.15576e7),
+    };
     text += &format!(
-        "model       {} ({}, max adjustment {} ppb)\n",
-        r.model, r.systim_format, r.max_adjustment_ppb
+        "counter     {}, latched by {}; {lsb} per LSB, wraps after {wrap}\n",
+        r.counter_format, r.latch
+    );
+    text += &format!(
+        "rate        {:.4} ppb per TIMINCA LSB, max adjustment {} ppb; hardware steps: {}\n",
+        r.rate_lsb_ppb, r.max_adjustment_ppb, r.hardware_step
+    );
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(" ") };
+    text += &format!(
+        "pins        PPS out: {}; external timestamps: {}{}\n",
+        list(&r.pins.pps_out),
+        list(&r.pins.extts),
+        if r.pins.freqout { "; FREQOUT" } else { "" }
     );
     text += &match r.quirk_source {
         Some(source) => format!("quirks      {:?} ({source})\n", opened.quirks),
@@ -135,12 +205,12 @@ pub fn probe(arg: &DeviceArg, sysfs_root: &Path, vfio_container: &Path, json: bo
         text += &format!("  {name:<11} {offset:#07x}  {value:#010x}\n");
     }
     text += &match counted {
-        None => "clock       stopped (TIMINCA is 0; nicclockd starts it)\n".into(),
+        None => "clock       stopped (nicclockd starts it)\n".into(),
         Some((units, ms)) => format!("clock       counting: {units} units in {ms:.1} ms\n"),
     };
     let t = &r.timing;
     text += &format!(
-        "timing      CLOCK_REALTIME read: min {} ns, median {} ns; SYSTIML read bracketed by two: min {} ns, median {} ns ({} reads)",
+        "timing      CLOCK_REALTIME read: min {} ns, median {} ns; latching SYSTIM read bracketed by two: min {} ns, median {} ns ({} reads)",
         t.clock_read_min_ns, t.clock_read_median_ns, t.bracketed_min_ns, t.bracketed_median_ns, t.reads
     );
     write_stdout(&text)?;
@@ -161,8 +231,9 @@ fn write_stdout(text: &str) -> Result<()> {
 }
 
 /// How tightly this machine can measure the NIC clock against CLOCK_REALTIME: the cost of a clock
-/// read alone and of a clock-bracketed SYSTIML read (the floor of nicclockd's and phc2sys' "delay").
-fn timing(regs: &dyn RegisterAccess) -> Timing {
+/// read alone and of a clock-bracketed latching SYSTIM read (SYSTIML, or SYSTIMR on 82580+): the
+/// floor of nicclockd's and phc2sys' "delay".
+fn timing(regs: &dyn RegisterAccess, ops: &dyn ClockOps) -> Timing {
     const READS: usize = 2000;
     let now = || {
         let t = clock_gettime(ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME exists");
@@ -172,10 +243,11 @@ fn timing(regs: &dyn RegisterAccess) -> Timing {
     for _ in 0..READS {
         let (a, b) = (now(), now());
         alone.push(b.saturating_sub(a));
-        let a = now();
-        regs.read32(regs::SYSTIML); // latches SYSTIMH
-        let b = now();
-        regs.read32(regs::SYSTIMH);
+        let (mut a, mut b) = (0, 0);
+        ops.read(regs, &mut |edge| match edge {
+            Edge::Before => a = now(),
+            Edge::After => b = now(),
+        });
         bracketed.push(b.saturating_sub(a));
     }
     alone.sort_unstable();

@@ -16,7 +16,7 @@ use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step, Update, RE
 use nicclock_driver::measure::Host;
 use nicclock_driver::ntpshm::{self, NtpShm};
 use nicclock_driver::phc::{DeviceLost, Phc};
-use nicclock_driver::pins::{PinFamily, MODELS_WITH_PINS};
+use nicclock_driver::pins::{check_pin, models_with_pins};
 use nicclock_driver::pps::PpsConfig;
 use nicclock_driver::reference::{Pins, PinsReport, PpsStep, PIN_POLL_NS};
 use nicclock_driver::schedule::Schedule;
@@ -106,18 +106,28 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let _device_lock = lock_device(&locks, device_arg, &sysfs)?;
     let opened = device::open(device_arg, &sysfs, &args.vfio_container)?;
-    let pin_family = PinFamily::of(opened.model);
-    if (args.pps_out.is_some() || pps_in.is_some()) && pin_family.is_none() {
+    // What the pins can do comes from the family table (the same entry the clock ops come from).
+    let pin_caps = opened.model.spec().pins;
+    let has_pins = pin_caps.sdps > 0;
+    if (args.pps_out.is_some() || pps_in.is_some()) && !has_pins {
         let option = match (args.pps_out, pps_in) {
             (Some(_), _) => "--pps-out".to_string(),
             (None, sdp) => format!("--reference pps:{}", sdp.map_or(String::new(), |s| s.to_string())),
         };
         return Err(UsageError(format!(
             "{option}: the {} has no timing pins (SDPs with target times and aux timestamps); only the \
-             {MODELS_WITH_PINS} have them",
-            opened.model.name
+             {} have them",
+            opened.model.name,
+            models_with_pins()
         ))
         .into());
+    }
+    for (sdp, output, option) in
+        [(args.pps_out, true, "--pps-out"), (pps_in, false, "--reference pps:")].into_iter()
+    {
+        if let Some(sdp) = sdp {
+            check_pin(&pin_caps, sdp, output).map_err(|e| UsageError(format!("{option}{sdp}: {e}")))?;
+        }
     }
     let steering = args.steer.resolve(opened.quirks);
     info!(
@@ -141,6 +151,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     let phc = Phc::init(opened.regs.clone(), opened.model, opened.quirks, steering, RealTime::new())?;
+    let caps = phc.capabilities();
+    info!(
+        "clock family {}: {}, latched by {}; rate LSB {:.4} ppb, max {} ppb; phase steps via {}",
+        caps.family,
+        caps.spec.counter,
+        caps.spec.latch,
+        caps.spec.rate_lsb_ppb,
+        caps.spec.max_adj_ppb,
+        caps.step
+    );
     let mac = opened.mac();
     let identity = Identity {
         model: opened.model.name.into(),
@@ -183,9 +203,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         ..DisciplineConfig::default()
     };
     let mut discipline = Discipline::new(phc, servo, config);
-    let mut pins = pin_family.filter(|_| args.pps_out.is_some() || pps_in.is_some()).map(|family| {
+    let mut pins = (args.pps_out.is_some() || pps_in.is_some()).then(|| {
         let pps = pps_in.map(|sdp| (sdp, PpsConfig::default()));
-        Pins::start(discipline.phc().regs(), family, args.pps_out, pps, host.reference_ns())
+        Pins::start(discipline.phc().regs(), opened.model.family, args.pps_out, pps, host.reference_ns())
     });
     if let Some(sdp) = args.pps_out {
         info!("PPS output on {sdp} (target time 0, rising on each disciplined second)");
