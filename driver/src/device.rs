@@ -10,7 +10,7 @@ use nicclock_uio::{DeviceSpec, RegisterAccess, Sysfs};
 use crate::model::{self, Model, Quirks};
 use crate::regs::{self, MIN_BAR_LEN};
 use crate::sim::{PpsInput, SimConfig, SimModel, SimNic};
-use crate::timesource::RealTime;
+use crate::timesource::{RealTime, TimeSource};
 
 /// A device as named on the command line.
 #[derive(Debug, Clone)]
@@ -212,11 +212,25 @@ pub fn pci_address(arg: &DeviceArg, sysfs: &Sysfs) -> Option<nicclock_uio::PciAd
     }
 }
 
+const NS_PER_S: i64 = 1_000_000_000;
+
 /// Opens `arg` (hardware through `sysfs`, or a real-time simulator).
 pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<OpenedClock, OpenError> {
     match arg {
         DeviceArg::Sim(config) => {
-            let nic = Arc::new(SimNic::new(config.clone(), RealTime::new()));
+            let time = RealTime::new();
+            let mut config = config.clone();
+            if let Some(pps) = config.pps_in.as_mut() {
+                // A GPS PPS marks the true second, and the system clock is the truth's stand-in
+                // here: put the simulated pulses on CLOCK_REALTIME's whole seconds (its phase
+                // when the simulation's time started), as `--reference pps:` expects of them.
+                let realtime = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos() as i64 - time.now_ns() as i64);
+                pps.offset_ns += (NS_PER_S - realtime.rem_euclid(NS_PER_S)) % NS_PER_S;
+            }
+            let config = &config;
+            let nic = Arc::new(SimNic::new(config.clone(), time));
             let device = config.model.device_id();
             let model = model::model(model::INTEL, device).expect("simulated models are in the table");
             let (subsys, subdev) = if config.qemu {

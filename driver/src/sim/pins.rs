@@ -203,7 +203,8 @@ fn record_changes(s: &mut State, before: [bool; 4], after: [bool; 4], true_ns: f
 /// The PPS input's edge for `second` (rising, or the falling one after it), true ns.
 pub(super) fn input_edge(config: &SimConfig, second: u64, rising: bool) -> Option<f64> {
     let p = config.pps_in.as_ref()?;
-    if second == 0 || p.missing.contains(&second) {
+    // No pulse before the simulation starts (second 0's only if the offset puts it well after).
+    if (second == 0 && p.offset_ns < 1_000_000) || p.missing.contains(&second) {
         return None;
     }
     let h = mix(config.seed ^ 0x5050_5349_4E00_0000, second);
@@ -230,7 +231,7 @@ fn mix(seed: u64, k: u64) -> u64 {
 /// The first PPS input edge after true time `after` and not after `end`.
 fn next_input(config: &SimConfig, after: f64, end: f64) -> Option<(f64, bool)> {
     config.pps_in.as_ref()?;
-    let first = ((after / 1e9).floor() as u64).saturating_sub(1).max(1);
+    let first = ((after / 1e9).floor() as u64).saturating_sub(1);
     let mut second = first;
     while (second as f64 - 1.0) * 1e9 <= end {
         let edge = [true, false]

@@ -361,13 +361,16 @@ impl Loop<'_> {
     fn pins(&mut self, report: &PinsReport, start: Instant, ready: &mut bool) {
         if let Some(out) = &report.out {
             if let Some(edge) = out.missed {
-                warn!("PPS output: the edge at {} ns passed before its target fired; re-armed", edge.disc_ns);
+                warn!(
+                    "PPS output: the edge at {} ns passed before its target fired; re-armed",
+                    edge.disc_ns.0
+                );
             }
             if let Some(edge) = out.fired {
                 log::debug!(
                     "PPS output: {} edge at {} ns",
                     if edge.rising { "rising" } else { "falling" },
-                    edge.disc_ns
+                    edge.disc_ns.0
                 );
             }
         }
