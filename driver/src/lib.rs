@@ -12,6 +12,7 @@ pub mod discipline;
 pub mod measure;
 pub mod model;
 pub mod ntpshm;
+pub mod pin_scenario;
 pub mod pins;
 pub mod pps;
 pub mod publish;
