@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use nicclock::stats::{self, Sample, Summary};
-use nicclock::{CounterKind, Snapshot, Status};
+use nicclock::{CounterKind, EventKind, Snapshot, Status};
 
 use crate::clock::{DeviceLost, Nanos, Phc, RawTime, SteerChoice, Steering};
 use crate::discipline::{Discipline, DisciplineConfig, Step, Update};
@@ -80,6 +80,17 @@ pub struct Outcome {
     pub final_status: Status,
     /// Measurements the delay filter threw away.
     pub rejected: usize,
+    /// The offset the servo was given at each update, ns (what the driver measured, not the truth).
+    pub servo_offsets: Vec<i64>,
+    /// Every STEP event posted: (seconds since start, ns).
+    pub step_events: Vec<(f64, i64)>,
+    /// Largest jump between consecutive published mappings once LOCKED: |the previous page's
+    /// time at the new anchor's counter − the new anchor|, ns (what a reader would see as a step).
+    pub max_mapping_jump_ns: i64,
+    /// Times the NIC's raw SYSTIM came back smaller than the reading before (its counter wrapped).
+    pub raw_wraps: u32,
+    /// 82574 erratum reads the simulator spoilt.
+    pub bad_reads: u64,
 }
 
 /// Runs a scenario; `lock_threshold_ns` defines "locked" for the lock time (100 ns in issue 3).
@@ -106,6 +117,8 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
     let mut updates = Vec::new();
     let (mut max_page_error_ns, mut page_bound_violations, mut rejected) = (0i64, 0usize, 0usize);
     let mut snapshot: Option<Snapshot> = None;
+    let (mut servo_offsets, mut step_events) = (Vec::new(), Vec::new());
+    let (mut max_mapping_jump_ns, mut raw_wraps, mut last_raw) = (0i64, 0u32, None);
     for k in 1..=steps {
         // Check the page mapping from the previous update just before this one replaces it.
         if let Some(s) = snapshot.as_ref().filter(|s| s.status != Status::Unsynchronized) {
@@ -129,6 +142,15 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
         let disciplined = loop_.phc_mut().time_at(RawTime(truth.raw));
         let offset = (disciplined - Nanos((EPOCH_TAI_NS + truth.true_ns) as i128)).as_i64();
         offsets.push((truth.true_ns as f64 / 1e9, offset));
+        servo_offsets.push(update.measurement.offset_ns);
+        let now_s = truth.true_ns as f64 / 1e9;
+        step_events.extend(update.events.iter().filter(|e| e.0 == EventKind::Step).map(|e| (now_s, e.1)));
+        raw_wraps += last_raw.replace(truth.raw).is_some_and(|last| truth.raw < last) as u32;
+        if let Some(old) = snapshot.as_ref().filter(|s| s.status == Status::Locked) {
+            let new = &update.snapshot;
+            let jump = (old.tai_at(new.counter_value) - new.anchor_tai_ns as i128) as i64;
+            max_mapping_jump_ns = max_mapping_jump_ns.max(jump.abs());
+        }
         snapshot = Some(update.snapshot.clone());
         if updates.len() < 50 || k == steps {
             updates.push(update);
@@ -151,5 +173,10 @@ pub fn run(scenario: &Scenario, lock_threshold_ns: i64) -> Result<Outcome, Devic
         final_status: loop_.status(),
         updates,
         rejected,
+        servo_offsets,
+        step_events,
+        max_mapping_jump_ns,
+        raw_wraps,
+        bad_reads: nic.bad_reads(),
     })
 }

@@ -1,6 +1,7 @@
 //! The whole loop on virtual time (a simulated 82576/82574, a perfect reference): lock time and
-//! hold RMS for both servos and both steering modes, the QEMU model, frequency steps, and the page
-//! mapping always inside its own error bound. Ten minutes of clock take milliseconds.
+//! hold RMS for both servos and both steering modes, the QEMU model, frequency steps, the page
+//! mapping always inside its own error bound, the i350's 40-bit wrap crossed without a step and the
+//! 82574's seeded bad reads kept from the servo. Ten minutes of clock take milliseconds.
 
 use nicclock::{EventKind, Status};
 use nicclock_driver::phc::{SteerChoice, Steering};
@@ -104,5 +105,50 @@ fn update_lines_read_like_linuxptp() {
     assert!(
         w[1].parse::<i64>().is_ok() && w[4].starts_with(['+', '-']) && w[6].parse::<u64>().is_ok(),
         "{line}"
+    );
+}
+
+#[test]
+fn the_i350s_40_bit_wrap_is_crossed_under_discipline_without_a_step() {
+    // 20 minutes of a disciplined i350 from counter 0: its 40-bit SYSTIM wraps at 1099.5 s.
+    let mut scenario = Scenario::standard(ServoKind::Pi, SteerChoice::Hardware);
+    scenario.sim.model = SimModel::I350;
+    scenario.duration_s = 1200.0;
+    let o = run(&scenario, 100).unwrap();
+    assert_eq!(o.raw_wraps, 1, "SYSTIM wrapped once");
+    // The only step is the first one, from the free-running counter to TAI.
+    assert_eq!(o.step_events.len(), 1, "{:?}", o.step_events);
+    assert!(o.step_events[0].0 < 1.0, "{:?}", o.step_events);
+    assert_eq!(o.page_bound_violations, 0, "page time left its error bound");
+    assert!(o.max_mapping_jump_ns < 1_000, "the published mapping jumped {} ns", o.max_mapping_jump_ns);
+    let lock = o.summary.lock_index.expect("locked");
+    let around_wrap: Vec<_> =
+        o.offsets[lock..].iter().filter(|(t, _)| (1090.0..1110.0).contains(t)).collect();
+    assert!(around_wrap.len() > 150, "sampled across the wrap");
+    let worst = o.offsets[lock..].iter().map(|(_, off)| off.abs()).max().unwrap();
+    assert!(worst < 1_000, "|true offset| up to {worst} ns after lock");
+    assert_eq!(o.final_status, Status::Locked);
+}
+
+#[test]
+fn the_82574s_seeded_bad_reads_never_reach_the_servo() {
+    // 2 % of SYSTIM reads spoilt (bad bits, halves from different instants): the re-read rule
+    // must catch every one, or the servo would see offsets of microseconds to seconds.
+    let mut scenario = Scenario::standard(ServoKind::Pi, SteerChoice::Hardware);
+    scenario.sim.model = SimModel::I82574;
+    scenario.sim.bad_read_fraction = 0.02;
+    scenario.duration_s = 120.0;
+    let o = run(&scenario, 100).unwrap();
+    assert!(o.bad_reads > 200, "the simulator spoilt {} reads", o.bad_reads);
+    // After the first step and frequency estimate, what the servo is given stays small.
+    let worst = o.servo_offsets[3..].iter().map(|v| v.abs()).max().unwrap();
+    assert!(worst < 500, "the servo saw an offset of {worst} ns");
+    assert_eq!(o.step_events.len(), 1, "no step after the first: {:?}", o.step_events);
+    assert_eq!(o.page_bound_violations, 0);
+    assert!(o.max_mapping_jump_ns < 1_000, "the published mapping jumped {} ns", o.max_mapping_jump_ns);
+    assert_eq!(o.final_status, Status::Locked);
+    eprintln!(
+        "82574 with {} bad reads: servo |offset| max {worst} ns, true RMS {:.1} ns",
+        o.bad_reads, o.rms_offset_ns
     );
 }
