@@ -56,25 +56,24 @@ pub trait PageTable: Send + Sync {
     fn name(&self) -> &Path;
 }
 
-/// The kernel's pagemap of this process.
+/// The kernel's pagemap of this process, opened afresh for each lookup (allocations are rare, and
+/// a device that never uses DMA never opens it).
 pub struct Pagemap {
-    file: File,
     path: PathBuf,
 }
 
 impl Pagemap {
-    /// Opens `path` (normally [`PAGEMAP`]).
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, DmaError> {
-        let path = path.into();
-        let file = File::open(&path).map_err(|err| DmaError::Pagemap { path: path.clone(), err })?;
-        Ok(Self { file, path })
+    /// The pagemap at `path` (normally [`PAGEMAP`]).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
     }
 }
 
 impl PageTable for Pagemap {
     fn entries(&self, first_page: u64, out: &mut [u64]) -> io::Result<()> {
+        let file = File::open(&self.path)?;
         let mut bytes = vec![0u8; out.len() * 8];
-        self.file.read_exact_at(&mut bytes, first_page * 8)?;
+        file.read_exact_at(&mut bytes, first_page * 8)?;
         for (entry, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
             *entry = u64::from_ne_bytes(chunk.try_into().expect("8-byte chunk"));
         }

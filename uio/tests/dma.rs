@@ -67,8 +67,7 @@ fn has_cap_sys_admin() -> bool {
 #[test]
 fn a_real_allocation_gets_distinct_physical_pages_or_the_reason_why_not() {
     let config = FakeConfig::new("real", 0x0002);
-    let dma =
-        Dma::physical("0000:00:05.0", Box::new(Pagemap::open(PAGEMAP).unwrap()), config.dir.clone(), 0x8086);
+    let dma = Dma::physical("0000:00:05.0", Box::new(Pagemap::new(PAGEMAP)), config.dir.clone(), 0x8086);
     match dma.alloc(8 * PAGE_SIZE) {
         Ok(region) => {
             assert!(has_cap_sys_admin(), "frame numbers are shown only to CAP_SYS_ADMIN");
