@@ -9,9 +9,10 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 use vfio_ioctls::VfioOps;
 
 use crate::config::{ConfigSpace, BUS_MASTER};
@@ -83,6 +84,8 @@ struct BusState {
 
 struct Shared {
     device: String,
+    /// The page-migration warning was given.
+    warned: AtomicBool,
     translate: Translate,
     bus: Mutex<BusState>,
 }
@@ -131,7 +134,7 @@ impl Dma {
         vendor: u16,
     ) -> Self {
         let bus = Mutex::new(BusState { users: 0, config, sysfs_path, vendor });
-        Self { shared: Arc::new(Shared { device, translate, bus }) }
+        Self { shared: Arc::new(Shared { device, translate, bus, warned: AtomicBool::new(false) }) }
     }
 
     /// Allocates at least `len` bytes (rounded up to whole pages), zeroed, locked in RAM and
@@ -141,12 +144,13 @@ impl Dma {
             return Err(DmaError::Empty);
         }
         let len = len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-        let map: MmapRaw = MmapOptions::new()
-            .len(len)
-            .populate()
-            .map_anon()
-            .map_err(|err| DmaError::Alloc { len, err })?
-            .into();
+        let map: MmapRaw =
+            MmapOptions::new().len(len).map_anon().map_err(|err| DmaError::Alloc { len, err })?.into();
+        // Before any page exists: no transparent huge page (khugepaged's collapse or split would move
+        // our pages), and no copy-on-write sharing with a forked child (a write would move the page
+        // away from the device). Both are advice: a kernel without them is still usable.
+        let _ = map.advise(Advice::NoHugePage);
+        let _ = map.advise(Advice::DontFork);
         map.lock().map_err(|err| DmaError::Lock { len, err })?;
         let base = map.as_mut_ptr();
         for page in 0..len / PAGE_SIZE {
@@ -178,6 +182,7 @@ impl Dma {
             }
             Translate::Physical(table) => {
                 region.pages = physical_pages(table.as_ref(), vaddr, len / PAGE_SIZE)?;
+                self.shared.warn_if_pages_may_move();
             }
         }
         self.shared.acquire()?;
@@ -191,7 +196,23 @@ impl Dma {
     }
 }
 
+/// Whether the kernel may migrate locked pages (compaction), which a device without an IOMMU would
+/// not follow.
+const COMPACT_UNEVICTABLE: &str = "/proc/sys/vm/compact_unevictable_allowed";
+
 impl Shared {
+    fn warn_if_pages_may_move(&self) {
+        let allowed = std::fs::read_to_string(COMPACT_UNEVICTABLE).is_ok_and(|v| v.trim() == "1");
+        if allowed && !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "nicclock-uio: {}: vm.compact_unevictable_allowed=1 lets the kernel move locked pages, \
+                 which the NIC (no IOMMU) would not follow: set `sysctl vm.compact_unevictable_allowed=0`, \
+                 or use vfio:",
+                self.device
+            );
+        }
+    }
+
     fn set_bus_master(&self, bus: &mut BusState, on: bool) -> Result<(), DmaError> {
         let err = |action, err| DmaError::BusMaster { device: self.device.clone(), action, err };
         if bus.config.is_none() {
@@ -262,6 +283,17 @@ impl DmaRegion {
     /// The device address of each page, in order.
     pub fn page_addresses(&self) -> &[u64] {
         &self.pages
+    }
+
+    /// The pages whose physical address is no longer the one the device was given (without an
+    /// IOMMU the kernel may still migrate a locked page; see `vm.compact_unevictable_allowed`).
+    /// Always empty under VFIO, whose map pins the pages.
+    pub fn moved_pages(&self) -> Result<Vec<usize>, DmaError> {
+        let Translate::Physical(table) = &self.shared.translate else {
+            return Ok(Vec::new());
+        };
+        let now = physical_pages(table.as_ref(), self.map.as_ptr() as usize, self.pages.len())?;
+        Ok((0..now.len()).filter(|&p| now[p] != self.pages[p]).collect())
     }
 
     /// The device address of `offset`, for a ring or buffer of `len` bytes starting there: refused

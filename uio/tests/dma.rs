@@ -79,6 +79,7 @@ fn a_real_allocation_gets_distinct_physical_pages_or_the_reason_why_not() {
             assert_eq!(sorted.len(), 8, "each page its own frame: {pages:x?}");
             assert!(pages.iter().all(|&p| p != 0 && p % PAGE_SIZE as u64 == 0), "{pages:x?}");
             assert_eq!(region.device_address(0x10, 64).unwrap(), pages[0] + 0x10);
+            assert!(region.moved_pages().unwrap().is_empty(), "locked pages stay put");
             assert_eq!(config.command(), 0x0006, "bus mastering on while the region lives");
             drop(region);
             assert_eq!(config.command(), 0x0002, "and off again after");
@@ -237,10 +238,51 @@ fn under_vfio_the_region_is_mapped_at_its_address_and_unmapped_on_drop() {
     assert_eq!(pages[1], pages[0] + PAGE_SIZE as u64);
     assert_eq!(region.device_address(0xff0, 0x20).unwrap(), pages[0] + 0xff0, "contiguous through the IOMMU");
     assert_eq!(config.command(), 0x0006);
+    assert!(region.moved_pages().unwrap().is_empty(), "the VFIO map pins the pages");
+    // The kernel's view of the mapping: locked, never a huge page, not inherited by a fork.
+    let flags = vm_flags(pages[0]);
+    for flag in ["lo", "nh", "dc"] {
+        assert!(flags.split_whitespace().any(|f| f == flag), "VmFlags {flags:?} lack {flag}");
+    }
     drop(region);
     assert_eq!(config.command(), 0x0002);
     assert_eq!(
         container.calls.lock().unwrap().as_slice(),
         &[("map", pages[0], 3 * PAGE_SIZE), ("unmap", pages[0], 3 * PAGE_SIZE)]
     );
+}
+
+/// The VmFlags line of the mapping that starts at `start` (/proc/self/smaps).
+fn vm_flags(start: u64) -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let block = smaps.split_once(&format!("{start:x}-")).expect("the mapping is listed").1;
+    let line = block.lines().find_map(|l| l.strip_prefix("VmFlags:")).expect("VmFlags line");
+    line.trim().to_string()
+}
+
+/// A page table whose answers the test changes, as the kernel's do when it migrates a page.
+struct Movable(Arc<Mutex<Vec<u64>>>);
+
+impl PageTable for Movable {
+    fn entries(&self, _first_page: u64, out: &mut [u64]) -> io::Result<()> {
+        out.copy_from_slice(&self.0.lock().unwrap()[..out.len()]);
+        Ok(())
+    }
+    fn name(&self) -> &Path {
+        Path::new("fake-pagemap")
+    }
+}
+
+#[test]
+fn a_page_the_kernel_moved_is_found() {
+    let config = FakeConfig::new("moved", 0);
+    let frames = Arc::new(Mutex::new(vec![PRESENT | 0x100, PRESENT | 0x101, PRESENT | 0x102]));
+    let dma = Dma::physical("0000:00:05.0", Box::new(Movable(frames.clone())), config.dir.clone(), 0x8086);
+    let region = dma.alloc(3 * PAGE_SIZE).unwrap();
+    assert!(region.moved_pages().unwrap().is_empty());
+    frames.lock().unwrap()[1] = PRESENT | 0x900;
+    assert_eq!(region.moved_pages().unwrap(), vec![1]);
+    assert_eq!(region.page_addresses()[1], 0x10_1000, "the device's address is still the one given");
+    frames.lock().unwrap()[2] = PRESENT;
+    assert!(matches!(region.moved_pages(), Err(DmaError::PhysicalHidden { .. })));
 }
