@@ -263,12 +263,6 @@ pub struct DmaRegion {
     counted: bool,
 }
 
-// SAFETY: the region is plain memory accessed only through volatile reads and writes of raw
-// pointers; no Rust reference into it exists, so sharing it across threads creates no aliasing.
-unsafe impl Send for DmaRegion {}
-// SAFETY: as above; concurrent volatile accesses are arbitrated by the hardware, as the device's are.
-unsafe impl Sync for DmaRegion {}
-
 impl DmaRegion {
     /// Size in bytes (whole pages).
     pub fn len(&self) -> usize {
@@ -394,5 +388,17 @@ impl Drop for DmaRegion {
             }
         }
         // `map` is unmapped (and unlocked) when the fields drop, after the device lost access.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_and_doors_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<DmaRegion>();
+        send_sync::<Dma>();
     }
 }
