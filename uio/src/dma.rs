@@ -1,11 +1,9 @@
-//! DMA memory for the userspace datapath: locked, page-aligned host memory with a device address per
-//! 4 KiB page, mapped through the VFIO container (IOVA = our virtual address) or, without an IOMMU
-//! (UIO, sysfs), addressed physically through `/proc/self/pagemap`; bus mastering is on only while
-//! such memory exists. Nothing in nicclockd uses it yet: it is the foundation of the PTP datapath
-//! (rings, packet buffers) that comes next.
+//! DMA memory for the userspace datapath: locked pages with a device address each, through the VFIO
+//! container (IOVA = virtual address) or `/proc/self/pagemap`; bus mastering on while any exists.
 //!
-//! The device reads and writes this memory behind the compiler's back, so no Rust reference into it
-//! is ever made: every access is a volatile read or write through a raw pointer ([`DmaRegion`]).
+//! Nothing in nicclockd uses it yet: it is the foundation of the PTP datapath (rings, packet
+//! buffers) that comes next. The device reads and writes this memory behind the compiler's back, so
+//! no Rust reference into it is ever made: every access is volatile through a raw pointer.
 
 use std::io;
 use std::path::{Path, PathBuf};
