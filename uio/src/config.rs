@@ -8,6 +8,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Offset of the Command register.
+const COMMAND: u64 = 4;
+/// Command register bit 2: the device may master the bus (DMA).
+pub const BUS_MASTER: u16 = 1 << 2;
+
 /// What config space says about the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
@@ -38,6 +43,24 @@ impl ConfigSpace {
     /// set when a read finds the device gone.
     pub fn vfio(device_fd: File, region_offset: u64, vendor: u16, gone: Arc<AtomicBool>) -> Self {
         Self { file: device_fd, offset: region_offset, vendor, gone: Some(gone) }
+    }
+
+    /// Opens sysfs `<device>/config` read-write (root), to set the Command register.
+    pub fn sysfs_rw(device_path: &Path, vendor: u16) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(device_path.join("config"))?;
+        Ok(Self { file, offset: 0, vendor, gone: None })
+    }
+
+    /// Reads the 16-bit Command register (offset 4).
+    pub fn command(&self) -> io::Result<u16> {
+        let mut bytes = [0u8; 2];
+        self.file.read_exact_at(&mut bytes, self.offset + COMMAND)?;
+        Ok(u16::from_le_bytes(bytes))
+    }
+
+    /// Writes the 16-bit Command register (offset 4).
+    pub fn set_command(&self, value: u16) -> io::Result<()> {
+        self.file.write_all_at(&value.to_le_bytes(), self.offset + COMMAND)
     }
 
     /// Reads the vendor ID now.

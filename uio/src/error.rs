@@ -67,6 +67,8 @@ pub enum Error {
     Vfio { address: PciAddress, reason: String },
     #[error("cannot {action} {path}: {err}")]
     Io { action: &'static str, path: PathBuf, err: io::Error },
+    #[error(transparent)]
+    Dma(#[from] crate::dma::DmaError),
 }
 
 impl Error {

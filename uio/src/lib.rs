@@ -3,14 +3,16 @@
 //!
 //! The trait is the driver's only door to hardware; the simulated NIC implements it too, so every
 //! layer above it is tested without a NIC. `unsafe` lives in the mapping modules alone: [`mmio`]
-//! (volatile access to the mapped BAR) and [`vfio`] (borrowing VFIO's descriptors and keeping its
-//! handles alive as long as the mapping).
+//! (volatile access to the mapped BAR), [`vfio`] (borrowing VFIO's descriptors and keeping its
+//! handles alive as long as the mapping) and [`dma`] (DMA memory: volatile access, the VFIO DMA map).
 
 pub mod access;
 pub mod config;
+pub mod dma;
 pub mod error;
 pub mod mmio;
 pub mod open;
+pub mod pagemap;
 pub mod pci;
 pub mod resource;
 pub mod uio_dev;
@@ -18,6 +20,7 @@ pub mod vfio;
 
 pub use access::RegisterAccess;
 pub use config::{ConfigSpace, Presence};
+pub use dma::{Dma, DmaError, DmaRegion};
 pub use error::Error;
 pub use mmio::MmioRegion;
 pub use open::{open, Backend, DeviceSpec, OpenedDevice};

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::config::ConfigSpace;
+use crate::dma::Dma;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
+use crate::pagemap::{Pagemap, PAGEMAP};
 use crate::pci::{PciAddress, PciDevice, Sysfs};
 use crate::{resource, uio_dev, vfio};
 
@@ -67,6 +69,9 @@ pub struct OpenedDevice {
     /// What sysfs says about it (None only for a UIO node whose PCI parent is unknown).
     pub pci: Option<PciDevice>,
     pub backend: Backend,
+    /// Where DMA memory for this device comes from (the VFIO container, or physical pages from
+    /// pagemap); None only for a UIO node whose PCI parent is unknown. Unused until asked.
+    pub dma: Option<Dma>,
 }
 
 /// Opens `spec`, checking the device is in a state we may drive, and maps at least `min_len`
@@ -75,21 +80,33 @@ pub fn open(sysfs: &Sysfs, spec: &DeviceSpec, min_len: u64) -> Result<OpenedDevi
     match spec {
         DeviceSpec::Vfio(address) => {
             let device = sysfs.device(*address)?;
-            let (regs, removal) = vfio::map(sysfs, &device, min_len)?;
-            Ok(OpenedDevice { regs, removal, pci: Some(device), backend: Backend::Vfio })
+            let (regs, removal, dma) = vfio::map(sysfs, &device, min_len)?;
+            Ok(OpenedDevice { regs, removal, pci: Some(device), backend: Backend::Vfio, dma: Some(dma) })
         }
         DeviceSpec::Sysfs(address) => {
             let device = sysfs.device(*address)?;
             let regs = with_sysfs_config(resource::map(sysfs, &device, min_len)?, Some(&device));
-            Ok(OpenedDevice { regs, removal: None, pci: Some(device), backend: Backend::Sysfs })
+            let dma = Some(physical_dma(&device));
+            Ok(OpenedDevice { regs, removal: None, pci: Some(device), backend: Backend::Sysfs, dma })
         }
         DeviceSpec::Uio(node) => {
             let (regs, address) = uio_dev::map(sysfs, node, min_len)?;
             let pci = address.map(|a| sysfs.device(a)).transpose()?;
             let regs = with_sysfs_config(regs, pci.as_ref());
-            Ok(OpenedDevice { regs, removal: None, pci, backend: Backend::Uio })
+            let dma = pci.as_ref().map(physical_dma);
+            Ok(OpenedDevice { regs, removal: None, pci, backend: Backend::Uio, dma })
         }
     }
+}
+
+/// DMA without an IOMMU: physical pages from this process's pagemap, bus mastering through sysfs.
+fn physical_dma(device: &PciDevice) -> Dma {
+    Dma::physical(
+        device.address.to_string(),
+        Box::new(Pagemap::new(PAGEMAP)),
+        device.path.clone(),
+        device.vendor,
+    )
 }
 
 /// Attaches sysfs `config` to a UIO or resource0 mapping. Without it (no PCI parent, or the file

@@ -12,6 +12,7 @@ use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::config::ConfigSpace;
+use crate::dma::Dma;
 use crate::error::Error;
 use crate::mmio::MmioRegion;
 use crate::pci::{PciDevice, Sysfs};
@@ -90,12 +91,12 @@ impl AsFd for RemovalRequest {
 }
 
 /// Maps BAR0 of `device` (bound to vfio-pci) through VFIO, with the removal-request notification
-/// when the device offers it.
+/// when the device offers it and the door to DMA memory through the same container.
 pub fn map(
     sysfs: &Sysfs,
     device: &PciDevice,
     min_len: u64,
-) -> Result<(MmioRegion, Option<RemovalRequest>), Error> {
+) -> Result<(MmioRegion, Option<RemovalRequest>, Dma), Error> {
     check(sysfs, device)?;
     require_container(Path::new(CONTAINER))?;
     let address = device.address;
@@ -148,6 +149,14 @@ pub fn map(
         device.vendor,
         removing.clone(),
     );
+    // DMA memory is mapped through the container; bus mastering goes through config space.
+    let dma_config = ConfigSpace::vfio(
+        file.try_clone().map_err(|e| Error::io("dup the VFIO fd of", &device.path, e))?,
+        vfio.get_region_offset(CONFIG_REGION),
+        device.vendor,
+        removing.clone(),
+    );
+    let dma = Dma::vfio(address.to_string(), container.clone(), dma_config);
     // The device (and through it the group's place in the container) must outlive the mapping.
     let handles = VfioHandles {
         device: ManuallyDrop::new(vfio),
@@ -158,7 +167,7 @@ pub fn map(
     let region = MmioRegion::map(&file, offset, size as usize, vec![Box::new(handles)])
         .map_err(|e| Error::io("map BAR0 of", &device.path, e))?
         .with_config(config);
-    Ok((region, removal))
+    Ok((region, removal, dma))
 }
 
 /// Keeps the VFIO objects alive as long as the mapping.

@@ -206,3 +206,39 @@ fn a_uio_map_that_is_not_bar0_is_refused() {
     let e = open(&fake.sysfs(), &spec, 0x10000).err().expect("refused").to_string();
     assert!(e.contains("not BAR0") && e.contains("sysfs:"), "{e}");
 }
+
+#[test]
+fn a_sysfs_device_offers_dma_that_sets_bus_mastering_through_its_config() {
+    let fake = FakeSysfs::new("dma");
+    fake.nic("0000:00:05.0", IGB_QEMU, 0x20000, None, None);
+    let config = fake.root.join("bus/pci/devices/0000:00:05.0/config");
+    let mut bytes = vec![0x86, 0x80, 0xc9, 0x10, 0x02, 0x00];
+    bytes.resize(64, 0);
+    std::fs::write(&config, bytes).unwrap();
+    let command = || {
+        let b = std::fs::read(&config).unwrap();
+        u16::from_le_bytes([b[4], b[5]])
+    };
+    let spec: DeviceSpec = "sysfs:0000:00:05.0".parse().unwrap();
+    let dev = open(&fake.sysfs(), &spec, 0x10000).unwrap();
+    let dma = dev.dma.expect("a PCI device always has a DMA door");
+    assert_eq!(command(), 0x0002, "opening the device leaves bus mastering off");
+    // The door reads this process's real pagemap: frame numbers only with CAP_SYS_ADMIN.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap();
+    let sys_admin = u64::from_str_radix(caps.trim(), 16).unwrap() & (1 << 21) != 0;
+    match dma.alloc(2048) {
+        Ok(region) => {
+            assert!(sys_admin, "frame numbers are shown only to CAP_SYS_ADMIN");
+            assert_ne!(region.page_addresses()[0], 0);
+            assert_eq!(command(), 0x0006);
+            drop(region);
+            assert_eq!(command(), 0x0002);
+        }
+        Err(e) => {
+            assert!(!sys_admin, "{e}");
+            assert!(e.to_string().contains("CAP_SYS_ADMIN"), "{e}");
+            assert_eq!(command(), 0x0002);
+        }
+    }
+}
