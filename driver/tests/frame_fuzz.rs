@@ -174,8 +174,10 @@ fn parser_survives_random_and_mutated_frames() {
     let mut rng = SmallRng::seed_from_u64(0x6e69_63636c6f636b);
     let corpus = corpus(&mut rng);
     let filters = [
-        FrameFilter { transport: Transport::L2, own_mac: OUR_MAC },
-        FrameFilter { transport: Transport::Udp4, own_mac: OUR_MAC },
+        FrameFilter { transport: Transport::L2, own_mac: OUR_MAC, vlan: None },
+        FrameFilter { transport: Transport::Udp4, own_mac: OUR_MAC, vlan: None },
+        FrameFilter { transport: Transport::L2, own_mac: OUR_MAC, vlan: Some(5) },
+        FrameFilter { transport: Transport::Udp4, own_mac: OUR_MAC, vlan: Some(5) },
     ];
     let mut counters = DropCounters::default();
     let mut frame = Vec::with_capacity(2048);
@@ -189,7 +191,7 @@ fn parser_survives_random_and_mutated_frames() {
                 mutate(&mut rng, &mut frame);
             }
         }
-        let filter = &filters[(n % 2) as usize];
+        let filter = &filters[(n % 4) as usize];
         let outcome = filter.parse(&frame);
         if let Ok(p) = &outcome {
             assert!(p.payload.len() >= 34 && p.payload.len() <= frame.len());
@@ -197,6 +199,7 @@ fn parser_survives_random_and_mutated_frames() {
             assert_eq!(usize::from(u16::from_be_bytes([p.payload[2], p.payload[3]])), p.payload.len());
             assert_ne!(p.src_mac, OUR_MAC, "a looped frame was accepted");
             assert_eq!(p.transport, filter.transport);
+            assert_eq!(p.vlan, filter.vlan);
         }
         counters.record(&outcome);
     }

@@ -40,7 +40,11 @@ fn spec(transport: Transport, vlan_tci: Option<u16>) -> FrameSpec {
 }
 
 fn filter(transport: Transport) -> FrameFilter {
-    FrameFilter { transport, own_mac: OUR_MAC }
+    FrameFilter { transport, own_mac: OUR_MAC, vlan: None }
+}
+
+fn filter_vlan(transport: Transport, vlan: Option<u16>) -> FrameFilter {
+    FrameFilter { vlan, ..filter(transport) }
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -123,7 +127,8 @@ fn parses_what_it_builds() {
         let sender =
             FrameSpec { src_mac: MASTER_MAC, src_ip: Ipv4Addr::new(192, 168, 7, 1), ..spec(transport, vlan) };
         let frame = sender.build(&payload).unwrap();
-        let got = filter(transport).parse(&frame).unwrap();
+        let vid = vlan.map(|t| t & 0x0FFF);
+        let got = filter_vlan(transport, vid).parse(&frame).unwrap();
         assert_eq!(got.transport, transport);
         assert_eq!(got.src_mac, MASTER_MAC);
         assert_eq!(got.vlan, vlan.map(|t| t & 0x0FFF));
@@ -156,107 +161,122 @@ fn from_master(mut f: Vec<u8>) -> Vec<u8> {
 fn every_rejection_reason() {
     let l2 = from_master(l2_expected());
     let udp = from_master(udp4_expected());
-    let mut cases: Vec<(&str, Transport, Vec<u8>, Reject)> = Vec::new();
+    let mut cases: Vec<(&str, FrameFilter, Vec<u8>, Reject)> = Vec::new();
     let mut add = |name, t, f: Vec<u8>, r| cases.push((name, t, f, r));
+    let mut tagged = l2.clone();
+    tagged.splice(12..12, hex("8100 2005"));
+    add("other vlan", filter_vlan(Transport::L2, Some(6)), tagged.clone(), Reject::WrongVlan);
+    add("tagged, we are not", filter(Transport::L2), tagged.clone(), Reject::WrongVlan);
+    add("untagged, we are on 5", filter_vlan(Transport::L2, Some(5)), l2.clone(), Reject::WrongVlan);
+    assert_eq!(filter_vlan(Transport::L2, Some(5)).parse(&tagged).unwrap().vlan, Some(5));
+    let mut priority = l2.clone();
+    priority.splice(12..12, hex("8100 6000")); // priority 3, VLAN ID 0: untagged
+    assert_eq!(filter(Transport::L2).parse(&priority).unwrap().vlan, None);
+    let mut udp_dst = udp.clone();
+    udp_dst[0..6].copy_from_slice(&[0x01, 0x00, 0x5E, 0x00, 0x00, 0xFB]);
+    add("udp4 to another group's MAC", filter(Transport::Udp4), udp_dst, Reject::NotPtp);
+    let mut udp_unicast = udp.clone();
+    udp_unicast[0..6].copy_from_slice(&OUR_MAC);
+    assert!(filter(Transport::Udp4).parse(&udp_unicast).is_ok(), "to our MAC is fine");
 
-    add("runt", Transport::L2, l2[..13].to_vec(), Reject::Truncated);
+    add("runt", filter(Transport::L2), l2[..13].to_vec(), Reject::Truncated);
     let mut tag_cut = l2[..12].to_vec();
     tag_cut.extend(hex("8100 00"));
-    add("tag cut", Transport::L2, tag_cut, Reject::Truncated);
-    add("oversized", Transport::L2, vec![0; 1600], Reject::Oversized);
+    add("tag cut", filter(Transport::L2), tag_cut, Reject::Truncated);
+    add("oversized", filter(Transport::L2), vec![0; 1600], Reject::Oversized);
     let mut arp = l2.clone();
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    add("arp", Transport::L2, arp, Reject::NotPtp);
+    add("arp", filter(Transport::L2), arp, Reject::NotPtp);
     let mut unicast_other = l2.clone();
     unicast_other[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x55]);
-    add("other dst", Transport::L2, unicast_other, Reject::NotPtp);
-    add("l2 on udp4", Transport::Udp4, l2.clone(), Reject::OtherTransport);
-    add("udp4 on l2", Transport::L2, udp.clone(), Reject::OtherTransport);
+    add("other dst", filter(Transport::L2), unicast_other, Reject::NotPtp);
+    add("l2 on udp4", filter(Transport::Udp4), l2.clone(), Reject::OtherTransport);
+    add("udp4 on l2", filter(Transport::L2), udp.clone(), Reject::OtherTransport);
     let mut pdelay = l2.clone();
     pdelay[0..6].copy_from_slice(&[0x01, 0x80, 0xC2, 0x00, 0x00, 0x0E]);
-    add("pdelay l2", Transport::L2, pdelay, Reject::PeerDelay);
+    add("pdelay l2", filter(Transport::L2), pdelay, Reject::PeerDelay);
     let mut qinq = l2.clone();
     qinq.splice(12..12, hex("88a8 0005"));
-    add("qinq", Transport::L2, qinq, Reject::StackedVlan);
+    add("qinq", filter(Transport::L2), qinq, Reject::StackedVlan);
     let mut double = l2.clone();
     double.splice(12..12, hex("8100 0005 8100 0006"));
-    add("two tags", Transport::L2, double, Reject::StackedVlan);
-    add("ip cut", Transport::Udp4, udp[..30].to_vec(), Reject::Truncated);
+    add("two tags", filter(Transport::L2), double, Reject::StackedVlan);
+    add("ip cut", filter(Transport::Udp4), udp[..30].to_vec(), Reject::Truncated);
     let mut v6 = udp.clone();
     v6[14] = 0x65;
-    add("ip version", Transport::Udp4, v6, Reject::BadIpHeader);
+    add("ip version", filter(Transport::Udp4), v6, Reject::BadIpHeader);
     let mut ihl = udp.clone();
     ihl[14] = 0x44;
-    add("ihl 4", Transport::Udp4, ihl, Reject::BadIpHeader);
+    add("ihl 4", filter(Transport::Udp4), ihl, Reject::BadIpHeader);
     let mut total_short = udp.clone();
     total_short[16..18].copy_from_slice(&[0, 19]);
     fix_ip(&mut total_short);
-    add("total < ihl", Transport::Udp4, total_short, Reject::BadIpHeader);
+    add("total < ihl", filter(Transport::Udp4), total_short, Reject::BadIpHeader);
     let mut total_long = udp.clone();
     total_long[16..18].copy_from_slice(&[0, 200]);
     fix_ip(&mut total_long);
-    add("total > frame", Transport::Udp4, total_long, Reject::Truncated);
+    add("total > frame", filter(Transport::Udp4), total_long, Reject::Truncated);
     let mut ip_sum = udp.clone();
     ip_sum[25] ^= 1;
-    add("ip checksum", Transport::Udp4, ip_sum, Reject::BadIpChecksum);
+    add("ip checksum", filter(Transport::Udp4), ip_sum, Reject::BadIpChecksum);
     let mut tcp = udp.clone();
     tcp[23] = 6;
     fix_ip(&mut tcp);
-    add("tcp", Transport::Udp4, tcp, Reject::NotPtp);
+    add("tcp", filter(Transport::Udp4), tcp, Reject::NotPtp);
     let mut mf = udp.clone();
     mf[20] = 0x20; // MF
     fix_ip(&mut mf);
-    add("more fragments", Transport::Udp4, mf, Reject::Fragmented);
+    add("more fragments", filter(Transport::Udp4), mf, Reject::Fragmented);
     let mut off = udp.clone();
     off[20..22].copy_from_slice(&[0x40, 0x01]); // DF + offset 1
     fix_ip(&mut off);
-    add("fragment offset", Transport::Udp4, off, Reject::Fragmented);
+    add("fragment offset", filter(Transport::Udp4), off, Reject::Fragmented);
     let mut pdelay4 = udp.clone();
     pdelay4[30..34].copy_from_slice(&[224, 0, 0, 107]);
     fix_ip(&mut pdelay4);
-    add("pdelay udp", Transport::Udp4, pdelay4, Reject::PeerDelay);
+    add("pdelay udp", filter(Transport::Udp4), pdelay4, Reject::PeerDelay);
     let mut other_group = udp.clone();
     other_group[30..34].copy_from_slice(&[224, 0, 0, 251]);
     fix_ip(&mut other_group);
-    add("mdns group", Transport::Udp4, other_group, Reject::NotPtp);
+    add("mdns group", filter(Transport::Udp4), other_group, Reject::NotPtp);
     let mut port = udp.clone();
     port[36..38].copy_from_slice(&5353u16.to_be_bytes());
-    add("port", Transport::Udp4, port, Reject::WrongPort);
+    add("port", filter(Transport::Udp4), port, Reject::WrongPort);
     let mut udp_len = udp.clone();
     udp_len[38..40].copy_from_slice(&[0, 7]);
-    add("udp len < 8", Transport::Udp4, udp_len, Reject::BadUdpLength);
+    add("udp len < 8", filter(Transport::Udp4), udp_len, Reject::BadUdpLength);
     let mut udp_len2 = udp.clone();
     udp_len2[38..40].copy_from_slice(&[0, 53]);
-    add("udp len > ip", Transport::Udp4, udp_len2, Reject::BadUdpLength);
+    add("udp len > ip", filter(Transport::Udp4), udp_len2, Reject::BadUdpLength);
     let mut udp_sum = udp.clone();
     udp_sum[60] ^= 0x10; // a payload bit, checksum left as sent
-    add("udp checksum", Transport::Udp4, udp_sum, Reject::BadUdpChecksum);
-    add("looped l2", Transport::L2, l2_expected(), Reject::Looped);
-    add("looped udp4", Transport::Udp4, udp4_expected(), Reject::Looped);
+    add("udp checksum", filter(Transport::Udp4), udp_sum, Reject::BadUdpChecksum);
+    add("looped l2", filter(Transport::L2), l2_expected(), Reject::Looped);
+    add("looped udp4", filter(Transport::Udp4), udp4_expected(), Reject::Looped);
     let mut short = l2.clone();
     short.truncate(14 + 33);
-    add("ptp < 34", Transport::L2, short, Reject::PtpTooShort);
+    add("ptp < 34", filter(Transport::L2), short, Reject::PtpTooShort);
     let mut v1 = l2.clone();
     v1[15] = 0x01;
-    add("version 1", Transport::L2, v1, Reject::PtpVersion);
+    add("version 1", filter(Transport::L2), v1, Reject::PtpVersion);
     let mut minor = l2.clone();
     minor[15] = 0x12; // minorVersionPTP 1, versionPTP 2: accepted
     assert!(filter(Transport::L2).parse(&minor).is_ok());
     let mut len_big = l2.clone();
     len_big[16..18].copy_from_slice(&[0, 200]);
-    add("messageLength > frame", Transport::L2, len_big, Reject::PtpLength);
+    add("messageLength > frame", filter(Transport::L2), len_big, Reject::PtpLength);
     let mut len_small = l2.clone();
     len_small[16..18].copy_from_slice(&[0, 33]);
-    add("messageLength < 34", Transport::L2, len_small, Reject::PtpLength);
+    add("messageLength < 34", filter(Transport::L2), len_small, Reject::PtpLength);
     let mut class = udp.clone();
     class[36..38].copy_from_slice(&320u16.to_be_bytes()); // Delay_Req to the general port
     class[40..42].copy_from_slice(&[0, 0]);
-    add("class/port", Transport::Udp4, class, Reject::ClassMismatch);
+    add("class/port", filter(Transport::Udp4), class, Reject::ClassMismatch);
 
     let mut counters = DropCounters::default();
     let mut seen = std::collections::HashSet::new();
     for (name, t, f, want) in &cases {
-        let got = filter(*t).parse(f);
+        let got = t.parse(f);
         assert_eq!(got.err(), Some(*want), "case {name}");
         counters.record(&got);
         seen.insert(*want);

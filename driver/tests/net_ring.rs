@@ -289,7 +289,7 @@ fn rx_frame_through_ring_and_parser() {
     .build(&msg)
     .unwrap();
     assert!(nic.deliver(&regs, &mut ring, &frame, rx_status::EOP | rx_status::TS));
-    let filter = FrameFilter { transport: Transport::Udp4, own_mac: [2, 0, 0, 0, 0, 1] };
+    let filter = FrameFilter { transport: Transport::Udp4, own_mac: [2, 0, 0, 0, 0, 1], vlan: None };
     let (latched, seq) = ring
         .receive(&regs, |f| {
             let p = filter.parse(f.bytes).unwrap();

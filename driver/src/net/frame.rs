@@ -94,7 +94,7 @@ pub struct PtpFrame<'a> {
     pub src_mac: [u8; 6],
     /// Source IPv4 address (UDP/IPv4 only).
     pub src_ip: Option<Ipv4Addr>,
-    /// VLAN ID of its one 802.1Q tag, if it had one.
+    /// VLAN ID of its one 802.1Q tag, if it had one (a priority tag, ID 0, reads as `None`).
     pub vlan: Option<u16>,
     /// Event (port 319 / messageType < 8) or general.
     pub class: MessageClass,
@@ -125,6 +125,9 @@ pub enum Reject {
     /// More than one VLAN tag, or an 802.1ad service tag.
     #[error("stacked VLAN tags")]
     StackedVlan,
+    /// Tagged for a VLAN other than ours, or untagged when we are on a VLAN.
+    #[error("frame on another VLAN")]
+    WrongVlan,
     /// IPv4 header malformed: version, header length, total length.
     #[error("malformed IPv4 header")]
     BadIpHeader,
@@ -162,13 +165,14 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in counter order.
-    pub const ALL: [Reject; 17] = [
+    pub const ALL: [Reject; 18] = [
         Reject::Truncated,
         Reject::Oversized,
         Reject::NotPtp,
         Reject::OtherTransport,
         Reject::PeerDelay,
         Reject::StackedVlan,
+        Reject::WrongVlan,
         Reject::BadIpHeader,
         Reject::BadIpChecksum,
         Reject::Fragmented,
@@ -191,6 +195,7 @@ impl Reject {
             Reject::OtherTransport => "other_transport",
             Reject::PeerDelay => "peer_delay",
             Reject::StackedVlan => "stacked_vlan",
+            Reject::WrongVlan => "wrong_vlan",
             Reject::BadIpHeader => "bad_ip_header",
             Reject::BadIpChecksum => "bad_ip_checksum",
             Reject::Fragmented => "fragmented",
@@ -213,6 +218,9 @@ pub struct FrameFilter {
     pub transport: Transport,
     /// Our MAC: frames from it are our own, looped back.
     pub own_mac: [u8; 6],
+    /// The VLAN ID we are on (frames must carry one 802.1Q tag with it), or `None` for untagged
+    /// (a priority tag, VLAN ID 0, counts as untagged).
+    pub vlan: Option<u16>,
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -295,12 +303,15 @@ impl FrameFilter {
             if frame.len() < at + VLAN_TAG_LEN {
                 return Err(Reject::Truncated);
             }
-            vlan = Some(be16(frame, at) & 0x0FFF);
+            vlan = Some(be16(frame, at) & 0x0FFF).filter(|vid| *vid != 0);
             ethertype = be16(frame, at + 2);
             at += VLAN_TAG_LEN;
             if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
                 return Err(Reject::StackedVlan);
             }
+        }
+        if vlan != self.vlan {
+            return Err(Reject::WrongVlan);
         }
         let rest = &frame[at..];
         match ethertype {
@@ -328,7 +339,13 @@ impl FrameFilter {
                     payload,
                 })
             }
-            ETHERTYPE_IPV4 => self.parse_ipv4(rest, src_mac, vlan),
+            ETHERTYPE_IPV4 => {
+                // Multicast only (no IP stack, no ARP): the group's MAC, or ours.
+                if dst != PTP_IPV4_MAC && dst != self.own_mac {
+                    return Err(Reject::NotPtp);
+                }
+                self.parse_ipv4(rest, src_mac, vlan)
+            }
             _ => Err(Reject::NotPtp),
         }
     }
