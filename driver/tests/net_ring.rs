@@ -320,6 +320,7 @@ fn tx_send_reap_full_and_wrap() {
         assert_eq!(i, usize::from(k));
     }
     assert_eq!(ring.send(&regs, false, |_| 60), Err(TxError::Full));
+    assert!(ring.stamp_in_flight());
     assert_eq!(regs.get(reg::TDT0), 7);
     assert!(ring.reap().is_none(), "nothing done before the device runs");
     assert_eq!(nic.transmit(&regs, &mut ring), 7);
@@ -328,6 +329,7 @@ fn tx_send_reap_full_and_wrap() {
     assert!(done.iter().enumerate().all(|(k, d)| d.index == k));
     assert_eq!(done.iter().filter(|d| d.timestamped).map(|d| d.index).collect::<Vec<_>>(), vec![3]);
     assert_eq!(ring.in_flight(), 0);
+    assert!(!ring.stamp_in_flight());
     // Around the ring many times, one or two frames at a time.
     for k in 0..100usize {
         for _ in 0..(k % 2) + 1 {
@@ -356,4 +358,20 @@ fn tx_refuses_bad_lengths_without_moving_the_tail() {
     assert_eq!(ring.send(&regs, false, |_| BUF_LEN + 1), Err(TxError::BadLength(BUF_LEN + 1)));
     assert_eq!(ring.in_flight(), 0);
     assert_eq!(regs.get(reg::TDT0), 0);
+}
+
+#[test]
+fn tx_one_stamp_in_flight() {
+    let regs = Regs::default();
+    let mut ring = tx_ring(8);
+    ring.program(&regs);
+    let mut nic = FakeNic::default();
+    ring.send(&regs, true, |_| 60).unwrap();
+    ring.send(&regs, false, |_| 60).unwrap();
+    assert_eq!(ring.send(&regs, true, |_| 60), Err(TxError::StampInFlight));
+    assert_eq!(regs.get(reg::TDT0), 2, "the refused frame was not handed over");
+    nic.transmit(&regs, &mut ring);
+    assert_eq!(ring.reap().map(|d| d.timestamped), Some(true));
+    assert!(!ring.stamp_in_flight());
+    assert_eq!(ring.send(&regs, true, |_| 60), Ok(2));
 }

@@ -311,6 +311,9 @@ pub enum TxError {
     /// Every descriptor is in flight: reap first.
     #[error("transmit ring full")]
     Full,
+    /// A timestamped frame is still in flight: the NIC latches one TX stamp at a time.
+    #[error("a timestamped frame is already in flight")]
+    StampInFlight,
     /// The frame is empty or longer than a buffer.
     #[error("frame of {0} bytes does not fit a {BUF_LEN}-byte buffer")]
     BadLength(usize),
@@ -386,8 +389,14 @@ impl<M: DescMemory> TxRing<M> {
         regs.write32(reg::TDT0, self.tail as u32);
     }
 
+    /// Whether a frame that asked for a timestamp is still in flight.
+    pub fn stamp_in_flight(&self) -> bool {
+        (0..self.in_flight()).any(|k| self.stamped[(self.clean + k) % self.layout.size])
+    }
+
     /// Queues one frame, written by `fill` into the next buffer (it returns the length written),
-    /// with a hardware timestamp request if `timestamp`; moves TDT. Returns the descriptor index.
+    /// with a hardware timestamp request if `timestamp` (refused while another stamped frame is
+    /// in flight); moves TDT. Returns the descriptor index.
     pub fn send(
         &mut self,
         regs: &dyn RegisterAccess,
@@ -396,6 +405,9 @@ impl<M: DescMemory> TxRing<M> {
     ) -> Result<usize, TxError> {
         if self.in_flight() == self.layout.size - 1 {
             return Err(TxError::Full);
+        }
+        if timestamp && self.stamp_in_flight() {
+            return Err(TxError::StampInFlight);
         }
         let i = self.tail;
         let len = fill(self.mem.bytes_mut(self.layout.buf(i), BUF_LEN));
