@@ -11,8 +11,11 @@ use super::desc::{
 
 /// Memory shared with the device: descriptors and packet buffers live in it.
 ///
-/// Offsets are bytes from the start of the memory. Implementations of DMA memory make these
-/// accesses volatile; the ring orders them against register writes with fences.
+/// Offsets are bytes from the start of the memory. DMA implementations make the u64 accesses
+/// volatile (the device writes descriptors back behind our back) and hand out byte slices only of
+/// buffers the device is done with (DD seen) or does not own yet (before the tail write). The
+/// ring puts a fence between descriptor accesses and the RDT/TDT writes; with volatile accesses
+/// on both sides that is the ordering x86 needs (weaker CPUs would need device barriers).
 pub trait DescMemory {
     /// Size in bytes.
     fn len(&self) -> usize;
