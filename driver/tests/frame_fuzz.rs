@@ -45,6 +45,7 @@ fn corpus(rng: &mut SmallRng) -> Vec<Vec<u8>> {
                         src_ip: Ipv4Addr::new(10, 0, 0, rng.random()),
                         vlan_tci,
                         udp_checksum: rng.random_bool(0.7),
+                        ip_id: rng.random(),
                     };
                     out.push(spec.build(&message(rng, t, len)).unwrap());
                 }

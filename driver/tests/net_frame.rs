@@ -36,7 +36,7 @@ fn announce() -> Vec<u8> {
 }
 
 fn spec(transport: Transport, vlan_tci: Option<u16>) -> FrameSpec {
-    FrameSpec { transport, src_mac: OUR_MAC, src_ip: OUR_IP, vlan_tci, udp_checksum: true }
+    FrameSpec { transport, src_mac: OUR_MAC, src_ip: OUR_IP, vlan_tci, udp_checksum: true, ip_id: 0 }
 }
 
 fn filter(transport: Transport) -> FrameFilter {

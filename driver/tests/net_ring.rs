@@ -285,6 +285,7 @@ fn rx_frame_through_ring_and_parser() {
         src_ip: [10, 0, 0, 1].into(),
         vlan_tci: None,
         udp_checksum: true,
+        ip_id: 0,
     }
     .build(&msg)
     .unwrap();

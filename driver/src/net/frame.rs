@@ -458,6 +458,9 @@ pub struct FrameSpec {
     pub vlan_tci: Option<u16>,
     /// Compute the UDP checksum (as the kernel does for ptp4l); false sends 0 (allowed over IPv4).
     pub udp_checksum: bool,
+    /// IPv4 identification (UDP/IPv4 only). With DF set any value is valid; Linux increments it
+    /// per datagram (captured ptp4l frames), so a sender may do the same.
+    pub ip_id: u16,
 }
 
 /// Why a frame could not be built.
@@ -529,8 +532,8 @@ impl FrameSpec {
                 ip[0] = 0x45; // version 4, IHL 5
                 ip[1] = 0; // DSCP/ECN: ptp4l's dscp_event/dscp_general default 0
                 ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-                // Identification 0 and DF, as Linux sends unconnected UDP with path-MTU discovery.
-                ip[4..6].copy_from_slice(&[0, 0]);
+                // Identification, and DF as Linux sends ptp4l's datagrams (path-MTU discovery).
+                ip[4..6].copy_from_slice(&self.ip_id.to_be_bytes());
                 ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
                 ip[8] = PTP_IPV4_TTL;
                 ip[9] = IPPROTO_UDP;
