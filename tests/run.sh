@@ -14,6 +14,8 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "workspace tests"
 cargo test --workspace
+step "PTP frame parser fuzz (10 M random and mutated frames, release; prints count and time)"
+cargo test --release -p nicclock-driver --test frame_fuzz -- --nocapture
 step "loom model of the seqlock"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p nicclock --lib --release loom_model
 step "reader benchmarks (ratios are printed, not asserted)"

@@ -11,6 +11,7 @@ pub mod device;
 pub mod discipline;
 pub mod measure;
 pub mod model;
+pub mod net;
 pub mod ntpshm;
 pub mod pin_scenario;
 pub mod pins;

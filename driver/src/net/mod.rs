@@ -1,0 +1,14 @@
+//! Foundations of the userspace igb datapath for PTP: frames (IEEE 802.3 and UDP/IPv4 PTP
+//! framing, drop reasons and their counters), advanced descriptors and one RX / one TX ring.
+//!
+//! Not yet wired into nicclockd: bring-up, timestamp registers and the PTP engine come next
+//! (issue 10). Nothing here allocates per received frame or panics on what the wire sends.
+
+pub mod counters;
+pub mod desc;
+pub mod frame;
+pub mod ring;
+
+pub use counters::DropCounters;
+pub use frame::{FrameFilter, FrameSpec, MessageClass, PtpFrame, Reject, Transport};
+pub use ring::{DescMemory, RxRing, TxRing, VecMemory};
