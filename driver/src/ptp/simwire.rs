@@ -118,6 +118,8 @@ pub struct WireOutcome {
     pub status_changes: Vec<(f64, PtpStatus)>,
     /// When the port reported its master lost.
     pub master_lost_s: Vec<f64>,
+    /// The grandmaster each of those reports named.
+    pub lost_masters: Vec<ClockIdentity>,
     pub final_status: PtpStatus,
     pub frames_lost: u64,
     pub delay_resps: u64,
@@ -348,6 +350,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         lock_time_s: None,
         status_changes: Vec::new(),
         master_lost_s: Vec::new(),
+        lost_masters: Vec::new(),
         final_status: slave.status(),
         frames_lost: 0,
         delay_resps: 0,
@@ -375,7 +378,10 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     sim.at(now + after.as_nanos() as u64, Ev::SlaveTimer(timer, gen));
                 }
                 SlaveOutput::StatusChanged(s) => outcome.status_changes.push((now as f64 / 1e9, s)),
-                SlaveOutput::MasterLost => outcome.master_lost_s.push(now as f64 / 1e9),
+                SlaveOutput::MasterLost { last } => {
+                    outcome.master_lost_s.push(now as f64 / 1e9);
+                    outcome.lost_masters.push(last.grandmaster);
+                }
             }
         }
         let Some(Reverse((t, id))) = sim.queue.pop() else { break };

@@ -118,9 +118,11 @@ pub enum SlaveOutput {
     ArmTimer { timer: Timer, after: std::time::Duration },
     /// The port state or the reference changed.
     StatusChanged(PtpStatus),
-    /// No Announce from the master within the announce receipt timeout: the master is lost
-    /// (the page goes HOLDOVER).
-    MasterLost,
+    /// The port left SLAVE for LISTENING: no Announce from its master within the announce receipt
+    /// timeout, or the BMCA found every master's Announce aged out (the page goes HOLDOVER).
+    /// `last` is the status while following it (statime forgets the master's identity and UTC
+    /// offset; the page keeps them through holdover).
+    MasterLost { last: PtpStatus },
 }
 
 /// The port's configuration (intervals as log2 seconds, ptp4l's `logSyncInterval` etc.).
@@ -134,6 +136,12 @@ pub struct PtpConfig {
     pub log_min_delay_req_interval: i8,
     /// Known delay asymmetry (IEEE 1588 delayAsymmetry), ns; 0 when unknown (the usual case).
     pub delay_asymmetry_ns: i64,
+    /// Offsets beyond this are stepped, not slewed, ns: ptp4l's `first_step_threshold` (20 µs),
+    /// not statime's 1 ms, else a first step made before the rate is known (100 ppm: 100 µs/s)
+    /// leaves tens of µs to slew away at the filter's steer time, ~15 s instead of ~5 s.
+    pub step_threshold_ns: i64,
+    /// The Kalman filter's time to slew an offset away, s (statime's default: 2).
+    pub steer_time_s: f64,
     pub seed: u64,
 }
 
@@ -148,6 +156,8 @@ impl PtpConfig {
             log_sync_interval: 0,
             log_min_delay_req_interval: 0,
             delay_asymmetry_ns: 0,
+            step_threshold_ns: 20_000,
+            steer_time_s: 1.0,
             seed: 1,
         }
     }
@@ -216,7 +226,12 @@ impl<R: RegisterAccess> PtpSlave<R> {
         };
         let rng = StatimeRng(SmallRng::seed_from_u64(config.seed));
         let clock = PtpClock::new(phc.clone());
-        let bmca: BmcaPort<R> = instance.add_port(port_config, KalmanConfiguration::default(), clock, rng);
+        let kalman = KalmanConfiguration {
+            step_threshold: Duration::from_nanos(config.step_threshold_ns),
+            steer_time: Duration::from_seconds(config.steer_time_s),
+            ..KalmanConfiguration::default()
+        };
+        let bmca: BmcaPort<R> = instance.add_port(port_config, kalman, clock, rng);
         let (port, actions) = bmca.end_bmca();
         let mut slave = Self {
             instance,
@@ -300,7 +315,6 @@ impl<R: RegisterAccess> PtpSlave<R> {
             self.collect_owned(actions, &mut out);
             out.push(SlaveOutput::ArmTimer { timer: Timer::Bmca, after: self.instance.bmca_interval() });
         } else {
-            let was_slave = matches!(self.last_status.state, PortState::Slave | PortState::Uncalibrated);
             let actions: Vec<_> = match timer {
                 Timer::Announce => port.handle_announce_timer(&mut NoForwardedTLVs).map(own).collect(),
                 Timer::Sync => port.handle_sync_timer().map(own).collect(),
@@ -309,10 +323,6 @@ impl<R: RegisterAccess> PtpSlave<R> {
                 Timer::FilterUpdate => port.handle_filter_update_timer().map(own).collect(),
                 Timer::Bmca => unreachable!("handled above"),
             };
-            if timer == Timer::AnnounceReceipt && was_slave {
-                log::warn!("ptp: announce receipt timeout, master {} lost", self.last_status.grandmaster);
-                out.push(SlaveOutput::MasterLost);
-            }
             self.collect_owned(actions, &mut out);
         }
         self.port = Some(port);
@@ -365,6 +375,11 @@ impl<R: RegisterAccess> PtpSlave<R> {
                 status.steps_removed
             );
             out.push(SlaveOutput::StatusChanged(status));
+            let was_slave = matches!(self.last_status.state, PortState::Slave | PortState::Uncalibrated);
+            if was_slave && status.state == PortState::Listening {
+                log::warn!("ptp: master {} lost (no Announce)", self.last_status.grandmaster);
+                out.push(SlaveOutput::MasterLost { last: self.last_status });
+            }
         }
         self.last_status = status;
         out
