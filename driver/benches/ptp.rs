@@ -21,7 +21,4 @@ fn main() {
         Some(mean) => println!("figure ptp_asymmetry_100ns_mean_offset_ns {mean:.1}"),
         None => println!("figure ptp_asymmetry_100ns_mean_offset_ns never"),
     }
-    for (t, s) in o.status_changes.iter().take(5) {
-        eprintln!("{t:8.3} s  {} gm {}", s.state, s.grandmaster);
-    }
 }

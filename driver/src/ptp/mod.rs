@@ -10,9 +10,11 @@
 //!
 //! Servo: statime's Kalman filter (statime-linux's default), not its basic filter and not our PI:
 //! it estimates offset, frequency and the path delay together and weighs Sync and Delay_Req
-//! measurements by their noise, which a PI fed statime's per-Sync offsets cannot.
+//! measurements by their noise, which a PI fed statime's per-Sync offsets cannot. [`gate`] keeps
+//! single bad packets from it (statime would step the clock on one mangled timestamp).
 
 pub mod clock;
+pub mod gate;
 pub mod simwire;
 pub mod slave;
 

@@ -85,6 +85,11 @@ pub struct WireScenario {
     pub log_announce_interval: i8,
     pub duration_s: f64,
     pub seed: u64,
+    /// Fraction of frames to the slave replaced by a mangled copy (random bytes changed,
+    /// truncated or extended): bad input from the wire.
+    pub mangle: f64,
+    /// A single Follow_Up whose preciseOriginTimestamp is this many ns off, at this second.
+    pub bad_follow_up: Option<(f64, i64)>,
 }
 
 impl WireScenario {
@@ -102,6 +107,8 @@ impl WireScenario {
             log_announce_interval: 0,
             duration_s: 120.0,
             seed: 1,
+            mangle: 0.0,
+            bad_follow_up: None,
         }
     }
 }
@@ -122,6 +129,9 @@ pub struct WireOutcome {
     pub lost_masters: Vec<ClockIdentity>,
     pub final_status: PtpStatus,
     pub frames_lost: u64,
+    pub frames_mangled: u64,
+    /// Measurements the slave's outlier gate dropped.
+    pub outliers_dropped: u64,
     pub delay_resps: u64,
 }
 
@@ -160,6 +170,7 @@ struct Sim {
     scenario: WireScenario,
     master_seq: Vec<(u16, u16)>,
     lost: u64,
+    mangled: u64,
     delay_resps: u64,
 }
 
@@ -179,6 +190,24 @@ impl Sim {
 
     fn jitter(&mut self) -> i128 {
         (self.gauss() * self.scenario.link.stamp_jitter_ns).round() as i128
+    }
+
+    /// A frame on its way to the slave, mangled with probability `mangle`.
+    fn send_to_slave(&mut self, t: u64, event: bool, mut data: Vec<u8>) {
+        if self.rng.random::<f64>() < self.scenario.mangle {
+            self.mangled += 1;
+            match self.rng.random_range(0..4) {
+                0 => data.truncate(self.rng.random_range(0..data.len())),
+                1 => data.extend((0..self.rng.random_range(1..64)).map(|_| self.rng.random::<u8>())),
+                _ => {
+                    for _ in 0..self.rng.random_range(1..4) {
+                        let i = self.rng.random_range(0..data.len());
+                        data[i] = self.rng.random();
+                    }
+                }
+            }
+        }
+        self.at(t, Ev::ToSlave { event, data });
     }
 
     fn lost(&mut self) -> bool {
@@ -240,14 +269,21 @@ impl Sim {
         let sync = self.header(m, SYNC, 44, seq, interval);
         let t1 = self.master_stamp(t);
         let mut follow_up = self.header(m, FOLLOW_UP, 44, seq, interval);
-        put_timestamp(&mut follow_up[34..44], t1);
+        let bad = match self.scenario.bad_follow_up {
+            Some((at, off)) if t >= (at * 1e9) as u64 => {
+                self.scenario.bad_follow_up = None;
+                off
+            }
+            _ => 0,
+        };
+        put_timestamp(&mut follow_up[34..44], t1 + Nanos(bad as i128));
         let d = self.ms_delay();
         if !self.lost() {
-            self.at(t + d, Ev::ToSlave { event: true, data: sync });
+            self.send_to_slave(t + d, true, sync);
         }
         if !self.lost() {
             // The Follow_Up leaves once the master has read its TX stamp.
-            self.at(t + 20_000 + d, Ev::ToSlave { event: false, data: follow_up });
+            self.send_to_slave(t + 20_000 + d, false, follow_up);
         }
     }
 
@@ -268,7 +304,7 @@ impl Sim {
         a[63] = 0x20; // timeSource: GNSS
         let d = self.ms_delay();
         if !self.lost() {
-            self.at(t + d, Ev::ToSlave { event: false, data: a });
+            self.send_to_slave(t + d, false, a);
         }
     }
 
@@ -286,7 +322,7 @@ impl Sim {
         let d = self.ms_delay();
         self.delay_resps += 1;
         if !self.lost() {
-            self.at(t + 30_000 + d, Ev::ToSlave { event: false, data: r });
+            self.send_to_slave(t + 30_000 + d, false, r);
         }
     }
 }
@@ -332,6 +368,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         scenario: scenario.clone(),
         master_seq: vec![(0, 0); scenario.masters.len()],
         lost: 0,
+        mangled: 0,
         delay_resps: 0,
     };
     let sync_every = interval_ns(scenario.log_sync_interval);
@@ -353,6 +390,8 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         lost_masters: Vec::new(),
         final_status: slave.status(),
         frames_lost: 0,
+        frames_mangled: 0,
+        outliers_dropped: 0,
         delay_resps: 0,
     };
     let mut outputs = first;
@@ -438,5 +477,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
     outcome.final_status = slave.status();
     outcome.frames_lost = sim.lost;
     outcome.delay_resps = sim.delay_resps;
+    outcome.frames_mangled = sim.mangled;
+    outcome.outliers_dropped = slave.outliers_dropped();
     Ok(outcome)
 }

@@ -4,7 +4,9 @@
 //! Slave-only (statime's `slave_only`), E2E delay, two-step; the port still runs the BMCA so it
 //! follows the best of several Announcers. One port per instance (an ordinary clock).
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use nicclock_uio::RegisterAccess;
 use rand::rngs::SmallRng;
@@ -13,12 +15,13 @@ use statime::config::{
     AcceptAnyMaster, DelayMechanism, InstanceConfig, LeapIndicator, PortConfig, PtpMinorVersion, SdoId,
     TimePropertiesDS, TimeSource,
 };
-use statime::filters::{KalmanConfiguration, KalmanFilter};
+use statime::filters::KalmanConfiguration;
 use statime::port::{InBmca, NoForwardedTLVs, Port, PortAction, Running, TimestampContext};
 use statime::time::{Duration, Interval};
 use statime::PtpInstance;
 
 use super::clock::{duration_ns, to_time, PtpClock, SharedPhc};
+use super::gate::{GateConfig, GatedKalman};
 use crate::clock::Nanos;
 
 /// An IEEE 1588 clock identity (EUI-64; from a MAC: its OUI, FF FE, its NIC part).
@@ -182,9 +185,9 @@ impl rand08::RngCore for StatimeRng {
     }
 }
 
-type Instance = PtpInstance<KalmanFilter>;
-type RunningPort<R> = Port<'static, Running, AcceptAnyMaster, StatimeRng, PtpClock<R>, KalmanFilter>;
-type BmcaPort<R> = Port<'static, InBmca, AcceptAnyMaster, StatimeRng, PtpClock<R>, KalmanFilter>;
+type Instance = PtpInstance<GatedKalman>;
+type RunningPort<R> = Port<'static, Running, AcceptAnyMaster, StatimeRng, PtpClock<R>, GatedKalman>;
+type BmcaPort<R> = Port<'static, InBmca, AcceptAnyMaster, StatimeRng, PtpClock<R>, GatedKalman>;
 
 /// One slave-only PTP port on our NIC clock.
 pub struct PtpSlave<R: RegisterAccess> {
@@ -194,6 +197,7 @@ pub struct PtpSlave<R: RegisterAccess> {
     port: Option<RunningPort<R>>,
     phc: SharedPhc<R>,
     contexts: HashMap<u32, TimestampContext>,
+    dropped: Rc<Cell<u64>>,
     next_token: u32,
     last_status: PtpStatus,
 }
@@ -226,18 +230,21 @@ impl<R: RegisterAccess> PtpSlave<R> {
         };
         let rng = StatimeRng(SmallRng::seed_from_u64(config.seed));
         let clock = PtpClock::new(phc.clone());
+        let dropped = Rc::new(Cell::new(0));
         let kalman = KalmanConfiguration {
             step_threshold: Duration::from_nanos(config.step_threshold_ns),
             steer_time: Duration::from_seconds(config.steer_time_s),
             ..KalmanConfiguration::default()
         };
-        let bmca: BmcaPort<R> = instance.add_port(port_config, kalman, clock, rng);
+        let bmca: BmcaPort<R> =
+            instance.add_port(port_config, GateConfig { kalman, dropped: dropped.clone() }, clock, rng);
         let (port, actions) = bmca.end_bmca();
         let mut slave = Self {
             instance,
             port: None,
             phc,
             contexts: HashMap::new(),
+            dropped,
             next_token: 0,
             last_status: PtpStatus {
                 state: PortState::Listening,
@@ -256,6 +263,11 @@ impl<R: RegisterAccess> PtpSlave<R> {
         slave.port = Some(port);
         out.push(SlaveOutput::ArmTimer { timer: Timer::Bmca, after: instance.bmca_interval() });
         (slave, out)
+    }
+
+    /// Measurements the outlier gate dropped (see [`super::gate`]).
+    pub fn outliers_dropped(&self) -> u64 {
+        self.dropped.get()
     }
 
     /// The NIC clock the port steers (the datapath converts raw stamps with it).

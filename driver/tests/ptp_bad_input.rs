@@ -1,0 +1,34 @@
+//! Bad input from the wire reaching the PTP slave (statime behind driver/src/ptp) on the simulated
+//! wire: mangled frames never panic, never step the clock and never keep it from locking; one
+//! Follow_Up with a wrong timestamp is dropped by the outlier gate (statime alone moved 5 µs).
+
+use nicclock_driver::ptp::simwire::{run, WireOutcome, WireScenario};
+use nicclock_driver::ptp::PortState;
+
+fn worst_after(o: &WireOutcome, from_s: f64) -> i64 {
+    o.offsets.iter().filter(|(t, _)| *t > from_s).map(|(_, x)| x.abs()).max().unwrap()
+}
+
+#[test]
+fn mangled_frames_neither_panic_nor_step() {
+    // Without the gate a mangled seconds field stepped the clock by 74 days.
+    let sc = WireScenario { duration_s: 60.0, mangle: 0.05, seed: 7, ..WireScenario::standard() };
+    let o = run(&sc).unwrap();
+    assert!(o.frames_mangled > 30, "only {} frames mangled", o.frames_mangled);
+    assert!(o.outliers_dropped > 0, "the gate saw no outlier");
+    assert_eq!(o.final_status.state, PortState::Slave);
+    let lock = o.lock_time_s.expect("locks despite 5 % mangled frames");
+    let worst = worst_after(&o, lock);
+    assert!(worst < 1_000, "with 5 % mangled frames the slave went {worst} ns off after lock");
+}
+
+#[test]
+fn one_follow_up_a_millisecond_off_is_dropped() {
+    // Without the gate: a 5 µs excursion, 8 s to recover.
+    let sc =
+        WireScenario { duration_s: 40.0, bad_follow_up: Some((30.0, 1_000_000)), ..WireScenario::standard() };
+    let o = run(&sc).unwrap();
+    assert!(o.outliers_dropped >= 1);
+    let worst = worst_after(&o, 30.0);
+    assert!(worst < 200, "one bad Follow_Up moved the slave {worst} ns");
+}
