@@ -104,3 +104,61 @@ impl<R: RegisterAccess> statime::Clock for PtpClock<R> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use statime::Clock as _;
+
+    use super::*;
+    use crate::clock::Steering;
+    use crate::model::{model, Quirks, INTEL};
+    use crate::regs;
+    use crate::sim::{SimConfig, SimModel, SimNic};
+    use crate::timesource::{TimeSource, VirtualTime};
+
+    fn clock(steering: Steering) -> (PtpClock<Arc<SimNic>>, Arc<SimNic>, Arc<VirtualTime>) {
+        let time = VirtualTime::new();
+        let nic = Arc::new(SimNic::new(SimConfig::ideal(), time.clone()));
+        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+        let phc = Phc::init(nic.clone(), m, Quirks::empty(), steering, time.clone()).unwrap();
+        (PtpClock::new(Rc::new(RefCell::new(phc))), nic, time)
+    }
+
+    #[test]
+    fn nanos_and_statime_time_round_trip() {
+        for ns in [0i128, 1, 999_999_999, 1_767_225_637_123_456_789] {
+            assert_eq!(from_time(to_time(Nanos(ns))), Nanos(ns));
+        }
+        assert_eq!(from_time(to_time(Nanos(-5))), Nanos(0), "before the epoch: 0");
+        assert_eq!(duration_ns(Duration::from_nanos(-1234)), -1234);
+    }
+
+    #[test]
+    fn rate_reaches_timinca_only_when_hardware_steered() {
+        let (mut hw, nic, _) = clock(Steering::Hardware);
+        let before = nic.read32(regs::TIMINCA);
+        hw.set_frequency(10.0).unwrap();
+        assert_ne!(nic.read32(regs::TIMINCA), before, "hardware steering writes TIMINCA");
+        let (mut sw, nic, time) = clock(Steering::Software);
+        let before = nic.read32(regs::TIMINCA);
+        let t0 = from_time(sw.now());
+        sw.set_frequency(100.0).unwrap();
+        assert_eq!(nic.read32(regs::TIMINCA), before, "software steering leaves TIMINCA alone");
+        time.wait_until(time.now_ns() + 1_000_000_000);
+        let elapsed = (from_time(sw.now()) - t0).as_i64();
+        // 1 s at +100 ppm on an ideal oscillator (to the tick), plus the reads' latency.
+        assert!((1_000_099_000..1_000_110_000).contains(&elapsed), "{elapsed}");
+    }
+
+    #[test]
+    fn steps_move_the_clock_by_the_offset() {
+        let (mut c, _, _) = clock(Steering::Hardware);
+        let before = from_time(c.now());
+        let after = from_time(c.step_clock(Duration::from_nanos(1_000_000)).unwrap());
+        let moved = (after - before).as_i64();
+        assert!((1_000_000..1_010_000).contains(&moved), "{moved}");
+        assert!(!c.lost());
+    }
+}
