@@ -32,3 +32,14 @@ fn one_follow_up_a_millisecond_off_is_dropped() {
     let worst = worst_after(&o, 30.0);
     assert!(worst < 200, "one bad Follow_Up moved the slave {worst} ns");
 }
+
+#[test]
+fn lost_tx_stamps_do_not_wedge_the_port() {
+    // A Delay_Req whose stamp never came is forgotten; the next one measures the delay.
+    let sc = WireScenario { duration_s: 60.0, tx_stamp_loss: 0.3, ..WireScenario::standard() };
+    let o = run(&sc).unwrap();
+    assert!(o.tx_stamps_lost > 50, "only {} TX stamps lost", o.tx_stamps_lost);
+    assert_eq!(o.final_status.state, PortState::Slave);
+    let lock = o.lock_time_s.expect("locks with 30 % of TX stamps lost");
+    assert!(worst_after(&o, lock + 5.0) < 500);
+}

@@ -88,6 +88,9 @@ pub struct WireScenario {
     /// Fraction of frames to the slave replaced by a mangled copy (random bytes changed,
     /// truncated or extended): bad input from the wire.
     pub mangle: f64,
+    /// Fraction of our event messages whose TX stamp never comes (the datapath's bounded wait
+    /// gives up and tells the port).
+    pub tx_stamp_loss: f64,
     /// A single Follow_Up whose preciseOriginTimestamp is this many ns off, at this second.
     pub bad_follow_up: Option<(f64, i64)>,
 }
@@ -108,6 +111,7 @@ impl WireScenario {
             duration_s: 120.0,
             seed: 1,
             mangle: 0.0,
+            tx_stamp_loss: 0.0,
             bad_follow_up: None,
         }
     }
@@ -130,6 +134,7 @@ pub struct WireOutcome {
     pub final_status: PtpStatus,
     pub frames_lost: u64,
     pub frames_mangled: u64,
+    pub tx_stamps_lost: u64,
     /// Measurements the slave's outlier gate dropped.
     pub outliers_dropped: u64,
     pub delay_resps: u64,
@@ -391,6 +396,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         final_status: slave.status(),
         frames_lost: 0,
         frames_mangled: 0,
+        tx_stamps_lost: 0,
         outliers_dropped: 0,
         delay_resps: 0,
     };
@@ -400,8 +406,13 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         for o in outputs.drain(..) {
             match o {
                 SlaveOutput::SendEvent { data, token } => {
-                    let t3 = phc.borrow().raw_to_ns(RawTime(nic.truth().raw)) + Nanos(sim.jitter());
-                    sim.at(now + 2_000, Ev::TxStamp(token, t3));
+                    if sim.rng.random::<f64>() < scenario.tx_stamp_loss {
+                        outcome.tx_stamps_lost += 1;
+                        slave.on_tx_timestamp_lost(token);
+                    } else {
+                        let t3 = phc.borrow().raw_to_ns(RawTime(nic.truth().raw)) + Nanos(sim.jitter());
+                        sim.at(now + 2_000, Ev::TxStamp(token, t3));
+                    }
                     for m in 0..scenario.masters.len() {
                         if sim.alive(m, now) && !sim.lost() {
                             let t = now + sim.sm_delay();

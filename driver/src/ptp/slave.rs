@@ -185,6 +185,9 @@ impl rand08::RngCore for StatimeRng {
     }
 }
 
+/// Sent event messages waiting for their TX stamp, at most (one is usual: one Delay_Req in flight).
+const MAX_UNSTAMPED: usize = 16;
+
 type Instance = PtpInstance<GatedKalman>;
 type RunningPort<R> = Port<'static, Running, AcceptAnyMaster, StatimeRng, PtpClock<R>, GatedKalman>;
 type BmcaPort<R> = Port<'static, InBmca, AcceptAnyMaster, StatimeRng, PtpClock<R>, GatedKalman>;
@@ -408,6 +411,14 @@ impl<R: RegisterAccess> PtpSlave<R> {
                 Action::Event(data, context) => {
                     let token = TxToken(self.next_token);
                     self.next_token = self.next_token.wrapping_add(1);
+                    if self.contexts.len() >= MAX_UNSTAMPED {
+                        // Stamps the datapath never reported: forget the oldest.
+                        if let Some(oldest) =
+                            self.contexts.keys().min_by_key(|k| k.wrapping_sub(token.0)).copied()
+                        {
+                            self.contexts.remove(&oldest);
+                        }
+                    }
                     self.contexts.insert(token.0, context);
                     out.push(SlaveOutput::SendEvent { data, token });
                 }
@@ -438,5 +449,61 @@ fn own(action: PortAction<'_>) -> Action {
         PortAction::ResetFilterUpdateTimer { duration } => Action::Timer(Timer::FilterUpdate, duration),
         // Transparent/boundary clocks forward TLVs; an ordinary slave has nowhere to.
         PortAction::ForwardTLV { .. } => Action::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Phc, Steering};
+    use crate::model::{model, Quirks, INTEL};
+    use crate::sim::{SimConfig, SimModel, SimNic};
+    use crate::timesource::VirtualTime;
+
+    fn slave() -> (PtpSlave<Arc<SimNic>>, Vec<SlaveOutput>) {
+        let time = VirtualTime::new();
+        let nic = Arc::new(SimNic::new(SimConfig::ideal(), time.clone()));
+        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+        let phc = Phc::init(nic, m, Quirks::empty(), Steering::Hardware, time).unwrap();
+        PtpSlave::new(
+            PtpConfig::new(ClockIdentity::from_mac([0, 0x1b, 0x21, 1, 2, 3])),
+            Rc::new(RefCell::new(phc)),
+        )
+    }
+
+    #[test]
+    fn clock_identity_from_mac_reads_like_ptp4l() {
+        let id = ClockIdentity::from_mac([0x00, 0x1b, 0x21, 0x12, 0x34, 0x56]);
+        assert_eq!(id.to_string(), "001b21.fffe.123456");
+    }
+
+    #[test]
+    fn starts_listening_with_its_timers() {
+        let (s, out) = slave();
+        assert_eq!(s.status().state, PortState::Listening);
+        assert_eq!(s.status().grandmaster, ClockIdentity::from_mac([0, 0x1b, 0x21, 1, 2, 3]));
+        let timers: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                SlaveOutput::ArmTimer { timer, .. } => Some(*timer),
+                _ => None,
+            })
+            .collect();
+        assert!(timers.contains(&Timer::AnnounceReceipt) && timers.contains(&Timer::Bmca), "{out:?}");
+    }
+
+    #[test]
+    fn stray_stamps_and_garbage_are_ignored() {
+        let (mut s, _) = slave();
+        assert!(s.on_tx_timestamp(TxToken(7), Nanos(1)).is_empty(), "a stamp nobody asked for");
+        for data in [&[][..], &[0x12][..], &[0x0b, 0x02, 0, 64][..], &[0xff; 200][..]] {
+            assert!(s.on_general(data).is_empty());
+            assert!(s.on_event(data, Nanos(5)).is_empty());
+        }
+        assert_eq!(s.status().state, PortState::Listening);
+        assert!(s.on_timer(Timer::Sync).iter().all(|o| !matches!(o, SlaveOutput::SendEvent { .. })));
     }
 }
