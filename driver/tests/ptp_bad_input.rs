@@ -18,6 +18,7 @@ fn mangled_frames_neither_panic_nor_step() {
     assert!(o.outliers_dropped > 0, "the gate saw no outlier");
     assert_eq!(o.final_status.state, PortState::Slave);
     let lock = o.lock_time_s.expect("locks despite 5 % mangled frames");
+    assert!(o.steps.iter().all(|(t, _)| *t < lock), "a mangled frame stepped the clock: {:?}", o.steps);
     let worst = worst_after(&o, lock);
     assert!(worst < 1_000, "with 5 % mangled frames the slave went {worst} ns off after lock");
 }

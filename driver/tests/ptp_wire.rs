@@ -35,6 +35,12 @@ fn slave_follows_the_master_and_converges() {
     let worst = worst_over_last(&o, 20.0);
     assert!(worst < 500, "the slave wanders {worst} ns from the master's clock");
     assert!(o.frames_lost > 0, "the link loses frames (1 %)");
+    // Stepped onto the master's time once SLAVE (the clock starts at 0, the master at TAI), and
+    // never after lock; each step reported.
+    let (first_at, first) = o.steps[0];
+    assert!(first_at >= slave_at && first > 1_700_000_000_000_000_000, "{:?}", o.steps);
+    let lock = o.lock_time_s.unwrap();
+    assert!(o.steps.iter().all(|(t, _)| *t < lock), "a step after lock: {:?}", o.steps);
 }
 
 #[test]
@@ -90,6 +96,7 @@ fn other_domains_are_ignored() {
     assert!(o.status_changes.is_empty(), "{:?}", o.status_changes);
     assert_eq!(o.final_status.state, PortState::Listening);
     assert_eq!(o.delay_resps, 0, "no Delay_Req sent");
+    assert!(o.steps.is_empty(), "{:?}", o.steps);
     // Never stepped: still counting from 0 while the master is at TAI.
     let last = o.offsets.last().unwrap().1;
     assert!(last < -1_000_000_000_000_000_000, "clock moved to {last}");

@@ -35,11 +35,18 @@ pub struct PtpClock<R> {
     /// The last time read, returned by `now` once the device is gone (statime's `now` cannot fail).
     last: Cell<Nanos>,
     lost: Cell<bool>,
+    /// Steps made since the owner last took them, ns (the page posts a STEP event for each).
+    steps: Rc<RefCell<Vec<i64>>>,
 }
 
 impl<R: RegisterAccess> PtpClock<R> {
     pub fn new(phc: SharedPhc<R>) -> Self {
-        Self { phc, last: Cell::new(Nanos(0)), lost: Cell::new(false) }
+        Self { phc, last: Cell::new(Nanos(0)), lost: Cell::new(false), steps: Rc::default() }
+    }
+
+    /// Where the steps this clock makes are recorded (shared with whoever reports them).
+    pub fn steps(&self) -> Rc<RefCell<Vec<i64>>> {
+        self.steps.clone()
     }
 
     /// Whether a read failed because the NIC went away (the daemon's device-lost path decides).
@@ -83,6 +90,7 @@ impl<R: RegisterAccess> statime::Clock for PtpClock<R> {
             log::warn!("ptp: step asked {} ns, the hardware moved {} ns", m.asked_ns, m.moved_ns);
         }
         self.checked(r)?;
+        self.steps.borrow_mut().push(delta.as_i64());
         let now = self.checked(self.phc.borrow_mut().now())?;
         self.last.set(now);
         Ok(to_time(now))
@@ -159,6 +167,7 @@ mod tests {
         let after = from_time(c.step_clock(Duration::from_nanos(1_000_000)).unwrap());
         let moved = (after - before).as_i64();
         assert!((1_000_000..1_010_000).contains(&moved), "{moved}");
+        assert_eq!(*c.steps().borrow(), vec![1_000_000]);
         assert!(!c.lost());
     }
 }

@@ -135,6 +135,8 @@ pub struct WireOutcome {
     pub frames_lost: u64,
     pub frames_mangled: u64,
     pub tx_stamps_lost: u64,
+    /// Every step the filter made: (seconds, ns).
+    pub steps: Vec<(f64, i64)>,
     /// Measurements the slave's outlier gate dropped.
     pub outliers_dropped: u64,
     pub delay_resps: u64,
@@ -397,6 +399,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         frames_lost: 0,
         frames_mangled: 0,
         tx_stamps_lost: 0,
+        steps: Vec::new(),
         outliers_dropped: 0,
         delay_resps: 0,
     };
@@ -421,6 +424,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     }
                 }
                 SlaveOutput::SendGeneral { .. } => {}
+                SlaveOutput::Stepped { ns } => outcome.steps.push((now as f64 / 1e9, ns)),
                 SlaveOutput::ArmTimer { timer, after } => {
                     let gen = sim.timer_gen.entry(timer).or_insert(0);
                     *gen += 1;

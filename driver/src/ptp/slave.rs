@@ -4,7 +4,7 @@
 //! Slave-only (statime's `slave_only`), E2E delay, two-step; the port still runs the BMCA so it
 //! follows the best of several Announcers. One port per instance (an ordinary clock).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -121,6 +121,8 @@ pub enum SlaveOutput {
     ArmTimer { timer: Timer, after: std::time::Duration },
     /// The port state or the reference changed.
     StatusChanged(PtpStatus),
+    /// The filter stepped the clock by this many ns (the page posts a STEP event).
+    Stepped { ns: i64 },
     /// The port left SLAVE for LISTENING: no Announce from its master within the announce receipt
     /// timeout, or the BMCA found every master's Announce aged out (the page goes HOLDOVER).
     /// `last` is the status while following it (statime forgets the master's identity and UTC
@@ -201,6 +203,7 @@ pub struct PtpSlave<R: RegisterAccess> {
     phc: SharedPhc<R>,
     contexts: HashMap<u32, TimestampContext>,
     dropped: Rc<Cell<u64>>,
+    steps: Rc<RefCell<Vec<i64>>>,
     next_token: u32,
     last_status: PtpStatus,
 }
@@ -233,6 +236,7 @@ impl<R: RegisterAccess> PtpSlave<R> {
         };
         let rng = StatimeRng(SmallRng::seed_from_u64(config.seed));
         let clock = PtpClock::new(phc.clone());
+        let steps = clock.steps();
         let dropped = Rc::new(Cell::new(0));
         let kalman = KalmanConfiguration {
             step_threshold: Duration::from_nanos(config.step_threshold_ns),
@@ -248,6 +252,7 @@ impl<R: RegisterAccess> PtpSlave<R> {
             phc,
             contexts: HashMap::new(),
             dropped,
+            steps,
             next_token: 0,
             last_status: PtpStatus {
                 state: PortState::Listening,
@@ -376,6 +381,7 @@ impl<R: RegisterAccess> PtpSlave<R> {
     }
 
     fn finish(&mut self, mut out: Vec<SlaveOutput>) -> Vec<SlaveOutput> {
+        out.extend(self.steps.borrow_mut().drain(..).map(|ns| SlaveOutput::Stepped { ns }));
         let status = self.status();
         let changed = |a: &PtpStatus, b: &PtpStatus| {
             (a.state, a.grandmaster, a.steps_removed, a.utc_offset_s, a.leap61, a.leap59)
@@ -454,7 +460,6 @@ fn own(action: PortAction<'_>) -> Action {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::sync::Arc;
 
     use super::*;
