@@ -209,7 +209,8 @@ pub struct PtpSlave<R: RegisterAccess> {
 }
 
 impl<R: RegisterAccess> PtpSlave<R> {
-    /// A port in LISTENING, and the outputs to start it (its first timers).
+    /// A port in LISTENING, and the outputs to start it (its first timers). statime's port borrows
+    /// its instance, so each call leaks one small instance: make one per daemon run.
     pub fn new(config: PtpConfig, phc: SharedPhc<R>) -> (Self, Vec<SlaveOutput>) {
         let instance_config = InstanceConfig {
             clock_identity: statime::config::ClockIdentity(config.identity.0),
