@@ -2,9 +2,11 @@
 //! correction field) must not step or yank the clock, so measurements far off the recent ones wait.
 //!
 //! Per kind (Sync: t2−t1; Delay_Req: t3−t4) the gate compares each raw offset with the last one
-//! accepted; beyond max(1 µs, 10 × the mean recent difference) it is dropped and counted. Eight
-//! drops in a row mean the master really moved (it stepped): the next one is let through. A clock
-//! step by the filter restarts the gate (raw offsets jump with it).
+//! accepted; beyond max(1 µs, 10 × the mean recent difference) it is dropped and counted. The
+//! reference is set only by two measurements in a row that agree (within 1 ms): at start, after a
+//! clock step by the filter (raw offsets jump with it), and after eight drops in a row (the master
+//! really moved). One mangled timestamp therefore never reaches the filter, which matters beyond
+//! accuracy: statime 0.4.0's Kalman filter overflows its time arithmetic on some absurd steps.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -19,8 +21,11 @@ use statime::Clock;
 pub const FLOOR_NS: f64 = 1_000.0;
 /// Beyond this many mean differences a raw offset is an outlier.
 pub const K: f64 = 10.0;
-/// Consecutive outliers after which the gate believes them.
+/// Consecutive outliers after which the gate starts acquiring afresh.
 pub const MAX_DROPS: u32 = 8;
+/// Two measurements in a row closer than this set the gate's reference, ns (100 ppm over 1 s with
+/// margin: before lock consecutive raw offsets move at the oscillator's error).
+pub const ACQUIRE_NS: f64 = 1_000_000.0;
 
 /// The gated filter's configuration: Kalman's, and the counter of dropped measurements.
 #[derive(Clone)]
@@ -33,29 +38,33 @@ pub struct GateConfig {
 struct Gate {
     last: Option<f64>,
     spread: Option<f64>,
+    /// While acquiring: the previous measurement, which the next must agree with.
+    candidate: Option<f64>,
     drops: u32,
 }
 
 impl Gate {
     fn admit(&mut self, v: f64) -> bool {
-        let Some(last) = self.last else {
-            self.last = Some(v);
+        let (Some(last), Some(spread)) = (self.last, self.spread) else {
+            // Acquiring (at start, after a step, after a burst of outliers): two measurements in a
+            // row that agree, so that no single packet sets the reference.
+            let agree = self.candidate.map(|c| (v - c).abs()).filter(|d| *d <= ACQUIRE_NS);
+            self.candidate = Some(v);
+            let Some(d) = agree else { return false };
+            *self = Self { last: Some(v), spread: Some(d), candidate: None, drops: 0 };
             return true;
         };
         let d = (v - last).abs();
-        if let Some(s) = self.spread {
-            if d > FLOOR_NS.max(K * s) && self.drops < MAX_DROPS {
-                self.drops += 1;
-                return false;
+        if d > FLOOR_NS.max(K * spread) {
+            self.drops += 1;
+            if self.drops >= MAX_DROPS {
+                // The master moved (or we did): acquire afresh.
+                *self = Self::default();
             }
-        }
-        if self.drops >= MAX_DROPS {
-            // The master moved: learn afresh from here.
-            self.spread = None;
-        } else {
-            self.spread = Some(self.spread.map_or(d, |s| s + (d - s) / 16.0));
+            return false;
         }
         self.drops = 0;
+        self.spread = Some(spread + (d - spread) / 16.0);
         self.last = Some(v);
         true
     }
@@ -150,18 +159,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gate_drops_a_lone_outlier_and_believes_a_lasting_move() {
+    fn gate_drops_a_lone_outlier_and_follows_a_lasting_move() {
         let mut g = Gate::default();
+        assert!(!g.admit(1e15), "a lone first value sets nothing");
+        assert!(!g.admit(5_000.0), "nor does one that disagrees with it");
+        assert!(g.admit(5_020.0), "two that agree do");
         for i in 0..20 {
             assert!(g.admit(5_000.0 + (i % 3) as f64 * 20.0));
         }
         assert!(!g.admit(5_000.0 + 1e9), "one packet a second off");
         assert!(g.admit(5_010.0), "the next good one passes");
-        // The master steps by 1 ms: dropped MAX_DROPS times, then believed.
+        // The master steps by 1 ms: dropped MAX_DROPS times, then acquired afresh (two in a row).
         for _ in 0..MAX_DROPS {
             assert!(!g.admit(1_005_000.0));
         }
-        assert!(g.admit(1_005_000.0));
+        assert!(!g.admit(1_005_010.0));
         assert!(g.admit(1_005_020.0));
+        assert!(g.admit(1_005_000.0));
     }
 }
