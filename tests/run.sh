@@ -22,6 +22,8 @@ step "reader benchmarks (ratios are printed, not asserted)"
 cargo bench -p nicclock --bench readers
 step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
+step "PTP slave benchmark (figures on the simulated wire, message level)"
+cargo bench -p nicclock-driver --bench ptp
 step "the lab runner's QMP relay against a fake monitor (device_del waits for DEVICE_DELETED)"
 timeout 120 bash qemu/tests/qmp-gate.sh
 step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; systemd + udev)"

@@ -16,6 +16,7 @@ pub mod ntpshm;
 pub mod pin_scenario;
 pub mod pins;
 pub mod pps;
+pub mod ptp;
 pub mod publish;
 pub mod reference;
 pub mod regs;

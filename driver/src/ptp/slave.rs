@@ -1,0 +1,517 @@
+//! A sans-IO PTP slave port over statime: received payloads with their hardware RX stamps, the TX
+//! stamps of our sent event messages and timer expiries in; payloads, timers and state out.
+//!
+//! Slave-only (statime's `slave_only`), E2E delay, two-step; the port still runs the BMCA so it
+//! follows the best of several Announcers. One port per instance (an ordinary clock).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use nicclock_uio::RegisterAccess;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use statime::config::{
+    AcceptAnyMaster, DelayMechanism, InstanceConfig, LeapIndicator, PortConfig, PtpMinorVersion, SdoId,
+    TimePropertiesDS, TimeSource,
+};
+use statime::filters::KalmanConfiguration;
+use statime::port::{InBmca, NoForwardedTLVs, Port, PortAction, Running, TimestampContext};
+use statime::time::{Duration, Interval};
+use statime::PtpInstance;
+
+use super::clock::{duration_ns, to_time, PtpClock, SharedPhc};
+use super::gate::{GateConfig, GatedKalman};
+use crate::clock::Nanos;
+
+/// An IEEE 1588 clock identity (EUI-64; from a MAC: its OUI, FF FE, its NIC part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ClockIdentity(pub [u8; 8]);
+
+impl ClockIdentity {
+    pub fn from_mac(mac: [u8; 6]) -> Self {
+        Self([mac[0], mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]])
+    }
+}
+
+impl std::fmt::Display for ClockIdentity {
+    /// ptp4l's spelling: `001b21.fffe.123456`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]
+        )
+    }
+}
+
+/// The port's state, as IEEE 1588 names it (statime has no PRE_MASTER/UNCALIBRATED of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    Initializing,
+    Faulty,
+    Disabled,
+    Listening,
+    PreMaster,
+    Master,
+    Passive,
+    Uncalibrated,
+    Slave,
+}
+
+impl std::fmt::Display for PortState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Self::Initializing => "INITIALIZING",
+            Self::Faulty => "FAULTY",
+            Self::Disabled => "DISABLED",
+            Self::Listening => "LISTENING",
+            Self::PreMaster => "PRE_MASTER",
+            Self::Master => "MASTER",
+            Self::Passive => "PASSIVE",
+            Self::Uncalibrated => "UNCALIBRATED",
+            Self::Slave => "SLAVE",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What the port knows of its reference, for the page and `nicclock status`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PtpStatus {
+    pub state: PortState,
+    /// The grandmaster followed (ours while no master is known).
+    pub grandmaster: ClockIdentity,
+    pub steps_removed: u16,
+    /// TAI−UTC from the master's Announce, when it says it is valid.
+    pub utc_offset_s: Option<i16>,
+    pub leap61: bool,
+    pub leap59: bool,
+    pub ptp_timescale: bool,
+    /// The filter's current offset from the master and mean path delay (slave state only), ns.
+    pub offset_ns: Option<i64>,
+    pub mean_delay_ns: Option<i64>,
+}
+
+/// The port's timers: each output [`SlaveOutput::ArmTimer`] (re)arms one; expiry → [`PtpSlave::on_timer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    Announce,
+    Sync,
+    DelayRequest,
+    AnnounceReceipt,
+    FilterUpdate,
+    /// The BMCA's periodic run (the shortest announce interval).
+    Bmca,
+}
+
+/// Names a sent event message whose TX stamp the port waits for ([`PtpSlave::on_tx_timestamp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TxToken(u32);
+
+/// What the port asks of the datapath and reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlaveOutput {
+    /// Send on the event port/ethertype (319; Sync, Delay_Req), stamp it, and hand the stamp back.
+    SendEvent { data: Vec<u8>, token: TxToken },
+    /// Send on the general port (320; Announce, Follow_Up, Delay_Resp), no stamp.
+    SendGeneral { data: Vec<u8> },
+    /// (Re)arm `timer` to expire `after` from now.
+    ArmTimer { timer: Timer, after: std::time::Duration },
+    /// The port state or the reference changed.
+    StatusChanged(PtpStatus),
+    /// The filter stepped the clock by this many ns (the page posts a STEP event).
+    Stepped { ns: i64 },
+    /// The port left SLAVE for LISTENING: no Announce from its master within the announce receipt
+    /// timeout, or the BMCA found every master's Announce aged out (the page goes HOLDOVER).
+    /// `last` is the status while following it (statime forgets the master's identity and UTC
+    /// offset; the page keeps them through holdover).
+    MasterLost { last: PtpStatus },
+}
+
+/// The port's configuration (intervals as log2 seconds, ptp4l's `logSyncInterval` etc.).
+#[derive(Debug, Clone, Copy)]
+pub struct PtpConfig {
+    pub identity: ClockIdentity,
+    pub domain: u8,
+    pub log_announce_interval: i8,
+    pub announce_receipt_timeout: u8,
+    pub log_sync_interval: i8,
+    pub log_min_delay_req_interval: i8,
+    /// Known delay asymmetry (IEEE 1588 delayAsymmetry), ns; 0 when unknown (the usual case).
+    pub delay_asymmetry_ns: i64,
+    /// Offsets beyond this are stepped, not slewed, ns: 50 µs (ptp4l's `first_step_threshold` is
+    /// 20 µs), not statime's 1 ms, else a first step made before the rate is known (100 ppm:
+    /// 100 µs/s) leaves tens of µs to slew away; below 50 µs a 100 ppm oscillator stepped again
+    /// every 250 ms until the filter knew its rate.
+    pub step_threshold_ns: i64,
+    /// The Kalman filter's time to slew an offset away, s (statime's default: 2; 0.5 locks a
+    /// 100 ppm oscillator in ~6 s instead of ~15 s at the same RMS on the simulated wire).
+    pub steer_time_s: f64,
+    pub seed: u64,
+}
+
+impl PtpConfig {
+    /// ptp4l's defaults (domain 0, announce 2 s ×3, sync 1 s, delay_req 1 s) for `identity`.
+    pub fn new(identity: ClockIdentity) -> Self {
+        Self {
+            identity,
+            domain: 0,
+            log_announce_interval: 1,
+            announce_receipt_timeout: 3,
+            log_sync_interval: 0,
+            log_min_delay_req_interval: 0,
+            delay_asymmetry_ns: 0,
+            step_threshold_ns: 50_000,
+            steer_time_s: 0.5,
+            seed: 1,
+        }
+    }
+}
+
+/// Our RNG in the shape statime's API wants (rand 0.8's `RngCore`): timer jitter only.
+pub struct StatimeRng(SmallRng);
+
+impl rand08::RngCore for StatimeRng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand08::Error> {
+        self.0.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// Sent event messages waiting for their TX stamp, at most (one is usual: one Delay_Req in flight).
+const MAX_UNSTAMPED: usize = 16;
+
+type Instance = PtpInstance<GatedKalman>;
+type RunningPort<R> = Port<'static, Running, AcceptAnyMaster, StatimeRng, PtpClock<R>, GatedKalman>;
+type BmcaPort<R> = Port<'static, InBmca, AcceptAnyMaster, StatimeRng, PtpClock<R>, GatedKalman>;
+
+/// One slave-only PTP port on our NIC clock.
+pub struct PtpSlave<R: RegisterAccess> {
+    /// statime's port borrows its instance: one instance per daemon, leaked to be `'static`.
+    instance: &'static Instance,
+    /// Always `Some` between calls (the BMCA takes the port out and puts it back).
+    port: Option<RunningPort<R>>,
+    phc: SharedPhc<R>,
+    contexts: HashMap<u32, TimestampContext>,
+    dropped: Rc<Cell<u64>>,
+    steps: Rc<RefCell<Vec<i64>>>,
+    next_token: u32,
+    last_status: PtpStatus,
+}
+
+impl<R: RegisterAccess> PtpSlave<R> {
+    /// A port in LISTENING, and the outputs to start it (its first timers). statime's port borrows
+    /// its instance, so each call leaks one small instance: make one per daemon run.
+    pub fn new(config: PtpConfig, phc: SharedPhc<R>) -> (Self, Vec<SlaveOutput>) {
+        let instance_config = InstanceConfig {
+            clock_identity: statime::config::ClockIdentity(config.identity.0),
+            priority_1: 255,
+            priority_2: 255,
+            domain_number: config.domain,
+            sdo_id: SdoId::default(),
+            slave_only: true,
+            path_trace: false,
+        };
+        let properties = TimePropertiesDS::new_arbitrary_time(false, false, TimeSource::InternalOscillator);
+        let instance: &'static Instance = Box::leak(Box::new(PtpInstance::new(instance_config, properties)));
+        let port_config = PortConfig {
+            acceptable_master_list: AcceptAnyMaster,
+            delay_mechanism: DelayMechanism::E2E {
+                interval: Interval::from_log_2(config.log_min_delay_req_interval),
+            },
+            announce_interval: Interval::from_log_2(config.log_announce_interval),
+            announce_receipt_timeout: config.announce_receipt_timeout,
+            sync_interval: Interval::from_log_2(config.log_sync_interval),
+            master_only: false,
+            delay_asymmetry: Duration::from_nanos(config.delay_asymmetry_ns),
+            minor_ptp_version: PtpMinorVersion::One,
+        };
+        let rng = StatimeRng(SmallRng::seed_from_u64(config.seed));
+        let clock = PtpClock::new(phc.clone());
+        let steps = clock.steps();
+        let dropped = Rc::new(Cell::new(0));
+        let kalman = KalmanConfiguration {
+            step_threshold: Duration::from_nanos(config.step_threshold_ns),
+            steer_time: Duration::from_seconds(config.steer_time_s),
+            ..KalmanConfiguration::default()
+        };
+        let bmca: BmcaPort<R> =
+            instance.add_port(port_config, GateConfig { kalman, dropped: dropped.clone() }, clock, rng);
+        let (port, actions) = bmca.end_bmca();
+        let mut slave = Self {
+            instance,
+            port: None,
+            phc,
+            contexts: HashMap::new(),
+            dropped,
+            steps,
+            next_token: 0,
+            last_status: PtpStatus {
+                state: PortState::Listening,
+                grandmaster: config.identity,
+                steps_removed: 0,
+                utc_offset_s: None,
+                leap61: false,
+                leap59: false,
+                ptp_timescale: false,
+                offset_ns: None,
+                mean_delay_ns: None,
+            },
+        };
+        let mut out = Vec::new();
+        slave.collect(actions, &mut out);
+        slave.port = Some(port);
+        out.push(SlaveOutput::ArmTimer { timer: Timer::Bmca, after: instance.bmca_interval() });
+        (slave, out)
+    }
+
+    /// Measurements the outlier gate dropped (see [`super::gate`]).
+    pub fn outliers_dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+
+    /// The NIC clock the port steers (the datapath converts raw stamps with it).
+    pub fn phc(&self) -> &SharedPhc<R> {
+        &self.phc
+    }
+
+    /// A payload received on the event port with its RX hardware stamp (disciplined time).
+    pub fn on_event(&mut self, data: &[u8], rx: Nanos) -> Vec<SlaveOutput> {
+        let mut out = Vec::new();
+        let mut port = self.port.take().expect("port present between calls");
+        let actions: Vec<_> = port.handle_event_receive(data, to_time(rx)).map(own).collect();
+        self.collect_owned(actions, &mut out);
+        self.port = Some(port);
+        self.finish(out)
+    }
+
+    /// A payload received on the general port.
+    pub fn on_general(&mut self, data: &[u8]) -> Vec<SlaveOutput> {
+        let mut out = Vec::new();
+        let mut port = self.port.take().expect("port present between calls");
+        let actions: Vec<_> = port.handle_general_receive(data).map(own).collect();
+        self.collect_owned(actions, &mut out);
+        self.port = Some(port);
+        self.finish(out)
+    }
+
+    /// The TX stamp of the event message `token` named (disciplined time).
+    pub fn on_tx_timestamp(&mut self, token: TxToken, tx: Nanos) -> Vec<SlaveOutput> {
+        let mut out = Vec::new();
+        let Some(context) = self.contexts.remove(&token.0) else {
+            log::warn!("ptp: TX stamp for an unknown or already stamped message");
+            return out;
+        };
+        let mut port = self.port.take().expect("port present between calls");
+        let actions: Vec<_> = port.handle_send_timestamp(context, to_time(tx)).map(own).collect();
+        self.collect_owned(actions, &mut out);
+        self.port = Some(port);
+        self.finish(out)
+    }
+
+    /// A sent event message whose stamp never came (counted by the datapath): forget it.
+    pub fn on_tx_timestamp_lost(&mut self, token: TxToken) {
+        self.contexts.remove(&token.0);
+    }
+
+    /// `timer` expired.
+    pub fn on_timer(&mut self, timer: Timer) -> Vec<SlaveOutput> {
+        let mut out = Vec::new();
+        let mut port = self.port.take().expect("port present between calls");
+        if timer == Timer::Bmca {
+            let mut bmca = port.start_bmca();
+            self.instance.bmca(&mut [&mut bmca]);
+            let (running, actions) = bmca.end_bmca();
+            port = running;
+            let actions: Vec<_> = actions.map(own).collect();
+            self.collect_owned(actions, &mut out);
+            out.push(SlaveOutput::ArmTimer { timer: Timer::Bmca, after: self.instance.bmca_interval() });
+        } else {
+            let actions: Vec<_> = match timer {
+                Timer::Announce => port.handle_announce_timer(&mut NoForwardedTLVs).map(own).collect(),
+                Timer::Sync => port.handle_sync_timer().map(own).collect(),
+                Timer::DelayRequest => port.handle_delay_request_timer().map(own).collect(),
+                Timer::AnnounceReceipt => port.handle_announce_receipt_timer().map(own).collect(),
+                Timer::FilterUpdate => port.handle_filter_update_timer().map(own).collect(),
+                Timer::Bmca => unreachable!("handled above"),
+            };
+            self.collect_owned(actions, &mut out);
+        }
+        self.port = Some(port);
+        self.finish(out)
+    }
+
+    /// The port's state and reference now.
+    pub fn status(&self) -> PtpStatus {
+        let port = self.port.as_ref().expect("port present between calls");
+        let state = match port.port_ds().port_state {
+            statime::observability::port::PortState::Initializing => PortState::Initializing,
+            statime::observability::port::PortState::Faulty => PortState::Faulty,
+            statime::observability::port::PortState::Disabled => PortState::Disabled,
+            statime::observability::port::PortState::Listening => PortState::Listening,
+            statime::observability::port::PortState::PreMaster => PortState::PreMaster,
+            statime::observability::port::PortState::Master => PortState::Master,
+            statime::observability::port::PortState::Passive => PortState::Passive,
+            statime::observability::port::PortState::Uncalibrated => PortState::Uncalibrated,
+            statime::observability::port::PortState::Slave => PortState::Slave,
+        };
+        let estimate = port.port_current_ds_contribution();
+        let parent = self.instance.parent_ds();
+        let current = self.instance.current_ds(None);
+        let tp = self.instance.time_properties_ds();
+        PtpStatus {
+            state,
+            grandmaster: ClockIdentity(parent.grandmaster_identity.0),
+            steps_removed: current.steps_removed,
+            utc_offset_s: tp.utc_offset(),
+            leap61: tp.leap_indicator() == LeapIndicator::Leap61,
+            leap59: tp.leap_indicator() == LeapIndicator::Leap59,
+            ptp_timescale: tp.is_ptp(),
+            offset_ns: estimate.as_ref().map(|e| duration_ns(e.offset_from_master) as i64),
+            mean_delay_ns: estimate.as_ref().map(|e| duration_ns(e.mean_delay) as i64),
+        }
+    }
+
+    fn finish(&mut self, mut out: Vec<SlaveOutput>) -> Vec<SlaveOutput> {
+        out.extend(self.steps.borrow_mut().drain(..).map(|ns| SlaveOutput::Stepped { ns }));
+        let status = self.status();
+        let changed = |a: &PtpStatus, b: &PtpStatus| {
+            (a.state, a.grandmaster, a.steps_removed, a.utc_offset_s, a.leap61, a.leap59)
+                != (b.state, b.grandmaster, b.steps_removed, b.utc_offset_s, b.leap61, b.leap59)
+        };
+        if changed(&status, &self.last_status) {
+            log::info!(
+                "ptp: port {} -> {}, grandmaster {} steps removed {}",
+                self.last_status.state,
+                status.state,
+                status.grandmaster,
+                status.steps_removed
+            );
+            out.push(SlaveOutput::StatusChanged(status));
+            let was_slave = matches!(self.last_status.state, PortState::Slave | PortState::Uncalibrated);
+            if was_slave && status.state == PortState::Listening {
+                log::warn!("ptp: master {} lost (no Announce)", self.last_status.grandmaster);
+                out.push(SlaveOutput::MasterLost { last: self.last_status });
+            }
+        }
+        self.last_status = status;
+        out
+    }
+
+    fn collect(&mut self, actions: statime::port::PortActionIterator<'_>, out: &mut Vec<SlaveOutput>) {
+        let owned: Vec<_> = actions.map(own).collect();
+        self.collect_owned(owned, out);
+    }
+
+    fn collect_owned(&mut self, actions: Vec<Action>, out: &mut Vec<SlaveOutput>) {
+        for action in actions {
+            match action {
+                Action::Event(data, context) => {
+                    let token = TxToken(self.next_token);
+                    self.next_token = self.next_token.wrapping_add(1);
+                    if self.contexts.len() >= MAX_UNSTAMPED {
+                        // Stamps the datapath never reported: forget the oldest.
+                        if let Some(oldest) =
+                            self.contexts.keys().min_by_key(|k| k.wrapping_sub(token.0)).copied()
+                        {
+                            self.contexts.remove(&oldest);
+                        }
+                    }
+                    self.contexts.insert(token.0, context);
+                    out.push(SlaveOutput::SendEvent { data, token });
+                }
+                Action::General(data) => out.push(SlaveOutput::SendGeneral { data }),
+                Action::Timer(timer, after) => out.push(SlaveOutput::ArmTimer { timer, after }),
+                Action::None => {}
+            }
+        }
+    }
+}
+
+/// A statime action with its borrowed payload copied out (the port's buffer is reused).
+enum Action {
+    Event(Vec<u8>, TimestampContext),
+    General(Vec<u8>),
+    Timer(Timer, std::time::Duration),
+    None,
+}
+
+fn own(action: PortAction<'_>) -> Action {
+    match action {
+        PortAction::SendEvent { context, data, .. } => Action::Event(data.to_vec(), context),
+        PortAction::SendGeneral { data, .. } => Action::General(data.to_vec()),
+        PortAction::ResetAnnounceTimer { duration } => Action::Timer(Timer::Announce, duration),
+        PortAction::ResetSyncTimer { duration } => Action::Timer(Timer::Sync, duration),
+        PortAction::ResetDelayRequestTimer { duration } => Action::Timer(Timer::DelayRequest, duration),
+        PortAction::ResetAnnounceReceiptTimer { duration } => Action::Timer(Timer::AnnounceReceipt, duration),
+        PortAction::ResetFilterUpdateTimer { duration } => Action::Timer(Timer::FilterUpdate, duration),
+        // Transparent/boundary clocks forward TLVs; an ordinary slave has nowhere to.
+        PortAction::ForwardTLV { .. } => Action::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Phc, Steering};
+    use crate::model::{model, Quirks, INTEL};
+    use crate::sim::{SimConfig, SimModel, SimNic};
+    use crate::timesource::VirtualTime;
+
+    fn slave() -> (PtpSlave<Arc<SimNic>>, Vec<SlaveOutput>) {
+        let time = VirtualTime::new();
+        let nic = Arc::new(SimNic::new(SimConfig::ideal(), time.clone()));
+        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+        let phc = Phc::init(nic, m, Quirks::empty(), Steering::Hardware, time).unwrap();
+        PtpSlave::new(
+            PtpConfig::new(ClockIdentity::from_mac([0, 0x1b, 0x21, 1, 2, 3])),
+            Rc::new(RefCell::new(phc)),
+        )
+    }
+
+    #[test]
+    fn clock_identity_from_mac_reads_like_ptp4l() {
+        let id = ClockIdentity::from_mac([0x00, 0x1b, 0x21, 0x12, 0x34, 0x56]);
+        assert_eq!(id.to_string(), "001b21.fffe.123456");
+    }
+
+    #[test]
+    fn starts_listening_with_its_timers() {
+        let (s, out) = slave();
+        assert_eq!(s.status().state, PortState::Listening);
+        assert_eq!(s.status().grandmaster, ClockIdentity::from_mac([0, 0x1b, 0x21, 1, 2, 3]));
+        let timers: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                SlaveOutput::ArmTimer { timer, .. } => Some(*timer),
+                _ => None,
+            })
+            .collect();
+        assert!(timers.contains(&Timer::AnnounceReceipt) && timers.contains(&Timer::Bmca), "{out:?}");
+    }
+
+    #[test]
+    fn stray_stamps_and_garbage_are_ignored() {
+        let (mut s, _) = slave();
+        assert!(s.on_tx_timestamp(TxToken(7), Nanos(1)).is_empty(), "a stamp nobody asked for");
+        for data in [&[][..], &[0x12][..], &[0x0b, 0x02, 0, 64][..], &[0xff; 200][..]] {
+            assert!(s.on_general(data).is_empty());
+            assert!(s.on_event(data, Nanos(5)).is_empty());
+        }
+        assert_eq!(s.status().state, PortState::Listening);
+        assert!(s.on_timer(Timer::Sync).iter().all(|o| !matches!(o, SlaveOutput::SendEvent { .. })));
+    }
+}
