@@ -61,7 +61,7 @@ impl FakeNic {
         let pkt = mem.read_u64(at);
         assert_eq!(mem.read_u64(at + 8), 0, "armed descriptor has a clean hdr/status word");
         let off = mem.offset_of(pkt).expect("buffer address inside the memory");
-        mem.bytes_mut(off, bytes.len()).copy_from_slice(bytes);
+        mem.write_bytes(off, bytes);
         let wb = RxWriteback {
             pkt_info: 0,
             rss: 0,
@@ -87,7 +87,9 @@ impl FakeNic {
             let d = TxData::decode([mem.read_u64(at), mem.read_u64(at + 8)])
                 .expect("an advanced data descriptor");
             let off = mem.offset_of(d.addr).unwrap();
-            self.sent.push((mem.bytes(off, usize::from(d.len)).to_vec(), d.timestamp));
+            let mut frame = vec![0; usize::from(d.len)];
+            mem.read_bytes(off, &mut frame);
+            self.sent.push((frame, d.timestamp));
             mem.write_u64(at, 0);
             mem.write_u64(at + 8, desc::tx_writeback_done());
             self.tdh = (self.tdh + 1) % ring.size();

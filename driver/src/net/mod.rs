@@ -1,11 +1,13 @@
 //! Foundations of the userspace igb datapath for PTP: frames (IEEE 802.3 and UDP/IPv4 PTP
-//! framing, drop reasons and their counters), advanced descriptors and one RX / one TX ring.
+//! framing, drop reasons and their counters), advanced descriptors and one RX / one TX ring over
+//! DMA memory.
 //!
 //! Not yet wired into nicclockd: bring-up, timestamp registers and the PTP engine come next
 //! (issue 10). Nothing here allocates per received frame or panics on what the wire sends.
 
 pub mod counters;
 pub mod desc;
+pub mod dma_mem;
 pub mod frame;
 pub mod ring;
 

@@ -12,8 +12,9 @@ use super::desc::{
 /// Memory shared with the device: descriptors and packet buffers live in it.
 ///
 /// Offsets are bytes from the start of the memory. DMA implementations make the u64 accesses
-/// volatile (the device writes descriptors back behind our back) and hand out byte slices only of
-/// buffers the device is done with (DD seen) or does not own yet (before the tail write). The
+/// volatile (the device writes descriptors back behind our back); packet bytes are copied in and
+/// out, only of buffers the device is done with (DD seen) or does not own yet (before the tail
+/// write), so no slice into device memory is ever held. The
 /// ring puts a fence between descriptor accesses and the RDT/TDT writes; with volatile accesses
 /// on both sides that is the ordering x86 needs (weaker CPUs would need device barriers).
 pub trait DescMemory {
@@ -27,12 +28,14 @@ pub trait DescMemory {
     fn read_u64(&self, offset: usize) -> u64;
     /// Writes the little-endian u64 at `offset` (8-byte aligned).
     fn write_u64(&mut self, offset: usize, value: u64);
-    /// The bytes at `offset..offset + len` (a packet buffer the device has finished with).
-    fn bytes(&self, offset: usize, len: usize) -> &[u8];
-    /// The bytes at `offset..offset + len` to fill (a packet buffer the device does not own).
-    fn bytes_mut(&mut self, offset: usize, len: usize) -> &mut [u8];
-    /// The device (bus/IO virtual) address of `offset`.
-    fn device_addr(&self, offset: usize) -> u64;
+    /// Copies the bytes at `offset..offset + out.len()` into `out` (a packet buffer the device
+    /// has finished with).
+    fn read_bytes(&self, offset: usize, out: &mut [u8]);
+    /// Copies `data` to `offset` (a packet buffer the device does not own).
+    fn write_bytes(&mut self, offset: usize, data: &[u8]);
+    /// The device (bus/IO virtual) address of the `len` bytes at `offset`, or `None` when the
+    /// device does not see them as one contiguous span (they straddle scattered pages).
+    fn device_addr(&self, offset: usize, len: usize) -> Option<u64>;
 }
 
 /// A plain-memory [`DescMemory`] (tests and the simulated wire): device addresses are `base` +
@@ -70,14 +73,14 @@ impl DescMemory for VecMemory {
     fn write_u64(&mut self, offset: usize, value: u64) {
         self.data[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     }
-    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
-        &self.data[offset..offset + len]
+    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
+        out.copy_from_slice(&self.data[offset..offset + out.len()]);
     }
-    fn bytes_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
-        &mut self.data[offset..offset + len]
+    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
+        self.data[offset..offset + data.len()].copy_from_slice(data);
     }
-    fn device_addr(&self, offset: usize) -> u64 {
-        self.base + offset as u64
+    fn device_addr(&self, offset: usize, _len: usize) -> Option<u64> {
+        Some(self.base + offset as u64)
     }
 }
 
@@ -101,14 +104,29 @@ pub enum RingError {
     /// The ring's descriptors are not 128-byte aligned in device memory.
     #[error("ring base device address {0:#x} is not 128-byte aligned")]
     Misaligned(u64),
+    /// Descriptors or a buffer straddle pages the device sees apart: place the ring at a
+    /// page-aligned offset, or use a region whose pages are contiguous (VFIO).
+    #[error(
+        "{len} bytes at offset {offset:#x} straddle pages that are not contiguous for the device; \
+         start the ring on a page boundary or use VFIO"
+    )]
+    NotContiguous {
+        /// Offset of the span in the memory.
+        offset: usize,
+        /// Its length.
+        len: usize,
+    },
 }
 
-/// Where a ring's descriptors and buffers are in its memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a ring's descriptors and buffers are in its memory, and their device addresses (each
+/// checked contiguous for the device once, at layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Layout {
     size: usize,
     descs: usize,
     bufs: usize,
+    desc_addr: u64,
+    buf_addrs: Vec<u64>,
 }
 
 impl Layout {
@@ -120,11 +138,16 @@ impl Layout {
         if base.checked_add(needed).is_none_or(|end| end > mem.len()) {
             return Err(RingError::TooSmall { base, needed, len: mem.len() });
         }
-        let addr = mem.device_addr(base);
-        if addr % 128 != 0 {
-            return Err(RingError::Misaligned(addr));
+        let span = |offset: usize, len: usize| {
+            mem.device_addr(offset, len).ok_or(RingError::NotContiguous { offset, len })
+        };
+        let desc_addr = span(base, size * DESC_LEN)?;
+        if desc_addr % 128 != 0 {
+            return Err(RingError::Misaligned(desc_addr));
         }
-        Ok(Layout { size, descs: base, bufs: base + size * DESC_LEN })
+        let bufs = base + descs_bytes(size);
+        let buf_addrs = (0..size).map(|i| span(bufs + i * BUF_LEN, BUF_LEN)).collect::<Result<_, _>>()?;
+        Ok(Layout { size, descs: base, bufs, desc_addr, buf_addrs })
     }
 
     fn desc(&self, i: usize) -> usize {
@@ -136,10 +159,14 @@ impl Layout {
     }
 }
 
-/// Bytes of memory a ring of `size` descriptors needs: the descriptors, then one 2 KiB buffer
-/// per descriptor.
+/// Bytes of memory a ring of `size` descriptors needs: the descriptors rounded up to a buffer,
+/// then one 2 KiB buffer per descriptor (so from a page-aligned base no buffer straddles pages).
 pub fn bytes_needed(size: usize) -> usize {
-    size * (DESC_LEN + BUF_LEN)
+    descs_bytes(size) + size * BUF_LEN
+}
+
+fn descs_bytes(size: usize) -> usize {
+    (size * DESC_LEN).div_ceil(BUF_LEN) * BUF_LEN
 }
 
 fn read_desc<M: DescMemory>(mem: &M, at: usize) -> [u64; 2] {
@@ -196,6 +223,8 @@ pub struct RxRing<M: DescMemory> {
     layout: Layout,
     next: usize,
     in_frame: bool,
+    // A received frame is copied here before it is handed over (allocated once).
+    scratch: Vec<u8>,
 }
 
 impl<M: DescMemory> RxRing<M> {
@@ -203,10 +232,9 @@ impl<M: DescMemory> RxRing<M> {
     pub fn new(mut mem: M, base: usize, size: usize) -> Result<Self, RingError> {
         let layout = Layout::new(&mem, base, size)?;
         for i in 0..size {
-            let pkt = mem.device_addr(layout.buf(i));
-            write_desc(&mut mem, layout.desc(i), desc::rx_read(pkt, 0));
+            write_desc(&mut mem, layout.desc(i), desc::rx_read(layout.buf_addrs[i], 0));
         }
-        Ok(RxRing { mem, layout, next: 0, in_frame: false })
+        Ok(RxRing { mem, layout, next: 0, in_frame: false, scratch: vec![0; BUF_LEN] })
     }
 
     /// Descriptors in the ring.
@@ -236,7 +264,7 @@ impl<M: DescMemory> RxRing<M> {
 
     /// Device address of the descriptors (RDBAL/H).
     pub fn desc_addr(&self) -> u64 {
-        self.mem.device_addr(self.layout.descs)
+        self.layout.desc_addr
     }
 
     /// Programs RDBAL/RDBAH/RDLEN, RDH = 0 and RDT = size − 1 (all descriptors but one given);
@@ -250,7 +278,7 @@ impl<M: DescMemory> RxRing<M> {
 
     /// Re-arms descriptor `i` and gives it back to the hardware as the new tail.
     fn recycle(&mut self, regs: &dyn RegisterAccess, i: usize) {
-        let pkt = self.mem.device_addr(self.layout.buf(i));
+        let pkt = self.layout.buf_addrs[i];
         write_desc(&mut self.mem, self.layout.desc(i), desc::rx_read(pkt, 0));
         self.next = (i + 1) % self.layout.size;
         // Descriptor memory before the tail write that hands it over.
@@ -297,7 +325,9 @@ impl<M: DescMemory> RxRing<M> {
         if len > BUF_LEN {
             return Err(RxDiscard::BadLength(wb.length));
         }
-        let buf = self.mem.bytes(self.layout.buf(i), len);
+        let buf = &mut self.scratch[..len];
+        self.mem.read_bytes(self.layout.buf(i), buf);
+        let buf = &*buf;
         let (bytes, packet_timestamp) = if wb.timestamp_in_packet() {
             let (ts, rest) = split_timestamp_header(buf).ok_or(RxDiscard::BadTimestampHeader)?;
             (rest, Some(ts))
@@ -342,6 +372,8 @@ pub struct TxRing<M: DescMemory> {
     tail: usize,
     // Whether each descriptor asked for a stamp: write-back overwrites the command dword.
     stamped: Vec<bool>,
+    // A frame is built here, then copied into its buffer (allocated once).
+    scratch: Vec<u8>,
 }
 
 impl<M: DescMemory> TxRing<M> {
@@ -351,7 +383,7 @@ impl<M: DescMemory> TxRing<M> {
         for i in 0..size {
             write_desc(&mut mem, layout.desc(i), [0, 0]);
         }
-        Ok(TxRing { mem, layout, clean: 0, tail: 0, stamped: vec![false; size] })
+        Ok(TxRing { mem, layout, clean: 0, tail: 0, stamped: vec![false; size], scratch: vec![0; BUF_LEN] })
     }
 
     /// Descriptors in the ring.
@@ -381,7 +413,7 @@ impl<M: DescMemory> TxRing<M> {
 
     /// Device address of the descriptors (TDBAL/H).
     pub fn desc_addr(&self) -> u64 {
-        self.mem.device_addr(self.layout.descs)
+        self.layout.desc_addr
     }
 
     /// Programs TDBAL/TDBAH/TDLEN and TDH = TDT = 0; enabling the queue (TXDCTL, TCTL) is
@@ -413,11 +445,12 @@ impl<M: DescMemory> TxRing<M> {
             return Err(TxError::StampInFlight);
         }
         let i = self.tail;
-        let len = fill(self.mem.bytes_mut(self.layout.buf(i), BUF_LEN));
+        let len = fill(&mut self.scratch);
         if len == 0 || len > BUF_LEN {
             return Err(TxError::BadLength(len));
         }
-        let d = TxData { addr: self.mem.device_addr(self.layout.buf(i)), len: len as u16, timestamp };
+        self.mem.write_bytes(self.layout.buf(i), &self.scratch[..len]);
+        let d = TxData { addr: self.layout.buf_addrs[i], len: len as u16, timestamp };
         write_desc(&mut self.mem, self.layout.desc(i), d.encode());
         self.stamped[i] = timestamp;
         self.tail = (i + 1) % self.layout.size;
