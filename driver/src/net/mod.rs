@@ -2,9 +2,11 @@
 //! framing, drop reasons and their counters), advanced descriptors and one RX / one TX ring over
 //! DMA memory.
 //!
-//! Not yet wired into nicclockd: bring-up, timestamp registers and the PTP engine come next
-//! (issue 10). Nothing here allocates per received frame or panics on what the wire sends.
+//! Not yet wired into nicclockd: the bring-up register sequence is here, the timestamp reads and
+//! the PTP engine come next (issue 10). Nothing here allocates per received frame or panics on
+//! what the wire sends.
 
+pub mod bringup;
 pub mod counters;
 pub mod desc;
 pub mod dma_mem;
