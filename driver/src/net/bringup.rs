@@ -107,12 +107,16 @@ pub struct RingPlace {
 pub enum BringupError {
     /// The family has no igb queues (82574 is e1000e).
     #[error(
-        "{0:?} has no igb datapath: the userspace PTP datapath supports 82576, 82580/i350/i354 and i210/i211"
+        "{0:?} has no igb datapath: the userspace PTP datapath supports 82576, \
+         82580/i350/i354 and i210/i211"
     )]
     Unsupported(Family),
     /// A ring the hardware cannot take: RDLEN/TDLEN are multiples of 128 bytes (8 descriptors)
     /// up to 4096 descriptors here, the base 128-byte aligned.
-    #[error("{queue} ring of {descs} descriptors at {desc_addr:#x}: need 8..=4096 descriptors in multiples of 8, 128-byte aligned")]
+    #[error(
+        "{queue} ring of {descs} descriptors at {desc_addr:#x}: need 8..=4096 descriptors in \
+         multiples of 8, 128-byte aligned"
+    )]
     BadRing {
         /// "RX" or "TX".
         queue: &'static str,
@@ -123,8 +127,9 @@ pub enum BringupError {
     },
     /// A queue's enable bit did not reach the wanted state in time.
     #[error(
-        "{register} ({offset:#07x}) enable bit did not turn {} within {waited_us} us (last read {last:#010x}): \
-         the device is not responding; reset it (unbind/bind the PCI function) and retry",
+        "{register} ({offset:#07x}) enable bit did not turn {} within {waited_us} us \
+         (last read {last:#010x}): the device is not responding; reset it (unbind/bind the \
+         PCI function) and retry",
         if *enable { "on" } else { "off" }
     )]
     QueueTimeout {

@@ -1,5 +1,5 @@
 //! The rings' memory in the daemon: [`DescMemory`] over a locked [`DmaRegion`], every access
-//! volatile, device addresses from the region's per-page table (a span across scattered pages has none).
+//! volatile, device addresses from its page table (none for a span across scattered pages).
 
 use nicclock_uio::DmaRegion;
 
