@@ -267,8 +267,9 @@ impl<M: DescMemory> RxRing<M> {
         self.layout.desc_addr
     }
 
-    /// Programs RDBAL/RDBAH/RDLEN, RDH = 0 and RDT = size − 1 (all descriptors but one given);
-    /// enabling the queue (SRRCTL, RXDCTL, RCTL) is bring-up's.
+    /// Programs RDBAL/RDBAH/RDLEN, RDH = 0 and RDT = size − 1 (all descriptors but one given),
+    /// without enabling anything. [`super::bringup::bring_up`] writes the same values in the
+    /// datasheet order around the queue enable; this is for a fake device or a re-arm.
     pub fn program(&self, regs: &dyn RegisterAccess) {
         program_base(regs, reg::RDBAL0, self.desc_addr(), self.layout.size * DESC_LEN);
         regs.write32(reg::RDH0, 0);
@@ -416,8 +417,8 @@ impl<M: DescMemory> TxRing<M> {
         self.layout.desc_addr
     }
 
-    /// Programs TDBAL/TDBAH/TDLEN and TDH = TDT = 0; enabling the queue (TXDCTL, TCTL) is
-    /// bring-up's.
+    /// Programs TDBAL/TDBAH/TDLEN and TDH = TDT = 0 without enabling anything;
+    /// [`super::bringup::bring_up`] writes the same values around the queue enable.
     pub fn program(&self, regs: &dyn RegisterAccess) {
         program_base(regs, reg::TDBAL0, self.desc_addr(), self.layout.size * DESC_LEN);
         regs.write32(reg::TDH0, 0);
