@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{identity, realtime_ns, system_snapshot, PageDir, TAI_UTC};
+use common::{identity, ptp_snapshot, realtime_ns, system_snapshot, PageDir, TAI_UTC};
 use nicclock::{EventKind, Status, Urgency, Writer};
 
 fn crate_dir() -> PathBuf {
@@ -273,4 +273,72 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
     let out =
         Command::new(&exe).env("LD_LIBRARY_PATH", lib_dir()).args(["--frames", "zero"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+/// A C reader of the page through the header alone: maps it read-only and copies the reference
+/// identity under the clock block's seqlock, as the header's reading rules say.
+const C_REFERENCE_READER: &str = r#"
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include "nicclock.h"
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  int fd = open(argv[1], O_RDONLY);
+  if (fd < 0) return 3;
+  const struct nicclock_page *p = mmap(0, NICCLOCK_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 4;
+  const struct nicclock_clock_data *c = &p->clock;
+  struct nicclock_clock_data copy;
+  for (;;) {
+    uint32_t s1 = atomic_load_explicit((_Atomic uint32_t *)&c->seq, memory_order_acquire);
+    if (s1 & 1) continue;
+    copy = *c;
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit((_Atomic uint32_t *)&c->seq, memory_order_relaxed) == s1) break;
+  }
+  printf("minor %u kind %u gm", (unsigned)p->header.abi_minor, copy.reference_kind);
+  for (int i = 0; i < 8; i++) printf("%s%02x", i ? ":" : " ", copy.gm_identity[i]);
+  printf(" steps %u port %u slave %d flags %#x utc_valid %d leap61 %d source %u accuracy %#x %llu\n",
+         copy.ptp_steps_removed, copy.ptp_port_state, copy.ptp_port_state == NICCLOCK_PTP_PORT_STATE_SLAVE,
+         copy.ptp_flags, !!(copy.ptp_flags & NICCLOCK_PTP_FLAG_UTC_OFFSET_VALID),
+         !!(copy.ptp_flags & NICCLOCK_PTP_FLAG_LEAP61), copy.utc_offset_source, copy.gm_clock_accuracy,
+         (unsigned long long)copy.gm_accuracy_ns);
+  return copy.reference_kind == NICCLOCK_REFERENCE_PTP ? 0 : 5;
+}
+"#;
+
+#[test]
+fn a_c_reader_gets_the_ptp_reference_identity() {
+    let dir = PageDir::new("c-ref");
+    let mut w = Writer::create(&dir.options("ptp0"), &identity()).unwrap();
+    w.publish(&ptp_snapshot(Status::Locked, 300));
+    let build = out_dir("reference");
+    std::fs::write(build.join("reference.c"), C_REFERENCE_READER).unwrap();
+    let exe = build.join("reference");
+    let include = crate_dir().join("include");
+    compile(
+        "cc",
+        &[
+            "-std=c11",
+            "-D_GNU_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            include.to_str().unwrap(),
+            build.join("reference.c").to_str().unwrap(),
+            "-o",
+            exe.to_str().unwrap(),
+        ],
+    );
+    let out = Command::new(&exe).arg(dir.page("ptp0")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "C reader failed ({:?}): {text}", out.status);
+    assert_eq!(
+        text.trim(),
+        "minor 3 kind 3 gm 00:1b:21:ff:fe:12:34:56 steps 1 port 9 slave 1 flags 0xd utc_valid 1 leap61 1 \
+         source 2 accuracy 0x21 100"
+    );
 }
