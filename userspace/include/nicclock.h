@@ -247,6 +247,14 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * offset holds. UTC so computed has no 23:59:60: across an inserted second it reads one second
  * twice, across a deleted one it skips one, as CLOCK_REALTIME does.
  *
+ * The reference (abi_minor >= 3): reference_kind and the fields after it in the clock block are
+ * copied under the same sequence check, so they describe the reference of the mapping read with
+ * them. A page of an older minor has them zero: reference unknown, UTC offset source unknown (not
+ * an error). Under NICCLOCK_REFERENCE_PTP, gm_identity is the grandmaster's clockIdentity in wire
+ * order (ptp4l prints it as 001122.fffe.334455), ptp_flags the Announce's flags as sent, and the
+ * announced accuracy is already part of error_bound_ns (gm_accuracy_ns says how much). A
+ * reference_kind or utc_offset_source above the known values is corrupt (or a newer writer's).
+ *
  * Events: events.head counts the events ever written; event n sits in ring[(n - 1) % 64]. Read it
  * like the clock block, with the event number as the sequence: load-acquire(slot.seq) == n, copy,
  * acquire fence, load-relaxed(slot.seq) == n. A slot holding a larger number was overwritten

@@ -279,7 +279,6 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
 /// identity under the clock block's seqlock, as the header's reading rules say.
 const C_REFERENCE_READER: &str = r#"
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include "nicclock.h"
@@ -290,22 +289,30 @@ int main(int argc, char **argv) {
   const struct nicclock_page *p = mmap(0, NICCLOCK_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return 4;
   const struct nicclock_clock_data *c = &p->clock;
-  struct nicclock_clock_data copy;
+  uint32_t kind, steps, port, flags, source, accuracy;
+  uint8_t gm[8];
+  uint64_t acc_ns;
   for (;;) {
-    uint32_t s1 = atomic_load_explicit((_Atomic uint32_t *)&c->seq, memory_order_acquire);
+    uint32_t s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
     if (s1 & 1) continue;
-    copy = *c;
-    atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit((_Atomic uint32_t *)&c->seq, memory_order_relaxed) == s1) break;
+    kind = __atomic_load_n(&c->reference_kind, __ATOMIC_RELAXED);
+    for (int i = 0; i < 8; i++) gm[i] = __atomic_load_n(&c->gm_identity[i], __ATOMIC_RELAXED);
+    steps = __atomic_load_n(&c->ptp_steps_removed, __ATOMIC_RELAXED);
+    port = __atomic_load_n(&c->ptp_port_state, __ATOMIC_RELAXED);
+    flags = __atomic_load_n(&c->ptp_flags, __ATOMIC_RELAXED);
+    source = __atomic_load_n(&c->utc_offset_source, __ATOMIC_RELAXED);
+    accuracy = __atomic_load_n(&c->gm_clock_accuracy, __ATOMIC_RELAXED);
+    acc_ns = __atomic_load_n(&c->gm_accuracy_ns, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&c->seq, __ATOMIC_RELAXED) == s1) break;
   }
-  printf("minor %u kind %u gm", (unsigned)p->header.abi_minor, copy.reference_kind);
-  for (int i = 0; i < 8; i++) printf("%s%02x", i ? ":" : " ", copy.gm_identity[i]);
+  printf("minor %u kind %u gm", (unsigned)__atomic_load_n(&p->header.abi_minor, __ATOMIC_RELAXED), kind);
+  for (int i = 0; i < 8; i++) printf("%s%02x", i ? ":" : " ", gm[i]);
   printf(" steps %u port %u slave %d flags %#x utc_valid %d leap61 %d source %u accuracy %#x %llu\n",
-         copy.ptp_steps_removed, copy.ptp_port_state, copy.ptp_port_state == NICCLOCK_PTP_PORT_STATE_SLAVE,
-         copy.ptp_flags, !!(copy.ptp_flags & NICCLOCK_PTP_FLAG_UTC_OFFSET_VALID),
-         !!(copy.ptp_flags & NICCLOCK_PTP_FLAG_LEAP61), copy.utc_offset_source, copy.gm_clock_accuracy,
-         (unsigned long long)copy.gm_accuracy_ns);
-  return copy.reference_kind == NICCLOCK_REFERENCE_PTP ? 0 : 5;
+         steps, port, port == NICCLOCK_PTP_PORT_STATE_SLAVE, flags,
+         !!(flags & NICCLOCK_PTP_FLAG_UTC_OFFSET_VALID), !!(flags & NICCLOCK_PTP_FLAG_LEAP61), source,
+         accuracy, (unsigned long long)acc_ns);
+  return kind == NICCLOCK_REFERENCE_PTP ? 0 : 5;
 }
 "#;
 
