@@ -65,6 +65,45 @@ impl Reference {
         Self { kind: ReferenceKind::Pps, ..Self::default() }
     }
 
+    /// The error bound share an announced clockAccuracy code implies, ns (IEEE 1588-2019 table 5:
+    /// 0x17 = 1 ps … 0x20 = 25 ns, 0x21 = 100 ns, … 0x2F = 1 s, 0x30 = 10 s; fractions of a ns round
+    /// up to 1). `u64::MAX` for 0x31 (> 10 s), 0xFE (unknown) and reserved codes: no bound.
+    pub fn accuracy_ns_for_code(code: u8) -> u64 {
+        // 1, 2.5, 10, 25, 100, 250 … ps from code 0x17 on, in ps.
+        const STEPS_PS: [u64; 26] = [
+            1,
+            3, // 2.5 ps, rounded up below anyway
+            10,
+            25,
+            100,
+            250,
+            1_000,
+            2_500,
+            10_000,
+            25_000,
+            100_000,
+            250_000,
+            1_000_000,
+            2_500_000,
+            10_000_000,
+            25_000_000,
+            100_000_000,
+            250_000_000,
+            1_000_000_000,
+            2_500_000_000,
+            10_000_000_000,
+            25_000_000_000,
+            100_000_000_000,
+            250_000_000_000,
+            1_000_000_000_000,
+            10_000_000_000_000,
+        ];
+        match code {
+            0x17..=0x30 => STEPS_PS[(code - 0x17) as usize].div_ceil(1_000),
+            _ => u64::MAX,
+        }
+    }
+
     /// The grandmaster identity as ptp4l prints it: `001122.fffe.334455`.
     pub fn gm_identity_text(&self) -> String {
         let h = |r: std::ops::Range<usize>| {
@@ -327,6 +366,31 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announced_accuracy_codes_map_to_the_standards_bounds() {
+        let ns = Reference::accuracy_ns_for_code;
+        let table = [
+            (0x17, 1),
+            (0x1D, 1),
+            (0x1E, 3),
+            (0x1F, 10),
+            (0x20, 25),
+            (0x21, 100),
+            (0x22, 250),
+            (0x23, 1_000),
+            (0x25, 10_000),
+            (0x29, 1_000_000),
+            (0x2F, 1_000_000_000),
+            (0x30, 10_000_000_000),
+        ];
+        for (code, want) in table {
+            assert_eq!(ns(code), want, "code {code:#x}");
+        }
+        for code in [0x00, 0x16, 0x31, 0x80, 0xFE, 0xFF] {
+            assert_eq!(ns(code), u64::MAX, "code {code:#x} gives no bound");
+        }
+    }
 
     #[test]
     fn mapping_evaluates_by_hand_computed_cases() {
