@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
+use nicclock::{period_from_ns_per_tick, EventKind, Leap, Reference, ServoFigures, Snapshot, Status};
 use nicclock_uio::RegisterAccess;
 
 use crate::clock::{DeviceLost, Discontinuity, Nanos, Phc, Ppb, StepMismatch};
@@ -212,6 +212,8 @@ pub struct Discipline<R> {
     rate: RateEstimator,
     delays: DelayFilter,
     update_count: u64,
+    /// The reference identity published with every snapshot (system clock unless set).
+    reference: Reference,
 }
 
 impl<R: RegisterAccess> Discipline<R> {
@@ -227,7 +229,13 @@ impl<R: RegisterAccess> Discipline<R> {
             rate: RateEstimator::default(),
             delays: DelayFilter::default(),
             update_count: 0,
+            reference: Reference::default(),
         }
+    }
+
+    /// Sets the reference identity the page publishes from the next update on.
+    pub fn set_reference(&mut self, reference: Reference) {
+        self.reference = reference;
     }
 
     pub fn phc(&self) -> &Phc<R> {
@@ -347,6 +355,7 @@ impl<R: RegisterAccess> Discipline<R> {
                 delay_ns: m.delay_ns,
                 state: state as u32,
             },
+            reference: self.reference,
         };
         Ok(Step::Updated(Box::new(Update {
             measurement: m,

@@ -6,7 +6,7 @@
 //! clock's own conversions ([`crate::clock::Phc`]'s timecounter, fresh from a reading at every
 //! poll), so the same code serves both.
 
-use nicclock::{period_from_ns_per_tick, EventKind, Leap, ServoFigures, Snapshot, Status};
+use nicclock::{period_from_ns_per_tick, EventKind, Leap, Reference, ServoFigures, Snapshot, Status};
 use nicclock_uio::RegisterAccess;
 
 use crate::clock::{DeviceLost, Nanos};
@@ -102,6 +102,7 @@ impl PpsReference {
             PpsSample::Offset { offset_ns, .. } => {
                 // The reference at the reading is the NIC's time less the PPS offset.
                 let reference_ns = non_negative(m.nic_ns - Nanos::from(offset_ns));
+                discipline.set_reference(Reference::pps());
                 let step = discipline.update_measured(host, Measurement { offset_ns, reference_ns, ..m })?;
                 if let Step::Updated(u) = &step {
                     for (_, delta) in u.events.iter().filter(|(kind, _)| *kind == EventKind::Step) {
@@ -180,6 +181,7 @@ fn unsynchronized(m: Measurement, host: &dyn Host, interval_ns: u64) -> Update {
                 delay_ns: m.delay_ns,
                 state: ServoState::Unlocked as u32,
             },
+            reference: Reference::pps(),
         },
         events: Vec::new(),
         discontinuity: None,

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use common::PageDir;
-use nicclock::Status;
+use nicclock::{ReferenceKind, Status};
 use support::{daemon, sigterm, stderr, wait_exit, wait_for_status};
 
 /// Runs nicclockd on `device` with `args`, waits for the page to say LOCKED (failing after
@@ -21,17 +21,23 @@ fn locks_and_publishes(tag: &str, device: &str, args: &[&str], model: &str, with
         let clock = wait_for_status(&dir.path, tag, Status::Locked, within);
         let now = clock.now().expect("a LOCKED page gives the time");
         assert!(now.error_bound_ns < 1_000_000, "{tag}: bound {} ns", now.error_bound_ns);
-        clock.identity().model
+        (clock.identity().model, clock.snapshot().expect("a consistent clock block").reference.kind)
     });
     sigterm(&child);
     let out = wait_exit(child, Duration::from_secs(10));
     let log = stderr(&out);
-    let page_model = match result {
+    let (page_model, reference) = match result {
         Ok(m) => m,
         Err(_) => panic!("{tag} did not lock; its log:\n{log}"),
     };
     assert_eq!(out.status.code(), Some(0), "{tag}: {log}");
     assert_eq!(page_model, model, "{tag}: the page names the model");
+    let want = if args.iter().any(|a| a.starts_with("pps:")) {
+        ReferenceKind::Pps
+    } else {
+        ReferenceKind::SystemClock
+    };
+    assert_eq!(reference, want, "{tag}: the page names its reference");
     assert!(log.contains("status LOCKING -> LOCKED"), "{tag}: {log}");
     log
 }

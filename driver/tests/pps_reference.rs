@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use nicclock::{CounterKind, EventKind, Status};
+use nicclock::{CounterKind, EventKind, ReferenceKind, Status};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step};
 use nicclock_driver::measure::Host;
 use nicclock_driver::model::Family;
@@ -170,6 +170,7 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
             let system_error = *system_ns as i128 - (EPOCH_TAI_NS + u.measurement.counter) as i128;
             assert!((system_error - SYSTEM_CLOCK_ERROR_NS as i128).abs() < 10_000, "{system_error}");
             let s = &u.snapshot;
+            assert_eq!(s.reference.kind, ReferenceKind::Pps, "the page names its reference");
             let page_error = s.anchor_tai_ns as i128 - (EPOCH_TAI_NS + s.counter_value) as i128;
             if s.status != Status::Unsynchronized {
                 assert!(
@@ -211,6 +212,7 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
             Some(PpsStep::Missed { in_a_row, update: u }) => {
                 assert_eq!(u.status, Status::Holdover);
                 assert_eq!(u.snapshot.status, Status::Holdover);
+                assert_eq!(u.snapshot.reference.kind, ReferenceKind::Pps);
                 let want =
                     if *in_a_row == 3 { vec![] } else { vec![(EventKind::PulseMissed, *in_a_row as i64)] };
                 assert_eq!(u.events, want, "an event for the 1st, 2nd, 4th… missed pulse");
@@ -268,6 +270,7 @@ fn without_a_pps_reference_drive_updates_from_the_system_clock_at_the_configured
         |t, r, system| {
             assert!(r.out.is_none() && r.pps.is_none());
             if let Some(Step::Updated(u)) = system {
+                assert_eq!(u.snapshot.reference.kind, ReferenceKind::SystemClock);
                 updates.push((t, u.status));
             }
         },
@@ -313,6 +316,7 @@ fn without_any_pulse_the_page_is_unsynchronized_with_pulse_missed_events() {
             Some(PpsStep::Missed { in_a_row, update }) => {
                 assert_eq!(update.status, Status::Unsynchronized);
                 assert_eq!(update.snapshot.error_bound_ns, u64::MAX, "no bound before any pulse");
+                assert_eq!(update.snapshot.reference.kind, ReferenceKind::Pps);
                 let want =
                     if *in_a_row == 3 { vec![] } else { vec![(EventKind::PulseMissed, *in_a_row as i64)] };
                 assert_eq!(update.events, want);

@@ -114,6 +114,7 @@ impl Publisher {
                 update_interval_ns: UPDATE_INTERVAL.as_nanos() as u64,
                 update_count: 0,
                 servo: ServoFigures::default(),
+                reference: Default::default(),
             });
             classic.publish(tai, 0);
         };

@@ -60,6 +60,7 @@ fn main() -> Result<()> {
             update_interval_ns: INTERVAL.as_nanos() as u64,
             update_count: 0,
             servo: ServoFigures { offset_ns: 0, freq_ppt: 0, delay_ns: window_ns, state: 2 },
+            reference: Default::default(),
         });
     }
     eprintln!("stopping; page marked STOPPED");

@@ -31,7 +31,7 @@ extern "C" {
 
 #define NICCLOCK_MAGIC 0x4b434f4c4343494eULL /* "NICCLOCK" read as a little-endian u64 */
 #define NICCLOCK_ABI_MAJOR 1
-#define NICCLOCK_ABI_MINOR 2 /* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED */
+#define NICCLOCK_ABI_MINOR 3 /* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED; 3: reference identity */
 #define NICCLOCK_PAGE_SIZE 4096
 #define NICCLOCK_EVENT_RING_LEN 64
 #define NICCLOCK_PERIOD_SHIFT 48 /* counter_period = ns per counter tick << 48 */
@@ -73,6 +73,29 @@ extern "C" {
 #define NICCLOCK_EVENT_STOPPED 6        /* detail = writer pid */
 #define NICCLOCK_EVENT_LEAP_CHANGED 7   /* detail = leap, magnitude = TAI second it applies */
 #define NICCLOCK_EVENT_PULSE_MISSED 8   /* magnitude = PPS pulses missed in a row (minor 2) */
+
+/* reference_kind (minor 3; a page of an older minor has 0 = unknown) */
+#define NICCLOCK_REFERENCE_UNKNOWN 0
+#define NICCLOCK_REFERENCE_SYSTEM_CLOCK 1
+#define NICCLOCK_REFERENCE_PPS 2
+#define NICCLOCK_REFERENCE_PTP 3
+
+/* ptp_port_state: IEEE 1588 / linuxptp numbering (1 INITIALIZING ... 4 LISTENING, 6 MASTER,
+ * 8 UNCALIBRATED, 9 SLAVE, 10 GRAND_MASTER); 0 when the reference is not PTP */
+#define NICCLOCK_PTP_PORT_STATE_SLAVE 9
+
+/* ptp_flags: the Announce's flagField octet 1 as announced */
+#define NICCLOCK_PTP_FLAG_LEAP61 0x01
+#define NICCLOCK_PTP_FLAG_LEAP59 0x02
+#define NICCLOCK_PTP_FLAG_UTC_OFFSET_VALID 0x04
+#define NICCLOCK_PTP_FLAG_PTP_TIMESCALE 0x08
+#define NICCLOCK_PTP_FLAG_TIME_TRACEABLE 0x10
+#define NICCLOCK_PTP_FLAG_FREQUENCY_TRACEABLE 0x20
+
+/* utc_offset_source: where tai_utc_offset_s comes from */
+#define NICCLOCK_UTC_OFFSET_SOURCE_UNKNOWN 0   /* page of minor < 3 */
+#define NICCLOCK_UTC_OFFSET_SOURCE_HOST 1      /* kernel TAI offset or configuration */
+#define NICCLOCK_UTC_OFFSET_SOURCE_REFERENCE 2 /* the PTP master's Announce (offset valid) */
 
 /* event urgency */
 #define NICCLOCK_URGENCY_INFO 0
@@ -125,8 +148,17 @@ struct nicclock_clock_data {
 	int64_t servo_freq_ppt;      /* ppt, linuxptp's sign: NIC's estimated error, + = fast */
 	uint64_t servo_delay_ns;
 	uint32_t servo_state;
-	uint32_t _reserved0;
-	uint64_t _reserved[17];
+	/* reference identity (minor 3; zero on older pages): read under seq with the mapping */
+	uint32_t reference_kind;     /* NICCLOCK_REFERENCE_* */
+	uint8_t gm_identity[8];      /* PTP grandmaster EUI-64, wire order; zero unless PTP */
+	uint32_t ptp_steps_removed;
+	uint32_t ptp_port_state;     /* linuxptp numbering, 9 = SLAVE; 0 unless PTP */
+	uint32_t ptp_flags;          /* NICCLOCK_PTP_FLAG_*, as announced */
+	uint32_t utc_offset_source;  /* NICCLOCK_UTC_OFFSET_SOURCE_* */
+	uint32_t gm_clock_accuracy;  /* announced clockAccuracy code (0x20 = 25 ns, 0xFE unknown) */
+	uint32_t _reserved1;
+	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown */
+	uint64_t _reserved[12];
 };
 
 struct nicclock_event_control {
@@ -214,6 +246,14 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * INSERT) or minus 1 (leap DELETE) once tai / 1e9 >= leap_tai_s, the TAI second from which the new
  * offset holds. UTC so computed has no 23:59:60: across an inserted second it reads one second
  * twice, across a deleted one it skips one, as CLOCK_REALTIME does.
+ *
+ * The reference (abi_minor >= 3): reference_kind and the fields after it in the clock block are
+ * copied under the same sequence check, so they describe the reference of the mapping read with
+ * them. A page of an older minor has them zero: reference unknown, UTC offset source unknown (not
+ * an error). Under NICCLOCK_REFERENCE_PTP, gm_identity is the grandmaster's clockIdentity in wire
+ * order (ptp4l prints it as 001122.fffe.334455), ptp_flags the Announce's flags as sent, and the
+ * announced accuracy is already part of error_bound_ns (gm_accuracy_ns says how much). A
+ * reference_kind or utc_offset_source above the known values is corrupt (or a newer writer's).
  *
  * Events: events.head counts the events ever written; event n sits in ring[(n - 1) % 64]. Read it
  * like the clock block, with the event number as the sequence: load-acquire(slot.seq) == n, copy,

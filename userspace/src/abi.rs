@@ -6,7 +6,7 @@
 //! | offset | size | block | written |
 //! |---|---|---|---|
 //! | 0 | 256 | [`Header`]: magic, ABI version, clock identity, boot id | before the page appears (boot id, minor and writer pid also when a writer takes over) |
-//! | 256 | 256 | [`ClockData`]: seqlock-protected counter→time mapping and status | every update |
+//! | 256 | 256 | [`ClockData`]: seqlock-protected counter→time mapping, status and (minor ≥ 3) reference identity | every update |
 //! | 512 | 64 | [`EventControl`]: futex word and event count | every event |
 //! | 1024 | 2048 | [`EventSlot`] × [`EVENT_RING_LEN`] | every event |
 //! | 3072 | 1024 | reserved (zero) | never |
@@ -24,7 +24,10 @@ pub const ABI_MAJOR: u16 = 1;
 /// Compatible additions (fields taken from reserved space) bump this.
 /// 1: [`Header::boot_id`] (a page records the boot it belongs to).
 /// 2: [`EventKind::PulseMissed`] (a PPS reference's pulses stopped).
-pub const ABI_MINOR: u16 = 2;
+/// 3: the reference identity in [`ClockData`] (`reference_kind` … `gm_accuracy_ns`): which reference
+///    disciplines the clock and, under PTP, the grandmaster, steps removed, port state, the
+///    Announce's UTC/leap flags and accuracy. Read with the mapping under the same seqlock.
+pub const ABI_MINOR: u16 = 3;
 /// Size of the page file and of every mapping of it.
 pub const PAGE_SIZE: usize = 4096;
 /// Number of slots in the event ring.
@@ -75,6 +78,99 @@ pub const HEADER_OFFSET: usize = 0;
 pub const CLOCK_OFFSET: usize = 256;
 pub const EVENT_CONTROL_OFFSET: usize = 512;
 pub const EVENT_RING_OFFSET: usize = 1024;
+
+/// Which reference disciplines the clock ([`ClockData::reference_kind`], minor ≥ 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ReferenceKind {
+    /// Not published (a page written before minor 3 reads as 0).
+    Unknown = 0,
+    /// The host's system clock (CLOCK_REALTIME/CLOCK_TAI), as phc2sys does.
+    SystemClock = 1,
+    /// A PPS input on an SDP pin, numbered by the system clock.
+    Pps = 2,
+    /// A PTP master on the wire (the `ptp_*`/`gm_*` fields are set).
+    Ptp = 3,
+}
+
+impl ReferenceKind {
+    pub const ALL: [ReferenceKind; 4] = [Self::Unknown, Self::SystemClock, Self::Pps, Self::Ptp];
+
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Self::ALL.get(raw as usize).copied()
+    }
+
+    /// Lower-case name as the CLI prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::SystemClock => "system_clock",
+            Self::Pps => "pps",
+            Self::Ptp => "ptp",
+        }
+    }
+}
+
+/// PTP port state ([`ClockData::ptp_port_state`]), IEEE 1588 / linuxptp numbering; 0 when the
+/// reference is not PTP. linuxptp's `PS_GRAND_MASTER` (10) is accepted as is.
+pub const PTP_PORT_STATE_NAMES: [&str; 11] = [
+    "NONE",
+    "INITIALIZING",
+    "FAULTY",
+    "DISABLED",
+    "LISTENING",
+    "PRE_MASTER",
+    "MASTER",
+    "PASSIVE",
+    "UNCALIBRATED",
+    "SLAVE",
+    "GRAND_MASTER",
+];
+pub const PTP_PORT_STATE_SLAVE: u32 = 9;
+
+/// Name of a PTP port state number (`"UNKNOWN"` outside the table).
+pub fn ptp_port_state_name(state: u32) -> &'static str {
+    PTP_PORT_STATE_NAMES.get(state as usize).copied().unwrap_or("UNKNOWN")
+}
+
+/// Bits of [`ClockData::ptp_flags`]: the Announce's flagField octet 1 as the master sent it.
+pub const PTP_FLAG_LEAP61: u32 = 1 << 0;
+pub const PTP_FLAG_LEAP59: u32 = 1 << 1;
+pub const PTP_FLAG_UTC_OFFSET_VALID: u32 = 1 << 2;
+pub const PTP_FLAG_PTP_TIMESCALE: u32 = 1 << 3;
+pub const PTP_FLAG_TIME_TRACEABLE: u32 = 1 << 4;
+pub const PTP_FLAG_FREQUENCY_TRACEABLE: u32 = 1 << 5;
+
+/// Where [`ClockData::tai_utc_offset_s`] comes from ([`ClockData::utc_offset_source`], minor ≥ 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum UtcOffsetSource {
+    /// Not published (pages before minor 3).
+    Unknown = 0,
+    /// The host (kernel TAI offset or configuration).
+    Host = 1,
+    /// The reference: a PTP master's Announce with currentUtcOffsetValid set.
+    Reference = 2,
+}
+
+impl UtcOffsetSource {
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Unknown),
+            1 => Some(Self::Host),
+            2 => Some(Self::Reference),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Host => "host",
+            Self::Reference => "reference",
+        }
+    }
+}
 
 /// Which free-running counter the page's mapping is expressed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,8 +432,27 @@ pub struct ClockData {
     pub servo_delay_ns: AtomicU64,
     /// Daemon servo state (linuxptp numbering: 0 unlocked, 1 jump, 2 locked, 3 locked stable).
     pub servo_state: AtomicU32,
-    pub _reserved0: u32,
-    pub _reserved: [AtomicU64; 17],
+    /// [`ReferenceKind`] (minor ≥ 3; 0 = unknown on older pages). The fields below up to
+    /// `gm_accuracy_ns` are the reference identity: written with the mapping, read under `seq`.
+    pub reference_kind: AtomicU32,
+    /// PTP grandmaster clock identity (EUI-64, wire byte order); zero unless the reference is PTP.
+    pub gm_identity: [AtomicU8; 8],
+    /// PTP stepsRemoved from the grandmaster's Announce (0 unless PTP).
+    pub ptp_steps_removed: AtomicU32,
+    /// PTP port state, IEEE 1588 / linuxptp numbering (9 = SLAVE; 0 unless PTP).
+    pub ptp_port_state: AtomicU32,
+    /// `PTP_FLAG_*`: the Announce's leap and UTC-offset flags as announced (0 unless PTP).
+    pub ptp_flags: AtomicU32,
+    /// [`UtcOffsetSource`] of `tai_utc_offset_s`.
+    pub utc_offset_source: AtomicU32,
+    /// The grandmaster's announced clockAccuracy (IEEE 1588 code, 0x20 = 25 ns … 0xFE unknown; 0 unless PTP).
+    pub gm_clock_accuracy: AtomicU32,
+    pub _reserved1: u32,
+    /// The error bound contribution the announced accuracy implies, ns (0 when none was announced
+    /// or the reference is not PTP; `u64::MAX` when the master announced "unknown"). Already
+    /// included in `error_bound_ns`.
+    pub gm_accuracy_ns: AtomicU64,
+    pub _reserved: [AtomicU64; 12],
 }
 
 /// Futex word and event count.
@@ -422,6 +537,14 @@ const _: () = {
     assert!(offset_of!(ClockData, servo_freq_ppt) == 96);
     assert!(offset_of!(ClockData, servo_delay_ns) == 104);
     assert!(offset_of!(ClockData, servo_state) == 112);
+    assert!(offset_of!(ClockData, reference_kind) == 116);
+    assert!(offset_of!(ClockData, gm_identity) == 120);
+    assert!(offset_of!(ClockData, ptp_steps_removed) == 128);
+    assert!(offset_of!(ClockData, ptp_port_state) == 132);
+    assert!(offset_of!(ClockData, ptp_flags) == 136);
+    assert!(offset_of!(ClockData, utc_offset_source) == 140);
+    assert!(offset_of!(ClockData, gm_clock_accuracy) == 144);
+    assert!(offset_of!(ClockData, gm_accuracy_ns) == 152);
     assert!(offset_of!(EventControl, futex) == 0);
     assert!(offset_of!(EventControl, head) == 8);
     assert!(offset_of!(EventSlot, seq) == 0);
@@ -452,6 +575,9 @@ pub fn layout_table() -> Vec<(&'static str, &'static str, usize, usize)> {
         ClockData.update_interval_ns: u64, ClockData.update_count: u64, ClockData.tai_utc_offset_s: i32,
         ClockData.leap: u32, ClockData.leap_tai_s: u64, ClockData.servo_offset_ns: i64,
         ClockData.servo_freq_ppt: i64, ClockData.servo_delay_ns: u64, ClockData.servo_state: u32,
+        ClockData.reference_kind: u32, ClockData.gm_identity: [u8; 8], ClockData.ptp_steps_removed: u32,
+        ClockData.ptp_port_state: u32, ClockData.ptp_flags: u32, ClockData.utc_offset_source: u32,
+        ClockData.gm_clock_accuracy: u32, ClockData.gm_accuracy_ns: u64,
         EventControl.futex: u32, EventControl.head: u64,
         EventSlot.seq: u64, EventSlot.tai_ns: u64, EventSlot.magnitude: i64, EventSlot.kind: u16,
         EventSlot.urgency: u16, EventSlot.detail: u32,
@@ -486,6 +612,20 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_URGENCY_INFO", Urgency::Info as i128),
         ("NICCLOCK_URGENCY_NOTICE", Urgency::Notice as i128),
         ("NICCLOCK_URGENCY_URGENT", Urgency::Urgent as i128),
+        ("NICCLOCK_REFERENCE_UNKNOWN", ReferenceKind::Unknown as i128),
+        ("NICCLOCK_REFERENCE_SYSTEM_CLOCK", ReferenceKind::SystemClock as i128),
+        ("NICCLOCK_REFERENCE_PPS", ReferenceKind::Pps as i128),
+        ("NICCLOCK_REFERENCE_PTP", ReferenceKind::Ptp as i128),
+        ("NICCLOCK_PTP_PORT_STATE_SLAVE", PTP_PORT_STATE_SLAVE as i128),
+        ("NICCLOCK_PTP_FLAG_LEAP61", PTP_FLAG_LEAP61 as i128),
+        ("NICCLOCK_PTP_FLAG_LEAP59", PTP_FLAG_LEAP59 as i128),
+        ("NICCLOCK_PTP_FLAG_UTC_OFFSET_VALID", PTP_FLAG_UTC_OFFSET_VALID as i128),
+        ("NICCLOCK_PTP_FLAG_PTP_TIMESCALE", PTP_FLAG_PTP_TIMESCALE as i128),
+        ("NICCLOCK_PTP_FLAG_TIME_TRACEABLE", PTP_FLAG_TIME_TRACEABLE as i128),
+        ("NICCLOCK_PTP_FLAG_FREQUENCY_TRACEABLE", PTP_FLAG_FREQUENCY_TRACEABLE as i128),
+        ("NICCLOCK_UTC_OFFSET_SOURCE_UNKNOWN", UtcOffsetSource::Unknown as i128),
+        ("NICCLOCK_UTC_OFFSET_SOURCE_HOST", UtcOffsetSource::Host as i128),
+        ("NICCLOCK_UTC_OFFSET_SOURCE_REFERENCE", UtcOffsetSource::Reference as i128),
     ];
     for s in Status::ALL {
         rows.push((status_c_name(s), s as i128));

@@ -49,12 +49,12 @@ mod writer;
 
 #[cfg(not(loom))]
 pub use crate::{
-    abi::{CounterKind, EventKind, Leap, Status, Urgency},
+    abi::{CounterKind, EventKind, Leap, ReferenceKind, Status, Urgency, UtcOffsetSource},
     error::{Error, WriterError},
     identity::Identity,
     name::{name_problem, page_path, validate_name, MAX_NAME_LEN, NAME_RULES},
     page::counter,
     reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
-    snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, ServoFigures, Snapshot},
+    snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, Reference, ServoFigures, Snapshot},
     writer::{check_mode, PageOptions, Writer},
 };

@@ -3,7 +3,10 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::abi::{ClockData, CounterKind, EventKind, EventSlot, Leap, Status, Urgency, PERIOD_SHIFT};
+use crate::abi::{
+    ClockData, CounterKind, EventKind, EventSlot, Leap, ReferenceKind, Status, Urgency, UtcOffsetSource,
+    PERIOD_SHIFT,
+};
 use crate::error::Error;
 
 /// Servo figures of the last update, as linuxptp logs them.
@@ -18,6 +21,96 @@ pub struct ServoFigures {
     pub delay_ns: u64,
     /// linuxptp servo state: 0 unlocked, 1 jump, 2 locked, 3 locked stable.
     pub state: u32,
+}
+
+/// Which reference disciplines the clock and, under PTP, who it is (ABI minor 3; see
+/// [`ClockData::reference_kind`]). Default: the system clock, everything else zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reference {
+    pub kind: ReferenceKind,
+    /// PTP grandmaster identity (EUI-64, wire order); zero unless PTP.
+    pub gm_identity: [u8; 8],
+    /// PTP stepsRemoved as announced.
+    pub steps_removed: u32,
+    /// PTP port state, linuxptp numbering (9 = SLAVE); 0 unless PTP.
+    pub port_state: u32,
+    /// `PTP_FLAG_*` bits as announced (leap61/59, UTC offset valid, PTP timescale, traceability).
+    pub flags: u32,
+    /// Where `tai_utc_offset_s` comes from.
+    pub utc_offset_source: UtcOffsetSource,
+    /// The grandmaster's announced clockAccuracy code (0 unless PTP).
+    pub gm_clock_accuracy: u32,
+    /// Error bound share the announced accuracy implies, ns (0: none; `u64::MAX`: unknown).
+    pub gm_accuracy_ns: u64,
+}
+
+impl Default for Reference {
+    fn default() -> Self {
+        Self {
+            kind: ReferenceKind::SystemClock,
+            gm_identity: [0; 8],
+            steps_removed: 0,
+            port_state: 0,
+            flags: 0,
+            utc_offset_source: UtcOffsetSource::Host,
+            gm_clock_accuracy: 0,
+            gm_accuracy_ns: 0,
+        }
+    }
+}
+
+impl Reference {
+    /// A PPS reference (numbered by the host's clock, so the UTC offset is the host's).
+    pub fn pps() -> Self {
+        Self { kind: ReferenceKind::Pps, ..Self::default() }
+    }
+
+    /// The error bound share an announced clockAccuracy code implies, ns (IEEE 1588-2019 table 5:
+    /// 0x17 = 1 ps … 0x20 = 25 ns, 0x21 = 100 ns, … 0x2F = 1 s, 0x30 = 10 s; fractions of a ns round
+    /// up to 1). `u64::MAX` for 0x31 (> 10 s), 0xFE (unknown) and reserved codes: no bound.
+    pub fn accuracy_ns_for_code(code: u8) -> u64 {
+        // 1, 2.5, 10, 25, 100, 250 … ps from code 0x17 on, in ps.
+        const STEPS_PS: [u64; 26] = [
+            1,
+            3, // 2.5 ps, rounded up below anyway
+            10,
+            25,
+            100,
+            250,
+            1_000,
+            2_500,
+            10_000,
+            25_000,
+            100_000,
+            250_000,
+            1_000_000,
+            2_500_000,
+            10_000_000,
+            25_000_000,
+            100_000_000,
+            250_000_000,
+            1_000_000_000,
+            2_500_000_000,
+            10_000_000_000,
+            25_000_000_000,
+            100_000_000_000,
+            250_000_000_000,
+            1_000_000_000_000,
+            10_000_000_000_000,
+        ];
+        match code {
+            0x17..=0x30 => STEPS_PS[(code - 0x17) as usize].div_ceil(1_000),
+            _ => u64::MAX,
+        }
+    }
+
+    /// The grandmaster identity as ptp4l prints it: `001122.fffe.334455`.
+    pub fn gm_identity_text(&self) -> String {
+        let h = |r: std::ops::Range<usize>| {
+            self.gm_identity[r].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        format!("{}.{}.{}", h(0..3), h(3..5), h(5..8))
+    }
 }
 
 /// One published update of the counter→TAI mapping and the clock's state.
@@ -46,6 +139,8 @@ pub struct Snapshot {
     /// Updates published by the current writer; set by the writer on publish.
     pub update_count: u64,
     pub servo: ServoFigures,
+    /// The reference identity (minor 3), published with the mapping.
+    pub reference: Reference,
 }
 
 /// Converts a rate (clock ns per counter tick) to the page's fixed point.
@@ -95,6 +190,17 @@ impl Snapshot {
         c.servo_freq_ppt.store(self.servo.freq_ppt, Relaxed);
         c.servo_delay_ns.store(self.servo.delay_ns, Relaxed);
         c.servo_state.store(self.servo.state, Relaxed);
+        let r = &self.reference;
+        c.reference_kind.store(r.kind as u32, Relaxed);
+        for (slot, b) in c.gm_identity.iter().zip(r.gm_identity) {
+            slot.store(b, Relaxed);
+        }
+        c.ptp_steps_removed.store(r.steps_removed, Relaxed);
+        c.ptp_port_state.store(r.port_state, Relaxed);
+        c.ptp_flags.store(r.flags, Relaxed);
+        c.utc_offset_source.store(r.utc_offset_source as u32, Relaxed);
+        c.gm_clock_accuracy.store(r.gm_clock_accuracy, Relaxed);
+        c.gm_accuracy_ns.store(r.gm_accuracy_ns, Relaxed);
     }
 
     /// Relaxed loads of every field (call inside a seqlock read); validate with [`RawSnapshot::check`].
@@ -103,6 +209,8 @@ impl Snapshot {
             counter_kind: c.counter_kind.load(Relaxed),
             status: c.status.load(Relaxed),
             leap: c.leap.load(Relaxed),
+            reference_kind: c.reference_kind.load(Relaxed),
+            utc_offset_source: c.utc_offset_source.load(Relaxed),
             rest: Snapshot {
                 counter_kind: CounterKind::MonotonicRaw,
                 counter_value: c.counter_value.load(Relaxed),
@@ -123,6 +231,16 @@ impl Snapshot {
                     delay_ns: c.servo_delay_ns.load(Relaxed),
                     state: c.servo_state.load(Relaxed),
                 },
+                reference: Reference {
+                    kind: ReferenceKind::Unknown,
+                    gm_identity: std::array::from_fn(|i| c.gm_identity[i].load(Relaxed)),
+                    steps_removed: c.ptp_steps_removed.load(Relaxed),
+                    port_state: c.ptp_port_state.load(Relaxed),
+                    flags: c.ptp_flags.load(Relaxed),
+                    utc_offset_source: UtcOffsetSource::Unknown,
+                    gm_clock_accuracy: c.gm_clock_accuracy.load(Relaxed),
+                    gm_accuracy_ns: c.gm_accuracy_ns.load(Relaxed),
+                },
             },
         }
     }
@@ -133,6 +251,8 @@ pub(crate) struct RawSnapshot {
     counter_kind: u32,
     status: u32,
     leap: u32,
+    reference_kind: u32,
+    utc_offset_source: u32,
     rest: Snapshot,
 }
 
@@ -144,6 +264,13 @@ impl RawSnapshot {
                 .ok_or_else(|| corrupt("counter kind", self.counter_kind))?,
             status: Status::from_raw(self.status).ok_or_else(|| corrupt("status", self.status))?,
             leap: Leap::from_raw(self.leap).ok_or_else(|| corrupt("leap indicator", self.leap))?,
+            reference: Reference {
+                kind: ReferenceKind::from_raw(self.reference_kind)
+                    .ok_or_else(|| corrupt("reference kind", self.reference_kind))?,
+                utc_offset_source: UtcOffsetSource::from_raw(self.utc_offset_source)
+                    .ok_or_else(|| corrupt("UTC offset source", self.utc_offset_source))?,
+                ..self.rest.reference
+            },
             ..self.rest
         })
     }
@@ -239,6 +366,31 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announced_accuracy_codes_map_to_the_standards_bounds() {
+        let ns = Reference::accuracy_ns_for_code;
+        let table = [
+            (0x17, 1),
+            (0x1D, 1),
+            (0x1E, 3),
+            (0x1F, 10),
+            (0x20, 25),
+            (0x21, 100),
+            (0x22, 250),
+            (0x23, 1_000),
+            (0x25, 10_000),
+            (0x29, 1_000_000),
+            (0x2F, 1_000_000_000),
+            (0x30, 10_000_000_000),
+        ];
+        for (code, want) in table {
+            assert_eq!(ns(code), want, "code {code:#x}");
+        }
+        for code in [0x00, 0x16, 0x31, 0x80, 0xFE, 0xFF] {
+            assert_eq!(ns(code), u64::MAX, "code {code:#x} gives no bound");
+        }
+    }
 
     #[test]
     fn mapping_evaluates_by_hand_computed_cases() {

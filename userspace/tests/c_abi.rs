@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{identity, realtime_ns, system_snapshot, PageDir, TAI_UTC};
+use common::{identity, ptp_snapshot, realtime_ns, system_snapshot, PageDir, TAI_UTC};
 use nicclock::{EventKind, Status, Urgency, Writer};
 
 fn crate_dir() -> PathBuf {
@@ -273,4 +273,79 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
     let out =
         Command::new(&exe).env("LD_LIBRARY_PATH", lib_dir()).args(["--frames", "zero"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+/// A C reader of the page through the header alone: maps it read-only and copies the reference
+/// identity under the clock block's seqlock, as the header's reading rules say.
+const C_REFERENCE_READER: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include "nicclock.h"
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  int fd = open(argv[1], O_RDONLY);
+  if (fd < 0) return 3;
+  const struct nicclock_page *p = mmap(0, NICCLOCK_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 4;
+  const struct nicclock_clock_data *c = &p->clock;
+  uint32_t kind, steps, port, flags, source, accuracy;
+  uint8_t gm[8];
+  uint64_t acc_ns;
+  for (;;) {
+    uint32_t s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+    if (s1 & 1) continue;
+    kind = __atomic_load_n(&c->reference_kind, __ATOMIC_RELAXED);
+    for (int i = 0; i < 8; i++) gm[i] = __atomic_load_n(&c->gm_identity[i], __ATOMIC_RELAXED);
+    steps = __atomic_load_n(&c->ptp_steps_removed, __ATOMIC_RELAXED);
+    port = __atomic_load_n(&c->ptp_port_state, __ATOMIC_RELAXED);
+    flags = __atomic_load_n(&c->ptp_flags, __ATOMIC_RELAXED);
+    source = __atomic_load_n(&c->utc_offset_source, __ATOMIC_RELAXED);
+    accuracy = __atomic_load_n(&c->gm_clock_accuracy, __ATOMIC_RELAXED);
+    acc_ns = __atomic_load_n(&c->gm_accuracy_ns, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&c->seq, __ATOMIC_RELAXED) == s1) break;
+  }
+  printf("minor %u kind %u gm", (unsigned)__atomic_load_n(&p->header.abi_minor, __ATOMIC_RELAXED), kind);
+  for (int i = 0; i < 8; i++) printf("%s%02x", i ? ":" : " ", gm[i]);
+  printf(" steps %u port %u slave %d flags %#x utc_valid %d leap61 %d source %u accuracy %#x %llu\n",
+         steps, port, port == NICCLOCK_PTP_PORT_STATE_SLAVE, flags,
+         !!(flags & NICCLOCK_PTP_FLAG_UTC_OFFSET_VALID), !!(flags & NICCLOCK_PTP_FLAG_LEAP61), source,
+         accuracy, (unsigned long long)acc_ns);
+  return kind == NICCLOCK_REFERENCE_PTP ? 0 : 5;
+}
+"#;
+
+#[test]
+fn a_c_reader_gets_the_ptp_reference_identity() {
+    let dir = PageDir::new("c-ref");
+    let mut w = Writer::create(&dir.options("ptp0"), &identity()).unwrap();
+    w.publish(&ptp_snapshot(Status::Locked, 300));
+    let build = out_dir("reference");
+    std::fs::write(build.join("reference.c"), C_REFERENCE_READER).unwrap();
+    let exe = build.join("reference");
+    let include = crate_dir().join("include");
+    compile(
+        "cc",
+        &[
+            "-std=c11",
+            "-D_GNU_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            include.to_str().unwrap(),
+            build.join("reference.c").to_str().unwrap(),
+            "-o",
+            exe.to_str().unwrap(),
+        ],
+    );
+    let out = Command::new(&exe).arg(dir.page("ptp0")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "C reader failed ({:?}): {text}", out.status);
+    assert_eq!(
+        text.trim(),
+        "minor 3 kind 3 gm 00:1b:21:ff:fe:12:34:56 steps 1 port 9 slave 1 flags 0xd utc_valid 1 leap61 1 \
+         source 2 accuracy 0x21 100"
+    );
 }

@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{identity, realtime_ns, system_snapshot, PageDir, NOBODY, TAI_UTC};
+use common::{identity, ptp_snapshot, realtime_ns, system_snapshot, PageDir, NOBODY, TAI_UTC};
 use nicclock::{EventKind, PageOptions, Status, Urgency, Writer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nicclock");
@@ -572,4 +572,46 @@ fn every_json_field_is_documented_in_help() {
             assert!(help.contains(key.as_str()), "{help_args:?} does not document {key}:\n{help}");
         }
     }
+}
+
+#[test]
+fn status_shows_the_ptp_reference_and_an_old_page_as_unknown() {
+    let dir = PageDir::new("cli-ptp");
+    let mut w = Writer::create(&dir.options("ptp0"), &identity()).unwrap();
+    w.publish(&ptp_snapshot(Status::Locked, 300));
+    let d = dir.path.to_str().unwrap();
+    let text = ok(&run(&["--dir", d, "status"]));
+    assert!(
+        text.contains(
+            "reference   ptp grandmaster 001b21.fffe.123456 steps removed 1 port SLAVE, accuracy 100 ns"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("(from reference)"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    assert_eq!(json["reference"], "ptp", "{json}");
+    assert_eq!(json["gm_identity"], "001b21.fffe.123456", "{json}");
+    assert_eq!(json["steps_removed"], 1, "{json}");
+    assert_eq!(json["port_state"], "SLAVE", "{json}");
+    assert_eq!(json["ptp_flags"], 0x0d, "{json}");
+    assert_eq!(json["utc_offset_source"], "reference", "{json}");
+    assert_eq!(json["gm_clock_accuracy"], 0x21, "{json}");
+    assert_eq!(json["gm_accuracy_ns"], 100, "{json}");
+
+    // A page of minor 2 (reference fields zero) reads as unknown, without error.
+    let c = &w.page().clock;
+    for f in [&c.reference_kind, &c.ptp_steps_removed, &c.ptp_port_state, &c.ptp_flags, &c.utc_offset_source]
+    {
+        f.store(0, Ordering::Relaxed);
+    }
+    c.gm_accuracy_ns.store(0, Ordering::Relaxed);
+    w.page().header.abi_minor.store(2, Ordering::Release);
+    let text = ok(&run(&["--dir", d, "status"]));
+    assert!(text.contains("reference   unknown"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&run(&["--dir", d, "status", "--json"]))).unwrap();
+    assert_eq!(
+        (json["reference"].as_str(), json["gm_identity"].is_null()),
+        (Some("unknown"), true),
+        "{json}"
+    );
 }

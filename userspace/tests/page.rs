@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{identity, realtime_ns, system_snapshot, PageDir, TAI_UTC};
+use common::{identity, ptp_snapshot, realtime_ns, system_snapshot, PageDir, TAI_UTC};
 use nicclock::{counter, Clock, Error, EventKind, EventWait, Leap, Status, Urgency, Writer};
 
 const SEC: u64 = 1_000_000_000;
@@ -53,6 +53,52 @@ fn now_is_the_published_clock_within_its_error_bound() {
     let (earliest, latest) = clock.bounds().unwrap();
     assert!(earliest < latest && latest - earliest >= 4_000);
     assert_eq!(clock.status().unwrap(), Status::Locked);
+}
+
+#[test]
+fn the_ptp_reference_identity_round_trips_with_the_mapping() {
+    let dir = PageDir::new("ptp-ref");
+    let mut w = Writer::create(&dir.options("ptp0"), &identity()).unwrap();
+    let snap = ptp_snapshot(Status::Locked, 300);
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "ptp0").unwrap();
+    let read = clock.snapshot().unwrap();
+    assert_eq!(read.reference, snap.reference);
+    assert_eq!(read, nicclock::Snapshot { update_count: 1, ..snap });
+    assert_eq!(read.reference.gm_identity_text(), "001b21.fffe.123456");
+    assert_eq!(w.page().header.abi_minor.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn a_default_snapshot_publishes_the_system_clock_and_an_old_page_reads_as_unknown() {
+    let dir = PageDir::new("old-ref");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 500));
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let r = clock.snapshot().unwrap().reference;
+    assert_eq!(
+        (r.kind, r.utc_offset_source),
+        (nicclock::ReferenceKind::SystemClock, nicclock::UtcOffsetSource::Host)
+    );
+    // A minor-2 writer left the reference fields in reserved space, zero.
+    let c = &w.page().clock;
+    c.reference_kind.store(0, Ordering::Relaxed);
+    c.utc_offset_source.store(0, Ordering::Relaxed);
+    w.page().header.abi_minor.store(2, Ordering::Release);
+    let r = clock.snapshot().unwrap().reference;
+    assert_eq!(
+        r,
+        nicclock::Reference {
+            kind: nicclock::ReferenceKind::Unknown,
+            utc_offset_source: nicclock::UtcOffsetSource::Unknown,
+            ..Default::default()
+        }
+    );
+    assert_eq!(clock.now().unwrap().status, Status::Locked, "an old page still gives time");
+    // A value no writer publishes is refused, naming the field.
+    c.reference_kind.store(99, Ordering::Relaxed);
+    let e = clock.snapshot().unwrap_err();
+    assert!(e.to_string().contains("reference kind (99)"), "{e}");
 }
 
 #[test]

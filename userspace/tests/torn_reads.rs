@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use common::{assert_child_ok, env_var, identity, spawn_child, PageDir};
 use nicclock::{
-    counter, period_from_ns_per_tick, Clock, CounterKind, Error, Leap, ServoFigures, Snapshot, Status, Writer,
+    counter, period_from_ns_per_tick, Clock, CounterKind, Error, Leap, Reference, ReferenceKind,
+    ServoFigures, Snapshot, Status, UtcOffsetSource, Writer,
 };
 
 const READERS: usize = 4;
@@ -57,6 +58,17 @@ fn expected(g: u64, counter_value: u64) -> Snapshot {
             freq_ppt: (g * 11) as i64,
             delay_ns: g * 13,
             state: (g % 4) as u32,
+        },
+        // The reference identity is read under the same seqlock: every field tied to g.
+        reference: Reference {
+            kind: ReferenceKind::ALL[(g % 4) as usize],
+            gm_identity: g.to_be_bytes(),
+            steps_removed: (g % 7) as u32,
+            port_state: (g % 11) as u32,
+            flags: (g % 64) as u32,
+            utc_offset_source: [UtcOffsetSource::Host, UtcOffsetSource::Reference][(g % 2) as usize],
+            gm_clock_accuracy: (g % 256) as u32,
+            gm_accuracy_ns: g * 17,
         },
     }
 }

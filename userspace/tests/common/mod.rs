@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use nicclock::{
-    counter, period_from_ns_per_tick, CounterKind, Identity, Leap, PageOptions, ServoFigures, Snapshot,
-    Status,
+    counter, period_from_ns_per_tick, CounterKind, Identity, Leap, PageOptions, Reference, ReferenceKind,
+    ServoFigures, Snapshot, Status, UtcOffsetSource,
 };
 
 pub const NOBODY: u32 = 65534;
@@ -105,10 +105,38 @@ pub fn system_snapshot(status: Status, error_bound_ns: u64) -> Snapshot {
         update_interval_ns: 100_000_000,
         update_count: 0,
         servo: ServoFigures { offset_ns: -23, freq_ppt: 100_000, delay_ns: 500, state: 2 },
+        reference: Default::default(),
     }
 }
 
 /// Name of the ignored test that child processes run; each test file defines it.
+/// The reference identity of a PTP slave of ptp4l's grandmaster 001b21.fffe.123456, one hop away,
+/// in SLAVE, with a valid UTC offset and a leap second inserted at the end of the day announced.
+pub fn ptp_reference() -> Reference {
+    use nicclock::abi::{
+        PTP_FLAG_LEAP61, PTP_FLAG_PTP_TIMESCALE, PTP_FLAG_UTC_OFFSET_VALID, PTP_PORT_STATE_SLAVE,
+    };
+    Reference {
+        kind: ReferenceKind::Ptp,
+        gm_identity: [0x00, 0x1b, 0x21, 0xff, 0xfe, 0x12, 0x34, 0x56],
+        steps_removed: 1,
+        port_state: PTP_PORT_STATE_SLAVE,
+        flags: PTP_FLAG_UTC_OFFSET_VALID | PTP_FLAG_PTP_TIMESCALE | PTP_FLAG_LEAP61,
+        utc_offset_source: UtcOffsetSource::Reference,
+        gm_clock_accuracy: 0x21,
+        gm_accuracy_ns: 100,
+    }
+}
+
+/// [`system_snapshot`] as published by a PTP slave ([`ptp_reference`]), updates due every 10 s.
+pub fn ptp_snapshot(status: Status, error_bound_ns: u64) -> Snapshot {
+    Snapshot {
+        update_interval_ns: 10_000_000_000,
+        reference: ptp_reference(),
+        ..system_snapshot(status, error_bound_ns)
+    }
+}
+
 pub const CHILD_ENTRY: &str = "child_entry";
 pub const ROLE_VAR: &str = "NICCLOCK_TEST_ROLE";
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use nicclock::{list_pages, Clock, EventKind, EventWait, Snapshot, Status};
+use nicclock::{list_pages, Clock, EventKind, EventWait, ReferenceKind, Snapshot, Status};
 use serde::Serialize;
 
 use crate::format;
@@ -121,6 +121,34 @@ struct StatusJson {
     servo_freq_ppb: f64,
     servo_delay_ns: u64,
     servo_state: u32,
+    reference: String,
+    gm_identity: Option<String>,
+    steps_removed: u32,
+    port_state: String,
+    ptp_flags: u32,
+    utc_offset_source: String,
+    gm_clock_accuracy: u32,
+    gm_accuracy_ns: Option<u64>,
+}
+
+/// The `reference` line: the kind; under PTP the grandmaster as ptp4l prints it, steps removed,
+/// port state, the announced accuracy and flags.
+fn reference_line(r: &nicclock::Reference) -> String {
+    if r.kind != ReferenceKind::Ptp {
+        return r.kind.name().replace('_', " ");
+    }
+    let accuracy = match r.gm_accuracy_ns {
+        0 => String::new(),
+        u64::MAX => ", accuracy unknown".into(),
+        ns => format!(", accuracy {ns} ns"),
+    };
+    format!(
+        "ptp grandmaster {} steps removed {} port {}{accuracy}, flags {:#04x}",
+        r.gm_identity_text(),
+        r.steps_removed,
+        nicclock::abi::ptp_port_state_name(r.port_state),
+        r.flags
+    )
 }
 
 fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
@@ -129,6 +157,7 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
     let id = clock.identity();
     let now = clock.now();
     let age = clock.age_ns(&snap).filter(|_| snap.update_count > 0);
+    let r = &snap.reference;
     let report = StatusJson {
         page: clock.path().display().to_string(),
         model: id.model,
@@ -150,6 +179,14 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         servo_freq_ppb: snap.servo.freq_ppt as f64 / 1000.0,
         servo_delay_ns: snap.servo.delay_ns,
         servo_state: snap.servo.state,
+        reference: r.kind.name().into(),
+        gm_identity: (r.kind == ReferenceKind::Ptp).then(|| r.gm_identity_text()),
+        steps_removed: r.steps_removed,
+        port_state: nicclock::abi::ptp_port_state_name(r.port_state).into(),
+        ptp_flags: r.flags,
+        utc_offset_source: r.utc_offset_source.name().into(),
+        gm_clock_accuracy: r.gm_clock_accuracy,
+        gm_accuracy_ns: Some(r.gm_accuracy_ns).filter(|&ns| ns != u64::MAX),
     };
     if json {
         outln!("{}", serde_json::to_string(&report).context("encoding status as JSON")?);
@@ -187,7 +224,8 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
             r.servo_delay_ns
         );
         outln!("counter     {}", r.counter);
-        outln!("tai-utc     {} s, leap {}", r.tai_utc_offset_s, r.leap);
+        outln!("tai-utc     {} s, leap {} (from {})", r.tai_utc_offset_s, r.leap, r.utc_offset_source);
+        outln!("reference   {}", reference_line(&snap.reference));
     }
     // Like `now`: success only when the page gives a usable time.
     let usable = matches!(&now, Ok(n) if n.status != Status::Unsynchronized);

@@ -187,7 +187,16 @@ const STATUS_JSON_HELP: &str = "\
   servo_offset_ns     last measured offset of the NIC clock from the reference, ns
   servo_freq_ppb      the servo's frequency figure, ppb
   servo_delay_ns      last measurement's delay (bracket width), ns
-  servo_state         linuxptp servo state number (0 unlocked, 1 jump, 2 locked)";
+  servo_state         linuxptp servo state number (0 unlocked, 1 jump, 2 locked)
+  reference           system_clock | pps | ptp | unknown (a page older than ABI 1.3)
+  gm_identity         PTP grandmaster identity as ptp4l prints it (\"001122.fffe.334455\"), null unless ptp
+  steps_removed       PTP stepsRemoved announced by the master (0 unless ptp)
+  port_state          PTP port state (LISTENING, UNCALIBRATED, SLAVE, ...; NONE unless ptp)
+  ptp_flags           the Announce's flags octet as announced (1 leap61, 2 leap59, 4 UTC offset valid,
+                      8 PTP timescale, 16 time traceable, 32 frequency traceable)
+  utc_offset_source   where tai_utc_offset_s comes from: host | reference | unknown
+  gm_clock_accuracy   the master's announced clockAccuracy code (0x20 = 25 ns ... 0xfe unknown; 0 unless ptp)
+  gm_accuracy_ns      the error bound share that accuracy implies, ns (null: announced unknown)";
 
 const STATS_JSON_HELP: &str = "\
 --json fields (one object, one line; figures in ns, null when not defined):
