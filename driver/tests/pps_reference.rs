@@ -92,8 +92,8 @@ impl Host for WrongSystemClock {
     }
 }
 
-#[test]
-fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
+/// A simulated NIC with pulses on its pins and the discipline loop on it, updating once a second.
+fn pulsed_setup() -> (Arc<VirtualTime>, Arc<SimNic>, Arc<PulsedNic>, Discipline<Arc<PulsedNic>>) {
     let time = VirtualTime::new();
     let nic = Arc::new(SimNic::new(SimConfig::default(), time.clone()));
     let regs = Arc::new(PulsedNic {
@@ -105,7 +105,13 @@ fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
     let m = model(INTEL, 0x10C9).unwrap();
     let phc = Phc::init(regs.clone(), m, Quirks::empty(), Steering::Hardware, time.clone()).unwrap();
     let config = DisciplineConfig { interval_ns: 1_000_000_000, ..DisciplineConfig::default() };
-    let mut discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+    let discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+    (time, nic, regs, discipline)
+}
+
+#[test]
+fn the_clock_follows_the_pulses_holds_over_without_them_and_relocks() {
+    let (time, nic, regs, mut discipline) = pulsed_setup();
     let host = WrongSystemClock { time: time.clone() };
     let sdp = "SDP1".parse::<Sdp>().unwrap();
     let mut pins =
@@ -288,18 +294,7 @@ fn without_a_pps_reference_drive_updates_from_the_system_clock_at_the_configured
 
 #[test]
 fn without_any_pulse_the_page_is_unsynchronized_with_pulse_missed_events() {
-    let time = VirtualTime::new();
-    let nic = Arc::new(SimNic::new(SimConfig::default(), time.clone()));
-    let regs = Arc::new(PulsedNic {
-        nic: nic.clone(),
-        aux: Mutex::new(None),
-        tsicr: AtomicU32::new(0),
-        pins: Mutex::new(HashMap::new()),
-    });
-    let m = model(INTEL, 0x10C9).unwrap();
-    let phc = Phc::init(regs.clone(), m, Quirks::empty(), Steering::Hardware, time.clone()).unwrap();
-    let config = DisciplineConfig { interval_ns: 1_000_000_000, ..DisciplineConfig::default() };
-    let mut discipline = Discipline::new(phc, Servo::new(ServoKind::Pi, ServoConfig::default()), config);
+    let (time, _nic, regs, mut discipline) = pulsed_setup();
     let host = WrongSystemClock { time: time.clone() };
     let sdp = Sdp::new(0).unwrap();
     let mut pins =

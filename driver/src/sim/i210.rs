@@ -14,17 +14,11 @@ use crate::regs;
 /// The largest TIMADJ magnitude the datasheet allows, plus one.
 const TADJ_LIMIT: u32 = 999_999_900;
 
+/// The 82580's SYSTIMR latch (same registers, the i210's format), plus TIMADJ.
 pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
     match offset {
-        regs::SYSTIMR => {
-            nic.bus_read(s);
-            s.latched = nic.format().words(s.counter.units);
-            Some(s.latched.0)
-        }
-        regs::SYSTIML => Some(s.latched.1),
-        regs::SYSTIMH => Some(s.latched.2),
         regs::TIMADJL => Some(s.timadj_low),
-        _ => None,
+        _ => super::ns40::read(nic, s, offset),
     }
 }
 
