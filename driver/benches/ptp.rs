@@ -5,6 +5,7 @@
 //! loss — lock time and RMS true offset from the master's clock; then 100 ns of asymmetry.
 
 use nicclock_driver::ptp::simwire::{run, WireOutcome, WireScenario};
+use nicclock_driver::ptp::PortState;
 
 fn datapath(label: &str, o: &WireOutcome) {
     let d = &o.slave_datapath;
@@ -12,7 +13,7 @@ fn datapath(label: &str, o: &WireOutcome) {
         "{label}: frames through descriptors: slave RX ring {} frames ({} stamped in RXSTMPL/H, {} \
          not stamped: latch held), TX ring {} frames ({} stamped in TXSTMPL/H); link lost {}; \
          NIC drops: link down {}, no descriptor {}, filtered {}; frame filter accepted {}, dropped {}; \
-         link up after {:.1} s of autonegotiation",
+         link up after {:.1} s of autonegotiation, port SLAVE at {}",
         d.rx_frames,
         d.rx_latched,
         d.rx_latch_held,
@@ -25,6 +26,7 @@ fn datapath(label: &str, o: &WireOutcome) {
         o.slave_drops.accepted,
         o.slave_drops.total_dropped(),
         o.link_up_s,
+        o.first(PortState::Slave).map_or("never".into(), |t| format!("{t:.2} s")),
     );
 }
 
