@@ -14,7 +14,7 @@ use nicclock_driver::net::phy::{self, LinkUp, PhyError};
 use nicclock_driver::net::ring::{bytes_needed, RxRing, TxRing};
 use nicclock_driver::regs;
 use nicclock_driver::sim::{
-    FrameSink, HostMemory, RxDrop, SimConfig, SimModel, SimNic, RXSATRH, TSYNC_VALID,
+    FrameSink, HostMemory, RxDrop, SimConfig, SimModel, SimNic, I210_STAMP_LATENCY_NS, RXSATRH, TSYNC_VALID,
 };
 use nicclock_driver::timesource::{TimeSource, VirtualTime};
 use nicclock_uio::RegisterAccess;
@@ -211,10 +211,23 @@ fn the_82580_and_i210_write_the_stamp_into_the_buffer() {
         let (bytes, ts, in_packet) = receive(&mut p).unwrap();
         assert_eq!(bytes, frame, "{model}: the header is split off");
         assert!(!ts, "{model}: no register latch");
-        assert_eq!(in_packet, Some(truth.raw), "{model}: header = SYSTIM at arrival");
+        // The i210 stamps 448 ns after the frame arrived (at 1000 Mb/s), the 82580 at arrival.
+        let latency = if model == SimModel::I210 { I210_STAMP_LATENCY_NS.1 } else { 0 };
+        assert_eq!(in_packet, Some(truth.raw + latency), "{model}: header = SYSTIM at arrival + latency");
         assert_eq!(got.stamp, in_packet);
         if model == SimModel::I210 {
             assert_eq!(truth.raw >> 32, 3, "i210: seconds in SYSTIMH");
+            // TX: the stamp is taken 178 ns before the frame leaves.
+            let frame = l2([0x52, 0x54, 0, 1, 0, 0], &ptp(0x01, 44, 2));
+            p.tx.send(&*p.nic, true, |buf| {
+                buf[..frame.len()].copy_from_slice(&frame);
+                frame.len()
+            })
+            .unwrap();
+            let (at, raw) = (p.time.now_ns(), p.nic.truth().raw);
+            let lo = p.nic.read32(regs::TXSTMPL) as u64;
+            assert_eq!(lo | (p.nic.read32(regs::TXSTMPH) as u64) << 32, raw);
+            assert_eq!(p.wire.0.lock().unwrap()[0].0, at + I210_STAMP_LATENCY_NS.0);
         }
         assert_eq!(p.nic.datapath_stats().rx_packet_stamped, 1);
     }

@@ -36,7 +36,8 @@ use crate::net::DropCounters;
 use crate::regs;
 use crate::scenario::EPOCH_TAI_NS;
 use crate::sim::{
-    DatapathStats, HostMemory, LinkConfig, Side, SimConfig, SimLink, SimModel, SimNic, RXSATRH, TSYNC_VALID,
+    DatapathStats, HostMemory, LinkConfig, Side, SimConfig, SimLink, SimModel, SimNic, I210_STAMP_LATENCY_NS,
+    RXSATRH, TSYNC_VALID,
 };
 use crate::timesource::{TimeSource, VirtualTime};
 
@@ -238,6 +239,14 @@ impl Station {
         self.spec.src_mac
     }
 
+    /// (TX, RX) stamp latency compensation, as Linux applies it (the i210/i211 only; 1000 Mb/s).
+    fn latency(&self) -> (Nanos, Nanos) {
+        match self.family {
+            Family::I210 => (Nanos(I210_STAMP_LATENCY_NS.0 as i128), Nanos(I210_STAMP_LATENCY_NS.1 as i128)),
+            _ => (Nanos(0), Nanos(0)),
+        }
+    }
+
     /// Queue 0 up (the link is up already).
     fn bring_up(&self) {
         let place = |desc_addr, descs| RingPlace { desc_addr, descs };
@@ -337,6 +346,12 @@ fn i210_ns(raw: u64) -> Nanos {
     Nanos(i128::from(raw >> 32) * 1_000_000_000 + i128::from(raw as u32))
 }
 
+/// The i210's stamp latency at 1000 Mb/s compensated as Linux does: TX stamps + 178 ns, RX − 448.
+fn i210_wire_ns(raw: u64, tx: bool) -> Nanos {
+    let (tx_ns, rx_ns) = I210_STAMP_LATENCY_NS;
+    i210_ns(raw) + if tx { Nanos(i128::from(tx_ns)) } else { Nanos(-i128::from(rx_ns)) }
+}
+
 impl Sim {
     fn at(&mut self, t: u64, ev: Ev) {
         self.seq += 1;
@@ -425,7 +440,7 @@ impl Sim {
             }
             _ => 0,
         };
-        put_timestamp(&mut follow_up[34..44], i210_ns(raw) + Nanos(bad as i128));
+        put_timestamp(&mut follow_up[34..44], i210_wire_ns(raw, true) + Nanos(bad as i128));
         // The Follow_Up leaves once the master has read its TX stamp.
         self.at(t + 20_000, Ev::MasterSend { m, data: follow_up });
     }
@@ -466,7 +481,7 @@ impl Sim {
             let seq = u16::from_be_bytes([req[30], req[31]]);
             let interval = self.scenario.log_sync_interval;
             let mut resp = self.header(m, DELAY_RESP, 54, seq, interval);
-            put_timestamp(&mut resp[34..44], i210_ns(raw));
+            put_timestamp(&mut resp[34..44], i210_wire_ns(raw, false));
             resp[44..54].copy_from_slice(&req[20..30]); // requestingPortIdentity
             self.delay_resps += 1;
             self.at(t + 30_000, Ev::MasterSend { m, data: resp });
@@ -650,7 +665,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                 for r in received.drain(..) {
                     match (r.class, r.stamp) {
                         (MessageClass::Event, Some(raw)) => {
-                            let rx = phc.borrow().raw_to_ns(RawTime(raw));
+                            let rx = phc.borrow().raw_to_ns(RawTime(raw)) - slave.latency().1;
                             outputs.extend(port.on_event(&r.payload, rx));
                         }
                         (MessageClass::Event, None) => outcome.rx_unstamped += 1,
@@ -696,7 +711,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
             }
             Ev::SlaveTxStamp(token) => match slave.tx_stamp() {
                 Some(raw) => {
-                    let t3 = phc.borrow().raw_to_ns(RawTime(raw));
+                    let t3 = phc.borrow().raw_to_ns(RawTime(raw)) + slave.latency().0;
                     outputs = port.on_tx_timestamp(token, t3);
                 }
                 None => {

@@ -9,7 +9,9 @@
 //! it is dropped and counted (silicon with SRRCTL.DROP_EN); the MAC filter takes our RAL0/RAH0,
 //! broadcast with RCTL.BAM, multicast whose MTA bit is set, or everything under UPE/MPE.
 //!
-//! Stamps (igb-family.md §3, HARDWARE.md §7), each SYSTIM at the instant plus Gaussian jitter:
+//! Stamps (igb-family.md §3, HARDWARE.md §7), each SYSTIM at the instant plus Gaussian jitter (the
+//! i210/i211 also their latency: the TX stamp 178 ns before the frame leaves, the RX stamp 448 ns
+//! after it arrives, at 1000 Mb/s):
 //! - register latch (82576, and any family without SRRCTL.TIMESTAMP): a matching frame latches
 //!   RXSTMPL/H + RXSATRL/H, sets TSYNCRXCTL.VALID and its descriptor's TS bit (16); while VALID
 //!   no frame is stamped (counted). Silicon matches by TSYNCRXCTL's type (V2 events over L2 with
@@ -237,23 +239,45 @@ pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> b
     true
 }
 
-/// SYSTIM now (the state advanced to the present) plus the stamp jitter, in the family's units.
-fn stamp_units(nic: &SimNic, s: &mut State) -> u128 {
+/// How far the i210/i211 stamps are from the wire (the SFD at the MDI) at 1000 Mb/s, the speed
+/// the simulated link runs at, ns: the TX stamp is taken this long before the frame leaves, the RX
+/// stamp this long after it arrived (igb-family.md §3.5: Linux's compensation values, which the
+/// datasheet's measured ranges bracket). Linux compensates no other family, and here they have none.
+pub const I210_STAMP_LATENCY_NS: (u64, u64) = (178, 448);
+
+/// (TX, RX) stamp latency of this NIC, ns.
+fn latency(nic: &SimNic) -> (u64, u64) {
+    if !nic.config.qemu && nic.format() == Format::SecondsNs {
+        I210_STAMP_LATENCY_NS
+    } else {
+        (0, 0)
+    }
+}
+
+/// SYSTIM now (the state advanced to the present) plus `after_ns` and the stamp jitter, in the
+/// family's units: the counter's value `after_ns` from now, give or take the jitter (the
+/// oscillator's error over that time is below a unit).
+fn stamp_units(nic: &SimNic, s: &mut State, after_ns: f64) -> u128 {
     let units = nic.systim_units(s);
     let sigma = nic.config.stamp_jitter_ns;
-    if sigma <= 0.0 {
+    let jitter_ns = if sigma > 0.0 {
+        let (u1, u2): (f64, f64) = (s.stamp_rng.random::<f64>().max(1e-300), s.stamp_rng.random());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma
+    } else {
+        0.0
+    };
+    let offset_ns = after_ns + jitter_ns;
+    if offset_ns == 0.0 {
         return units;
     }
-    let (u1, u2): (f64, f64) = (s.stamp_rng.random::<f64>().max(1e-300), s.stamp_rng.random());
-    let jitter_ns = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma;
     let format = nic.format();
     let per_ns = match format {
         Format::Fractional { shift, .. } => (1u128 << shift) as f64,
         Format::Ns40 | Format::SecondsNs => (1u128 << 32) as f64,
     };
     let modulus = if nic.config.qemu { 1u128 << 64 } else { format.modulus() };
-    let delta = ((jitter_ns.abs() * per_ns).round() as u128) % modulus;
-    if jitter_ns >= 0.0 {
+    let delta = ((offset_ns.abs() * per_ns).round() as u128) % modulus;
+    if offset_ns >= 0.0 {
         (units + delta) % modulus
     } else {
         (units + modulus - delta) % modulus
@@ -319,7 +343,7 @@ fn send(nic: &SimNic, s: &mut State, now: u64) {
         let enabled = reg(s, regs::TSYNCTXCTL) & bits::TSYNC_ENABLED != 0;
         let fault = nic.config.tx_stamp_loss > 0.0 && s.stamp_rng.random::<f64>() < nic.config.tx_stamp_loss;
         if enabled && !s.dp.tx_valid && !fault {
-            let units = stamp_units(nic, s);
+            let units = stamp_units(nic, s, 0.0);
             let (lo, hi) = stamp_words(nic, units);
             s.regs.insert(regs::TXSTMPL, lo);
             s.regs.insert(regs::TXSTMPH, hi);
@@ -338,7 +362,7 @@ fn send(nic: &SimNic, s: &mut State, now: u64) {
     }
     s.dp.stats.tx_frames += 1;
     if let Some(wire) = &s.dp.wire {
-        wire.transmit(now, frame);
+        wire.transmit(now + latency(nic).0, frame);
     }
 }
 
@@ -444,7 +468,7 @@ fn mac_accepts(s: &State, frame: &[u8]) -> bool {
 
 /// Latches the register stamp of `frame` (the latch is free); returns the raw SYSTIM.
 fn latch(nic: &SimNic, s: &mut State, frame: &[u8]) -> u64 {
-    let units = stamp_units(nic, s);
+    let units = stamp_units(nic, s, latency(nic).1 as f64);
     let (lo, hi) = stamp_words(nic, units);
     s.regs.insert(regs::RXSTMPL, lo);
     s.regs.insert(regs::RXSTMPH, hi);
@@ -541,7 +565,7 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
     let mut buf = Vec::with_capacity(frame.len() + TS_HEADER_LEN + 4);
     let mut status = rx_status::DD | rx_status::EOP;
     if in_packet {
-        let units = stamp_units(nic, s);
+        let units = stamp_units(nic, s, latency(nic).1 as f64);
         let (lo, hi) = stamp_words(nic, units);
         buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(&lo.to_le_bytes());

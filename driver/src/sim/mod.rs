@@ -36,7 +36,9 @@ use crate::regs;
 use crate::timesource::TimeSource;
 
 pub use counter::{Format, NS40_WRAP, NS_PER_S};
-pub use datapath::{DatapathStats, FrameSink, RxDelivered, RxDrop, RXSATRH, RXSATRL, TSYNC_VALID};
+pub use datapath::{
+    DatapathStats, FrameSink, RxDelivered, RxDrop, I210_STAMP_LATENCY_NS, RXSATRH, RXSATRL, TSYNC_VALID,
+};
 pub use dma::HostMemory;
 pub use link::{Arrival, LinkConfig, LinkStats, Side, SimLink};
 pub use phy::{MDIC, STATUS_LU};
