@@ -266,3 +266,42 @@ fn a_full_ring_drops_and_counts() {
     assert_eq!(q.nic.deliver(&l2(PEER, &ptp(0x00, 44, 1))), Err(RxDrop::NoDescriptor));
     assert_ne!(q.nic.read32(regs::TSYNCRXCTL) & TSYNC_VALID, 0, "stuck latch");
 }
+
+#[test]
+fn garbage_rings_and_descriptors_are_counted_never_a_panic() {
+    use nicclock_driver::net::desc::reg;
+    use rand::{Rng, SeedableRng};
+    let p = port(SimConfig::ideal());
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    let mut tx_mem = HostMemory::new(4096, 0x3_0000_0000);
+    p.nic.attach_memory(tx_mem.clone());
+    // RX ring moved where no host memory is: the frame is a DMA fault, counted.
+    p.nic.write32(reg::RDBAL0, 0x9000_0000);
+    assert_eq!(p.nic.deliver(&l2(PEER, &ptp(0, 44, 1))), Err(RxDrop::DmaFault));
+    assert_eq!(p.nic.datapath_stats().dma_faults, 1);
+    // TX ring of random descriptors (addresses and lengths anywhere, EOP or not).
+    use nicclock_driver::net::ring::DescMemory;
+    p.nic.write32(reg::TDBAL0, 0);
+    p.nic.write32(reg::TDBAH0, 3);
+    p.nic.write32(reg::TDLEN0, 128 * 16);
+    p.nic.write32(reg::TDH0, 0);
+    for round in 0..200 {
+        for i in 0..128 {
+            let addr =
+                if rng.random::<bool>() { 0x3_0000_0000 + rng.random_range(0..4096) } else { rng.random() };
+            tx_mem.write_u64(i * 16, addr);
+            tx_mem.write_u64(i * 16 + 8, rng.random::<u64>() & !(0xFFFF_u64 << 48));
+        }
+        let tail = rng.random_range(0..200u32);
+        p.nic.write32(reg::TDT0, tail);
+        assert!(p.nic.read32(reg::TDH0) < 128, "round {round}: TDH stays in the ring");
+        // Random RX programming too.
+        p.nic.write32(reg::RDLEN0, rng.random());
+        p.nic.write32(reg::RDH0, rng.random());
+        p.nic.write32(reg::RDT0, rng.random());
+        p.nic.write32(reg::SRRCTL0, rng.random());
+        let _ = p.nic.deliver(&l2(PEER, &ptp(rng.random(), 44, round)));
+    }
+    let s = p.nic.datapath_stats();
+    assert!(s.dma_faults > 100 && s.tx_bad_frames > 0, "{s:?}");
+}

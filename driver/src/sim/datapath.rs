@@ -55,6 +55,8 @@ const RCTL_UPE: u32 = 1 << 3;
 const RCTL_MPE: u32 = 1 << 4;
 const ETQF0: usize = 0x05CB0;
 const FTQF_1588_TIME_STAMP: u32 = 0x0800_0000;
+/// The most bytes a TX frame may gather over its descriptors (a jumbo frame's worth).
+pub const MAX_TX_FRAME: usize = 16 * 1024;
 /// RDLEN/TDLEN keep bits 19:7; RDBAL/TDBAL ignore the low 7 bits (128-byte aligned rings).
 const XDLEN_MASK: u32 = 0x000F_FF80;
 const XDBAL_MASK: u32 = 0xFFFF_FF80;
@@ -112,6 +114,8 @@ pub struct DatapathStats {
     pub tx_stamp_missed: u64,
     /// TX frames lost because the link was down.
     pub tx_dropped_link_down: u64,
+    /// TX frames dropped: empty, over [`MAX_TX_FRAME`] bytes, or a buffer outside host memory.
+    pub tx_bad_frames: u64,
     /// Descriptors or buffers outside every attached host memory.
     pub dma_faults: u64,
 }
@@ -125,6 +129,8 @@ pub(super) struct Datapath {
     /// The frame being gathered from TX descriptors up to EOP, and whether one asked for a stamp.
     tx_frame: Vec<u8>,
     tx_stamp: bool,
+    /// The frame being gathered lost a piece: dropped at its EOP.
+    tx_frame_bad: bool,
     pub stats: DatapathStats,
 }
 
@@ -137,6 +143,7 @@ impl Datapath {
             tx_valid: false,
             tx_frame: Vec::new(),
             tx_stamp: false,
+            tx_frame_bad: false,
             stats: DatapathStats::default(),
         }
     }
@@ -318,8 +325,12 @@ fn transmit(nic: &SimNic, s: &mut State, now: u64) {
         let cmd = d[1] as u32;
         if let Some(data) = TxData::decode(d) {
             let mut bytes = vec![0u8; usize::from(data.len)];
-            if s.dp.dma_read(data.addr, &mut bytes) {
+            if s.dp.dma_read(data.addr, &mut bytes) && s.dp.tx_frame.len() + bytes.len() <= MAX_TX_FRAME {
                 s.dp.tx_frame.extend_from_slice(&bytes);
+            } else if !s.dp.tx_frame.is_empty() || !bytes.is_empty() {
+                // Too long (or its buffer unreachable): the frame is dropped, up to its EOP.
+                s.dp.tx_frame.clear();
+                s.dp.tx_frame_bad = true;
             }
             s.dp.tx_stamp |= data.timestamp;
             if cmd & tx_cmd::EOP != 0 {
@@ -339,6 +350,10 @@ fn transmit(nic: &SimNic, s: &mut State, now: u64) {
 fn send(nic: &SimNic, s: &mut State, now: u64) {
     let mut frame = std::mem::take(&mut s.dp.tx_frame);
     let wants_stamp = std::mem::take(&mut s.dp.tx_stamp);
+    if std::mem::take(&mut s.dp.tx_frame_bad) || frame.is_empty() {
+        s.dp.stats.tx_bad_frames += 1;
+        return;
+    }
     if wants_stamp {
         let enabled = reg(s, regs::TSYNCTXCTL) & bits::TSYNC_ENABLED != 0;
         let fault = nic.config.tx_stamp_loss > 0.0 && s.stamp_rng.random::<f64>() < nic.config.tx_stamp_loss;
@@ -584,7 +599,7 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
         0 => 2048,
         k => k as usize * 1024,
     };
-    if buf.len() > bsize {
+    if buf.len() > bsize.min(usize::from(u16::MAX)) {
         return Err(RxDrop::TooLong);
     }
     let base = u64::from(reg(s, reg::RDBAH0)) << 32 | u64::from(reg(s, reg::RDBAL0));
