@@ -305,3 +305,27 @@ fn garbage_rings_and_descriptors_are_counted_never_a_panic() {
     let s = p.nic.datapath_stats();
     assert!(s.dma_faults > 100 && s.tx_bad_frames > 0, "{s:?}");
 }
+
+#[test]
+fn qemu_holds_what_the_ring_cannot_take_and_stamps_it_when_let_in() {
+    let mut p = port(SimConfig { qemu: true, ..SimConfig::ideal() });
+    for k in 0..15u16 {
+        p.nic.deliver(&l2(PEER, &ptp(0x08, 44, k))).unwrap();
+    }
+    // The ring is full: QEMU's net layer holds the Sync instead of dropping it.
+    p.time.advance(1_000_000);
+    let arrived = p.nic.truth().raw;
+    assert_eq!(p.nic.deliver(&l2(PEER, &ptp(0x00, 44, 99))), Err(RxDrop::Held));
+    assert_eq!(p.nic.datapath_stats().rx_held, 1);
+    // 10 ms later the driver reaps one descriptor (its RDT write): QEMU hands the Sync over then,
+    // and stamps it then — 10 ms after it arrived (HARDWARE.md §7's hazard).
+    p.time.advance(10_000_000);
+    let let_in = p.nic.truth().raw;
+    assert!(receive(&mut p).is_some());
+    let latched = p.nic.read32(regs::RXSTMPL) as u64 | (p.nic.read32(regs::RXSTMPH) as u64) << 32;
+    assert_eq!(latched, let_in);
+    assert_eq!((latched - arrived) >> 19, 10_000_000);
+    assert_eq!(p.nic.datapath_stats().rx_frames, 16);
+    let flags: Vec<bool> = std::iter::from_fn(|| receive(&mut p)).map(|(_, ts, _)| ts).collect();
+    assert_eq!(flags.last(), Some(&true), "the held Sync is the last frame, stamped");
+}

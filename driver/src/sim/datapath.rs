@@ -25,9 +25,15 @@
 //!   RXPBS.CFG_TS_EN): 16 bytes before the frame — two zero dwords, SYSTIML, SYSTIMH — with TSIP
 //!   (bit 15) in the descriptor, for every frame under TSYNCRXCTL type ALL.
 //!
+//! QEMU (`qemu: true`) does not drop what the receiver cannot take (link down, RCTL.EN clear, the
+//! queue disabled or without a free descriptor): its net layer holds the frame (up to 10 000,
+//! net/queue.c) and hands it over when the NIC asks again — an RDT or RCTL write, the link coming
+//! up — so it is stamped then, not when it arrived (HARDWARE.md §7's hazard).
+//!
 //! Not modelled: multi-buffer frames (dropped as too long), legacy descriptors, queues other than
-//! 0, interrupts, QEMU's holding frames while the queue is full (dropped here instead).
+//! 0, interrupts.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -55,6 +61,8 @@ const RCTL_UPE: u32 = 1 << 3;
 const RCTL_MPE: u32 = 1 << 4;
 const ETQF0: usize = 0x05CB0;
 const FTQF_1588_TIME_STAMP: u32 = 0x0800_0000;
+/// QEMU's net queue length (net/queue.c `nq_maxlen`).
+const QEMU_QUEUE_LEN: usize = 10_000;
 /// The most bytes a TX frame may gather over its descriptors (a jumbo frame's worth).
 pub const MAX_TX_FRAME: usize = 16 * 1024;
 /// RDLEN/TDLEN keep bits 19:7; RDBAL/TDBAL ignore the low 7 bits (128-byte aligned rings).
@@ -76,6 +84,9 @@ pub enum RxDrop {
     Filtered,
     /// Larger than the packet buffer (multi-buffer frames are not modelled).
     TooLong,
+    /// QEMU: the receiver cannot take it now; QEMU's net layer holds it until the NIC asks again
+    /// (then it is received, and stamped, at that instant).
+    Held,
     /// The descriptor or its buffer is outside every attached host memory.
     DmaFault,
 }
@@ -106,6 +117,11 @@ pub struct DatapathStats {
     pub rx_dropped_no_descriptor: u64,
     pub rx_filtered: u64,
     pub rx_too_long: u64,
+    /// QEMU: frames held because the receiver could not take them (received later, or dropped
+    /// when QEMU's queue of 10 000 is full).
+    pub rx_held: u64,
+    /// QEMU: held frames dropped because the queue was full.
+    pub rx_held_dropped: u64,
     /// Frames sent on the wire.
     pub tx_frames: u64,
     /// TX frames stamped into TXSTMPL/H.
@@ -131,6 +147,8 @@ pub(super) struct Datapath {
     tx_stamp: bool,
     /// The frame being gathered lost a piece: dropped at its EOP.
     tx_frame_bad: bool,
+    /// QEMU: frames its net layer holds for the NIC.
+    held: VecDeque<Vec<u8>>,
     pub stats: DatapathStats,
 }
 
@@ -144,6 +162,7 @@ impl Datapath {
             tx_frame: Vec::new(),
             tx_stamp: false,
             tx_frame_bad: false,
+            held: VecDeque::new(),
             stats: DatapathStats::default(),
         }
     }
@@ -183,10 +202,17 @@ fn reg(s: &State, offset: usize) -> u32 {
 }
 
 /// Datapath register reads (None: not a datapath register).
+/// Runs the PHY to `now`; under QEMU a link just up hands the held frames over.
+pub(super) fn sync(nic: &SimNic, s: &mut State, now: u64) {
+    if s.phy.run_until(now) && nic.config.qemu {
+        flush_held(nic, s);
+    }
+}
+
 pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
     let offset = canonical(offset);
     let now = nic.time.now_ns();
-    s.phy.run_until(now);
+    sync(nic, s, now);
     let qemu = nic.config.qemu;
     Some(match offset {
         regs::STATUS => phy::status(s, reg(s, regs::STATUS)),
@@ -218,7 +244,7 @@ pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
 pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> bool {
     let offset = canonical(offset);
     let now = nic.time.now_ns();
-    s.phy.run_until(now);
+    sync(nic, s, now);
     match offset {
         phy::MDIC => {
             phy::write_mdic(s, value, now, nic.config.autoneg_ns, nic.config.link_partner);
@@ -233,8 +259,15 @@ pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> b
         reg::RDBAL0 | reg::TDBAL0 => {
             s.regs.insert(offset, value & XDBAL_MASK);
         }
-        reg::RDH0 | reg::RDT0 | reg::TDH0 => {
+        reg::RDH0 | reg::TDH0 => {
             s.regs.insert(offset, value & 0xFFFF);
+        }
+        // QEMU looks at its held frames again when software moves RDT or writes RCTL.
+        reg::RDT0 | breg::RCTL => {
+            s.regs.insert(offset, if offset == reg::RDT0 { value & 0xFFFF } else { value });
+            if nic.config.qemu {
+                flush_held(nic, s);
+            }
         }
         reg::TDT0 | breg::TCTL | reg::TXDCTL0 => {
             let value = if offset == reg::TDT0 { value & 0xFFFF } else { value };
@@ -515,8 +548,52 @@ fn fcs(data: &[u8]) -> u32 {
 pub(super) fn deliver(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
     let now = nic.time.now_ns();
     nic.advance(s, now);
-    s.phy.run_until(now);
+    sync(nic, s, now);
+    if nic.config.qemu {
+        if !s.dp.held.is_empty() {
+            // Behind frames already held (they go first, or this one waits too).
+            flush_held(nic, s);
+        }
+        if !s.dp.held.is_empty() {
+            return hold(s, frame);
+        }
+    }
     let out = receive(nic, s, frame);
+    if nic.config.qemu && matches!(out, Err(e) if not_ready(e)) {
+        return hold(s, frame);
+    }
+    count(s, &out);
+    out
+}
+
+/// Whether `e` means the receiver could not take a frame now (QEMU: hold it).
+fn not_ready(e: RxDrop) -> bool {
+    matches!(e, RxDrop::LinkDown | RxDrop::ReceiverOff | RxDrop::QueueOff | RxDrop::NoDescriptor)
+}
+
+fn hold(s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
+    if s.dp.held.len() >= QEMU_QUEUE_LEN {
+        s.dp.stats.rx_held_dropped += 1;
+    } else {
+        s.dp.held.push_back(frame.to_vec());
+        s.dp.stats.rx_held += 1;
+    }
+    Err(RxDrop::Held)
+}
+
+/// QEMU hands its held frames to the NIC, in order, as long as it takes them (stamped now).
+fn flush_held(nic: &SimNic, s: &mut State) {
+    while let Some(frame) = s.dp.held.pop_front() {
+        let out = receive(nic, s, &frame);
+        if matches!(out, Err(e) if not_ready(e)) {
+            s.dp.held.push_front(frame);
+            break;
+        }
+        count(s, &out);
+    }
+}
+
+fn count(s: &mut State, out: &Result<RxDelivered, RxDrop>) {
     let st = &mut s.dp.stats;
     match out {
         Ok(_) => st.rx_frames += 1,
@@ -526,9 +603,8 @@ pub(super) fn deliver(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDel
         Err(RxDrop::NoDescriptor) => st.rx_dropped_no_descriptor += 1,
         Err(RxDrop::Filtered) => st.rx_filtered += 1,
         Err(RxDrop::TooLong) => st.rx_too_long += 1,
-        Err(RxDrop::DmaFault) => {} // counted where it happened
+        Err(RxDrop::DmaFault | RxDrop::Held) => {} // counted where it happened
     }
-    out
 }
 
 fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {

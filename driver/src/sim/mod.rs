@@ -411,7 +411,7 @@ impl SimNic {
     pub fn link_is_up(&self) -> bool {
         let t = self.time.now_ns();
         let mut s = self.lock();
-        s.phy.run_until(t);
+        datapath::sync(self, &mut s, t);
         s.phy.link_up()
     }
 
