@@ -201,7 +201,6 @@ fn reg(s: &State, offset: usize) -> u32 {
     s.regs.get(&offset).copied().unwrap_or(0)
 }
 
-/// Datapath register reads (None: not a datapath register).
 /// Runs the PHY to `now`; under QEMU a link just up hands the held frames over.
 pub(super) fn sync(nic: &SimNic, s: &mut State, now: u64) {
     if s.phy.run_until(now) && nic.config.qemu {
@@ -209,6 +208,7 @@ pub(super) fn sync(nic: &SimNic, s: &mut State, now: u64) {
     }
 }
 
+/// Datapath register reads (None: not a datapath register).
 pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
     let offset = canonical(offset);
     let now = nic.time.now_ns();
@@ -294,11 +294,10 @@ fn latency(nic: &SimNic) -> (u64, u64) {
     }
 }
 
-/// SYSTIM now (the state advanced to the present) plus `after_ns` and the stamp jitter, in the
-/// family's units: the counter's value `after_ns` from now, give or take the jitter (the
-/// oscillator's error over that time is below a unit).
+/// The counter as a stamp taken `after_ns` (plus the Gaussian stamp jitter) from now reads it,
+/// in the family's units: a value the counter really takes, whole increments from now (the state
+/// advanced to the present).
 fn stamp_units(nic: &SimNic, s: &mut State, after_ns: f64) -> u128 {
-    let units = nic.systim_units(s);
     let sigma = nic.config.stamp_jitter_ns;
     let jitter_ns = if sigma > 0.0 {
         let (u1, u2): (f64, f64) = (s.stamp_rng.random::<f64>().max(1e-300), s.stamp_rng.random());
@@ -306,22 +305,15 @@ fn stamp_units(nic: &SimNic, s: &mut State, after_ns: f64) -> u128 {
     } else {
         0.0
     };
-    let offset_ns = after_ns + jitter_ns;
-    if offset_ns == 0.0 {
-        return units;
+    let dt = after_ns + jitter_ns;
+    if nic.config.qemu {
+        let vns = (s.osc_ns + dt * (1.0 + s.freq_error)).max(0.0) as u64;
+        return u128::from(super::qemu::systim_at(s, vns));
     }
-    let format = nic.format();
-    let per_ns = match format {
-        Format::Fractional { shift, .. } => (1u128 << shift) as f64,
-        Format::Ns40 | Format::SecondsNs => (1u128 << 32) as f64,
-    };
-    let modulus = if nic.config.qemu { 1u128 << 64 } else { format.modulus() };
-    let delta = ((offset_ns.abs() * per_ns).round() as u128) % modulus;
-    if offset_ns >= 0.0 {
-        (units + delta) % modulus
-    } else {
-        (units + modulus - delta) % modulus
-    }
+    let run = nic.run(s);
+    let periods = (s.counter.phase + dt / run.period_true_ns).floor() as i128;
+    let modulus = run.format.modulus() as i128;
+    (s.counter.units as i128 + periods * run.increment as i128).rem_euclid(modulus) as u128
 }
 
 /// (SYSTIML, SYSTIMH) of a counter value as the stamp registers and header hold them.
