@@ -330,3 +330,53 @@ fn qemu_holds_what_the_ring_cannot_take_and_stamps_it_when_let_in() {
     let flags: Vec<bool> = std::iter::from_fn(|| receive(&mut p)).map(|(_, ts, _)| ts).collect();
     assert_eq!(flags.last(), Some(&true), "the held Sync is the last frame, stamped");
 }
+
+#[test]
+fn interrupt_causes_rise_with_the_datapath_and_clear_on_read() {
+    use nicclock_driver::sim::{ICR, IMC, IMS, INT_ASSERTED, LSC, RXDW, TIME_SYNC, TXDW};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for qemu in [false, true] {
+        let mut p = port(SimConfig { qemu, ..SimConfig::ideal() });
+        let fired = Arc::new(AtomicU64::new(0));
+        let f = fired.clone();
+        p.nic.attach_irq(Arc::new(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        }));
+        p.nic.read32(ICR);
+        p.nic.write32(regs::TSIM, regs::TSINTR_TXTS);
+        p.nic.write32(IMS, TXDW | LSC | RXDW | TIME_SYNC);
+        assert_eq!(fired.load(Ordering::SeqCst), 0, "nothing pending");
+        // A received frame: RXDW.
+        p.nic.deliver(&l2(PEER, &ptp(0x08, 44, 1))).unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        assert_eq!(p.nic.read32(ICR), RXDW | INT_ASSERTED);
+        assert_eq!(p.nic.read32(ICR), 0, "read to clear");
+        // A stamped frame sent: TXDW, and the time-sync cause with TSICR.TXTS (not under QEMU).
+        let frame = l2([0x52, 0x54, 0, 1, 0, 0], &ptp(0x01, 44, 2));
+        p.tx.send(&*p.nic, true, |buf| {
+            buf[..frame.len()].copy_from_slice(&frame);
+            frame.len()
+        })
+        .unwrap();
+        let icr = p.nic.read32(ICR);
+        if qemu {
+            assert_eq!(icr, TXDW | INT_ASSERTED, "QEMU raises no time-sync cause");
+        } else {
+            assert_eq!(icr, TXDW | TIME_SYNC | INT_ASSERTED);
+            assert_eq!(p.nic.read32(regs::TSICR), regs::TSINTR_TXTS);
+            assert_eq!(p.nic.read32(regs::TSICR), 0, "the 82576's TSICR clears on the read");
+        }
+        // Masked causes are recorded but do not interrupt.
+        p.nic.write32(IMC, RXDW);
+        let before = fired.load(Ordering::SeqCst);
+        p.nic.deliver(&l2(PEER, &ptp(0x08, 44, 3))).unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), before);
+        assert_eq!(p.nic.read32(ICR), RXDW, "pending but masked: not asserted");
+        // Restarting autonegotiation: LSC when the link drops and again when it is back.
+        phy::write_phy(&*p.nic, phy::mii::BMCR, phy::BMCR_RESTART_AUTONEG).unwrap();
+        assert_eq!(p.nic.read32(ICR), LSC | INT_ASSERTED);
+        p.time.advance(500_000_000);
+        assert_eq!(p.nic.read32(ICR), LSC | INT_ASSERTED);
+        assert_eq!(p.nic.interrupts(), fired.load(Ordering::SeqCst));
+    }
+}

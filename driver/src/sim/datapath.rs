@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::{phy, Format, SimNic, State};
+use super::{irq, phy, Format, SimNic, State};
 use crate::net::bringup::{bits, breg, mta_hash};
 use crate::net::desc::{ctl, reg, rx_status, tx_cmd, tx_writeback_done, RxWriteback, TxData, TS_HEADER_LEN};
 use crate::net::frame::{ETHERTYPE_IPV4, ETHERTYPE_PTP, ETHERTYPE_VLAN, ETH_MIN_FRAME, PTP_EVENT_PORT};
@@ -203,8 +203,11 @@ fn reg(s: &State, offset: usize) -> u32 {
 
 /// Runs the PHY to `now`; under QEMU a link just up hands the held frames over.
 pub(super) fn sync(nic: &SimNic, s: &mut State, now: u64) {
-    if s.phy.run_until(now) && nic.config.qemu {
-        flush_held(nic, s);
+    if s.phy.run_until(now) {
+        s.irq.raise(irq::LSC);
+        if nic.config.qemu {
+            flush_held(nic, s);
+        }
     }
 }
 
@@ -236,6 +239,10 @@ pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
             s.dp.tx_valid = false;
             reg(s, offset)
         }
+        irq::ICR => s.irq.read_icr(),
+        irq::IMS | irq::ICS => s.irq.ims(),
+        // The 82576's TSICR clears on the read (later families: pins.rs).
+        regs::TSICR if !nic.config.model.has_pins() => s.regs.remove(&regs::TSICR).unwrap_or(0),
         _ => return None,
     })
 }
@@ -247,7 +254,14 @@ pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> b
     sync(nic, s, now);
     match offset {
         phy::MDIC => {
+            let was_up = s.phy.link_up();
             phy::write_mdic(s, value, now, nic.config.autoneg_ns, nic.config.link_partner);
+            if was_up && !s.phy.link_up() {
+                s.irq.raise(irq::LSC);
+            }
+        }
+        irq::ICR | irq::ICS | irq::IMS | irq::IMC => {
+            s.irq.write(offset, value);
         }
         regs::STATUS | regs::RXSTMPL | regs::RXSTMPH | RXSATRL | RXSATRH | regs::TXSTMPL | regs::TXSTMPH => {}
         regs::TSYNCRXCTL | regs::TSYNCTXCTL => {
@@ -363,8 +377,8 @@ fn transmit(nic: &SimNic, s: &mut State, now: u64) {
             }
         }
         // Context and legacy descriptors carry no data here; every one asking is written back.
-        if cmd & tx_cmd::RS != 0 {
-            s.dp.dma_write(at + 8, &tx_writeback_done().to_le_bytes());
+        if cmd & tx_cmd::RS != 0 && s.dp.dma_write(at + 8, &tx_writeback_done().to_le_bytes()) {
+            s.irq.raise(irq::TXDW);
         }
         head = (head + 1) % n;
     }
@@ -389,6 +403,12 @@ fn send(nic: &SimNic, s: &mut State, now: u64) {
             s.regs.insert(regs::TXSTMPH, hi);
             s.dp.tx_valid = true;
             s.dp.stats.tx_stamped += 1;
+            if !nic.config.qemu {
+                *s.regs.entry(regs::TSICR).or_default() |= regs::TSINTR_TXTS;
+                if reg(s, regs::TSIM) & regs::TSINTR_TXTS != 0 {
+                    s.irq.raise(irq::TIME_SYNC);
+                }
+            }
         } else {
             s.dp.stats.tx_stamp_missed += 1;
         }
@@ -685,5 +705,6 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
     s.dp.dma_write(at, &q0.to_le_bytes());
     s.dp.dma_write(at + 8, &q1.to_le_bytes());
     s.regs.insert(reg::RDH0, ((head + 1) % n) as u32);
+    s.irq.raise(irq::RXDW);
     Ok(RxDelivered { index: head, stamp })
 }

@@ -18,6 +18,7 @@ mod dma;
 mod faults;
 mod fractional;
 mod i210;
+mod irq;
 pub mod link;
 mod ns40;
 mod phy;
@@ -40,6 +41,7 @@ pub use datapath::{
     DatapathStats, FrameSink, RxDelivered, RxDrop, I210_STAMP_LATENCY_NS, RXSATRH, RXSATRL, TSYNC_VALID,
 };
 pub use dma::HostMemory;
+pub use irq::{IrqHook, ICR, ICS, IMC, IMS, INT_ASSERTED, LSC, RXDW, TIME_SYNC, TXDW};
 pub use link::{Arrival, LinkConfig, LinkStats, Side, SimLink};
 pub use phy::{MDIC, STATUS_LU};
 pub use pins::{Edge, PpsInput};
@@ -272,6 +274,8 @@ struct State {
     phy: phy::Phy,
     /// Queue 0, the wire and packet stamps.
     dp: datapath::Datapath,
+    /// Interrupt causes (ICR/IMS) the datapath raises.
+    irq: irq::Irq,
     /// Packet-stamp jitter and faults: their own generator, so other draws stay unchanged.
     stamp_rng: SmallRng,
 }
@@ -323,6 +327,7 @@ impl SimNic {
             rng: SmallRng::seed_from_u64(config.seed),
             phy: phy::Phy::new(config.link_up_at_reset),
             dp: datapath::Datapath::new(),
+            irq: irq::Irq::default(),
             stamp_rng: SmallRng::seed_from_u64(config.seed ^ 0x5354_414D_5053_0000),
         };
         Self { config, time, state: Mutex::new(state) }
@@ -400,6 +405,17 @@ impl SimNic {
             return Err(RxDrop::LinkDown);
         }
         datapath::deliver(self, &mut s, frame)
+    }
+
+    /// Hooks the NIC's interrupt (single vector): `hook` runs each time an unmasked cause rises
+    /// (under the NIC's lock: signal something, do not touch the NIC).
+    pub fn attach_irq(&self, hook: IrqHook) {
+        self.lock().irq.attach(hook);
+    }
+
+    /// Interrupts signalled so far (an unmasked cause rose).
+    pub fn interrupts(&self) -> u64 {
+        self.lock().irq.raised
     }
 
     /// What the datapath has done so far (frames, stamps, drops by reason).
