@@ -4,8 +4,10 @@
 //! An oscillator with frequency error, random-walk wander and steps, PCIe read latency and jitter;
 //! each family's SYSTIM format, latch order, wrap and reset values (one file each); the time-sync
 //! pins with a simulated GPS PPS input (pins.rs); the 82574 erratum as a seeded fault (faults.rs);
-//! QEMU's measured behaviour (qemu.rs); surprise removal. Deterministic from a seed; runs on
-//! virtual time (tests) or real time (the daemon).
+//! QEMU's measured behaviour (qemu.rs); surprise removal. The PTP datapath's side: queue 0's
+//! descriptors in host memory by DMA with packet stamps (datapath.rs, dma.rs), the PHY behind
+//! MDIC (phy.rs), interrupt causes (irq.rs), and a link between NICs (link.rs). Deterministic from
+//! a seed; runs on virtual time (tests) or real time (the daemon).
 //!
 //! Reset values: SYSTIM 0, TIMINCA 0 (82576/82574: the counter adds nothing until the driver
 //! writes TIMINCA; 82580 and later: exactly 8 ns per 8 ns tick), TSAUXC 0 (counting; bit 31 would
