@@ -73,6 +73,10 @@ extern "C" {
 #define NICCLOCK_EVENT_STOPPED 6        /* detail = writer pid */
 #define NICCLOCK_EVENT_LEAP_CHANGED 7   /* detail = leap, magnitude = TAI second it applies */
 #define NICCLOCK_EVENT_PULSE_MISSED 8   /* magnitude = PPS pulses missed in a row (minor 2) */
+/* 0 is never written. A kind not listed here comes from a newer minor's writer: handle it by its
+ * urgency (nicclock_wait_event passes its number through, and an urgency not listed reads as
+ * NICCLOCK_URGENCY_URGENT). */
+#define NICCLOCK_EVENT_UNKNOWN 0
 
 /* reference_kind (minor 3; a page of an older minor has 0 = unknown) */
 #define NICCLOCK_REFERENCE_UNKNOWN 0

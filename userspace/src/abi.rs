@@ -293,6 +293,9 @@ pub enum EventKind {
     /// The reference's pulses (a PPS input) are overdue; the status goes to HOLDOVER.
     /// `magnitude` = pulses missed in a row (posted when that is 1, 2, 4, 8, …).
     PulseMissed = 8,
+    /// Read side only: a kind added by a newer minor than this reader's (never written; its
+    /// number is in [`crate::Event::raw_kind`]). Handle it by its urgency.
+    Unknown = 0,
 }
 
 impl EventKind {
@@ -320,6 +323,7 @@ impl EventKind {
             Self::Stopped => "STOPPED",
             Self::LeapChanged => "LEAP_CHANGED",
             Self::PulseMissed => "PULSE_MISSED",
+            Self::Unknown => "UNKNOWN",
         }
     }
 }
@@ -634,6 +638,7 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
         let k = EventKind::from_raw(raw).expect("contiguous kinds");
         rows.push((event_c_name(k), k as i128));
     }
+    rows.push((event_c_name(EventKind::Unknown), EventKind::Unknown as i128));
     rows
 }
 
@@ -658,6 +663,7 @@ fn event_c_name(k: EventKind) -> &'static str {
         EventKind::Stopped => "NICCLOCK_EVENT_STOPPED",
         EventKind::LeapChanged => "NICCLOCK_EVENT_LEAP_CHANGED",
         EventKind::PulseMissed => "NICCLOCK_EVENT_PULSE_MISSED",
+        EventKind::Unknown => "NICCLOCK_EVENT_UNKNOWN",
     }
 }
 

@@ -284,7 +284,7 @@ pub unsafe extern "C" fn nicclock_wait_event(c: *mut Clock, timeout_ms: c_int, e
             Ok(EventWait::Event(e)) => {
                 let out = CEvent {
                     seq: e.seq,
-                    kind: e.kind as u32,
+                    kind: e.raw_kind.into(),
                     urgency: e.urgency as u32,
                     time: timespec(e.tai_ns),
                     magnitude: e.magnitude,

@@ -173,7 +173,7 @@ impl Clock {
         let Some(raw) = seqlock::read(&c.seq, || Snapshot::load(c)) else {
             return Err(Error::WriterStuck);
         };
-        raw.check()
+        raw.check(self.page.page().header.abi_minor.load(Relaxed))
     }
 
     /// Age of the last update in ns, by the page's own mapping (None before the first update).
@@ -319,7 +319,8 @@ impl Clock {
                 }
                 let number = self.cursor + 1;
                 let slot = &self.page.page().ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
-                match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot)) {
+                let minor = self.page.page().header.abi_minor.load(Relaxed);
+                match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot, minor)) {
                     Some((_, _, Some(event))) => {
                         self.cursor = number;
                         self.stuck = None;

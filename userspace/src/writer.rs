@@ -237,7 +237,8 @@ impl Writer {
         let tai_ns = if tai_ns == 0 { self.now_tai().unwrap_or(0) } else { tai_ns };
         let p = self.page.page();
         let number = p.events.head.load(Relaxed) + 1;
-        let event = Event { seq: number, kind, urgency, tai_ns, magnitude, detail };
+        debug_assert!(kind != EventKind::Unknown, "EventKind::Unknown is read-side only");
+        let event = Event { seq: number, kind, raw_kind: kind as u16, urgency, tai_ns, magnitude, detail };
         let slot = &p.ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
         seqlock::write_slot(&slot.seq, number, || event.store(slot));
         p.events.head.store(number, Release);
