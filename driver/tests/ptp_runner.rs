@@ -1,0 +1,217 @@
+//! PtpRunner on the fake igb datapath in virtual time, against a minimal two-step master written
+//! here (its clock is the simulation's truth, zero path delay): the slave steps, reaches SLAVE and
+//! follows the master to within a few ns, reports the master lost when its Announces stop, and
+//! keeps running when a TX stamp never comes.
+
+mod fakeport;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use fakeport::{from_master, ptp_message, FakeNic, SharedMem, OUR_MAC};
+use nicclock_driver::clock::{Nanos, Phc, RawTime, Steering};
+use nicclock_driver::model::{model, Family, Quirks, INTEL};
+use nicclock_driver::net::frame::{self, FrameFilter};
+use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
+use nicclock_driver::ptp::{ClockIdentity, PortState, PtpConfig, PtpRunner, RunnerEvent};
+use nicclock_driver::scenario::EPOCH_TAI_NS;
+use nicclock_driver::sim::SimModel;
+use nicclock_driver::timesource::TimeSource;
+
+const SYNC: u8 = 0;
+const DELAY_REQ: u8 = 1;
+const FOLLOW_UP: u8 = 8;
+const DELAY_RESP: u8 = 9;
+const ANNOUNCE: u8 = 0xb;
+const MASTER_ID: [u8; 8] = [0x00, 0x1b, 0x21, 0xff, 0xfe, 0xaa, 0xbb, 0xcc];
+
+type Runner = PtpRunner<Arc<FakeNic>, SharedMem>;
+
+fn put_timestamp(b: &mut [u8], ns: u64) {
+    b[0..6].copy_from_slice(&(ns / 1_000_000_000).to_be_bytes()[2..8]);
+    b[6..10].copy_from_slice(&((ns % 1_000_000_000) as u32).to_be_bytes());
+}
+
+/// The master's clock: the truth (virtual time on the PTP epoch).
+fn master_now(nic: &FakeNic) -> u64 {
+    EPOCH_TAI_NS + nic.time.now_ns()
+}
+
+struct Master {
+    seq: u16,
+    announce_seq: u16,
+    alive: bool,
+}
+
+impl Master {
+    fn send(&self, nic: &FakeNic, payload: &[u8]) {
+        nic.deliver(&from_master(frame::Transport::L2, payload));
+    }
+
+    fn sync(&mut self, nic: &FakeNic) {
+        let t1 = master_now(nic);
+        let mut sync = ptp_message(SYNC, 44, 0, self.seq);
+        sync[6] |= 0x02; // two-step
+        sync[33] = (-3i8) as u8;
+        self.send(nic, &sync);
+        let mut fu = ptp_message(FOLLOW_UP, 44, 0, self.seq);
+        fu[32] = 2;
+        fu[33] = (-3i8) as u8;
+        put_timestamp(&mut fu[34..44], t1);
+        self.send(nic, &fu);
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    fn announce(&mut self, nic: &FakeNic) {
+        let mut a = ptp_message(ANNOUNCE, 64, 0, self.announce_seq);
+        a[7] = 0x04 | 0x08; // currentUtcOffsetValid, ptpTimescale
+        a[32] = 5;
+        a[44..46].copy_from_slice(&37i16.to_be_bytes());
+        a[47] = 128;
+        a[48] = 6;
+        a[49] = 0x21;
+        a[50..52].copy_from_slice(&0x4e5du16.to_be_bytes());
+        a[52] = 128;
+        a[53..61].copy_from_slice(&MASTER_ID);
+        a[63] = 0x20;
+        self.send(nic, &a);
+        self.announce_seq = self.announce_seq.wrapping_add(1);
+    }
+
+    /// Answers the Delay_Reqs the slave sent (they reach the master at once: t4 = now).
+    fn answer(&mut self, nic: &FakeNic) {
+        let filter = FrameFilter {
+            transport: frame::Transport::L2,
+            own_mac: [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc],
+            vlan: None,
+        };
+        for (bytes, _) in nic.take_sent() {
+            let Ok(f) = filter.parse(&bytes) else { continue };
+            if f.message_type != DELAY_REQ || !self.alive {
+                continue;
+            }
+            let req = f.payload;
+            let mut r = ptp_message(DELAY_RESP, 54, 0, u16::from_be_bytes([req[30], req[31]]));
+            r[32] = 3;
+            put_timestamp(&mut r[34..44], master_now(nic));
+            r[44..54].copy_from_slice(&req[20..30]);
+            self.send(nic, &r);
+        }
+    }
+}
+
+fn runner(nic: &Arc<FakeNic>) -> Runner {
+    let cfg = PortConfig {
+        family: Family::E82576,
+        transport: Transport::L2,
+        mac: OUR_MAC,
+        domain: 0,
+        stamp_unlock: StampUnlock::RxstmphRead,
+    };
+    let mut port = NetPort::new(nic.rx_mem.clone(), nic.tx_mem.clone(), cfg).unwrap();
+    port.bring_up(&**nic).unwrap();
+    let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+    let phc = Phc::init(nic.clone(), m, Quirks::empty(), Steering::Hardware, nic.time.clone()).unwrap();
+    let mut config = PtpConfig::new(ClockIdentity::from_mac(OUR_MAC));
+    config.log_announce_interval = 0;
+    config.log_sync_interval = -3;
+    config.log_min_delay_req_interval = -3;
+    PtpRunner::new(port, config, Rc::new(RefCell::new(phc)), nic.time.now_ns())
+}
+
+/// Runs `seconds` of virtual time in 1 ms steps (the master: Announce every second, Sync every
+/// 125 ms while alive), collecting the runner's events with their times.
+fn run(
+    nic: &Arc<FakeNic>,
+    r: &mut Runner,
+    master: &mut Master,
+    seconds: u64,
+    events: &mut Vec<(u64, RunnerEvent)>,
+) {
+    let end = nic.time.now_ns() + seconds * 1_000_000_000;
+    while nic.time.now_ns() < end {
+        nic.time.advance(1_000_000);
+        let now = nic.time.now_ns();
+        if master.alive && now % 1_000_000_000 == 3_000_000 {
+            master.announce(nic);
+        }
+        if master.alive && now % 125_000_000 == 5_000_000 {
+            master.sync(nic);
+        }
+        events.extend(r.poll(now).into_iter().map(|e| (now, e)));
+        master.answer(nic);
+        if let Some(d) = r.next_deadline() {
+            assert!(d > now, "a due timer was left unhandled ({d} <= {now})");
+        }
+    }
+}
+
+fn true_offset(nic: &FakeNic, r: &Runner) -> i64 {
+    let ns = r.phc().borrow().raw_to_ns(RawTime(nic.raw_now()));
+    (ns - Nanos(master_now(nic) as i128)).as_i64()
+}
+
+#[test]
+fn the_slave_steps_locks_to_the_master_and_reports_it_lost() {
+    let nic = FakeNic::new(Family::E82576, false, RX_MEM_BYTES, TX_MEM_BYTES);
+    let mut r = runner(&nic);
+    assert_eq!(r.status().state, PortState::Listening);
+    assert!(r.next_deadline().is_some(), "the slave's first timers are armed");
+    let mut master = Master { seq: 0, announce_seq: 0, alive: true };
+    let mut events = Vec::new();
+    run(&nic, &mut r, &mut master, 20, &mut events);
+
+    assert!(
+        events.iter().any(|(_, e)| matches!(e, RunnerEvent::Stepped { .. })),
+        "the clock starts far off: stepped"
+    );
+    let slave_at = events.iter().find_map(|(t, e)| match e {
+        RunnerEvent::StatusChanged(s) if s.state == PortState::Slave => Some((*t, *s)),
+        _ => None,
+    });
+    let (_, s) = slave_at.unwrap_or_else(|| panic!("never SLAVE: {events:?}"));
+    assert_eq!(s.grandmaster, ClockIdentity(MASTER_ID));
+    let status = r.status();
+    assert_eq!(status.state, PortState::Slave);
+    assert_eq!(status.utc_offset_s, Some(37), "TAI-UTC from the master's Announce");
+    assert_eq!(status.clock_accuracy, 0x21);
+    let off = true_offset(&nic, &r);
+    assert!(off.abs() < 100, "following the master to within 100 ns, got {off} ns");
+    assert_eq!(r.port_counters().tx_stamps_lost, 0);
+    assert!(r.port_counters().tx_stamps > 100, "{:?}", r.port_counters());
+    assert_eq!(r.port_counters().event_unstamped, 0);
+
+    // The master stops: the slave says so within 3 announce intervals (and a BMCA run).
+    master.alive = false;
+    let stopped = nic.time.now_ns();
+    events.clear();
+    run(&nic, &mut r, &mut master, 6, &mut events);
+    let lost = events.iter().find_map(|(t, e)| match e {
+        RunnerEvent::MasterLost { last } => Some((*t, *last)),
+        _ => None,
+    });
+    let (t, last) = lost.unwrap_or_else(|| panic!("master never reported lost: {events:?}"));
+    assert!(t - stopped <= 5_000_000_000, "lost after {} ms", (t - stopped) / 1_000_000);
+    assert_eq!(last.grandmaster, ClockIdentity(MASTER_ID));
+    assert_eq!(last.utc_offset_s, Some(37));
+}
+
+#[test]
+fn lost_tx_stamps_are_counted_and_the_slave_carries_on() {
+    let nic = FakeNic::new(Family::E82576, false, RX_MEM_BYTES, TX_MEM_BYTES);
+    let mut r = runner(&nic);
+    let mut master = Master { seq: 0, announce_seq: 0, alive: true };
+    let mut events = Vec::new();
+    nic.break_tx_stamping(true);
+    run(&nic, &mut r, &mut master, 8, &mut events);
+    let lost = events.iter().filter(|(_, e)| *e == RunnerEvent::TxStampLost).count() as u64;
+    assert!(lost > 0, "{events:?}");
+    assert_eq!(lost, r.port_counters().tx_stamps_lost);
+    nic.break_tx_stamping(false);
+    events.clear();
+    run(&nic, &mut r, &mut master, 12, &mut events);
+    assert_eq!(r.status().state, PortState::Slave, "{events:?}");
+    let off = true_offset(&nic, &r);
+    assert!(off.abs() < 100, "stamps back: following the master again, got {off} ns");
+}
