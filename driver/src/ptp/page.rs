@@ -304,7 +304,7 @@ impl PtpPage {
             _ => ServoState::Unlocked,
         };
         // linuxptp's sign: the clock's estimated frequency error (the correction's negation).
-        let servo_ppb = -freq_ppb;
+        let servo_ppb = 0.0 - freq_ppb;
         let offset_ns = offset.unwrap_or(0);
         let path_delay = s.mean_delay_ns.filter(|_| slave).unwrap_or(0).max(0) as u64;
         let snapshot = Snapshot {
