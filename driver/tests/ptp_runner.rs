@@ -10,10 +10,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use fakeport::{from_master, ptp_message, FakeNic, SharedMem, OUR_MAC};
+use nicclock::{CounterKind, Status, UtcOffsetSource};
 use nicclock_driver::clock::{Nanos, Phc, RawTime, Steering};
+use nicclock_driver::measure::Host;
 use nicclock_driver::model::{model, Family, Quirks, INTEL};
 use nicclock_driver::net::frame::{self, FrameFilter};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
+use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::{ClockIdentity, PortState, PtpConfig, PtpRunner, RunnerEvent};
 use nicclock_driver::scenario::EPOCH_TAI_NS;
 use nicclock_driver::sim::SimModel;
@@ -42,6 +45,10 @@ struct Master {
     seq: u16,
     announce_seq: u16,
     alive: bool,
+    /// Path delays: frames arrive when delivered, so the master's stamps say it sent them this
+    /// much earlier (t1) and received ours this much later (t4).
+    to_slave_ns: u64,
+    to_master_ns: u64,
 }
 
 impl Master {
@@ -50,7 +57,7 @@ impl Master {
     }
 
     fn sync(&mut self, nic: &FakeNic) {
-        let t1 = master_now(nic);
+        let t1 = master_now(nic) - self.to_slave_ns;
         let mut sync = ptp_message(SYNC, 44, 0, self.seq);
         sync[6] |= 0x02; // two-step
         sync[33] = (-3i8) as u8;
@@ -94,7 +101,7 @@ impl Master {
             let req = f.payload;
             let mut r = ptp_message(DELAY_RESP, 54, 0, u16::from_be_bytes([req[30], req[31]]));
             r[32] = 3;
-            put_timestamp(&mut r[34..44], master_now(nic));
+            put_timestamp(&mut r[34..44], master_now(nic) + self.to_master_ns);
             r[44..54].copy_from_slice(&req[20..30]);
             self.send(nic, &r);
         }
@@ -158,7 +165,7 @@ fn the_slave_steps_locks_to_the_master_and_reports_it_lost() {
     let mut r = runner(&nic);
     assert_eq!(r.status().state, PortState::Listening);
     assert!(r.next_deadline().is_some(), "the slave's first timers are armed");
-    let mut master = Master { seq: 0, announce_seq: 0, alive: true };
+    let mut master = Master { seq: 0, announce_seq: 0, alive: true, to_slave_ns: 0, to_master_ns: 0 };
     let mut events = Vec::new();
     run(&nic, &mut r, &mut master, 20, &mut events);
 
@@ -201,7 +208,7 @@ fn the_slave_steps_locks_to_the_master_and_reports_it_lost() {
 fn lost_tx_stamps_are_counted_and_the_slave_carries_on() {
     let nic = FakeNic::new(Family::E82576, false, RX_MEM_BYTES, TX_MEM_BYTES);
     let mut r = runner(&nic);
-    let mut master = Master { seq: 0, announce_seq: 0, alive: true };
+    let mut master = Master { seq: 0, announce_seq: 0, alive: true, to_slave_ns: 0, to_master_ns: 0 };
     let mut events = Vec::new();
     nic.break_tx_stamping(true);
     run(&nic, &mut r, &mut master, 8, &mut events);
@@ -214,4 +221,91 @@ fn lost_tx_stamps_are_counted_and_the_slave_carries_on() {
     assert_eq!(r.status().state, PortState::Slave, "{events:?}");
     let off = true_offset(&nic, &r);
     assert!(off.abs() < 100, "stamps back: following the master again, got {off} ns");
+}
+
+/// The machine on virtual time: the counter is virtual ns, the system clock the truth.
+struct VirtualHost(Arc<FakeNic>);
+
+impl Host for VirtualHost {
+    fn counter_kind(&self) -> CounterKind {
+        CounterKind::MonotonicRaw
+    }
+    fn counter(&self) -> u64 {
+        self.0.time.now_ns()
+    }
+    fn reference_ns(&self) -> u64 {
+        master_now(&self.0)
+    }
+    fn ns_per_tick(&self) -> (f64, f64) {
+        (1.0, 1e-6)
+    }
+}
+
+#[test]
+fn the_page_under_ptp_locks_with_an_honest_bound_then_holds_over() {
+    let nic = FakeNic::new(Family::E82576, false, RX_MEM_BYTES, TX_MEM_BYTES);
+    let mut r = runner(&nic);
+    // 5 µs each way but 200 ns longer towards us: the slave is 100 ns late and cannot see it.
+    let mut master = Master { seq: 0, announce_seq: 0, alive: true, to_slave_ns: 0, to_master_ns: 0 };
+    master_delays(&mut master, 5_100, 4_900);
+    let host = VirtualHost(nic.clone());
+    let mut page = PtpPage::new(PtpPageConfig::default(), ClockIdentity::from_mac(OUR_MAC), r.status());
+    let mut locked_updates = 0;
+    let mut worst_margin = i128::MAX;
+    let mut last = None;
+    for step in 0..30_000u64 {
+        nic.time.advance(1_000_000);
+        let now = nic.time.now_ns();
+        if master.alive && now % 1_000_000_000 == 3_000_000 {
+            master.announce(&nic);
+        }
+        if master.alive && now % 125_000_000 == 5_000_000 {
+            master.sync(&nic);
+        }
+        for e in r.poll(now) {
+            page.on_event(&e);
+        }
+        master.answer(&nic);
+        if step % 100 != 99 {
+            continue;
+        }
+        let ptp = r.status();
+        let u = page.update(&mut r.phc().borrow_mut(), &host, ptp).unwrap();
+        let s = &u.snapshot;
+        if s.status == Status::Locked {
+            locked_updates += 1;
+            let truth = i128::from(master_now(&nic));
+            let error = (s.anchor_tai_ns as i128 - truth).abs();
+            worst_margin = worst_margin.min(s.error_bound_ns as i128 - error);
+            assert!(
+                error <= s.error_bound_ns as i128,
+                "step {step}: {error} ns off, bound {} ns, {:?}",
+                s.error_bound_ns,
+                r.status()
+            );
+            assert_eq!(s.tai_utc_offset_s, 37);
+            assert_eq!(s.reference.utc_offset_source, UtcOffsetSource::Reference);
+            assert_eq!(s.reference.gm_identity, MASTER_ID);
+            assert_eq!(s.reference.port_state, 9);
+        }
+        if step == 20_000 - 1 {
+            assert!(locked_updates > 50, "LOCKED within 20 s ({locked_updates} updates)");
+            master.alive = false;
+        }
+        last = Some(u);
+        if step > 25_000 {
+            let u = last.as_ref().unwrap();
+            assert_ne!(u.status, Status::Locked, "the master gone for 5 s (announce timeout 3 s)");
+        }
+    }
+    let u = last.unwrap();
+    assert_eq!(u.status, Status::Holdover, "10 s after the master left");
+    assert_eq!(u.snapshot.tai_utc_offset_s, 37, "the master's TAI-UTC kept");
+    assert!(u.snapshot.error_growth_ppt > 0);
+    assert!(worst_margin > 0, "the bound covered the 100 ns the asymmetry hides");
+}
+
+fn master_delays(master: &mut Master, to_slave_ns: u64, to_master_ns: u64) {
+    master.to_slave_ns = to_slave_ns;
+    master.to_master_ns = to_master_ns;
 }

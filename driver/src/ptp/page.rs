@@ -190,19 +190,31 @@ impl PtpPage {
         self.config.wander_ppb + spread + rate_ppb
     }
 
-    /// One page update: measure the PHC against the counter (no steering), then describe it.
+    /// One page update: measure the PHC against the counter (no steering), then describe it with
+    /// the port's status now (`ptp`: [`super::PtpRunner::status`]).
     pub fn update<R: RegisterAccess>(
         &mut self,
         phc: &mut Phc<R>,
         host: &dyn Host,
+        ptp: PtpStatus,
     ) -> Result<Update, DeviceLost> {
         let m = measure(phc, host, self.config.readings, None)?;
         let freq_ppb = phc.frequency().0;
-        Ok(self.update_measured(host, m, freq_ppb))
+        Ok(self.update_measured(host, m, freq_ppb, ptp))
     }
 
     /// [`Self::update`] from a measurement and the PHC's current frequency correction (ppb).
-    pub fn update_measured(&mut self, host: &dyn Host, m: Measurement, freq_ppb: f64) -> Update {
+    pub fn update_measured(
+        &mut self,
+        host: &dyn Host,
+        m: Measurement,
+        freq_ppb: f64,
+        ptp: PtpStatus,
+    ) -> Update {
+        self.ptp = ptp;
+        if ptp.grandmaster != self.own {
+            self.heard_master = true;
+        }
         self.update_count += 1;
         let nic_ns = m.nic_ns.0.clamp(0, u64::MAX as i128) as u64;
         self.rate.add(m.counter, nic_ns, m.delay_ns);
@@ -450,7 +462,8 @@ mod tests {
             counter: t - T0,
             counter_window: 100,
         };
-        page.update_measured(&FakeHost, m, 3.0)
+        let ptp = page.ptp;
+        page.update_measured(&FakeHost, m, 3.0, ptp)
     }
 
     #[test]

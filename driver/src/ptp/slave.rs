@@ -373,7 +373,11 @@ impl<R: RegisterAccess> PtpSlave<R> {
             statime::observability::port::PortState::Uncalibrated => PortState::Uncalibrated,
             statime::observability::port::PortState::Slave => PortState::Slave,
         };
-        let estimate = port.port_current_ds_contribution();
+        // statime reports 0/0 while its Kalman filter has no state yet (before the first
+        // measurements, after a reset): that is no estimate, not a perfect one.
+        let estimate = port
+            .port_current_ds_contribution()
+            .filter(|e| e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
         let parent = self.instance.parent_ds();
         let current = self.instance.current_ds(None);
         let tp = self.instance.time_properties_ds();

@@ -283,7 +283,8 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             error!("{e}; exiting");
             break ExitCode::from(1);
         }
-        let update = page.update(&mut phc.borrow_mut(), &host);
+        let ptp = runner.status();
+        let update = page.update(&mut phc.borrow_mut(), &host, ptp);
         match update {
             Ok(u) => {
                 loop_.extra_columns = Some(stats_columns(&runner, &u));
