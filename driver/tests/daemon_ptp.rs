@@ -1,7 +1,8 @@
 //! nicclockd --reference ptp as a process: its options checked (usage errors exit 2 naming what
-//! was wrong), and on the simulator (no datapath yet: the rings' stand-in) a page that names PTP
-//! as its reference, says LISTENING and UNSYNCHRONIZED with no bound, and a stats CSV with the
-//! datapath's counters; SIGTERM stops it cleanly.
+//! was wrong); on the simulator (no datapath yet: the rings' stand-in) a page that names PTP as
+//! its reference, says LISTENING and UNSYNCHRONIZED with no bound, and a stats CSV with the
+//! datapath's counters; on a fake sysfs device the rings in pagemap DMA memory, bus mastering and
+//! the queues on while it runs and off after SIGTERM.
 
 #[path = "../../userspace/tests/common/mod.rs"]
 mod common;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::PageDir;
 use nicclock::{Clock, ReferenceKind, Status, UtcOffsetSource};
-use support::{daemon, run, sigterm, stderr, wait_exit};
+use support::{daemon, run, sigterm, stderr, wait_exit, FakeSys, IGB_QEMU};
 
 fn usage_error(args: &[&str], want: &str) {
     let out = run(&[&["--device", "sim"][..], args].concat());
@@ -96,4 +97,57 @@ fn on_the_simulator_the_page_names_ptp_and_stays_unsynchronized_without_a_master
     let row: Vec<&str> = lines.next().expect("a stats line").split(',').collect();
     assert_eq!(row.len(), header.len(), "{row:?}");
     assert_eq!(row[header.iter().position(|c| *c == "port_state").unwrap()], "4");
+}
+
+fn bar_u32(bar: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(bar[offset..offset + 4].try_into().unwrap())
+}
+
+#[test]
+fn on_a_sysfs_device_the_rings_get_dma_memory_and_the_port_goes_up_then_down() {
+    assert!(nix::unistd::geteuid().is_root(), "pagemap's frame numbers need root");
+    let sys = FakeSys::new("ptp-dma", IGB_QEMU, None, None);
+    let dev = sys.root.join("bus/pci/devices/0000:00:03.0");
+    // Config space: vendor/device, Command register 0 (bus mastering off).
+    let mut config = vec![0u8; 256];
+    config[..4].copy_from_slice(&[0x86, 0x80, 0xc9, 0x10]);
+    std::fs::write(dev.join("config"), &config).unwrap();
+    let dir = PageDir::new("nicclockd-ptp-dma");
+    let child =
+        daemon(&dir, "sysfs:0000:00:03.0", "hw").args(["--reference", "ptp", &sys.arg()]).spawn().unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let start = Instant::now();
+        loop {
+            let ptp = Clock::open_in(&dir.path, "hw")
+                .ok()
+                .and_then(|c| c.snapshot().ok())
+                .is_some_and(|s| s.reference.kind == ReferenceKind::Ptp);
+            if ptp {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no PTP update in the page");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let command = std::fs::read(dev.join("config")).unwrap()[4];
+        assert_ne!(command & 0x04, 0, "bus mastering on while the rings live");
+        let bar = std::fs::read(dev.join("resource0")).unwrap();
+        let rx_ring = u64::from(bar_u32(&bar, 0xC004)) << 32 | u64::from(bar_u32(&bar, 0xC000));
+        assert!(rx_ring != 0 && rx_ring % 4096 == 0, "RDBAL/H: a physical page address, {rx_ring:#x}");
+        assert_eq!(bar_u32(&bar, 0xC008), 32 * 16, "RDLEN: 32 descriptors");
+        assert_ne!(bar_u32(&bar, 0x100) & 0x2, 0, "RCTL.EN");
+        assert_eq!(bar_u32(&bar, 0x5CBC), 0x4400_88F7, "ETQF(3): 0x88F7, 1588 stamping");
+    });
+    sigterm(&child);
+    let out = wait_exit(child, Duration::from_secs(10));
+    let log = stderr(&out);
+    if let Err(e) = result {
+        panic!("{e:?}\n{log}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let bar = std::fs::read(dev.join("resource0")).unwrap();
+    assert_eq!(bar_u32(&bar, 0x100) & 0x2, 0, "RCTL.EN off after the port went down");
+    assert_eq!(bar_u32(&bar, 0xB620) & 0x10, 0, "TSYNCRXCTL off");
+    assert_eq!(bar_u32(&bar, 0x5CBC), 0, "ETQF(3) cleared");
+    let command = std::fs::read(dev.join("config")).unwrap()[4];
+    assert_eq!(command & 0x04, 0, "bus mastering off again once the rings are freed");
 }

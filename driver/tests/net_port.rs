@@ -163,6 +163,19 @@ fn the_82580_and_i210_stamp_in_the_buffer_and_the_i210_is_latency_compensated() 
 }
 
 #[test]
+fn the_link_speed_is_followed_for_the_i210_compensation() {
+    let (nic, mut p) = port(Family::I210, false, Transport::L2);
+    assert!(p.link_up());
+    assert_eq!(p.latency().rx_ns, 448, "1000 Mb/s at bring-up");
+    nic.set_status(0x0);
+    assert!(!p.check_link(&*nic), "link down");
+    nic.set_status(0x2 | 0x40);
+    assert!(p.check_link(&*nic));
+    assert_eq!(p.link_speed(), LinkSpeed::Mbps100);
+    assert_eq!(p.latency(), nicclock_driver::net::port::StampLatency { tx_ns: 1024, rx_ns: 2213 });
+}
+
+#[test]
 fn bad_frames_are_dropped_and_counted_never_delivered() {
     let (nic, mut p) = port(Family::E82576, false, Transport::L2);
     let mut looped = from_master(frame::Transport::L2, &ptp_message(ANNOUNCE, 64, 0, 1));

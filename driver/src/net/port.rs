@@ -232,6 +232,7 @@ pub struct NetPort<M: DescMemory> {
     /// When the RX latch was first seen VALID with no stamped frame claimed since.
     latch_valid_since: Option<u64>,
     up: bool,
+    link_up: bool,
 }
 
 impl<M: DescMemory> NetPort<M> {
@@ -268,6 +269,7 @@ impl<M: DescMemory> NetPort<M> {
             tx_pending: None,
             latch_valid_since: None,
             up: false,
+            link_up: false,
         })
     }
 
@@ -281,12 +283,31 @@ impl<M: DescMemory> NetPort<M> {
         let tx = RingPlace { desc_addr: self.tx.desc_addr(), descs: self.tx.size() };
         bringup::bring_up(regs, self.cfg.family, rx, tx)?;
         self.up = true;
-        let status = regs.read32(preg::STATUS);
-        self.speed = LinkSpeed::from_status(status);
-        if status & STATUS_LU == 0 {
-            log::warn!("ptp port: link is down after bring-up (STATUS {status:#010x}); waiting for it");
+        if !self.check_link(regs) {
+            log::warn!("ptp port: link is down after bring-up; waiting for it");
         }
         Ok(())
+    }
+
+    /// Reads the link state and speed (STATUS): the speed keys the i210's latency compensation.
+    /// Logs a change; returns whether the link is up.
+    pub fn check_link(&mut self, regs: &dyn RegisterAccess) -> bool {
+        let status = regs.read32(preg::STATUS);
+        let up = status & STATUS_LU != 0;
+        let speed = LinkSpeed::from_status(status);
+        if up && (speed != self.speed || !self.link_up) {
+            log::info!("ptp port: link up at {speed:?}");
+            self.speed = speed;
+        } else if !up && self.link_up {
+            log::warn!("ptp port: link down");
+        }
+        self.link_up = up;
+        up
+    }
+
+    /// Whether the link was up at the last [`Self::check_link`].
+    pub fn link_up(&self) -> bool {
+        self.link_up
     }
 
     /// Stamping and queues off ([`bringup::tear_down`]); the rings' memory may be freed after `Ok`.
@@ -296,7 +317,8 @@ impl<M: DescMemory> NetPort<M> {
         Ok(())
     }
 
-    /// The link speed the latency compensation uses (read at bring-up; 1000 Mb/s before).
+    /// The link speed the latency compensation uses (read at bring-up and by [`Self::check_link`];
+    /// 1000 Mb/s before the link was first seen up).
     pub fn link_speed(&self) -> LinkSpeed {
         self.speed
     }

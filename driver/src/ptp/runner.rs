@@ -40,7 +40,11 @@ pub struct PtpRunner<R: RegisterAccess + Clone, M: DescMemory> {
     pending: Option<TxToken>,
     rx: Vec<Received>,
     send_failures: u64,
+    next_link_check_ns: u64,
 }
+
+/// How often the link state and speed are read (the i210's stamp compensation depends on it).
+const LINK_CHECK_NS: u64 = 1_000_000_000;
 
 impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
     /// A runner over a port already brought up, steering `phc` through statime; the slave starts
@@ -56,6 +60,7 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
             pending: None,
             rx: Vec::new(),
             send_failures: 0,
+            next_link_check_ns: now_ns.saturating_add(LINK_CHECK_NS),
         };
         let mut ignored = Vec::new();
         runner.apply(first, now_ns, &mut ignored);
@@ -83,6 +88,10 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
         }
         self.rx = rx;
         self.port.check_rx_latch(&self.regs, now_ns);
+        if now_ns >= self.next_link_check_ns {
+            self.port.check_link(&self.regs);
+            self.next_link_check_ns = now_ns.saturating_add(LINK_CHECK_NS);
+        }
         self.poll_tx(now_ns, &mut events);
         while let Some((&timer, _)) =
             self.timers.iter().filter(|(_, &at)| at <= now_ns).min_by_key(|(_, &at)| at)

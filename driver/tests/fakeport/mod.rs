@@ -76,8 +76,10 @@ struct DevState {
     rx_dropped: u64,
     /// TX frames that asked for a stamp get none (a broken latch).
     tx_stamping_broken: bool,
-    /// Extra ns added to the RX stamps (the wire's delay as the slave sees it).
+    /// Register offsets read (for the tests' checks of latch releases).
     reads: Vec<usize>,
+    /// STATUS, when a test set it (else link up at 1000 Mb/s).
+    status: Option<u32>,
 }
 
 /// The fake device.
@@ -155,6 +157,11 @@ impl FakeNic {
 
     pub fn break_tx_stamping(&self, broken: bool) {
         self.st.borrow_mut().tx_stamping_broken = broken;
+    }
+
+    /// Sets STATUS (link up/down, speed).
+    pub fn set_status(&self, status: u32) {
+        self.st.borrow_mut().status = Some(status);
     }
 
     pub fn rx_latch_valid(&self) -> bool {
@@ -270,7 +277,7 @@ impl RegisterAccess for FakeNic {
         self.st.borrow_mut().reads.push(offset);
         let mut st = self.st.borrow_mut();
         match offset {
-            preg::STATUS => STATUS_LU_1000,
+            preg::STATUS => st.status.unwrap_or(STATUS_LU_1000),
             TSYNCRXCTL => self.get(offset) | u32::from(st.rx_valid),
             RXSTMPL => st.rx_stamp as u32,
             RXSTMPH => {

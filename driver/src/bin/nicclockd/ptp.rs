@@ -200,14 +200,14 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     }
     let identity = ClockIdentity::from_mac(mac);
     info!(
-        "ptp: port {identity}-1 up ({:?}, {}, domain {}, link {:?}); slave only, E2E, two-step",
+        "ptp: port {identity}-1 up ({:?}, {}, domain {}, link {}); slave only, E2E, two-step",
         opened.model.family,
         match options.transport {
             Transport::L2 => "l2".to_string(),
             Transport::Udp4 { src } => format!("udp4 from {src}"),
         },
         options.domain,
-        port.link_speed()
+        if port.link_up() { format!("{:?}", port.link_speed()) } else { "down".to_string() }
     );
     let mut config = PtpConfig::new(identity);
     config.domain = options.domain;
