@@ -1,26 +1,27 @@
 //! PtpRunner on the fake igb datapath in virtual time, against a minimal two-step master written
 //! here (its clock is the simulation's truth, zero path delay): the slave steps, reaches SLAVE and
 //! follows the master to within a few ns, reports the master lost when its Announces stop, and
-//! keeps running when a TX stamp never comes.
+//! keeps running when a TX stamp never comes; the page under PTP on top; and the same runner on
+//! the simulated QEMU igb's own datapath (simnet's SimNic).
 
 mod fakeport;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fakeport::{from_master, ptp_message, FakeNic, SharedMem, OUR_MAC};
 use nicclock::{CounterKind, Status, UtcOffsetSource};
-use nicclock_driver::clock::{Nanos, Phc, RawTime, Steering};
+use nicclock_driver::clock::{Nanos, Phc, RawTime, SteerChoice, Steering};
 use nicclock_driver::measure::Host;
-use nicclock_driver::model::{model, Family, Quirks, INTEL};
+use nicclock_driver::model::{model, qemu_subsystem, Family, Quirks, INTEL};
 use nicclock_driver::net::frame::{self, FrameFilter};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::{ClockIdentity, PortState, PtpConfig, PtpRunner, RunnerEvent};
 use nicclock_driver::scenario::EPOCH_TAI_NS;
-use nicclock_driver::sim::SimModel;
-use nicclock_driver::timesource::TimeSource;
+use nicclock_driver::sim::{FrameSink, HostMemory, SimConfig, SimModel, SimNic};
+use nicclock_driver::timesource::{TimeSource, VirtualTime};
 
 const SYNC: u8 = 0;
 const DELAY_REQ: u8 = 1;
@@ -41,6 +42,25 @@ fn master_now(nic: &FakeNic) -> u64 {
     EPOCH_TAI_NS + nic.time.now_ns()
 }
 
+/// Where the master's frames go and the slave's come from, and the master's clock (the truth).
+trait Wire {
+    fn now_tai(&self) -> u64;
+    fn to_slave(&self, frame: &[u8]);
+    fn take_from_slave(&self) -> Vec<Vec<u8>>;
+}
+
+impl Wire for FakeNic {
+    fn now_tai(&self) -> u64 {
+        master_now(self)
+    }
+    fn to_slave(&self, frame: &[u8]) {
+        self.deliver(frame);
+    }
+    fn take_from_slave(&self) -> Vec<Vec<u8>> {
+        self.take_sent().into_iter().map(|(f, _)| f).collect()
+    }
+}
+
 struct Master {
     seq: u16,
     announce_seq: u16,
@@ -52,25 +72,25 @@ struct Master {
 }
 
 impl Master {
-    fn send(&self, nic: &FakeNic, payload: &[u8]) {
-        nic.deliver(&from_master(frame::Transport::L2, payload));
+    fn send(&self, w: &dyn Wire, payload: &[u8]) {
+        w.to_slave(&from_master(frame::Transport::L2, payload));
     }
 
-    fn sync(&mut self, nic: &FakeNic) {
-        let t1 = master_now(nic) - self.to_slave_ns;
+    fn sync(&mut self, w: &dyn Wire) {
+        let t1 = w.now_tai() - self.to_slave_ns;
         let mut sync = ptp_message(SYNC, 44, 0, self.seq);
         sync[6] |= 0x02; // two-step
         sync[33] = (-3i8) as u8;
-        self.send(nic, &sync);
+        self.send(w, &sync);
         let mut fu = ptp_message(FOLLOW_UP, 44, 0, self.seq);
         fu[32] = 2;
         fu[33] = (-3i8) as u8;
         put_timestamp(&mut fu[34..44], t1);
-        self.send(nic, &fu);
+        self.send(w, &fu);
         self.seq = self.seq.wrapping_add(1);
     }
 
-    fn announce(&mut self, nic: &FakeNic) {
+    fn announce(&mut self, w: &dyn Wire) {
         let mut a = ptp_message(ANNOUNCE, 64, 0, self.announce_seq);
         a[7] = 0x04 | 0x08; // currentUtcOffsetValid, ptpTimescale
         a[32] = 5;
@@ -82,18 +102,18 @@ impl Master {
         a[52] = 128;
         a[53..61].copy_from_slice(&MASTER_ID);
         a[63] = 0x20;
-        self.send(nic, &a);
+        self.send(w, &a);
         self.announce_seq = self.announce_seq.wrapping_add(1);
     }
 
     /// Answers the Delay_Reqs the slave sent (they reach the master at once: t4 = now).
-    fn answer(&mut self, nic: &FakeNic) {
+    fn answer(&mut self, w: &dyn Wire) {
         let filter = FrameFilter {
             transport: frame::Transport::L2,
             own_mac: [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc],
             vlan: None,
         };
-        for (bytes, _) in nic.take_sent() {
+        for bytes in w.take_from_slave() {
             let Ok(f) = filter.parse(&bytes) else { continue };
             if f.message_type != DELAY_REQ || !self.alive {
                 continue;
@@ -101,9 +121,9 @@ impl Master {
             let req = f.payload;
             let mut r = ptp_message(DELAY_RESP, 54, 0, u16::from_be_bytes([req[30], req[31]]));
             r[32] = 3;
-            put_timestamp(&mut r[34..44], master_now(nic) + self.to_master_ns);
+            put_timestamp(&mut r[34..44], w.now_tai() + self.to_master_ns);
             r[44..54].copy_from_slice(&req[20..30]);
-            self.send(nic, &r);
+            self.send(w, &r);
         }
     }
 }
@@ -141,13 +161,13 @@ fn run(
         nic.time.advance(1_000_000);
         let now = nic.time.now_ns();
         if master.alive && now % 1_000_000_000 == 3_000_000 {
-            master.announce(nic);
+            master.announce(&**nic);
         }
         if master.alive && now % 125_000_000 == 5_000_000 {
-            master.sync(nic);
+            master.sync(&**nic);
         }
         events.extend(r.poll(now).into_iter().map(|e| (now, e)));
-        master.answer(nic);
+        master.answer(&**nic);
         if let Some(d) = r.next_deadline() {
             assert!(d > now, "a due timer was left unhandled ({d} <= {now})");
         }
@@ -257,15 +277,15 @@ fn the_page_under_ptp_locks_with_an_honest_bound_then_holds_over() {
         nic.time.advance(1_000_000);
         let now = nic.time.now_ns();
         if master.alive && now % 1_000_000_000 == 3_000_000 {
-            master.announce(&nic);
+            master.announce(&*nic);
         }
         if master.alive && now % 125_000_000 == 5_000_000 {
-            master.sync(&nic);
+            master.sync(&*nic);
         }
         for e in r.poll(now) {
             page.on_event(&e);
         }
-        master.answer(&nic);
+        master.answer(&*nic);
         if step % 100 != 99 {
             continue;
         }
@@ -308,4 +328,92 @@ fn the_page_under_ptp_locks_with_an_honest_bound_then_holds_over() {
 fn master_delays(master: &mut Master, to_slave_ns: u64, to_master_ns: u64) {
     master.to_slave_ns = to_slave_ns;
     master.to_master_ns = to_master_ns;
+}
+
+/// The simulator's own NIC (issue 10's datapath: descriptors in host memory, stamps as the model
+/// says), fed by the master here: the runner is the same one the daemon drives.
+struct SimWire {
+    nic: Arc<SimNic>,
+    time: Arc<VirtualTime>,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+struct Sink(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl FrameSink for Sink {
+    fn transmit(&self, _t_ns: u64, frame: Vec<u8>) {
+        self.0.lock().unwrap().push(frame);
+    }
+}
+
+impl Wire for SimWire {
+    fn now_tai(&self) -> u64 {
+        EPOCH_TAI_NS + self.time.now_ns()
+    }
+    fn to_slave(&self, frame: &[u8]) {
+        let _ = self.nic.deliver(frame);
+    }
+    fn take_from_slave(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+#[test]
+fn the_runner_follows_a_master_through_the_simulated_qemu_igb_datapath() {
+    let time = VirtualTime::new();
+    let config = SimConfig { model: SimModel::I82576, qemu: true, ..SimConfig::ideal() };
+    let nic = Arc::new(SimNic::new(config, time.clone()));
+    let device = SimModel::I82576.device_id();
+    let (vendor, subsystem) = qemu_subsystem(device).unwrap();
+    let (quirks, _) = nicclock_driver::model::quirks(device, vendor, subsystem, true);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    nic.attach_wire(Arc::new(Sink(sent.clone())));
+    let rx = HostMemory::new(RX_MEM_BYTES, 0x1000_0000);
+    let tx = HostMemory::new(TX_MEM_BYTES, 0x2000_0000);
+    nic.attach_memory(rx.clone());
+    nic.attach_memory(tx.clone());
+    let cfg = PortConfig {
+        family: Family::E82576,
+        transport: Transport::L2,
+        mac: OUR_MAC,
+        domain: 0,
+        stamp_unlock: StampUnlock::for_quirks(quirks),
+    };
+    assert_eq!(cfg.stamp_unlock, StampUnlock::RxsatrhRead, "QEMU's igb, from the quirk table");
+    let mut port = NetPort::new(rx, tx, cfg).unwrap();
+    port.bring_up(&*nic).unwrap();
+    let m = model(INTEL, device).unwrap();
+    let steering = SteerChoice::Auto.resolve(quirks);
+    assert_eq!(steering, Steering::Software, "QEMU: rate in the timecounter");
+    let phc = Phc::init(nic.clone(), m, quirks, steering, time.clone()).unwrap();
+    let mut ptp = PtpConfig::new(ClockIdentity::from_mac(OUR_MAC));
+    ptp.log_announce_interval = 0;
+    ptp.log_sync_interval = -3;
+    ptp.log_min_delay_req_interval = -3;
+    let mut r = PtpRunner::new(port, ptp, Rc::new(RefCell::new(phc)), time.now_ns());
+    let wire = SimWire { nic: nic.clone(), time: time.clone(), sent };
+    let mut master = Master { seq: 0, announce_seq: 0, alive: true, to_slave_ns: 0, to_master_ns: 0 };
+    let mut slave_seen = false;
+    for _ in 0..20_000 {
+        time.advance(1_000_000);
+        let now = time.now_ns();
+        if now % 1_000_000_000 == 3_000_000 {
+            master.announce(&wire);
+        }
+        if now % 125_000_000 == 5_000_000 {
+            master.sync(&wire);
+        }
+        for e in r.poll(now) {
+            slave_seen |= matches!(e, RunnerEvent::StatusChanged(s) if s.state == PortState::Slave);
+        }
+        master.answer(&wire);
+    }
+    assert!(slave_seen && r.status().state == PortState::Slave, "{:?}", r.status());
+    let truth = r.phc().borrow().raw_to_ns(RawTime(nic.truth().raw));
+    let off = (truth - Nanos(wire.now_tai() as i128)).as_i64();
+    assert!(off.abs() < 100, "following the master through the datapath to within 100 ns, got {off} ns");
+    let c = r.port_counters();
+    assert_eq!((c.event_unstamped, c.tx_stamps_lost, c.stamp_missing), (0, 0, 0), "{c:?}");
+    assert!(c.tx_stamps > 100, "{c:?}");
+    assert_eq!(r.drops().total_dropped(), 0);
 }

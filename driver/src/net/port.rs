@@ -12,6 +12,7 @@ use super::bringup::{self, BringupError, RingPlace};
 use super::counters::DropCounters;
 use super::desc::{BUF_LEN, DESC_LEN};
 use super::frame::{self, BuildError, FrameFilter, FrameSpec, MessageClass, PTP_HEADER_LEN};
+use super::phy;
 use super::ring::{DescMemory, RingError, RxRing, TxError, TxRing};
 use crate::clock::Nanos;
 use crate::model::{Family, Quirks};
@@ -45,6 +46,9 @@ pub const TSYNC_VALID: u32 = 0x01;
 pub const STATUS_LU: u32 = 1 << 1;
 /// STATUS: speed field (bits 7:6: 00 10 Mb/s, 01 100 Mb/s, 1x 1000 Mb/s).
 const STATUS_SPEED_SHIFT: u32 = 6;
+
+/// How long bring-up waits for autonegotiation (QEMU's takes 500 ms, silicon a few seconds).
+pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A TX stamp not latched this long after its frame was handed over is lost (ns): the next
 /// Delay_Req is due by then anyway (Linux waits 15 s, for a socket user who may be slow).
@@ -277,8 +281,17 @@ impl<M: DescMemory> NetPort<M> {
         &self.cfg
     }
 
-    /// Programs queue 0 and the stamping filters ([`bringup::bring_up`]) and reads the link speed.
+    /// Brings the link up through the PHY ([`phy::link_up`], waiting up to [`LINK_TIMEOUT`]; a
+    /// link that does not come up, or a PHY that does not answer, is logged and the port goes on
+    /// without it: frames flow once the link is there), then programs queue 0 and the stamping
+    /// filters ([`bringup::bring_up`]) and reads the link speed.
     pub fn bring_up(&mut self, regs: &dyn RegisterAccess) -> Result<(), PortError> {
+        if self.cfg.family == Family::E82574 {
+            return Err(PortError::Unsupported(self.cfg.family));
+        }
+        if let Err(e) = phy::link_up(regs, LINK_TIMEOUT) {
+            log::warn!("ptp port: {e}");
+        }
         let rx = RingPlace { desc_addr: self.rx.desc_addr(), descs: self.rx.size() };
         let tx = RingPlace { desc_addr: self.tx.desc_addr(), descs: self.tx.size() };
         bringup::bring_up(regs, self.cfg.family, rx, tx)?;

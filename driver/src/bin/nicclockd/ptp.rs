@@ -15,12 +15,13 @@ use nicclock::Writer;
 use nicclock_driver::device::OpenedClock;
 use nicclock_driver::discipline::{Step, Update};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
-use nicclock_driver::net::{DescMemory, VecMemory};
+use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::Phc;
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRunner, RunnerEvent};
 use nicclock_driver::schedule::Schedule;
+use nicclock_driver::sim::HostMemory;
 use nicclock_uio::RegisterAccess;
 
 use crate::args::{PtpTransport, ReferenceArg, RunArgs, UsageError};
@@ -166,28 +167,31 @@ pub fn run(s: Started<'_>) -> Result<ExitCode> {
             let port = NetPort::new(rx, tx, cfg).map_err(|e| UsageError(format!("--reference ptp: {e}")))?;
             run_port(s, port)
         }
-        None if opened.backend == "sim" => {
-            // Stand-in until the simulator's datapath (sim::HostMemory) lands: the rings in plain
-            // memory the simulated NIC does not read, so no frame ever arrives.
-            warn!(
-                "sim: the simulated NIC has no datapath yet; the rings are in plain memory and no PTP \
-                 frame will arrive (the port stays LISTENING, the page UNSYNCHRONIZED)"
-            );
-            let port = NetPort::new(
-                VecMemory::new(RX_MEM_BYTES, 0x1000_0000),
-                VecMemory::new(TX_MEM_BYTES, 0x2000_0000),
-                cfg,
-            )
-            .map_err(|e| UsageError(format!("--reference ptp: {e}")))?;
-            run_port(s, port)
-        }
-        None => Err(UsageError(format!(
-            "--reference ptp needs DMA memory for the NIC's rings and {} ({}) has none: use \
-             vfio:<pci address>, or uio:/dev/uioN / sysfs:<pci address> of a device whose PCI parent \
-             sysfs shows",
-            opened.address, opened.backend
-        ))
-        .into()),
+        None => match &opened.sim {
+            Some(nic) => {
+                // The simulated NIC's datapath reads the rings from host memory attached to it.
+                // No wire is attached here, so no PTP frame arrives (tests and the benchmark
+                // join simulated NICs with a SimLink instead).
+                let rx = HostMemory::new(RX_MEM_BYTES, 0x1000_0000);
+                let tx = HostMemory::new(TX_MEM_BYTES, 0x2000_0000);
+                nic.attach_memory(rx.clone());
+                nic.attach_memory(tx.clone());
+                warn!(
+                    "sim: the simulated NIC is on no wire: no PTP frame will arrive (the port stays \
+                     LISTENING, the page UNSYNCHRONIZED)"
+                );
+                let port =
+                    NetPort::new(rx, tx, cfg).map_err(|e| UsageError(format!("--reference ptp: {e}")))?;
+                run_port(s, port)
+            }
+            None => Err(UsageError(format!(
+                "--reference ptp needs DMA memory for the NIC's rings and {} ({}) has none: use \
+                 vfio:<pci address>, or uio:/dev/uioN / sysfs:<pci address> of a device whose PCI \
+                 parent sysfs shows",
+                opened.address, opened.backend
+            ))
+            .into()),
+        },
     }
 }
 
