@@ -43,6 +43,9 @@ pub struct PtpRunner<R: RegisterAccess + Clone, M: DescMemory> {
     next_link_check_ns: u64,
 }
 
+/// Rounds of due timers one poll handles (a timer re-armed as due again waits for the next poll).
+const MAX_TIMER_ROUNDS: usize = 4;
+
 /// How often the link state and speed are read (the i210's stamp compensation depends on it).
 const LINK_CHECK_NS: u64 = 1_000_000_000;
 
@@ -93,12 +96,24 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
             self.next_link_check_ns = now_ns.saturating_add(LINK_CHECK_NS);
         }
         self.poll_tx(now_ns, &mut events);
-        while let Some((&timer, _)) =
-            self.timers.iter().filter(|(_, &at)| at <= now_ns).min_by_key(|(_, &at)| at)
-        {
-            self.timers.remove(&timer);
-            let out = self.slave.on_timer(timer);
-            self.apply(out, now_ns, &mut events);
+        // The timers due now, earliest first. A handler may arm a timer due at once (statime's
+        // first Delay_Req on entering SLAVE): handled in the next round, a bounded number of
+        // rounds (never a loop on a timer that keeps re-arming itself at zero).
+        for _ in 0..MAX_TIMER_ROUNDS {
+            let mut due: Vec<(u64, Timer)> =
+                self.timers.iter().filter(|(_, &at)| at <= now_ns).map(|(&t, &at)| (at, t)).collect();
+            if due.is_empty() {
+                break;
+            }
+            due.sort_unstable();
+            for (at, timer) in due {
+                if self.timers.get(&timer) != Some(&at) {
+                    continue; // re-armed by an earlier handler: its next round
+                }
+                self.timers.remove(&timer);
+                let out = self.slave.on_timer(timer);
+                self.apply(out, now_ns, &mut events);
+            }
         }
         events
     }
