@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -255,10 +255,13 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
-        let ring = Instant::now() + RING_POLL;
+        let ring = Instant::now() + RING_POLL; // until the interrupt below wakes us instead
         let wake_at =
             [Some(due), ptp_due, Some(ring), next_ping, end].into_iter().flatten().min().unwrap_or(due);
-        if let Wake::Stop(signal) = waker.wait_until(wake_at, removal_fd)? {
+        // TODO(issue 10, irq): the ring's interrupt eventfd goes here as the second descriptor;
+        // on Wake::Ready(1) clear it and the NIC's causes (net::irq) before polling the runner.
+        let ring_fd: Option<BorrowedFd<'_>> = None;
+        if let Wake::Stop(signal) = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
             info!("{signal} received");
             break ExitCode::SUCCESS;
         }
