@@ -158,7 +158,9 @@ impl PtpPage {
             }
             RunnerEvent::Stepped { ns } => {
                 self.events.push((EventKind::Step, *ns));
+                // The mapping's rate and the offsets before the step say nothing of after it.
                 self.rate = RateEstimator::default();
+                self.offsets.clear();
                 self.under_threshold = 0;
             }
             RunnerEvent::MasterLost { last } => {
@@ -214,6 +216,9 @@ impl PtpPage {
         self.ptp = ptp;
         if ptp.grandmaster != self.own {
             self.heard_master = true;
+        }
+        if ptp.state == PortState::Slave {
+            self.holdover = None;
         }
         self.update_count += 1;
         let nic_ns = m.nic_ns.0.clamp(0, u64::MAX as i128) as u64;
@@ -524,6 +529,16 @@ mod tests {
         assert_eq!(gone.snapshot.error_bound_ns, u64::MAX);
         page.on_event(&RunnerEvent::StatusChanged(slave(10)));
         assert_eq!(at(&mut page, t + 12_000_000_000).status, Status::Locking, "the master is back");
+    }
+
+    #[test]
+    fn the_offsets_before_a_step_do_not_widen_the_bound_after_it() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(400_000));
+        let before = at(&mut page, T0);
+        assert!(before.snapshot.error_bound_ns > 400_000);
+        page.on_event(&RunnerEvent::Stepped { ns: -400_000 });
+        page.ptp = slave(40);
+        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
     }
 
     #[test]
