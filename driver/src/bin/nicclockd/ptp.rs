@@ -14,6 +14,7 @@ use log::{error, info, warn};
 use nicclock::Writer;
 use nicclock_driver::device::OpenedClock;
 use nicclock_driver::discipline::{Step, Update};
+use nicclock_driver::measure::Host;
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
@@ -301,7 +302,11 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             Ok(u) => {
                 loop_.extra_columns = Some(stats_columns(&runner, &u));
                 loop_.extra_log = Some(counters_text(&runner));
-                loop_.step(Step::Updated(Box::new(u)), start, &mut ready, None);
+                // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC);
+                // `publish` takes it back to UTC with the page's (the master's) offset.
+                let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
+                let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
+                loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
             }
             Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
         }
