@@ -42,7 +42,7 @@ fn ptp_options_are_checked_and_refused_with_a_clear_message() {
     usage_error(&["--reference", "ptp", "--ptp-transport", "udp6"], "udp6");
     usage_error(&["--reference", "ptp", "--ptp-domain", "256"], "256");
     usage_error(&["--reference", "ptp", "--ptp-log-sync-interval", "9"], "9");
-    usage_error(&["--reference", "ptpv1"], "use realtime, tai, pps:SDP0..SDP3 or ptp");
+    usage_error(&["--reference", "ptpv1"], "use realtime, tai or pps:SDP0..SDP3, or ptp");
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn reference(s: &str) -> Result<ReferenceArg, String> {
         "ptp" => Ok(ReferenceArg::Ptp),
         _ => match s.strip_prefix("pps:") {
             Some(pin) => pin.parse().map(ReferenceArg::Pps),
-            None => Err(format!("unknown reference {s:?}: use realtime, tai, pps:SDP0..SDP3 or ptp")),
+            None => Err(format!("unknown reference {s:?}: use realtime, tai or pps:SDP0..SDP3, or ptp")),
         },
     }
 }
