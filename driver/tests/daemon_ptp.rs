@@ -40,7 +40,7 @@ fn ptp_options_are_checked_and_refused_with_a_clear_message() {
     usage_error(&["--ptp-domain", "3"], "--ptp-domain is a PTP option: it needs --reference ptp");
     usage_error(&["--reference", "ptp", "--pps-out", "SDP0"], "not supported yet");
     usage_error(&["--reference", "ptp", "--ptp-transport", "udp6"], "udp6");
-    usage_error(&["--reference", "ptp", "--ptp-domain", "256"], "256");
+    usage_error(&["--reference", "ptp", "--ptp-domain", "128"], "128");
     usage_error(&["--reference", "ptp", "--ptp-log-sync-interval", "9"], "9");
     usage_error(&["--reference", "ptpv1"], "use realtime, tai or pps:SDP0..SDP3, or ptp");
 }

@@ -127,8 +127,8 @@ pub struct RunArgs {
     /// PTP (--reference ptp): transport, l2 (Ethernet, ptp4l -2) or udp4 (UDP/IPv4, ptp4l -4).
     #[arg(long, value_enum, value_name = "TRANSPORT")]
     pub ptp_transport: Option<PtpTransport>,
-    /// PTP: the domain number (ptp4l's domainNumber; default 0).
-    #[arg(long, value_name = "N")]
+    /// PTP: the domain number, 0 to 127 (ptp4l's domainNumber; default 0).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=127))]
     pub ptp_domain: Option<u8>,
     /// PTP over udp4: our source IPv4 address (required there: the NIC has no kernel IP stack,
     /// no DHCP, no ARP; messages go to the multicast group only).
