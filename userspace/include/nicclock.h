@@ -161,7 +161,7 @@ struct nicclock_clock_data {
 	uint32_t utc_offset_source;  /* NICCLOCK_UTC_OFFSET_SOURCE_* */
 	uint32_t gm_clock_accuracy;  /* announced clockAccuracy code (0x20 = 25 ns, 0xFE unknown) */
 	uint32_t _reserved1;
-	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown */
+	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown (not counted) */
 	uint64_t _reserved[12];
 };
 
@@ -256,7 +256,8 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * them. A page of an older minor has them zero: reference unknown, UTC offset source unknown (not
  * an error). Under NICCLOCK_REFERENCE_PTP, gm_identity is the grandmaster's clockIdentity in wire
  * order (ptp4l prints it as 001122.fffe.334455), ptp_flags the Announce's flags as sent, and the
- * announced accuracy is already part of error_bound_ns (gm_accuracy_ns says how much). A
+ * announced accuracy is part of error_bound_ns (gm_accuracy_ns says how much); an accuracy the
+ * master announces as unknown (UINT64_MAX) is not: the bound is then relative to its clock. A
  * reference_kind or utc_offset_source above the known values is corrupt (or a newer writer's).
  *
  * Events: events.head counts the events ever written; event n sits in ring[(n - 1) % 64]. Read it

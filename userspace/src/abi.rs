@@ -453,8 +453,9 @@ pub struct ClockData {
     pub gm_clock_accuracy: AtomicU32,
     pub _reserved1: u32,
     /// The error bound contribution the announced accuracy implies, ns (0 when none was announced
-    /// or the reference is not PTP; `u64::MAX` when the master announced "unknown"). Already
-    /// included in `error_bound_ns`.
+    /// or the reference is not PTP; `u64::MAX` when the master announced "unknown"). Included in
+    /// `error_bound_ns` when known; when unknown (ptp4l's default) the bound is relative to the
+    /// grandmaster's clock: how far that is from true time is not counted.
     pub gm_accuracy_ns: AtomicU64,
     pub _reserved: [AtomicU64; 12],
 }
