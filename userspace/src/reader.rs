@@ -53,6 +53,12 @@ pub enum EventWait {
 }
 
 /// A time page opened for reading.
+///
+/// `Send + Sync`: one handle may be shared by any number of threads (`Arc<Clock>` or a borrow).
+/// Every reading (`now`, `now_utc`, `now_interval`, `status`, `snapshot`, …) and the waits
+/// `wait_until` / `wait_until_after` take `&self` and run side by side without a lock: a reading
+/// is a lock-free copy of the page under its sequence word. Only [`Clock::wait_event`] takes
+/// `&mut self` (it moves this handle's event cursor): one handle per event-following thread.
 pub struct Clock {
     page: ReadOnlyPage,
     max_age_ns: Option<u64>,
