@@ -96,7 +96,7 @@ pub enum Command {
     /// --max-error: blocks on the page's futex words (and, with --page, on the page file
     /// appearing), no polling. Exit 0 when reached, 1 on timeout naming where the clock stands
     /// (or when the page is stale, stopped or lost), 2 on usage errors. Gate a service on it:
-    /// `ExecStartPre=nicclock --page eth0 wait --max-error 1us --timeout 120`.
+    /// `ExecStartPre=/usr/local/bin/nicclock --page eth0 wait --max-error 1us --timeout 120`.
     Wait {
         /// The status to wait for: UNSYNCHRONIZED, LOCKING, LOCKED, HOLDOVER, DEVICE_LOST, STOPPED.
         #[arg(long, value_name = "STATUS", value_parser = parse_status, required_unless_present = "max_error")]
