@@ -158,9 +158,13 @@ fn start_writer(dir: &PageDir, stop: Arc<AtomicBool>) -> std::thread::JoinHandle
     })
 }
 
+/// The two stress tests take every CPU: run one at a time (the writer's rate is asserted).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn one_clock_shared_by_8_threads_never_sees_a_torn_read() {
     const THREADS: usize = 8;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(3.0, |s| s.parse().unwrap());
     let dir = PageDir::new("threads");
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,19 +181,20 @@ fn one_clock_shared_by_8_threads_never_sees_a_torn_read() {
         "threads: writer {updates} updates in {:.1} s; {THREADS} threads on one Clock: {tallies:?}",
         elapsed.as_secs_f64()
     ));
+    // Every thread saw the page change under it while it read (on 2 CPUs, a thread that shares
+    // its CPU with the writer sees fewer: they take turns).
     for (i, t) in tallies.iter().enumerate() {
         assert_eq!((t.torn, t.stuck), (0, 0), "thread {i}: {t:?}");
-        assert!(
-            t.generations >= 100,
-            "thread {i} saw only {} updates: no concurrency to speak of",
-            t.generations
-        );
+        assert!(t.generations >= 10, "thread {i} saw only {} updates", t.generations);
     }
+    let seen: u64 = tallies.iter().map(|t| t.generations).sum();
+    assert!(seen >= 1000, "the threads saw only {seen} updates in all: no concurrency to speak of");
 }
 
 #[test]
 fn no_reader_process_ever_sees_a_torn_snapshot() {
     let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(10.0, |s| s.parse().unwrap());
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PageDir::new("stress");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = start_writer(&dir, stop.clone());
