@@ -123,7 +123,7 @@ impl Clock {
             Ok(i) if i.earliest_ns > t_ns => Ok(Check::Done(i)),
             Ok(i) => {
                 last = Some(i);
-                let to_go = t_ns - i.earliest_ns + 1;
+                let to_go = (t_ns - i.earliest_ns).saturating_add(1);
                 let sleep = Duration::from_nanos(to_go.saturating_add(to_go >> COMMIT_MARGIN_SHIFT));
                 Ok(Check::Wait(Some(sleep + COMMIT_MARGIN)))
             }

@@ -215,7 +215,9 @@ fn commit_wait_times_out_and_an_unknown_bound_never_passes() {
         AfterWait::TimedOut(Some(i)) => assert!(i.earliest_ns <= t),
         other => panic!("{other:?}"),
     }
+    // The end of time, with an unknown bound: no overflow, just a timeout.
     w.publish(&system_snapshot(Status::Locked, u64::MAX));
+    assert!(matches!(clock.wait_until_after(u64::MAX, timeout).unwrap(), AfterWait::TimedOut(Some(_))));
     match clock.wait_until_after(now.earliest_ns - 1_000_000_000, timeout).unwrap() {
         AfterWait::TimedOut(Some(i)) => assert_eq!((i.earliest_ns, i.latest_ns), (0, u64::MAX)),
         other => panic!("{other:?}"),
