@@ -10,6 +10,10 @@
 //! # Ok::<(), nicclock::Error>(())
 //! ```
 //!
+//! One [`Clock`] may be shared by any number of threads (it is `Send + Sync`; readings are
+//! lock-free). Waiting for sync: [`Clock::wait_until`]; TrueTime-style intervals and commit-wait:
+//! [`Clock::now_interval`], [`Interval`], [`Clock::wait_until_after`].
+//!
 //! The page ABI is [`abi`]; the writer side (used by nicclockd and tests) is [`Writer`]; the C ABI
 //! is in `include/nicclock.h`.
 //!
