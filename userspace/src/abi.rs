@@ -398,7 +398,9 @@ pub struct Header {
 /// Everything `now()` needs sits in the first 64 bytes (one cache line); the rest is for displays.
 #[repr(C)]
 pub struct ClockData {
-    /// Sequence word: odd while the writer is updating this block.
+    /// Sequence word: odd while the writer is updating this block. The writer FUTEX_WAKEs it
+    /// after every update and status change (readers waiting for a bound or a time sleep on it;
+    /// writers before this wake did not, so a waiter bounds its sleep by the page's max age).
     pub seq: AtomicU32,
     /// [`CounterKind`].
     pub counter_kind: AtomicU32,

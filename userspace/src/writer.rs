@@ -182,6 +182,7 @@ impl Writer {
             p.clock.updated_tai_ns.store(0, Relaxed);
             p.clock.status.store(Status::Unsynchronized as u32, Relaxed);
         });
+        futex::wake_all(&p.clock.seq);
         p.header.writer_pid.store(std::process::id(), Release);
         let mut writer = Self { page, file, _lock: lock, path, last: None, status, update_count: 0 };
         writer.post(EventKind::Started, Urgency::Info, 0, std::process::id(), 0);
@@ -208,13 +209,15 @@ impl Writer {
         self.page.page()
     }
 
-    /// Publishes one update. Never blocks: readers retry, they never hold the writer up.
+    /// Publishes one update. Never blocks: readers retry, they never hold the writer up. Wakes
+    /// readers waiting on the clock block's sequence word (`Clock::wait_until` and the like).
     /// Posts STATUS_CHANGED (and LEAP_CHANGED) events when those change.
     pub fn publish(&mut self, snapshot: &Snapshot) {
         self.update_count += 1;
         let snap = Snapshot { update_count: self.update_count, ..snapshot.clone() };
         let clock = &self.page.page().clock;
         seqlock::write(&clock.seq, || snap.store(clock));
+        futex::wake_all(&clock.seq);
         let leap_changed = self
             .last
             .as_ref()
@@ -263,6 +266,7 @@ impl Writer {
     fn set_status(&mut self, status: Status) {
         let clock = &self.page.page().clock;
         seqlock::write(&clock.seq, || clock.status.store(status as u32, Relaxed));
+        futex::wake_all(&clock.seq);
         if let Some(last) = self.last.as_mut() {
             last.status = status;
         }
