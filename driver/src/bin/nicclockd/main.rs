@@ -7,6 +7,7 @@ mod host;
 mod logger;
 mod privileges;
 mod probe;
+mod ptp;
 mod run;
 mod wake;
 
