@@ -1,6 +1,7 @@
 //! PTP slave figures on the simulated wire, frames through descriptors: a master on its own
-//! simulated i210 and our statime slave on a simulated 82576, joined by a simulated link; every
-//! message goes through the NICs' TX/RX rings, descriptors and timestamp registers. Issue 10's
+//! simulated i210 and nicclockd's slave (PtpRunner over NetPort, statime) on a simulated 82576,
+//! joined by a simulated link; every message goes through the NICs' TX/RX rings, descriptors and
+//! timestamp registers. Issue 10's
 //! scenario — 8 Sync/s, 100 ppm, 1 ppb/√s wander, 5 µs symmetric path, 20 ns stamp jitter, 1 %
 //! loss — lock time and RMS true offset from the master's clock; then 100 ns of asymmetry.
 
@@ -13,7 +14,8 @@ fn datapath(label: &str, o: &WireOutcome) {
         "{label}: frames through descriptors: slave RX ring {} frames ({} stamped in RXSTMPL/H, {} \
          not stamped: latch held), TX ring {} frames ({} stamped in TXSTMPL/H); link lost {}; \
          NIC drops: link down {}, no descriptor {}, filtered {}; frame filter accepted {}, dropped {}; \
-         link up after {:.1} s of autonegotiation, port SLAVE at {}",
+         events unstamped {}, TX stamps lost {}; link up after {:.1} s of autonegotiation, port SLAVE \
+         at {}",
         d.rx_frames,
         d.rx_latched,
         d.rx_latch_held,
@@ -25,6 +27,8 @@ fn datapath(label: &str, o: &WireOutcome) {
         d.rx_filtered,
         o.slave_drops.accepted,
         o.slave_drops.total_dropped(),
+        o.rx_unstamped,
+        o.tx_stamps_lost,
         o.link_up_s,
         o.first(PortState::Slave).map_or("never".into(), |t| format!("{t:.2} s")),
     );
