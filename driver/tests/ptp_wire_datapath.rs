@@ -55,3 +55,17 @@ fn udp4_locks_on_silicon_but_qemu_stamps_no_udp_frame() {
     assert!(q.rx_unstamped > 200, "Syncs without a stamp are dropped: {}", q.rx_unstamped);
     assert!(q.lock_time_s.is_none(), "no measurement, no lock");
 }
+
+#[test]
+fn the_page_bound_covers_an_unseen_100_ns_asymmetry() {
+    let mut sc = scenario(60.0);
+    sc.link.asymmetry_ns = 100;
+    sc.page = Some(nicclock_driver::ptp::page::PtpPageConfig::default());
+    let o = run(&sc).unwrap();
+    let mean = o.summary.mean_offset_ns.unwrap();
+    assert!((-65.0..=-35.0).contains(&mean), "the truth shows half the asymmetry: {mean} ns");
+    let p = o.page.expect("the page ran");
+    assert!(p.locked_updates > 300, "{p:?}");
+    assert_eq!(p.violations, 0, "a LOCKED bound below the true error: {p:?}");
+    assert!(p.worst_error_ns.unwrap() >= 35, "the page's error includes the bias: {p:?}");
+}

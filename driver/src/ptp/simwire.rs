@@ -25,9 +25,11 @@ use nicclock_uio::RegisterAccess;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::page::{PtpPage, PtpPageConfig};
 use super::runner::{PtpRunner, RunnerEvent};
 use super::slave::{ClockIdentity, PortState, PtpConfig, PtpStatus};
 use crate::clock::{DeviceLost, Nanos, Phc, RawTime, SteerChoice};
+use crate::measure::Host;
 use crate::model::{model, qemu_subsystem, quirks, Family, Quirks, INTEL};
 use crate::net::bringup::{bring_up, RingPlace};
 use crate::net::frame::{FrameFilter, FrameSpec, Transport};
@@ -117,6 +119,9 @@ pub struct WireScenario {
     pub tx_stamp_loss: f64,
     /// A single Follow_Up whose preciseOriginTimestamp is this many ns off, at this second.
     pub bad_follow_up: Option<(f64, i64)>,
+    /// Also run the page writer under PTP (nicclockd's [`PtpPage`]) and check every LOCKED bound
+    /// against the truth.
+    pub page: Option<PtpPageConfig>,
 }
 
 impl WireScenario {
@@ -138,6 +143,7 @@ impl WireScenario {
             mangle: 0.0,
             tx_stamp_loss: 0.0,
             bad_follow_up: None,
+            page: None,
         }
     }
 }
@@ -174,6 +180,42 @@ pub struct WireOutcome {
     pub rx_unstamped: u64,
     /// The slave NIC's datapath counters (frames, stamps, drops in the NIC).
     pub slave_datapath: DatapathStats,
+    /// With [`WireScenario::page`]: what the page said while LOCKED.
+    pub page: Option<PageCheck>,
+}
+
+/// The page's LOCKED updates against the truth (the master's clock at the page's anchor).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PageCheck {
+    pub locked_updates: u64,
+    /// LOCKED updates whose |page time − truth| exceeded the published bound.
+    pub violations: u64,
+    /// The smallest bound − |error| seen while LOCKED, ns.
+    pub worst_margin_ns: Option<i64>,
+    /// The largest |page time − truth| seen while LOCKED, ns.
+    pub worst_error_ns: Option<i64>,
+    /// The mean published bound while LOCKED, ns.
+    pub mean_bound_ns: Option<f64>,
+}
+
+/// The machine in virtual time for the page: the counter is true ns, the reference the master.
+struct SimHost {
+    time: Arc<VirtualTime>,
+}
+
+impl Host for SimHost {
+    fn counter_kind(&self) -> nicclock::CounterKind {
+        nicclock::CounterKind::MonotonicRaw
+    }
+    fn counter(&self) -> u64 {
+        self.time.now_ns()
+    }
+    fn reference_ns(&self) -> u64 {
+        EPOCH_TAI_NS + self.time.now_ns()
+    }
+    fn ns_per_tick(&self) -> (f64, f64) {
+        (1.0, 1e-6)
+    }
 }
 
 impl WireOutcome {
@@ -309,6 +351,8 @@ enum Ev {
     Sample,
     MasterSync(usize),
     MasterAnnounce(usize),
+    /// The page writer's update.
+    Page,
     /// Master `m` sends a general message (Follow_Up, Delay_Resp) it prepared earlier.
     MasterSend {
         m: usize,
@@ -595,6 +639,11 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         sim.at(start + 3_000, Ev::MasterSync(i));
     }
     sim.at(t0 + sync_every, Ev::Sample);
+    let host = SimHost { time: time.clone() };
+    let mut page = scenario.page.map(|c| {
+        sim.at(t0 + c.interval_ns, Ev::Page);
+        (PtpPage::new(c, ClockIdentity::from_mac(mac), runner.status()), PageCheck::default(), 0f64)
+    });
     let end = (scenario.duration_s * 1e9) as u64;
     let mut outcome = WireOutcome {
         offsets: Vec::new(),
@@ -614,6 +663,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         slave_drops: DropCounters::default(),
         rx_unstamped: 0,
         slave_datapath: DatapathStats::default(),
+        page: None,
     };
     loop {
         // The next thing to happen: a frame arriving, the runner's deadline, or a simulator event
@@ -652,6 +702,28 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     outcome.offsets.push((truth.true_ns as f64 / 1e9, offset));
                     sim.at(t + sync_every, Ev::Sample);
                 }
+                Ev::Page => {
+                    let (p, check, bound_sum) = page.as_mut().expect("scheduled with a page");
+                    // Its PHC reads take bus time: wait for a quiet wire, a frame cannot be
+                    // stamped in the past.
+                    if link.next_arrival().is_some_and(|a| a < t + 20_000) {
+                        sim.at(t + 20_000, Ev::Page);
+                        continue;
+                    }
+                    let u = p.update(&mut phc.borrow_mut(), &host, runner.status())?;
+                    let snap = &u.snapshot;
+                    if snap.status == nicclock::Status::Locked {
+                        let truth = EPOCH_TAI_NS as i128 + snap.counter_value as i128;
+                        let error = (snap.anchor_tai_ns as i128 - truth).unsigned_abs() as i64;
+                        let margin = snap.error_bound_ns as i64 - error;
+                        check.locked_updates += 1;
+                        check.violations += u64::from(margin < 0);
+                        check.worst_margin_ns = Some(check.worst_margin_ns.map_or(margin, |w| w.min(margin)));
+                        check.worst_error_ns = Some(check.worst_error_ns.map_or(error, |w| w.max(error)));
+                        *bound_sum += snap.error_bound_ns as f64;
+                    }
+                    sim.at(t + p.config().interval_ns, Ev::Page);
+                }
                 Ev::MasterSync(m) => {
                     if sim.alive(m, t) {
                         sim.sync(m, t);
@@ -674,6 +746,9 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         if poll_slave {
             let s = t as f64 / 1e9;
             for e in runner.poll(t) {
+                if let Some((p, _, _)) = page.as_mut() {
+                    p.on_event(&e);
+                }
                 match e {
                     RunnerEvent::StatusChanged(st) => outcome.status_changes.push((s, st)),
                     RunnerEvent::Stepped { ns } => outcome.steps.push((s, ns)),
@@ -703,5 +778,9 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
     outcome.rx_unstamped = runner.port_counters().event_unstamped;
     outcome.slave_drops = *runner.drops();
     outcome.slave_datapath = nic.datapath_stats();
+    outcome.page = page.map(|(_, mut check, bound_sum)| {
+        check.mean_bound_ns = (check.locked_updates > 0).then(|| bound_sum / check.locked_updates as f64);
+        check
+    });
     Ok(outcome)
 }
