@@ -241,6 +241,9 @@ const STATS_JSON_HELP: &str = "\
   mean_delay_ns, mean_delay_all_ns                 mean delay after lock / over all samples";
 
 fn main() -> ExitCode {
+    if let Some(code) = nicclock_clidoc::from_env(<Cli as clap::CommandFactory>::command, "1") {
+        return code; // the packaging's man pages and completions
+    }
     let cli = Cli::parse(); // usage errors: clap prints them and exits 2
     if let Command::Wait { status: Some(status), max_error: Some(_), .. } = &cli.command {
         if *status != nicclock::Status::Locked {
