@@ -35,6 +35,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             };
             crate::plot::plot(cli, input, output, *lock_threshold, *size)
         }
+        Command::Metrics { listen } => crate::metrics::serve(&cli.dir, cli.max_age, *listen),
     }
 }
 

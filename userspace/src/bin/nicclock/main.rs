@@ -4,6 +4,7 @@
 
 mod commands;
 mod format;
+mod metrics;
 mod output;
 mod plot;
 mod stats;
@@ -148,6 +149,14 @@ pub enum Command {
         /// Picture width and height in pixels.
         #[arg(long, default_value = "1000x900", value_name = "WxH", value_parser = parse_size)]
         size: (u32, u32),
+    },
+    /// Serve every page in DIR as Prometheus metrics (OpenMetrics text) at http://LISTEN/metrics:
+    /// status (a state set), offset, frequency, error bound, update age, updates, events by kind,
+    /// PTP port state. Only reads the pages: run it as any user. Runs until stopped.
+    Metrics {
+        /// Address and port to listen on (default loopback only; 0.0.0.0:9469 for every interface).
+        #[arg(long, default_value = "127.0.0.1:9469", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
     },
 }
 
