@@ -2,6 +2,8 @@
 //! the SVG parses, its axes are labelled, each series is one polyline, the lock is marked; `nicclock
 //! stats` of the same file names its bound, steps and status changes.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,4 +127,69 @@ fn stats_of_the_recorded_csv_name_bound_steps_and_status_changes() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("steps       1 (at 0.10 s)"), "{text}");
     assert!(text.contains("0.400 s  LOCKING -> LOCKED"), "{text}");
+}
+
+/// A page updated every 50 ms until dropped, 0.3 s LOCKING and 0.3 s LOCKED in turn: any window
+/// of a second or more sees a change to LOCKED, however late the plot starts.
+struct LivePage {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LivePage {
+    fn start(opts: nicclock::PageOptions) -> Self {
+        use std::sync::atomic::Ordering;
+        let mut w = nicclock::Writer::create(&opts, &common::identity()).unwrap();
+        w.publish(&common::system_snapshot(nicclock::Status::Locking, 5_000));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                for n in 1u32.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    let status =
+                        if (n / 6) % 2 == 0 { nicclock::Status::Locking } else { nicclock::Status::Locked };
+                    w.publish(&common::system_snapshot(status, 1_000));
+                }
+            }
+        });
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for LivePage {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.take().unwrap().join();
+    }
+}
+
+#[test]
+fn plots_a_live_page_with_its_lock() {
+    let dir = common::PageDir::new("plot-live");
+    let out = svg_out("live");
+    let page = LivePage::start(dir.options("eth0"));
+    let o = run(&["--dir", dir.path.to_str().unwrap(), "plot", "--live", "1.5", "-o", out.to_str().unwrap()]);
+    drop(page);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&out).expect("the SVG was written");
+    std::fs::remove_file(&out).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let offset = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("polyline")
+                && n.attribute("stroke").is_some_and(|s| s.eq_ignore_ascii_case("#1F77B4"))
+        })
+        .expect("an offset line");
+    let points = offset.attribute("points").unwrap().split_whitespace().count();
+    assert!(points >= 5, "one point per update seen: {points}");
+    assert!(
+        doc.descendants()
+            .any(|n| n.has_tag_name("text") && n.text().is_some_and(|t| t.trim().starts_with("LOCKED at "))),
+        "the change to LOCKED is marked"
+    );
 }

@@ -109,8 +109,15 @@ pub fn render(
     let t0 = rows[0].time_s;
     let t = |r: &CsvRow| r.time_s - t0;
     let t_end = rows.iter().map(t).fold(0.0, f64::max).max(1e-3);
-    // The lock moment: the page's first LOCKED status, else the offsets' own lock.
-    let lock_s = events.locked_status_time_s.or(summary.lock_time_s);
+    // The lock moment: the page's change to LOCKED, else the offsets' own lock; none when the
+    // series starts locked (a live plot of a page locked long ago).
+    let lock_s = events
+        .status_changes
+        .iter()
+        .find(|c| c.to == Status::Locked.name())
+        .map(|c| c.time_s)
+        .or(summary.lock_index.filter(|&i| i > 0).map(|i| rows[i].time_s))
+        .map(|s| s - t0);
     let markers = Markers {
         lock_s,
         steps: events.step_times_s.iter().map(|s| s - t0).collect(),
