@@ -18,13 +18,15 @@ install -D -m 755 "$root/udev/nicclock-bind" "$dest/usr/local/lib/nicclock/niccl
 install -D -m 644 "$root/udev/70-nicclock.rules" "$dest/etc/udev/rules.d/70-nicclock.rules"
 install -D -m 644 "$root/udev/nicclockd@.service" "$dest/etc/systemd/system/nicclockd@.service"
 install -D -m 644 "$root/udev/nicclock-metrics.service" "$dest/etc/systemd/system/nicclock-metrics.service"
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/userspace/Cargo.toml" | head -n 1)
+version=$("$rel/nicclock" --version | cut -d' ' -f2)
 mkdir -p "$dest/usr/local/lib/pkgconfig"
-sed -e "s|@PREFIX@|/usr/local|; s|@LIBDIR@|/usr/local/lib|; s|@VERSION@|$version|" "$root/packaging/nicclock.pc.in" \
+sed -e "s|@PREFIX@|/usr/local|; s|@LIBDIR@|/usr/local/lib|; s|@VERSION@|$version|" "$root/udev/nicclock.pc.in" \
   > "$dest/usr/local/lib/pkgconfig/nicclock.pc"
+# Man pages and completions: the binaries write them from their own clap definitions.
 docs=$(mktemp -d)
 trap 'rm -rf "$docs"' EXIT
-"$root/packaging/docs.sh" "$rel" "$docs"
+NICCLOCK_GENERATE_DOCS=$docs "$rel/nicclockd" > /dev/null
+NICCLOCK_GENERATE_DOCS=$docs "$rel/nicclock" > /dev/null
 for page in "$docs"/man/*; do
   section=${page##*.}
   install -D -m 644 "$page" "$dest/usr/local/share/man/man$section/${page##*/}"

@@ -40,7 +40,7 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 put 644 "$root/userspace/include/nicclock.h" usr/include/nicclock.h
 mkdir -p "$stage/usr/lib/$multiarch/pkgconfig"
 sed -e "s|@PREFIX@|/usr|; s|@LIBDIR@|\${prefix}/lib/$multiarch|; s|@VERSION@|$version|" \
-  "$root/packaging/nicclock.pc.in" > "$stage/usr/lib/$multiarch/pkgconfig/nicclock.pc"
+  "$root/udev/nicclock.pc.in" > "$stage/usr/lib/$multiarch/pkgconfig/nicclock.pc"
 chmod 644 "$stage/usr/lib/$multiarch/pkgconfig/nicclock.pc"
 put 755 "$root/udev/nicclock-optin" usr/lib/nicclock/nicclock-optin
 put 755 "$root/udev/nicclock-bind" usr/lib/nicclock/nicclock-bind
@@ -53,7 +53,8 @@ chmod 644 "$stage/etc/nicclock/devices"
 
 docs=$(mktemp -d)
 trap 'rm -rf "$docs"' EXIT
-"$root/packaging/docs.sh" "$rel" "$docs"
+NICCLOCK_GENERATE_DOCS=$docs "$rel/nicclockd" > /dev/null
+NICCLOCK_GENERATE_DOCS=$docs "$rel/nicclock" > /dev/null
 for page in "$docs"/man/*; do
   section=${page##*.}
   put 644 "$page" "usr/share/man/man$section/${page##*/}"
