@@ -22,14 +22,16 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// Starts `nicclock metrics` on an ephemeral loopback port; waits for its "serving" line
-    /// (failing after 30 s).
-    fn start(dir: &str) -> Self {
+    /// Starts `nicclock metrics` on an ephemeral loopback port, its stderr into `stderr`; waits
+    /// for its "serving" line (failing after 30 s).
+    fn start(dir: &str, extra: &[&str], stderr: &std::path::Path) -> Self {
         let mut child = Command::new(BIN)
-            .args(["--dir", dir, "metrics", "--listen", "127.0.0.1:0"])
+            .args(["--dir", dir])
+            .args(extra)
+            .args(["metrics", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(stderr).unwrap())
             .spawn()
             .expect("start nicclock metrics");
         let stdout = child.stdout.take().unwrap();
@@ -119,7 +121,8 @@ fn serves_every_page_and_passes_promtool() {
     ptp0.publish(&fresh(ptp_snapshot(Status::Holdover, 300)));
     std::fs::write(dir.page("junk"), b"not a page").unwrap();
 
-    let exporter = Exporter::start(dir.path.to_str().unwrap());
+    let errors = dir.path.join("exporter.err");
+    let exporter = Exporter::start(dir.path.to_str().unwrap(), &[], &errors);
     let (status, headers, text) = exporter.get("/metrics");
     assert_eq!(status, "HTTP/1.0 200 OK", "{headers}");
     assert!(headers.contains("content-type: text/plain; version=0.0.4"), "{headers}");
@@ -160,6 +163,17 @@ fn serves_every_page_and_passes_promtool() {
 
     let (status, _, _) = exporter.get("/nope");
     assert_eq!(status, "HTTP/1.0 404 Not Found");
+    drop(exporter);
+    // The unreadable page is logged once, not at every scrape.
+    let said = std::fs::read_to_string(&errors).unwrap();
+    assert_eq!(said.lines().filter(|l| l.contains("junk")).count(), 1, "{said}");
+
+    // --page: that page only.
+    let only = Exporter::start(dir.path.to_str().unwrap(), &["--page", "ptp0"], &errors);
+    let (_, _, text) = only.get("/metrics");
+    has(&text, r#"nicclock_status{clock="ptp0",status="HOLDOVER"} 1"#);
+    assert!(!text.contains(r#"clock="eth0""#) && !text.contains(r#"clock="junk""#), "{text}");
+    promtool_check(&text);
 }
 
 #[test]

@@ -35,7 +35,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             };
             crate::plot::plot(cli, input, output, *lock_threshold, *size)
         }
-        Command::Metrics { listen } => crate::metrics::serve(&cli.dir, cli.max_age, *listen),
+        Command::Metrics { listen } => {
+            crate::metrics::serve(&cli.dir, cli.page.as_deref(), cli.max_age, *listen)
+        }
     }
 }
 

@@ -152,7 +152,8 @@ pub enum Command {
     },
     /// Serve every page in DIR as Prometheus metrics (OpenMetrics text) at http://LISTEN/metrics:
     /// status (a state set), offset, frequency, error bound, update age, updates, events by kind,
-    /// PTP port state. Only reads the pages: run it as any user. Runs until stopped.
+    /// PTP port state (with --page: that page only). Only reads the pages: run it as any user.
+    /// Runs until stopped.
     Metrics {
         /// Address and port to listen on (default loopback only; 0.0.0.0:9469 for every interface).
         #[arg(long, default_value = "127.0.0.1:9469", value_name = "ADDR:PORT")]

@@ -30,7 +30,11 @@ struct Page {
 pub struct Exporter {
     dir: PathBuf,
     max_age: Option<Duration>,
+    /// --page: serve this page only.
+    only: Option<String>,
     pages: BTreeMap<String, Page>,
+    /// Problems already logged (each once, not at every scrape).
+    warned: std::collections::BTreeSet<String>,
 }
 
 fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -38,17 +42,20 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 impl Exporter {
-    pub fn new(dir: PathBuf, max_age: Option<Duration>) -> Self {
-        Self { dir, max_age, pages: BTreeMap::new() }
+    pub fn new(dir: PathBuf, max_age: Option<Duration>, only: Option<String>) -> Self {
+        Self { dir, max_age, only, pages: BTreeMap::new(), warned: Default::default() }
     }
 
     /// Opens pages that appeared (or were re-created), forgets those gone; returns the names
     /// that could not be opened, with why.
     fn refresh(&mut self) -> Vec<(String, String)> {
-        let listed = match list_pages(&self.dir) {
+        let mut listed = match list_pages(&self.dir) {
             Ok(l) => l,
             Err(e) => return vec![(String::new(), e.to_string())],
         };
+        if let Some(only) = &self.only {
+            listed.retain(|(name, _)| name == only);
+        }
         let mut failed = Vec::new();
         self.pages
             .retain(|name, p| listed.iter().any(|(n, path)| n == name && file_id(path) == Some(p.file)));
@@ -81,7 +88,9 @@ impl Exporter {
             if !name.is_empty() {
                 m.readable.with_label_values(&[name.as_str()]).set(0);
             }
-            warn_unreadable(&reason);
+            if self.warned.insert(reason.clone()) {
+                crate::output::warn(format_args!("metrics: {reason}"));
+            }
         }
         for (name, page) in &mut self.pages {
             m.add(name, page);
@@ -90,10 +99,6 @@ impl Exporter {
         TextEncoder::new().encode(&registry.gather(), &mut text)?;
         String::from_utf8(text).map_err(|e| anyhow!("the metrics text is not UTF-8: {e}"))
     }
-}
-
-fn warn_unreadable(reason: &str) {
-    crate::output::warn(format_args!("metrics: {reason}"));
 }
 
 /// The metric families of one scrape.
@@ -226,7 +231,12 @@ impl Metrics {
 }
 
 /// Serves `GET /metrics` on `listen` until killed.
-pub fn serve(dir: &Path, max_age: Option<Duration>, listen: SocketAddr) -> Result<ExitCode> {
+pub fn serve(
+    dir: &Path,
+    only: Option<&str>,
+    max_age: Option<Duration>,
+    listen: SocketAddr,
+) -> Result<ExitCode> {
     if !dir.is_dir() {
         return Err(anyhow!(
             "{} is not a directory: point --dir at nicclockd's page directory",
@@ -237,7 +247,7 @@ pub fn serve(dir: &Path, max_age: Option<Duration>, listen: SocketAddr) -> Resul
         .map_err(|e| anyhow!("cannot listen on {listen}: {e} (choose another --listen address)"))?;
     let bound = server.server_addr().to_ip().ok_or_else(|| anyhow!("listening on a non-IP address"))?;
     outln!("serving the pages in {} on http://{bound}/metrics", dir.display());
-    let mut exporter = Exporter::new(dir.to_path_buf(), max_age);
+    let mut exporter = Exporter::new(dir.to_path_buf(), max_age, only.map(str::to_string));
     for request in server.incoming_requests() {
         let response = match (request.method(), request.url()) {
             (tiny_http::Method::Get, "/metrics") => match exporter.scrape() {
