@@ -10,6 +10,7 @@ command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || need_apt+=(chr
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
 command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
+command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || need_apt+=(adduser) # the .deb's postinst
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root" >&2
