@@ -7,7 +7,9 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/packaging/deb
-rel=$root/target/release
+# NICCLOCK_DEB_BINDIR: take nicclockd, nicclock and libnicclock.so from there (with --no-build),
+# e.g. the lab's target/x86_64-unknown-linux-gnu/release.
+rel=${NICCLOCK_DEB_BINDIR:-$root/target/release}
 [ "${1:-}" = --no-build ] || (cd "$root" && cargo build --release -q -p nicclock -p nicclock-driver --lib --bins)
 for f in nicclockd nicclock libnicclock.so; do
   [ -e "$rel/$f" ] || { echo "build-deb: $rel/$f missing: run cargo build --release first" >&2; exit 1; }
