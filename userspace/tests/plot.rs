@@ -101,6 +101,10 @@ fn plot_refuses_what_is_not_a_stats_csv() {
 
     let o = run(&["plot", "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "neither FILE nor --live is a usage error");
+    let o = run(&["plot", FIXTURE, "-o", "/nonexistent-dir/plot.svg"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot write the plot to /nonexistent-dir/plot.svg"), "{err}");
     let o = run(&["plot", FIXTURE, "-o", out.to_str().unwrap(), "--size", "10x10"]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }

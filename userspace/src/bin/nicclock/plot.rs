@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nicclock::stats::{self, CsvRow};
 use nicclock::Status;
 use plotters::coord::Shift;
@@ -53,7 +53,8 @@ pub fn plot(
     if rows.len() < 2 {
         bail!("{source} holds {} rows: a plot needs at least 2", rows.len());
     }
-    render(&rows, lock_threshold_ns, &source, out, size)?;
+    render(&rows, lock_threshold_ns, &source, out, size)
+        .with_context(|| format!("cannot write the plot to {}", out.display()))?;
     outln!("{} ({} rows from {source})", out.display(), rows.len());
     Ok(ExitCode::SUCCESS)
 }
