@@ -27,6 +27,17 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             (None, None) => bail!("wait needs --status or --max-error"),
         },
         Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
+        Command::Plot { file, live, output, lock_threshold, size } => {
+            let input = match (file, live) {
+                (Some(file), _) => crate::plot::Input::File(file),
+                (None, Some(seconds)) => crate::plot::Input::Live { seconds: *seconds },
+                (None, None) => bail!("plot needs FILE or --live SECONDS"),
+            };
+            crate::plot::plot(cli, input, output, *lock_threshold, *size)
+        }
+        Command::Metrics { listen } => {
+            crate::metrics::serve(&cli.dir, cli.page.as_deref(), cli.max_age, *listen)
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! `nicclock`: read nicclockd's time pages from the command line (list, now, status, watch, events,
-//! compare, wait, stats). Exit codes: 0 success (also when a reader closes our output pipe), 1
+//! compare, wait, stats, plot, metrics). Exit codes: 0 success (also when a reader closes our output pipe), 1
 //! runtime error (no page, stale, output failed, …), 2 usage error.
 
 mod commands;
 mod format;
+mod metrics;
 mod output;
+mod plot;
 mod stats;
 mod wait;
 
@@ -109,7 +111,8 @@ pub enum Command {
         #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         timeout: std::time::Duration,
     },
-    /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay.
+    /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay (and
+    /// from a stats CSV: max error bound, steps, status changes).
     ///
     /// FILE is nicclockd's --stats-file CSV or a log with linuxptp-style lines
     /// (`nicclockd[T]: phc offset X s2 freq Y delay Z`, phc2sys -m, ptp4l -m). Locked: the first of
@@ -126,6 +129,46 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw an SVG of offset, frequency, error bound and status over time, with the lock moment,
+    /// clock steps and status changes marked: from nicclockd's --stats-file CSV, or sampled live
+    /// from the page (--live SECONDS). Offsets before lock are clipped to 1.5 times the largest
+    /// after lock, so that the locked part is readable.
+    Plot {
+        /// nicclockd's --stats-file CSV.
+        #[arg(required_unless_present = "live", conflicts_with = "live")]
+        file: Option<PathBuf>,
+        /// Sample the page (--dir/--page) at each update for this many seconds instead.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
+        live: Option<std::time::Duration>,
+        /// The SVG file to write.
+        #[arg(long, short, value_name = "SVG")]
+        output: PathBuf,
+        /// |offset| below which a sample counts towards lock (as `stats`), ns.
+        #[arg(long, default_value_t = 1000.0, value_name = "NS", value_parser = parse_threshold, allow_negative_numbers = true)]
+        lock_threshold: f64,
+        /// Picture width and height in pixels.
+        #[arg(long, default_value = "1000x900", value_name = "WxH", value_parser = parse_size)]
+        size: (u32, u32),
+    },
+    /// Serve every page in DIR as Prometheus metrics (OpenMetrics text) at http://LISTEN/metrics:
+    /// status (a state set), offset, frequency, error bound, update age, updates, events by kind,
+    /// PTP port state (with --page: that page only). Only reads the pages: run it as any user.
+    /// Runs until stopped.
+    Metrics {
+        /// Address and port to listen on (default loopback only; 0.0.0.0:9469 for every interface).
+        #[arg(long, default_value = "127.0.0.1:9469", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let err = || format!("{s:?} is not a size WIDTHxHEIGHT in pixels, 200..=8000 each (e.g. 1000x900)");
+    let (w, h) = s.split_once('x').ok_or_else(err)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| err())?, h.parse().map_err(|_| err())?);
+    if !(200..=8000).contains(&w) || !(200..=8000).contains(&h) {
+        return Err(err());
+    }
+    Ok((w, h))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,9 +281,17 @@ const STATS_JSON_HELP: &str = "\
   abs_offset_p50_ns, abs_offset_p90_ns, abs_offset_p99_ns, abs_offset_max_ns
                       |offset| after lock: nearest-rank percentiles (value at floor(n*p)) and max
   max_abs_offset_ns   largest |offset| over all samples
-  mean_delay_ns, mean_delay_all_ns                 mean delay after lock / over all samples";
+  mean_delay_ns, mean_delay_all_ns                 mean delay after lock / over all samples
+ from a stats CSV only:
+  max_error_bound_ns, max_error_bound_after_lock_ns   largest published error bound
+  locked_status_time_s  seconds from the first row to the first with status LOCKED
+  steps, step_times_s   rows on which the servo stepped the clock (servo_state 1), and their times
+  status_changes      [{\"time_s\", \"from\", \"to\"}] every change of the page's status";
 
 fn main() -> ExitCode {
+    if let Some(code) = nicclock_clidoc::from_env(<Cli as clap::CommandFactory>::command, "1") {
+        return code; // the packaging's man pages and completions
+    }
     let cli = Cli::parse(); // usage errors: clap prints them and exits 2
     if let Command::Wait { status: Some(status), max_error: Some(_), .. } = &cli.command {
         if *status != nicclock::Status::Locked {
