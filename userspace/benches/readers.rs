@@ -115,6 +115,8 @@ impl Publisher {
                 update_count: 0,
                 servo: ServoFigures::default(),
                 reference: Default::default(),
+                estimate: nicclock::Estimate { error_ns: 40, growth_ppt: 1_000_000 },
+                epoch: 0,
             });
             classic.publish(tai, 0);
         };

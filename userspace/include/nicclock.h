@@ -31,9 +31,15 @@ extern "C" {
 
 #define NICCLOCK_MAGIC 0x4b434f4c4343494eULL /* "NICCLOCK" read as a little-endian u64 */
 #define NICCLOCK_ABI_MAJOR 1
-#define NICCLOCK_ABI_MINOR 3 /* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED; 3: reference identity */
+/* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED; 3: reference identity;
+ * 4: disruption epoch, estimated error, history of past mappings */
+#define NICCLOCK_ABI_MINOR 4
 #define NICCLOCK_PAGE_SIZE 4096
 #define NICCLOCK_EVENT_RING_LEN 64
+#define NICCLOCK_HISTORY_LEN 16                   /* history entries (minor 4) */
+#define NICCLOCK_HISTORY_SPAN_NS 1000000000ULL    /* an entry covers >= 1 s unless a disruption closes it */
+#define NICCLOCK_HISTORY_DEPTH_NS 15000000000ULL  /* past timestamps this old always convert (no disruption) */
+#define NICCLOCK_CLOCK_RATE_TOLERANCE_PPM 1000    /* system clock vs page clock rate allowance, past conversions */
 #define NICCLOCK_PERIOD_SHIFT 48 /* counter_period = ns per counter tick << 48 */
 
 /* Sanity limits every reader applies (see "Reading the page yourself" below). */
@@ -162,7 +168,26 @@ struct nicclock_clock_data {
 	uint32_t gm_clock_accuracy;  /* announced clockAccuracy code (0x20 = 25 ns, 0xFE unknown) */
 	uint32_t _reserved1;
 	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown (not counted) */
-	uint64_t _reserved[12];
+	/* minor 4 (a page whose disruption_epoch is 0 was written by an older writer: none of these) */
+	uint32_t disruption_epoch;     /* bumped at every step, writer start, reference or device change */
+	uint32_t est_error_growth_ppt; /* the rate's own estimated error, ps per s */
+	uint64_t est_error_ns;         /* estimated (statistical) error at the anchor, <= error_bound_ns */
+	uint64_t history_head;         /* history entries ever opened; entry n in history[(n - 1) % 16] */
+	uint64_t _reserved[9];
+};
+
+/* One past mapping (minor 4), valid for counter values in [counter_start, counter_end), guarded by
+ * its own seq (odd while written). max_error_ns / est_error_ns hold anywhere inside it. */
+struct nicclock_history_entry {
+	uint32_t seq;
+	uint32_t epoch;          /* disruption epoch of the updates it stands for */
+	uint64_t number;         /* entry number, 1-based; 0 never written */
+	uint64_t counter_start;
+	uint64_t counter_end;
+	uint64_t anchor_tai_ns;  /* TAI at counter_start */
+	uint64_t counter_period;
+	uint64_t max_error_ns;   /* UINT64_MAX: unknown */
+	uint64_t est_error_ns;   /* UINT64_MAX: unknown */
 };
 
 struct nicclock_event_control {
@@ -185,9 +210,10 @@ struct nicclock_page {
 	struct nicclock_header header;
 	struct nicclock_clock_data clock;
 	struct nicclock_event_control events;
-	uint8_t _reserved0[448];
+	uint8_t _reserved0[192];
+	uint32_t event_epochs[NICCLOCK_EVENT_RING_LEN]; /* minor 4: epoch of ring[i]'s event, under its seq */
 	struct nicclock_event_slot ring[NICCLOCK_EVENT_RING_LEN];
-	uint8_t _reserved1[1024];
+	struct nicclock_history_entry history[NICCLOCK_HISTORY_LEN]; /* minor 4 */
 };
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
@@ -199,6 +225,9 @@ _Static_assert(sizeof(struct nicclock_page) == NICCLOCK_PAGE_SIZE, "nicclock_pag
 _Static_assert(offsetof(struct nicclock_page, clock) == 256, "clock offset");
 _Static_assert(offsetof(struct nicclock_page, events) == 512, "events offset");
 _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
+_Static_assert(offsetof(struct nicclock_page, event_epochs) == 768, "event_epochs offset");
+_Static_assert(offsetof(struct nicclock_page, history) == 3072, "history offset");
+_Static_assert(sizeof(struct nicclock_history_entry) == 64, "nicclock_history_entry size");
 #endif
 
 /*
@@ -270,6 +299,21 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * with the value loaded before head; the writer bumps it and FUTEX_WAKEs after every event. Give
  * the wait a timeout no longer than the page has left before it goes stale, and check staleness
  * on waking: a killed writer wakes nobody.
+ *
+ * The disruption epoch and the estimated error (abi_minor >= 4; disruption_epoch 0 means an older
+ * writer published none of this): disruption_epoch is read under seq with the mapping. Two readings
+ * with the same epoch lie on one timeline (no step, restart, reference or device change between);
+ * an event's epoch is event_epochs[i] of its slot, read inside the slot's sequence check. The
+ * estimated error grows like the bound: nicclock_error_at(est_error_ns, est_error_growth_ppt, |since|).
+ *
+ * Past mappings (abi_minor >= 4): to convert a counter value c read earlier, read the clock block
+ * (mapping, disruption_epoch, history_head h). c at or after counter_value: the current mapping.
+ * Else look at entries h, h-1, ... h-15: read history[(n - 1) % 16] under its own seq (as the clock
+ * block) and require number == n (else it was overwritten: too old); the first with
+ * counter_start <= c < counter_end holds c: tai = nicclock_tai_at(counter_start, counter_period,
+ * anchor_tai_ns, c, NULL) +- max_error_ns (estimated: est_error_ns). Its epoch must equal the clock
+ * block's disruption_epoch: an older epoch means c was read before a step (or restart, reference
+ * change): refuse it. No entry: older than the history, refuse it.
  *
  * Waiting for an update: FUTEX_WAIT (shared) on clock.seq with the value loaded before reading the
  * block; the writer FUTEX_WAKEs it after every update and status change (writers older than this
@@ -358,6 +402,8 @@ typedef struct nicclock nicclock_t;
 #define NICCLOCK_EIO -11      /* other I/O error */
 #define NICCLOCK_EINVAL -12   /* bad argument (NULL handle, ...) */
 #define NICCLOCK_EWIDE -13    /* an interval wider than the caller's cap (nicclock_interval_midpoint) */
+#define NICCLOCK_EDISRUPTED -14 /* a past timestamp from before a step/restart/reference change (epoch) */
+#define NICCLOCK_ETOOOLD -15  /* a past timestamp older than the page's history (or a page without one) */
 
 struct nicclock_event {
 	uint64_t seq;         /* event number, 1-based */

@@ -25,6 +25,8 @@ pub const NICCLOCK_ECOUNTER: c_int = -10;
 pub const NICCLOCK_EIO: c_int = -11;
 pub const NICCLOCK_EINVAL: c_int = -12;
 pub const NICCLOCK_EWIDE: c_int = -13;
+pub const NICCLOCK_EDISRUPTED: c_int = -14;
+pub const NICCLOCK_ETOOOLD: c_int = -15;
 
 /// Every error code with its header name, for the test that checks the C header.
 pub fn error_code_table() -> Vec<(&'static str, i128)> {
@@ -42,6 +44,8 @@ pub fn error_code_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_EIO", NICCLOCK_EIO),
         ("NICCLOCK_EINVAL", NICCLOCK_EINVAL),
         ("NICCLOCK_EWIDE", NICCLOCK_EWIDE),
+        ("NICCLOCK_EDISRUPTED", NICCLOCK_EDISRUPTED),
+        ("NICCLOCK_ETOOOLD", NICCLOCK_ETOOOLD),
     ]
     .into_iter()
     .map(|(n, v)| (n, v as i128))
@@ -69,6 +73,9 @@ fn code(e: &Error) -> c_int {
         Error::CounterUnavailable(_) => NICCLOCK_ECOUNTER,
         Error::Io { .. } => NICCLOCK_EIO,
         Error::WindowTooWide { .. } => NICCLOCK_EWIDE,
+        Error::BeforeDisruption { .. } => NICCLOCK_EDISRUPTED,
+        Error::OlderThanHistory { .. } | Error::NoHistory { .. } => NICCLOCK_ETOOOLD,
+        Error::InTheFuture { .. } => NICCLOCK_EINVAL,
     }
 }
 
@@ -509,6 +516,8 @@ pub extern "C" fn nicclock_strerror(code: c_int) -> *const c_char {
         NICCLOCK_EIO => c"I/O error",
         NICCLOCK_EINVAL => c"invalid argument",
         NICCLOCK_EWIDE => c"interval wider than the caller accepts",
+        NICCLOCK_EDISRUPTED => c"timestamp from before a disruption (step, restart, reference change)",
+        NICCLOCK_ETOOOLD => c"timestamp older than the page's history of mappings",
         _ => c"unknown error",
     };
     s.as_ptr()

@@ -43,6 +43,7 @@ fn c_struct(rust: &str) -> &'static str {
         "EventControl" => "struct nicclock_event_control",
         "EventSlot" => "struct nicclock_event_slot",
         "Page" => "struct nicclock_page",
+        "HistoryEntry" => "struct nicclock_history_entry",
         other => panic!("no C struct for {other}"),
     }
 }
@@ -59,7 +60,7 @@ fn the_header_matches_the_rust_abi_field_by_field() {
         let cs = c_struct(s);
         c += &format!("  printf(\"{s}.{f} %zu %zu\\n\", offsetof({cs}, {f}), sizeof((({cs} *)0)->{f}));\n");
     }
-    for s in ["Header", "ClockData", "EventControl", "EventSlot", "Page"] {
+    for s in ["Header", "ClockData", "EventControl", "EventSlot", "HistoryEntry", "Page"] {
         c += &format!("  printf(\"sizeof {s} %zu\\n\", sizeof({}));\n", c_struct(s));
     }
     for (name, _) in &constants {
@@ -91,9 +92,14 @@ fn the_header_matches_the_rust_abi_field_by_field() {
     for (s, f, off, size) in &layout {
         expected += &format!("{s}.{f} {off} {size}\n");
     }
-    for (s, size) in
-        [("Header", 256), ("ClockData", 256), ("EventControl", 64), ("EventSlot", 32), ("Page", 4096)]
-    {
+    for (s, size) in [
+        ("Header", 256),
+        ("ClockData", 256),
+        ("EventControl", 64),
+        ("EventSlot", 32),
+        ("HistoryEntry", 64),
+        ("Page", 4096),
+    ] {
         expected += &format!("sizeof {s} {size}\n");
     }
     for (name, value) in &constants {
@@ -345,7 +351,7 @@ fn a_c_reader_gets_the_ptp_reference_identity() {
     assert!(out.status.success(), "C reader failed ({:?}): {text}", out.status);
     assert_eq!(
         text.trim(),
-        "minor 3 kind 3 gm 00:1b:21:ff:fe:12:34:56 steps 1 port 9 slave 1 flags 0xd utc_valid 1 leap61 1 \
+        "minor 4 kind 3 gm 00:1b:21:ff:fe:12:34:56 steps 1 port 9 slave 1 flags 0xd utc_valid 1 leap61 1 \
          source 2 accuracy 0x21 100"
     );
 }
