@@ -412,8 +412,20 @@ struct nicclock_event {
 	struct timespec time; /* TAI */
 	int64_t magnitude;
 	uint32_t detail;
-	uint32_t _pad;
+	uint32_t epoch;       /* disruption epoch when posted (0: older writer); a STEP carries the one it begins */
 	uint64_t missed;      /* events lost to ring overflow just before this one */
+};
+
+/* A reading with both errors (ABI minor 4). The maximum error is the bound nicclockd can stand
+ * behind; the estimated error is what its servo believes (statistical, about one standard
+ * deviation: RMS of the recent offsets and the mapping's jitter, grown by the rate's estimated
+ * error), never above the maximum, equal to it on a page of an older writer. Readers choose. */
+struct nicclock_reading {
+	struct timespec time;  /* TAI, or UTC when asked */
+	uint64_t max_error_ns; /* UINT64_MAX: unknown */
+	uint64_t est_error_ns; /* UINT64_MAX: unknown */
+	uint32_t status;       /* NICCLOCK_STATUS_* */
+	uint32_t epoch;        /* disruption epoch: equal epochs = one timeline (0: older writer) */
 };
 
 /* [earliest_ns, latest_ns]: the TAI ns since 1970 the true time lies in, both ends included. A
@@ -425,9 +437,9 @@ struct nicclock_interval {
 
 /*
  * Threads. A handle may be shared by any number of threads: nicclock_gettime, nicclock_gettime_utc,
- * nicclock_bounds, nicclock_status, nicclock_now_interval, nicclock_wait_until and
- * nicclock_wait_until_after take a const handle and may run on it concurrently, with no lock
- * (each reading is a lock-free copy of the page). nicclock_wait_event advances the handle's event
+ * nicclock_bounds, nicclock_status, nicclock_now_interval, nicclock_wait_until,
+ * nicclock_wait_until_after, nicclock_read and nicclock_convert_* take a const handle and may run
+ * on it concurrently, with no lock (each reading is a lock-free copy of the page). nicclock_wait_event advances the handle's event
  * cursor: one thread at a time per handle (give each event-waiting thread its own handle).
  * nicclock_close ends the handle: no call on it may be running or follow. nicclock_last_error is
  * per thread; the interval functions and the name/strerror functions touch no handle.
@@ -490,6 +502,34 @@ int nicclock_interval_midpoint(const struct nicclock_interval *i, uint64_t max_w
  * last reading's, untouched without one; an unknown bound never passes), or a negative error as
  * nicclock_wait_until's. Thread-safe. */
 int nicclock_wait_until_after(const nicclock_t *c, uint64_t t_ns, int timeout_ms, struct nicclock_interval *out);
+
+/* Now (TAI; UTC when utc != 0) with both errors and the disruption epoch into *out (may be NULL).
+ * Returns the status or a negative error, as nicclock_gettime. Thread-safe. */
+int nicclock_read(const nicclock_t *c, int utc, struct nicclock_reading *out);
+
+/* Past timestamps (ABI minor 4). Convert a timestamp taken up to NICCLOCK_HISTORY_DEPTH_NS (15 s)
+ * ago with the mapping that was in force then, not today's, into *out (may be NULL); returns the
+ * status or a negative error. Thread-safe; costs about a nicclock_read (a counter) or one
+ * clock_gettime more (a timespec).
+ *
+ * nicclock_convert_counter: a value of the page's counter (rdtsc on a NICCLOCK_COUNTER_TSC page,
+ * CLOCK_MONOTONIC_RAW ns on a NICCLOCK_COUNTER_MONOTONIC_RAW page).
+ * nicclock_convert_timespec: a CLOCK_MONOTONIC (what V4L2 stamps frames with),
+ * CLOCK_MONOTONIC_RAW or CLOCK_REALTIME timestamp. The library carries it to the counter with a
+ * bracketed reading of that clock now and adds what that can get wrong to both errors: half the
+ * bracket, and the timestamp's age x NICCLOCK_CLOCK_RATE_TOLERANCE_PPM (the system clock's rate
+ * may differ from the page's clock's: NTP frequency and slew). A CLOCK_REALTIME timestamp from
+ * before a step of the system clock (settimeofday) converts wrongly: prefer CLOCK_MONOTONIC.
+ * Another clock id, a NULL or malformed ts: NICCLOCK_EINVAL.
+ *
+ * Refused, never guessed: NICCLOCK_EDISRUPTED for a timestamp from an older disruption epoch
+ * (before a step, a restart of nicclockd, a reference or device change, or within the update
+ * interval in which it happened); NICCLOCK_ETOOOLD for one older than the history, or any but the
+ * newest interval's on a page of an older writer (no history); NICCLOCK_EINVAL for one in the
+ * future. The page must be usable now (as for nicclock_gettime). */
+int nicclock_convert_counter(const nicclock_t *c, uint64_t counter, int utc, struct nicclock_reading *out);
+int nicclock_convert_timespec(const nicclock_t *c, int clock, const struct timespec *ts, int utc,
+                              struct nicclock_reading *out); /* clock: a clockid_t (int on Linux) */
 
 void nicclock_close(nicclock_t *c);
 
