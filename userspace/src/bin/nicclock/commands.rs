@@ -26,6 +26,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             (Some(status), None) => crate::wait::wait(cli, *status, *timeout),
             (None, None) => bail!("wait needs --status or --max-error"),
         },
+        Command::Convert { monotonic, monotonic_raw, realtime, tsc, utc, format } => {
+            let when = match (monotonic, monotonic_raw, realtime, tsc) {
+                (Some(t), ..) => nicclock::Past::Monotonic(*t),
+                (_, Some(t), ..) => nicclock::Past::MonotonicRaw(*t),
+                (_, _, Some(t), _) => nicclock::Past::Realtime(*t),
+                (.., Some(c)) => nicclock::Past::Counter(*c),
+                _ => bail!("convert needs --monotonic, --monotonic-raw, --realtime or --tsc"),
+            };
+            crate::convert::convert(cli, when, *utc, *format)
+        }
         Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
     }
 }

@@ -3,6 +3,7 @@
 //! runtime error (no page, stale, output failed, …), 2 usage error.
 
 mod commands;
+mod convert;
 mod format;
 mod output;
 mod stats;
@@ -108,6 +109,31 @@ pub enum Command {
         /// Give up (exit 1) after this many seconds.
         #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         timeout: std::time::Duration,
+    },
+    /// Convert a timestamp taken earlier (up to 15 s ago without a step) into TAI (or UTC), by the
+    /// mapping in force at that moment: "TIME ±MAX ns STATUS est ±EST ns epoch N". Exit 1 when it
+    /// is refused: taken before a clock step, restart or reference change (another epoch), older
+    /// than the page's history, or in the future.
+    #[command(group = clap::ArgGroup::new("when").required(true).multiple(false))]
+    Convert {
+        /// A CLOCK_MONOTONIC timestamp, SEC.NSEC (e.g. 12345.000678901, what V4L2 stamps frames with).
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        monotonic: Option<u64>,
+        /// A CLOCK_MONOTONIC_RAW timestamp, SEC.NSEC.
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        monotonic_raw: Option<u64>,
+        /// A CLOCK_REALTIME timestamp, SEC.NSEC (UTC seconds since 1970).
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        realtime: Option<u64>,
+        /// A value of the page's TSC counter (`rdtsc`; only on a TSC page).
+        #[arg(long, value_name = "TICKS", group = "when")]
+        tsc: Option<u64>,
+        /// UTC instead of TAI.
+        #[arg(long)]
+        utc: bool,
+        /// Output format of the time.
+        #[arg(long, value_enum, default_value_t = TimeFormat::Ns)]
+        format: TimeFormat,
     },
     /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay.
     ///
