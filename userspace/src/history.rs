@@ -150,26 +150,32 @@ pub(crate) enum Miss {
 }
 
 /// The entry holding `counter`, newest first from entry `head` (read from the clock block).
-/// Each entry is read under its own sequence word: never half of one update and half of another.
+/// An entry is skipped on one relaxed load of its start (a slot only ever gets a later start, so a
+/// skip is never wrong); the one that may hold `counter` is read whole under its own sequence
+/// word and checked: the expected number (not overwritten since) and `counter` inside it. Never
+/// half of one update and half of another.
 #[inline]
 pub(crate) fn lookup(page: &Page, head: u64, counter: u64) -> Result<Entry, Miss> {
-    let mut oldest_start = None;
     let lowest = head.saturating_sub(HISTORY_LEN as u64 - 1).max(1);
     let mut n = head;
+    let mut oldest_start = None;
     while n >= lowest {
         let slot = &page.history[slot_of(n)];
-        let e = seqlock::read(&slot.seq, || Entry::load(slot)).ok_or(Miss::Stuck)?;
-        if e.number != n {
-            break; // overwritten since we read the head: everything older is gone too
+        let start = slot.counter_start.load(Relaxed);
+        if (counter.wrapping_sub(start) as i64) < 0 {
+            oldest_start = Some(start);
+            n -= 1;
+            continue;
         }
-        if counter.wrapping_sub(e.counter_start) as i64 >= 0 {
-            if counter.wrapping_sub(e.counter_end) as i64 >= 0 {
-                break; // a gap (the writer restarted between): not covered
-            }
+        let e = seqlock::read(&slot.seq, || Entry::load(slot)).ok_or(Miss::Stuck)?;
+        let inside = counter.wrapping_sub(e.counter_start) as i64 >= 0
+            && (counter.wrapping_sub(e.counter_end) as i64) < 0;
+        if e.number == n && inside {
             return Ok(e);
         }
-        oldest_start = Some(e.counter_start);
-        n -= 1;
+        // Overwritten since the head was read (what it held is gone), or a gap between two
+        // writers' entries: not covered.
+        break;
     }
     Err(Miss::TooOld { oldest_start })
 }

@@ -17,7 +17,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::abi::{
-    CounterKind, Status, CLOCK_RATE_TOLERANCE_PPM, HISTORY_LEN, MAX_COUNTER_BEFORE_ANCHOR_NS, PERIOD_SHIFT,
+    CounterKind, Status, CLOCK_RATE_TOLERANCE_PPM, HISTORY_LEN, MAX_COUNTER_BEFORE_ANCHOR_NS,
+    MONOTONIC_RAW_PERIOD_MAX, MONOTONIC_RAW_PERIOD_MIN, PERIOD_SHIFT, TSC_PERIOD_MAX, TSC_PERIOD_MIN,
 };
 use crate::error::Error;
 use crate::history::{self, Miss, PastMapping};
@@ -66,7 +67,7 @@ struct Block {
     interval: u64,
     epoch: u32,
     head: u64,
-    utc: (i32, u32, u64),
+    utc: Option<(i32, u32, u64)>,
 }
 
 impl Clock {
@@ -107,11 +108,15 @@ impl Clock {
         self.convert_in(when, true)
     }
 
+    /// The hot path, as `now()`'s: one seqlock copy, checks inline, errors built out of line.
+    /// A counter inside the history needs no counter read: the entry's bounds were fixed when its
+    /// interval closed, whatever the page does now. One in the current interval is checked as
+    /// `now()` checks a reading (page alive, not ahead of the counter) and not in the future.
     #[inline(always)]
     fn convert_in(&self, when: Past, utc: bool) -> Result<Now, Error> {
         let page = self.page_ref();
         let c = &page.clock;
-        let b = seqlock::read(&c.seq, || Block {
+        let read = seqlock::read(&c.seq, || Block {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
             period: c.counter_period.load(Relaxed),
@@ -125,37 +130,39 @@ impl Clock {
             interval: c.update_interval_ns.load(Relaxed),
             epoch: c.disruption_epoch.load(Relaxed),
             head: c.history_head.load(Relaxed),
-            utc: (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed)),
-        })
-        .ok_or(Error::WriterStuck)?;
+            utc: utc.then(|| {
+                (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))
+            }),
+        });
+        let Some(b) = read else {
+            return Err(stuck());
+        };
         let status = match Status::from_raw(b.status) {
             Some(s) if s.is_usable() && b.updated.wrapping_sub(1) < (1 << 63) - 1 => s,
             _ => return Err(unusable(b.status, b.updated)),
         };
-        let kind = CounterKind::from_raw(b.kind)
-            .ok_or(Error::Corrupt { field: "counter kind", value: b.kind.into() })?;
-        check_period(kind, b.period)?;
-        let counter_now = counter::read(kind).ok_or(Error::CounterUnavailable(kind))?;
-        // The page must be alive now, as for now().
-        let since_now = ticks_to_ns(counter_now.wrapping_sub(b.counter_value) as i64, b.period);
-        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS as i64;
-        let age = since_now as i128 + b.anchor as i128 - b.updated as i128;
-        let max_age = self.max_age_for(b.interval);
-        if since_now < -tolerance || age < -(tolerance as i128) {
-            let ahead = (-(since_now as i128)).max(-age).min(u64::MAX as i128) as u64;
-            return Err(Error::AheadOfCounter { ahead_ns: ahead });
+        let (kind, min, max) = match b.kind {
+            1 => (CounterKind::Tsc, TSC_PERIOD_MIN, TSC_PERIOD_MAX),
+            2 => (CounterKind::MonotonicRaw, MONOTONIC_RAW_PERIOD_MIN, MONOTONIC_RAW_PERIOD_MAX),
+            _ => return Err(bad_mapping(b.kind, b.period)),
+        };
+        if b.period.wrapping_sub(min) > max - min {
+            return Err(bad_mapping(b.kind, b.period));
         }
-        if age > max_age as i128 {
-            let age_ms = (age / 1_000_000).min(u64::MAX as i128) as u64;
-            return Err(Error::Stale { age_ms, max_age_ms: max_age / 1_000_000 });
-        }
-        let (counter_then, carried_ns) = to_counter(when, kind, b.period)?;
-        let ahead = ticks_to_ns(counter_then.wrapping_sub(counter_now) as i64, b.period);
-        if ahead > tolerance {
-            return Err(Error::InTheFuture { ahead_ns: ahead as u64 });
-        }
+        let (counter_then, carried_ns) = match when {
+            Past::Counter(c) => (c, 0),
+            _ => to_counter(when, kind, b.period)?,
+        };
         let (tai, bound, est, epoch) = if counter_then.wrapping_sub(b.counter_value) as i64 >= 0 {
-            // In the interval of the mapping in force now.
+            // In the interval of the mapping in force now: as now() would, plus "not yet".
+            let Some(counter_now) = counter::read(kind) else {
+                return Err(Error::CounterUnavailable(kind));
+            };
+            self.check_alive(&b, counter_now)?;
+            let ahead = ticks_to_ns(counter_then.wrapping_sub(counter_now) as i64, b.period);
+            if ahead > MAX_COUNTER_BEFORE_ANCHOR_NS as i64 {
+                return Err(Error::InTheFuture { ahead_ns: ahead as u64 });
+            }
             let since = ticks_to_ns(counter_then.wrapping_sub(b.counter_value) as i64, b.period);
             let bound = error_at(b.bound, b.growth as u64, since.unsigned_abs());
             let est = match b.epoch {
@@ -168,33 +175,81 @@ impl Clock {
                 return Err(Error::NoHistory { minor: page.header.abi_minor.load(Relaxed) });
             }
             match history::lookup(page, b.head, counter_then) {
-                Ok(e) if e.epoch != b.epoch => {
-                    return Err(Error::BeforeDisruption { then: e.epoch, now: b.epoch })
-                }
-                Ok(e) => {
+                Ok(e) if e.epoch == b.epoch => {
                     (e.tai_at(counter_then), e.max_error_ns, e.est_error_ns.min(e.max_error_ns), e.epoch)
                 }
-                Err(Miss::Stuck) => return Err(Error::WriterStuck),
-                Err(Miss::TooOld { oldest_start }) => {
-                    let reach = oldest_start.map_or(0, |s| {
-                        ticks_to_ns(counter_now.wrapping_sub(s) as i64, b.period).max(0) as u64
-                    });
-                    return Err(Error::OlderThanHistory { history_ms: reach / 1_000_000 });
-                }
+                Ok(e) => return Err(Error::BeforeDisruption { then: e.epoch, now: b.epoch }),
+                Err(miss) => return Err(missed(miss, kind, b.period)),
             }
         };
         let tai = tai.clamp(0, u64::MAX as i128) as u64;
         let add = |e: u64| if e == u64::MAX { e } else { e.saturating_add(carried_ns) };
-        let time_ns = if utc {
-            let (offset, leap, leap_tai_s) = b.utc;
-            let leap = crate::abi::Leap::from_raw(leap)
-                .ok_or(Error::Corrupt { field: "leap indicator", value: leap.into() })?;
-            let offset = utc_offset_at(offset, leap, leap_tai_s, tai / 1_000_000_000);
-            tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
-        } else {
-            tai
+        let time_ns = match b.utc {
+            None => tai,
+            Some((offset, leap, leap_tai_s)) => {
+                let leap = crate::abi::Leap::from_raw(leap)
+                    .ok_or(Error::Corrupt { field: "leap indicator", value: leap.into() })?;
+                let offset = utc_offset_at(offset, leap, leap_tai_s, tai / 1_000_000_000);
+                tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
+            }
         };
         Ok(Now { time_ns, error_bound_ns: add(bound), estimated_error_ns: add(est), status, epoch })
+    }
+
+    /// The page is alive at `counter_now` (age within the max age, not ahead of the counter).
+    #[inline(always)]
+    fn check_alive(&self, b: &Block, counter_now: u64) -> Result<(), Error> {
+        let since_now = ticks_to_ns(counter_now.wrapping_sub(b.counter_value) as i64, b.period);
+        let age = since_now as i128 + b.anchor as i128 - b.updated as i128;
+        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS as i128;
+        let max_age = self.max_age_for(b.interval) as i128;
+        if (since_now as i128) < -tolerance || age < -tolerance || age > max_age {
+            return Err(not_alive(since_now, age, max_age));
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn stuck() -> Error {
+    Error::WriterStuck
+}
+
+#[cold]
+#[inline(never)]
+fn bad_mapping(kind: u32, period: u64) -> Error {
+    match CounterKind::from_raw(kind) {
+        None => Error::Corrupt { field: "counter kind", value: kind.into() },
+        Some(kind) => check_period(kind, period).expect_err("called for an implausible period"),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_alive(since_now: i64, age: i128, max_age: i128) -> Error {
+    let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS as i128;
+    if (since_now as i128) < -tolerance || age < -tolerance {
+        let ahead = (-(since_now as i128)).max(-age).min(u64::MAX as i128) as u64;
+        return Error::AheadOfCounter { ahead_ns: ahead };
+    }
+    let age_ms = (age / 1_000_000).min(u64::MAX as i128) as u64;
+    Error::Stale { age_ms, max_age_ms: (max_age / 1_000_000) as u64 }
+}
+
+/// Why the history held no entry, said with how far back it reaches (by the current rate).
+#[cold]
+#[inline(never)]
+fn missed(miss: Miss, kind: CounterKind, period: u64) -> Error {
+    match miss {
+        Miss::Stuck => Error::WriterStuck,
+        Miss::TooOld { oldest_start } => {
+            let reach = match (oldest_start, counter::read(kind)) {
+                (Some(s), Some(now)) => ticks_to_ns(now.wrapping_sub(s) as i64, period).max(0) as u64,
+                _ => 0,
+            };
+            Error::OlderThanHistory { history_ms: reach / 1_000_000 }
+        }
     }
 }
 
