@@ -176,6 +176,9 @@ impl Clock {
             }
             match history::lookup(page, b.head, counter_then) {
                 Ok(e) if e.epoch == b.epoch => {
+                    if e.counter_period.wrapping_sub(min) > max - min {
+                        return Err(bad_mapping(b.kind, e.counter_period));
+                    }
                     (e.tai_at(counter_then), e.max_error_ns, e.est_error_ns.min(e.max_error_ns), e.epoch)
                 }
                 Ok(e) => return Err(Error::BeforeDisruption { then: e.epoch, now: b.epoch }),

@@ -157,3 +157,21 @@ fn a_page_of_an_older_writer_has_no_estimate_no_epoch_and_no_history() {
     let err = clock.convert(Past::Counter(then)).unwrap_err();
     assert!(matches!(err, Error::NoHistory { minor: 3 }), "{err:?}");
 }
+
+#[test]
+fn a_history_entry_with_a_rate_no_counter_has_is_corrupt_not_a_time() {
+    let dir = PageDir::new("past-hostile");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let a = system_snapshot(Status::Locked, 1_000);
+    w.publish(&a);
+    let then = counter::read(a.counter_kind).unwrap();
+    w.publish(&later(&a, 0, 0));
+    let e = &w.page().history[0];
+    let seq = e.seq.load(Relaxed);
+    e.seq.store(seq + 1, Release);
+    e.counter_period.store(u64::MAX, Relaxed);
+    e.seq.store(seq + 2, Release);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let err = clock.convert(Past::Counter(then)).unwrap_err();
+    assert!(matches!(err, Error::ImplausiblePeriod { .. }), "{err:?}");
+}
