@@ -742,6 +742,11 @@ fn convert_gives_a_past_monotonic_timestamp_its_tai_and_refuses_one_from_before_
     w.mark_disruption();
     w.publish(&system_snapshot(Status::Locked, 2_000));
     fails(&run(&args), 1, &["before a disruption", "epoch 1, now 2"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["--dir", d, "--page", "eth0", "status", "--json"]))).unwrap();
+    assert_eq!(json["epoch"], 2, "{json}");
+    let (est, max) = (json["estimated_error_ns"].as_u64().unwrap(), json["error_bound_ns"].as_u64().unwrap());
+    assert!(est < max, "{json}");
     fails(
         &run(&["--dir", d, "--page", "eth0", "convert", "--tsc", "1"]),
         1,

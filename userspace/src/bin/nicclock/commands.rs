@@ -126,6 +126,9 @@ struct StatusJson {
     counter: String,
     tai_ns: Option<u64>,
     error_bound_ns: Option<u64>,
+    estimated_error_ns: Option<u64>,
+    est_rate_error_ppb: Option<f64>,
+    epoch: u32,
     age_ns: Option<u64>,
     max_age_ns: u64,
     update_interval_ns: u64,
@@ -184,6 +187,10 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         counter: snap.counter_kind.name().into(),
         tai_ns: now.as_ref().ok().map(|n| n.time_ns),
         error_bound_ns: now.as_ref().ok().map(|n| n.error_bound_ns),
+        estimated_error_ns: now.as_ref().ok().filter(|n| n.epoch != 0).map(|n| n.estimated_error_ns),
+        est_rate_error_ppb: Some(snap.estimate.rate_error_ppb())
+            .filter(|_| snap.estimate.error_ns != u64::MAX),
+        epoch: snap.epoch,
         age_ns: age,
         max_age_ns: clock.max_age_ns(&snap),
         update_interval_ns: snap.update_interval_ns,
@@ -341,6 +348,7 @@ struct EventJson {
     tai_ns: u64,
     magnitude: i64,
     detail: u32,
+    epoch: u32,
 }
 
 impl From<&nicclock::Event> for EventJson {
@@ -352,6 +360,7 @@ impl From<&nicclock::Event> for EventJson {
             tai_ns: e.tai_ns,
             magnitude: e.magnitude,
             detail: e.detail,
+            epoch: e.epoch,
         }
     }
 }

@@ -88,7 +88,7 @@ pub enum Command {
         /// Start with the events still in the page's ring.
         #[arg(long)]
         history: bool,
-        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail"} per
+        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail","epoch"} per
         /// event (kind and urgency as the text lines name them), {"missed": N} when the ring overflowed.
         #[arg(long)]
         json: bool,
@@ -230,7 +230,10 @@ const STATUS_JSON_HELP: &str = "\
   stale               true when no update came within max_age_ns
   counter             the counter the mapping is in (tsc | monotonic_raw)
   tai_ns              TAI now in ns since 1970, null when the page gives no time
-  error_bound_ns      its error bound, ns (null likewise)
+  error_bound_ns      its error bound, ns (null likewise): the maximum error
+  estimated_error_ns  the estimated (statistical) error, ns, <= the maximum (null: none published)
+  est_rate_error_ppb  the rate's estimated error, ppb (null: none published)
+  epoch               disruption epoch: bumped at every step, restart, reference or device change (0: older writer)
   age_ns              time since the last update, ns (null before the first)
   max_age_ns          the staleness limit in force, ns
   update_interval_ns  the writer's update interval, ns
