@@ -168,7 +168,7 @@ struct nicclock_clock_data {
 	uint32_t gm_clock_accuracy;  /* announced clockAccuracy code (0x20 = 25 ns, 0xFE unknown) */
 	uint32_t _reserved1;
 	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown (not counted) */
-	/* minor 4 (a page whose disruption_epoch is 0 was written by an older writer: none of these) */
+	/* minor 4 (header abi_minor < 4 or disruption_epoch 0: an older writer, none of these are live) */
 	uint32_t disruption_epoch;     /* bumped at every step, writer start, reference or device change */
 	uint32_t est_error_growth_ppt; /* the rate's own estimated error, ps per s */
 	uint64_t est_error_ns;         /* estimated (statistical) error at the anchor, <= error_bound_ns */
@@ -300,8 +300,9 @@ _Static_assert(sizeof(struct nicclock_history_entry) == 64, "nicclock_history_en
  * the wait a timeout no longer than the page has left before it goes stale, and check staleness
  * on waking: a killed writer wakes nobody.
  *
- * The disruption epoch and the estimated error (abi_minor >= 4; disruption_epoch 0 means an older
- * writer published none of this): disruption_epoch is read under seq with the mapping. Two readings
+ * The disruption epoch and the estimated error (abi_minor >= 4: with a smaller abi_minor in the
+ * header, or disruption_epoch 0, the writer published none of this; an older writer taking over
+ * a newer one's page leaves that one's values behind, so check the header's minor): disruption_epoch is read under seq with the mapping. Two readings
  * with the same epoch lie on one timeline (no step, restart, reference or device change between);
  * an event's epoch is event_epochs[i] of its slot, read inside the slot's sequence check. The
  * estimated error grows like the bound: nicclock_error_at(est_error_ns, est_error_growth_ppt, |since|).

@@ -32,8 +32,9 @@ pub const ABI_MAJOR: u16 = 1;
 /// 4: the disruption epoch ([`ClockData::disruption_epoch`], [`Page::event_epochs`]), the
 ///    estimated error beside the maximum one ([`ClockData::est_error_ns`],
 ///    [`ClockData::est_error_growth_ppt`]) and the history of past mappings ([`HistoryEntry`],
-///    [`ClockData::history_head`]). A page whose `disruption_epoch` is 0 was written by an older
-///    writer: none of these are published there.
+///    [`ClockData::history_head`]). A page whose header says a minor below 4, or whose
+///    `disruption_epoch` is 0, was written by an older writer: none of these are live there (an
+///    older writer taking over a newer one's page leaves that one's values behind).
 pub const ABI_MINOR: u16 = 4;
 /// Size of the page file and of every mapping of it.
 pub const PAGE_SIZE: usize = 4096;

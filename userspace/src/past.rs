@@ -128,7 +128,12 @@ impl Clock {
             status: c.status.load(Relaxed),
             updated: c.updated_tai_ns.load(Relaxed),
             interval: c.update_interval_ns.load(Relaxed),
-            epoch: c.disruption_epoch.load(Relaxed),
+            // Minor < 4 in the header: an older writer (perhaps over a newer one's page): no history.
+            epoch: if page.header.abi_minor.load(Relaxed) >= 4 {
+                c.disruption_epoch.load(Relaxed)
+            } else {
+                0
+            },
             head: c.history_head.load(Relaxed),
             utc: utc.then(|| {
                 (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))

@@ -236,7 +236,7 @@ impl Clock {
     /// One consistent copy of what a reading needs (everything in the block's first cache line).
     #[inline(always)]
     fn read_block(&self, utc: bool) -> Result<Reading, Error> {
-        let c = &self.page.page().clock;
+        let (c, h) = (&self.page.page().clock, &self.page.page().header);
         let read = seqlock::read(&c.seq, || Reading {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
@@ -247,7 +247,9 @@ impl Clock {
             status: c.status.load(Relaxed),
             updated: c.updated_tai_ns.load(Relaxed),
             interval: c.update_interval_ns.load(Relaxed),
-            epoch: c.disruption_epoch.load(Relaxed),
+            // A writer older than minor 4 that took over a newer one's page leaves its epoch: only
+            // the header's minor says whether the block's epoch and estimate are live.
+            epoch: if h.abi_minor.load(Relaxed) >= 4 { c.disruption_epoch.load(Relaxed) } else { 0 },
             est: c.est_error_ns.load(Relaxed),
             est_growth: c.est_error_growth_ppt.load(Relaxed),
             utc: utc.then(|| {

@@ -342,8 +342,14 @@ impl RawSnapshot {
                 },
                 ..self.rest.reference
             },
-            // An older writer's page has zeros there: no estimate, not a 0 ns one.
-            estimate: if self.rest.epoch == 0 { Estimate::UNKNOWN } else { self.rest.estimate },
+            // An older writer's page has zeros there (or, when it took over a newer writer's page,
+            // what that one left): no estimate, not a 0 ns one, and no epoch.
+            estimate: if self.rest.epoch == 0 || page_minor < 4 {
+                Estimate::UNKNOWN
+            } else {
+                self.rest.estimate
+            },
+            epoch: if page_minor < 4 { 0 } else { self.rest.epoch },
             ..self.rest
         })
     }

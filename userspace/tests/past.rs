@@ -175,3 +175,23 @@ fn a_history_entry_with_a_rate_no_counter_has_is_corrupt_not_a_time() {
     let err = clock.convert(Past::Counter(then)).unwrap_err();
     assert!(matches!(err, Error::ImplausiblePeriod { .. }), "{err:?}");
 }
+
+#[test]
+fn an_older_writer_taking_over_a_newer_ones_page_leaves_no_live_epoch_or_history() {
+    let dir = PageDir::new("past-downgrade");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let a = system_snapshot(Status::Locked, 1_000);
+    w.publish(&a);
+    let then = counter::read(a.counter_kind).unwrap();
+    w.publish(&later(&a, 0, 0));
+    // A minor-3 writer writes its minor into the header and knows nothing of the epoch, the
+    // estimate or the history this one left in the clock block.
+    w.page().header.abi_minor.store(3, Release);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let now = clock.now().unwrap();
+    assert_eq!((now.epoch, now.estimated_error_ns), (0, now.error_bound_ns), "{now:?}");
+    let snap = clock.snapshot().unwrap();
+    assert_eq!((snap.epoch, snap.estimate), (0, nicclock::Estimate::UNKNOWN));
+    let err = clock.convert(Past::Counter(then)).unwrap_err();
+    assert!(matches!(err, Error::NoHistory { minor: 3 }), "{err:?}");
+}
