@@ -195,3 +195,21 @@ fn an_older_writer_taking_over_a_newer_ones_page_leaves_no_live_epoch_or_history
     let err = clock.convert(Past::Counter(then)).unwrap_err();
     assert!(matches!(err, Error::NoHistory { minor: 3 }), "{err:?}");
 }
+
+#[test]
+fn a_reference_or_grandmaster_change_begins_a_new_epoch_by_itself() {
+    let dir = PageDir::new("past-reference");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let start = w.epoch();
+    w.publish(&system_snapshot(Status::Locked, 1_000));
+    w.publish(&system_snapshot(Status::Locked, 1_000));
+    assert_eq!(w.epoch(), start, "updates alone are one timeline");
+    w.publish(&common::ptp_snapshot(Status::Locked, 1_000));
+    assert_eq!(w.epoch(), start + 1, "system clock -> PTP");
+    let mut other_gm = common::ptp_snapshot(Status::Locked, 1_000);
+    other_gm.reference.gm_identity[7] ^= 1;
+    w.publish(&other_gm);
+    assert_eq!(w.epoch(), start + 2, "another grandmaster");
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    assert_eq!(clock.now().unwrap().epoch, start + 2);
+}
