@@ -3,6 +3,7 @@
 //! runtime error (no page, stale, output failed, …), 2 usage error.
 
 mod commands;
+mod convert;
 mod format;
 mod metrics;
 mod output;
@@ -89,7 +90,7 @@ pub enum Command {
         /// Start with the events still in the page's ring.
         #[arg(long)]
         history: bool,
-        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail"} per
+        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail","epoch"} per
         /// event (kind and urgency as the text lines name them), {"missed": N} when the ring overflowed.
         #[arg(long)]
         json: bool,
@@ -110,6 +111,31 @@ pub enum Command {
         /// Give up (exit 1) after this many seconds.
         #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         timeout: std::time::Duration,
+    },
+    /// Convert a timestamp taken earlier (up to 15 s ago without a step) into TAI (or UTC), by the
+    /// mapping in force at that moment: "TIME ±MAX ns STATUS est ±EST ns epoch N". Exit 1 when it
+    /// is refused: taken before a clock step, restart or reference change (another epoch), older
+    /// than the page's history, or in the future.
+    #[command(group = clap::ArgGroup::new("when").required(true).multiple(false))]
+    Convert {
+        /// A CLOCK_MONOTONIC timestamp, SEC.NSEC (e.g. 12345.000678901, what V4L2 stamps frames with).
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        monotonic: Option<u64>,
+        /// A CLOCK_MONOTONIC_RAW timestamp, SEC.NSEC.
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        monotonic_raw: Option<u64>,
+        /// A CLOCK_REALTIME timestamp, SEC.NSEC (UTC seconds since 1970).
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        realtime: Option<u64>,
+        /// A value of the page's TSC counter (`rdtsc`; only on a TSC page).
+        #[arg(long, value_name = "TICKS", group = "when")]
+        tsc: Option<u64>,
+        /// UTC instead of TAI.
+        #[arg(long)]
+        utc: bool,
+        /// Output format of the time.
+        #[arg(long, value_enum, default_value_t = TimeFormat::Ns)]
+        format: TimeFormat,
     },
     /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay (and
     /// from a stats CSV: max error bound, steps, status changes).
@@ -247,7 +273,10 @@ const STATUS_JSON_HELP: &str = "\
   stale               true when no update came within max_age_ns
   counter             the counter the mapping is in (tsc | monotonic_raw)
   tai_ns              TAI now in ns since 1970, null when the page gives no time
-  error_bound_ns      its error bound, ns (null likewise)
+  error_bound_ns      its error bound, ns (null likewise): the maximum error
+  estimated_error_ns  the estimated (statistical) error, ns, <= the maximum (null: none published)
+  est_rate_error_ppb  the rate's estimated error, ppb (null: none published)
+  epoch               disruption epoch: bumped at every step, restart, reference or device change (0: older writer)
   age_ns              time since the last update, ns (null before the first)
   max_age_ns          the staleness limit in force, ns
   update_interval_ns  the writer's update interval, ns
