@@ -334,6 +334,9 @@ fn log_event(e: &RunnerEvent) {
         RunnerEvent::MasterLost { last } => warn!("ptp: master {} lost; page in HOLDOVER", last.grandmaster),
         RunnerEvent::TxStampLost => warn!("ptp: a Delay_Req's TX stamp never came (counted)"),
         RunnerEvent::SendFailed => {}
+        RunnerEvent::RoleChanged { from, to, status } => {
+            info!("ptp: role {from:?} -> {to:?} (port {})", status.state)
+        }
     }
 }
 
