@@ -19,7 +19,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Status { json } => status(cli, *json),
         Command::Watch { count, interval } => watch(cli, *count, *interval),
         Command::Events { count, timeout, history, json } => events(cli, *count, *timeout, *history, *json),
-        Command::Compare { seconds, rate } => compare(cli, *seconds, *rate),
+        Command::Compare { seconds, rate, against, count, interval, json } => match against {
+            Some(name) => crate::compare::against(cli, name, *count, *interval, *json),
+            None => compare(cli, *seconds, *rate),
+        },
         Command::Wait { status, timeout } => crate::wait::wait(cli, *status, *timeout),
         Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
     }
