@@ -297,6 +297,7 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
         assert_eq!(s.runner.active_role(), ActiveRole::Slave);
     }
     assert!((net.stations[1].clock_ns() - net.stations[0].clock_ns()).abs() < 1_000);
+    assert_eq!(net.stations[0].steps(), 0, "the master's clock is not statime's to steer");
     // The best leaves: the next best (priority1 110) masters within 4 Announce intervals of the
     // moment the others notice (3 intervals of announce receipt timeout, statime's random factor).
     let left = net.time.now_ns();
@@ -316,6 +317,12 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
     assert!(after_s <= 6.0 + 4.0, "took over after {after_s} s");
     assert_eq!(net.stations[1].state(), PortState::Master);
     assert_eq!(net.stations[2].state(), PortState::Slave);
+    let steps_after: Vec<_> = net.stations[1]
+        .events
+        .iter()
+        .filter(|(t, e)| *t > took_over && matches!(e, RunnerEvent::Stepped { .. }))
+        .collect();
+    assert!(steps_after.is_empty(), "statime stepped a clock it no longer owns: {steps_after:?}");
     assert_eq!(net.stations[2].runner.status().grandmaster, net.stations[1].identity());
     // The role changes were events, each after the status change that caused it.
     let roles: Vec<ActiveRole> = net.stations[1]
