@@ -150,8 +150,9 @@ impl Net {
         port.bring_up(&*nic).unwrap();
         let m = model(INTEL, model_.device_id()).unwrap();
         let phc = Phc::init(nic.clone(), m, Quirks::empty(), Steering::Hardware, self.time.clone()).unwrap();
+        let now = self.time.now_ns();
         let runner =
-            PtpRunner::new(port, config(ClockIdentity::from_mac(mac)), Rc::new(RefCell::new(phc)), 0);
+            PtpRunner::new(port, config(ClockIdentity::from_mac(mac)), Rc::new(RefCell::new(phc)), now);
         self.stations.push(Station { nic, runner, plugged: true, events: Vec::new() });
     }
 
@@ -334,6 +335,44 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
         })
         .collect();
     assert!(roles.ends_with(&[ActiveRole::Slave, ActiveRole::Master]), "{roles:?}");
+}
+
+#[test]
+fn a_better_master_joining_makes_ours_a_slave_and_ours_serves_again_when_it_leaves() {
+    let mut net = Net::new();
+    net.add(SimModel::I82576, 10.0, 41, ptp_config(PtpRole::Auto, 128));
+    net.run_until(10 * S, |_| {});
+    assert_eq!(net.stations[0].state(), PortState::Master, "alone on the link: master");
+    // A better clock (priority1 100) joins.
+    net.add(SimModel::I82580, 0.0, 42, ptp_config(PtpRole::Auto, 100));
+    net.run_until(25 * S, |_| {});
+    assert_eq!(net.stations[1].state(), PortState::Master);
+    assert_eq!(net.stations[0].state(), PortState::Slave, "ours defers to the better master");
+    assert_eq!(net.stations[0].runner.status().grandmaster, net.stations[1].identity());
+    assert!((net.stations[0].clock_ns() - net.stations[1].clock_ns()).abs() < 1_000, "and follows it");
+    let left = net.time.now_ns();
+    net.stations[1].plugged = false;
+    net.run_until(left + 15 * S, |_| {});
+    assert_eq!(net.stations[0].state(), PortState::Master, "ours serves again");
+    let back = net.stations[0]
+        .events
+        .iter()
+        .find_map(|(t, e)| match e {
+            RunnerEvent::RoleChanged { to: ActiveRole::Master, .. } if *t > left => Some(*t),
+            _ => None,
+        })
+        .expect("a role change back to master");
+    let after_s = (back - left) as f64 / 1e9;
+    assert!(after_s <= 6.0 + 4.0, "master again only after {after_s} s");
+    let roles: Vec<ActiveRole> = net.stations[0]
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            RunnerEvent::RoleChanged { to, .. } => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roles, [ActiveRole::Master, ActiveRole::Slave, ActiveRole::Master], "{roles:?}");
 }
 
 /// A PTP message of `message_type` (IEEE 1588 header, version 2.1, domain 0) from `source`.
