@@ -153,7 +153,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
 /// The stats CSV's columns after the common ones, under PTP.
 pub fn stats_header() -> String {
     let mut h = String::from(
-        ",port_state,rx_accepted,rx_dropped,wrong_domain,event_unstamped,rx_latch_cleared,tx_stamps,tx_stamps_lost",
+        ",port_state,rx_accepted,rx_dropped,wrong_domain,event_unstamped,rx_latch_cleared,tx_stamps,tx_stamps_lost,delay_req_limited",
     );
     for (name, _) in nicclock_driver::net::DropCounters::default().iter() {
         h.push_str(",drop_");
@@ -394,14 +394,15 @@ pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> Strin
     let p = runner.port_counters();
     let reasons: Vec<String> = d.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{r} {n}")).collect();
     format!(
-        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {}",
+        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {}",
         d.accepted,
         d.total_dropped(),
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
         p.wrong_domain,
         p.event_unstamped,
         p.rx_latch_cleared,
-        p.tx_stamps_lost
+        p.tx_stamps_lost,
+        runner.delay_reqs_limited()
     )
 }
 
@@ -409,7 +410,7 @@ pub(crate) fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Upda
     let d = runner.drops();
     let p = runner.port_counters();
     let mut line = format!(
-        ",{},{},{},{},{},{},{},{}",
+        ",{},{},{},{},{},{},{},{},{}",
         u.snapshot.reference.port_state,
         d.accepted,
         d.total_dropped(),
@@ -417,7 +418,8 @@ pub(crate) fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Upda
         p.event_unstamped,
         p.rx_latch_cleared,
         p.tx_stamps,
-        p.tx_stamps_lost
+        p.tx_stamps_lost,
+        runner.delay_reqs_limited()
     );
     for (_, n) in d.iter() {
         line.push_str(&format!(",{n}"));

@@ -215,11 +215,7 @@ pub fn run<M: DescMemory>(
     if let Err(e) = runner.port_mut().tear_down(&*regs) {
         warn!("ptp: tearing the port down: {e}");
     }
-    info!(
-        "ptp: final counters: {} delay_req_limited {}",
-        counters_text(&runner),
-        runner.delay_reqs_limited()
-    );
+    info!("ptp: final counters: {}", counters_text(&runner));
     info!("stopping; {} marked STOPPED", loop_.writer.path().display());
     Ok(exit)
 }
