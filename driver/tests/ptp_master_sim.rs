@@ -11,14 +11,18 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use nicclock_driver::clock::{Phc, RawTime, Steering};
+use nicclock_driver::discipline::{Discipline, DisciplineConfig};
 use nicclock_driver::model::{model, Family, Quirks, INTEL};
 use nicclock_driver::net::frame::{FrameSpec, Transport as FrameTransport};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
+use nicclock_driver::ptp::owner::ClockOwner;
 use nicclock_driver::ptp::{
     announced_quality, ActiveRole, ClockIdentity, LocalClock, PortState, PtpConfig, PtpRole, PtpRunner,
     RunnerEvent,
 };
 use nicclock_driver::regs;
+use nicclock_driver::scenario::{VirtualHost, EPOCH_TAI_NS};
+use nicclock_driver::servo::{Servo, ServoConfig};
 use nicclock_driver::sim::{FrameSink, HostMemory, SimConfig, SimModel, SimNic};
 use nicclock_driver::timesource::{TimeSource, VirtualTime};
 use nicclock_uio::RegisterAccess;
@@ -381,6 +385,102 @@ fn a_better_master_joining_makes_ours_a_slave_and_ours_serves_again_when_it_leav
         })
         .collect();
     assert_eq!(roles, [ActiveRole::Master, ActiveRole::Slave, ActiveRole::Master], "{roles:?}");
+}
+
+/// The daemon's auto role in virtual time: station A (auto, +40 ppm) is disciplined to the host's
+/// reference (the simulator's truth as TAI) by the Discipline through [`ClockOwner`] while it is
+/// not a slave; a better master B (its clock 1 ms off the reference) joins, A follows it (statime
+/// steers, the Discipline idle), B leaves, the Discipline takes A back to the reference.
+#[test]
+fn in_auto_the_discipline_and_statime_hand_the_clock_over_and_never_steer_together() {
+    let mut net = Net::new();
+    net.add(SimModel::I82576, 40.0, 51, ptp_config(PtpRole::Auto, 128));
+    let a_phc = net.stations[0].runner.phc().clone();
+    let idle = {
+        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+        Phc::init(net.stations[0].nic.clone(), m, Quirks::empty(), Steering::Hardware, net.time.clone())
+            .unwrap()
+    };
+    let servo_config = ServoConfig { step_threshold_ns: 100_000.0, ..ServoConfig::default() };
+    let dconfig = DisciplineConfig { interval_ns: 125 * MS, ..DisciplineConfig::default() };
+    let owner =
+        RefCell::new(ClockOwner::new(Discipline::new(idle, Servo::pi(servo_config, 0.7, 0.3, 0.0), dconfig)));
+    let host = VirtualHost { time: net.time.clone() };
+    // (true ns, role, A − reference, A − B) every 125 ms; the Discipline updated on the same tick.
+    let samples = RefCell::new(Vec::new());
+    let mut tick = |n: &Net| {
+        let role = n.stations[0].runner.active_role();
+        if let Some(step) = owner.borrow_mut().update(role, &a_phc, &host) {
+            step.expect("the simulated clock stays");
+        }
+        let a = n.stations[0].clock_ns();
+        let reference = EPOCH_TAI_NS as i128 + n.time.now_ns() as i128;
+        let b = n.stations.get(1).filter(|s| s.plugged).map(|s| a - s.clock_ns());
+        samples.borrow_mut().push((n.time.now_ns(), role, a - reference, b));
+    };
+    net.run_until(15 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Master);
+    let updates_alone = owner.borrow().updates();
+    assert!(updates_alone > 100, "the Discipline steered while A served alone");
+    let (_, _, off, _) = *samples.borrow().last().unwrap();
+    assert!(off.abs() < 1_000, "disciplined to the reference: {off} ns");
+
+    // B joins, 1 ms ahead of the reference.
+    net.add(SimModel::I82580, 0.0, 52, ptp_config(PtpRole::Auto, 100));
+    {
+        let b = &net.stations[1];
+        let reference = EPOCH_TAI_NS as i128 + net.time.now_ns() as i128;
+        let delta = reference + 1_000_000 - b.clock_ns();
+        b.runner.phc().borrow_mut().step(nicclock_driver::clock::Nanos(delta)).unwrap();
+    }
+    let joined = net.time.now_ns();
+    net.run_until(joined + 30 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Slave);
+    let (_, _, off, ab) = *samples.borrow().last().unwrap();
+    assert!((off - 1_000_000).abs() < 2_000, "A follows B, 1 ms off the reference: {off}");
+    assert!(ab.unwrap().abs() < 1_000, "A within 1 µs of B: {ab:?}");
+    let left = net.time.now_ns();
+    net.stations[1].plugged = false;
+    net.run_until(left + 30 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Master);
+    let (_, _, off, _) = *samples.borrow().last().unwrap();
+    assert!(off.abs() < 1_000, "the Discipline took A back to the reference: {off} ns");
+
+    // Never both: statime's steps only while A was a slave, the Discipline only while not.
+    let slave_spans: Vec<(u64, u64)> = {
+        let ev = &net.stations[0].events;
+        let mut spans = Vec::new();
+        let mut from = None;
+        for (t, e) in ev {
+            if let RunnerEvent::RoleChanged { to, .. } = e {
+                match (to.ptp_steers(), from) {
+                    (true, None) => from = Some(*t),
+                    (false, Some(f)) => {
+                        spans.push((f, *t));
+                        from = None
+                    }
+                    _ => {}
+                }
+            }
+        }
+        spans.extend(from.map(|f| (f, u64::MAX)));
+        spans
+    };
+    assert_eq!(slave_spans.len(), 1, "{slave_spans:?}");
+    let in_slave = |t: u64| slave_spans.iter().any(|(a, b)| (*a..*b).contains(&t));
+    for (t, e) in &net.stations[0].events {
+        if let RunnerEvent::Stepped { ns } = e {
+            assert!(in_slave(*t), "statime stepped by {ns} at {t} outside SLAVE");
+        }
+    }
+    let samples = samples.borrow();
+    let slave_ticks = samples.iter().filter(|(_, role, _, _)| role.ptp_steers()).count() as u64;
+    assert!(slave_ticks > 100, "A was a slave for a while");
+    assert_eq!(
+        owner.borrow().updates(),
+        samples.len() as u64 - slave_ticks,
+        "the Discipline idle while SLAVE"
+    );
 }
 
 /// A PTP message of `message_type` (IEEE 1588 header, version 2.1, domain 0) from `source`.

@@ -1,15 +1,10 @@
 //! `--ptp-role master|auto`: the PTP port serves the NIC clock that the Discipline steers to
 //! `--reference realtime|tai`; in `auto`, while the BMCA makes the port a slave, statime steers.
 //!
-//! One steerer at a time. The clock ([`Phc`], with its software timecounter under QEMU) lives in
-//! the runner's `Rc<RefCell<_>>`: the port needs it at every poll (stamps to ns, Sync origin
-//! times). The Discipline holds a second handle on the same registers that it never reads or
-//! steers: for each of its updates the loop swaps the real clock in and back out (one thread, so
-//! nothing else runs meanwhile). The loop runs the Discipline only while the port's role is not
-//! SLAVE; statime's clock adapter refuses to steer unless the port is SLAVE/UNCALIBRATED. So the
-//! Discipline steers in MASTER/PASSIVE/LISTENING, statime in SLAVE, never both. A role change
-//! logs a line and posts STATUS_CHANGED on the page: magnitude the new port state (linuxptp
-//! numbering, 6 MASTER, 9 SLAVE), detail `ROLE_EVENT_FLAG | the old port state`.
+//! One steerer at a time ([`ClockOwner`]): the Discipline steers in MASTER/PASSIVE/LISTENING,
+//! statime in SLAVE, never both. A role change logs a line and posts STATUS_CHANGED on the page:
+//! magnitude the new port state (linuxptp numbering, 6 MASTER, 9 SLAVE), detail
+//! `ROLE_EVENT_FLAG | the old port state`.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -28,6 +23,7 @@ use nicclock_driver::net::port::NetPort;
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::Phc;
+use nicclock_driver::ptp::owner::ClockOwner;
 use nicclock_driver::ptp::page::{port_state_number, PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::port::time_source;
 use nicclock_driver::ptp::{ActiveRole, LocalClock, PtpConfig, PtpRunner, PtpStatus, RunnerEvent};
@@ -86,7 +82,7 @@ pub fn run<M: DescMemory>(
         lock_threshold_ns: args.lock_threshold,
         ..DisciplineConfig::default()
     };
-    let mut discipline = Discipline::new(idle, crate::run::servo(args), dconfig);
+    let mut owner = ClockOwner::new(Discipline::new(idle, crate::run::servo(args), dconfig));
     let utc_valid = args.tai_offset.is_some() || kernel_tai_offset() != 0;
     let identity = config.identity;
 
@@ -94,7 +90,7 @@ pub fn run<M: DescMemory>(
     let now_ns = || start.elapsed().as_nanos() as u64;
     let phc = Rc::new(RefCell::new(phc));
     let mut runner = PtpRunner::new(port, config, phc.clone(), now_ns());
-    discipline.set_reference(serving_reference(&runner.status(), utc_valid));
+    owner.discipline_mut().set_reference(serving_reference(&runner.status(), utc_valid));
     let page_config = PtpPageConfig {
         interval_ns: interval.as_nanos() as u64,
         readings: args.readings as usize,
@@ -165,7 +161,7 @@ pub fn run<M: DescMemory>(
                     );
                 }
                 RunnerEvent::StatusChanged(status) if !runner.active_role().ptp_steers() => {
-                    discipline.set_reference(serving_reference(status, utc_valid));
+                    owner.discipline_mut().set_reference(serving_reference(status, utc_valid));
                 }
                 _ => {}
             }
@@ -177,24 +173,7 @@ pub fn run<M: DescMemory>(
             error!("{e}; exiting");
             break ExitCode::from(1);
         }
-        if runner.active_role().ptp_steers() {
-            // SLAVE: statime steers, the page is measured as under --reference ptp.
-            let update = page.update(&mut phc.borrow_mut(), &host, runner.status());
-            match update {
-                Ok(u) => {
-                    loop_.extra_columns = Some(stats_columns(&runner, &u));
-                    loop_.extra_log = Some(counters_text(&runner));
-                    let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
-                    let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
-                    loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
-                }
-                Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
-            }
-        } else {
-            // The Discipline's turn: the clock swapped in for this update only.
-            std::mem::swap(discipline.phc_mut(), &mut *phc.borrow_mut());
-            let step = discipline.update(&host);
-            std::mem::swap(discipline.phc_mut(), &mut *phc.borrow_mut());
+        if let Some(step) = owner.update(runner.active_role(), &phc, &host) {
             match step {
                 Ok(step) => {
                     if let Step::Updated(u) = &step {
@@ -205,6 +184,19 @@ pub fn run<M: DescMemory>(
                     }
                     loop_.extra_log = Some(counters_text(&runner));
                     loop_.step(step, start, &mut ready, None);
+                }
+                Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+            }
+        } else {
+            // SLAVE: statime steers, the page is measured as under --reference ptp.
+            let update = page.update(&mut phc.borrow_mut(), &host, runner.status());
+            match update {
+                Ok(u) => {
+                    loop_.extra_columns = Some(stats_columns(&runner, &u));
+                    loop_.extra_log = Some(counters_text(&runner));
+                    let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
+                    let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
+                    loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
                 }
                 Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
             }
