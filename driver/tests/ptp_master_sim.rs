@@ -280,6 +280,9 @@ fn our_master_and_our_slave_converge() {
 fn announced_quality_follows_the_bound() {
     let q = |b| announced_quality(&LocalClock { locked_bound_ns: b, ..LocalClock::default() });
     assert_eq!(q(None), (255, 0xFE, 0xFFFF), "not locked: nobody prefers it");
+    assert_eq!(q(Some(0)).1, 0x1D, "never a sub-ns claim");
+    assert_eq!(q(Some(1)).1, 0x1D, "1 ns: within 1 ns");
+    assert_eq!(q(Some(2)).1, 0x1E, "2 ns: within 2.5 ns");
     assert_eq!(q(Some(20)).1, 0x20, "20 ns: within 25 ns");
     assert_eq!(q(Some(100)).1, 0x21);
     assert_eq!(q(Some(101)).1, 0x22, "101 ns: within 250 ns");

@@ -196,7 +196,8 @@ impl Default for LocalClock {
 /// accuracy unknown (0xFE), variance 0xFFFF: every other clock is preferred.
 pub fn announced_quality(local: &LocalClock) -> (u8, u8, u16) {
     let Some(bound) = local.locked_bound_ns else { return (255, 0xFE, 0xFFFF) };
-    let accuracy = (0x17u8..=0x30)
+    // From 0x1D (1 ns): the codes below it are sub-ns, which a bound in whole ns cannot claim.
+    let accuracy = (0x1Du8..=0x30)
         .find(|&c| nicclock::Reference::accuracy_ns_for_code(c) >= bound.max(1))
         .unwrap_or(0x31);
     let sigma_s = bound.max(1) as f64 * 1e-9;
