@@ -1,7 +1,7 @@
 //! Delay_Req rate limiting while the port serves: a token bucket per requesting port identity, so
 //! one flooding peer costs us its own answers, not everyone's.
 //!
-//! A peer may send at 4× the rate our Announce-free logMinDelayReqInterval allows, in bursts of 8
+//! A peer may send at 4× the rate our logMinDelayReqInterval allows it, in bursts of 8
 //! (a slave's first requests after a step come fast); more is dropped and counted. At most
 //! [`MAX_PEERS`] peers are tracked (the longest idle is forgotten), and all peers together get
 //! [`GLOBAL_FACTOR`] peers' worth, so a flood from ever-new identities is capped too.
