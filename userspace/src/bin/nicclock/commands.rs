@@ -138,7 +138,16 @@ struct StatusJson {
 /// port state, the announced accuracy and flags.
 fn reference_line(r: &nicclock::Reference) -> String {
     if r.kind != ReferenceKind::Ptp {
-        return r.kind.name().replace('_', " ");
+        let kind = r.kind.name().replace('_', " ");
+        // A PTP port serving this clock (nicclockd --ptp-role master|auto) names its state.
+        if r.port_state == 0 {
+            return kind;
+        }
+        return format!(
+            "{kind}; ptp port {}, grandmaster {}",
+            nicclock::abi::ptp_port_state_name(r.port_state),
+            r.gm_identity_text()
+        );
     }
     let accuracy = match r.gm_accuracy_ns {
         0 => String::new(),
