@@ -37,11 +37,32 @@ pub struct PtpClock<R> {
     lost: Cell<bool>,
     /// Steps made since the owner last took them, ns (the page posts a STEP event for each).
     steps: Rc<RefCell<Vec<i64>>>,
+    /// Whether statime owns the clock now: while false its steps and rate writes are refused
+    /// (logged), the caller's discipline steers (see [`super::port`]).
+    steering: Rc<Cell<bool>>,
 }
 
 impl<R: RegisterAccess> PtpClock<R> {
     pub fn new(phc: SharedPhc<R>) -> Self {
-        Self { phc, last: Cell::new(Nanos(0)), lost: Cell::new(false), steps: Rc::default() }
+        Self {
+            phc,
+            last: Cell::new(Nanos(0)),
+            lost: Cell::new(false),
+            steps: Rc::default(),
+            steering: Rc::new(Cell::new(true)),
+        }
+    }
+
+    /// The switch that lets statime steer this clock (on by default; the port turns it off outside
+    /// SLAVE so that exactly one steerer owns the clock).
+    pub fn steering(&self) -> Rc<Cell<bool>> {
+        self.steering.clone()
+    }
+
+    /// The clock's time, when statime may not steer it.
+    fn refuse(&self, what: &str) -> Result<Time, DeviceLost> {
+        log::warn!("ptp: {what} refused: the port is not SLAVE, the discipline steers the clock");
+        Ok(to_time(self.read().inspect_err(|_| self.lost.set(true))?))
     }
 
     /// Where the steps this clock makes are recorded (shared with whoever reports them).
@@ -83,6 +104,9 @@ impl<R: RegisterAccess> statime::Clock for PtpClock<R> {
     }
 
     fn step_clock(&mut self, offset: Duration) -> Result<Time, DeviceLost> {
+        if !self.steering.get() {
+            return self.refuse("a step");
+        }
         let delta = Nanos(duration_ns(offset));
         log::info!("ptp: stepping the clock by {delta}");
         let r = self.phc.borrow_mut().step(delta);
@@ -97,6 +121,9 @@ impl<R: RegisterAccess> statime::Clock for PtpClock<R> {
     }
 
     fn set_frequency(&mut self, ppm: f64) -> Result<Time, DeviceLost> {
+        if !self.steering.get() {
+            return self.refuse("a rate change");
+        }
         let r = self.phc.borrow_mut().set_frequency(Ppb(ppm * 1000.0));
         if let Ok(Some(d)) = &r {
             log::warn!("ptp: rate write moved the clock by {} ns", d.jump_ns);
@@ -108,7 +135,7 @@ impl<R: RegisterAccess> statime::Clock for PtpClock<R> {
     }
 
     fn set_properties(&mut self, _: &TimePropertiesDS) -> Result<(), DeviceLost> {
-        // UTC offset and leap flags reach the page through `PtpSlave::status`, not the clock.
+        // UTC offset and leap flags reach the page through `PtpPort::status`, not the clock.
         Ok(())
     }
 }

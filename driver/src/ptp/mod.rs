@@ -1,10 +1,12 @@
-//! PTP (IEEE 1588) slave foundations for `--reference ptp`: statime's sans-IO engine behind a small
-//! adapter, so the rest of nicclockd never sees statime's types. Not yet wired into nicclockd.
+//! PTP (IEEE 1588) for `--reference ptp`: statime's sans-IO engine behind a small adapter, so the
+//! rest of nicclockd never sees statime's types; an ordinary clock as slave, master or by BMCA.
 //!
 //! - [`clock`]: statime's `Clock` on our [`Phc`](crate::clock::Phc) (the `--steer` rule holds:
 //!   TIMINCA on silicon, the software timecounter where rate writes jump).
-//! - [`slave`]: a slave-only ordinary-clock port (E2E, two-step, BMCA among several masters):
+//! - [`port`]: an ordinary-clock port (E2E, two-step) in the slave, master or auto (BMCA) role:
 //!   payloads, stamps and timer expiries in; payloads to send, timers to arm and state out.
+//!   [`slave`] keeps issue 10's slave-only names for it; [`limit`] rate-limits Delay_Reqs;
+//!   [`owner`] hands the clock between the Discipline (serving) and statime (slave).
 //! - [`page`]: the page under PTP: measured against the counter, not steered; status, reference
 //!   identity, TAI−UTC and the bound from the port.
 //! - [`runner`]: the slave on the wire: a [`crate::net::port::NetPort`] feeding it frames and
@@ -19,11 +21,18 @@
 
 pub mod clock;
 pub mod gate;
+pub mod limit;
+pub mod owner;
 pub mod page;
+pub mod port;
 pub mod runner;
 pub mod simwire;
 pub mod slave;
 
 pub use clock::PtpClock;
+pub use port::{
+    announced_quality, ActiveRole, ClockIdentity, LocalClock, PortOutput, PortState, PtpConfig, PtpPort,
+    PtpRole, PtpStatus, Timer, TxToken,
+};
 pub use runner::{PtpRunner, RunnerEvent};
-pub use slave::{ClockIdentity, PortState, PtpConfig, PtpSlave, PtpStatus, SlaveOutput, Timer, TxToken};
+pub use slave::{PtpSlave, SlaveOutput};

@@ -174,7 +174,7 @@ impl PtpPage {
                 self.holdover = Some(Holdover { last: *last, bound_ns, since_nic_ns, growth_ppb });
                 self.under_threshold = 0;
             }
-            RunnerEvent::TxStampLost | RunnerEvent::SendFailed => {}
+            RunnerEvent::TxStampLost | RunnerEvent::SendFailed | RunnerEvent::RoleChanged { .. } => {}
         }
     }
 

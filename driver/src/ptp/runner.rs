@@ -1,5 +1,5 @@
-//! The PTP slave on the wire: a [`NetPort`] (frames and hardware stamps) driving a [`PtpSlave`]
-//! (statime), with the slave's timers in a table. Pure: no threads, no sleeping.
+//! The PTP port on the wire: a [`NetPort`] (frames and hardware stamps) driving a [`PtpPort`]
+//! (statime; slave, master or BMCA), with its timers in a table. Pure: no threads, no sleeping.
 //!
 //! The caller drives it: [`PtpRunner::poll`] at [`PtpRunner::next_deadline`] and whenever the ring
 //! may hold frames (the daemon in real time, the simulator in virtual time; `now_ns` is the
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use nicclock_uio::RegisterAccess;
 
 use super::clock::SharedPhc;
-use super::slave::{PtpConfig, PtpSlave, PtpStatus, SlaveOutput, Timer, TxToken};
+use super::port::{ActiveRole, LocalClock, PortOutput, PtpConfig, PtpPort, PtpStatus, Timer, TxToken};
 use crate::net::port::{NetPort, PortCounters, Received, TxStampOutcome};
 use crate::net::{DescMemory, DropCounters};
 
@@ -27,13 +27,17 @@ pub enum RunnerEvent {
     TxStampLost,
     /// A frame could not be sent (ring full, or not a PTP message); the reason is logged.
     SendFailed,
+    /// The port's role changed (after the [`RunnerEvent::StatusChanged`] that says so): from now on
+    /// statime steers the clock if `to.ptp_steers()`, the caller's discipline otherwise.
+    RoleChanged { from: ActiveRole, to: ActiveRole, status: PtpStatus },
 }
 
-/// The port and the slave, driven by the caller (see the module docs).
+/// The NIC port and the PTP port, driven by the caller (see the module docs).
 pub struct PtpRunner<R: RegisterAccess + Clone, M: DescMemory> {
     regs: R,
     port: NetPort<M>,
-    slave: PtpSlave<R>,
+    slave: PtpPort<R>,
+    role: ActiveRole,
     /// Each armed timer's deadline, caller's ns.
     timers: BTreeMap<Timer, u64>,
     /// The event message whose TX stamp the port awaits.
@@ -54,8 +58,9 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
     /// LISTENING at `now_ns`. One per daemon run (the slave leaks a small statime instance).
     pub fn new(port: NetPort<M>, config: PtpConfig, phc: SharedPhc<R>, now_ns: u64) -> Self {
         let regs = phc.borrow().regs().clone();
-        let (slave, first) = PtpSlave::new(config, phc);
+        let (slave, first) = PtpPort::new(config, phc);
         let mut runner = Self {
+            role: slave.active_role(),
             regs,
             port,
             slave,
@@ -137,10 +142,10 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
         }
     }
 
-    fn apply(&mut self, outputs: Vec<SlaveOutput>, now_ns: u64, events: &mut Vec<RunnerEvent>) {
+    fn apply(&mut self, outputs: Vec<PortOutput>, now_ns: u64, events: &mut Vec<RunnerEvent>) {
         for o in outputs {
             match o {
-                SlaveOutput::SendEvent { data, token } => {
+                PortOutput::SendEvent { data, token } => {
                     if self.port.abandon_tx_stamp(&self.regs) {
                         if let Some(old) = self.pending.take() {
                             self.slave.on_tx_timestamp_lost(old);
@@ -161,20 +166,27 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
                         }
                     }
                 }
-                SlaveOutput::SendGeneral { data } => {
+                PortOutput::SendGeneral { data } => {
                     if let Err(e) = self.port.send_general(&self.regs, &data) {
                         log::warn!("ptp: cannot send a general message: {e}");
                         self.send_failures += 1;
                         events.push(RunnerEvent::SendFailed);
                     }
                 }
-                SlaveOutput::ArmTimer { timer, after } => {
+                PortOutput::ArmTimer { timer, after } => {
                     let after = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
                     self.timers.insert(timer, now_ns.saturating_add(after));
                 }
-                SlaveOutput::StatusChanged(s) => events.push(RunnerEvent::StatusChanged(s)),
-                SlaveOutput::Stepped { ns } => events.push(RunnerEvent::Stepped { ns }),
-                SlaveOutput::MasterLost { last } => events.push(RunnerEvent::MasterLost { last }),
+                PortOutput::StatusChanged(s) => {
+                    events.push(RunnerEvent::StatusChanged(s));
+                    let to = ActiveRole::of(s.state);
+                    if to != self.role {
+                        events.push(RunnerEvent::RoleChanged { from: self.role, to, status: s });
+                        self.role = to;
+                    }
+                }
+                PortOutput::Stepped { ns } => events.push(RunnerEvent::Stepped { ns }),
+                PortOutput::MasterLost { last } => events.push(RunnerEvent::MasterLost { last }),
             }
         }
     }
@@ -190,7 +202,22 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
         self.slave.status()
     }
 
-    /// The NIC clock the slave steers.
+    /// What the port does now: statime steers the clock while it is [`ActiveRole::Slave`].
+    pub fn active_role(&self) -> ActiveRole {
+        self.role
+    }
+
+    /// Our own clock's state, for our Announce while we are the grandmaster.
+    pub fn set_local(&mut self, local: LocalClock) {
+        self.slave.set_local(local);
+    }
+
+    /// Delay_Reqs dropped by the per-peer rate limit while serving.
+    pub fn delay_reqs_limited(&self) -> u64 {
+        self.slave.delay_reqs_limited()
+    }
+
+    /// The NIC clock the port steers while SLAVE.
     pub fn phc(&self) -> &SharedPhc<R> {
         self.slave.phc()
     }

@@ -756,7 +756,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                         outcome.master_lost_s.push(s);
                         outcome.lost_masters.push(last.grandmaster);
                     }
-                    RunnerEvent::TxStampLost | RunnerEvent::SendFailed => {}
+                    RunnerEvent::TxStampLost | RunnerEvent::SendFailed | RunnerEvent::RoleChanged { .. } => {}
                 }
             }
         }

@@ -95,6 +95,14 @@ fn reference(s: &str) -> Result<ReferenceArg, String> {
     }
 }
 
+/// `--ptp-role`: which roles the PTP port may take (ptp4l's slaveOnly / masterOnly / neither).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtpRoleArg {
+    Auto,
+    Slave,
+    Master,
+}
+
 /// `--ptp-transport`: how PTP messages travel (ptp4l's -2 / -4).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PtpTransport {
@@ -143,6 +151,17 @@ pub struct RunArgs {
     /// PTP: log2 of the Announce interval, s (ptp4l's logAnnounceInterval; default 1).
     #[arg(long, value_name = "LOG2", value_parser = clap::value_parser!(i8).range(-3..=7))]
     pub ptp_log_announce_interval: Option<i8>,
+    /// PTP: the port's role: slave (follow the best master; what --reference ptp does), master
+    /// (serve this NIC's clock, disciplined to --reference realtime|tai) or auto (the BMCA decides;
+    /// disciplined to --reference realtime|tai while not a slave).
+    #[arg(long, value_enum, value_name = "ROLE")]
+    pub ptp_role: Option<PtpRoleArg>,
+    /// PTP: priority1 for the BMCA, 0 to 255, lower wins (ptp4l's priority1; default 128).
+    #[arg(long, value_name = "N")]
+    pub ptp_priority1: Option<u8>,
+    /// PTP: priority2, the BMCA's tie-breaker, 0 to 255 (ptp4l's priority2; default 128).
+    #[arg(long, value_name = "N")]
+    pub ptp_priority2: Option<u8>,
     /// Drive a 1 PPS output on this pin (SDP0..SDP3), rising on each disciplined second
     /// (i210/i211, 82580/i350/i354).
     #[arg(long, value_name = "PIN", value_parser = |s: &str| s.parse::<Sdp>())]

@@ -8,6 +8,7 @@ mod logger;
 mod privileges;
 mod probe;
 mod ptp;
+mod ptp_serve;
 mod run;
 mod wake;
 

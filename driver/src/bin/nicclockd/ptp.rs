@@ -20,12 +20,12 @@ use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::Phc;
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
-use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRunner, RunnerEvent};
+use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRole, PtpRunner, RunnerEvent};
 use nicclock_driver::schedule::Schedule;
 use nicclock_driver::sim::HostMemory;
 use nicclock_uio::RegisterAccess;
 
-use crate::args::{PtpTransport, ReferenceArg, RunArgs, UsageError};
+use crate::args::{PtpRoleArg, PtpTransport, ReferenceArg, RunArgs, UsageError};
 use crate::host::RealHost;
 use crate::privileges;
 use crate::run::Loop;
@@ -45,6 +45,11 @@ pub const RING_POLL: Duration = Duration::from_millis(10);
 /// The PTP options, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PtpOptions {
+    /// Slave: statime steers (`--reference ptp`); master/auto: the port serves the clock the
+    /// Discipline steers to `--reference realtime|tai` (see `ptp_serve`).
+    pub role: PtpRole,
+    pub priority1: u8,
+    pub priority2: u8,
     pub transport: Transport,
     pub domain: u8,
     pub log_sync_interval: i8,
@@ -62,18 +67,47 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (args.ptp_log_sync_interval.is_some(), "--ptp-log-sync-interval"),
         (args.ptp_log_announce_interval.is_some(), "--ptp-log-announce-interval"),
         (args.ptp_log_min_delay_req_interval.is_some(), "--ptp-log-min-delay-req-interval"),
+        (args.ptp_priority1.is_some(), "--ptp-priority1"),
+        (args.ptp_priority2.is_some(), "--ptp-priority2"),
     ]
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
-    if args.reference != ReferenceArg::Ptp {
-        if let Some(first) = given.first() {
+    let role = match (args.reference, args.ptp_role) {
+        (ReferenceArg::Ptp, None | Some(PtpRoleArg::Slave)) => PtpRole::Slave,
+        (ReferenceArg::Ptp, Some(role)) => {
             return Err(UsageError(format!(
-                "{first} is a PTP option: it needs --reference ptp (the reference is {})",
-                args.reference
+                "--ptp-role {} with --reference ptp: a port that may serve needs the reference it                  serves from: use --reference realtime or tai with --ptp-role {0} (the NIC clock is                  disciplined to it while the port is not a slave)",
+                if role == PtpRoleArg::Master { "master" } else { "auto" }
+            )))
+        }
+        (ReferenceArg::Clock(_), Some(PtpRoleArg::Master)) => PtpRole::Master,
+        (ReferenceArg::Clock(_), Some(PtpRoleArg::Auto)) => PtpRole::Auto,
+        (reference, Some(PtpRoleArg::Slave)) => {
+            return Err(UsageError(format!(
+                "--ptp-role slave: the slave's reference is the PTP master: use --reference ptp                  (the reference is {reference})"
+            )))
+        }
+        (reference @ ReferenceArg::Pps(_), Some(_)) => {
+            return Err(UsageError(format!(
+                "--ptp-role with --reference {reference} is not supported yet: a PTP master serves                  a clock disciplined to --reference realtime or tai"
+            )))
+        }
+        (reference, None) => {
+            if let Some(first) = given.first() {
+                return Err(UsageError(format!(
+                    "{first} is a PTP option: it needs --reference ptp, or --ptp-role master|auto                      (the reference is {reference})"
+                )));
+            }
+            return Ok(None);
+        }
+    };
+    if role == PtpRole::Slave {
+        if let Some(first) = given.iter().find(|g| g.starts_with("--ptp-priority")) {
+            return Err(UsageError(format!(
+                "{first} orders the ports that may be master: it needs --ptp-role master or auto                  (a slave-only port never masters)"
             )));
         }
-        return Ok(None);
     }
     let transport = match (args.ptp_transport.unwrap_or(PtpTransport::L2), args.ptp_ip) {
         (PtpTransport::L2, None) => Transport::L2,
@@ -101,10 +135,13 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
     };
     if let Some(sdp) = args.pps_out {
         return Err(UsageError(format!(
-            "--pps-out {sdp} with --reference ptp is not supported yet: run without --pps-out"
+            "--pps-out {sdp} with a PTP port is not supported yet: run without --pps-out"
         )));
     }
     Ok(Some(PtpOptions {
+        role,
+        priority1: args.ptp_priority1.unwrap_or(128),
+        priority2: args.ptp_priority2.unwrap_or(128),
         transport,
         domain: args.ptp_domain.unwrap_or(0),
         log_sync_interval: args.ptp_log_sync_interval.unwrap_or(0),
@@ -116,7 +153,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
 /// The stats CSV's columns after the common ones, under PTP.
 pub fn stats_header() -> String {
     let mut h = String::from(
-        ",port_state,rx_accepted,rx_dropped,wrong_domain,event_unstamped,rx_latch_cleared,tx_stamps,tx_stamps_lost",
+        ",port_state,rx_accepted,rx_dropped,wrong_domain,event_unstamped,rx_latch_cleared,tx_stamps,tx_stamps_lost,delay_req_limited",
     );
     for (name, _) in nicclock_driver::net::DropCounters::default().iter() {
         h.push_str(",drop_");
@@ -125,7 +162,7 @@ pub fn stats_header() -> String {
     h
 }
 
-type Regs = std::sync::Arc<dyn RegisterAccess + Send + Sync>;
+pub(crate) type Regs = std::sync::Arc<dyn RegisterAccess + Send + Sync>;
 
 /// What `run` hands over: everything opened before the mode's own set-up.
 pub struct Started<'a> {
@@ -178,7 +215,7 @@ pub fn run(s: Started<'_>) -> Result<ExitCode> {
                 nic.attach_memory(rx.clone());
                 nic.attach_memory(tx.clone());
                 warn!(
-                    "sim: the simulated NIC is on no wire: no PTP frame will arrive (the port stays \
+                    "sim: the simulated NIC is on no wire: no PTP frame will arrive (a slave stays \
                      LISTENING, the page UNSYNCHRONIZED)"
                 );
                 let port =
@@ -205,16 +242,23 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     }
     let identity = ClockIdentity::from_mac(mac);
     info!(
-        "ptp: port {identity}-1 up ({:?}, {}, domain {}, link {}); slave only, E2E, two-step",
+        "ptp: port {identity}-1 up ({:?}, {}, domain {}, link {}); role {}, E2E, two-step",
         opened.model.family,
         match options.transport {
             Transport::L2 => "l2".to_string(),
             Transport::Udp4 { src } => format!("udp4 from {src}"),
         },
         options.domain,
-        if port.link_up() { format!("{:?}", port.link_speed()) } else { "down".to_string() }
+        if port.link_up() { format!("{:?}", port.link_speed()) } else { "down".to_string() },
+        match options.role {
+            PtpRole::Slave => "slave only".to_string(),
+            role => format!("{role} (priority1 {} priority2 {})", options.priority1, options.priority2),
+        }
     );
     let mut config = PtpConfig::new(identity);
+    config.role = options.role;
+    config.priority1 = options.priority1;
+    config.priority2 = options.priority2;
     config.domain = options.domain;
     config.log_sync_interval = options.log_sync_interval;
     config.log_announce_interval = options.log_announce_interval;
@@ -233,6 +277,10 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         })
         .transpose()?;
 
+    if options.role != PtpRole::Slave {
+        let serving = crate::ptp_serve::Serving { args, opened: &opened, writer, host, waker, stats, ntpshm };
+        return crate::ptp_serve::run(serving, port, config, phc);
+    }
     let start = Instant::now();
     let now_ns = || start.elapsed().as_nanos() as u64;
     let phc = Rc::new(RefCell::new(phc));
@@ -321,7 +369,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     Ok(exit)
 }
 
-fn log_event(e: &RunnerEvent) {
+pub(crate) fn log_event(e: &RunnerEvent) {
     match e {
         RunnerEvent::StatusChanged(s) => info!(
             "ptp: port {} grandmaster {} steps removed {} utc offset {}",
@@ -334,31 +382,35 @@ fn log_event(e: &RunnerEvent) {
         RunnerEvent::MasterLost { last } => warn!("ptp: master {} lost; page in HOLDOVER", last.grandmaster),
         RunnerEvent::TxStampLost => warn!("ptp: a Delay_Req's TX stamp never came (counted)"),
         RunnerEvent::SendFailed => {}
+        RunnerEvent::RoleChanged { from, to, status } => {
+            info!("ptp: role {from:?} -> {to:?} (port {})", status.state)
+        }
     }
 }
 
 /// The counters, linuxptp-log style: `rx 120 drop 3 (not_ptp 3) unstamped 0 tx_lost 0`.
-fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> String {
+pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> String {
     let d = runner.drops();
     let p = runner.port_counters();
     let reasons: Vec<String> = d.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{r} {n}")).collect();
     format!(
-        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {}",
+        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {}",
         d.accepted,
         d.total_dropped(),
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
         p.wrong_domain,
         p.event_unstamped,
         p.rx_latch_cleared,
-        p.tx_stamps_lost
+        p.tx_stamps_lost,
+        runner.delay_reqs_limited()
     )
 }
 
-fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Update) -> String {
+pub(crate) fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Update) -> String {
     let d = runner.drops();
     let p = runner.port_counters();
     let mut line = format!(
-        ",{},{},{},{},{},{},{},{}",
+        ",{},{},{},{},{},{},{},{},{}",
         u.snapshot.reference.port_state,
         d.accepted,
         d.total_dropped(),
@@ -366,7 +418,8 @@ fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Update) -> Stri
         p.event_unstamped,
         p.rx_latch_cleared,
         p.tx_stamps,
-        p.tx_stamps_lost
+        p.tx_stamps_lost,
+        runner.delay_reqs_limited()
     );
     for (_, n) in d.iter() {
         line.push_str(&format!(",{n}"));

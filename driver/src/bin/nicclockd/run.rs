@@ -199,16 +199,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         });
     }
 
-    let servo_config = ServoConfig {
-        step_threshold_ns: args.step_threshold * 1e9,
-        first_step_threshold_ns: args.first_step_threshold * 1e9,
-        max_frequency_ppb: args.max_frequency,
-        ..ServoConfig::default()
-    };
-    let servo = match args.servo {
-        ServoKind::Pi => Servo::pi(servo_config, args.kp, args.ki, 0.0),
-        ServoKind::Linreg => Servo::linreg(servo_config, 0.0),
-    };
+    let servo = servo(args);
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let config = DisciplineConfig {
         // A PPS reference gives the servo one sample a second, whatever the poll rate.
@@ -317,6 +308,20 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopping; {} marked STOPPED", writer.path().display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The servo the options ask for (the discipline's, also under a serving PTP port).
+pub(crate) fn servo(args: &RunArgs) -> Servo {
+    let servo_config = ServoConfig {
+        step_threshold_ns: args.step_threshold * 1e9,
+        first_step_threshold_ns: args.first_step_threshold * 1e9,
+        max_frequency_ppb: args.max_frequency,
+        ..ServoConfig::default()
+    };
+    match args.servo {
+        ServoKind::Pi => Servo::pi(servo_config, args.kp, args.ki, 0.0),
+        ServoKind::Linreg => Servo::linreg(servo_config, 0.0),
+    }
 }
 
 pub(crate) struct Loop<'a> {

@@ -19,7 +19,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Status { json } => status(cli, *json),
         Command::Watch { count, interval } => watch(cli, *count, *interval),
         Command::Events { count, timeout, history, json } => events(cli, *count, *timeout, *history, *json),
-        Command::Compare { seconds, rate } => compare(cli, *seconds, *rate),
+        Command::Compare { seconds, rate, against, count, interval, json } => match against {
+            Some(name) => crate::compare::against(cli, name, *count, *interval, *json),
+            None => compare(cli, *seconds, *rate),
+        },
         Command::Wait { status, max_error, timeout } => match (status, max_error) {
             // With --max-error, --status can only be LOCKED (checked at parse time).
             (_, Some(max_error)) => crate::wait::wait_synced(cli, *max_error, *timeout),
@@ -164,7 +167,16 @@ struct StatusJson {
 /// port state, the announced accuracy and flags.
 fn reference_line(r: &nicclock::Reference) -> String {
     if r.kind != ReferenceKind::Ptp {
-        return r.kind.name().replace('_', " ");
+        let kind = r.kind.name().replace('_', " ");
+        // A PTP port serving this clock (nicclockd --ptp-role master|auto) names its state.
+        if r.port_state == 0 {
+            return kind;
+        }
+        return format!(
+            "{kind}; ptp port {}, grandmaster {}",
+            nicclock::abi::ptp_port_state_name(r.port_state),
+            r.gm_identity_text()
+        );
     }
     let accuracy = match r.gm_accuracy_ns {
         0 => String::new(),

@@ -3,6 +3,7 @@
 //! runtime error (no page, stale, output failed, …), 2 usage error.
 
 mod commands;
+mod compare;
 mod convert;
 mod format;
 mod metrics;
@@ -69,15 +70,34 @@ pub enum Command {
         #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         interval: std::time::Duration,
     },
-    /// Compare the page's time with the system clock for a while; exit 1 if any reading fell
-    /// outside the published error bound.
+    /// Compare the page's time with the system clock for a while, or with another page
+    /// (--against); exit 1 if any reading fell outside the published error bound(s).
+    ///
+    /// With --against PAGE2: each reading of PAGE2 is taken between two readings of the page (one
+    /// bracket), and one line per reading gives the offset (PAGE2 − page), the combined bound (both
+    /// bounds plus half the bracket), and whether the offset lies within it and within the page's
+    /// own bound; then a summary line. Exit 1 when any offset lies outside the combined bound.
     Compare {
-        /// How long to compare.
-        #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
+        /// How long to compare with the system clock.
+        #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true, conflicts_with = "against")]
         seconds: std::time::Duration,
-        /// Readings per second.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000), allow_negative_numbers = true)]
+        /// Readings per second (system clock comparison).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000), allow_negative_numbers = true, conflicts_with = "against")]
         rate: u32,
+        /// Compare with this other page (the part after `nicclock-`, in the same --dir).
+        #[arg(long, value_name = "PAGE", value_parser = parse_page_name)]
+        against: Option<String>,
+        /// Readings of both pages (with --against).
+        #[arg(long, default_value_t = 10, value_name = "N", requires = "against", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+        count: u64,
+        /// Seconds between readings (with --against).
+        #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true, requires = "against")]
+        interval: std::time::Duration,
+        /// One JSON object per reading ({"offset_ns","page_bound_ns","against_bound_ns",
+        /// "bracket_ns","combined_bound_ns","within_combined","within_page_bound"}), then
+        /// {"summary":{...}} (with --against).
+        #[arg(long, requires = "against")]
+        json: bool,
     },
     /// Follow clock events (steps, state changes, device lost) as they happen.
     Events {

@@ -1,0 +1,223 @@
+//! `--ptp-role master|auto`: the PTP port serves the NIC clock that the Discipline steers to
+//! `--reference realtime|tai`; in `auto`, while the BMCA makes the port a slave, statime steers.
+//!
+//! One steerer at a time ([`ClockOwner`]): the Discipline steers in MASTER/PASSIVE/LISTENING,
+//! statime in SLAVE, never both. A role change logs a line and posts STATUS_CHANGED on the page:
+//! magnitude the new port state (linuxptp numbering, 6 MASTER, 9 SLAVE), detail
+//! `ROLE_EVENT_FLAG | the old port state`.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use log::{error, info, warn};
+use nicclock::{EventKind, Reference, ReferenceKind, Status, Urgency, UtcOffsetSource, Writer};
+use nicclock_driver::device::OpenedClock;
+use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step};
+use nicclock_driver::measure::Host;
+use nicclock_driver::net::port::NetPort;
+use nicclock_driver::net::DescMemory;
+use nicclock_driver::ntpshm::NtpShm;
+use nicclock_driver::phc::Phc;
+use nicclock_driver::ptp::owner::ClockOwner;
+use nicclock_driver::ptp::page::{port_state_number, PtpPage, PtpPageConfig};
+use nicclock_driver::ptp::port::time_source;
+use nicclock_driver::ptp::{ActiveRole, LocalClock, PtpConfig, PtpRunner, PtpStatus, RunnerEvent};
+use nicclock_driver::schedule::Schedule;
+use nicclock_driver::timesource::RealTime;
+
+use crate::args::RunArgs;
+use crate::host::{kernel_tai_offset, RealHost};
+use crate::ptp::{counters_text, log_event, stats_columns, Regs, RING_POLL};
+use crate::run::Loop;
+use crate::wake::{Wake, Waker};
+use crate::EXIT_DEVICE_GONE;
+
+/// Set in a role change's STATUS_CHANGED detail (a page status change has the old status there).
+pub const ROLE_EVENT_FLAG: u32 = 0x8000_0000;
+
+/// What the serving loop needs beside the port.
+pub struct Serving<'a> {
+    pub args: &'a RunArgs,
+    pub opened: &'a OpenedClock,
+    pub writer: &'a mut Writer,
+    pub host: RealHost,
+    pub waker: &'a Waker,
+    pub stats: Option<File>,
+    pub ntpshm: Option<NtpShm>,
+}
+
+/// The page's reference identity while the Discipline steers: the system clock, with the port's
+/// state and our identity (we are the grandmaster while MASTER).
+fn serving_reference(status: &PtpStatus, utc_valid: bool) -> Reference {
+    Reference {
+        kind: ReferenceKind::SystemClock,
+        gm_identity: status.grandmaster.0,
+        steps_removed: u32::from(status.steps_removed),
+        port_state: port_state_number(status.state),
+        utc_offset_source: if utc_valid { UtcOffsetSource::Host } else { UtcOffsetSource::Unknown },
+        ..Reference::default()
+    }
+}
+
+/// Runs the serving port until SIGTERM/SIGINT, `--duration` or device loss.
+pub fn run<M: DescMemory>(
+    s: Serving<'_>,
+    port: NetPort<M>,
+    config: PtpConfig,
+    phc: Phc<Regs>,
+) -> Result<ExitCode> {
+    let Serving { args, opened, writer, host, waker, stats, ntpshm } = s;
+    let regs = opened.regs.clone();
+    // The Discipline's idle handle (see the module docs): made now, before anything steers.
+    let idle = Phc::init(regs.clone(), opened.model, opened.quirks, phc.steering(), RealTime::new())?;
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let dconfig = DisciplineConfig {
+        interval_ns: interval.as_nanos() as u64,
+        readings: args.readings as usize,
+        lock_threshold_ns: args.lock_threshold,
+        ..DisciplineConfig::default()
+    };
+    let mut owner = ClockOwner::new(Discipline::new(idle, crate::run::servo(args), dconfig));
+    let utc_valid = args.tai_offset.is_some() || kernel_tai_offset() != 0;
+    let identity = config.identity;
+
+    let start = Instant::now();
+    let now_ns = || start.elapsed().as_nanos() as u64;
+    let phc = Rc::new(RefCell::new(phc));
+    let mut runner = PtpRunner::new(port, config, phc.clone(), now_ns());
+    owner.discipline_mut().set_reference(serving_reference(&runner.status(), utc_valid));
+    let page_config = PtpPageConfig {
+        interval_ns: interval.as_nanos() as u64,
+        readings: args.readings as usize,
+        lock_threshold_ns: args.lock_threshold,
+        ..PtpPageConfig::default()
+    };
+    let mut page = PtpPage::new(page_config, identity, runner.status());
+    let mut loop_ = Loop::new(writer, stats, ntpshm);
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut next_ping = watchdog.map(|half| start + half);
+    let end = args.duration.and_then(|d| start.checked_add(Duration::from_secs_f64(d)));
+    let mut ready = false;
+    let mut schedule = Schedule::new(interval);
+    let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
+    let mut local = LocalClock {
+        utc_offset_s: utc_valid.then(|| host.tai_utc_offset_s() as i16),
+        // What disciplines the host's clock (NTP, GNSS, PTP, by hand) is not known here.
+        time_source: time_source::OTHER,
+        ..LocalClock::default()
+    };
+    runner.set_local(local);
+    let exit = loop {
+        let due = start + schedule.due();
+        let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
+        let ring = Instant::now() + RING_POLL;
+        let wake_at =
+            [Some(due), ptp_due, Some(ring), next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        let ring_fd: Option<BorrowedFd<'_>> = None;
+        if let Wake::Stop(signal) = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
+            info!("{signal} received");
+            break ExitCode::SUCCESS;
+        }
+        if opened.removal.as_ref().is_some_and(|r| r.requested()) {
+            loop_.writer.device_lost(u32::MAX);
+            error!(
+                "{}: the kernel is removing the device (VFIO release request); {} now says DEVICE_LOST",
+                opened.address,
+                loop_.writer.path().display()
+            );
+            return Ok(ExitCode::from(EXIT_DEVICE_GONE));
+        }
+        let now = Instant::now();
+        if let (Some(half), Some(ping)) = (watchdog, next_ping) {
+            if now >= ping {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                next_ping = Some(now + half);
+            }
+        }
+        if end.is_some_and(|end| now >= end) {
+            break ExitCode::SUCCESS;
+        }
+        for event in runner.poll(now_ns()) {
+            log_event(&event);
+            page.on_event(&event);
+            match &event {
+                RunnerEvent::RoleChanged { from, to, status } => {
+                    info!(
+                        "ptp: {} steers the clock now (role {from:?} -> {to:?})",
+                        if to.ptp_steers() { "the PTP port" } else { "the discipline" }
+                    );
+                    let old = page_state_of(*from);
+                    loop_.writer.post(
+                        EventKind::StatusChanged,
+                        Urgency::Notice,
+                        i64::from(port_state_number(status.state)),
+                        ROLE_EVENT_FLAG | old,
+                        0,
+                    );
+                }
+                RunnerEvent::StatusChanged(status) if !runner.active_role().ptp_steers() => {
+                    owner.discipline_mut().set_reference(serving_reference(status, utc_valid));
+                }
+                _ => {}
+            }
+        }
+        if now < due {
+            continue;
+        }
+        if let Err(e) = loop_.writer.check_linked() {
+            error!("{e}; exiting");
+            break ExitCode::from(1);
+        }
+        if let Some(step) = owner.update(runner.active_role(), &phc, &host) {
+            match step {
+                Ok(step) => {
+                    if let Step::Updated(u) = &step {
+                        local.locked_bound_ns =
+                            (u.status == Status::Locked).then_some(u.snapshot.error_bound_ns);
+                        runner.set_local(local);
+                        loop_.extra_columns = Some(stats_columns(&runner, u));
+                    }
+                    loop_.extra_log = Some(counters_text(&runner));
+                    loop_.step(step, start, &mut ready, None);
+                }
+                Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+            }
+        } else {
+            // SLAVE: statime steers, the page is measured as under --reference ptp.
+            let update = page.update(&mut phc.borrow_mut(), &host, runner.status());
+            match update {
+                Ok(u) => {
+                    loop_.extra_columns = Some(stats_columns(&runner, &u));
+                    loop_.extra_log = Some(counters_text(&runner));
+                    let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
+                    let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
+                    loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
+                }
+                Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+            }
+        }
+        schedule.advance(start.elapsed());
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Err(e) = runner.port_mut().tear_down(&*regs) {
+        warn!("ptp: tearing the port down: {e}");
+    }
+    info!("ptp: final counters: {}", counters_text(&runner));
+    info!("stopping; {} marked STOPPED", loop_.writer.path().display());
+    Ok(exit)
+}
+
+/// A role's usual port state number, for the event's "old state".
+fn page_state_of(role: ActiveRole) -> u32 {
+    match role {
+        ActiveRole::Listening => 4,
+        ActiveRole::Master => 6,
+        ActiveRole::Passive => 7,
+        ActiveRole::Slave => 9,
+    }
+}
