@@ -11,6 +11,7 @@ pub mod counters;
 pub mod desc;
 pub mod dma_mem;
 pub mod frame;
+pub mod irq;
 pub mod ring;
 
 pub use counters::DropCounters;
