@@ -181,6 +181,11 @@ pub struct OpenedClock {
     pub ids: [u16; 4],
     /// VFIO's hot-unplug request.
     pub removal: Option<nicclock_uio::vfio::RemovalRequest>,
+    /// Where DMA memory for the PTP datapath comes from (VFIO container or pagemap); None for the
+    /// simulator and a UIO node whose PCI parent is unknown. Nothing is allocated until asked.
+    pub dma: Option<nicclock_uio::Dma>,
+    /// The simulated NIC behind `regs` (its datapath reaches host memory attached to it).
+    pub sim: Option<Arc<SimNic>>,
 }
 
 /// Why a device could not be opened (runtime errors, exit 1).
@@ -241,7 +246,8 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
             };
             let (quirks, quirk_source) = model::quirks(device, subsys, subdev, config.qemu);
             Ok(OpenedClock {
-                regs: nic,
+                regs: nic.clone(),
+                sim: Some(nic),
                 model,
                 quirks,
                 quirk_source,
@@ -249,6 +255,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 backend: "sim",
                 ids: [model::INTEL, device, subsys, subdev],
                 removal: None,
+                dma: None,
             })
         }
         DeviceArg::Hardware(spec) => {
@@ -288,6 +295,8 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 },
                 ids: [pci.vendor, pci.device, pci.subsystem_vendor, pci.subsystem_device],
                 removal: opened.removal,
+                dma: opened.dma,
+                sim: None,
             })
         }
     }

@@ -79,7 +79,7 @@ fn ppt(ppb: f64) -> i64 {
 /// Least-squares rate of the reference against the counter over the last updates, with its
 /// standard error (so the page's error bound can cover a poorly known rate).
 #[derive(Debug, Default)]
-struct RateEstimator {
+pub(crate) struct RateEstimator {
     /// (counter, reference ns, measurement delay ns)
     points: VecDeque<(u64, u64, u64)>,
 }
@@ -88,20 +88,20 @@ const RATE_POINTS: usize = 64;
 
 /// A rate estimate: reference ns per counter tick and its relative standard error.
 #[derive(Debug, Clone, Copy)]
-struct Rate {
-    ns_per_tick: f64,
-    relative_error: f64,
+pub(crate) struct Rate {
+    pub(crate) ns_per_tick: f64,
+    pub(crate) relative_error: f64,
 }
 
 impl RateEstimator {
-    fn add(&mut self, counter: u64, reference_ns: u64, delay_ns: u64) {
+    pub(crate) fn add(&mut self, counter: u64, reference_ns: u64, delay_ns: u64) {
         if self.points.len() == RATE_POINTS {
             self.points.pop_front();
         }
         self.points.push_back((counter, reference_ns, delay_ns));
     }
 
-    fn rate(&self) -> Option<Rate> {
+    pub(crate) fn rate(&self) -> Option<Rate> {
         let &(c0, r0, d0) = self.points.front()?;
         let n = self.points.len();
         if n < 2 {

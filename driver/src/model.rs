@@ -252,6 +252,9 @@ bitflags! {
         const SIXTEEN_NS_TICK = 1 << 3;
         /// TIMADJ takes a 64-bit two's complement value (QEMU), whatever the model's datasheet says.
         const TIMADJ_TWOS_COMPLEMENT = 1 << 5;
+        /// The RX stamp latch (RXSTMPL/H) is released by reading RXSATRH, not RXSTMPH (QEMU's
+        /// igb; silicon releases it on the RXSTMPH read).
+        const RX_STAMP_UNLOCK_RXSATRH = 1 << 6;
     }
 }
 
@@ -268,9 +271,11 @@ pub struct QuirkEntry {
 }
 
 /// What QEMU's emulation does differently (besides what the driver never relies on: it never
-/// writes SYSTIM, nor uses RX/TX stamps or TSAUXC).
-const QEMU_QUIRKS: Quirks =
-    Quirks::TIMINCA_DISCONTINUOUS.union(Quirks::TIMADJ_TWOS_COMPLEMENT).union(Quirks::SIXTEEN_NS_TICK);
+/// writes SYSTIM, nor uses TSAUXC).
+const QEMU_QUIRKS: Quirks = Quirks::TIMINCA_DISCONTINUOUS
+    .union(Quirks::TIMADJ_TWOS_COMPLEMENT)
+    .union(Quirks::SIXTEEN_NS_TICK)
+    .union(Quirks::RX_STAMP_UNLOCK_RXSATRH);
 
 /// The quirk table. QEMU's igb carries the Red Hat subsystem 1af4:1100; QEMU's e1000e keeps
 /// Intel's default subsystem 8086:0000, which real boards may use too, hence `only_in_vm`.

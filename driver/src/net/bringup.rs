@@ -3,8 +3,8 @@
 //!
 //! Pure functions over [`RegisterAccess`]: the caller owns the rings and passes their device
 //! addresses. Every wait on the device is bounded and ends in a [`BringupError`], never a hang.
-//! TODO(issue 10): PHY/link bring-up (MDIC autonegotiation) is not done here; the link is assumed
-//! up (QEMU's igb model, or a port the kernel driver left up).
+//! The link comes first: [`super::phy::link_up`] (MDIC autonegotiation, bounded wait), which
+//! [`bring_up_with_link`] runs before [`bring_up`]; [`bring_up`] alone assumes the link is up.
 
 use std::time::Duration;
 
@@ -144,6 +144,9 @@ pub enum BringupError {
         /// How long we waited.
         waited_us: u64,
     },
+    /// The PHY did not answer or the link did not come up.
+    #[error("link bring-up: {0}")]
+    Link(#[from] super::phy::PhyError),
 }
 
 /// How often and how long a queue enable/disable is polled (10 ms in all).
@@ -292,6 +295,20 @@ pub fn bring_up(
         regs.read32(latch);
     }
     Ok(())
+}
+
+/// Brings the link up through the PHY ([`super::phy::link_up`], waiting up to `link_timeout` for
+/// autonegotiation; a link already up is left alone), then the queues ([`bring_up`]).
+pub fn bring_up_with_link(
+    regs: &dyn RegisterAccess,
+    family: Family,
+    rx: RingPlace,
+    tx: RingPlace,
+    link_timeout: Duration,
+) -> Result<(), BringupError> {
+    check_family(family)?;
+    super::phy::link_up(regs, link_timeout)?;
+    bring_up(regs, family, rx, tx)
 }
 
 /// Takes the datapath down again: stamping off (TSYNCRXCTL/TSYNCTXCTL enables, ETQF(3), the UDP

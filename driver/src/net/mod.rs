@@ -2,9 +2,8 @@
 //! framing, drop reasons and their counters), advanced descriptors and one RX / one TX ring over
 //! DMA memory.
 //!
-//! Not yet wired into nicclockd: the bring-up register sequence is here, the timestamp reads and
-//! the PTP engine come next (issue 10). Nothing here allocates per received frame or panics on
-//! what the wire sends.
+//! [`port`] puts them together as one PTP port with its hardware stamps (what `nicclockd
+//! --reference ptp` runs, through `ptp::runner`). Nothing here panics on what the wire sends.
 
 pub mod bringup;
 pub mod counters;
@@ -12,6 +11,8 @@ pub mod desc;
 pub mod dma_mem;
 pub mod frame;
 pub mod irq;
+pub mod phy;
+pub mod port;
 pub mod ring;
 
 pub use counters::DropCounters;

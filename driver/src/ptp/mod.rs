@@ -5,6 +5,10 @@
 //!   TIMINCA on silicon, the software timecounter where rate writes jump).
 //! - [`slave`]: a slave-only ordinary-clock port (E2E, two-step, BMCA among several masters):
 //!   payloads, stamps and timer expiries in; payloads to send, timers to arm and state out.
+//! - [`page`]: the page under PTP: measured against the counter, not steered; status, reference
+//!   identity, TAI−UTC and the bound from the port.
+//! - [`runner`]: the slave on the wire: a [`crate::net::port::NetPort`] feeding it frames and
+//!   hardware stamps, its timers in a table; the caller drives it (real or virtual time).
 //! - [`simwire`]: a minimal master and a simulated link (delay, asymmetry, jitter, loss) in virtual
 //!   time, at message level (frames as PTP payloads; the ring/descriptor datapath comes later).
 //!
@@ -15,8 +19,11 @@
 
 pub mod clock;
 pub mod gate;
+pub mod page;
+pub mod runner;
 pub mod simwire;
 pub mod slave;
 
 pub use clock::PtpClock;
+pub use runner::{PtpRunner, RunnerEvent};
 pub use slave::{ClockIdentity, PortState, PtpConfig, PtpSlave, PtpStatus, SlaveOutput, Timer, TxToken};

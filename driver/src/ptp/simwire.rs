@@ -1,25 +1,43 @@
-//! The simulated PTP wire at message level, in virtual time: minimal masters (their clock is the
-//! simulation's truth) and our [`PtpSlave`] on a simulated NIC, joined by a link with path delay,
-//! asymmetry, stamp jitter and loss. Frames are PTP payloads (no rings or descriptors yet).
+//! The simulated PTP wire in virtual time: minimal masters and our [`PtpSlave`], each on its own
+//! simulated NIC (own oscillator), joined by a simulated link (path delay, asymmetry, loss); every
+//! message is a frame through the NICs' TX and RX rings, descriptors and timestamp registers.
 //!
 //! The masters are written here from IEEE 1588-2019's message layouts (Announce, two-step
 //! Sync + Follow_Up, Delay_Resp), independently of statime's codec, so each side checks the other.
+//! Each runs on a simulated i210 whose clock is set to TAI and runs true (a GNSS-locked
+//! grandmaster): t1 comes from its TXSTMPL/H, t4 from the timestamp header in its RX buffer.
+//! The slave side is the datapath a daemon runs: link up through MDIC autonegotiation,
+//! [`bring_up`], frames built and parsed by [`FrameSpec`]/[`FrameFilter`] through
+//! [`RxRing`]/[`TxRing`], RX stamps by the descriptor's TS bit from RXSTMPL/H (released by
+//! RXSTMPH, or RXSATRH under QEMU) or from the buffer's header, t3 from TXSTMPL/H. That glue is the
+//! smallest stand-in for the NetPort/PtpRunner pair (issue 10), to be replaced by them.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::Ipv4Addr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nicclock::stats::{self, Sample, Summary};
+use nicclock_uio::RegisterAccess;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::slave::{ClockIdentity, PortState, PtpConfig, PtpSlave, PtpStatus, SlaveOutput, Timer, TxToken};
 use crate::clock::{DeviceLost, Nanos, Phc, RawTime, SteerChoice};
-use crate::model::{model, qemu_subsystem, quirks, Quirks, INTEL};
+use crate::model::{model, qemu_subsystem, quirks, Family, Quirks, INTEL};
+use crate::net::bringup::{bring_up, RingPlace};
+use crate::net::frame::{FrameFilter, FrameSpec, MessageClass, Transport};
+use crate::net::phy;
+use crate::net::ring::{bytes_needed, RxRing, TxRing};
+use crate::net::DropCounters;
+use crate::regs;
 use crate::scenario::EPOCH_TAI_NS;
-use crate::sim::{SimConfig, SimNic};
+use crate::sim::{
+    DatapathStats, HostMemory, LinkConfig, Side, SimConfig, SimLink, SimModel, SimNic, RXSATRH, TSYNC_VALID,
+};
 use crate::timesource::{TimeSource, VirtualTime};
 
 /// PTP message types (IEEE 1588-2019 Table 36).
@@ -64,7 +82,7 @@ pub struct LinkSpec {
     pub delay_ns: u64,
     /// Master→slave delay minus slave→master delay, ns (the slave cannot see it).
     pub asymmetry_ns: i64,
-    /// Standard deviation of every hardware stamp's error (both ends), ns.
+    /// Standard deviation of every hardware stamp's error (every NIC, RX and TX), ns.
     pub stamp_jitter_ns: f64,
     /// Probability that a frame is lost.
     pub loss: f64,
@@ -73,11 +91,14 @@ pub struct LinkSpec {
 /// One run's set-up.
 #[derive(Debug, Clone)]
 pub struct WireScenario {
-    /// The slave's NIC (oscillator error, wander; its model and QEMU-ness pick the steering).
+    /// The slave's NIC (oscillator error, wander; its model and QEMU-ness pick the steering and
+    /// the stamping: register latch on the 82576, in-buffer header on the 82580/i210).
     pub sim: SimConfig,
     pub steer: SteerChoice,
     pub masters: Vec<MasterSpec>,
     pub link: LinkSpec,
+    /// L2 (0x88F7) or UDP/IPv4; QEMU stamps only L2.
+    pub transport: Transport,
     pub domain: u8,
     /// The masters' domain (a mismatch must be ignored by the slave).
     pub master_domain: u8,
@@ -85,11 +106,11 @@ pub struct WireScenario {
     pub log_announce_interval: i8,
     pub duration_s: f64,
     pub seed: u64,
-    /// Fraction of frames to the slave replaced by a mangled copy (random bytes changed,
-    /// truncated or extended): bad input from the wire.
+    /// Fraction of master frames whose PTP bytes are mangled (bytes changed, frame truncated or
+    /// extended) on their way to the TX ring: bad input from the wire.
     pub mangle: f64,
-    /// Fraction of our event messages whose TX stamp never comes (the datapath's bounded wait
-    /// gives up and tells the port).
+    /// Fraction of our event messages whose TX stamp never comes (the slave NIC's seeded fault;
+    /// the datapath finds TSYNCTXCTL not VALID and tells the port).
     pub tx_stamp_loss: f64,
     /// A single Follow_Up whose preciseOriginTimestamp is this many ns off, at this second.
     pub bad_follow_up: Option<(f64, i64)>,
@@ -104,6 +125,7 @@ impl WireScenario {
             steer: SteerChoice::Auto,
             masters: vec![MasterSpec::new(1)],
             link: LinkSpec { delay_ns: 5_000, asymmetry_ns: 0, stamp_jitter_ns: 20.0, loss: 0.01 },
+            transport: Transport::L2,
             domain: 0,
             master_domain: 0,
             log_sync_interval: -3,
@@ -132,6 +154,7 @@ pub struct WireOutcome {
     /// The grandmaster each of those reports named.
     pub lost_masters: Vec<ClockIdentity>,
     pub final_status: PtpStatus,
+    /// Frame copies the link lost (both directions).
     pub frames_lost: u64,
     pub frames_mangled: u64,
     pub tx_stamps_lost: u64,
@@ -140,6 +163,14 @@ pub struct WireOutcome {
     /// Measurements the slave's outlier gate dropped.
     pub outliers_dropped: u64,
     pub delay_resps: u64,
+    /// When the slave's link came up (MDIC autonegotiation), s.
+    pub link_up_s: f64,
+    /// Frames the slave's filter accepted and dropped, by reason.
+    pub slave_drops: DropCounters,
+    /// Event messages that reached the slave without an RX stamp (dropped).
+    pub rx_unstamped: u64,
+    /// The slave NIC's datapath counters (frames, stamps, drops in the NIC).
+    pub slave_datapath: DatapathStats,
 }
 
 impl WireOutcome {
@@ -149,22 +180,142 @@ impl WireOutcome {
     }
 }
 
+/// RX descriptors per ring (TX: a quarter).
+const RX_DESCS: usize = 64;
+const TX_DESCS: usize = 16;
+/// How long the slave waits for autonegotiation.
+const LINK_TIMEOUT: Duration = Duration::from_secs(10);
+/// When the slave looks for its TX stamp after sending an event message, ns.
+const TX_STAMP_POLL_NS: u64 = 2_000;
+
+/// One NIC's queue 0 in host memory, brought up, with its frame codec.
+struct Station {
+    nic: Arc<SimNic>,
+    rx: RxRing<HostMemory>,
+    tx: TxRing<HostMemory>,
+    spec: FrameSpec,
+    filter: FrameFilter,
+    family: Family,
+}
+
+/// A received PTP message: its payload and, for event messages, the raw RX stamp.
+struct Received {
+    class: MessageClass,
+    payload: Vec<u8>,
+    stamp: Option<u64>,
+}
+
+fn family_of(model: SimModel) -> Family {
+    match model {
+        SimModel::I82574 => Family::E82574,
+        SimModel::I82576 => Family::E82576,
+        SimModel::I82580 | SimModel::I350 | SimModel::I354 => Family::E82580,
+        SimModel::I210 | SimModel::I211 => Family::I210,
+    }
+}
+
+impl Station {
+    /// Lays out the rings in host memory at `base` the NIC can reach.
+    fn new(nic: Arc<SimNic>, base: u64, transport: Transport, src_ip: Ipv4Addr) -> Self {
+        let rx_mem = HostMemory::new(bytes_needed(RX_DESCS), base);
+        let tx_mem = HostMemory::new(bytes_needed(TX_DESCS), base + 0x0100_0000);
+        nic.attach_memory(rx_mem.clone());
+        nic.attach_memory(tx_mem.clone());
+        let (ral, rah) = (nic.read32(regs::RAL0).to_le_bytes(), nic.read32(regs::RAH0).to_le_bytes());
+        let mac = [ral[0], ral[1], ral[2], ral[3], rah[0], rah[1]];
+        let family = family_of(nic.config().model);
+        Self {
+            rx: RxRing::new(rx_mem, 0, RX_DESCS).expect("rings fit their memory"),
+            tx: TxRing::new(tx_mem, 0, TX_DESCS).expect("rings fit their memory"),
+            spec: FrameSpec { transport, src_mac: mac, src_ip, vlan_tci: None, udp_checksum: true, ip_id: 0 },
+            filter: FrameFilter { transport, own_mac: mac, vlan: None },
+            family,
+            nic,
+        }
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.spec.src_mac
+    }
+
+    /// Queue 0 up (the link is up already).
+    fn bring_up(&self) {
+        let place = |desc_addr, descs| RingPlace { desc_addr, descs };
+        bring_up(
+            &*self.nic,
+            self.family,
+            place(self.rx.desc_addr(), RX_DESCS),
+            place(self.tx.desc_addr(), TX_DESCS),
+        )
+        .expect("the simulated queues come up");
+    }
+
+    /// Sends `payload` (a PTP message) in a frame, `mangle` applied to the built frame; asks a TX
+    /// stamp for event messages. False if the ring refused it.
+    fn send(&mut self, payload: &[u8], stamp: bool, mangle: impl FnOnce(&mut [u8], usize) -> usize) -> bool {
+        while self.tx.reap().is_some() {}
+        let spec = self.spec;
+        let nic = self.nic.clone();
+        let sent = self.tx.send(&*nic, stamp, |buf| match spec.build_into(payload, buf) {
+            Ok(len) => mangle(buf, len),
+            Err(_) => 0,
+        });
+        while self.tx.reap().is_some() {}
+        sent.is_ok()
+    }
+
+    /// The TX stamp if the NIC latched one (TSYNCTXCTL.VALID), released by the TXSTMPH read.
+    fn tx_stamp(&mut self) -> Option<u64> {
+        while self.tx.reap().is_some() {}
+        let valid = self.nic.read32(regs::TSYNCTXCTL) & TSYNC_VALID != 0;
+        let lo = u64::from(self.nic.read32(regs::TXSTMPL));
+        let hi = u64::from(self.nic.read32(regs::TXSTMPH));
+        valid.then_some(hi << 32 | lo)
+    }
+
+    /// Drains the RX ring: every PTP message for us, event messages with their stamp (the
+    /// register latch read, in ring order, whenever a descriptor has TS — and released: RXSTMPH
+    /// on silicon, RXSATRH under QEMU); everything else counted in `drops`.
+    fn poll_rx(&mut self, drops: &mut DropCounters, out: &mut Vec<Received>) {
+        let nic = self.nic.clone();
+        let qemu = nic.config().qemu;
+        let filter = self.filter;
+        while let Some(r) = self.rx.receive(&*nic, |f| {
+            let latched = f.latched_timestamp.then(|| {
+                let lo = u64::from(nic.read32(regs::RXSTMPL));
+                let hi = u64::from(nic.read32(regs::RXSTMPH));
+                if qemu {
+                    nic.read32(RXSATRH);
+                }
+                hi << 32 | lo
+            });
+            let parsed = filter.parse(f.bytes);
+            drops.record(&parsed);
+            parsed.ok().map(|p| Received {
+                class: p.class,
+                payload: p.payload.to_vec(),
+                stamp: latched.or(f.packet_timestamp),
+            })
+        }) {
+            if let Ok(Some(m)) = r {
+                out.push(m);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Ev {
     Sample,
     MasterSync(usize),
     MasterAnnounce(usize),
-    /// A frame reaches the slave (event or general).
-    ToSlave {
-        event: bool,
-        data: Vec<u8>,
-    },
-    /// The slave's Delay_Req reaches master `m`.
-    ToMaster {
+    /// Master `m` sends a general message (Follow_Up, Delay_Resp) it prepared earlier.
+    MasterSend {
         m: usize,
         data: Vec<u8>,
     },
-    TxStamp(TxToken, Nanos),
+    /// The slave looks for the TX stamp of the event message `token` named.
+    SlaveTxStamp(TxToken),
     SlaveTimer(Timer, u64),
 }
 
@@ -176,9 +327,14 @@ struct Sim {
     timer_gen: HashMap<Timer, u64>,
     scenario: WireScenario,
     master_seq: Vec<(u16, u16)>,
-    lost: u64,
+    masters: Vec<Station>,
     mangled: u64,
     delay_resps: u64,
+}
+
+/// A PTP timestamp's ns from an i210 raw stamp (SYSTIMH seconds, SYSTIML ns).
+fn i210_ns(raw: u64) -> Nanos {
+    Nanos(i128::from(raw >> 32) * 1_000_000_000 + i128::from(raw as u32))
 }
 
 impl Sim {
@@ -188,58 +344,10 @@ impl Sim {
         self.events.insert(self.seq, ev);
     }
 
-    fn gauss(&mut self) -> f64 {
-        // Box–Muller.
-        let u1: f64 = self.rng.random::<f64>().max(f64::MIN_POSITIVE);
-        let u2: f64 = self.rng.random();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
-    fn jitter(&mut self) -> i128 {
-        (self.gauss() * self.scenario.link.stamp_jitter_ns).round() as i128
-    }
-
-    /// A frame on its way to the slave, mangled with probability `mangle`.
-    fn send_to_slave(&mut self, t: u64, event: bool, mut data: Vec<u8>) {
-        if self.rng.random::<f64>() < self.scenario.mangle {
-            self.mangled += 1;
-            match self.rng.random_range(0..4) {
-                0 => data.truncate(self.rng.random_range(0..data.len())),
-                1 => data.extend((0..self.rng.random_range(1..64)).map(|_| self.rng.random::<u8>())),
-                _ => {
-                    for _ in 0..self.rng.random_range(1..4) {
-                        let i = self.rng.random_range(0..data.len());
-                        data[i] = self.rng.random();
-                    }
-                }
-            }
-        }
-        self.at(t, Ev::ToSlave { event, data });
-    }
-
-    fn lost(&mut self) -> bool {
-        let lost = self.rng.random::<f64>() < self.scenario.link.loss;
-        self.lost += lost as u64;
-        lost
-    }
-
-    /// The master's clock (the truth) at virtual `t`, stamped with jitter.
-    fn master_stamp(&mut self, t: u64) -> Nanos {
-        Nanos((EPOCH_TAI_NS + t) as i128 + self.jitter())
-    }
-
     fn alive(&self, m: usize, t: u64) -> bool {
         let spec = &self.scenario.masters[m];
         let s = t as f64 / 1e9;
         s >= spec.start_s && spec.stop_s.is_none_or(|stop| s < stop)
-    }
-
-    fn ms_delay(&self) -> u64 {
-        (self.scenario.link.delay_ns as i64 + self.scenario.link.asymmetry_ns / 2) as u64
-    }
-
-    fn sm_delay(&self) -> u64 {
-        (self.scenario.link.delay_ns as i64 - self.scenario.link.asymmetry_ns / 2) as u64
     }
 
     fn header(&mut self, m: usize, kind: u8, len: usize, seq: u16, interval: i8) -> Vec<u8> {
@@ -269,12 +377,46 @@ impl Sim {
         b
     }
 
+    /// Master `m` sends `payload` through its TX ring; with probability `mangle` the frame's PTP
+    /// bytes are spoilt on the way (changed, cut short or extended).
+    fn master_send(&mut self, m: usize, payload: &[u8], stamp: bool) -> bool {
+        let mangle = self.rng.random::<f64>() < self.scenario.mangle;
+        self.mangled += u64::from(mangle);
+        let (kind, cut, extra) =
+            (self.rng.random_range(0..4), self.rng.random::<f64>(), self.rng.random_range(1..64));
+        let bytes: Vec<(f64, u8)> =
+            (0..4).map(|_| (self.rng.random::<f64>(), self.rng.random::<u8>())).collect();
+        let filler: Vec<u8> = (0..extra).map(|_| self.rng.random::<u8>()).collect();
+        self.masters[m].send(payload, stamp, |buf, len| {
+            if !mangle {
+                return len;
+            }
+            // The Ethernet header (14 bytes) stays: the frame still reaches the slave.
+            let body = len - 14;
+            match kind {
+                0 => 14 + (cut * body as f64) as usize,
+                1 => {
+                    buf[len..len + filler.len()].copy_from_slice(&filler);
+                    len + filler.len()
+                }
+                _ => {
+                    for (at, b) in &bytes[..1 + kind as usize] {
+                        buf[14 + (at * body as f64) as usize] = *b;
+                    }
+                    len
+                }
+            }
+        })
+    }
+
     fn sync(&mut self, m: usize, t: u64) {
         let seq = self.master_seq[m].0;
         self.master_seq[m].0 = seq.wrapping_add(1);
         let interval = self.scenario.log_sync_interval;
         let sync = self.header(m, SYNC, 44, seq, interval);
-        let t1 = self.master_stamp(t);
+        self.master_send(m, &sync, true);
+        // t1 from the master NIC's TX stamp (latched at the TDT write).
+        let Some(raw) = self.masters[m].tx_stamp() else { return };
         let mut follow_up = self.header(m, FOLLOW_UP, 44, seq, interval);
         let bad = match self.scenario.bad_follow_up {
             Some((at, off)) if t >= (at * 1e9) as u64 => {
@@ -283,18 +425,12 @@ impl Sim {
             }
             _ => 0,
         };
-        put_timestamp(&mut follow_up[34..44], t1 + Nanos(bad as i128));
-        let d = self.ms_delay();
-        if !self.lost() {
-            self.send_to_slave(t + d, true, sync);
-        }
-        if !self.lost() {
-            // The Follow_Up leaves once the master has read its TX stamp.
-            self.send_to_slave(t + 20_000 + d, false, follow_up);
-        }
+        put_timestamp(&mut follow_up[34..44], i210_ns(raw) + Nanos(bad as i128));
+        // The Follow_Up leaves once the master has read its TX stamp.
+        self.at(t + 20_000, Ev::MasterSend { m, data: follow_up });
     }
 
-    fn announce(&mut self, m: usize, t: u64) {
+    fn announce(&mut self, m: usize) {
         let seq = self.master_seq[m].1;
         self.master_seq[m].1 = seq.wrapping_add(1);
         let interval = self.scenario.log_announce_interval;
@@ -309,27 +445,31 @@ impl Sim {
         a[53..61].copy_from_slice(&spec.identity.0);
         a[61..63].copy_from_slice(&0u16.to_be_bytes()); // stepsRemoved
         a[63] = 0x20; // timeSource: GNSS
-        let d = self.ms_delay();
-        if !self.lost() {
-            self.send_to_slave(t + d, false, a);
-        }
+        self.master_send(m, &a, false);
     }
 
-    /// Master `m` answers a Delay_Req that reached it at `t`.
-    fn delay_resp(&mut self, m: usize, t: u64, req: &[u8]) {
-        if req.len() < 44 || req[0] & 0x0f != DELAY_REQ || req[4] != self.scenario.master_domain {
-            return;
-        }
-        let t4 = self.master_stamp(t);
-        let seq = u16::from_be_bytes([req[30], req[31]]);
-        let interval = self.scenario.log_sync_interval;
-        let mut r = self.header(m, DELAY_RESP, 54, seq, interval);
-        put_timestamp(&mut r[34..44], t4);
-        r[44..54].copy_from_slice(&req[20..30]); // requestingPortIdentity
-        let d = self.ms_delay();
-        self.delay_resps += 1;
-        if !self.lost() {
-            self.send_to_slave(t + 30_000 + d, false, r);
+    /// Master `m` drains its RX ring and answers each Delay_Req (t4 from its RX stamp).
+    fn master_rx(&mut self, m: usize, t: u64) {
+        let mut got = Vec::new();
+        let mut drops = DropCounters::default();
+        self.masters[m].poll_rx(&mut drops, &mut got);
+        for r in got {
+            let req = &r.payload;
+            if !self.alive(m, t)
+                || req.len() < 44
+                || req[0] & 0x0f != DELAY_REQ
+                || req[4] != self.scenario.master_domain
+            {
+                continue;
+            }
+            let Some(raw) = r.stamp else { continue };
+            let seq = u16::from_be_bytes([req[30], req[31]]);
+            let interval = self.scenario.log_sync_interval;
+            let mut resp = self.header(m, DELAY_RESP, 54, seq, interval);
+            put_timestamp(&mut resp[34..44], i210_ns(raw));
+            resp[44..54].copy_from_slice(&req[20..30]); // requestingPortIdentity
+            self.delay_resps += 1;
+            self.at(t + 30_000, Ev::MasterSend { m, data: resp });
         }
     }
 }
@@ -346,26 +486,75 @@ fn interval_ns(log2: i8) -> u64 {
     (1e9 * 2f64.powi(log2 as i32)) as u64
 }
 
+/// A master's NIC: an i210 whose clock runs true and is set to TAI at start (its link up from
+/// reset: a grandmaster long on the segment).
+fn master_nic(scenario: &WireScenario, m: usize, time: &Arc<VirtualTime>) -> Arc<SimNic> {
+    let config = SimConfig {
+        model: SimModel::I210,
+        stamp_jitter_ns: scenario.link.stamp_jitter_ns,
+        seed: scenario.seed.wrapping_mul(7919) + 1000 + m as u64,
+        ..SimConfig::ideal()
+    };
+    let nic = Arc::new(SimNic::new(config, time.clone()));
+    let tai = EPOCH_TAI_NS + time.now_ns();
+    nic.write32(regs::SYSTIML, (tai % 1_000_000_000) as u32);
+    nic.write32(regs::SYSTIMH, (tai / 1_000_000_000) as u32);
+    nic
+}
+
 /// Runs `scenario`: the slave from power-up to `duration_s`, the truth sampled every Sync interval.
 pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
     let time = VirtualTime::new();
-    let nic = Arc::new(SimNic::new(scenario.sim.clone(), time.clone()));
+    let link = SimLink::new(LinkConfig {
+        delay_ns: scenario.link.delay_ns,
+        asymmetry_ns: scenario.link.asymmetry_ns,
+        jitter_ns: 0.0,
+        loss: scenario.link.loss,
+        seed: scenario.seed,
+    });
+    let slave_config = SimConfig {
+        link_up_at_reset: false,
+        stamp_jitter_ns: scenario.link.stamp_jitter_ns,
+        tx_stamp_loss: scenario.tx_stamp_loss,
+        ..scenario.sim.clone()
+    };
+    let nic = Arc::new(SimNic::new(slave_config, time.clone()));
+    let slave_end = link.plug(Side::B, nic.clone());
+    let mut masters = Vec::new();
+    let mut master_of_end = HashMap::new();
+    for m in 0..scenario.masters.len() {
+        let mnic = master_nic(scenario, m, &time);
+        master_of_end.insert(link.plug(Side::A, mnic.clone()), m);
+        let ip = Ipv4Addr::new(192, 0, 2, 1 + m as u8);
+        let station = Station::new(mnic, 0x2_0000_0000 + 0x1000_0000 * m as u64, scenario.transport, ip);
+        station.bring_up();
+        masters.push(station);
+    }
+
     let device = scenario.sim.model.device_id();
-    let m = model(INTEL, device).expect("simulated models are in the table");
+    let mdl = model(INTEL, device).expect("simulated models are in the table");
     let q = if scenario.sim.qemu {
         let (vendor, subsystem) = qemu_subsystem(device).expect("the quirk table has QEMU's ids");
         quirks(device, vendor, subsystem, true).0
     } else {
         Quirks::empty()
     };
-    let phc = Rc::new(RefCell::new(Phc::init(nic.clone(), m, q, scenario.steer.resolve(q), time.clone())?));
-    let mut config = PtpConfig::new(ClockIdentity::from_mac([0x02, 0, 0, 0, 0, 0x10]));
+    let phc = Rc::new(RefCell::new(Phc::init(nic.clone(), mdl, q, scenario.steer.resolve(q), time.clone())?));
+    // The slave's datapath: link through MDIC autonegotiation (virtual time runs meanwhile), queue 0.
+    let mut slave =
+        Station::new(nic.clone(), 0x1_0000_0000, scenario.transport, Ipv4Addr::new(192, 0, 2, 100));
+    phy::link_up_with(&*nic, LINK_TIMEOUT, &mut |d| time.advance(d.as_nanos() as u64))
+        .expect("the simulated link partner answers");
+    let link_up_s = time.now_ns() as f64 / 1e9;
+    slave.bring_up();
+
+    let mut config = PtpConfig::new(ClockIdentity::from_mac(slave.mac()));
     config.domain = scenario.domain;
     config.log_announce_interval = scenario.log_announce_interval;
     config.log_sync_interval = scenario.log_sync_interval;
     config.log_min_delay_req_interval = scenario.log_sync_interval;
     config.seed = scenario.seed;
-    let (mut slave, first) = PtpSlave::new(config, phc.clone());
+    let (mut port, first) = PtpSlave::new(config, phc.clone());
     let mut sim = Sim {
         rng: SmallRng::seed_from_u64(scenario.seed),
         queue: BinaryHeap::new(),
@@ -374,19 +563,21 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         timer_gen: HashMap::new(),
         scenario: scenario.clone(),
         master_seq: vec![(0, 0); scenario.masters.len()],
-        lost: 0,
+        masters,
         mangled: 0,
         delay_resps: 0,
     };
     let sync_every = interval_ns(scenario.log_sync_interval);
     let announce_every = interval_ns(scenario.log_announce_interval);
+    // Everything runs from the slave's link up (what masters sent before reached a dead link).
+    let t0 = time.now_ns();
     for (i, spec) in scenario.masters.iter().enumerate() {
         // Masters are not in phase with each other or with the slave.
-        let start = (spec.start_s * 1e9) as u64 + 1_000 * (i as u64 + 1) * 7_919;
+        let start = ((spec.start_s * 1e9) as u64).max(t0) + 1_000 * (i as u64 + 1) * 7_919;
         sim.at(start, Ev::MasterAnnounce(i));
         sim.at(start + 3_000, Ev::MasterSync(i));
     }
-    sim.at(sync_every, Ev::Sample);
+    sim.at(t0 + sync_every, Ev::Sample);
     let end = (scenario.duration_s * 1e9) as u64;
     let mut outcome = WireOutcome {
         offsets: Vec::new(),
@@ -395,35 +586,35 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         status_changes: Vec::new(),
         master_lost_s: Vec::new(),
         lost_masters: Vec::new(),
-        final_status: slave.status(),
+        final_status: port.status(),
         frames_lost: 0,
         frames_mangled: 0,
         tx_stamps_lost: 0,
         steps: Vec::new(),
         outliers_dropped: 0,
         delay_resps: 0,
+        link_up_s,
+        slave_drops: DropCounters::default(),
+        rx_unstamped: 0,
+        slave_datapath: DatapathStats::default(),
     };
     let mut outputs = first;
+    let mut received = Vec::new();
     loop {
         let now = time.now_ns();
         for o in outputs.drain(..) {
             match o {
                 SlaveOutput::SendEvent { data, token } => {
-                    if sim.rng.random::<f64>() < scenario.tx_stamp_loss {
-                        outcome.tx_stamps_lost += 1;
-                        slave.on_tx_timestamp_lost(token);
+                    if slave.send(&data, true, |_, len| len) {
+                        sim.at(now + TX_STAMP_POLL_NS, Ev::SlaveTxStamp(token));
                     } else {
-                        let t3 = phc.borrow().raw_to_ns(RawTime(nic.truth().raw)) + Nanos(sim.jitter());
-                        sim.at(now + 2_000, Ev::TxStamp(token, t3));
-                    }
-                    for m in 0..scenario.masters.len() {
-                        if sim.alive(m, now) && !sim.lost() {
-                            let t = now + sim.sm_delay();
-                            sim.at(t, Ev::ToMaster { m, data: data.clone() });
-                        }
+                        outcome.tx_stamps_lost += 1;
+                        port.on_tx_timestamp_lost(token);
                     }
                 }
-                SlaveOutput::SendGeneral { .. } => {}
+                SlaveOutput::SendGeneral { data } => {
+                    slave.send(&data, false, |_, len| len);
+                }
                 SlaveOutput::Stepped { ns } => outcome.steps.push((now as f64 / 1e9, ns)),
                 SlaveOutput::ArmTimer { timer, after } => {
                     let gen = sim.timer_gen.entry(timer).or_insert(0);
@@ -438,17 +629,51 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                 }
             }
         }
-        let Some(Reverse((t, id))) = sim.queue.pop() else { break };
+        let next_event = sim.queue.peek().map(|Reverse((t, _))| *t);
+        let next_frame = link.next_arrival();
+        // Frames arriving at an instant are received before that instant's events.
+        let frame_first = match (next_frame, next_event) {
+            (Some(f), Some(e)) => f <= e,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let t = if frame_first { next_frame } else { next_event }.expect("one of them is there");
         if t > end {
             break;
         }
         time.wait_until(t);
+        if frame_first {
+            let Some(arrival) = link.deliver_next() else { continue };
+            if arrival.end == slave_end {
+                slave.poll_rx(&mut outcome.slave_drops, &mut received);
+                for r in received.drain(..) {
+                    match (r.class, r.stamp) {
+                        (MessageClass::Event, Some(raw)) => {
+                            let rx = phc.borrow().raw_to_ns(RawTime(raw));
+                            outputs.extend(port.on_event(&r.payload, rx));
+                        }
+                        (MessageClass::Event, None) => outcome.rx_unstamped += 1,
+                        (MessageClass::General, _) => outputs.extend(port.on_general(&r.payload)),
+                    }
+                }
+            } else if let Some(&m) = master_of_end.get(&arrival.end) {
+                sim.master_rx(m, t);
+            }
+            continue;
+        }
+        let Some(Reverse((_, id))) = sim.queue.pop() else { break };
         let ev = sim.events.remove(&id).expect("every queued event is stored");
         match ev {
             Ev::Sample => {
                 let truth = nic.truth();
+                // The master's clock as its counter reads (all masters run true, set to TAI).
+                let master_ns = match sim.masters.first() {
+                    Some(m) => m.nic.truth().nic_ns as i128,
+                    None => (EPOCH_TAI_NS + truth.true_ns) as i128,
+                };
                 let disciplined = phc.borrow_mut().time_at(RawTime(truth.raw));
-                let offset = (disciplined - Nanos((EPOCH_TAI_NS + truth.true_ns) as i128)).as_i64();
+                let offset = (disciplined - Nanos(master_ns)).as_i64();
                 outcome.offsets.push((truth.true_ns as f64 / 1e9, offset));
                 sim.at(t + sync_every, Ev::Sample);
             }
@@ -460,24 +685,28 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
             }
             Ev::MasterAnnounce(m) => {
                 if sim.alive(m, t) {
-                    sim.announce(m, t);
+                    sim.announce(m);
                 }
                 sim.at(t + announce_every, Ev::MasterAnnounce(m));
             }
-            Ev::ToSlave { event: true, data } => {
-                let rx = phc.borrow().raw_to_ns(RawTime(nic.truth().raw)) + Nanos(sim.jitter());
-                outputs = slave.on_event(&data, rx);
-            }
-            Ev::ToSlave { event: false, data } => outputs = slave.on_general(&data),
-            Ev::ToMaster { m, data } => {
+            Ev::MasterSend { m, data } => {
                 if sim.alive(m, t) {
-                    sim.delay_resp(m, t, &data);
+                    sim.master_send(m, &data, false);
                 }
             }
-            Ev::TxStamp(token, t3) => outputs = slave.on_tx_timestamp(token, t3),
+            Ev::SlaveTxStamp(token) => match slave.tx_stamp() {
+                Some(raw) => {
+                    let t3 = phc.borrow().raw_to_ns(RawTime(raw));
+                    outputs = port.on_tx_timestamp(token, t3);
+                }
+                None => {
+                    outcome.tx_stamps_lost += 1;
+                    port.on_tx_timestamp_lost(token);
+                }
+            },
             Ev::SlaveTimer(timer, gen) => {
                 if sim.timer_gen.get(&timer) == Some(&gen) {
-                    outputs = slave.on_timer(timer);
+                    outputs = port.on_timer(timer);
                 }
             }
         }
@@ -489,10 +718,12 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         .collect();
     outcome.summary = stats::summarize(&samples, 100.0);
     outcome.lock_time_s = outcome.summary.lock_index.map(|i| outcome.offsets[i].0);
-    outcome.final_status = slave.status();
-    outcome.frames_lost = sim.lost;
+    outcome.final_status = port.status();
+    let ls = link.stats();
+    outcome.frames_lost = ls.lost[0] + ls.lost[1];
     outcome.delay_resps = sim.delay_resps;
     outcome.frames_mangled = sim.mangled;
-    outcome.outliers_dropped = slave.outliers_dropped();
+    outcome.outliers_dropped = port.outliers_dropped();
+    outcome.slave_datapath = nic.datapath_stats();
     Ok(outcome)
 }

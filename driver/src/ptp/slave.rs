@@ -89,6 +89,10 @@ pub struct PtpStatus {
     pub leap61: bool,
     pub leap59: bool,
     pub ptp_timescale: bool,
+    pub time_traceable: bool,
+    pub frequency_traceable: bool,
+    /// The grandmaster's announced clockAccuracy (IEEE 1588 code; 0xFE unknown).
+    pub clock_accuracy: u8,
     /// The filter's current offset from the master and mean path delay (slave state only), ns.
     pub offset_ns: Option<i64>,
     pub mean_delay_ns: Option<i64>,
@@ -265,6 +269,9 @@ impl<R: RegisterAccess> PtpSlave<R> {
                 leap61: false,
                 leap59: false,
                 ptp_timescale: false,
+                time_traceable: false,
+                frequency_traceable: false,
+                clock_accuracy: 0xFE,
                 offset_ns: None,
                 mean_delay_ns: None,
             },
@@ -366,7 +373,11 @@ impl<R: RegisterAccess> PtpSlave<R> {
             statime::observability::port::PortState::Uncalibrated => PortState::Uncalibrated,
             statime::observability::port::PortState::Slave => PortState::Slave,
         };
-        let estimate = port.port_current_ds_contribution();
+        // statime reports 0/0 while its Kalman filter has no state yet (before the first
+        // measurements, after a reset): that is no estimate, not a perfect one.
+        let estimate = port
+            .port_current_ds_contribution()
+            .filter(|e| e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
         let parent = self.instance.parent_ds();
         let current = self.instance.current_ds(None);
         let tp = self.instance.time_properties_ds();
@@ -378,6 +389,9 @@ impl<R: RegisterAccess> PtpSlave<R> {
             leap61: tp.leap_indicator() == LeapIndicator::Leap61,
             leap59: tp.leap_indicator() == LeapIndicator::Leap59,
             ptp_timescale: tp.is_ptp(),
+            time_traceable: tp.time_traceable,
+            frequency_traceable: tp.frequency_traceable,
+            clock_accuracy: parent.grandmaster_clock_quality.clock_accuracy.to_primitive(),
             offset_ns: estimate.as_ref().map(|e| duration_ns(e.offset_from_master) as i64),
             mean_delay_ns: estimate.as_ref().map(|e| duration_ns(e.mean_delay) as i64),
         }

@@ -13,10 +13,14 @@
 //! all SDPs inputs.
 
 mod counter;
+mod datapath;
+mod dma;
 mod faults;
 mod fractional;
 mod i210;
+pub mod link;
 mod ns40;
+mod phy;
 mod pins;
 mod qemu;
 
@@ -32,6 +36,10 @@ use crate::regs;
 use crate::timesource::TimeSource;
 
 pub use counter::{Format, NS40_WRAP, NS_PER_S};
+pub use datapath::{DatapathStats, FrameSink, RxDelivered, RxDrop, RXSATRH, RXSATRL, TSYNC_VALID};
+pub use dma::HostMemory;
+pub use link::{Arrival, LinkConfig, LinkStats, Side, SimLink};
+pub use phy::{MDIC, STATUS_LU};
 pub use pins::{Edge, PpsInput};
 
 /// Which silicon the simulator imitates.
@@ -169,6 +177,18 @@ pub struct SimConfig {
     /// the driver clears it (as Linux's and DPDK's resets do). The sources do not say which reset
     /// value silicon has: off by default, on to check a driver starts the clock itself.
     pub systim_disabled_at_reset: bool,
+    /// The link is up from reset (a port firmware or a kernel driver left up); false: STATUS.LU
+    /// only after the driver restarts autonegotiation through MDIC (QEMU's igb; the datapath's
+    /// scenarios start so).
+    pub link_up_at_reset: bool,
+    /// A link partner is there (cable plugged): without one autonegotiation never completes.
+    pub link_partner: bool,
+    /// Autonegotiation takes this long from the BMCR restart, ns (QEMU: a 500 ms timer).
+    pub autoneg_ns: u64,
+    /// Standard deviation of every packet timestamp's error (RX and TX), ns.
+    pub stamp_jitter_ns: f64,
+    /// Fault: the fraction of TX frames asking for a stamp that get none (seeded; 0 = never).
+    pub tx_stamp_loss: f64,
 }
 
 impl Default for SimConfig {
@@ -187,6 +207,11 @@ impl Default for SimConfig {
             bad_read_fraction: 0.0,
             pps_in: None,
             systim_disabled_at_reset: false,
+            link_up_at_reset: true,
+            link_partner: true,
+            autoneg_ns: 500_000_000,
+            stamp_jitter_ns: 0.0,
+            tx_stamp_loss: 0.0,
         }
     }
 }
@@ -241,6 +266,12 @@ struct State {
     /// Memory decoding off: the BAR reads all ones while config space still answers.
     decoding_off: bool,
     rng: SmallRng,
+    /// The PHY and link (MDIC, STATUS.LU).
+    phy: phy::Phy,
+    /// Queue 0, the wire and packet stamps.
+    dp: datapath::Datapath,
+    /// Packet-stamp jitter and faults: their own generator, so other draws stay unchanged.
+    stamp_rng: SmallRng,
 }
 
 /// The simulated NIC.
@@ -288,6 +319,9 @@ impl SimNic {
             removed: false,
             decoding_off: false,
             rng: SmallRng::seed_from_u64(config.seed),
+            phy: phy::Phy::new(config.link_up_at_reset),
+            dp: datapath::Datapath::new(),
+            stamp_rng: SmallRng::seed_from_u64(config.seed ^ 0x5354_414D_5053_0000),
         };
         Self { config, time, state: Mutex::new(state) }
     }
@@ -344,6 +378,39 @@ impl SimNic {
     /// Aux-timestamp events lost on channel `chan` because the previous one was not read yet.
     pub fn aux_events_lost(&self, chan: usize) -> u64 {
         self.lock().pins.aux_lost[chan]
+    }
+
+    /// Lets the device reach `mem` by DMA at its bus addresses (the rings' memory).
+    pub fn attach_memory(&self, mem: HostMemory) {
+        self.lock().dp.attach_memory(mem);
+    }
+
+    /// Plugs the NIC into a wire: transmitted frames go to `wire` at the instant they leave.
+    pub fn attach_wire(&self, wire: Arc<dyn FrameSink>) {
+        self.lock().dp.attach_wire(wire);
+    }
+
+    /// A frame (no FCS) arrives from the wire now: written into the RX ring, stamped as the
+    /// family does, or dropped and counted (see the datapath's module docs).
+    pub fn deliver(&self, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
+        let mut s = self.lock();
+        if s.removed || s.decoding_off {
+            return Err(RxDrop::LinkDown);
+        }
+        datapath::deliver(self, &mut s, frame)
+    }
+
+    /// What the datapath has done so far (frames, stamps, drops by reason).
+    pub fn datapath_stats(&self) -> DatapathStats {
+        self.lock().dp.stats
+    }
+
+    /// Whether the link is up now (STATUS.LU).
+    pub fn link_is_up(&self) -> bool {
+        let t = self.time.now_ns();
+        let mut s = self.lock();
+        s.phy.run_until(t);
+        s.phy.link_up()
     }
 
     /// How many SYSTIM reads the 82574 erratum fault has corrupted so far.
@@ -450,6 +517,9 @@ impl RegisterAccess for SimNic {
         if s.removed || s.decoding_off {
             return u32::MAX;
         }
+        if let Some(value) = datapath::read(self, &mut s, offset) {
+            return value;
+        }
         let family = if self.config.qemu {
             qemu::read(self, &mut s, offset)
         } else {
@@ -483,6 +553,9 @@ impl RegisterAccess for SimNic {
             return;
         }
         self.advance(&mut s, t);
+        if datapath::write(self, &mut s, offset, value) {
+            return;
+        }
         let handled = if self.config.qemu {
             qemu::write(&mut s, offset, value)
         } else {

@@ -47,26 +47,29 @@ pub enum Reference {
     Tai,
 }
 
-/// `--reference`: a system clock, or a PPS input whose seconds the system clock (realtime) numbers.
+/// `--reference`: a system clock, a PPS input whose seconds the system clock (realtime) numbers,
+/// or a PTP master on the NIC's own port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReferenceArg {
     Clock(Reference),
     Pps(Sdp),
+    Ptp,
 }
 
 impl ReferenceArg {
     /// The system clock read: the reference itself, or the one that numbers the PPS's seconds.
+    /// Under PTP the system clock is only measured against, for the log.
     pub fn clock(self) -> Reference {
         match self {
             Self::Clock(c) => c,
-            Self::Pps(_) => Reference::Realtime,
+            Self::Pps(_) | Self::Ptp => Reference::Realtime,
         }
     }
 
     /// The PPS input pin, if the reference is one.
     pub fn pps(self) -> Option<Sdp> {
         match self {
-            Self::Clock(_) => None,
+            Self::Clock(_) | Self::Ptp => None,
             Self::Pps(sdp) => Some(sdp),
         }
     }
@@ -78,6 +81,7 @@ impl std::fmt::Display for ReferenceArg {
             Self::Clock(Reference::Realtime) => f.write_str("realtime"),
             Self::Clock(Reference::Tai) => f.write_str("tai"),
             Self::Pps(sdp) => write!(f, "pps:{sdp}"),
+            Self::Ptp => f.write_str("ptp"),
         }
     }
 }
@@ -86,11 +90,21 @@ fn reference(s: &str) -> Result<ReferenceArg, String> {
     match s {
         "realtime" => Ok(ReferenceArg::Clock(Reference::Realtime)),
         "tai" => Ok(ReferenceArg::Clock(Reference::Tai)),
+        "ptp" => Ok(ReferenceArg::Ptp),
         _ => match s.strip_prefix("pps:") {
             Some(pin) => pin.parse().map(ReferenceArg::Pps),
-            None => Err(format!("unknown reference {s:?}: use realtime, tai or pps:SDP0..SDP3")),
+            None => Err(format!("unknown reference {s:?}: use realtime, tai or pps:SDP0..SDP3, or ptp")),
         },
     }
+}
+
+/// `--ptp-transport`: how PTP messages travel (ptp4l's -2 / -4).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtpTransport {
+    /// IEEE 802.3 / Ethernet, EtherType 0x88F7 to 01-1B-19-00-00-00 (ptp4l -2).
+    L2,
+    /// UDP over IPv4 to 224.0.1.129, ports 319/320, from --ptp-ip (ptp4l -4).
+    Udp4,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +122,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceArg>,
     /// Reference the NIC is disciplined to: realtime (CLOCK_REALTIME + TAI offset), tai
-    /// (CLOCK_TAI), or pps:SDPn (a PPS input on that pin, e.g. a GPS receiver's, its seconds
-    /// numbered by CLOCK_REALTIME; i210/i211, 82580/i350/i354).
+    /// (CLOCK_TAI), pps:SDPn (a PPS input on that pin, e.g. a GPS receiver's, its seconds
+    /// numbered by CLOCK_REALTIME; i210/i211, 82580/i350/i354), or ptp (a PTP master on this
+    /// NIC's own port, hardware stamps, slave only; 82576, 82580/i350/i354, i210/i211).
     #[arg(long, default_value = "realtime", value_name = "REFERENCE", value_parser = reference)]
     pub reference: ReferenceArg,
+    /// PTP (--reference ptp): transport, l2 (Ethernet, ptp4l -2) or udp4 (UDP/IPv4, ptp4l -4).
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    pub ptp_transport: Option<PtpTransport>,
+    /// PTP: the domain number, 0 to 127 (ptp4l's domainNumber; default 0).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=127))]
+    pub ptp_domain: Option<u8>,
+    /// PTP over udp4: our source IPv4 address (required there: the NIC has no kernel IP stack,
+    /// no DHCP, no ARP; messages go to the multicast group only).
+    #[arg(long, value_name = "A.B.C.D")]
+    pub ptp_ip: Option<std::net::Ipv4Addr>,
+    /// PTP: log2 of the Delay_Req interval, s (ptp4l's logMinDelayReqInterval; default 0).
+    #[arg(long, value_name = "LOG2", value_parser = clap::value_parser!(i8).range(-7..=7))]
+    pub ptp_log_min_delay_req_interval: Option<i8>,
+    /// PTP: log2 of the master's Sync interval, s (ptp4l's logSyncInterval; default 0).
+    #[arg(long, value_name = "LOG2", value_parser = clap::value_parser!(i8).range(-7..=7))]
+    pub ptp_log_sync_interval: Option<i8>,
+    /// PTP: log2 of the Announce interval, s (ptp4l's logAnnounceInterval; default 1).
+    #[arg(long, value_name = "LOG2", value_parser = clap::value_parser!(i8).range(-3..=7))]
+    pub ptp_log_announce_interval: Option<i8>,
     /// Drive a 1 PPS output on this pin (SDP0..SDP3), rising on each disciplined second
     /// (i210/i211, 82580/i350/i354).
     #[arg(long, value_name = "PIN", value_parser = |s: &str| s.parse::<Sdp>())]

@@ -8,6 +8,7 @@ mod logger;
 mod netcheck;
 mod privileges;
 mod probe;
+mod ptp;
 mod run;
 mod wake;
 

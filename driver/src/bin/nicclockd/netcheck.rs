@@ -23,6 +23,7 @@ use nicclock_driver::model::{self, Family};
 use nicclock_driver::net::bringup::{self, RingPlace};
 use nicclock_driver::net::desc::reg;
 use nicclock_driver::net::irq as nic_irq;
+use nicclock_driver::net::phy::{self, LinkUp};
 use nicclock_driver::net::ring::{bytes_needed, RxRing, TxRing};
 use nicclock_driver::net::{DropCounters, FrameFilter, FrameSpec, Transport};
 use nicclock_driver::ptp::ClockIdentity;
@@ -86,7 +87,6 @@ const TX_DESCS: usize = 8;
 /// Device control: set link up (the MAC follows the PHY's link).
 const CTRL_SLU: u32 = 1 << 6;
 const STATUS: usize = 0x0008;
-const STATUS_LU: u32 = 1 << 1;
 /// How long autonegotiation may take (QEMU: 0.5 s; copper silicon: up to ~3 s).
 const LINK_TIMEOUT: Duration = Duration::from_secs(6);
 /// Receive-address registers of the last RX stamp: reading RXSATRH releases QEMU's latch.
@@ -98,58 +98,15 @@ const TX_TIMEOUT: Duration = Duration::from_millis(200);
 /// The polling period where no interrupt exists.
 const POLL_PERIOD: Duration = Duration::from_millis(1);
 
-/// The PHY's MDIC access (stand-in until the driver's own `net::phy`).
-mod mdic {
-    pub const MDIC: usize = 0x0020;
-    pub const REG_SHIFT: u32 = 16;
-    pub const PHY_SHIFT: u32 = 21;
-    pub const OP_WRITE: u32 = 1 << 26;
-    pub const READY: u32 = 1 << 28;
-    pub const ERROR: u32 = 1 << 30;
-    /// The internal PHY's address.
-    pub const PHY: u32 = 1;
-    /// BMCR: autonegotiation enabled and restarted, full duplex, 1000 Mb/s.
-    pub const BMCR: u32 = 0;
-    pub const BMCR_AUTONEG_RESTART: u32 = 0x1340;
-}
-
-/// Brings the link up through the PHY: CTRL.SLU, then BMCR autonegotiation restart over MDIC,
-/// then STATUS.LU waited for (bounded). Returns how long the link took (0 if it was up).
+/// Brings the link up: CTRL.SLU (the MAC follows the PHY's link, as Linux sets it for copper),
+/// then the PHY's autonegotiation through MDIC (`net::phy`), bounded. Returns how long it took.
 fn link_up(regs: &dyn RegisterAccess) -> Result<Duration> {
     let ctrl = regs.read32(regs::CTRL);
     regs.write32(regs::CTRL, ctrl | CTRL_SLU);
-    if regs.read32(STATUS) & STATUS_LU != 0 {
-        return Ok(Duration::ZERO);
+    match phy::link_up(regs, LINK_TIMEOUT).context("bringing the link up through the PHY")? {
+        LinkUp::AlreadyUp => Ok(Duration::ZERO),
+        LinkUp::Negotiated { after } => Ok(after),
     }
-    let start = Instant::now();
-    let cmd = mdic::BMCR_AUTONEG_RESTART
-        | mdic::BMCR << mdic::REG_SHIFT
-        | mdic::PHY << mdic::PHY_SHIFT
-        | mdic::OP_WRITE;
-    regs.write32(mdic::MDIC, cmd);
-    let mut value = 0;
-    for _ in 0..1000 {
-        value = regs.read32(mdic::MDIC);
-        if value & (mdic::READY | mdic::ERROR) != 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
-    if value & mdic::ERROR != 0 || value & mdic::READY == 0 {
-        bail!("the PHY did not take the autonegotiation restart (MDIC {value:#010x}): is the port's PHY powered?");
-    }
-    while regs.read32(STATUS) & STATUS_LU == 0 {
-        if start.elapsed() > LINK_TIMEOUT {
-            bail!(
-                "no link within {} s after restarting autonegotiation (STATUS {:#010x}): is a cable \
-                 (or QEMU netdev) attached?",
-                LINK_TIMEOUT.as_secs(),
-                regs.read32(STATUS)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(start.elapsed())
 }
 
 fn message_name(t: u8) -> &'static str {
@@ -576,7 +533,7 @@ fn listen(dp: &mut Datapath<'_>, irq: Option<&Irq>, waker: &Waker, seconds: f64)
                 log::info!("{signal} received: stopping");
                 break;
             }
-            Wake::Extra | Wake::Deadline => {}
+            Wake::Extra | Wake::Ready(_) | Wake::Deadline => {}
         }
         dp.summary.wakeups += 1;
         if let Some(irq) = irq {

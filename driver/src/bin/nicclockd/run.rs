@@ -68,6 +68,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             "--device is required (vfio:<pci address>, uio:/dev/uioN, sysfs:<pci address> or sim)".into(),
         )
     })?;
+    let ptp_options = crate::ptp::options(args)?;
     let group = args.page_group.as_deref().map(group_id).transpose()?;
     let run_as = args.user.as_deref().map(|u| privileges::resolve(u, args.group.as_deref())).transpose()?;
     let stats = args
@@ -81,7 +82,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 .open(p)
                 .with_context(|| format!("cannot open --stats-file {}", p.display()))?;
             if new {
-                writeln!(f, "time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns")?;
+                let extra = if ptp_options.is_some() { crate::ptp::stats_header() } else { String::new() };
+                writeln!(f, "time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns{extra}")?;
             }
             Ok::<File, anyhow::Error>(f)
         })
@@ -183,6 +185,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         args.reference,
         host.counter_kind().name()
     );
+    if let Some(options) = ptp_options {
+        return crate::ptp::run(crate::ptp::Started {
+            args,
+            options,
+            opened,
+            phc,
+            writer: &mut writer,
+            host,
+            waker: &waker,
+            stats,
+            run_as,
+        });
+    }
 
     let servo_config = ServoConfig {
         step_threshold_ns: args.step_threshold * 1e9,
@@ -235,7 +250,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             args.ntpshm_mode
         );
     }
-    let mut loop_ = Loop { writer: &mut writer, stats, status: Status::Unsynchronized, ntpshm };
+    let mut loop_ = Loop::new(&mut writer, stats, ntpshm);
     // systemd: READY=1 after the first published update, WATCHDOG=1 every half watchdog period,
     // between updates too (the loop wakes for it), so a slow --rate never starves the watchdog.
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -304,17 +319,35 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct Loop<'a> {
-    writer: &'a mut Writer,
+pub(crate) struct Loop<'a> {
+    pub(crate) writer: &'a mut Writer,
     stats: Option<File>,
     status: Status,
     ntpshm: Option<NtpShm>,
+    /// The update log line's first word ("phc"; "ptp" under PTP).
+    pub(crate) log_prefix: &'static str,
+    /// Appended to the next update's log line (PTP: the datapath's counters).
+    pub(crate) extra_log: Option<String>,
+    /// Appended to the next stats CSV line (PTP: its columns, see `ptp::stats_header`).
+    pub(crate) extra_columns: Option<String>,
 }
 
-impl Loop<'_> {
+impl<'a> Loop<'a> {
+    pub(crate) fn new(writer: &'a mut Writer, stats: Option<File>, ntpshm: Option<NtpShm>) -> Self {
+        Self {
+            writer,
+            stats,
+            status: Status::Unsynchronized,
+            ntpshm,
+            log_prefix: "phc",
+            extra_log: None,
+            extra_columns: None,
+        }
+    }
+
     /// A discipline step: publish an update (READY=1 after the first), log a rejection.
     /// `system_ns`: the system clock at the NIC read when the measurement's reference is not it.
-    fn step(&mut self, step: Step, start: Instant, ready: &mut bool, system_ns: Option<u64>) {
+    pub(crate) fn step(&mut self, step: Step, start: Instant, ready: &mut bool, system_ns: Option<u64>) {
         match step {
             Step::Updated(update) => {
                 if let Some(old) = update.new_normal_delay_from_ns {
@@ -349,7 +382,7 @@ impl Loop<'_> {
 
     /// The device stopped answering: the page says DEVICE_LOST; the exit code says whether a
     /// restart can help.
-    fn lost(&mut self, address: &str, lost: DeviceLost) -> ExitCode {
+    pub(crate) fn lost(&mut self, address: &str, lost: DeviceLost) -> ExitCode {
         self.writer.device_lost(lost.last_read);
         error!("{address}: {lost}; {} now says DEVICE_LOST", self.writer.path().display());
         // Gone: restarting cannot help until it is back (udev starts us then). Present but
@@ -408,7 +441,10 @@ impl Loop<'_> {
             info!("status {} -> {}", self.status.name(), update.status.name());
             self.status = update.status;
         }
-        info!("phc {}", update.log_line());
+        match self.extra_log.take() {
+            Some(extra) => info!("{} {} {extra}", self.log_prefix, update.log_line()),
+            None => info!("{} {}", self.log_prefix, update.log_line()),
+        }
         if let (Some(shm), Status::Locked) = (self.ntpshm.as_mut(), update.status) {
             // The NIC's time and the system clock's at the measurement, both as UTC.
             let s = &update.snapshot;
@@ -424,14 +460,15 @@ impl Loop<'_> {
         if let Some(f) = self.stats.as_mut() {
             let s = &update.snapshot;
             let line = format!(
-                "{:.3},{},{},{:.3},{},{},{}",
+                "{:.3},{},{},{:.3},{},{},{}{}",
                 start.elapsed().as_secs_f64(),
                 update.measurement.offset_ns,
                 update.servo_state as u8,
                 update.servo_ppb,
                 update.measurement.delay_ns,
                 s.status.name(),
-                s.error_bound_ns
+                s.error_bound_ns,
+                self.extra_columns.take().unwrap_or_default()
             );
             if let Err(e) = writeln!(f, "{line}") {
                 warn!("stats file: {e}; no more stats lines");

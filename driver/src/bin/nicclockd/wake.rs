@@ -1,5 +1,6 @@
 //! What the update loop sleeps on: its next deadline, SIGTERM/SIGINT (through a signalfd) and,
-//! on VFIO, the kernel's release request (an eventfd); whichever comes first wakes it at once.
+//! on VFIO, the kernel's release request (an eventfd), and under PTP the NIC's interrupt once it
+//! has one; whichever comes first wakes it at once.
 
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
@@ -18,6 +19,8 @@ pub enum Wake {
     Stop(Signal),
     /// The extra descriptor became readable (VFIO's release request).
     Extra,
+    /// Descriptor `n` of [`Waker::wait_until_any`]'s list became readable.
+    Ready(usize),
 }
 
 /// The stop signals, delivered through a descriptor instead of a handler.
@@ -46,6 +49,15 @@ impl Waker {
 
     /// Sleeps until `deadline`, a stop signal, or `extra` becoming readable.
     pub fn wait_until(&self, deadline: Instant, extra: Option<BorrowedFd<'_>>) -> Result<Wake> {
+        Ok(match self.wait_until_any(deadline, &[extra])? {
+            Wake::Ready(_) => Wake::Extra,
+            other => other,
+        })
+    }
+
+    /// Sleeps until `deadline`, a stop signal, or one of `fds` becoming readable
+    /// ([`Wake::Ready`] with its index; `None` entries are skipped, their index kept).
+    pub fn wait_until_any(&self, deadline: Instant, fds: &[Option<BorrowedFd<'_>>]) -> Result<Wake> {
         loop {
             if let Some(signal) = self.pending()? {
                 return Ok(Wake::Stop(signal));
@@ -54,17 +66,21 @@ impl Waker {
             if now >= deadline {
                 return Ok(Wake::Deadline);
             }
-            let mut fds = vec![PollFd::new(self.signals_fd(), PollFlags::POLLIN)];
-            if let Some(fd) = extra {
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            let mut polled = vec![PollFd::new(self.signals_fd(), PollFlags::POLLIN)];
+            let mut index = Vec::new();
+            for (i, fd) in fds.iter().enumerate() {
+                if let Some(fd) = fd {
+                    polled.push(PollFd::new(*fd, PollFlags::POLLIN));
+                    index.push(i);
+                }
             }
-            match ppoll(&mut fds, Some((deadline - now).into()), None) {
+            match ppoll(&mut polled, Some((deadline - now).into()), None) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e).context("waiting for the next update"),
             }
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-            if fds.get(1).is_some_and(ready) {
-                return Ok(Wake::Extra);
+            if let Some(k) = polled[1..].iter().position(ready) {
+                return Ok(Wake::Ready(index[k]));
             }
         }
     }

@@ -1,0 +1,375 @@
+//! `--reference ptp`: nicclockd as a PTP slave on its own NIC port. statime (through
+//! [`PtpRunner`]) steers the clock from the wire's hardware stamps; the page is published from
+//! PHC-vs-counter measurements ([`PtpPage`]), never steered from them.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use log::{error, info, warn};
+use nicclock::Writer;
+use nicclock_driver::device::OpenedClock;
+use nicclock_driver::discipline::{Step, Update};
+use nicclock_driver::measure::Host;
+use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
+use nicclock_driver::net::DescMemory;
+use nicclock_driver::ntpshm::NtpShm;
+use nicclock_driver::phc::Phc;
+use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
+use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRunner, RunnerEvent};
+use nicclock_driver::schedule::Schedule;
+use nicclock_driver::sim::HostMemory;
+use nicclock_uio::RegisterAccess;
+
+use crate::args::{PtpTransport, ReferenceArg, RunArgs, UsageError};
+use crate::host::RealHost;
+use crate::privileges;
+use crate::run::Loop;
+use crate::wake::{Wake, Waker};
+use crate::EXIT_DEVICE_GONE;
+
+/// How often the RX ring and the TX stamp are polled while no interrupt wakes us. Stamps are the
+/// hardware's, so a frame read late loses no accuracy; the bound is the 82576's single RX latch: a
+/// stamped Sync must be read before the next event frame arrives (125 ms apart at 8 Sync/s), and
+/// the ring (32 descriptors) must not fill. 10 ms: ~0.8 % of a core in a debug build on the sim
+/// with 10 page updates/s (1 ms cost 3.6 %).
+/// TODO(issue 10, irq): wait on the ring's interrupt fd (uio/src/irq.rs) beside the signalfd
+/// instead (`Waker::wait_until`'s extra fd), and keep this only as the fallback where neither
+/// MSI nor INTx is available.
+pub const RING_POLL: Duration = Duration::from_millis(10);
+
+/// The PTP options, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtpOptions {
+    pub transport: Transport,
+    pub domain: u8,
+    pub log_sync_interval: i8,
+    pub log_announce_interval: i8,
+    pub log_min_delay_req_interval: i8,
+}
+
+/// The `--ptp-*` options checked against each other and `--reference` (usage errors, exit 2).
+/// `None` when the reference is not PTP.
+pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
+    let given: Vec<&str> = [
+        (args.ptp_transport.is_some(), "--ptp-transport"),
+        (args.ptp_domain.is_some(), "--ptp-domain"),
+        (args.ptp_ip.is_some(), "--ptp-ip"),
+        (args.ptp_log_sync_interval.is_some(), "--ptp-log-sync-interval"),
+        (args.ptp_log_announce_interval.is_some(), "--ptp-log-announce-interval"),
+        (args.ptp_log_min_delay_req_interval.is_some(), "--ptp-log-min-delay-req-interval"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if args.reference != ReferenceArg::Ptp {
+        if let Some(first) = given.first() {
+            return Err(UsageError(format!(
+                "{first} is a PTP option: it needs --reference ptp (the reference is {})",
+                args.reference
+            )));
+        }
+        return Ok(None);
+    }
+    let transport = match (args.ptp_transport.unwrap_or(PtpTransport::L2), args.ptp_ip) {
+        (PtpTransport::L2, None) => Transport::L2,
+        (PtpTransport::L2, Some(ip)) => {
+            return Err(UsageError(format!(
+                "--ptp-ip {ip}: PTP over l2 (Ethernet) has no IP address; add --ptp-transport udp4 \
+                 for PTP over UDP/IPv4, or drop --ptp-ip"
+            )))
+        }
+        (PtpTransport::Udp4, None) => {
+            return Err(UsageError(
+                "--ptp-transport udp4 needs --ptp-ip A.B.C.D: this port has no kernel IP stack (no \
+                 DHCP, no ARP) to take an address from; give the address it may use on its subnet"
+                    .into(),
+            ))
+        }
+        (PtpTransport::Udp4, Some(ip)) => {
+            if ip.is_multicast() || ip.is_unspecified() || ip.is_broadcast() || ip.is_loopback() {
+                return Err(UsageError(format!(
+                    "--ptp-ip {ip} is not a unicast host address: give this port's own address"
+                )));
+            }
+            Transport::Udp4 { src: ip }
+        }
+    };
+    if let Some(sdp) = args.pps_out {
+        return Err(UsageError(format!(
+            "--pps-out {sdp} with --reference ptp is not supported yet: run without --pps-out"
+        )));
+    }
+    Ok(Some(PtpOptions {
+        transport,
+        domain: args.ptp_domain.unwrap_or(0),
+        log_sync_interval: args.ptp_log_sync_interval.unwrap_or(0),
+        log_announce_interval: args.ptp_log_announce_interval.unwrap_or(1),
+        log_min_delay_req_interval: args.ptp_log_min_delay_req_interval.unwrap_or(0),
+    }))
+}
+
+/// The stats CSV's columns after the common ones, under PTP.
+pub fn stats_header() -> String {
+    let mut h = String::from(
+        ",port_state,rx_accepted,rx_dropped,wrong_domain,event_unstamped,rx_latch_cleared,tx_stamps,tx_stamps_lost",
+    );
+    for (name, _) in nicclock_driver::net::DropCounters::default().iter() {
+        h.push_str(",drop_");
+        h.push_str(name);
+    }
+    h
+}
+
+type Regs = std::sync::Arc<dyn RegisterAccess + Send + Sync>;
+
+/// What `run` hands over: everything opened before the mode's own set-up.
+pub struct Started<'a> {
+    pub args: &'a RunArgs,
+    pub options: PtpOptions,
+    pub opened: OpenedClock,
+    pub phc: Phc<Regs>,
+    pub writer: &'a mut Writer,
+    pub host: RealHost,
+    pub waker: &'a Waker,
+    pub stats: Option<File>,
+    pub run_as: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+}
+
+/// Runs the PTP slave until SIGTERM/SIGINT, `--duration` or device loss.
+pub fn run(s: Started<'_>) -> Result<ExitCode> {
+    let opened = &s.opened;
+    let family = opened.model.family;
+    let cfg = PortConfig {
+        family,
+        transport: s.options.transport,
+        mac: opened.mac(),
+        domain: s.options.domain,
+        stamp_unlock: StampUnlock::for_quirks(opened.quirks),
+    };
+    match &opened.dma {
+        Some(dma) => {
+            // Before privileges are dropped: pagemap and mlock need root.
+            let alloc = |len, what| {
+                dma.alloc(len).with_context(|| {
+                    format!(
+                        "--reference ptp: cannot get DMA memory for the {what} ring of {}",
+                        opened.address
+                    )
+                })
+            };
+            let rx = alloc(RX_MEM_BYTES, "RX")?;
+            let tx = alloc(TX_MEM_BYTES, "TX")?;
+            info!("DMA memory for the rings: {} bytes ({:?})", RX_MEM_BYTES + TX_MEM_BYTES, dma);
+            let port = NetPort::new(rx, tx, cfg).map_err(|e| UsageError(format!("--reference ptp: {e}")))?;
+            run_port(s, port)
+        }
+        None => match &opened.sim {
+            Some(nic) => {
+                // The simulated NIC's datapath reads the rings from host memory attached to it.
+                // No wire is attached here, so no PTP frame arrives (tests and the benchmark
+                // join simulated NICs with a SimLink instead).
+                let rx = HostMemory::new(RX_MEM_BYTES, 0x1000_0000);
+                let tx = HostMemory::new(TX_MEM_BYTES, 0x2000_0000);
+                nic.attach_memory(rx.clone());
+                nic.attach_memory(tx.clone());
+                warn!(
+                    "sim: the simulated NIC is on no wire: no PTP frame will arrive (the port stays \
+                     LISTENING, the page UNSYNCHRONIZED)"
+                );
+                let port =
+                    NetPort::new(rx, tx, cfg).map_err(|e| UsageError(format!("--reference ptp: {e}")))?;
+                run_port(s, port)
+            }
+            None => Err(UsageError(format!(
+                "--reference ptp needs DMA memory for the NIC's rings and {} ({}) has none: use \
+                 vfio:<pci address>, or uio:/dev/uioN / sysfs:<pci address> of a device whose PCI \
+                 parent sysfs shows",
+                opened.address, opened.backend
+            ))
+            .into()),
+        },
+    }
+}
+
+fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitCode> {
+    let Started { args, options, opened, phc, writer, host, waker, stats, run_as } = s;
+    let regs = opened.regs.clone();
+    let mac = opened.mac();
+    if let Err(e) = port.bring_up(&*regs) {
+        return Err(anyhow::anyhow!("{}: cannot bring the PTP port up: {e}", opened.address));
+    }
+    let identity = ClockIdentity::from_mac(mac);
+    info!(
+        "ptp: port {identity}-1 up ({:?}, {}, domain {}, link {}); slave only, E2E, two-step",
+        opened.model.family,
+        match options.transport {
+            Transport::L2 => "l2".to_string(),
+            Transport::Udp4 { src } => format!("udp4 from {src}"),
+        },
+        options.domain,
+        if port.link_up() { format!("{:?}", port.link_speed()) } else { "down".to_string() }
+    );
+    let mut config = PtpConfig::new(identity);
+    config.domain = options.domain;
+    config.log_sync_interval = options.log_sync_interval;
+    config.log_announce_interval = options.log_announce_interval;
+    config.log_min_delay_req_interval = options.log_min_delay_req_interval;
+    config.seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
+
+    if let Some((uid, gid)) = run_as {
+        privileges::drop_to(uid, gid)?;
+        info!("running as uid {uid} gid {gid} with no capabilities");
+    }
+    let ntpshm = args
+        .ntpshm
+        .map(|unit| {
+            NtpShm::open(unit, args.ntpshm_mode)
+                .with_context(|| format!("cannot create NTP SHM segment {unit}"))
+        })
+        .transpose()?;
+
+    let start = Instant::now();
+    let now_ns = || start.elapsed().as_nanos() as u64;
+    let phc = Rc::new(RefCell::new(phc));
+    let mut runner = PtpRunner::new(port, config, phc.clone(), now_ns());
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let page_config = PtpPageConfig {
+        interval_ns: interval.as_nanos() as u64,
+        readings: args.readings as usize,
+        lock_threshold_ns: args.lock_threshold,
+        ..PtpPageConfig::default()
+    };
+    let mut page = PtpPage::new(page_config, identity, runner.status());
+    let mut loop_ = Loop::new(writer, stats, ntpshm);
+    loop_.log_prefix = "ptp";
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut next_ping = watchdog.map(|half| start + half);
+    let end = args.duration.and_then(|d| start.checked_add(Duration::from_secs_f64(d)));
+    let mut ready = false;
+    let mut schedule = Schedule::new(interval);
+    let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
+    let exit = loop {
+        let due = start + schedule.due();
+        let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
+        let ring = Instant::now() + RING_POLL; // until the interrupt below wakes us instead
+        let wake_at =
+            [Some(due), ptp_due, Some(ring), next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        // TODO(issue 10, irq): the ring's interrupt eventfd goes here as the second descriptor;
+        // on Wake::Ready(1) clear it and the NIC's causes (net::irq) before polling the runner.
+        let ring_fd: Option<BorrowedFd<'_>> = None;
+        if let Wake::Stop(signal) = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
+            info!("{signal} received");
+            break ExitCode::SUCCESS;
+        }
+        if opened.removal.as_ref().is_some_and(|r| r.requested()) {
+            loop_.writer.device_lost(u32::MAX);
+            error!(
+                "{}: the kernel is removing the device (VFIO release request); {} now says DEVICE_LOST",
+                opened.address,
+                loop_.writer.path().display()
+            );
+            return Ok(ExitCode::from(EXIT_DEVICE_GONE));
+        }
+        let now = Instant::now();
+        if let (Some(half), Some(ping)) = (watchdog, next_ping) {
+            if now >= ping {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                next_ping = Some(now + half);
+            }
+        }
+        if end.is_some_and(|end| now >= end) {
+            break ExitCode::SUCCESS;
+        }
+        for event in runner.poll(now_ns()) {
+            log_event(&event);
+            page.on_event(&event);
+        }
+        if now < due {
+            continue;
+        }
+        if let Err(e) = loop_.writer.check_linked() {
+            error!("{e}; exiting");
+            break ExitCode::from(1);
+        }
+        let ptp = runner.status();
+        let update = page.update(&mut phc.borrow_mut(), &host, ptp);
+        match update {
+            Ok(u) => {
+                loop_.extra_columns = Some(stats_columns(&runner, &u));
+                loop_.extra_log = Some(counters_text(&runner));
+                // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC);
+                // `publish` takes it back to UTC with the page's (the master's) offset.
+                let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
+                let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
+                loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
+            }
+            Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+        }
+        schedule.advance(start.elapsed());
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Err(e) = runner.port_mut().tear_down(&*regs) {
+        warn!("ptp: tearing the port down: {e}");
+    }
+    info!("ptp: final counters: {}", counters_text(&runner));
+    info!("stopping; {} marked STOPPED", loop_.writer.path().display());
+    Ok(exit)
+}
+
+fn log_event(e: &RunnerEvent) {
+    match e {
+        RunnerEvent::StatusChanged(s) => info!(
+            "ptp: port {} grandmaster {} steps removed {} utc offset {}",
+            s.state,
+            s.grandmaster,
+            s.steps_removed,
+            s.utc_offset_s.map_or("unknown".to_string(), |o| format!("{o} s (valid)"))
+        ),
+        RunnerEvent::Stepped { ns } => info!("ptp: clock stepped by {ns} ns"),
+        RunnerEvent::MasterLost { last } => warn!("ptp: master {} lost; page in HOLDOVER", last.grandmaster),
+        RunnerEvent::TxStampLost => warn!("ptp: a Delay_Req's TX stamp never came (counted)"),
+        RunnerEvent::SendFailed => {}
+    }
+}
+
+/// The counters, linuxptp-log style: `rx 120 drop 3 (not_ptp 3) unstamped 0 tx_lost 0`.
+fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> String {
+    let d = runner.drops();
+    let p = runner.port_counters();
+    let reasons: Vec<String> = d.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+    format!(
+        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {}",
+        d.accepted,
+        d.total_dropped(),
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+        p.wrong_domain,
+        p.event_unstamped,
+        p.rx_latch_cleared,
+        p.tx_stamps_lost
+    )
+}
+
+fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Update) -> String {
+    let d = runner.drops();
+    let p = runner.port_counters();
+    let mut line = format!(
+        ",{},{},{},{},{},{},{},{}",
+        u.snapshot.reference.port_state,
+        d.accepted,
+        d.total_dropped(),
+        p.wrong_domain,
+        p.event_unstamped,
+        p.rx_latch_cleared,
+        p.tx_stamps,
+        p.tx_stamps_lost
+    );
+    for (_, n) in d.iter() {
+        line.push_str(&format!(",{n}"));
+    }
+    line
+}

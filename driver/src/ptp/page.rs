@@ -1,0 +1,551 @@
+//! The page under PTP: the discipline's measure-and-publish half without its steering (statime
+//! steers the clock): PHC-vs-counter measurements anchor the page, the port's state and its
+//! master's Announce give the status, the reference identity, TAI−UTC and the error bound.
+//!
+//! Status: LISTENING before any master → UNSYNCHRONIZED (nothing to follow yet); LISTENING or
+//! UNCALIBRATED once a master was heard → LOCKING; SLAVE → LOCKING, then LOCKED once the servo's
+//! offset stayed under the lock threshold `lock_count` times (left beyond 10×); master lost →
+//! HOLDOVER, the bound growing at the rate measured while locked, then UNSYNCHRONIZED after
+//! `holdover_limit_ns`.
+//!
+//! The bound at each anchor (all ns) = the servo's offset from the master (the largest of the last
+//! few, the filter's estimate being noisy) + the path asymmetry share we cannot see (ASSUMED:
+//! the two directions differ by at most 2 × `asymmetry_fraction` × the mean path delay, so the
+//! error is at most `asymmetry_fraction` × the mean path delay; 10 % by default: a symmetric cable
+//! or switch path; a known asymmetry belongs in the slave's `delay_asymmetry_ns`) + the
+//! grandmaster's announced clockAccuracy (when it announces one; 0xFE "unknown" adds nothing and
+//! is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter mapping's half-brackets.
+
+use std::collections::VecDeque;
+
+use nicclock::abi::{
+    PTP_FLAG_FREQUENCY_TRACEABLE, PTP_FLAG_LEAP59, PTP_FLAG_LEAP61, PTP_FLAG_PTP_TIMESCALE,
+    PTP_FLAG_TIME_TRACEABLE, PTP_FLAG_UTC_OFFSET_VALID,
+};
+use nicclock::{
+    period_from_ns_per_tick, EventKind, Leap, Reference, ReferenceKind, ServoFigures, Snapshot, Status,
+    UtcOffsetSource,
+};
+use nicclock_uio::RegisterAccess;
+
+use super::runner::RunnerEvent;
+use super::slave::{ClockIdentity, PortState, PtpStatus};
+use crate::clock::{DeviceLost, Phc};
+use crate::discipline::{RateEstimator, Update};
+use crate::measure::{measure, Host, Measurement};
+use crate::servo::ServoState;
+
+/// Tunables of the page under PTP.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PtpPageConfig {
+    /// Nominal ns between page updates.
+    pub interval_ns: u64,
+    /// Bracketed reads per PHC-vs-counter measurement.
+    pub readings: usize,
+    /// |servo offset| under which SLAVE counts towards LOCKED, ns.
+    pub lock_threshold_ns: u64,
+    /// Consecutive updates under the threshold for LOCKED.
+    pub lock_count: u32,
+    /// The share of the mean path delay assumed as the unseen asymmetry's error (module docs).
+    pub asymmetry_fraction: f64,
+    /// Bound growth allowed besides the measured rate error (oscillator wander), ppb.
+    pub wander_ppb: f64,
+    /// How long HOLDOVER lasts before the page says UNSYNCHRONIZED, ns.
+    pub holdover_limit_ns: u64,
+}
+
+impl Default for PtpPageConfig {
+    fn default() -> Self {
+        Self {
+            interval_ns: 100_000_000,
+            readings: 5,
+            lock_threshold_ns: 1_000,
+            lock_count: 3,
+            asymmetry_fraction: 0.1,
+            wander_ppb: 50.0,
+            holdover_limit_ns: 300_000_000_000,
+        }
+    }
+}
+
+/// linuxptp's port state numbers (the page's `ptp_port_state`).
+pub fn port_state_number(state: PortState) -> u32 {
+    match state {
+        PortState::Initializing => 1,
+        PortState::Faulty => 2,
+        PortState::Disabled => 3,
+        PortState::Listening => 4,
+        PortState::PreMaster => 5,
+        PortState::Master => 6,
+        PortState::Passive => 7,
+        PortState::Uncalibrated => 8,
+        PortState::Slave => 9,
+    }
+}
+
+/// The master lost: where the bound was and how fast it grows.
+#[derive(Debug, Clone, Copy)]
+struct Holdover {
+    /// The reference while following it (identity, UTC offset).
+    last: PtpStatus,
+    /// The bound and the NIC time of the last anchor before the loss.
+    bound_ns: u64,
+    since_nic_ns: u64,
+    growth_ppb: f64,
+}
+
+/// Recent frequency corrections and offsets while following a master.
+const HISTORY: usize = 16;
+
+/// The page writer's state under PTP (see the module docs).
+pub struct PtpPage {
+    config: PtpPageConfig,
+    own: ClockIdentity,
+    ptp: PtpStatus,
+    status: Status,
+    under_threshold: u32,
+    heard_master: bool,
+    holdover: Option<Holdover>,
+    rate: RateEstimator,
+    freqs: VecDeque<f64>,
+    offsets: VecDeque<u64>,
+    events: Vec<(EventKind, i64)>,
+    update_count: u64,
+    /// The last published bound and its anchor (NIC ns), for a holdover.
+    last_bound: Option<(u64, u64, f64)>,
+}
+
+impl PtpPage {
+    /// The page of a port with clock identity `own`, starting from the slave's `status`.
+    pub fn new(config: PtpPageConfig, own: ClockIdentity, status: PtpStatus) -> Self {
+        Self {
+            config,
+            own,
+            ptp: status,
+            status: Status::Unsynchronized,
+            under_threshold: 0,
+            heard_master: false,
+            holdover: None,
+            rate: RateEstimator::default(),
+            freqs: VecDeque::new(),
+            offsets: VecDeque::new(),
+            events: Vec::new(),
+            update_count: 0,
+            last_bound: None,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn config(&self) -> &PtpPageConfig {
+        &self.config
+    }
+
+    /// Takes in what the runner reported: status changes, steps (a STEP event; the rate estimate
+    /// starts over), a lost master (HOLDOVER from the last published bound).
+    pub fn on_event(&mut self, event: &RunnerEvent) {
+        match event {
+            RunnerEvent::StatusChanged(s) => {
+                self.ptp = *s;
+                if s.grandmaster != self.own {
+                    self.heard_master = true;
+                }
+                if s.state == PortState::Slave {
+                    self.holdover = None;
+                }
+            }
+            RunnerEvent::Stepped { ns } => {
+                self.events.push((EventKind::Step, *ns));
+                // The mapping's rate and the offsets before the step say nothing of after it.
+                self.rate = RateEstimator::default();
+                self.offsets.clear();
+                self.under_threshold = 0;
+            }
+            RunnerEvent::MasterLost { last } => {
+                let growth_ppb = self.growth_ppb();
+                let (bound_ns, since_nic_ns) = match self.last_bound {
+                    Some((b, at, _)) if self.status == Status::Locked || self.status == Status::Locking => {
+                        (b, at)
+                    }
+                    _ => (u64::MAX, 0),
+                };
+                self.holdover = Some(Holdover { last: *last, bound_ns, since_nic_ns, growth_ppb });
+                self.under_threshold = 0;
+            }
+            RunnerEvent::TxStampLost | RunnerEvent::SendFailed => {}
+        }
+    }
+
+    /// The bound's growth: the rate estimate's uncertainty (3σ), the spread of the recent
+    /// frequency corrections (how well the frequency is known) and the wander allowance, ppb.
+    fn growth_ppb(&self) -> f64 {
+        let spread = match (
+            self.freqs.iter().copied().reduce(f64::min),
+            self.freqs.iter().copied().reduce(f64::max),
+        ) {
+            (Some(lo), Some(hi)) => hi - lo,
+            _ => 1_000.0,
+        };
+        let rate_ppb = self.rate.rate().map_or(1_000.0, |r| 3.0 * r.relative_error * 1e9);
+        self.config.wander_ppb + spread + rate_ppb
+    }
+
+    /// One page update: measure the PHC against the counter (no steering), then describe it with
+    /// the port's status now (`ptp`: [`super::PtpRunner::status`]).
+    pub fn update<R: RegisterAccess>(
+        &mut self,
+        phc: &mut Phc<R>,
+        host: &dyn Host,
+        ptp: PtpStatus,
+    ) -> Result<Update, DeviceLost> {
+        let m = measure(phc, host, self.config.readings, None)?;
+        let freq_ppb = phc.frequency().0;
+        Ok(self.update_measured(host, m, freq_ppb, ptp))
+    }
+
+    /// [`Self::update`] from a measurement and the PHC's current frequency correction (ppb).
+    pub fn update_measured(
+        &mut self,
+        host: &dyn Host,
+        m: Measurement,
+        freq_ppb: f64,
+        ptp: PtpStatus,
+    ) -> Update {
+        self.ptp = ptp;
+        if ptp.grandmaster != self.own {
+            self.heard_master = true;
+        }
+        if ptp.state == PortState::Slave {
+            self.holdover = None;
+        }
+        self.update_count += 1;
+        let nic_ns = m.nic_ns.0.clamp(0, u64::MAX as i128) as u64;
+        self.rate.add(m.counter, nic_ns, m.delay_ns);
+        let rate = self.rate.rate().map_or_else(
+            || {
+                let (ns_per_tick, relative_error) = host.ns_per_tick();
+                (ns_per_tick, relative_error)
+            },
+            |r| (r.ns_per_tick, r.relative_error),
+        );
+        let s = self.ptp;
+        let slave = s.state == PortState::Slave;
+        let offset = s.offset_ns.filter(|_| slave);
+        if let Some(o) = offset {
+            push(&mut self.offsets, o.unsigned_abs());
+            push(&mut self.freqs, freq_ppb);
+        }
+        let mapping_ns = m.delay_ns / 2 + (m.counter_window as f64 * rate.0 / 2.0).ceil() as u64 + 1;
+        // What the reference is: the master followed, or the one just lost (holdover).
+        let reference_status = self.holdover.map_or(s, |h| h.last);
+        let gm_accuracy_ns = if self.heard_master || self.holdover.is_some() {
+            nicclock::Reference::accuracy_ns_for_code(reference_status.clock_accuracy)
+        } else {
+            0
+        };
+        let (status, bound_ns, growth_ppb) = match self.holdover {
+            Some(h) => {
+                let elapsed = nic_ns.saturating_sub(h.since_nic_ns);
+                if h.bound_ns == u64::MAX || elapsed > self.config.holdover_limit_ns {
+                    (Status::Unsynchronized, u64::MAX, h.growth_ppb)
+                } else {
+                    let grown = (h.growth_ppb * elapsed as f64 / 1e9).ceil() as u64;
+                    (
+                        Status::Holdover,
+                        h.bound_ns.saturating_add(grown).saturating_add(mapping_ns),
+                        h.growth_ppb,
+                    )
+                }
+            }
+            None => {
+                let status = self.next_status(offset);
+                let bound = match offset {
+                    Some(_) => {
+                        let servo = self.offsets.iter().copied().max().unwrap_or(0);
+                        let delay = s.mean_delay_ns.unwrap_or(0).unsigned_abs();
+                        let asymmetry = (delay as f64 * self.config.asymmetry_fraction).ceil() as u64;
+                        let gm = if gm_accuracy_ns == u64::MAX { 0 } else { gm_accuracy_ns };
+                        servo.saturating_add(asymmetry).saturating_add(gm).saturating_add(mapping_ns)
+                    }
+                    None => u64::MAX,
+                };
+                let status = if bound == u64::MAX && status != Status::Unsynchronized {
+                    Status::Locking
+                } else {
+                    status
+                };
+                (status, bound, self.growth_ppb())
+            }
+        };
+        self.status = status;
+        if matches!(status, Status::Locked | Status::Locking) && bound_ns != u64::MAX {
+            self.last_bound = Some((bound_ns, nic_ns, growth_ppb));
+        }
+        let (tai_utc_offset_s, source) = match reference_status.utc_offset_s {
+            Some(o) => (i32::from(o), UtcOffsetSource::Reference),
+            None => (host.tai_utc_offset_s(), UtcOffsetSource::Host),
+        };
+        let (leap, leap_tai_s) = leap(&reference_status, nic_ns, tai_utc_offset_s);
+        let mut flags = 0;
+        for (on, bit) in [
+            (reference_status.leap61, PTP_FLAG_LEAP61),
+            (reference_status.leap59, PTP_FLAG_LEAP59),
+            (reference_status.utc_offset_s.is_some(), PTP_FLAG_UTC_OFFSET_VALID),
+            (reference_status.ptp_timescale, PTP_FLAG_PTP_TIMESCALE),
+            (reference_status.time_traceable, PTP_FLAG_TIME_TRACEABLE),
+            (reference_status.frequency_traceable, PTP_FLAG_FREQUENCY_TRACEABLE),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        let reference = Reference {
+            kind: ReferenceKind::Ptp,
+            gm_identity: if self.heard_master || self.holdover.is_some() {
+                reference_status.grandmaster.0
+            } else {
+                [0; 8]
+            },
+            steps_removed: u32::from(reference_status.steps_removed),
+            port_state: port_state_number(s.state),
+            flags,
+            utc_offset_source: source,
+            gm_clock_accuracy: if self.heard_master { u32::from(reference_status.clock_accuracy) } else { 0 },
+            gm_accuracy_ns,
+        };
+        let servo_state = match (status, slave) {
+            (Status::Locked, _) => ServoState::Locked,
+            (_, true) if offset.is_some() => ServoState::Locked,
+            _ => ServoState::Unlocked,
+        };
+        // linuxptp's sign: the clock's estimated frequency error (the correction's negation).
+        let servo_ppb = 0.0 - freq_ppb;
+        let offset_ns = offset.unwrap_or(0);
+        let path_delay = s.mean_delay_ns.filter(|_| slave).unwrap_or(0).max(0) as u64;
+        let snapshot = Snapshot {
+            counter_kind: host.counter_kind(),
+            counter_value: m.counter,
+            counter_period: period_from_ns_per_tick(rate.0),
+            anchor_tai_ns: nic_ns,
+            error_bound_ns: bound_ns,
+            error_growth_ppt: (growth_ppb * 1000.0).min(u32::MAX as f64) as u32,
+            status,
+            leap,
+            leap_tai_s,
+            tai_utc_offset_s,
+            updated_tai_ns: nic_ns,
+            update_interval_ns: self.config.interval_ns,
+            update_count: self.update_count,
+            servo: ServoFigures {
+                offset_ns,
+                freq_ppt: crate::clock::Ppb(servo_ppb).to_ppt().0,
+                delay_ns: path_delay,
+                state: servo_state as u32,
+            },
+            reference,
+        };
+        Update {
+            measurement: Measurement { offset_ns, delay_ns: path_delay, ..m },
+            servo_state,
+            servo_ppb,
+            status,
+            snapshot,
+            events: std::mem::take(&mut self.events),
+            discontinuity: None,
+            step_mismatch: None,
+            new_normal_delay_from_ns: None,
+        }
+    }
+
+    fn next_status(&mut self, offset: Option<i64>) -> Status {
+        let threshold = self.config.lock_threshold_ns;
+        match offset {
+            Some(o) if o.unsigned_abs() <= threshold => self.under_threshold += 1,
+            _ => self.under_threshold = 0,
+        }
+        match (self.status, offset) {
+            (_, Some(_)) if self.under_threshold >= self.config.lock_count => Status::Locked,
+            (Status::Locked, Some(o)) if o.unsigned_abs() <= 10 * threshold => Status::Locked,
+            (_, Some(_)) => Status::Locking,
+            (_, None) if self.heard_master => Status::Locking,
+            (_, None) => Status::Unsynchronized,
+        }
+    }
+}
+
+fn push<T>(q: &mut VecDeque<T>, v: T) {
+    if q.len() == HISTORY {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+/// The announced leap second: it takes effect at the end of the current UTC day, i.e. at TAI
+/// second (next UTC midnight + TAI−UTC).
+fn leap(s: &PtpStatus, tai_ns: u64, tai_utc_offset_s: i32) -> (Leap, u64) {
+    let kind = match (s.leap61, s.leap59) {
+        (true, _) => Leap::Insert,
+        (_, true) => Leap::Delete,
+        _ => return (Leap::None, 0),
+    };
+    let utc_s = (tai_ns / 1_000_000_000) as i64 - i64::from(tai_utc_offset_s);
+    let midnight = (utc_s.div_euclid(86_400) + 1) * 86_400;
+    (kind, (midnight + i64::from(tai_utc_offset_s)).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use nicclock::CounterKind;
+
+    use super::*;
+    use crate::clock::Nanos;
+
+    struct FakeHost;
+    impl Host for FakeHost {
+        fn counter_kind(&self) -> CounterKind {
+            CounterKind::MonotonicRaw
+        }
+        fn counter(&self) -> u64 {
+            0
+        }
+        fn reference_ns(&self) -> u64 {
+            0
+        }
+        fn tai_utc_offset_s(&self) -> i32 {
+            30
+        }
+        fn ns_per_tick(&self) -> (f64, f64) {
+            (1.0, 1e-6)
+        }
+    }
+
+    const OWN: ClockIdentity = ClockIdentity([2, 0, 0, 0xff, 0xfe, 0, 0, 0x10]);
+    const GM: ClockIdentity = ClockIdentity([0, 0x1b, 0x21, 0xff, 0xfe, 0, 0, 1]);
+    const T0: u64 = 1_767_225_637_000_000_000;
+
+    fn listening() -> PtpStatus {
+        PtpStatus {
+            state: PortState::Listening,
+            grandmaster: OWN,
+            steps_removed: 0,
+            utc_offset_s: None,
+            leap61: false,
+            leap59: false,
+            ptp_timescale: false,
+            time_traceable: false,
+            frequency_traceable: false,
+            clock_accuracy: 0xFE,
+            offset_ns: None,
+            mean_delay_ns: None,
+        }
+    }
+
+    fn slave(offset: i64) -> PtpStatus {
+        PtpStatus {
+            state: PortState::Slave,
+            grandmaster: GM,
+            steps_removed: 1,
+            utc_offset_s: Some(37),
+            leap61: true,
+            ptp_timescale: true,
+            clock_accuracy: 0x21,
+            offset_ns: Some(offset),
+            mean_delay_ns: Some(5_000),
+            ..listening()
+        }
+    }
+
+    /// One update at NIC time `t` (counter = ns since T0, measurement window 100 ns).
+    fn at(page: &mut PtpPage, t: u64) -> Update {
+        let m = Measurement {
+            offset_ns: 0,
+            delay_ns: 100,
+            nic_ns: Nanos(t as i128),
+            reference_ns: t,
+            counter: t - T0,
+            counter_window: 100,
+        };
+        let ptp = page.ptp;
+        page.update_measured(&FakeHost, m, 3.0, ptp)
+    }
+
+    #[test]
+    fn status_follows_the_port_and_the_reference_is_the_masters() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let u = at(&mut page, T0);
+        assert_eq!(u.status, Status::Unsynchronized, "no master heard yet");
+        assert_eq!(u.snapshot.error_bound_ns, u64::MAX);
+        assert_eq!(u.snapshot.reference.utc_offset_source, UtcOffsetSource::Host);
+        assert_eq!(u.snapshot.tai_utc_offset_s, 30);
+        assert_eq!(u.snapshot.reference.port_state, 4);
+
+        page.on_event(&RunnerEvent::StatusChanged(slave(40)));
+        let u = at(&mut page, T0 + 100_000_000);
+        assert_eq!(u.status, Status::Locking);
+        let r = u.snapshot.reference;
+        assert_eq!((r.kind, r.gm_identity, r.steps_removed, r.port_state), (ReferenceKind::Ptp, GM.0, 1, 9));
+        assert_eq!(r.utc_offset_source, UtcOffsetSource::Reference, "TAI-UTC from the Announce");
+        assert_eq!(u.snapshot.tai_utc_offset_s, 37);
+        assert_eq!(
+            r.flags & (PTP_FLAG_LEAP61 | PTP_FLAG_UTC_OFFSET_VALID),
+            PTP_FLAG_LEAP61 | PTP_FLAG_UTC_OFFSET_VALID
+        );
+        assert_eq!(u.snapshot.leap, Leap::Insert);
+        assert_eq!(u.snapshot.leap_tai_s % 86_400, 37, "at a UTC midnight, in TAI seconds");
+        assert_eq!((r.gm_clock_accuracy, r.gm_accuracy_ns), (0x21, 100));
+        // servo 40 + asymmetry 10 % of 5000 + accuracy 100 + mapping (50 + 50 + 1).
+        assert_eq!(u.snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+        at(&mut page, T0 + 200_000_000);
+        let u = at(&mut page, T0 + 300_000_000);
+        assert_eq!(u.status, Status::Locked, "three updates under the threshold");
+        assert_eq!(u.log_line().split_whitespace().nth(1), Some("40"));
+    }
+
+    #[test]
+    fn a_lost_master_is_holdover_with_a_growing_bound_then_unsynchronized() {
+        let config = PtpPageConfig { holdover_limit_ns: 10_000_000_000, ..PtpPageConfig::default() };
+        let mut page = PtpPage::new(config, OWN, listening());
+        page.on_event(&RunnerEvent::StatusChanged(slave(40)));
+        let mut t = T0;
+        for _ in 0..10 {
+            t += 100_000_000;
+            at(&mut page, t);
+        }
+        let locked = at(&mut page, t);
+        assert_eq!(locked.status, Status::Locked);
+        page.on_event(&RunnerEvent::MasterLost { last: slave(40) });
+        page.on_event(&RunnerEvent::StatusChanged(listening()));
+        let first = at(&mut page, t + 1_000_000_000);
+        assert_eq!(first.status, Status::Holdover);
+        assert_eq!(first.snapshot.tai_utc_offset_s, 37, "the master's offset kept through holdover");
+        assert_eq!(first.snapshot.reference.gm_identity, GM.0);
+        let later = at(&mut page, t + 5_000_000_000);
+        assert!(later.snapshot.error_bound_ns > first.snapshot.error_bound_ns, "the bound grows");
+        assert!(first.snapshot.error_bound_ns > locked.snapshot.error_bound_ns);
+        let gone = at(&mut page, t + 11_000_000_000);
+        assert_eq!(gone.status, Status::Unsynchronized);
+        assert_eq!(gone.snapshot.error_bound_ns, u64::MAX);
+        page.on_event(&RunnerEvent::StatusChanged(slave(10)));
+        assert_eq!(at(&mut page, t + 12_000_000_000).status, Status::Locking, "the master is back");
+    }
+
+    #[test]
+    fn the_offsets_before_a_step_do_not_widen_the_bound_after_it() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(400_000));
+        let before = at(&mut page, T0);
+        assert!(before.snapshot.error_bound_ns > 400_000);
+        page.on_event(&RunnerEvent::Stepped { ns: -400_000 });
+        page.ptp = slave(40);
+        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+    }
+
+    #[test]
+    fn a_step_posts_an_event_once() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        page.on_event(&RunnerEvent::Stepped { ns: -123_456 });
+        assert_eq!(at(&mut page, T0).events, vec![(EventKind::Step, -123_456)]);
+        assert!(at(&mut page, T0 + 1).events.is_empty());
+    }
+}

@@ -1,0 +1,582 @@
+//! The simulated NIC's queue 0: advanced RX/TX descriptors and buffers in [`HostMemory`] by DMA,
+//! frames to and from an attached wire, and the packet timestamps each family takes.
+//!
+//! TX runs when TDT (or TCTL/TXDCTL enabling the queue) is written, as QEMU does: every descriptor
+//! from TDH to TDT is read, its frame goes out on the wire at that instant, a descriptor asking for
+//! a stamp (ADVTXD_MAC_TSTAMP) latches SYSTIM into TXSTMPL/H if TSYNCTXCTL is enabled and not
+//! VALID, and RS descriptors are written back DD. RX: a frame handed to [`SimNic::deliver`] at the
+//! present instant needs link up, RCTL.EN, RXDCTL enabled and a free descriptor (RDH ≠ RDT), else
+//! it is dropped and counted (silicon with SRRCTL.DROP_EN); the MAC filter takes our RAL0/RAH0,
+//! broadcast with RCTL.BAM, multicast whose MTA bit is set, or everything under UPE/MPE.
+//!
+//! Stamps (igb-family.md §3, HARDWARE.md §7), each SYSTIM at the instant plus Gaussian jitter:
+//! - register latch (82576, and any family without SRRCTL.TIMESTAMP): a matching frame latches
+//!   RXSTMPL/H + RXSATRL/H, sets TSYNCRXCTL.VALID and its descriptor's TS bit (16); while VALID
+//!   no frame is stamped (counted). Silicon matches by TSYNCRXCTL's type (V2 events over L2 with
+//!   an ETQF 1588 filter or UDP port 319 with the FTQF 1588 bit; all; …) after the MAC filter,
+//!   and releases on the RXSTMPH read; a stamped frame then dropped for want of a descriptor
+//!   leaves the latch held (the 82576 hang Linux clears after 5 s). QEMU (`qemu: true`) stamps
+//!   only L2 frames whose first PTP byte equals TSYNCRXCFG[15:8], before the MAC filter, only
+//!   when the queue can take the frame, leaves RXSATRH's sequenceId 0, and releases on the
+//!   RXSATRH read (its RXSTMPH read does not).
+//! - in the buffer (82580/i350/i354/i210/i211 with SRRCTL.TIMESTAMP; i210/i211 also
+//!   RXPBS.CFG_TS_EN): 16 bytes before the frame — two zero dwords, SYSTIML, SYSTIMH — with TSIP
+//!   (bit 15) in the descriptor, for every frame under TSYNCRXCTL type ALL.
+//!
+//! Not modelled: multi-buffer frames (dropped as too long), legacy descriptors, queues other than
+//! 0, interrupts, QEMU's holding frames while the queue is full (dropped here instead).
+
+use std::sync::Arc;
+
+use rand::Rng;
+
+use super::{phy, Format, SimNic, State};
+use crate::net::bringup::{bits, breg, mta_hash};
+use crate::net::desc::{ctl, reg, rx_status, tx_cmd, tx_writeback_done, RxWriteback, TxData, TS_HEADER_LEN};
+use crate::net::frame::{ETHERTYPE_IPV4, ETHERTYPE_PTP, ETHERTYPE_VLAN, ETH_MIN_FRAME, PTP_EVENT_PORT};
+use crate::regs;
+
+pub use super::dma::HostMemory;
+
+/// Where the NIC's transmitted frames go: the wire it is attached to.
+pub trait FrameSink: Send + Sync {
+    /// `frame` (no FCS) left the NIC at true time `t_ns`.
+    fn transmit(&self, t_ns: u64, frame: Vec<u8>);
+}
+
+/// RX timestamp attribute registers (the sequenceId/source of the latched frame).
+pub const RXSATRL: usize = 0xB62C;
+pub const RXSATRH: usize = 0xB630;
+/// TSYNCRXCTL / TSYNCTXCTL VALID (read-only; the latch is held).
+pub const TSYNC_VALID: u32 = 0x1;
+const RCTL_UPE: u32 = 1 << 3;
+const RCTL_MPE: u32 = 1 << 4;
+const ETQF0: usize = 0x05CB0;
+const FTQF_1588_TIME_STAMP: u32 = 0x0800_0000;
+/// RDLEN/TDLEN keep bits 19:7; RDBAL/TDBAL ignore the low 7 bits (128-byte aligned rings).
+const XDLEN_MASK: u32 = 0x000F_FF80;
+const XDBAL_MASK: u32 = 0xFFFF_FF80;
+
+/// Why a received frame did not reach the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxDrop {
+    /// STATUS.LU is clear (no autonegotiation yet, or no link partner).
+    LinkDown,
+    /// RCTL.EN is clear.
+    ReceiverOff,
+    /// RXDCTL.ENABLE is clear.
+    QueueOff,
+    /// RDH == RDT: software has given no free descriptor.
+    NoDescriptor,
+    /// Not for us: the MAC address filter.
+    Filtered,
+    /// Larger than the packet buffer (multi-buffer frames are not modelled).
+    TooLong,
+    /// The descriptor or its buffer is outside every attached host memory.
+    DmaFault,
+}
+
+/// A frame written into the RX ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxDelivered {
+    /// The descriptor it went into.
+    pub index: usize,
+    /// The raw SYSTIM it was stamped with (latched in RXSTMPL/H, or in the buffer's header).
+    pub stamp: Option<u64>,
+}
+
+/// What the datapath has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatapathStats {
+    /// Frames written into the RX ring.
+    pub rx_frames: u64,
+    /// RX frames stamped into RXSTMPL/H.
+    pub rx_latched: u64,
+    /// RX frames stamped into their buffer.
+    pub rx_packet_stamped: u64,
+    /// RX frames that matched the stamp filter while the latch was held: not stamped.
+    pub rx_latch_held: u64,
+    pub rx_dropped_link_down: u64,
+    pub rx_dropped_receiver_off: u64,
+    pub rx_dropped_queue_off: u64,
+    pub rx_dropped_no_descriptor: u64,
+    pub rx_filtered: u64,
+    pub rx_too_long: u64,
+    /// Frames sent on the wire.
+    pub tx_frames: u64,
+    /// TX frames stamped into TXSTMPL/H.
+    pub tx_stamped: u64,
+    /// TX frames that asked for a stamp and got none (latch held, stamping off, or the fault).
+    pub tx_stamp_missed: u64,
+    /// TX frames lost because the link was down.
+    pub tx_dropped_link_down: u64,
+    /// Descriptors or buffers outside every attached host memory.
+    pub dma_faults: u64,
+}
+
+/// The datapath's state inside the NIC.
+pub(super) struct Datapath {
+    memory: Vec<HostMemory>,
+    wire: Option<Arc<dyn FrameSink>>,
+    rx_valid: bool,
+    tx_valid: bool,
+    /// The frame being gathered from TX descriptors up to EOP, and whether one asked for a stamp.
+    tx_frame: Vec<u8>,
+    tx_stamp: bool,
+    pub stats: DatapathStats,
+}
+
+impl Datapath {
+    pub fn new() -> Self {
+        Self {
+            memory: Vec::new(),
+            wire: None,
+            rx_valid: false,
+            tx_valid: false,
+            tx_frame: Vec::new(),
+            tx_stamp: false,
+            stats: DatapathStats::default(),
+        }
+    }
+
+    pub fn attach_memory(&mut self, mem: HostMemory) {
+        self.memory.push(mem);
+    }
+
+    pub fn attach_wire(&mut self, wire: Arc<dyn FrameSink>) {
+        self.wire = Some(wire);
+    }
+
+    fn dma_read(&mut self, addr: u64, out: &mut [u8]) -> bool {
+        let ok = self.memory.iter().any(|m| m.dma_read(addr, out));
+        self.stats.dma_faults += u64::from(!ok);
+        ok
+    }
+
+    fn dma_write(&mut self, addr: u64, data: &[u8]) -> bool {
+        let ok = self.memory.iter().any(|m| m.dma_write(addr, data));
+        self.stats.dma_faults += u64::from(!ok);
+        ok
+    }
+}
+
+/// The queue-0 aliases at 0x02800 (RX) and 0x03800 (TX) as their 0x0C000/0x0E000 offsets.
+fn canonical(offset: usize) -> usize {
+    match offset {
+        0x2800..=0x283F => offset - 0x2800 + reg::RDBAL0,
+        0x3800..=0x383F => offset - 0x3800 + reg::TDBAL0,
+        _ => offset,
+    }
+}
+
+fn reg(s: &State, offset: usize) -> u32 {
+    s.regs.get(&offset).copied().unwrap_or(0)
+}
+
+/// Datapath register reads (None: not a datapath register).
+pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
+    let offset = canonical(offset);
+    let now = nic.time.now_ns();
+    s.phy.run_until(now);
+    let qemu = nic.config.qemu;
+    Some(match offset {
+        regs::STATUS => phy::status(s, reg(s, regs::STATUS)),
+        phy::MDIC => phy::read_mdic(s),
+        regs::TSYNCRXCTL => (reg(s, offset) & !TSYNC_VALID) | u32::from(s.dp.rx_valid),
+        regs::TSYNCTXCTL => (reg(s, offset) & !TSYNC_VALID) | u32::from(s.dp.tx_valid),
+        regs::RXSTMPH => {
+            // Silicon releases the latch here; QEMU only on the RXSATRH read.
+            if !qemu {
+                s.dp.rx_valid = false;
+            }
+            reg(s, offset)
+        }
+        RXSATRH => {
+            if qemu {
+                s.dp.rx_valid = false;
+            }
+            reg(s, offset)
+        }
+        regs::TXSTMPH => {
+            s.dp.tx_valid = false;
+            reg(s, offset)
+        }
+        _ => return None,
+    })
+}
+
+/// Datapath register writes (false: not a datapath register).
+pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> bool {
+    let offset = canonical(offset);
+    let now = nic.time.now_ns();
+    s.phy.run_until(now);
+    match offset {
+        phy::MDIC => {
+            phy::write_mdic(s, value, now, nic.config.autoneg_ns, nic.config.link_partner);
+        }
+        regs::STATUS | regs::RXSTMPL | regs::RXSTMPH | RXSATRL | RXSATRH | regs::TXSTMPL | regs::TXSTMPH => {}
+        regs::TSYNCRXCTL | regs::TSYNCTXCTL => {
+            s.regs.insert(offset, value & !TSYNC_VALID);
+        }
+        reg::RDLEN0 | reg::TDLEN0 => {
+            s.regs.insert(offset, value & XDLEN_MASK);
+        }
+        reg::RDBAL0 | reg::TDBAL0 => {
+            s.regs.insert(offset, value & XDBAL_MASK);
+        }
+        reg::RDH0 | reg::RDT0 | reg::TDH0 => {
+            s.regs.insert(offset, value & 0xFFFF);
+        }
+        reg::TDT0 | breg::TCTL | reg::TXDCTL0 => {
+            let value = if offset == reg::TDT0 { value & 0xFFFF } else { value };
+            s.regs.insert(offset, value);
+            transmit(nic, s, now);
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// SYSTIM now (the state advanced to the present) plus the stamp jitter, in the family's units.
+fn stamp_units(nic: &SimNic, s: &mut State) -> u128 {
+    let units = nic.systim_units(s);
+    let sigma = nic.config.stamp_jitter_ns;
+    if sigma <= 0.0 {
+        return units;
+    }
+    let (u1, u2): (f64, f64) = (s.stamp_rng.random::<f64>().max(1e-300), s.stamp_rng.random());
+    let jitter_ns = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma;
+    let format = nic.format();
+    let per_ns = match format {
+        Format::Fractional { shift, .. } => (1u128 << shift) as f64,
+        Format::Ns40 | Format::SecondsNs => (1u128 << 32) as f64,
+    };
+    let modulus = if nic.config.qemu { 1u128 << 64 } else { format.modulus() };
+    let delta = ((jitter_ns.abs() * per_ns).round() as u128) % modulus;
+    if jitter_ns >= 0.0 {
+        (units + delta) % modulus
+    } else {
+        (units + modulus - delta) % modulus
+    }
+}
+
+/// (SYSTIML, SYSTIMH) of a counter value as the stamp registers and header hold them.
+fn stamp_words(nic: &SimNic, units: u128) -> (u32, u32) {
+    if nic.config.qemu {
+        return (units as u32, (units >> 32) as u32);
+    }
+    let (_, lo, hi) = nic.format().words(units);
+    (lo, hi)
+}
+
+/// Runs the TX queue: every descriptor from TDH to TDT, at true time `now`.
+fn transmit(nic: &SimNic, s: &mut State, now: u64) {
+    if reg(s, breg::TCTL) & bits::TCTL_EN == 0 || reg(s, reg::TXDCTL0) & ctl::QUEUE_ENABLE == 0 {
+        return;
+    }
+    let base = u64::from(reg(s, reg::TDBAH0)) << 32 | u64::from(reg(s, reg::TDBAL0));
+    let n = (reg(s, reg::TDLEN0) / 16) as usize;
+    let tail = reg(s, reg::TDT0) as usize;
+    if n == 0 || tail >= n {
+        return;
+    }
+    let mut head = reg(s, reg::TDH0) as usize % n;
+    while head != tail {
+        let at = base + 16 * head as u64;
+        let mut raw = [0u8; 16];
+        if !s.dp.dma_read(at, &mut raw) {
+            break;
+        }
+        let d = [
+            u64::from_le_bytes(raw[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(raw[8..].try_into().expect("8 bytes")),
+        ];
+        let cmd = d[1] as u32;
+        if let Some(data) = TxData::decode(d) {
+            let mut bytes = vec![0u8; usize::from(data.len)];
+            if s.dp.dma_read(data.addr, &mut bytes) {
+                s.dp.tx_frame.extend_from_slice(&bytes);
+            }
+            s.dp.tx_stamp |= data.timestamp;
+            if cmd & tx_cmd::EOP != 0 {
+                send(nic, s, now);
+            }
+        }
+        // Context and legacy descriptors carry no data here; every one asking is written back.
+        if cmd & tx_cmd::RS != 0 {
+            s.dp.dma_write(at + 8, &tx_writeback_done().to_le_bytes());
+        }
+        head = (head + 1) % n;
+    }
+    s.regs.insert(reg::TDH0, head as u32);
+}
+
+/// One gathered frame leaves: its stamp latched, padded as TCTL.PSP asks, onto the wire.
+fn send(nic: &SimNic, s: &mut State, now: u64) {
+    let mut frame = std::mem::take(&mut s.dp.tx_frame);
+    let wants_stamp = std::mem::take(&mut s.dp.tx_stamp);
+    if wants_stamp {
+        let enabled = reg(s, regs::TSYNCTXCTL) & bits::TSYNC_ENABLED != 0;
+        let fault = nic.config.tx_stamp_loss > 0.0 && s.stamp_rng.random::<f64>() < nic.config.tx_stamp_loss;
+        if enabled && !s.dp.tx_valid && !fault {
+            let units = stamp_units(nic, s);
+            let (lo, hi) = stamp_words(nic, units);
+            s.regs.insert(regs::TXSTMPL, lo);
+            s.regs.insert(regs::TXSTMPH, hi);
+            s.dp.tx_valid = true;
+            s.dp.stats.tx_stamped += 1;
+        } else {
+            s.dp.stats.tx_stamp_missed += 1;
+        }
+    }
+    if reg(s, breg::TCTL) & bits::TCTL_PSP != 0 && frame.len() < ETH_MIN_FRAME {
+        frame.resize(ETH_MIN_FRAME, 0);
+    }
+    if !s.phy.link_up() {
+        s.dp.stats.tx_dropped_link_down += 1;
+        return;
+    }
+    s.dp.stats.tx_frames += 1;
+    if let Some(wire) = &s.dp.wire {
+        wire.transmit(now, frame);
+    }
+}
+
+/// What the stamping logic sees of a frame: its EtherType (after one VLAN tag), the PTP message
+/// and whether it came over UDP to port 319.
+struct PtpView<'a> {
+    ethertype: u16,
+    ptp: Option<&'a [u8]>,
+    udp_event: bool,
+}
+
+fn view(frame: &[u8]) -> PtpView<'_> {
+    let be16 = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut at = 12;
+    let mut ethertype = be16(at).unwrap_or(0);
+    if ethertype == ETHERTYPE_VLAN {
+        at += 4;
+        ethertype = be16(at).unwrap_or(0);
+    }
+    at += 2;
+    match ethertype {
+        ETHERTYPE_PTP => PtpView { ethertype, ptp: frame.get(at..), udp_event: false },
+        ETHERTYPE_IPV4 => {
+            let ihl = usize::from(frame.get(at).copied().unwrap_or(0) & 0x0F) * 4;
+            let udp = frame.get(at + 9) == Some(&17);
+            let dport = be16(at + ihl + 2);
+            let udp_event = udp && ihl >= 20 && dport == Some(PTP_EVENT_PORT);
+            PtpView { ethertype, ptp: frame.get(at + ihl + 8..).filter(|_| udp_event), udp_event }
+        }
+        _ => PtpView { ethertype, ptp: None, udp_event: false },
+    }
+}
+
+/// The ETQF filter that matches `ethertype` with the 1588 flag, if one does.
+fn etqf_1588(s: &State, ethertype: u16) -> bool {
+    (0..8).map(|i| reg(s, ETQF0 + 4 * i)).any(|v| {
+        v & bits::ETQF_FILTER_ENABLE != 0 && v & 0xFFFF == u32::from(ethertype) && v & bits::ETQF_1588 != 0
+    })
+}
+
+/// Whether the register latch takes this frame's stamp (TSYNCRXCTL enabled, VALID aside).
+fn latch_matches(nic: &SimNic, s: &State, frame: &[u8]) -> bool {
+    let rxctl = reg(s, regs::TSYNCRXCTL);
+    if rxctl & bits::TSYNC_ENABLED == 0 {
+        return false;
+    }
+    let v = view(frame);
+    let msgt = ((reg(s, regs::TSYNCRXCFG) >> 8) & 0xFF) as u8;
+    let v2 = v.ptp.is_some_and(|p| p.len() >= 2 && p[1] & 0x0F == 2);
+    if nic.config.qemu {
+        let first = v.ptp.and_then(|p| p.first().copied());
+        return v.ethertype == ETHERTYPE_PTP && etqf_1588(s, v.ethertype) && v2 && first == Some(msgt);
+    }
+    let l2 = v.ethertype == ETHERTYPE_PTP && etqf_1588(s, v.ethertype);
+    let l4 = v.udp_event
+        && reg(s, breg::FTQF3) & FTQF_1588_TIME_STAMP != 0
+        && reg(s, breg::IMIR3) & 0xFFFF == bits::PORT_319;
+    let message_type = v.ptp.and_then(|p| p.first()).map(|b| b & 0x0F);
+    match rxctl & bits::TSYNCRXCTL_TYPE_MASK {
+        bits::TSYNCRXCTL_TYPE_ALL => true,
+        bits::TSYNCRXCTL_TYPE_EVENT_V2 => (l2 || l4) && v2 && message_type.is_some_and(|m| m < 8),
+        0x00 => l2 && v2 && message_type == Some(msgt & 0x0F),
+        0x04 => (l2 || l4) && v2 && message_type == Some(msgt & 0x0F),
+        _ => false, // V1 (never sent here) and reserved types
+    }
+}
+
+/// Whether this frame's stamp goes into its buffer (82580 and later).
+fn packet_stamp(nic: &SimNic, s: &State) -> bool {
+    let format = nic.format();
+    if nic.config.qemu || matches!(format, Format::Fractional { .. }) {
+        return false;
+    }
+    let i210 = format == Format::SecondsNs;
+    reg(s, reg::SRRCTL0) & ctl::SRRCTL_TIMESTAMP != 0
+        && reg(s, regs::TSYNCRXCTL) & bits::TSYNC_ENABLED != 0
+        && reg(s, regs::TSYNCRXCTL) & bits::TSYNCRXCTL_TYPE_MASK == bits::TSYNCRXCTL_TYPE_ALL
+        && (!i210 || reg(s, breg::RXPBS) & bits::RXPBS_CFG_TS_EN != 0)
+}
+
+/// The MAC address filter: our RAL0/RAH0, broadcast (BAM), multicast in the MTA, promiscuous.
+fn mac_accepts(s: &State, frame: &[u8]) -> bool {
+    let Some(dst) = frame.get(..6) else { return false };
+    let rctl = reg(s, breg::RCTL);
+    let (ral, rah) = (reg(s, regs::RAL0), reg(s, regs::RAH0));
+    let mut ours = [0u8; 6];
+    ours[..4].copy_from_slice(&ral.to_le_bytes());
+    ours[4..].copy_from_slice(&rah.to_le_bytes()[..2]);
+    if rah & 0x8000_0000 != 0 && dst == ours {
+        return true;
+    }
+    if dst == [0xFF; 6] {
+        return rctl & bits::RCTL_BAM != 0;
+    }
+    if dst[0] & 1 != 0 {
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(dst);
+        let (word, bit) = mta_hash(mac);
+        return rctl & RCTL_MPE != 0 || reg(s, breg::MTA + 4 * word) & (1 << bit) != 0;
+    }
+    rctl & RCTL_UPE != 0
+}
+
+/// Latches the register stamp of `frame` (the latch is free); returns the raw SYSTIM.
+fn latch(nic: &SimNic, s: &mut State, frame: &[u8]) -> u64 {
+    let units = stamp_units(nic, s);
+    let (lo, hi) = stamp_words(nic, units);
+    s.regs.insert(regs::RXSTMPL, lo);
+    s.regs.insert(regs::RXSTMPH, hi);
+    // Source uuid (clockIdentity bytes 2..8) and sequenceId; QEMU's header struct is two bytes
+    // off, so its sequenceId reads 0 (HARDWARE.md §7) [inference: silicon's byte choice].
+    let p = view(frame).ptp.unwrap_or(&[]);
+    let byte = |i: usize| p.get(i).copied().unwrap_or(0);
+    let seq = if nic.config.qemu { 0 } else { u32::from(u16::from_be_bytes([byte(30), byte(31)])) };
+    s.regs.insert(RXSATRL, u32::from_le_bytes([byte(22), byte(23), byte(24), byte(25)]));
+    s.regs.insert(RXSATRH, u32::from(u16::from_le_bytes([byte(26), byte(27)])) | seq << 16);
+    s.dp.rx_valid = true;
+    s.dp.stats.rx_latched += 1;
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// IEEE 802.3 CRC-32 of `data` (the FCS a receiver keeps when RCTL.SECRC is clear).
+fn fcs(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Receives `frame` at the present instant (see the module docs).
+pub(super) fn deliver(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
+    let now = nic.time.now_ns();
+    nic.advance(s, now);
+    s.phy.run_until(now);
+    let out = receive(nic, s, frame);
+    let st = &mut s.dp.stats;
+    match out {
+        Ok(_) => st.rx_frames += 1,
+        Err(RxDrop::LinkDown) => st.rx_dropped_link_down += 1,
+        Err(RxDrop::ReceiverOff) => st.rx_dropped_receiver_off += 1,
+        Err(RxDrop::QueueOff) => st.rx_dropped_queue_off += 1,
+        Err(RxDrop::NoDescriptor) => st.rx_dropped_no_descriptor += 1,
+        Err(RxDrop::Filtered) => st.rx_filtered += 1,
+        Err(RxDrop::TooLong) => st.rx_too_long += 1,
+        Err(RxDrop::DmaFault) => {} // counted where it happened
+    }
+    out
+}
+
+fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
+    if !s.phy.link_up() {
+        return Err(RxDrop::LinkDown);
+    }
+    if reg(s, breg::RCTL) & bits::RCTL_EN == 0 {
+        return Err(RxDrop::ReceiverOff);
+    }
+    let n = (reg(s, reg::RDLEN0) / 16) as usize;
+    let (head, tail) = (reg(s, reg::RDH0) as usize, reg(s, reg::RDT0) as usize);
+    let queue_on = reg(s, reg::RXDCTL0) & ctl::QUEUE_ENABLE != 0;
+    let free = n > 0 && head < n && tail < n && head != tail;
+    let qemu = nic.config.qemu;
+    if qemu && !queue_on {
+        return Err(RxDrop::QueueOff);
+    }
+    if qemu && !free {
+        return Err(RxDrop::NoDescriptor);
+    }
+    let in_packet = packet_stamp(nic, s);
+    let mut stamp = None;
+    // QEMU stamps in igb_receive_assign, before the MAC filter; silicon after it.
+    let stamp_now = |nic: &SimNic, s: &mut State, stamp: &mut Option<u64>| {
+        if !in_packet && latch_matches(nic, s, frame) {
+            if s.dp.rx_valid {
+                s.dp.stats.rx_latch_held += 1;
+            } else {
+                *stamp = Some(latch(nic, s, frame));
+            }
+        }
+    };
+    if qemu {
+        stamp_now(nic, s, &mut stamp);
+    }
+    if !mac_accepts(s, frame) {
+        return Err(RxDrop::Filtered);
+    }
+    if !qemu {
+        stamp_now(nic, s, &mut stamp);
+    }
+    if !queue_on {
+        return Err(RxDrop::QueueOff);
+    }
+    if !free {
+        // 82576: the stamp stays latched with no descriptor to carry TS (Linux's Rx hang).
+        return Err(RxDrop::NoDescriptor);
+    }
+    let mut buf = Vec::with_capacity(frame.len() + TS_HEADER_LEN + 4);
+    let mut status = rx_status::DD | rx_status::EOP;
+    if in_packet {
+        let units = stamp_units(nic, s);
+        let (lo, hi) = stamp_words(nic, units);
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(&lo.to_le_bytes());
+        buf.extend_from_slice(&hi.to_le_bytes());
+        status |= rx_status::TSIP;
+        stamp = Some((u64::from(hi) << 32) | u64::from(lo));
+        s.dp.stats.rx_packet_stamped += 1;
+    } else if stamp.is_some() {
+        status |= rx_status::TS;
+    }
+    buf.extend_from_slice(frame);
+    if reg(s, breg::RCTL) & bits::RCTL_SECRC == 0 {
+        buf.extend_from_slice(&fcs(frame).to_le_bytes());
+    }
+    let bsize = match reg(s, reg::SRRCTL0) & 0x7F {
+        0 => 2048,
+        k => k as usize * 1024,
+    };
+    if buf.len() > bsize {
+        return Err(RxDrop::TooLong);
+    }
+    let base = u64::from(reg(s, reg::RDBAH0)) << 32 | u64::from(reg(s, reg::RDBAL0));
+    let at = base + 16 * head as u64;
+    let mut raw = [0u8; 16];
+    if !s.dp.dma_read(at, &mut raw) {
+        return Err(RxDrop::DmaFault);
+    }
+    let pkt_addr = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
+    if !s.dp.dma_write(pkt_addr, &buf) {
+        return Err(RxDrop::DmaFault);
+    }
+    let wb = RxWriteback { pkt_info: 0, rss: 0, status_error: status, length: buf.len() as u16, vlan: 0 };
+    let [q0, q1] = wb.encode();
+    s.dp.dma_write(at, &q0.to_le_bytes());
+    s.dp.dma_write(at + 8, &q1.to_le_bytes());
+    s.regs.insert(reg::RDH0, ((head + 1) % n) as u32);
+    Ok(RxDelivered { index: head, stamp })
+}
