@@ -6,12 +6,16 @@
 #    hardware RX stamp of every Sync and the TX stamp of one Delay_Req, which the master answers.
 #    Measured over nicclock.ptp_seconds (default 30): wake-ups per Sync and the CPU it used; then
 #    10 s with --poll for comparison.
-# 2. igb #1 on uio_pci_generic: the same through /dev/uioN (pagemap DMA, the UIO interrupt).
-# 3. Baseline: `ptp4l -2 -S -s` with free_running 1 on igb #2's kernel driver: its clock is the
+# 2. igb #1 on vfio-pci: nicclockd --reference ptp as the slave: the port reaches SLAVE and the
+#    page LOCKED with the master's clock identity as grandmaster; an independent reader (uid 1000)
+#    compares the page with CLOCK_REALTIME (the master's clock) for nicclock.ptp_seconds and finds
+#    every reading inside the bound: `figure ptp_slave_rms_vs_master_ns`, the daemon's CPU; ptp4l
+#    killed: HOLDOVER within 3 Announce timeouts (9 s) and a growing bound; ptp4l back: LOCKED.
+# 3. igb #1 on uio_pci_generic: netcheck through /dev/uioN (pagemap DMA, the UIO interrupt).
+# 4. Baseline: `ptp4l -2 -S -s` with free_running 1 on igb #2's kernel driver: its clock is the
 #    master's own (CLOCK_REALTIME, same VM), so its offsets over nicclock.ptp_seconds are pure
 #    measurement error: `figure ptp4l_sw_rms_vs_master_ns`.
-# Not yet: nicclockd --reference ptp (the page LOCKED, the grandmaster identity, holdover when
-# ptp4l stops, the ratio to this baseline) - the daemon mode is not on this branch.
+#    `ratio ptp_rms_nicclockd_vs_ptp4l_sw`: the page's RMS against this one.
 . /lib/nicclock-guest.sh
 arg() { sed -n "s/.*nicclock\.$1=\([0-9]*\).*/\1/p" /proc/cmdline; }
 RUN_S=$(arg ptp_seconds)
@@ -33,8 +37,11 @@ echo "master $ETH_M ($E1000E), nicclockd on $IGB1, baseline slave $ETH_B ($IGB2)
 
 # The master: 8 Sync/s, always master (no slave here sends Announce).
 printf '[global]\nlogSyncInterval -3\nmasterOnly 1\n' > /tmp/master.cfg
-ptp4l -i "$ETH_M" -2 -S -m -f /tmp/master.cfg > /tmp/ptp4l-master.log 2>&1 &
-MASTER=$!
+start_master() {
+  ptp4l -i "$ETH_M" -2 -S -m -f /tmp/master.cfg >> /tmp/ptp4l-master.log 2>&1 &
+  MASTER=$!
+}
+start_master
 is_master() { grep -q "assuming the grand master role\|to MASTER on" /tmp/ptp4l-master.log; }
 if wait_for 30 is_master; then pass "ptp4l master on $ETH_M ($(grep -m1 'selected local clock\|assuming the grand master role' /tmp/ptp4l-master.log))"; else
   fail "ptp4l became master within 30 s"
@@ -61,11 +68,12 @@ netcheck_run() {
   [ "${resp:-0}" -gt 0 ] && pass "$name: the master answered our Delay_Req ($resp Delay_Resp)" || fail "$name: no Delay_Resp for our Delay_Req"
   unstamped=$(echo "$j" | json_field event_unstamped)
   [ "${unstamped:-1}" = 0 ] && pass "$name: every event message stamped" || fail "$name: $unstamped event messages without a stamp"
-  # The RX stamps follow the master's clock: consecutive Sync stamp intervals match the master's
-  # origin intervals within its software stamping noise (ptp4l -S under TCG: a few 100 us).
+  # The RX stamps are taken on arrival: consecutive Sync stamp intervals match the master's origin
+  # intervals within its software stamping noise (ptp4l -S under TCG: 0.03-5 ms), where a frame
+  # QEMU held back and stamped when its queue flushed would be off by whole Sync intervals (125 ms).
   err=$(echo "$j" | json_field sync_interval_error_max_us)
   result "$name sync_interval_error_max_us $err"
-  awk -v e="$err" 'BEGIN { exit !(e != "null" && e < 5000) }' && pass "$name: Sync RX stamp intervals within ${err} us of the master's" || fail "$name: Sync stamp intervals off the master's by $err us (stamped at flush time?)"
+  awk -v e="$err" 'BEGIN { exit !(e != "null" && e < 50000) }' && pass "$name: Sync RX stamp intervals within ${err} us of the master's" || fail "$name: Sync stamp intervals off the master's by $err us (stamped at flush time?)"
   wakeups=$(echo "$j" | json_field wakeups)
   syncs=$(echo "$j" | sed -n 's/.*"Sync":\([0-9]*\).*/\1/p')
   user=$(echo "$j" | json_field cpu_user_ms)
@@ -80,6 +88,53 @@ netcheck_run vfio "vfio:$IGB1" "$RUN_S"
 wk=$(json_field wakeup < /tmp/vfio.json)
 case $wk in *VFIO*) pass "vfio: woken by the interrupt: $wk" ;; *) fail "vfio: no VFIO interrupt ($wk)" ;; esac
 netcheck_run vfio-poll "vfio:$IGB1" 10 --poll
+
+# nicclockd as the PTP slave. ptp4l -S keeps its master on CLOCK_REALTIME and announces the
+# arbitrary timescale without a valid UTC offset (flags 0): its time is UTC itself, so the page is
+# told TAI-UTC is 0 (--tai-offset) and readers' UTC is the master's CLOCK_REALTIME.
+nicclockd --device "vfio:$IGB1" --reference ptp --ptp-transport l2 --tai-offset 0 --page-name ptp \
+  --stats-file /tmp/ptp.csv 2> /tmp/ptp.log &
+D=$!
+if out=$(nicclock --page ptp wait --status LOCKED --timeout 120 2>&1); then pass "ptp: page LOCKED ($out)"; else
+  fail "ptp: page LOCKED within 120 s: $out"
+  grep -v "Wander\|wander\|Steered\|Estimated" /tmp/ptp.log | tail -20
+fi
+grep "SLAVE\|LOCKED\|stepped\|ptp: woken\|ptp: no interrupt" /tmp/ptp.log | head -6
+expect_output "ptp: the daemon sleeps on the NIC's interrupt" "ptp: woken by the NIC's interrupt: MSI" cat /tmp/ptp.log
+st=$(nicclock --page ptp status --json)
+ps=$(echo "$st" | json_field port_state)
+[ "$ps" = SLAVE ] && pass "ptp: port state SLAVE" || fail "ptp: port state '$ps'"
+gm=$(echo "$st" | json_field gm_identity)
+[ -n "$gm" ] && [ "$gm" = "$GM" ] && pass "ptp: grandmaster $gm is ptp4l's clock" || fail "ptp: grandmaster '$gm', ptp4l's clock is '$GM'"
+[ "$(echo "$st" | json_field reference)" = ptp ] && pass "ptp: page reference ptp" || fail "ptp: reference $(echo "$st" | json_field reference)"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+c0=$(cpu_ticks "$D")
+t0=$(cut -d' ' -f1 /proc/uptime)
+out=$(as_reader nicclock --page ptp compare --seconds "$RUN_S" --rate 10)
+rc=$?
+c1=$(cpu_ticks "$D")
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "$out"
+outside=$(echo "$out" | sed -n 's/.*outside_bound \([0-9]*\).*/\1/p')
+page_rms=$(echo "$out" | sed -n 's/.*rms_offset_ns \([0-9.]*\).*/\1/p')
+if [ "$rc" = 0 ] && [ "$outside" = 0 ]; then pass "ptp: uid 1000 read the page $RUN_S s against CLOCK_REALTIME, 0 readings outside the bound"; else
+  fail "ptp: compare (exit $rc): $out"
+fi
+echo "figure ptp_slave_rms_vs_master_ns $page_rms"
+result "figure ptp_slave_rms_vs_master_ns $page_rms"
+awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "NICCLOCK-RESULT %s ptp_daemon_cpu_percent %.2f (%d ticks of 10 ms over %.1f s, 8 Sync/s)\n", ENVIRON["SCENARIO"], (b - a) / (e - s), b - a, e - s }'
+grep "ptp offset" /tmp/ptp.log | tail -2
+bound() { nicclock --page ptp status --json | json_field error_bound_ns; }
+kill "$MASTER"
+wait "$MASTER" 2> /dev/null
+if out=$(nicclock --page ptp wait --status HOLDOVER --timeout 9 2>&1); then pass "ptp: HOLDOVER within 3 Announce timeouts of ptp4l's end ($out)"; else fail "ptp: no HOLDOVER 9 s after ptp4l ended: $out"; fi
+b1=$(bound)
+grew() { b=$(bound); [ -n "$b" ] && [ "$b" != null ] && [ "$b" -gt "${b1:-0}" ]; }
+if wait_for 10 grew; then pass "ptp: the holdover bound grows ($b1 -> $(bound) ns)"; else fail "ptp: holdover bound stayed $b1 ns"; fi
+start_master
+if out=$(nicclock --page ptp wait --status LOCKED --timeout 120 2>&1); then pass "ptp: LOCKED again with ptp4l back ($out)"; else fail "ptp: not LOCKED again in 120 s: $out"; fi
+expect_clean_stop "$D"
+grep "final counters" /tmp/ptp.log
 
 bind_to uio_pci_generic "$IGB1"
 UIO=$(basename "$(ls -d /sys/bus/pci/devices/"$IGB1"/uio/uio* | head -1)")
@@ -113,4 +168,9 @@ else
   fail "ptp4l slave offsets: $j"
 fi
 [ -n "$GM" ] && result "master clock identity $GM"
+if [ -n "$page_rms" ] && [ -n "$rms" ]; then
+  ratio=$(awk -v a="$page_rms" -v b="$rms" 'BEGIN { printf "%.4f", a / b }')
+  echo "ratio ptp_rms_nicclockd_vs_ptp4l_sw $ratio"
+  result "ratio ptp_rms_nicclockd_vs_ptp4l_sw $ratio (page $page_rms ns, ptp4l $rms ns)"
+fi
 exit 0
