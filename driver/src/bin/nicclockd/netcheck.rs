@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use nicclock::lockfile::LockDir;
 use nicclock_driver::clock::{self, ClockOps, RawTime};
 use nicclock_driver::device::DeviceArg;
 use nicclock_driver::model::{self, Family};
@@ -56,6 +57,9 @@ pub struct NetcheckArgs {
     pub sysfs_root: PathBuf,
     #[arg(long, hide = true, default_value = nicclock_uio::vfio::CONTAINER)]
     pub vfio_container: PathBuf,
+    /// Directory of the device lock files (tests use their own).
+    #[arg(long, hide = true, default_value = nicclock::lockfile::DEFAULT_LOCK_DIR)]
+    pub lock_dir: PathBuf,
 }
 
 /// The `--json` fields (documented in `nicclockd netcheck --help`).
@@ -342,6 +346,12 @@ pub fn netcheck(args: &NetcheckArgs) -> Result<ExitCode> {
     };
     let waker = Waker::new()?;
     let sysfs = Sysfs::new(&args.sysfs_root);
+    // The NIC must be nobody else's: a running nicclockd holds its lock (VFIO would refuse a second
+    // user anyway, UIO and sysfs would not).
+    let locks = LockDir::open(&args.lock_dir).with_context(|| {
+        format!("cannot open the lock directory {} (run as root)", args.lock_dir.display())
+    })?;
+    let _device_lock = crate::run::lock_device(&locks, &args.device, &sysfs)?;
     if let nicclock_uio::DeviceSpec::Vfio(address) = spec {
         nicclock_uio::vfio::check(&sysfs, &sysfs.device(*address)?)?;
         nicclock_uio::vfio::require_container(&args.vfio_container)?;
