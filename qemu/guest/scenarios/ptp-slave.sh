@@ -124,6 +124,8 @@ echo "figure ptp_slave_rms_vs_master_ns $page_rms"
 result "figure ptp_slave_rms_vs_master_ns $page_rms"
 awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "NICCLOCK-RESULT %s ptp_daemon_cpu_percent %.2f (%d ticks of 10 ms over %.1f s, 8 Sync/s)\n", ENVIRON["SCENARIO"], (b - a) / (e - s), b - a, e - s }'
 grep "ptp offset" /tmp/ptp.log | tail -2
+echo "the daemon's own view (stats CSV): $(nicclock stats --json --lock-threshold 1000000000 /tmp/ptp.csv)"
+tail -2 /tmp/ptp.csv
 bound() { nicclock --page ptp status --json | json_field error_bound_ns; }
 kill "$MASTER"
 wait "$MASTER" 2> /dev/null

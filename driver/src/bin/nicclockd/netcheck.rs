@@ -425,15 +425,8 @@ pub fn netcheck(args: &NetcheckArgs) -> Result<ExitCode> {
     let link = link_up(regs)?;
     dp.summary.link_up_ms = link.as_secs_f64() * 1e3;
     log::info!("link up ({:.0} ms), STATUS {:#010x}", dp.summary.link_up_ms, regs.read32(STATUS));
-    let rx_place = RingPlace { desc_addr: dp.rx.desc_addr(), descs: RX_DESCS };
-    let tx_place = RingPlace { desc_addr: dp.tx.desc_addr(), descs: TX_DESCS };
-    bringup::bring_up(regs, model.family, rx_place, tx_place).context("bringing the queues up")?;
-    log::info!(
-        "queues up: RX {RX_DESCS} descriptors, TX {TX_DESCS}; own port {}; listening {} s",
-        port_identity(&[&identity[..], &[0, 1]].concat()),
-        args.seconds
-    );
-
+    // Interrupts before the queues: a Sync arriving between the two would set its cause unseen and
+    // hold the single RX stamp latch until the next frame's interrupt, which then finds it taken.
     let irq = if args.poll {
         log::info!("wake-ups: polling every {} ms (--poll)", POLL_PERIOD.as_millis());
         None
@@ -457,6 +450,15 @@ pub fn netcheck(args: &NetcheckArgs) -> Result<ExitCode> {
             }
         }
     };
+    let rx_place = RingPlace { desc_addr: dp.rx.desc_addr(), descs: RX_DESCS };
+    let tx_place = RingPlace { desc_addr: dp.tx.desc_addr(), descs: TX_DESCS };
+    bringup::bring_up(regs, model.family, rx_place, tx_place).context("bringing the queues up")?;
+    log::info!(
+        "queues up: RX {RX_DESCS} descriptors, TX {TX_DESCS}; own port {}; listening {} s",
+        port_identity(&[&identity[..], &[0, 1]].concat()),
+        args.seconds
+    );
+
     dp.summary.wakeup = irq.as_ref().map_or("polling".into(), |i| i.kind().to_string());
 
     let result = listen(&mut dp, irq.as_ref(), &waker, args.seconds);

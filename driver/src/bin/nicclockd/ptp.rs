@@ -200,10 +200,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let Started { args, options, opened, phc, writer, host, waker, stats, run_as } = s;
     let regs = opened.regs.clone();
     let mac = opened.mac();
-    if let Err(e) = port.bring_up(&*regs) {
-        return Err(anyhow::anyhow!("{}: cannot bring the PTP port up: {e}", opened.address));
-    }
-    // Before privileges are dropped: routing the interrupt needs the device's fds and config space.
+    // Before privileges are dropped (routing the interrupt needs the device's fds and config
+    // space) and before the queues come up (a Sync arriving in between would raise its cause
+    // unseen, and its stamp would hold the 82576's single latch until the next frame).
     let mut irq = match opened.irq.as_ref().map(|door| door.open()) {
         Some(Ok(irq)) => {
             net_irq::enable(&*regs);
@@ -223,6 +222,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             None
         }
     };
+    if let Err(e) = port.bring_up(&*regs) {
+        return Err(anyhow::anyhow!("{}: cannot bring the PTP port up: {e}", opened.address));
+    }
     let identity = ClockIdentity::from_mac(mac);
     info!(
         "ptp: port {identity}-1 up ({:?}, {}, domain {}, link {}); slave only, E2E, two-step",
