@@ -11,7 +11,8 @@
 #    compares the page with CLOCK_REALTIME (the master's clock) for nicclock.ptp_seconds and finds
 #    every reading inside the bound: `figure ptp_slave_rms_vs_master_ns`, the daemon's CPU; ptp4l
 #    killed: HOLDOVER within 3 Announce timeouts (9 s) and a growing bound; ptp4l back: LOCKED.
-# 3. igb #1 on uio_pci_generic: netcheck through /dev/uioN (pagemap DMA, the UIO interrupt).
+# 3. igb #1 on uio_pci_generic: netcheck, then the daemon until LOCKED, through /dev/uioN
+#    (pagemap DMA, the UIO interrupt).
 # 4. Baseline: `ptp4l -2 -S -s` with free_running 1 on igb #2's kernel driver: its clock is the
 #    master's own (CLOCK_REALTIME, same VM), so its offsets over nicclock.ptp_seconds are pure
 #    measurement error: `figure ptp4l_sw_rms_vs_master_ns`.
@@ -124,7 +125,7 @@ echo "figure ptp_slave_rms_vs_master_ns $page_rms"
 result "figure ptp_slave_rms_vs_master_ns $page_rms"
 awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN { printf "NICCLOCK-RESULT %s ptp_daemon_cpu_percent %.2f (%d ticks of 10 ms over %.1f s, 8 Sync/s)\n", ENVIRON["SCENARIO"], (b - a) / (e - s), b - a, e - s }'
 grep "ptp offset" /tmp/ptp.log | tail -2
-echo "the daemon's own view (stats CSV): $(nicclock stats --json --lock-threshold 1000000000 /tmp/ptp.csv)"
+echo "the daemon's stats CSV (time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns,...):"
 tail -2 /tmp/ptp.csv
 bound() { nicclock --page ptp status --json | json_field error_bound_ns; }
 kill "$MASTER"
@@ -144,6 +145,18 @@ sysctl -w vm.compact_unevictable_allowed=0 > /dev/null 2>&1
 netcheck_run uio "uio:/dev/$UIO" 10
 wk=$(json_field wakeup < /tmp/uio.json)
 case $wk in *UIO*) pass "uio: woken by the interrupt: $wk" ;; *) fail "uio: no UIO interrupt ($wk)" ;; esac
+
+# The daemon through UIO too (pagemap DMA, the UIO interrupt): SLAVE and LOCKED, then stopped.
+nicclockd --device "uio:/dev/$UIO" --reference ptp --ptp-transport l2 --tai-offset 0 --page-name ptp-uio \
+  2> /tmp/ptp-uio.log &
+D=$!
+if out=$(nicclock --page ptp-uio wait --status LOCKED --timeout 120 2>&1); then pass "ptp (uio): page LOCKED ($out)"; else
+  fail "ptp (uio): page LOCKED within 120 s: $out"
+  grep -v "Wander\|wander\|Steered\|Estimated" /tmp/ptp-uio.log | tail -20
+fi
+expect_output "ptp (uio): the daemon sleeps on the UIO interrupt" "ptp: woken by the NIC's interrupt: INTx (UIO)" cat /tmp/ptp-uio.log
+expect_output "ptp (uio): rings in pagemap DMA memory" 'kind: "pagemap"' cat /tmp/ptp-uio.log
+expect_clean_stop "$D"
 
 # Baseline: ptp4l's own software-stamped slave, not allowed to touch the clock it shares with
 # the master (free_running 1). A free-running ptp4l prints one offset per frequency-estimation
