@@ -1,5 +1,5 @@
-//! Reader cost, measured side by side in one run: nicclock `now()` against the vDSO's
-//! clock_gettime(CLOCK_REALTIME), against the classic semaphore-guarded segment with 4 contending
+//! Reader cost, measured side by side in one run: nicclock `now()` against `now_interval()` and the
+//! vDSO's clock_gettime(CLOCK_REALTIME), against the classic semaphore-guarded segment with 4 contending
 //! readers, and with 8 threads against 1. Prints ns per call and `ratio <name> <x>` lines.
 //!
 //! Multi-threaded figures are "busy" ns per call: each thread's wall time minus the time it sat
@@ -154,6 +154,9 @@ fn main() {
     let now = || {
         black_box(clock.now().unwrap());
     };
+    let now_interval = || {
+        black_box(clock.now_interval().unwrap());
+    };
     let sem = || {
         black_box(classic.now());
     };
@@ -161,20 +164,25 @@ fn main() {
         black_box(clock_gettime(ClockId::CLOCK_REALTIME).unwrap());
     };
 
-    // 1. One thread: now() vs clock_gettime(CLOCK_REALTIME) (vDSO), alternating order each round.
-    let (mut now_1, mut vdso_1, mut sem_1) = (vec![], vec![], vec![]);
+    // 1. One thread: now() vs now_interval() vs clock_gettime(CLOCK_REALTIME) (vDSO), alternating
+    // order each round.
+    let (mut now_1, mut interval_1, mut vdso_1, mut sem_1) = (vec![], vec![], vec![], vec![]);
     for r in 0..ROUNDS {
         if r % 2 == 0 {
             now_1.push(wall_per_call(CALLS, now));
+            interval_1.push(wall_per_call(CALLS, now_interval));
             vdso_1.push(wall_per_call(CALLS, vdso));
         } else {
             vdso_1.push(wall_per_call(CALLS, vdso));
+            interval_1.push(wall_per_call(CALLS, now_interval));
             now_1.push(wall_per_call(CALLS, now));
         }
         sem_1.push(wall_per_call(CALLS, sem));
     }
-    let (now_1, vdso_1, sem_1) = (median(now_1), median(vdso_1), median(sem_1));
+    let (now_1, interval_1, vdso_1, sem_1) =
+        (median(now_1), median(interval_1), median(vdso_1), median(sem_1));
     println!("ns_per_call now_1thread {now_1:.2}");
+    println!("ns_per_call now_interval_1thread {interval_1:.2}");
     println!("ns_per_call clock_gettime_realtime_1thread {vdso_1:.2}");
     println!("ns_per_call seed_semaphore_1thread {sem_1:.2}");
 
@@ -202,6 +210,7 @@ fn main() {
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("ratio now_vs_vdso_realtime {:.3}", now_1 / vdso_1);
+    println!("ratio now_interval_vs_now {:.3}", interval_1 / now_1);
     println!("ratio seed_semaphore_vs_now_4readers {:.1}", busy(&sem_4) / busy(&now_4));
     println!(
         "info wall_ratio seed_semaphore_vs_now_4readers {:.1} (wall time, includes waiting for one of {cpus} CPUs)",

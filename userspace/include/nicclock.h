@@ -73,6 +73,10 @@ extern "C" {
 #define NICCLOCK_EVENT_STOPPED 6        /* detail = writer pid */
 #define NICCLOCK_EVENT_LEAP_CHANGED 7   /* detail = leap, magnitude = TAI second it applies */
 #define NICCLOCK_EVENT_PULSE_MISSED 8   /* magnitude = PPS pulses missed in a row (minor 2) */
+/* 0 is never written. A kind not listed here comes from a newer minor's writer: handle it by its
+ * urgency (nicclock_wait_event passes its number through, and an urgency not listed reads as
+ * NICCLOCK_URGENCY_URGENT). */
+#define NICCLOCK_EVENT_UNKNOWN 0
 
 /* reference_kind (minor 3; a page of an older minor has 0 = unknown) */
 #define NICCLOCK_REFERENCE_UNKNOWN 0
@@ -157,7 +161,7 @@ struct nicclock_clock_data {
 	uint32_t utc_offset_source;  /* NICCLOCK_UTC_OFFSET_SOURCE_* */
 	uint32_t gm_clock_accuracy;  /* announced clockAccuracy code (0x20 = 25 ns, 0xFE unknown) */
 	uint32_t _reserved1;
-	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown */
+	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown (not counted) */
 	uint64_t _reserved[12];
 };
 
@@ -252,7 +256,8 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * them. A page of an older minor has them zero: reference unknown, UTC offset source unknown (not
  * an error). Under NICCLOCK_REFERENCE_PTP, gm_identity is the grandmaster's clockIdentity in wire
  * order (ptp4l prints it as 001122.fffe.334455), ptp_flags the Announce's flags as sent, and the
- * announced accuracy is already part of error_bound_ns (gm_accuracy_ns says how much). A
+ * announced accuracy is part of error_bound_ns (gm_accuracy_ns says how much); an accuracy the
+ * master announces as unknown (UINT64_MAX) is not: the bound is then relative to its clock. A
  * reference_kind or utc_offset_source above the known values is corrupt (or a newer writer's).
  *
  * Events: events.head counts the events ever written; event n sits in ring[(n - 1) % 64]. Read it
@@ -265,6 +270,10 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * with the value loaded before head; the writer bumps it and FUTEX_WAKEs after every event. Give
  * the wait a timeout no longer than the page has left before it goes stale, and check staleness
  * on waking: a killed writer wakes nobody.
+ *
+ * Waiting for an update: FUTEX_WAIT (shared) on clock.seq with the value loaded before reading the
+ * block; the writer FUTEX_WAKEs it after every update and status change (writers older than this
+ * header's library do not: bound the wait as for events and look again on waking).
  */
 
 /* Signed counter ticks x counter_period / 2^48, rounded to the nearest ns (ties away from zero),
@@ -348,6 +357,7 @@ typedef struct nicclock nicclock_t;
 #define NICCLOCK_ECOUNTER -10 /* the page's counter cannot be read on this machine */
 #define NICCLOCK_EIO -11      /* other I/O error */
 #define NICCLOCK_EINVAL -12   /* bad argument (NULL handle, ...) */
+#define NICCLOCK_EWIDE -13    /* an interval wider than the caller's cap (nicclock_interval_midpoint) */
 
 struct nicclock_event {
 	uint64_t seq;         /* event number, 1-based */
@@ -359,6 +369,23 @@ struct nicclock_event {
 	uint32_t _pad;
 	uint64_t missed;      /* events lost to ring overflow just before this one */
 };
+
+/* [earliest_ns, latest_ns]: the TAI ns since 1970 the true time lies in, both ends included. A
+ * reading with an unknown bound is [0, UINT64_MAX], which orders against nothing. */
+struct nicclock_interval {
+	uint64_t earliest_ns;
+	uint64_t latest_ns;
+};
+
+/*
+ * Threads. A handle may be shared by any number of threads: nicclock_gettime, nicclock_gettime_utc,
+ * nicclock_bounds, nicclock_status, nicclock_now_interval, nicclock_wait_until and
+ * nicclock_wait_until_after take a const handle and may run on it concurrently, with no lock
+ * (each reading is a lock-free copy of the page). nicclock_wait_event advances the handle's event
+ * cursor: one thread at a time per handle (give each event-waiting thread its own handle).
+ * nicclock_close ends the handle: no call on it may be running or follow. nicclock_last_error is
+ * per thread; the interval functions and the name/strerror functions touch no handle.
+ */
 
 /* Open /dev/shm/nicclock-<name> (or <dir>/nicclock-<name>; dir NULL = /dev/shm) read-only.
  * NICCLOCK_EINVAL: a name that is not [A-Za-z0-9._:-]{1,63} or starts with '.'; NICCLOCK_EBADPAGE: a
@@ -383,6 +410,40 @@ int nicclock_status(const nicclock_t *c);
  * slot stays mid-write past NICCLOCK_WRITER_STUCK_MS (not the oldest: that one counts as missed),
  * NICCLOCK_EBADPAGE for a corrupt ring. One thread per handle. */
 int nicclock_wait_event(nicclock_t *c, int timeout_ms, struct nicclock_event *ev);
+
+/* Waiting for sync: blocks until the page says LOCKED and the error bound, as nicclock_gettime
+ * computes it at that moment, is <= max_error_ns. timeout_ms < 0 waits forever. Returns 1 when
+ * reached (*error_ns, if not NULL, gets that bound), 0 on timeout (*error_ns gets the last bound
+ * read, UINT64_MAX when no time was published yet), or a negative error, at once when it happens:
+ * NICCLOCK_ESTOPPED / NICCLOCK_EDEVLOST when nicclockd stops or loses the NIC, NICCLOCK_ESTALE
+ * when the page goes stale while waited on (nicclockd killed or hung), NICCLOCK_EBUSY,
+ * NICCLOCK_EBADPAGE. Other statuses and "no time yet" are waited through. It sleeps on the futex
+ * nicclockd wakes at every update (the only moment the bound can shrink: between updates it only
+ * grows), so once reached the condition holds until the bound grows past max_error_ns or an
+ * update widens it: it was true at that reading, not promised for later. Thread-safe. */
+int nicclock_wait_until(const nicclock_t *c, uint64_t max_error_ns, int timeout_ms, uint64_t *error_ns);
+
+/* TAI now as an interval into *out (may be NULL): nicclock_bounds in ns. Returns the status or a
+ * negative error. Costs what nicclock_gettime costs. */
+int nicclock_now_interval(const nicclock_t *c, struct nicclock_interval *out);
+
+/* 1 when every instant of *a lies before (after) every instant of *b, else 0 (overlapping or
+ * touching intervals order neither way); NICCLOCK_EINVAL for a NULL interval. To compare a reading
+ * with a timestamp t, pass {t, t}. */
+int nicclock_definitely_before(const struct nicclock_interval *a, const struct nicclock_interval *b);
+int nicclock_definitely_after(const struct nicclock_interval *a, const struct nicclock_interval *b);
+
+/* The middle of *i into *mid_ns (may be NULL) when *i is at most max_width_ns wide (latest -
+ * earliest, twice the error bound): returns 0; else NICCLOCK_EWIDE and *mid_ns is left alone. */
+int nicclock_interval_midpoint(const struct nicclock_interval *i, uint64_t max_width_ns, uint64_t *mid_ns);
+
+/* Commit-wait: blocks until the earliest possible TAI is after t_ns, so that any reading anyone
+ * takes afterwards is certainly later than t_ns. Sleeps for the time still to go (on the update
+ * futex: an update narrowing the bound ends it early), never spins; timeout_ms < 0 waits forever.
+ * Returns 1 passed (*out, if not NULL, gets that reading's interval), 0 on timeout (*out gets the
+ * last reading's, untouched without one; an unknown bound never passes), or a negative error as
+ * nicclock_wait_until's. Thread-safe. */
+int nicclock_wait_until_after(const nicclock_t *c, uint64_t t_ns, int timeout_ms, struct nicclock_interval *out);
 
 void nicclock_close(nicclock_t *c);
 

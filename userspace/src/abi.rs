@@ -293,6 +293,9 @@ pub enum EventKind {
     /// The reference's pulses (a PPS input) are overdue; the status goes to HOLDOVER.
     /// `magnitude` = pulses missed in a row (posted when that is 1, 2, 4, 8, …).
     PulseMissed = 8,
+    /// Read side only: a kind added by a newer minor than this reader's (never written; its
+    /// number is in [`crate::Event::raw_kind`]). Handle it by its urgency.
+    Unknown = 0,
 }
 
 impl EventKind {
@@ -320,6 +323,7 @@ impl EventKind {
             Self::Stopped => "STOPPED",
             Self::LeapChanged => "LEAP_CHANGED",
             Self::PulseMissed => "PULSE_MISSED",
+            Self::Unknown => "UNKNOWN",
         }
     }
 }
@@ -394,7 +398,9 @@ pub struct Header {
 /// Everything `now()` needs sits in the first 64 bytes (one cache line); the rest is for displays.
 #[repr(C)]
 pub struct ClockData {
-    /// Sequence word: odd while the writer is updating this block.
+    /// Sequence word: odd while the writer is updating this block. The writer FUTEX_WAKEs it
+    /// after every update and status change (readers waiting for a bound or a time sleep on it;
+    /// writers before this wake did not, so a waiter bounds its sleep by the page's max age).
     pub seq: AtomicU32,
     /// [`CounterKind`].
     pub counter_kind: AtomicU32,
@@ -449,8 +455,9 @@ pub struct ClockData {
     pub gm_clock_accuracy: AtomicU32,
     pub _reserved1: u32,
     /// The error bound contribution the announced accuracy implies, ns (0 when none was announced
-    /// or the reference is not PTP; `u64::MAX` when the master announced "unknown"). Already
-    /// included in `error_bound_ns`.
+    /// or the reference is not PTP; `u64::MAX` when the master announced "unknown"). Included in
+    /// `error_bound_ns` when known; when unknown (ptp4l's default) the bound is relative to the
+    /// grandmaster's clock: how far that is from true time is not counted.
     pub gm_accuracy_ns: AtomicU64,
     pub _reserved: [AtomicU64; 12],
 }
@@ -634,6 +641,7 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
         let k = EventKind::from_raw(raw).expect("contiguous kinds");
         rows.push((event_c_name(k), k as i128));
     }
+    rows.push((event_c_name(EventKind::Unknown), EventKind::Unknown as i128));
     rows
 }
 
@@ -658,6 +666,7 @@ fn event_c_name(k: EventKind) -> &'static str {
         EventKind::Stopped => "NICCLOCK_EVENT_STOPPED",
         EventKind::LeapChanged => "NICCLOCK_EVENT_LEAP_CHANGED",
         EventKind::PulseMissed => "NICCLOCK_EVENT_PULSE_MISSED",
+        EventKind::Unknown => "NICCLOCK_EVENT_UNKNOWN",
     }
 }
 

@@ -73,6 +73,11 @@ pub enum Error {
          while posting an event, or the page is corrupt; restart nicclockd"
     )]
     EventSlotStuck { number: u64, found: u64 },
+    #[error(
+        "the reading's interval is {width_ns} ns wide, more than the {max_width_ns} ns the caller \
+         accepts: the clock is not that certain now (wait for it: `nicclock wait --max-error`)"
+    )]
+    WindowTooWide { width_ns: u64, max_width_ns: u64 },
 }
 
 // Every reading returns a Result<Now, Error>: a larger Error measurably slowed now() (72 bytes

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::abi::{Status, DEFAULT_DIR};
 use crate::error::Error;
+use crate::interval::Interval;
 use crate::reader::{Clock, EventWait};
+use crate::wait::{AfterWait, SyncCondition, SyncWait};
 
 pub const NICCLOCK_ENOENT: c_int = -1;
 pub const NICCLOCK_EACCES: c_int = -2;
@@ -22,6 +24,7 @@ pub const NICCLOCK_EBUSY: c_int = -9;
 pub const NICCLOCK_ECOUNTER: c_int = -10;
 pub const NICCLOCK_EIO: c_int = -11;
 pub const NICCLOCK_EINVAL: c_int = -12;
+pub const NICCLOCK_EWIDE: c_int = -13;
 
 /// Every error code with its header name, for the test that checks the C header.
 pub fn error_code_table() -> Vec<(&'static str, i128)> {
@@ -38,6 +41,7 @@ pub fn error_code_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_ECOUNTER", NICCLOCK_ECOUNTER),
         ("NICCLOCK_EIO", NICCLOCK_EIO),
         ("NICCLOCK_EINVAL", NICCLOCK_EINVAL),
+        ("NICCLOCK_EWIDE", NICCLOCK_EWIDE),
     ]
     .into_iter()
     .map(|(n, v)| (n, v as i128))
@@ -64,6 +68,7 @@ fn code(e: &Error) -> c_int {
         Error::WriterStuck => NICCLOCK_EBUSY,
         Error::CounterUnavailable(_) => NICCLOCK_ECOUNTER,
         Error::Io { .. } => NICCLOCK_EIO,
+        Error::WindowTooWide { .. } => NICCLOCK_EWIDE,
     }
 }
 
@@ -284,7 +289,7 @@ pub unsafe extern "C" fn nicclock_wait_event(c: *mut Clock, timeout_ms: c_int, e
             Ok(EventWait::Event(e)) => {
                 let out = CEvent {
                     seq: e.seq,
-                    kind: e.kind as u32,
+                    kind: e.raw_kind.into(),
                     urgency: e.urgency as u32,
                     time: timespec(e.tai_ns),
                     magnitude: e.magnitude,
@@ -299,6 +304,179 @@ pub unsafe extern "C" fn nicclock_wait_event(c: *mut Clock, timeout_ms: c_int, e
             Err(e) => return fail(e),
         }
     }
+}
+
+/// `timeout_ms` < 0: no limit.
+fn timeout_of(timeout_ms: c_int) -> Option<Duration> {
+    u64::try_from(timeout_ms).ok().map(Duration::from_millis)
+}
+
+/// Writes `value` through `ptr` unless it is NULL.
+///
+/// # Safety
+/// `ptr` is NULL or valid for a write of `T`.
+unsafe fn put<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-null, and the caller promises it is writable.
+        unsafe { *ptr = value };
+    }
+}
+
+/// The C-visible interval: TAI ns since 1970.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CInterval {
+    pub earliest_ns: u64,
+    pub latest_ns: u64,
+}
+
+impl From<Interval> for CInterval {
+    fn from(i: Interval) -> Self {
+        Self { earliest_ns: i.earliest_ns, latest_ns: i.latest_ns }
+    }
+}
+
+impl From<CInterval> for Interval {
+    fn from(i: CInterval) -> Self {
+        Self { earliest_ns: i.earliest_ns, latest_ns: i.latest_ns }
+    }
+}
+
+/// TAI now as `[earliest, latest]` into `*out` (may be NULL). Returns the status or a negative error.
+///
+/// # Safety
+/// `c` a live handle; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_now_interval(c: *const Clock, out: *mut CInterval) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(clock) = (unsafe { clock(c) }) else {
+        return invalid("nicclock_now_interval: handle is NULL");
+    };
+    match clock.now() {
+        Ok(now) => {
+            // SAFETY: NULL or writable per the contract.
+            unsafe { put(out, now.interval().into()) };
+            now.status as c_int
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Reads two intervals for a comparison.
+///
+/// # Safety
+/// `a`, `b` NULL or readable.
+unsafe fn two(a: *const CInterval, b: *const CInterval) -> Option<(Interval, Interval)> {
+    // SAFETY: NULL or readable per the contract.
+    let (a, b) = unsafe { (a.as_ref()?, b.as_ref()?) };
+    Some(((*a).into(), (*b).into()))
+}
+
+/// 1 when every instant of `*a` lies before every instant of `*b`, else 0; NICCLOCK_EINVAL for NULL.
+///
+/// # Safety
+/// `a`, `b` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_definitely_before(a: *const CInterval, b: *const CInterval) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { two(a, b) } {
+        Some((a, b)) => a.definitely_before(&b).into(),
+        None => invalid("nicclock_definitely_before: an interval is NULL"),
+    }
+}
+
+/// 1 when every instant of `*a` lies after every instant of `*b`, else 0; NICCLOCK_EINVAL for NULL.
+///
+/// # Safety
+/// `a`, `b` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_definitely_after(a: *const CInterval, b: *const CInterval) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { two(a, b) } {
+        Some((a, b)) => a.definitely_after(&b).into(),
+        None => invalid("nicclock_definitely_after: an interval is NULL"),
+    }
+}
+
+/// The middle of `*i` into `*mid_ns` if `*i` is at most `max_width_ns` wide: 0, or NICCLOCK_EWIDE.
+///
+/// # Safety
+/// `i` NULL or readable; `mid_ns` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_interval_midpoint(
+    i: *const CInterval,
+    max_width_ns: u64,
+    mid_ns: *mut u64,
+) -> c_int {
+    // SAFETY: NULL or readable per the contract.
+    let Some(i) = (unsafe { i.as_ref() }) else {
+        return invalid("nicclock_interval_midpoint: interval is NULL");
+    };
+    match Interval::from(*i).midpoint(max_width_ns) {
+        Ok(mid) => {
+            // SAFETY: NULL or writable per the contract.
+            unsafe { put(mid_ns, mid) };
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Waits until LOCKED with an error bound ≤ `max_error_ns`: 1 reached (`*error_ns` gets the bound
+/// then), 0 on timeout (`*error_ns` gets the last bound, UINT64_MAX without one), or a negative error.
+///
+/// # Safety
+/// `c` a live handle; `error_ns` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_wait_until(
+    c: *const Clock,
+    max_error_ns: u64,
+    timeout_ms: c_int,
+    error_ns: *mut u64,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(clock) = (unsafe { clock(c) }) else {
+        return invalid("nicclock_wait_until: handle is NULL");
+    };
+    let (rc, bound) =
+        match clock.wait_until(SyncCondition::locked_within(max_error_ns), timeout_of(timeout_ms)) {
+            Ok(SyncWait::Reached(r)) => (1, r.now.error_bound_ns),
+            Ok(SyncWait::TimedOut(crate::wait::Standing::Reading(now))) => (0, now.error_bound_ns),
+            Ok(SyncWait::TimedOut(crate::wait::Standing::NoTimeYet)) => (0, u64::MAX),
+            Err(e) => return fail(e),
+        };
+    // SAFETY: NULL or writable per the contract.
+    unsafe { put(error_ns, bound) };
+    rc
+}
+
+/// Commit-wait: blocks until the earliest possible TAI is after `t_ns`. 1 passed (`*out` gets that
+/// reading's interval), 0 on timeout (`*out` gets the last one, or is left alone without a time),
+/// or a negative error.
+///
+/// # Safety
+/// `c` a live handle; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_wait_until_after(
+    c: *const Clock,
+    t_ns: u64,
+    timeout_ms: c_int,
+    out: *mut CInterval,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(clock) = (unsafe { clock(c) }) else {
+        return invalid("nicclock_wait_until_after: handle is NULL");
+    };
+    let (rc, interval) = match clock.wait_until_after(t_ns, timeout_of(timeout_ms)) {
+        Ok(AfterWait::Passed(i)) => (1, Some(i)),
+        Ok(AfterWait::TimedOut(last)) => (0, last),
+        Err(e) => return fail(e),
+    };
+    if let Some(i) = interval {
+        // SAFETY: NULL or writable per the contract.
+        unsafe { put(out, i.into()) };
+    }
+    rc
 }
 
 /// Closes a handle (NULL is ignored).
@@ -330,6 +508,7 @@ pub extern "C" fn nicclock_strerror(code: c_int) -> *const c_char {
         NICCLOCK_ECOUNTER => c"counter unavailable on this machine",
         NICCLOCK_EIO => c"I/O error",
         NICCLOCK_EINVAL => c"invalid argument",
+        NICCLOCK_EWIDE => c"interval wider than the caller accepts",
         _ => c"unknown error",
     };
     s.as_ptr()

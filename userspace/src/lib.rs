@@ -10,6 +10,10 @@
 //! # Ok::<(), nicclock::Error>(())
 //! ```
 //!
+//! One [`Clock`] may be shared by any number of threads (it is `Send + Sync`; readings are
+//! lock-free). Waiting for sync: [`Clock::wait_until`]; TrueTime-style intervals and commit-wait:
+//! [`Clock::now_interval`], [`Interval`], [`Clock::wait_until_after`].
+//!
 //! The page ABI is [`abi`]; the writer side (used by nicclockd and tests) is [`Writer`]; the C ABI
 //! is in `include/nicclock.h`.
 //!
@@ -32,6 +36,8 @@ pub mod ffi;
 #[cfg(not(loom))]
 mod identity;
 #[cfg(not(loom))]
+mod interval;
+#[cfg(not(loom))]
 pub mod lockfile;
 #[cfg(not(loom))]
 mod name;
@@ -45,6 +51,8 @@ mod snapshot;
 #[cfg(not(loom))]
 pub mod stats;
 #[cfg(not(loom))]
+mod wait;
+#[cfg(not(loom))]
 mod writer;
 
 #[cfg(not(loom))]
@@ -52,9 +60,11 @@ pub use crate::{
     abi::{CounterKind, EventKind, Leap, ReferenceKind, Status, Urgency, UtcOffsetSource},
     error::{Error, WriterError},
     identity::Identity,
+    interval::Interval,
     name::{name_problem, page_path, validate_name, MAX_NAME_LEN, NAME_RULES},
     page::counter,
     reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
     snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, Reference, ServoFigures, Snapshot},
+    wait::{AfterWait, Reached, Standing, SyncCondition, SyncWait},
     writer::{check_mode, PageOptions, Writer},
 };

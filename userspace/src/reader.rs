@@ -53,6 +53,12 @@ pub enum EventWait {
 }
 
 /// A time page opened for reading.
+///
+/// `Send + Sync`: one handle may be shared by any number of threads (`Arc<Clock>` or a borrow).
+/// Every reading (`now`, `now_utc`, `now_interval`, `status`, `snapshot`, …) and the waits
+/// `wait_until` / `wait_until_after` take `&self` and run side by side without a lock: a reading
+/// is a lock-free copy of the page under its sequence word. Only [`Clock::wait_event`] takes
+/// `&mut self` (it moves this handle's event cursor): one handle per event-following thread.
 pub struct Clock {
     page: ReadOnlyPage,
     max_age_ns: Option<u64>,
@@ -65,6 +71,14 @@ pub struct Clock {
     /// Since when a waiting reader has found the writer mid-update at every check.
     mid_update_since: Option<Instant>,
 }
+
+// One handle may be shared by any number of threads: every reading takes `&self` and is a
+// lock-free seqlock read of the page (no mutex, no write to shared memory); only the event cursor
+// of `wait_event` (`&mut self`) is per handle.
+const _: () = {
+    const fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<Clock>()
+};
 
 /// Staleness limit when the reader sets none: 3 update intervals, at least 1 s.
 #[inline]
@@ -173,7 +187,7 @@ impl Clock {
         let Some(raw) = seqlock::read(&c.seq, || Snapshot::load(c)) else {
             return Err(Error::WriterStuck);
         };
-        raw.check()
+        raw.check(self.page.page().header.abi_minor.load(Relaxed))
     }
 
     /// Age of the last update in ns, by the page's own mapping (None before the first update).
@@ -319,7 +333,8 @@ impl Clock {
                 }
                 let number = self.cursor + 1;
                 let slot = &self.page.page().ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
-                match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot)) {
+                let minor = self.page.page().header.abi_minor.load(Relaxed);
+                match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot, minor)) {
                     Some((_, _, Some(event))) => {
                         self.cursor = number;
                         self.stuck = None;
@@ -406,16 +421,24 @@ impl Clock {
     /// holds): a writer found mid-update is looked at again in 10 ms, and reported stuck when it
     /// has stayed so for WRITER_STUCK_MS.
     fn liveness(&mut self) -> Result<Duration, Error> {
+        let mut mid_update_since = self.mid_update_since.take();
+        let verdict = self.liveness_in(&mut mid_update_since);
+        self.mid_update_since = mid_update_since;
+        verdict
+    }
+
+    /// [`Clock::liveness`] for a waiter that keeps its own "mid-update since" (a shared `&Clock`).
+    pub(crate) fn liveness_in(&self, mid_update_since: &mut Option<Instant>) -> Result<Duration, Error> {
         let c = &self.page.page().clock;
         if seqlock::try_read(&c.seq, || ()).is_none() {
-            let since = *self.mid_update_since.get_or_insert_with(Instant::now);
+            let since = *mid_update_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= seqlock::WRITER_STUCK_AFTER {
-                self.mid_update_since = None;
+                *mid_update_since = None;
                 return Err(Error::WriterStuck);
             }
             return Ok(Duration::from_millis(10));
         }
-        self.mid_update_since = None;
+        *mid_update_since = None;
         match self.now() {
             Ok(_) => {}
             Err(Error::Unavailable(_) | Error::NoTimeYet | Error::CounterUnavailable(_)) => {
@@ -428,6 +451,11 @@ impl Clock {
         let left = self.max_age_ns(&snap).saturating_sub(age);
         // A millisecond past the limit, so the check after the sleep finds the page stale.
         Ok(Duration::from_nanos(left) + Duration::from_millis(1))
+    }
+
+    /// The clock block's sequence word, which the writer FUTEX_WAKEs after every update.
+    pub(crate) fn clock_futex(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.page.page().clock.seq
     }
 
     /// Makes the next [`Clock::wait_event`] calls replay the events still in the ring.
@@ -497,7 +525,7 @@ fn out_of_range(since: i64, age: i128, max_age_ns: u64) -> Error {
 }
 
 /// An instant no timeout reaches (`Instant + Duration` would overflow).
-fn far_future() -> Instant {
+pub(crate) fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 86_400)
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::abi::{
     ClockData, CounterKind, EventKind, EventSlot, Leap, ReferenceKind, Status, Urgency, UtcOffsetSource,
-    PERIOD_SHIFT,
+    ABI_MINOR, PERIOD_SHIFT,
 };
 use crate::error::Error;
 
@@ -257,18 +257,30 @@ pub(crate) struct RawSnapshot {
 }
 
 impl RawSnapshot {
-    pub(crate) fn check(self) -> Result<Snapshot, Error> {
+    /// Validates the enumerations. A reference kind or UTC offset source this reader does not
+    /// know is `Unknown` on a page of a newer minor (`page_minor` > [`ABI_MINOR`]: a compatible
+    /// addition) and `Err(Corrupt)` otherwise (no writer of a minor we know publishes it). Status,
+    /// leap and counter kind stay strict: a new value there would change what the time means,
+    /// which takes a major version.
+    pub(crate) fn check(self, page_minor: u16) -> Result<Snapshot, Error> {
         let corrupt = |field, value: u32| Error::Corrupt { field, value: value.into() };
+        let newer = page_minor > ABI_MINOR;
         Ok(Snapshot {
             counter_kind: CounterKind::from_raw(self.counter_kind)
                 .ok_or_else(|| corrupt("counter kind", self.counter_kind))?,
             status: Status::from_raw(self.status).ok_or_else(|| corrupt("status", self.status))?,
             leap: Leap::from_raw(self.leap).ok_or_else(|| corrupt("leap indicator", self.leap))?,
             reference: Reference {
-                kind: ReferenceKind::from_raw(self.reference_kind)
-                    .ok_or_else(|| corrupt("reference kind", self.reference_kind))?,
-                utc_offset_source: UtcOffsetSource::from_raw(self.utc_offset_source)
-                    .ok_or_else(|| corrupt("UTC offset source", self.utc_offset_source))?,
+                kind: match ReferenceKind::from_raw(self.reference_kind) {
+                    Some(kind) => kind,
+                    None if newer => ReferenceKind::Unknown,
+                    None => return Err(corrupt("reference kind", self.reference_kind)),
+                },
+                utc_offset_source: match UtcOffsetSource::from_raw(self.utc_offset_source) {
+                    Some(source) => source,
+                    None if newer => UtcOffsetSource::Unknown,
+                    None => return Err(corrupt("UTC offset source", self.utc_offset_source)),
+                },
                 ..self.rest.reference
             },
             ..self.rest
@@ -325,7 +337,12 @@ pub(crate) fn utc_offset_at(offset_s: i32, leap: Leap, leap_tai_s: u64, tai_s: u
 pub struct Event {
     /// Event number, 1-based, never reused for a page (it survives writer restarts).
     pub seq: u64,
+    /// What it reports; [`EventKind::Unknown`] for a kind added by a newer minor than this
+    /// reader's (its number is in `raw_kind`).
     pub kind: EventKind,
+    /// The kind's number as the page carries it (`kind as u16` for every known kind).
+    pub raw_kind: u16,
+    /// How much it matters; an urgency added by a newer minor reads as [`Urgency::Urgent`].
     pub urgency: Urgency,
     /// TAI ns at which it happened.
     pub tai_ns: u64,
@@ -339,26 +356,32 @@ impl Event {
     pub(crate) fn store(&self, slot: &EventSlot) {
         slot.tai_ns.store(self.tai_ns, Relaxed);
         slot.magnitude.store(self.magnitude, Relaxed);
-        slot.kind.store(self.kind as u16, Relaxed);
+        slot.kind.store(self.raw_kind, Relaxed);
         slot.urgency.store(self.urgency as u16, Relaxed);
         slot.detail.store(self.detail, Relaxed);
     }
 
-    /// Loads slot fields; unknown kinds/urgencies (from a newer writer) come back as `None`.
-    pub(crate) fn load(seq: u64, slot: &EventSlot) -> (u16, u16, Option<Event>) {
+    /// Loads slot fields. A kind or urgency this reader does not know comes back as `None` from a
+    /// page of a minor we know (`page_minor` ≤ [`ABI_MINOR`]: corrupt) and as
+    /// [`EventKind::Unknown`] / [`Urgency::Urgent`] from a newer minor's page.
+    pub(crate) fn load(seq: u64, slot: &EventSlot, page_minor: u16) -> (u16, u16, Option<Event>) {
         let kind = slot.kind.load(Relaxed);
         let urgency = slot.urgency.load(Relaxed);
+        let newer = page_minor > ABI_MINOR;
         let event = match (EventKind::from_raw(kind), Urgency::from_raw(urgency)) {
-            (Some(kind), Some(urgency)) => Some(Event {
-                seq,
-                kind,
-                urgency,
-                tai_ns: slot.tai_ns.load(Relaxed),
-                magnitude: slot.magnitude.load(Relaxed),
-                detail: slot.detail.load(Relaxed),
-            }),
+            (Some(k), Some(u)) => Some((k, u)),
+            (k, u) if newer => Some((k.unwrap_or(EventKind::Unknown), u.unwrap_or(Urgency::Urgent))),
             _ => None,
-        };
+        }
+        .map(|(k, u)| Event {
+            seq,
+            kind: k,
+            raw_kind: kind,
+            urgency: u,
+            tai_ns: slot.tai_ns.load(Relaxed),
+            magnitude: slot.magnitude.load(Relaxed),
+            detail: slot.detail.load(Relaxed),
+        });
         (kind, urgency, event)
     }
 }

@@ -182,6 +182,7 @@ impl Writer {
             p.clock.updated_tai_ns.store(0, Relaxed);
             p.clock.status.store(Status::Unsynchronized as u32, Relaxed);
         });
+        futex::wake_all(&p.clock.seq);
         p.header.writer_pid.store(std::process::id(), Release);
         let mut writer = Self { page, file, _lock: lock, path, last: None, status, update_count: 0 };
         writer.post(EventKind::Started, Urgency::Info, 0, std::process::id(), 0);
@@ -208,13 +209,15 @@ impl Writer {
         self.page.page()
     }
 
-    /// Publishes one update. Never blocks: readers retry, they never hold the writer up.
+    /// Publishes one update. Never blocks: readers retry, they never hold the writer up. Wakes
+    /// readers waiting on the clock block's sequence word (`Clock::wait_until` and the like).
     /// Posts STATUS_CHANGED (and LEAP_CHANGED) events when those change.
     pub fn publish(&mut self, snapshot: &Snapshot) {
         self.update_count += 1;
         let snap = Snapshot { update_count: self.update_count, ..snapshot.clone() };
         let clock = &self.page.page().clock;
         seqlock::write(&clock.seq, || snap.store(clock));
+        futex::wake_all(&clock.seq);
         let leap_changed = self
             .last
             .as_ref()
@@ -237,7 +240,8 @@ impl Writer {
         let tai_ns = if tai_ns == 0 { self.now_tai().unwrap_or(0) } else { tai_ns };
         let p = self.page.page();
         let number = p.events.head.load(Relaxed) + 1;
-        let event = Event { seq: number, kind, urgency, tai_ns, magnitude, detail };
+        debug_assert!(kind != EventKind::Unknown, "EventKind::Unknown is read-side only");
+        let event = Event { seq: number, kind, raw_kind: kind as u16, urgency, tai_ns, magnitude, detail };
         let slot = &p.ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
         seqlock::write_slot(&slot.seq, number, || event.store(slot));
         p.events.head.store(number, Release);
@@ -262,6 +266,7 @@ impl Writer {
     fn set_status(&mut self, status: Status) {
         let clock = &self.page.page().clock;
         seqlock::write(&clock.seq, || clock.status.store(status as u32, Relaxed));
+        futex::wake_all(&clock.seq);
         if let Some(last) = self.last.as_mut() {
             last.status = status;
         }

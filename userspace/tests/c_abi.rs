@@ -349,3 +349,159 @@ fn a_c_reader_gets_the_ptp_reference_identity() {
          source 2 accuracy 0x21 100"
     );
 }
+
+/// `tests/c/waits.c` built against the shared library.
+fn build_waits() -> PathBuf {
+    let dir = out_dir("waits");
+    let exe = dir.join("waits");
+    let include = crate_dir().join("include");
+    let lib = lib_dir();
+    let rpath = format!("-Wl,-rpath,{}", lib.display());
+    compile(
+        "cc",
+        &[
+            "-std=c11",
+            "-D_GNU_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            include.to_str().unwrap(),
+            crate_dir().join("tests/c/waits.c").to_str().unwrap(),
+            "-o",
+            exe.to_str().unwrap(),
+            "-L",
+            lib.to_str().unwrap(),
+            "-lnicclock",
+            "-lpthread",
+            &rpath,
+        ],
+    );
+    exe
+}
+
+/// Starts the waits program with `args` after the page directory and name.
+fn start_waits(exe: &Path, dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .arg(dir)
+        .arg("eth0")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The child's output; it is killed and the test fails if it runs for more than 20 s.
+fn finish(child: std::process::Child) -> String {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let hung = finished.recv_timeout(Duration::from_secs(20)).is_err();
+        if hung {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        hung
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    assert!(!watchdog.join().unwrap(), "the C program hung and was killed");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !stdout.contains("FAIL"),
+        "C program failed ({}): {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Returns once the (single-threaded) child sleeps on a futex, or has ended.
+fn sleeping_on_futex(child: &std::process::Child) {
+    let wchan = format!("/proc/{}/wchan", child.id());
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::read_to_string(&wchan) {
+            Ok(now) if now.contains("futex") => return,
+            Ok(now) if now.is_empty() => return, // a zombie: it has ended
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the C waiter never slept on the futex");
+        std::thread::yield_now();
+    }
+}
+
+/// A number following `key` in `line`.
+fn field(line: &str, key: &str) -> i128 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == key).unwrap_or_else(|| panic!("{key} in {line:?}"));
+    words[at + 1].parse().unwrap_or_else(|_| panic!("{key} in {line:?}"))
+}
+
+#[test]
+fn a_c_application_waits_for_sync_commit_waits_and_compares_intervals() {
+    let dir = PageDir::new("c-waits");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&ptp_snapshot(Status::Locking, 100));
+    let exe = build_waits();
+    let d = dir.path.as_path();
+
+    // Waiting for sync: asleep until the update that is LOCKED within 1 µs.
+    let child = start_waits(&exe, d, &["until", "1000", "20000"]);
+    sleeping_on_futex(&child);
+    w.publish(&ptp_snapshot(Status::Locked, 5_000));
+    w.publish(&ptp_snapshot(Status::Locked, 200));
+    let out = finish(child);
+    assert_eq!(field(&out, "rc"), 1, "{out}");
+    assert!((200..=1_000).contains(&field(&out, "error")), "{out}");
+    // Not within 10 ns: 0 at the timeout, with where it stands.
+    let out = finish(start_waits(&exe, d, &["until", "10", "100"]));
+    assert_eq!(field(&out, "rc"), 0, "{out}");
+    assert!(field(&out, "error") >= 200, "{out}");
+
+    // Commit-wait.
+    let out = finish(start_waits(&exe, d, &["after", "5", "20000"]));
+    assert_eq!(out.trim(), "after rc 1 earliest_past_t 1 later_definitely_after 1");
+    let out = finish(start_waits(&exe, d, &["after", "3600000", "100"]));
+    assert!(out.starts_with("after rc 0 earliest_past_t 0 later_definitely_after 0"), "{out}");
+
+    // Intervals.
+    let out = finish(start_waits(&exe, d, &["intervals"]));
+    let width = field(&out, "width");
+    assert!((400..1_000_000).contains(&width), "± 200 ns and its growth (10 ppm): {out}");
+    assert!(out.contains("before 1 0 after 1 0 touching 0 0"), "{out}");
+    assert!(out.contains("midpoint rc 0 centred 1"), "{out}");
+    assert!(
+        out.contains("narrow cap rc -13 interval wider than the caller accepts: the reading's interval is"),
+        "{out}"
+    );
+    assert!(out.contains("null rc -12 -12"), "{out}");
+
+    // One handle, 8 threads reading at once while the writer publishes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                w.publish(&ptp_snapshot(Status::Locked, 200));
+                std::thread::yield_now();
+            }
+            w
+        }
+    });
+    let out = finish(start_waits(&exe, d, &["threads", "8", "20000"]));
+    stop.store(true, Ordering::Relaxed);
+    let mut w = publisher.join().unwrap();
+    assert_eq!((field(&out, "errors"), field(&out, "locked")), (0, 160_000), "{out}");
+
+    // nicclockd stops during the wait: the error at once, not a hang.
+    w.publish(&ptp_snapshot(Status::Locked, 5_000));
+    let child = start_waits(&exe, d, &["until", "1000", "20000"]);
+    sleeping_on_futex(&child);
+    drop(w);
+    let out = finish(child);
+    assert!(out.contains("until rc -7") && out.contains("the page says STOPPED"), "{out}");
+}

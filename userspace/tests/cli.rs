@@ -615,3 +615,103 @@ fn status_shows_the_ptp_reference_and_an_old_page_as_unknown() {
         "{json}"
     );
 }
+
+/// Returns once `child` sleeps in the kernel in `what` (its wait channel), failing if it ends first.
+fn sleeping_in(child: &std::process::Child, what: &str) {
+    let path = format!("/proc/{}/wchan", child.id());
+    loop {
+        let now = std::fs::read_to_string(&path).unwrap_or_default();
+        if now.contains(what) {
+            return;
+        }
+        assert!(!now.is_empty(), "nicclock wait ended before sleeping in {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn spawn_wait(d: &str, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(["--dir", d, "--page", "eth0", "--max-age", "60", "wait"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn wait_max_error_returns_at_the_update_within_the_bound() {
+    let dir = PageDir::new("cli-wait-sync");
+    let d = dir.path.to_str().unwrap().to_string();
+    // Before the page exists; then LOCKED but too wide; then within 1 µs.
+    let child = spawn_wait(&d, &["--max-error", "1us", "--timeout", "20"]);
+    let watchdog = Watchdog::new(&child, 30);
+    sleeping_in(&child, "poll");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 5_000));
+    sleeping_in(&child, "futex");
+    w.publish(&system_snapshot(Status::Locked, 200));
+    let o = child.wait_with_output().unwrap();
+    watchdog.finished();
+    let out = ok(&o);
+    assert!(out.contains("LOCKED, max error") && out.contains("≤ 1000 ns after"), "{out}");
+    assert!(out.contains("holds for"), "{out}");
+
+    // --status LOCKED may go with it; already reached: at once.
+    ok(&run(&[
+        "--dir",
+        &d,
+        "--page",
+        "eth0",
+        "--max-age",
+        "60",
+        "wait",
+        "--status",
+        "locked",
+        "--max-error",
+        "0.5ms",
+    ]));
+    // Not within 10 ns: exit 1 at the timeout, naming where the clock stands.
+    let o = run(&[
+        "--dir",
+        &d,
+        "--page",
+        "eth0",
+        "--max-age",
+        "60",
+        "wait",
+        "--max-error",
+        "10ns",
+        "--timeout",
+        "0.3",
+    ]);
+    fails(&o, 1, &["is still LOCKED, max error", "after 0.3 s", "waited for LOCKED with max error ≤ 10 ns"]);
+
+    // nicclockd stops during the wait: exit 1 at once, saying so.
+    let child = spawn_wait(&d, &["--max-error", "10ns", "--timeout", "20"]);
+    let watchdog = Watchdog::new(&child, 30);
+    sleeping_in(&child, "futex");
+    drop(w);
+    let o = child.wait_with_output().unwrap();
+    watchdog.finished();
+    fails(&o, 1, &["waiting for LOCKED with max error ≤ 10 ns", "the page says STOPPED"]);
+}
+
+#[test]
+fn wait_max_error_usage_errors_exit_2() {
+    for (args, words) in [
+        (vec!["wait", "--max-error", "1000"], vec!["needs a unit: ns, us, ms or s"]),
+        (vec!["wait", "--max-error", "1xs"], vec!["unknown unit \"xs\""]),
+        (vec!["wait", "--max-error", "-1us"], vec!["is out of range"]),
+        (vec!["wait", "--max-error", "us"], vec!["is not a number with a unit"]),
+        (
+            vec!["wait", "--status", "HOLDOVER", "--max-error", "1us"],
+            vec!["cannot be combined with --status HOLDOVER"],
+        ),
+        (vec!["wait"], vec!["--status"]),
+    ] {
+        let o = run(&args);
+        fails(&o, 2, &words);
+    }
+}

@@ -252,14 +252,37 @@ fn all_refuse(dir: &Path, name: &str, code: i32, words: &[&str]) {
         Ok(now) => panic!("the Rust reader read a time from {name}: {now:?}"),
         Err(msg) => says(&msg, "Rust reader"),
     }
+    // Waiting for sync ends with the same error, at once: the page will not heal by itself.
+    let (d, n) = (dir.to_path_buf(), name.to_string());
+    let waited = in_time(&format!("Rust wait_until on {name}"), move || {
+        let wait = Some(Duration::from_secs(10));
+        Clock::open_in(&d, &n)
+            .and_then(|c| c.wait_until(nicclock::SyncCondition::locked_within(1_000), wait))
+            .map_err(|e| e.to_string())
+    });
+    match waited {
+        Ok(w) => panic!("wait_until on {name} did not fail: {w:?}"),
+        Err(msg) => says(&msg, "Rust wait_until"),
+    }
 
-    let f = run(&mut c(dir, name, &["now"]), "C reader");
-    assert_eq!(f.code, Some(1), "C reader on {name}: {f:?}");
-    assert!(f.stdout.contains(&format!(" {code} ")), "C reader on {name}: want code {code}: {}", f.stdout);
-    says(&f.stdout, "C reader");
-    assert!(!prints_a_time(&f.stdout), "C reader printed a time from {name}: {}", f.stdout);
+    for args in [&["now"][..], &["until", "1000", "10000"], &["after", "10000"]] {
+        let f = run(&mut c(dir, name, args), "C reader");
+        assert_eq!(f.code, Some(1), "C reader {args:?} on {name}: {f:?}");
+        assert!(
+            f.stdout.contains(&format!(" {code} ")),
+            "C reader {args:?} on {name}: want code {code}: {}",
+            f.stdout
+        );
+        says(&f.stdout, "C reader");
+        assert!(!prints_a_time(&f.stdout), "C reader printed a time from {name}: {}", f.stdout);
+    }
 
-    for args in [&["now"][..], &["events", "--timeout", "3"], &["status"]] {
+    for args in [
+        &["now"][..],
+        &["events", "--timeout", "3"],
+        &["status"],
+        &["wait", "--max-error", "1us", "--timeout", "10"],
+    ] {
         let mut all = vec!["--page", name];
         all.extend_from_slice(args);
         let f = run(&mut cli(dir, &all), "nicclock");
@@ -496,8 +519,14 @@ fn a_huge_ring_head_is_a_corrupt_page() {
     events.head.store(head, Release);
     let cli_reader = start(&mut cli(&dir.path, &["--page", "eth0", "events", "--timeout", "15"]));
     let c_reader = start(&mut c(&dir.path, "eth0", &["events", "15000", "1"]));
+    // Waiting for sync within 10 ns (never reached): the CLI gate and the C library.
+    let cli_gate =
+        start(&mut cli(&dir.path, &["--page", "eth0", "--max-age", "1", "wait", "--max-error", "10ns"]));
+    let c_gate = start(&mut c(&dir.path, "eth0", &["until", "10", "-1"]));
     cli_reader.wait_blocked("nicclock events");
     c_reader.wait_blocked("C reader");
+    cli_gate.wait_blocked("nicclock wait --max-error");
+    c_gate.wait_blocked("C nicclock_wait_until");
     events.head.store(u64::MAX - 323, Release);
     events.futex.fetch_add(1, Release);
     futex::wake_all(&events.futex);
@@ -633,7 +662,7 @@ fn child_entry() {
 }
 
 #[test]
-fn readers_blocked_in_events_notice_a_killed_writer() {
+fn readers_blocked_in_events_or_waiting_for_sync_notice_a_killed_writer() {
     let dir = PageDir::new("hostile-dead");
     let mut writer = spawn_child("writer", &[("PAGE_DIR", dir.path.display().to_string())], None);
     // The test harness prints its own lines first; the writer's "ready" follows its first update.
@@ -655,8 +684,14 @@ fn readers_blocked_in_events_notice_a_killed_writer() {
         tid_tx.send(unsafe { libc::gettid() }).unwrap();
         clock.wait_event(None)
     });
+    // Waiting for sync within 10 ns (never reached): the CLI gate and the C library.
+    let cli_gate =
+        start(&mut cli(&dir.path, &["--page", "eth0", "--max-age", "1", "wait", "--max-error", "10ns"]));
+    let c_gate = start(&mut c(&dir.path, "eth0", &["until", "10", "-1"]));
     cli_reader.wait_blocked("nicclock events");
     c_reader.wait_blocked("C reader");
+    cli_gate.wait_blocked("nicclock wait --max-error");
+    c_gate.wait_blocked("C nicclock_wait_until");
     wait_futex_sleep(&format!("/proc/self/task/{}/wchan", tid_rx.recv().unwrap()), "Rust reader");
 
     writer.kill().unwrap(); // SIGKILL: no STOPPED status, no event, nothing but silence
@@ -667,6 +702,11 @@ fn readers_blocked_in_events_notice_a_killed_writer() {
     assert!(f.stderr.contains("time page is stale") && f.stderr.contains("was killed"), "{}", f.stderr);
     let f = c_reader.finish("C reader");
     assert!(f.stdout.starts_with(&format!("wait {ESTALE} time page is stale")), "{}", f.stdout);
+    let f = cli_gate.finish("nicclock wait --max-error");
+    assert_eq!(f.code, Some(1), "{}", f.both());
+    assert!(f.stderr.contains("time page is stale") && f.stderr.contains("was killed"), "{}", f.stderr);
+    let f = c_gate.finish("C nicclock_wait_until");
+    assert!(f.stdout.starts_with(&format!("until {ESTALE} time page is stale")), "{}", f.stdout);
     let got = in_time("Rust reader", move || rust_reader.join().unwrap());
     assert!(matches!(got, Err(Error::Stale { .. })), "{got:?}");
     assert!(killed.elapsed() < Duration::from_secs(8), "noticed {:?} after the kill", killed.elapsed());

@@ -370,3 +370,45 @@ fn a_counter_a_hair_before_the_anchor_is_believed_and_far_before_it_refused() {
     }
     assert_eq!(nicclock::abi::MAX_COUNTER_BEFORE_ANCHOR_NS, 100_000, "the documented tolerance");
 }
+
+#[test]
+fn a_newer_minor_s_unknown_kinds_read_as_unknown_and_the_same_values_on_our_minor_as_corrupt() {
+    let dir = PageDir::new("newer-minor");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&ptp_snapshot(Status::Locked, 300));
+    let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    w.post(EventKind::Step, Urgency::Notice, 1_500, 7, 0);
+    w.post(EventKind::Step, Urgency::Notice, 2_500, 8, 0);
+    let page = w.page();
+    // What a writer of a later minor might publish: a reference kind, a UTC offset source, an
+    // event kind and an urgency this reader has never heard of.
+    let head = page.events.head.load(Ordering::Acquire) as usize;
+    let slots = [&page.ring[(head - 2) % 64], &page.ring[(head - 1) % 64]];
+    for slot in slots {
+        slot.kind.store(42, Ordering::Relaxed);
+        slot.urgency.store(9, Ordering::Relaxed);
+    }
+
+    // Our own minor: no writer we know publishes these, so they are corruption, named.
+    let e = clock.wait_event(Some(Duration::from_secs(5))).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { field: "event kind/urgency", .. }), "{e:?}");
+    page.clock.reference_kind.store(99, Ordering::Relaxed);
+    page.clock.utc_offset_source.store(17, Ordering::Relaxed);
+    let e = clock.snapshot().unwrap_err();
+    assert!(e.to_string().contains("reference kind (99)"), "{e}");
+
+    // A newer minor: a compatible addition this reader maps to "unknown", keeping the rest.
+    page.header.abi_minor.store(nicclock::abi::ABI_MINOR + 1, Ordering::Release);
+    let snap = clock.snapshot().unwrap();
+    assert_eq!(snap.reference.kind, nicclock::ReferenceKind::Unknown);
+    assert_eq!(snap.reference.utc_offset_source, nicclock::UtcOffsetSource::Unknown);
+    assert_eq!(snap.reference.gm_identity_text(), "001b21.fffe.123456", "the rest of the reference kept");
+    assert_eq!(snap.status, Status::Locked);
+    let e = next_event(&mut clock);
+    assert_eq!(
+        (e.kind, e.raw_kind, e.urgency, e.magnitude, e.detail),
+        (EventKind::Unknown, 42, Urgency::Urgent, 2_500, 8),
+        "an unknown urgency is taken as urgent"
+    );
+    assert_eq!(clock.now().unwrap().status, Status::Locked);
+}

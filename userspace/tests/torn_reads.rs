@@ -1,5 +1,6 @@
-//! Multi-process torn-read stress: one writer publishes self-checking snapshots at ≥ 10 kHz while
-//! 4 reader processes read for 10 s (NICCLOCK_STRESS_SECONDS overrides); every read must be whole.
+//! Torn-read stress: one writer publishes self-checking snapshots at ≥ 10 kHz while 4 reader
+//! processes read for 10 s, then while 8 threads read through one shared `Clock` for 3 s
+//! (NICCLOCK_STRESS_SECONDS overrides both); every read must be whole.
 
 mod common;
 
@@ -73,13 +74,19 @@ fn expected(g: u64, counter_value: u64) -> Snapshot {
     }
 }
 
-#[test]
-#[ignore = "entry point of the reader processes the stress test starts"]
-fn child_entry() {
-    let dir = std::path::PathBuf::from(env_var("PAGE_DIR"));
-    let seconds: f64 = env_var("SECONDS").parse().unwrap();
-    let clock = Clock::open_in(&dir, "stress").unwrap();
-    let (mut reads, mut torn, mut stuck, mut generations, mut last) = (0u64, 0u64, 0u64, 0u64, 0u64);
+/// What one reader counted.
+#[derive(Debug, Default)]
+struct Tally {
+    reads: u64,
+    torn: u64,
+    stuck: u64,
+    generations: u64,
+}
+
+/// Reads `clock` (snapshot and now(), alternately) for `seconds`, checking every read is whole.
+fn check_reads(clock: &Clock, seconds: f64) -> Tally {
+    let mut t = Tally::default();
+    let mut last = 0;
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds {
         for _ in 0..64 {
@@ -87,19 +94,19 @@ fn child_entry() {
                 Ok(s) => {
                     let g = s.update_count;
                     if s != expected(g, s.counter_value) || s.counter_value & 0xFFFF != g & 0xFFFF {
-                        torn += 1;
+                        t.torn += 1;
                         eprintln!("torn snapshot: {s:?}");
                     }
                     if s.update_count < last {
-                        torn += 1;
+                        t.torn += 1;
                         eprintln!("generation went back from {last} to {}", s.update_count);
                     }
                     if s.update_count != last {
-                        generations += 1;
+                        t.generations += 1;
                         last = s.update_count;
                     }
                 }
-                Err(Error::WriterStuck) => stuck += 1,
+                Err(Error::WriterStuck) => t.stuck += 1,
                 Err(e) => panic!("snapshot: {e}"),
             }
             match clock.now() {
@@ -107,43 +114,90 @@ fn child_entry() {
                     let g = now.time_ns / TIME_STEP;
                     let bound_g = now.error_bound_ns / 1000;
                     if bound_g != g || now.error_bound_ns % 1000 < 13 || now.status != expected(g, 0).status {
-                        torn += 1;
+                        t.torn += 1;
                         eprintln!("torn now(): {now:?}");
                     }
                 }
-                Err(Error::WriterStuck) => stuck += 1,
+                Err(Error::WriterStuck) => t.stuck += 1,
                 Err(e) => panic!("now: {e}"),
             }
-            reads += 2;
+            t.reads += 2;
         }
     }
-    println!("reader reads {reads} generations {generations} torn {torn} stuck {stuck}");
+    t
+}
+
+#[test]
+#[ignore = "entry point of the reader processes the stress test starts"]
+fn child_entry() {
+    let dir = std::path::PathBuf::from(env_var("PAGE_DIR"));
+    let seconds: f64 = env_var("SECONDS").parse().unwrap();
+    let clock = Clock::open_in(&dir, "stress").unwrap();
+    let t = check_reads(&clock, seconds);
+    println!("reader reads {} generations {} torn {} stuck {}", t.reads, t.generations, t.torn, t.stuck);
+}
+
+/// A writer thread publishing generation after generation at RATE_HZ on average until `stop`;
+/// it returns the number of updates and the time it ran.
+fn start_writer(dir: &PageDir, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, std::time::Duration)> {
+    let mut w = Writer::create(&dir.options("stress"), &identity()).unwrap();
+    w.publish(&expected(1, counter_for(1)));
+    std::thread::spawn(move || {
+        // Paced at RATE_HZ on average: a writer descheduled for a while catches up in a burst.
+        let start = Instant::now();
+        let mut g = 1;
+        while !stop.load(Ordering::Relaxed) {
+            let due = start.elapsed().as_nanos() as u64 * RATE_HZ / 1_000_000_000 + 1;
+            while g < due {
+                g += 1;
+                w.publish(&expected(g, counter_for(g)));
+            }
+            std::thread::yield_now();
+        }
+        (g - 1, start.elapsed())
+    })
+}
+
+/// The two stress tests take every CPU: run one at a time (the writer's rate is asserted).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn one_clock_shared_by_8_threads_never_sees_a_torn_read() {
+    const THREADS: usize = 8;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(3.0, |s| s.parse().unwrap());
+    let dir = PageDir::new("threads");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = start_writer(&dir, stop.clone());
+    // One handle, borrowed by every thread: `Clock` is Sync, its readings lock-free.
+    let clock = Clock::open_in(&dir.path, "stress").unwrap();
+    let tallies: Vec<Tally> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS).map(|_| s.spawn(|| check_reads(&clock, seconds))).collect();
+        threads.into_iter().map(|t| t.join().expect("a reader thread panicked")).collect()
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (updates, elapsed) = writer.join().unwrap();
+    common::report(&format!(
+        "threads: writer {updates} updates in {:.1} s; {THREADS} threads on one Clock: {tallies:?}",
+        elapsed.as_secs_f64()
+    ));
+    // Every thread saw the page change under it while it read (on 2 CPUs, a thread that shares
+    // its CPU with the writer sees fewer: they take turns).
+    for (i, t) in tallies.iter().enumerate() {
+        assert_eq!((t.torn, t.stuck), (0, 0), "thread {i}: {t:?}");
+        assert!(t.generations >= 10, "thread {i} saw only {} updates", t.generations);
+    }
+    let seen: u64 = tallies.iter().map(|t| t.generations).sum();
+    assert!(seen >= 1000, "the threads saw only {seen} updates in all: no concurrency to speak of");
 }
 
 #[test]
 fn no_reader_process_ever_sees_a_torn_snapshot() {
     let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(10.0, |s| s.parse().unwrap());
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PageDir::new("stress");
-    let mut w = Writer::create(&dir.options("stress"), &identity()).unwrap();
-    w.publish(&expected(1, counter_for(1)));
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = std::thread::spawn({
-        let stop = stop.clone();
-        move || {
-            // Paced at RATE_HZ on average: a writer descheduled for a while catches up in a burst.
-            let start = Instant::now();
-            let mut g = 1;
-            while !stop.load(Ordering::Relaxed) {
-                let due = start.elapsed().as_nanos() as u64 * RATE_HZ / 1_000_000_000 + 1;
-                while g < due {
-                    g += 1;
-                    w.publish(&expected(g, counter_for(g)));
-                }
-                std::thread::yield_now();
-            }
-            (g - 1, start.elapsed())
-        }
-    });
+    let writer = start_writer(&dir, stop.clone());
     let env = vec![("PAGE_DIR", dir.path.display().to_string()), ("SECONDS", seconds.to_string())];
     let readers: Vec<_> = (0..READERS).map(|_| spawn_child("stress", &env, None)).collect();
     let outputs: Vec<_> = readers.into_iter().map(|c| c.wait_with_output().unwrap()).collect();

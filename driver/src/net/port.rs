@@ -32,7 +32,8 @@ const fn ring_bytes(descs: usize) -> usize {
     (descs * DESC_LEN).div_ceil(BUF_LEN) * BUF_LEN + descs * BUF_LEN
 }
 
-/// Receive-address and stamp-auxiliary registers the port reads besides the TSYNC ones.
+/// Registers the port reads besides the TSYNC and stamp ones: link status, and the RX stamp
+/// auxiliary word whose read releases QEMU's latch.
 pub mod preg {
     /// Device status (link up, speed).
     pub const STATUS: usize = 0x0008;

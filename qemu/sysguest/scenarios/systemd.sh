@@ -6,6 +6,8 @@
 # capabilities. Unplugged (device_del), a waiting reader gets DEVICE_LOST and the unit ends with
 # status 69 and is not restarted; plugged in again, it runs again. The e1000e keeps its kernel
 # driver and gets no unit; `udevadm test` shows the rule's work for the igb and none for the e1000e.
+# An application unit gated on the clock (ExecStartPre=nicclock wait --max-error), started before
+# the NIC exists, waits through the plug and starts only once the page is LOCKED within its bound.
 . /usr/local/lib/nicclock-lab/lib.sh
 
 HOT=0000:01:00.0
@@ -105,8 +107,54 @@ if wait_until 30 driver_is "$E1000E" e1000e; then pass "the e1000e $E1000E is on
 [ -z "$(nicclock_units)" ] && pass "no nicclockd@ unit before the plug" || fail "nicclockd@ units before the plug: $(nicclock_units)"
 NUID=$(id -u nicclock) && NGID=$(id -g nicclock) && pass "install.sh created the nicclock user ($NUID:$NGID)" || fail "no nicclock user"
 
+# --- 0b. an application gated on the clock, started before there is any NIC to give time
+APP=clock-app.service
+APP_BOUND_NS=100000
+cat > /etc/systemd/system/$APP << EOF
+[Unit]
+Description=An application that needs the NIC clock LOCKED within 100 us
+After=$UNIT
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+User=reader
+TimeoutStartSec=150
+ExecStartPre=/usr/local/bin/nicclock --page $HOT wait --max-error 100us --timeout 120
+ExecStart=/bin/sh -c '/usr/local/bin/nicclock --page $HOT now > /tmp/clock-app.started'
+EOF
+systemctl daemon-reload
+systemctl start --no-block "$APP"
+app_state() { echo "$(prop "$APP" ActiveState)/$(prop "$APP" SubState)"; }
+app_waiting() { [ "$(app_state)" = activating/start-pre ]; }
+app_active() { [ "$(prop "$APP" ActiveState)" = active ]; }
+# The gate blocks in the kernel (on inotify until the page appears): it does not poll.
+gate_blocked() {
+  pid=$(prop "$APP" ControlPID)
+  [ "${pid:-0}" != 0 ] && grep -q poll "/proc/$pid/wchan" 2> /dev/null
+}
+if wait_until 30 app_waiting && wait_until 30 gate_blocked; then
+  pass "$APP waits in ExecStartPre ($(app_state)), blocked in the kernel, while there is no NIC"
+else
+  fail "$APP is $(app_state) before the plug, not waiting in ExecStartPre"
+fi
+[ ! -e /tmp/clock-app.started ] && pass "$APP has not started" || fail "$APP started before there was a clock"
+
 # --- 1. plug: udev binds, systemd starts the unit, the page locks
 if plug plug; then
+  if wait_until 60 app_active; then
+    pass "$APP active once the page was LOCKED within $APP_BOUND_NS ns (${WAITED}s after the reader saw LOCKED)"
+  else
+    fail "$APP still $(app_state) 60 s after the page was LOCKED"
+  fi
+  gate=$(journalctl -b -o cat --no-pager -u "$APP" | grep -m1 'LOCKED, max error')
+  echo "  $APP gate: $gate"
+  bound=$(printf '%s\n' "$gate" | sed -n 's/.*LOCKED, max error \([0-9]*\) ns.*/\1/p')
+  [ -n "$bound" ] && [ "$bound" -le "$APP_BOUND_NS" ] && pass "the gate let $APP start at LOCKED ± $bound ns" ||
+    fail "the gate's line: '$gate'"
+  started=$(cat /tmp/clock-app.started 2> /dev/null)
+  echo "  $APP ExecStart read: $started"
+  case $started in *LOCKED) pass "$APP's first reading: LOCKED" ;; *) fail "$APP's first reading: '$started'" ;; esac
   out=$(as_user nicclock --page "$PAGE" now 2>&1)
   rc=$?
   echo "  reader: nicclock now: $out"

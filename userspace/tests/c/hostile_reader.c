@@ -4,6 +4,9 @@
  *   hostile_reader DIR NAME now                   "time S.N ERR STATUS" | "open RC MSG" | "gettime RC MSG"
  *   hostile_reader DIR NAME events TIMEOUT_MS N   per event "event SEQ KIND MISSED"; then "timeout" or
  *                                                 "wait RC MSG"
+ *   hostile_reader DIR NAME until MAX_NS TIMEOUT_MS "reached ERR" | "timeout ERR" | "until RC MSG"
+ *   hostile_reader DIR NAME after TIMEOUT_MS      commit-wait for a time 1 s ahead: "passed" |
+ *                                                 "timeout" | "after RC MSG"
  * Exit 0 when every call succeeded, 1 otherwise.
  */
 #include <inttypes.h>
@@ -16,7 +19,7 @@
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: hostile_reader DIR NAME now | events TIMEOUT_MS N\n");
+		fprintf(stderr, "usage: hostile_reader DIR NAME now | events TIMEOUT_MS N | until MAX_NS TIMEOUT_MS | after TIMEOUT_MS\n");
 		return 2;
 	}
 	nicclock_t *c;
@@ -53,6 +56,31 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 		return 0;
+	}
+	if (strcmp(argv[3], "until") == 0 && argc == 6) {
+		uint64_t err = 0;
+		rc = nicclock_wait_until(c, strtoull(argv[4], NULL, 10), atoi(argv[5]), &err);
+		if (rc < 0) {
+			printf("until %d %s\n", rc, nicclock_last_error());
+			return 1;
+		}
+		printf("%s %" PRIu64 "\n", rc == 1 ? "reached" : "timeout", err);
+		return rc == 1 ? 0 : 1;
+	}
+	if (strcmp(argv[3], "after") == 0 && argc == 5) {
+		struct nicclock_interval iv = {0, 0};
+		rc = nicclock_now_interval(c, &iv);
+		if (rc < 0) {
+			printf("after %d %s\n", rc, nicclock_last_error());
+			return 1;
+		}
+		rc = nicclock_wait_until_after(c, iv.latest_ns + 1000000000ULL, atoi(argv[4]), &iv);
+		if (rc < 0) {
+			printf("after %d %s\n", rc, nicclock_last_error());
+			return 1;
+		}
+		printf("%s\n", rc == 1 ? "passed" : "timeout");
+		return rc == 1 ? 0 : 1;
 	}
 	fprintf(stderr, "unknown operation %s\n", argv[3]);
 	return 2;

@@ -20,7 +20,12 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Watch { count, interval } => watch(cli, *count, *interval),
         Command::Events { count, timeout, history, json } => events(cli, *count, *timeout, *history, *json),
         Command::Compare { seconds, rate } => compare(cli, *seconds, *rate),
-        Command::Wait { status, timeout } => crate::wait::wait(cli, *status, *timeout),
+        Command::Wait { status, max_error, timeout } => match (status, max_error) {
+            // With --max-error, --status can only be LOCKED (checked at parse time).
+            (_, Some(max_error)) => crate::wait::wait_synced(cli, *max_error, *timeout),
+            (Some(status), None) => crate::wait::wait(cli, *status, *timeout),
+            (None, None) => bail!("wait needs --status or --max-error"),
+        },
         Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
     }
 }

@@ -43,6 +43,9 @@ pub fn event(e: &Event) -> String {
         EventKind::Stopped => format!("writer pid {}", e.detail),
         EventKind::LeapChanged => format!("leap {} at TAI second {}", e.detail, e.magnitude),
         EventKind::PulseMissed => format!("{} pulses missed in a row", e.magnitude),
+        EventKind::Unknown => {
+            format!("kind {} from a newer writer: magnitude {} detail {}", e.raw_kind, e.magnitude, e.detail)
+        }
     };
     // Events posted before the first update carry time 0: the writer had no time yet.
     let time = if e.tai_ns == 0 { "(before first update)".into() } else { rfc3339(e.tai_ns, false) };

@@ -92,13 +92,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Wait until the page says STATUS: blocks on the page's event futex (and, with --page, on the
-    /// page file appearing), no polling. Exit 0 when reached, 1 on timeout naming the status it is
-    /// still in, or when the page is stale.
+    /// Wait until the page says STATUS, or until it is LOCKED with an error bound of at most
+    /// --max-error: blocks on the page's futex words (and, with --page, on the page file
+    /// appearing), no polling. Exit 0 when reached, 1 on timeout naming where the clock stands
+    /// (or when the page is stale, stopped or lost), 2 on usage errors. Gate a service on it:
+    /// `ExecStartPre=/usr/local/bin/nicclock --page eth0 wait --max-error 1us --timeout 120`.
     Wait {
         /// The status to wait for: UNSYNCHRONIZED, LOCKING, LOCKED, HOLDOVER, DEVICE_LOST, STOPPED.
-        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
-        status: nicclock::Status,
+        #[arg(long, value_name = "STATUS", value_parser = parse_status, required_unless_present = "max_error")]
+        status: Option<nicclock::Status>,
+        /// Wait until LOCKED with an error bound (as `now` computes it) of at most BOUND: a number
+        /// with its unit, ns, us (or µs), ms or s — 1us, 250ns, 0.5ms.
+        #[arg(long, value_name = "BOUND", value_parser = parse_max_error, allow_hyphen_values = true)]
+        max_error: Option<u64>,
         /// Give up (exit 1) after this many seconds.
         #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         timeout: std::time::Duration,
@@ -150,6 +156,27 @@ fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{s} seconds is too large: the range is 0 < SECONDS < {MAX_SECONDS:e}"));
     }
     Ok(std::time::Duration::from_secs_f64(v))
+}
+
+/// An error bound with its unit, in ns (fractions of a ns round down).
+fn parse_max_error(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| c.is_alphabetic() || c == 'µ').unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "" => return Err(format!("{s:?} needs a unit: ns, us, ms or s (e.g. 1us)")),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ns, us, ms or s, e.g. 1us)")),
+    };
+    let v: f64 =
+        number.trim().parse().map_err(|_| format!("{s:?} is not a number with a unit (e.g. 1us)"))?;
+    let ns = v * scale;
+    if !(0.0..=MAX_SECONDS * 1e9).contains(&ns) {
+        return Err(format!("{s} is out of range: the bound must lie in 0ns..{MAX_SECONDS:e}s"));
+    }
+    Ok(ns as u64)
 }
 
 fn parse_threshold(s: &str) -> Result<f64, String> {
@@ -215,6 +242,21 @@ const STATS_JSON_HELP: &str = "\
 
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors: clap prints them and exits 2
+    if let Command::Wait { status: Some(status), max_error: Some(_), .. } = &cli.command {
+        if *status != nicclock::Status::Locked {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--max-error waits for LOCKED within a bound; it cannot be combined with --status {} \
+                         (drop --status, or --max-error)",
+                        status.name()
+                    ),
+                )
+                .exit(); // exit 2
+        }
+    }
     match commands::run(&cli) {
         Ok(code) => code,
         Err(e) => match e.downcast_ref::<output::OutputError>() {

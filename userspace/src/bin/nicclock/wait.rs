@@ -1,13 +1,14 @@
-//! `nicclock wait --status STATUS`: blocks until the page says STATUS — on the page's own event
-//! futex (every status change posts an event), and on inotify until the page file exists — or
-//! until the timeout (exit 1 naming the status it is still in). Scripts wait on this, not on a loop.
+//! `nicclock wait --status STATUS` / `--max-error BOUND`: blocks until the page says STATUS (on its
+//! event futex: every status change posts an event) or is LOCKED within BOUND (on its update futex,
+//! `Clock::wait_until`) — and on inotify until the page file exists — or until the timeout (exit 1
+//! naming where the clock stands). Scripts and systemd units wait on this, not on a loop.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nicclock::{EventWait, Status};
+use nicclock::{EventWait, Standing, Status, SyncCondition, SyncWait};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
@@ -49,6 +50,51 @@ pub fn wait(cli: &Cli, target: Status, timeout: Duration) -> Result<ExitCode> {
         match clock.wait_event(Some(left))? {
             EventWait::Event(_) | EventWait::Missed(_) => {}
             EventWait::TimedOut => bail!(still),
+        }
+    }
+}
+
+pub fn wait_synced(cli: &Cli, max_error_ns: u64, timeout: Duration) -> Result<ExitCode> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    if let Some(name) = &cli.page {
+        wait_for_file(&nicclock::page_path(&cli.dir, name), deadline, timeout)?;
+    }
+    let clock = crate::commands::open(cli)?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let goal = format!("LOCKED with max error ≤ {max_error_ns} ns");
+    let waited = clock
+        .wait_until(SyncCondition::locked_within(max_error_ns), Some(left))
+        .with_context(|| format!("waiting for {goal} on {}", clock.path().display()))?;
+    match waited {
+        SyncWait::Reached(r) => {
+            let holds = match r.holds_for {
+                Some(d) => format!("holds for {:.1} s without a new update", d.as_secs_f64()),
+                None => "the bound does not grow between updates".into(),
+            };
+            outln!(
+                "{} LOCKED, max error {} ns ≤ {max_error_ns} ns after {:.2} s ({holds})",
+                clock.path().display(),
+                r.now.error_bound_ns,
+                start.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SyncWait::TimedOut(standing) => {
+            let stands = match standing {
+                Standing::NoTimeYet => "has published no time yet".to_string(),
+                Standing::Reading(now) if now.error_bound_ns == u64::MAX => {
+                    format!("is still {}, max error unknown", now.status.name())
+                }
+                Standing::Reading(now) => {
+                    format!("is still {}, max error {} ns", now.status.name(), now.error_bound_ns)
+                }
+            };
+            bail!(
+                "{} {stands} after {:.1} s (waited for {goal})",
+                clock.path().display(),
+                timeout.as_secs_f64()
+            )
         }
     }
 }
