@@ -24,6 +24,8 @@ step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
 step "PTP slave benchmark (figures on the simulated wire, message level)"
 cargo bench -p nicclock-driver --bench ptp
+step "Debian package (build, lintian without errors, dpkg install, purge leaves nothing)"
+bash packaging/deb/check.sh
 step "the lab runner's QMP relay against a fake monitor (device_del waits for DEVICE_DELETED)"
 timeout 120 bash qemu/tests/qmp-gate.sh
 step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; systemd + udev)"

@@ -6,13 +6,18 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || need_apt+=(chrony)
+# promtool checks `nicclock metrics` (userspace/tests/metrics.rs); lintian the Debian package.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
+command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || need_apt+=(adduser) # the .deb's postinst
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root" >&2
     exit 1
   fi
-  # Installing must not start services (chrony's would steer this machine's clock): a temporary
-  # policy-rc.d refuses, unless the machine already has one.
+  # Installing must not start services (chrony's would steer this machine's clock, prometheus'
+  # would listen): a temporary policy-rc.d refuses, unless the machine already has one.
   own_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1

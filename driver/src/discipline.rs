@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
-use nicclock::{period_from_ns_per_tick, EventKind, Leap, Reference, ServoFigures, Snapshot, Status};
+use nicclock::{
+    period_from_ns_per_tick, Estimate, EventKind, Leap, Reference, ServoFigures, Snapshot, Status,
+};
 use nicclock_uio::RegisterAccess;
 
 use crate::clock::{DeviceLost, Discontinuity, Nanos, Phc, Ppb, StepMismatch};
@@ -214,7 +216,12 @@ pub struct Discipline<R> {
     update_count: u64,
     /// The reference identity published with every snapshot (system clock unless set).
     reference: Reference,
+    /// |offset| left after each of the last updates (0 after a step), for the estimated error.
+    recent_offsets: VecDeque<u64>,
 }
+
+/// How many recent offsets the estimated error's RMS takes.
+const ESTIMATE_OFFSETS: usize = 16;
 
 impl<R: RegisterAccess> Discipline<R> {
     pub fn new(phc: Phc<R>, mut servo: Servo, config: DisciplineConfig) -> Self {
@@ -230,6 +237,7 @@ impl<R: RegisterAccess> Discipline<R> {
             delays: DelayFilter::default(),
             update_count: 0,
             reference: Reference::default(),
+            recent_offsets: VecDeque::new(),
         }
     }
 
@@ -325,6 +333,31 @@ impl<R: RegisterAccess> Discipline<R> {
             _ => (1_000.0f64).max(freq_change) + rate_ppb,
         };
         let anchor_tai_ns = anchor_ns.0.clamp(0, u64::MAX as i128) as u64;
+        if residual == 0 && state == ServoState::Jump {
+            self.recent_offsets.clear(); // what came before the step says nothing of after it
+        }
+        if self.recent_offsets.len() == ESTIMATE_OFFSETS {
+            self.recent_offsets.pop_front();
+        }
+        self.recent_offsets.push_back(residual);
+        let rms_offset = (self.recent_offsets.iter().map(|&o| (o as f64).powi(2)).sum::<f64>()
+            / self.recent_offsets.len() as f64)
+            .sqrt();
+        // Estimated error: the RMS of the recent offsets (how far the servo has been from the
+        // reference), and the two half-brackets as uniform jitter (σ = half/√3); its growth is
+        // the rate estimate's 1σ and the servo's latest correction (the maximum takes 3σ and the
+        // wander allowance on top). Unknown while the maximum is.
+        let estimate = match self.status {
+            Status::Unsynchronized => Estimate::UNKNOWN,
+            _ => Estimate::from_parts(
+                &[
+                    rms_offset,
+                    m.delay_ns as f64 / 2.0 / 3f64.sqrt(),
+                    m.counter_window as f64 * rate.ns_per_tick / 2.0 / 3f64.sqrt(),
+                ],
+                rate.relative_error * 1e9 + freq_change,
+            ),
+        };
         let snapshot = Snapshot {
             counter_kind: host.counter_kind(),
             counter_value: m.counter,
@@ -356,6 +389,8 @@ impl<R: RegisterAccess> Discipline<R> {
                 state: state as u32,
             },
             reference: self.reference,
+            estimate,
+            epoch: 0,
         };
         Ok(Step::Updated(Box::new(Update {
             measurement: m,

@@ -14,8 +14,13 @@ pub fn urgency(kind: EventKind) -> Urgency {
     }
 }
 
-/// Publishes `update`'s snapshot, then posts its events stamped with the update's anchor.
+/// Publishes `update`'s snapshot, then posts its events stamped with the update's anchor. An
+/// update with a STEP (the discipline's or PTP's) begins a new disruption epoch: readers refuse
+/// past timestamps from before it, and the STEP event carries the new epoch.
 pub fn publish(writer: &mut Writer, update: &Update) {
+    if update.events.iter().any(|(kind, _)| *kind == EventKind::Step) {
+        writer.mark_disruption();
+    }
     writer.publish(&update.snapshot);
     for &(kind, magnitude) in &update.events {
         writer.post(kind, urgency(kind), magnitude, 0, update.snapshot.anchor_tai_ns);

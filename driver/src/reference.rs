@@ -6,7 +6,9 @@
 //! clock's own conversions ([`crate::clock::Phc`]'s timecounter, fresh from a reading at every
 //! poll), so the same code serves both.
 
-use nicclock::{period_from_ns_per_tick, EventKind, Leap, Reference, ServoFigures, Snapshot, Status};
+use nicclock::{
+    period_from_ns_per_tick, Estimate, EventKind, Leap, Reference, ServoFigures, Snapshot, Status,
+};
 use nicclock_uio::RegisterAccess;
 
 use crate::clock::{DeviceLost, Nanos};
@@ -136,6 +138,9 @@ fn holdover(last: &Update, m: Measurement) -> Update {
         .clamp(0, u64::MAX as i128) as u64;
     s.error_bound_ns =
         s.error_at(m.nic_ns.0).saturating_add(m.delay_ns / 2).saturating_add(half_window).saturating_add(1);
+    // The estimate grows from the last pulse's the same way (at its own, smaller, rate).
+    let since = (m.nic_ns.0 - s.anchor_tai_ns as i128).unsigned_abs().min(u64::MAX as u128) as u64;
+    s.estimate.error_ns = s.estimate.grown(since).saturating_add(half_window);
     s.counter_value = m.counter;
     s.anchor_tai_ns = non_negative(m.nic_ns);
     s.updated_tai_ns = s.anchor_tai_ns;
@@ -182,6 +187,8 @@ fn unsynchronized(m: Measurement, host: &dyn Host, interval_ns: u64) -> Update {
                 state: ServoState::Unlocked as u32,
             },
             reference: Reference::pps(),
+            estimate: Estimate::UNKNOWN,
+            epoch: 0,
         },
         events: Vec::new(),
         discontinuity: None,

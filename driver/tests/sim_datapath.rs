@@ -14,7 +14,7 @@ use nicclock_driver::net::phy::{self, LinkUp, PhyError};
 use nicclock_driver::net::ring::{bytes_needed, RxRing, TxRing};
 use nicclock_driver::regs;
 use nicclock_driver::sim::{
-    FrameSink, HostMemory, RxDrop, SimConfig, SimModel, SimNic, RXSATRH, TSYNC_VALID,
+    FrameSink, HostMemory, RxDrop, SimConfig, SimModel, SimNic, I210_STAMP_LATENCY_NS, RXSATRH, TSYNC_VALID,
 };
 use nicclock_driver::timesource::{TimeSource, VirtualTime};
 use nicclock_uio::RegisterAccess;
@@ -127,6 +127,7 @@ fn frames_round_trip_through_the_rings_with_stamps_from_the_truth() {
         assert!(ts && in_packet.is_none(), "82576: the TS bit, no header");
         let raw = rxstmp(&p.nic);
         assert_eq!(got.stamp, Some(raw));
+        assert_eq!(raw % (1 << 23), 0, "a value the counter takes: whole 16 ns increments");
         errors.push((raw >> 19) as i64 - (truth.raw >> 19) as i64);
     }
     let mean = errors.iter().sum::<i64>() as f64 / errors.len() as f64;
@@ -211,10 +212,23 @@ fn the_82580_and_i210_write_the_stamp_into_the_buffer() {
         let (bytes, ts, in_packet) = receive(&mut p).unwrap();
         assert_eq!(bytes, frame, "{model}: the header is split off");
         assert!(!ts, "{model}: no register latch");
-        assert_eq!(in_packet, Some(truth.raw), "{model}: header = SYSTIM at arrival");
+        // The i210 stamps 448 ns after the frame arrived (at 1000 Mb/s), the 82580 at arrival.
+        let latency = if model == SimModel::I210 { I210_STAMP_LATENCY_NS.1 } else { 0 };
+        assert_eq!(in_packet, Some(truth.raw + latency), "{model}: header = SYSTIM at arrival + latency");
         assert_eq!(got.stamp, in_packet);
         if model == SimModel::I210 {
             assert_eq!(truth.raw >> 32, 3, "i210: seconds in SYSTIMH");
+            // TX: the stamp is taken 178 ns before the frame leaves.
+            let frame = l2([0x52, 0x54, 0, 1, 0, 0], &ptp(0x01, 44, 2));
+            p.tx.send(&*p.nic, true, |buf| {
+                buf[..frame.len()].copy_from_slice(&frame);
+                frame.len()
+            })
+            .unwrap();
+            let (at, raw) = (p.time.now_ns(), p.nic.truth().raw);
+            let lo = p.nic.read32(regs::TXSTMPL) as u64;
+            assert_eq!(lo | (p.nic.read32(regs::TXSTMPH) as u64) << 32, raw);
+            assert_eq!(p.wire.0.lock().unwrap()[0].0, at + I210_STAMP_LATENCY_NS.0);
         }
         assert_eq!(p.nic.datapath_stats().rx_packet_stamped, 1);
     }
@@ -252,4 +266,117 @@ fn a_full_ring_drops_and_counts() {
     }
     assert_eq!(q.nic.deliver(&l2(PEER, &ptp(0x00, 44, 1))), Err(RxDrop::NoDescriptor));
     assert_ne!(q.nic.read32(regs::TSYNCRXCTL) & TSYNC_VALID, 0, "stuck latch");
+}
+
+#[test]
+fn garbage_rings_and_descriptors_are_counted_never_a_panic() {
+    use nicclock_driver::net::desc::reg;
+    use rand::{Rng, SeedableRng};
+    let p = port(SimConfig::ideal());
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    let mut tx_mem = HostMemory::new(4096, 0x3_0000_0000);
+    p.nic.attach_memory(tx_mem.clone());
+    // RX ring moved where no host memory is: the frame is a DMA fault, counted.
+    p.nic.write32(reg::RDBAL0, 0x9000_0000);
+    assert_eq!(p.nic.deliver(&l2(PEER, &ptp(0, 44, 1))), Err(RxDrop::DmaFault));
+    assert_eq!(p.nic.datapath_stats().dma_faults, 1);
+    // TX ring of random descriptors (addresses and lengths anywhere, EOP or not).
+    use nicclock_driver::net::ring::DescMemory;
+    p.nic.write32(reg::TDBAL0, 0);
+    p.nic.write32(reg::TDBAH0, 3);
+    p.nic.write32(reg::TDLEN0, 128 * 16);
+    p.nic.write32(reg::TDH0, 0);
+    for round in 0..200 {
+        for i in 0..128 {
+            let addr =
+                if rng.random::<bool>() { 0x3_0000_0000 + rng.random_range(0..4096) } else { rng.random() };
+            tx_mem.write_u64(i * 16, addr);
+            tx_mem.write_u64(i * 16 + 8, rng.random::<u64>() & !(0xFFFF_u64 << 48));
+        }
+        let tail = rng.random_range(0..200u32);
+        p.nic.write32(reg::TDT0, tail);
+        assert!(p.nic.read32(reg::TDH0) < 128, "round {round}: TDH stays in the ring");
+        // Random RX programming too.
+        p.nic.write32(reg::RDLEN0, rng.random());
+        p.nic.write32(reg::RDH0, rng.random());
+        p.nic.write32(reg::RDT0, rng.random());
+        p.nic.write32(reg::SRRCTL0, rng.random());
+        let _ = p.nic.deliver(&l2(PEER, &ptp(rng.random(), 44, round)));
+    }
+    let s = p.nic.datapath_stats();
+    assert!(s.dma_faults > 100 && s.tx_bad_frames > 0, "{s:?}");
+}
+
+#[test]
+fn qemu_holds_what_the_ring_cannot_take_and_stamps_it_when_let_in() {
+    let mut p = port(SimConfig { qemu: true, ..SimConfig::ideal() });
+    for k in 0..15u16 {
+        p.nic.deliver(&l2(PEER, &ptp(0x08, 44, k))).unwrap();
+    }
+    // The ring is full: QEMU's net layer holds the Sync instead of dropping it.
+    p.time.advance(1_000_000);
+    let arrived = p.nic.truth().raw;
+    assert_eq!(p.nic.deliver(&l2(PEER, &ptp(0x00, 44, 99))), Err(RxDrop::Held));
+    assert_eq!(p.nic.datapath_stats().rx_held, 1);
+    // 10 ms later the driver reaps one descriptor (its RDT write): QEMU hands the Sync over then,
+    // and stamps it then — 10 ms after it arrived (HARDWARE.md §7's hazard).
+    p.time.advance(10_000_000);
+    let let_in = p.nic.truth().raw;
+    assert!(receive(&mut p).is_some());
+    let latched = p.nic.read32(regs::RXSTMPL) as u64 | (p.nic.read32(regs::RXSTMPH) as u64) << 32;
+    assert_eq!(latched, let_in);
+    assert_eq!((latched - arrived) >> 19, 10_000_000);
+    assert_eq!(p.nic.datapath_stats().rx_frames, 16);
+    let flags: Vec<bool> = std::iter::from_fn(|| receive(&mut p)).map(|(_, ts, _)| ts).collect();
+    assert_eq!(flags.last(), Some(&true), "the held Sync is the last frame, stamped");
+}
+
+#[test]
+fn interrupt_causes_rise_with_the_datapath_and_clear_on_read() {
+    use nicclock_driver::sim::{ICR, IMC, IMS, INT_ASSERTED, LSC, RXDW, TIME_SYNC, TXDW};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for qemu in [false, true] {
+        let mut p = port(SimConfig { qemu, ..SimConfig::ideal() });
+        let fired = Arc::new(AtomicU64::new(0));
+        let f = fired.clone();
+        p.nic.attach_irq(Arc::new(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        }));
+        p.nic.read32(ICR);
+        p.nic.write32(regs::TSIM, regs::TSINTR_TXTS);
+        p.nic.write32(IMS, TXDW | LSC | RXDW | TIME_SYNC);
+        assert_eq!(fired.load(Ordering::SeqCst), 0, "nothing pending");
+        // A received frame: RXDW.
+        p.nic.deliver(&l2(PEER, &ptp(0x08, 44, 1))).unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        assert_eq!(p.nic.read32(ICR), RXDW | INT_ASSERTED);
+        assert_eq!(p.nic.read32(ICR), 0, "read to clear");
+        // A stamped frame sent: TXDW, and the time-sync cause with TSICR.TXTS (not under QEMU).
+        let frame = l2([0x52, 0x54, 0, 1, 0, 0], &ptp(0x01, 44, 2));
+        p.tx.send(&*p.nic, true, |buf| {
+            buf[..frame.len()].copy_from_slice(&frame);
+            frame.len()
+        })
+        .unwrap();
+        let icr = p.nic.read32(ICR);
+        if qemu {
+            assert_eq!(icr, TXDW | INT_ASSERTED, "QEMU raises no time-sync cause");
+        } else {
+            assert_eq!(icr, TXDW | TIME_SYNC | INT_ASSERTED);
+            assert_eq!(p.nic.read32(regs::TSICR), regs::TSINTR_TXTS);
+            assert_eq!(p.nic.read32(regs::TSICR), 0, "the 82576's TSICR clears on the read");
+        }
+        // Masked causes are recorded but do not interrupt.
+        p.nic.write32(IMC, RXDW);
+        let before = fired.load(Ordering::SeqCst);
+        p.nic.deliver(&l2(PEER, &ptp(0x08, 44, 3))).unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), before);
+        assert_eq!(p.nic.read32(ICR), RXDW, "pending but masked: not asserted");
+        // Restarting autonegotiation: LSC when the link drops and again when it is back.
+        phy::write_phy(&*p.nic, phy::mii::BMCR, phy::BMCR_RESTART_AUTONEG).unwrap();
+        assert_eq!(p.nic.read32(ICR), LSC | INT_ASSERTED);
+        p.time.advance(500_000_000);
+        assert_eq!(p.nic.read32(ICR), LSC | INT_ASSERTED);
+        assert_eq!(p.nic.interrupts(), fired.load(Ordering::SeqCst));
+    }
 }

@@ -1,5 +1,6 @@
 //! The files that put nicclockd into a system: the systemd unit passes `systemd-analyze verify`;
-//! the udev helpers opt NICs in only when listed and hand them to the right driver.
+//! the udev helpers opt NICs in only when listed and hand them to the right driver; nicclockd
+//! writes its man pages and completions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,4 +98,23 @@ fn bind_hands_the_nic_from_its_kernel_driver_to_vfio() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn nicclockd_writes_its_man_pages_and_completions() {
+    let dir = temp("docs");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_nicclockd")).env("NICCLOCK_GENERATE_DOCS", &dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(dir.join("man/nicclockd.8")).unwrap();
+    assert!(page.contains(".TH nicclockd 8") && page.contains("stats\\-file"), "{page}");
+    let probe = std::fs::read_to_string(dir.join("man/nicclockd-probe.8")).unwrap();
+    assert!(probe.contains(".TH nicclockd-probe 8") && probe.contains("json"), "{probe}");
+    for (file, must) in
+        [("nicclockd.bash", "--device"), ("_nicclockd", "--device"), ("nicclockd.fish", "-l device")]
+    {
+        let text = std::fs::read_to_string(dir.join("completions").join(file)).unwrap();
+        assert!(text.contains(must), "{file} lacks {must}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

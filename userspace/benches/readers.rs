@@ -1,4 +1,5 @@
-//! Reader cost, measured side by side in one run: nicclock `now()` against `now_interval()` and the
+//! Reader cost, measured side by side in one run: nicclock `now()` against `now_interval()`, a past
+//! counter value's conversion (`convert(Past::Counter)`, 1.5 s old: through the history) and the
 //! vDSO's clock_gettime(CLOCK_REALTIME), against the classic semaphore-guarded segment with 4 contending
 //! readers, and with 8 threads against 1. Prints ns per call and `ratio <name> <x>` lines.
 //!
@@ -115,6 +116,8 @@ impl Publisher {
                 update_count: 0,
                 servo: ServoFigures::default(),
                 reference: Default::default(),
+                estimate: nicclock::Estimate { error_ns: 40, growth_ppt: 1_000_000 },
+                epoch: 0,
             });
             classic.publish(tai, 0);
         };
@@ -151,8 +154,25 @@ fn main() {
     let kind = clock.snapshot().unwrap().counter_kind;
     println!("readers: counter {}, writer every {UPDATE_INTERVAL:?}, {ROUNDS} rounds, medians", kind.name());
     assert!(clock.now().is_ok(), "the bench page must be readable");
+    // Past counter values: each round converts one from the middle of the history's second
+    // entry (1–2 s old: the newest entry holds the last second), through the history, not the
+    // page's current mapping. The writer has published ~250 updates before the first round.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let past_value = || {
+        let h = clock.history().unwrap();
+        assert!(h.len() >= 2, "the bench page has a history: {h:?}");
+        let past = nicclock::Past::Counter(h[1].counter_start / 2 + h[1].counter_end / 2);
+        assert!(clock.convert(past).is_ok(), "the past counter converts: {:?}", clock.convert(past));
+        past
+    };
     let now = || {
         black_box(clock.now().unwrap());
+    };
+    let clock_ref = &clock;
+    let past_tsc = |past: nicclock::Past| {
+        move || {
+            black_box(clock_ref.convert(black_box(past)).unwrap());
+        }
     };
     let now_interval = || {
         black_box(clock.now_interval().unwrap());
@@ -166,23 +186,28 @@ fn main() {
 
     // 1. One thread: now() vs now_interval() vs clock_gettime(CLOCK_REALTIME) (vDSO), alternating
     // order each round.
-    let (mut now_1, mut interval_1, mut vdso_1, mut sem_1) = (vec![], vec![], vec![], vec![]);
+    let (mut now_1, mut interval_1, mut vdso_1, mut sem_1, mut past_1) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for r in 0..ROUNDS {
+        let past = past_value();
         if r % 2 == 0 {
             now_1.push(wall_per_call(CALLS, now));
+            past_1.push(wall_per_call(CALLS, past_tsc(past)));
             interval_1.push(wall_per_call(CALLS, now_interval));
             vdso_1.push(wall_per_call(CALLS, vdso));
         } else {
             vdso_1.push(wall_per_call(CALLS, vdso));
             interval_1.push(wall_per_call(CALLS, now_interval));
+            past_1.push(wall_per_call(CALLS, past_tsc(past)));
             now_1.push(wall_per_call(CALLS, now));
         }
         sem_1.push(wall_per_call(CALLS, sem));
     }
-    let (now_1, interval_1, vdso_1, sem_1) =
-        (median(now_1), median(interval_1), median(vdso_1), median(sem_1));
+    let (now_1, interval_1, vdso_1, sem_1, past_1) =
+        (median(now_1), median(interval_1), median(vdso_1), median(sem_1), median(past_1));
     println!("ns_per_call now_1thread {now_1:.2}");
     println!("ns_per_call now_interval_1thread {interval_1:.2}");
+    println!("ns_per_call past_tsc_1thread {past_1:.2}");
     println!("ns_per_call clock_gettime_realtime_1thread {vdso_1:.2}");
     println!("ns_per_call seed_semaphore_1thread {sem_1:.2}");
 
@@ -211,6 +236,7 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("ratio now_vs_vdso_realtime {:.3}", now_1 / vdso_1);
     println!("ratio now_interval_vs_now {:.3}", interval_1 / now_1);
+    println!("ratio past_tsc_vs_now {:.3}", past_1 / now_1);
     println!("ratio seed_semaphore_vs_now_4readers {:.1}", busy(&sem_4) / busy(&now_4));
     println!(
         "info wall_ratio seed_semaphore_vs_now_4readers {:.1} (wall time, includes waiting for one of {cpus} CPUs)",

@@ -1,7 +1,11 @@
 /*
- * camera.c - stamps 30 "frames" per second with nicclock time and its error bound, as a camera app
+ * camera.c - stamps 30 "frames" per second with nicclock time and its error bounds, as a camera app
  * would, while a second thread reports clock events (steps, state changes, device lost) as they
- * happen. Build: cc -I userspace/include camera.c -L target/debug -lnicclock -lpthread
+ * happen. Like V4L2, the "capture" hands over a CLOCK_MONOTONIC timestamp taken earlier (here 1 ms
+ * before the frame is dequeued); the frame gets the TAI of that instant, converted with the mapping
+ * in force then (nicclock_convert_timespec), not the time it was processed. A frame captured before
+ * a clock step is refused (NICCLOCK_EDISRUPTED) rather than stamped on the wrong timeline.
+ * Build: cc -I userspace/include camera.c -L target/debug -lnicclock -lpthread
  *
  * usage: camera [--page NAME] [--dir DIR] [--frames N] [--fps N]
  * Exit status: 0 when every frame was stamped, 1 otherwise, 2 for usage errors.
@@ -53,8 +57,8 @@ static void *event_thread(void *arg)
 		}
 		if (ev.missed)
 			printf("event: missed %" PRIu64 " events\n", ev.missed);
-		printf("event %" PRIu64 " kind %u urgency %u magnitude %" PRId64 "\n", ev.seq, ev.kind,
-		       ev.urgency, ev.magnitude);
+		printf("event %" PRIu64 " kind %u urgency %u magnitude %" PRId64 " epoch %u\n", ev.seq, ev.kind,
+		       ev.urgency, ev.magnitude, ev.epoch);
 		fflush(stdout);
 	}
 }
@@ -104,15 +108,23 @@ int main(int argc, char **argv)
 		}
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 
-		struct timespec tai;
-		uint64_t err_ns;
-		int st = nicclock_gettime(clock, &tai, &err_ns);
-		if (st < 0) {
+		/* The capture instant, as the driver stamps it, and the frame handed over 1 ms later. */
+		struct timespec captured, latency = { 0, 1000000 };
+		clock_gettime(CLOCK_MONOTONIC, &captured);
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &latency, NULL);
+
+		struct nicclock_reading r;
+		int st = nicclock_convert_timespec(clock, CLOCK_MONOTONIC, &captured, 0, &r);
+		if (st == NICCLOCK_EDISRUPTED) {
+			printf("frame %ld refused: captured before a clock step: %s\n", frame, nicclock_last_error());
+			unstamped++;
+		} else if (st < 0) {
 			printf("frame %ld unstamped: %s\n", frame, nicclock_last_error());
 			unstamped++;
 		} else {
-			printf("frame %ld tai %lld.%09ld err %" PRIu64 " ns %s\n", frame, (long long)tai.tv_sec,
-			       tai.tv_nsec, err_ns, nicclock_status_name(st));
+			printf("frame %ld tai %lld.%09ld err %" PRIu64 " ns %s est %" PRIu64 " epoch %u\n", frame,
+			       (long long)r.time.tv_sec, r.time.tv_nsec, r.max_error_ns, nicclock_status_name(st),
+			       r.est_error_ns, r.epoch);
 		}
 		fflush(stdout);
 	}

@@ -61,6 +61,8 @@ fn main() -> Result<()> {
             update_count: 0,
             servo: ServoFigures { offset_ns: 0, freq_ppt: 0, delay_ns: window_ns, state: 2 },
             reference: Default::default(),
+            estimate: nicclock::Estimate::UNKNOWN,
+            epoch: 0,
         });
     }
     eprintln!("stopping; page marked STOPPED");

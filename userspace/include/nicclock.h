@@ -31,9 +31,15 @@ extern "C" {
 
 #define NICCLOCK_MAGIC 0x4b434f4c4343494eULL /* "NICCLOCK" read as a little-endian u64 */
 #define NICCLOCK_ABI_MAJOR 1
-#define NICCLOCK_ABI_MINOR 3 /* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED; 3: reference identity */
+/* 1: header.boot_id; 2: NICCLOCK_EVENT_PULSE_MISSED; 3: reference identity;
+ * 4: disruption epoch, estimated error, history of past mappings */
+#define NICCLOCK_ABI_MINOR 4
 #define NICCLOCK_PAGE_SIZE 4096
 #define NICCLOCK_EVENT_RING_LEN 64
+#define NICCLOCK_HISTORY_LEN 16                   /* history entries (minor 4) */
+#define NICCLOCK_HISTORY_SPAN_NS 1000000000ULL    /* an entry covers >= 1 s unless a disruption closes it */
+#define NICCLOCK_HISTORY_DEPTH_NS 15000000000ULL  /* past timestamps this old always convert (no disruption) */
+#define NICCLOCK_CLOCK_RATE_TOLERANCE_PPM 1000    /* system clock vs page clock rate allowance, past conversions */
 #define NICCLOCK_PERIOD_SHIFT 48 /* counter_period = ns per counter tick << 48 */
 
 /* Sanity limits every reader applies (see "Reading the page yourself" below). */
@@ -162,7 +168,26 @@ struct nicclock_clock_data {
 	uint32_t gm_clock_accuracy;  /* announced clockAccuracy code (0x20 = 25 ns, 0xFE unknown) */
 	uint32_t _reserved1;
 	uint64_t gm_accuracy_ns;     /* bound share implied by it, in error_bound_ns; UINT64_MAX unknown (not counted) */
-	uint64_t _reserved[12];
+	/* minor 4 (header abi_minor < 4 or disruption_epoch 0: an older writer, none of these are live) */
+	uint32_t disruption_epoch;     /* bumped at every step, writer start, reference or device change */
+	uint32_t est_error_growth_ppt; /* the rate's own estimated error, ps per s */
+	uint64_t est_error_ns;         /* estimated (statistical) error at the anchor, <= error_bound_ns */
+	uint64_t history_head;         /* history entries ever opened; entry n in history[(n - 1) % 16] */
+	uint64_t _reserved[9];
+};
+
+/* One past mapping (minor 4), valid for counter values in [counter_start, counter_end), guarded by
+ * its own seq (odd while written). max_error_ns / est_error_ns hold anywhere inside it. */
+struct nicclock_history_entry {
+	uint32_t seq;
+	uint32_t epoch;          /* disruption epoch of the updates it stands for */
+	uint64_t number;         /* entry number, 1-based; 0 never written */
+	uint64_t counter_start;
+	uint64_t counter_end;
+	uint64_t anchor_tai_ns;  /* TAI at counter_start */
+	uint64_t counter_period;
+	uint64_t max_error_ns;   /* UINT64_MAX: unknown */
+	uint64_t est_error_ns;   /* UINT64_MAX: unknown */
 };
 
 struct nicclock_event_control {
@@ -185,9 +210,10 @@ struct nicclock_page {
 	struct nicclock_header header;
 	struct nicclock_clock_data clock;
 	struct nicclock_event_control events;
-	uint8_t _reserved0[448];
+	uint8_t _reserved0[192];
+	uint32_t event_epochs[NICCLOCK_EVENT_RING_LEN]; /* minor 4: epoch of ring[i]'s event, under its seq */
 	struct nicclock_event_slot ring[NICCLOCK_EVENT_RING_LEN];
-	uint8_t _reserved1[1024];
+	struct nicclock_history_entry history[NICCLOCK_HISTORY_LEN]; /* minor 4 */
 };
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
@@ -199,6 +225,9 @@ _Static_assert(sizeof(struct nicclock_page) == NICCLOCK_PAGE_SIZE, "nicclock_pag
 _Static_assert(offsetof(struct nicclock_page, clock) == 256, "clock offset");
 _Static_assert(offsetof(struct nicclock_page, events) == 512, "events offset");
 _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
+_Static_assert(offsetof(struct nicclock_page, event_epochs) == 768, "event_epochs offset");
+_Static_assert(offsetof(struct nicclock_page, history) == 3072, "history offset");
+_Static_assert(sizeof(struct nicclock_history_entry) == 64, "nicclock_history_entry size");
 #endif
 
 /*
@@ -270,6 +299,22 @@ _Static_assert(offsetof(struct nicclock_page, ring) == 1024, "ring offset");
  * with the value loaded before head; the writer bumps it and FUTEX_WAKEs after every event. Give
  * the wait a timeout no longer than the page has left before it goes stale, and check staleness
  * on waking: a killed writer wakes nobody.
+ *
+ * The disruption epoch and the estimated error (abi_minor >= 4: with a smaller abi_minor in the
+ * header, or disruption_epoch 0, the writer published none of this; an older writer taking over
+ * a newer one's page leaves that one's values behind, so check the header's minor): disruption_epoch is read under seq with the mapping. Two readings
+ * with the same epoch lie on one timeline (no step, restart, reference or device change between);
+ * an event's epoch is event_epochs[i] of its slot, read inside the slot's sequence check. The
+ * estimated error grows like the bound: nicclock_error_at(est_error_ns, est_error_growth_ppt, |since|).
+ *
+ * Past mappings (abi_minor >= 4): to convert a counter value c read earlier, read the clock block
+ * (mapping, disruption_epoch, history_head h). c at or after counter_value: the current mapping.
+ * Else look at entries h, h-1, ... h-15: read history[(n - 1) % 16] under its own seq (as the clock
+ * block) and require number == n (else it was overwritten: too old); the first with
+ * counter_start <= c < counter_end holds c: tai = nicclock_tai_at(counter_start, counter_period,
+ * anchor_tai_ns, c, NULL) +- max_error_ns (estimated: est_error_ns). Its epoch must equal the clock
+ * block's disruption_epoch: an older epoch means c was read before a step (or restart, reference
+ * change): refuse it. No entry: older than the history, refuse it.
  *
  * Waiting for an update: FUTEX_WAIT (shared) on clock.seq with the value loaded before reading the
  * block; the writer FUTEX_WAKEs it after every update and status change (writers older than this
@@ -358,6 +403,8 @@ typedef struct nicclock nicclock_t;
 #define NICCLOCK_EIO -11      /* other I/O error */
 #define NICCLOCK_EINVAL -12   /* bad argument (NULL handle, ...) */
 #define NICCLOCK_EWIDE -13    /* an interval wider than the caller's cap (nicclock_interval_midpoint) */
+#define NICCLOCK_EDISRUPTED -14 /* a past timestamp from before a step/restart/reference change (epoch) */
+#define NICCLOCK_ETOOOLD -15  /* a past timestamp older than the page's history (or a page without one) */
 
 struct nicclock_event {
 	uint64_t seq;         /* event number, 1-based */
@@ -366,8 +413,20 @@ struct nicclock_event {
 	struct timespec time; /* TAI */
 	int64_t magnitude;
 	uint32_t detail;
-	uint32_t _pad;
+	uint32_t epoch;       /* disruption epoch when posted (0: older writer); a STEP carries the one it begins */
 	uint64_t missed;      /* events lost to ring overflow just before this one */
+};
+
+/* A reading with both errors (ABI minor 4). The maximum error is the bound nicclockd can stand
+ * behind; the estimated error is what its servo believes (statistical, about one standard
+ * deviation: RMS of the recent offsets and the mapping's jitter, grown by the rate's estimated
+ * error), never above the maximum, equal to it on a page of an older writer. Readers choose. */
+struct nicclock_reading {
+	struct timespec time;  /* TAI, or UTC when asked */
+	uint64_t max_error_ns; /* UINT64_MAX: unknown */
+	uint64_t est_error_ns; /* UINT64_MAX: unknown */
+	uint32_t status;       /* NICCLOCK_STATUS_* */
+	uint32_t epoch;        /* disruption epoch: equal epochs = one timeline (0: older writer) */
 };
 
 /* [earliest_ns, latest_ns]: the TAI ns since 1970 the true time lies in, both ends included. A
@@ -379,9 +438,9 @@ struct nicclock_interval {
 
 /*
  * Threads. A handle may be shared by any number of threads: nicclock_gettime, nicclock_gettime_utc,
- * nicclock_bounds, nicclock_status, nicclock_now_interval, nicclock_wait_until and
- * nicclock_wait_until_after take a const handle and may run on it concurrently, with no lock
- * (each reading is a lock-free copy of the page). nicclock_wait_event advances the handle's event
+ * nicclock_bounds, nicclock_status, nicclock_now_interval, nicclock_wait_until,
+ * nicclock_wait_until_after, nicclock_read and nicclock_convert_* take a const handle and may run
+ * on it concurrently, with no lock (each reading is a lock-free copy of the page). nicclock_wait_event advances the handle's event
  * cursor: one thread at a time per handle (give each event-waiting thread its own handle).
  * nicclock_close ends the handle: no call on it may be running or follow. nicclock_last_error is
  * per thread; the interval functions and the name/strerror functions touch no handle.
@@ -444,6 +503,34 @@ int nicclock_interval_midpoint(const struct nicclock_interval *i, uint64_t max_w
  * last reading's, untouched without one; an unknown bound never passes), or a negative error as
  * nicclock_wait_until's. Thread-safe. */
 int nicclock_wait_until_after(const nicclock_t *c, uint64_t t_ns, int timeout_ms, struct nicclock_interval *out);
+
+/* Now (TAI; UTC when utc != 0) with both errors and the disruption epoch into *out (may be NULL).
+ * Returns the status or a negative error, as nicclock_gettime. Thread-safe. */
+int nicclock_read(const nicclock_t *c, int utc, struct nicclock_reading *out);
+
+/* Past timestamps (ABI minor 4). Convert a timestamp taken up to NICCLOCK_HISTORY_DEPTH_NS (15 s)
+ * ago with the mapping that was in force then, not today's, into *out (may be NULL); returns the
+ * status or a negative error. Thread-safe; costs about a nicclock_read (a counter) or one
+ * clock_gettime more (a timespec).
+ *
+ * nicclock_convert_counter: a value of the page's counter (rdtsc on a NICCLOCK_COUNTER_TSC page,
+ * CLOCK_MONOTONIC_RAW ns on a NICCLOCK_COUNTER_MONOTONIC_RAW page).
+ * nicclock_convert_timespec: a CLOCK_MONOTONIC (what V4L2 stamps frames with),
+ * CLOCK_MONOTONIC_RAW or CLOCK_REALTIME timestamp. The library carries it to the counter with a
+ * bracketed reading of that clock now and adds what that can get wrong to both errors: half the
+ * bracket, and the timestamp's age x NICCLOCK_CLOCK_RATE_TOLERANCE_PPM (the system clock's rate
+ * may differ from the page's clock's: NTP frequency and slew). A CLOCK_REALTIME timestamp from
+ * before a step of the system clock (settimeofday) converts wrongly: prefer CLOCK_MONOTONIC.
+ * Another clock id, a NULL or malformed ts: NICCLOCK_EINVAL.
+ *
+ * Refused, never guessed: NICCLOCK_EDISRUPTED for a timestamp from an older disruption epoch
+ * (before a step, a restart of nicclockd, a reference or device change, or within the update
+ * interval in which it happened); NICCLOCK_ETOOOLD for one older than the history, or any but the
+ * newest interval's on a page of an older writer (no history); NICCLOCK_EINVAL for one in the
+ * future. The page must be usable now (as for nicclock_gettime). */
+int nicclock_convert_counter(const nicclock_t *c, uint64_t counter, int utc, struct nicclock_reading *out);
+int nicclock_convert_timespec(const nicclock_t *c, int clock, const struct timespec *ts, int utc,
+                              struct nicclock_reading *out); /* clock: a clockid_t (int on Linux) */
 
 void nicclock_close(nicclock_t *c);
 

@@ -8,8 +8,10 @@
 //! | 0 | 256 | [`Header`]: magic, ABI version, clock identity, boot id | before the page appears (boot id, minor and writer pid also when a writer takes over) |
 //! | 256 | 256 | [`ClockData`]: seqlock-protected counter→time mapping, status and (minor ≥ 3) reference identity | every update |
 //! | 512 | 64 | [`EventControl`]: futex word and event count | every event |
+//! | 576 | 192 | reserved (zero) | never |
+//! | 768 | 256 | (minor ≥ 4) [`Page::event_epochs`]: the disruption epoch of each event slot | with its event, under the slot's `seq` |
 //! | 1024 | 2048 | [`EventSlot`] × [`EVENT_RING_LEN`] | every event |
-//! | 3072 | 1024 | reserved (zero) | never |
+//! | 3072 | 1024 | (minor ≥ 4) [`HistoryEntry`] × [`HISTORY_LEN`]: past mappings | every update, before the clock block |
 //!
 //! Rules: no pointers, fixed-width little-endian fields, every field a reader may see while the writer
 //! runs is an atomic (so Rust readers never race on plain memory). Minor versions only add fields in
@@ -27,13 +29,33 @@ pub const ABI_MAJOR: u16 = 1;
 /// 3: the reference identity in [`ClockData`] (`reference_kind` … `gm_accuracy_ns`): which reference
 ///    disciplines the clock and, under PTP, the grandmaster, steps removed, port state, the
 ///    Announce's UTC/leap flags and accuracy. Read with the mapping under the same seqlock.
-pub const ABI_MINOR: u16 = 3;
+/// 4: the disruption epoch ([`ClockData::disruption_epoch`], [`Page::event_epochs`]), the
+///    estimated error beside the maximum one ([`ClockData::est_error_ns`],
+///    [`ClockData::est_error_growth_ppt`]) and the history of past mappings ([`HistoryEntry`],
+///    [`ClockData::history_head`]). A page whose header says a minor below 4, or whose
+///    `disruption_epoch` is 0, was written by an older writer: none of these are live there (an
+///    older writer taking over a newer one's page leaves that one's values behind).
+pub const ABI_MINOR: u16 = 4;
 /// Size of the page file and of every mapping of it.
 pub const PAGE_SIZE: usize = 4096;
 /// Number of slots in the event ring.
 pub const EVENT_RING_LEN: usize = 64;
 /// Fixed-point shift of [`ClockData::counter_period`]: nanoseconds per counter tick × 2^48.
 pub const PERIOD_SHIFT: u32 = 48;
+/// Number of [`HistoryEntry`] slots (minor ≥ 4).
+pub const HISTORY_LEN: usize = 16;
+/// A history entry covers at least this much time (TAI ns) before the writer opens the next one
+/// (sooner only at a disruption): the history reaches back at least
+/// ([`HISTORY_LEN`] − 1) × this, whatever the update rate ([`HISTORY_DEPTH_NS`]).
+pub const HISTORY_SPAN_NS: u64 = 1_000_000_000;
+/// How far back a past timestamp is always convertible on a page with no disruption since:
+/// 15 s (150 updates at the default 10 Hz).
+pub const HISTORY_DEPTH_NS: u64 = (HISTORY_LEN as u64 - 1) * HISTORY_SPAN_NS;
+/// The rate difference a reader allows between a system clock (CLOCK_MONOTONIC, CLOCK_REALTIME,
+/// CLOCK_MONOTONIC_RAW against a TSC page) and the page's clock when it carries a past timestamp
+/// of that clock back to the counter, ppm: the kernel's NTP frequency (±500 ppm) plus its
+/// adjtime slew (500 ppm). A timestamp `age` ns old gets `age × 1000 ppm` added to its bound.
+pub const CLOCK_RATE_TOLERANCE_PPM: u64 = 1_000;
 /// File name prefix of pages in the page directory: `nicclock-<name>`.
 pub const FILE_PREFIX: &str = "nicclock-";
 /// Default page directory.
@@ -78,6 +100,9 @@ pub const HEADER_OFFSET: usize = 0;
 pub const CLOCK_OFFSET: usize = 256;
 pub const EVENT_CONTROL_OFFSET: usize = 512;
 pub const EVENT_RING_OFFSET: usize = 1024;
+/// Minor ≥ 4: the event slots' disruption epochs and the history ring.
+pub const EVENT_EPOCH_OFFSET: usize = 768;
+pub const HISTORY_OFFSET: usize = 3072;
 
 /// Which reference disciplines the clock ([`ClockData::reference_kind`], minor ≥ 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -459,7 +484,21 @@ pub struct ClockData {
     /// `error_bound_ns` when known; when unknown (ptp4l's default) the bound is relative to the
     /// grandmaster's clock: how far that is from true time is not counted.
     pub gm_accuracy_ns: AtomicU64,
-    pub _reserved: [AtomicU64; 12],
+    /// Disruption epoch (minor ≥ 4; 0 on pages of older writers): bumped at every step, writer
+    /// (re)start, reference or grandmaster change and counter change. Two readings with the same
+    /// epoch lie on one timeline; anything derived from a reading of an older epoch is void.
+    pub disruption_epoch: AtomicU32,
+    /// Growth of the estimated error away from the anchor, ppt: the rate's own estimated error
+    /// (1σ-like, where `error_growth_ppt` is the provable maximum). Minor ≥ 4.
+    pub est_error_growth_ppt: AtomicU32,
+    /// Estimated (statistical, what the servo believes: RMS of the recent offsets and the
+    /// mapping's jitter) error at the anchor, ns; never above `error_bound_ns`; `u64::MAX`
+    /// unknown. Minor ≥ 4 (meaningless when `disruption_epoch` is 0).
+    pub est_error_ns: AtomicU64,
+    /// Number of history entries ever opened (entry `n` sits in `history[(n − 1) % HISTORY_LEN]`);
+    /// written after the entries it counts. Minor ≥ 4.
+    pub history_head: AtomicU64,
+    pub _reserved: [AtomicU64; 9],
 }
 
 /// Futex word and event count.
@@ -489,15 +528,47 @@ pub struct EventSlot {
     pub detail: AtomicU32,
 }
 
+/// One past mapping (minor ≥ 4): the counter→TAI mapping that was in force for counter values
+/// in `[counter_start, counter_end)`, as the page published it then. Guarded by its own `seq`
+/// (odd while the writer writes it; the open entry is rewritten as updates extend it).
+///
+/// An entry covers one or more consecutive updates of one epoch, at least [`HISTORY_SPAN_NS`]
+/// unless a disruption closed it early. Its mapping is the first of those updates; the bounds
+/// cover every update it stands for: `max_error_ns` ≥ each update's own bound (grown to the end
+/// of its interval) plus how far this entry's line strays from that update's line there.
+#[repr(C)]
+pub struct HistoryEntry {
+    pub seq: AtomicU32,
+    /// Disruption epoch of every update in the entry.
+    pub epoch: AtomicU32,
+    /// Entry number, 1-based (0: never written).
+    pub number: AtomicU64,
+    /// First counter value the entry covers (its anchor).
+    pub counter_start: AtomicU64,
+    /// First counter value it no longer covers (the next update's anchor).
+    pub counter_end: AtomicU64,
+    /// TAI ns at `counter_start`.
+    pub anchor_tai_ns: AtomicU64,
+    /// ns per counter tick × 2^[`PERIOD_SHIFT`].
+    pub counter_period: AtomicU64,
+    /// Maximum error anywhere in the entry, ns (`u64::MAX`: unknown).
+    pub max_error_ns: AtomicU64,
+    /// Estimated error anywhere in the entry, ns (`u64::MAX`: unknown).
+    pub est_error_ns: AtomicU64,
+}
+
 /// The whole page.
 #[repr(C, align(64))]
 pub struct Page {
     pub header: Header,
     pub clock: ClockData,
     pub events: EventControl,
-    pub _reserved0: [u8; EVENT_RING_OFFSET - EVENT_CONTROL_OFFSET - size_of::<EventControl>()],
+    pub _reserved0: [u8; EVENT_EPOCH_OFFSET - EVENT_CONTROL_OFFSET - size_of::<EventControl>()],
+    /// Minor ≥ 4: the disruption epoch in force when the event in `ring[i]` was posted, written
+    /// with it (under the slot's `seq`).
+    pub event_epochs: [AtomicU32; EVENT_RING_LEN],
     pub ring: [EventSlot; EVENT_RING_LEN],
-    pub _reserved1: [u8; PAGE_SIZE - EVENT_RING_OFFSET - EVENT_RING_LEN * size_of::<EventSlot>()],
+    pub history: [HistoryEntry; HISTORY_LEN],
 }
 
 // Layout asserts: these are the ABI; the C header asserts the same numbers.
@@ -508,6 +579,10 @@ const _: () = {
     assert!(size_of::<ClockData>() == 256);
     assert!(size_of::<EventControl>() == 64);
     assert!(size_of::<EventSlot>() == 32);
+    assert!(size_of::<HistoryEntry>() == 64);
+    assert!(offset_of!(Page, event_epochs) == EVENT_EPOCH_OFFSET);
+    assert!(offset_of!(Page, history) == HISTORY_OFFSET);
+    assert!(HISTORY_OFFSET + HISTORY_LEN * size_of::<HistoryEntry>() == PAGE_SIZE);
     assert!(offset_of!(Page, header) == HEADER_OFFSET);
     assert!(offset_of!(Page, clock) == CLOCK_OFFSET);
     assert!(offset_of!(Page, events) == EVENT_CONTROL_OFFSET);
@@ -552,6 +627,19 @@ const _: () = {
     assert!(offset_of!(ClockData, utc_offset_source) == 140);
     assert!(offset_of!(ClockData, gm_clock_accuracy) == 144);
     assert!(offset_of!(ClockData, gm_accuracy_ns) == 152);
+    assert!(offset_of!(ClockData, disruption_epoch) == 160);
+    assert!(offset_of!(ClockData, est_error_growth_ppt) == 164);
+    assert!(offset_of!(ClockData, est_error_ns) == 168);
+    assert!(offset_of!(ClockData, history_head) == 176);
+    assert!(offset_of!(HistoryEntry, seq) == 0);
+    assert!(offset_of!(HistoryEntry, epoch) == 4);
+    assert!(offset_of!(HistoryEntry, number) == 8);
+    assert!(offset_of!(HistoryEntry, counter_start) == 16);
+    assert!(offset_of!(HistoryEntry, counter_end) == 24);
+    assert!(offset_of!(HistoryEntry, anchor_tai_ns) == 32);
+    assert!(offset_of!(HistoryEntry, counter_period) == 40);
+    assert!(offset_of!(HistoryEntry, max_error_ns) == 48);
+    assert!(offset_of!(HistoryEntry, est_error_ns) == 56);
     assert!(offset_of!(EventControl, futex) == 0);
     assert!(offset_of!(EventControl, head) == 8);
     assert!(offset_of!(EventSlot, seq) == 0);
@@ -585,11 +673,17 @@ pub fn layout_table() -> Vec<(&'static str, &'static str, usize, usize)> {
         ClockData.reference_kind: u32, ClockData.gm_identity: [u8; 8], ClockData.ptp_steps_removed: u32,
         ClockData.ptp_port_state: u32, ClockData.ptp_flags: u32, ClockData.utc_offset_source: u32,
         ClockData.gm_clock_accuracy: u32, ClockData.gm_accuracy_ns: u64,
+        ClockData.disruption_epoch: u32, ClockData.est_error_growth_ppt: u32, ClockData.est_error_ns: u64,
+        ClockData.history_head: u64,
+        HistoryEntry.seq: u32, HistoryEntry.epoch: u32, HistoryEntry.number: u64,
+        HistoryEntry.counter_start: u64, HistoryEntry.counter_end: u64, HistoryEntry.anchor_tai_ns: u64,
+        HistoryEntry.counter_period: u64, HistoryEntry.max_error_ns: u64, HistoryEntry.est_error_ns: u64,
         EventControl.futex: u32, EventControl.head: u64,
         EventSlot.seq: u64, EventSlot.tai_ns: u64, EventSlot.magnitude: i64, EventSlot.kind: u16,
         EventSlot.urgency: u16, EventSlot.detail: u32,
         Page.header: Header, Page.clock: ClockData, Page.events: EventControl,
-        Page.ring: [EventSlot; EVENT_RING_LEN],
+        Page.event_epochs: [u32; EVENT_RING_LEN], Page.ring: [EventSlot; EVENT_RING_LEN],
+        Page.history: [HistoryEntry; HISTORY_LEN],
     ]
 }
 
@@ -601,6 +695,10 @@ pub fn constant_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_ABI_MINOR", ABI_MINOR as i128),
         ("NICCLOCK_PAGE_SIZE", PAGE_SIZE as i128),
         ("NICCLOCK_EVENT_RING_LEN", EVENT_RING_LEN as i128),
+        ("NICCLOCK_HISTORY_LEN", HISTORY_LEN as i128),
+        ("NICCLOCK_HISTORY_SPAN_NS", HISTORY_SPAN_NS as i128),
+        ("NICCLOCK_HISTORY_DEPTH_NS", HISTORY_DEPTH_NS as i128),
+        ("NICCLOCK_CLOCK_RATE_TOLERANCE_PPM", CLOCK_RATE_TOLERANCE_PPM as i128),
         ("NICCLOCK_PERIOD_SHIFT", PERIOD_SHIFT as i128),
         ("NICCLOCK_MAX_EVENT_HEAD", MAX_EVENT_HEAD as i128),
         ("NICCLOCK_TSC_PERIOD_MIN", TSC_PERIOD_MIN as i128),

@@ -78,6 +78,25 @@ pub enum Error {
          accepts: the clock is not that certain now (wait for it: `nicclock wait --max-error`)"
     )]
     WindowTooWide { width_ns: u64, max_width_ns: u64 },
+    #[error(
+        "the timestamp was taken before a disruption of the clock's timeline (epoch {then}, now {now}: \
+         a step, a restart of nicclockd, a reference or device change): the mapping then does not \
+         carry over; it is refused rather than guessed (take a new timestamp)"
+    )]
+    BeforeDisruption { then: u32, now: u32 },
+    #[error(
+        "the timestamp is older than the page's history of mappings (it reaches back {} ms; \
+         at least {} s without a disruption): it cannot be converted",
+        .history_ms, crate::abi::HISTORY_DEPTH_NS / 1_000_000_000
+    )]
+    OlderThanHistory { history_ms: u64 },
+    #[error("the timestamp lies {} µs in the future of its clock: it cannot have been taken yet", .ahead_ns / 1_000)]
+    InTheFuture { ahead_ns: u64 },
+    #[error(
+        "the page was written by an older nicclockd (ABI minor {minor}) that keeps no history of \
+         mappings: past timestamps need nicclockd of ABI minor 4 or later"
+    )]
+    NoHistory { minor: u16 },
 }
 
 // Every reading returns a Result<Now, Error>: a larger Error measurably slowed now() (72 bytes

@@ -25,6 +25,8 @@ pub const NICCLOCK_ECOUNTER: c_int = -10;
 pub const NICCLOCK_EIO: c_int = -11;
 pub const NICCLOCK_EINVAL: c_int = -12;
 pub const NICCLOCK_EWIDE: c_int = -13;
+pub const NICCLOCK_EDISRUPTED: c_int = -14;
+pub const NICCLOCK_ETOOOLD: c_int = -15;
 
 /// Every error code with its header name, for the test that checks the C header.
 pub fn error_code_table() -> Vec<(&'static str, i128)> {
@@ -42,6 +44,8 @@ pub fn error_code_table() -> Vec<(&'static str, i128)> {
         ("NICCLOCK_EIO", NICCLOCK_EIO),
         ("NICCLOCK_EINVAL", NICCLOCK_EINVAL),
         ("NICCLOCK_EWIDE", NICCLOCK_EWIDE),
+        ("NICCLOCK_EDISRUPTED", NICCLOCK_EDISRUPTED),
+        ("NICCLOCK_ETOOOLD", NICCLOCK_ETOOOLD),
     ]
     .into_iter()
     .map(|(n, v)| (n, v as i128))
@@ -69,6 +73,9 @@ fn code(e: &Error) -> c_int {
         Error::CounterUnavailable(_) => NICCLOCK_ECOUNTER,
         Error::Io { .. } => NICCLOCK_EIO,
         Error::WindowTooWide { .. } => NICCLOCK_EWIDE,
+        Error::BeforeDisruption { .. } => NICCLOCK_EDISRUPTED,
+        Error::OlderThanHistory { .. } | Error::NoHistory { .. } => NICCLOCK_ETOOOLD,
+        Error::InTheFuture { .. } => NICCLOCK_EINVAL,
     }
 }
 
@@ -101,7 +108,9 @@ pub struct CEvent {
     pub time: libc::timespec,
     pub magnitude: i64,
     pub detail: u32,
-    pub _pad: u32,
+    /// The disruption epoch in force when it was posted (0 from an older writer). Was padding
+    /// before ABI minor 4 (same layout).
+    pub epoch: u32,
     /// Events overwritten (never delivered) just before this one.
     pub missed: u64,
 }
@@ -223,6 +232,117 @@ pub unsafe extern "C" fn nicclock_gettime_utc(
     }
 }
 
+/// A reading with both errors and its epoch (`struct nicclock_reading`).
+#[repr(C)]
+pub struct CReading {
+    /// TAI or UTC, as asked.
+    pub time: libc::timespec,
+    /// Maximum error, ns (`UINT64_MAX`: unknown).
+    pub max_error_ns: u64,
+    /// Estimated error, ns (never above the maximum; equal to it on an older writer's page).
+    pub est_error_ns: u64,
+    pub status: u32,
+    /// Disruption epoch (0: an older writer's page).
+    pub epoch: u32,
+}
+
+fn reading_common(r: Result<crate::reader::Now, Error>, out: *mut CReading) -> c_int {
+    match r {
+        Ok(now) => {
+            if !out.is_null() {
+                let reading = CReading {
+                    time: timespec(now.time_ns),
+                    max_error_ns: now.error_bound_ns,
+                    est_error_ns: now.estimated_error_ns,
+                    status: now.status as u32,
+                    epoch: now.epoch,
+                };
+                // SAFETY: non-null; the caller passes a writable struct or NULL.
+                unsafe { *out = reading };
+            }
+            now.status as c_int
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Now (TAI, or UTC when `utc` is non-zero) with both errors and the epoch into `*out` (may be
+/// NULL). Returns the status or a negative error.
+///
+/// # Safety
+/// `c` a live handle; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_read(c: *const Clock, utc: c_int, out: *mut CReading) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { clock(c) } {
+        Some(clock) => reading_common(if utc != 0 { clock.now_utc() } else { clock.now() }, out),
+        None => invalid("nicclock_read: handle is NULL"),
+    }
+}
+
+fn convert(clock: &Clock, past: crate::Past, utc: c_int, out: *mut CReading) -> c_int {
+    reading_common(if utc != 0 { clock.convert_utc(past) } else { clock.convert(past) }, out)
+}
+
+/// A counter value read earlier, converted by the mapping in force then (see the header).
+///
+/// # Safety
+/// `c` a live handle; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_convert_counter(
+    c: *const Clock,
+    counter: u64,
+    utc: c_int,
+    out: *mut CReading,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { clock(c) } {
+        Some(clock) => convert(clock, crate::Past::Counter(counter), utc, out),
+        None => invalid("nicclock_convert_counter: handle is NULL"),
+    }
+}
+
+/// A CLOCK_MONOTONIC / CLOCK_MONOTONIC_RAW / CLOCK_REALTIME timestamp taken earlier, converted
+/// by the mapping in force then (see the header).
+///
+/// # Safety
+/// `c` a live handle; `ts` a readable timespec; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nicclock_convert_timespec(
+    c: *const Clock,
+    clock_id: c_int,
+    ts: *const libc::timespec,
+    utc: c_int,
+    out: *mut CReading,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(clock) = (unsafe { clock(c) }) else {
+        return invalid("nicclock_convert_timespec: handle is NULL");
+    };
+    // SAFETY: NULL or readable per the contract.
+    let Some(ts) = (unsafe { ts.as_ref() }) else {
+        return invalid("nicclock_convert_timespec: ts is NULL");
+    };
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return invalid(
+            "nicclock_convert_timespec: ts is not a valid timespec (tv_sec >= 0, 0 <= tv_nsec < 1e9)",
+        );
+    }
+    let ns = (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64);
+    let past = match clock_id {
+        libc::CLOCK_MONOTONIC => crate::Past::Monotonic(ns),
+        libc::CLOCK_MONOTONIC_RAW => crate::Past::MonotonicRaw(ns),
+        libc::CLOCK_REALTIME => crate::Past::Realtime(ns),
+        other => {
+            return invalid(&format!(
+                "nicclock_convert_timespec: clock {other} is not CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW \
+                 or CLOCK_REALTIME"
+            ))
+        }
+    };
+    convert(clock, past, utc, out)
+}
+
 /// The interval (TAI) the true time lies in. Returns the status or a negative error.
 ///
 /// # Safety
@@ -294,7 +414,7 @@ pub unsafe extern "C" fn nicclock_wait_event(c: *mut Clock, timeout_ms: c_int, e
                     time: timespec(e.tai_ns),
                     magnitude: e.magnitude,
                     detail: e.detail,
-                    _pad: 0,
+                    epoch: e.epoch,
                     missed,
                 };
                 // SAFETY: `ev` is non-null and writable per the contract.
@@ -509,6 +629,8 @@ pub extern "C" fn nicclock_strerror(code: c_int) -> *const c_char {
         NICCLOCK_EIO => c"I/O error",
         NICCLOCK_EINVAL => c"invalid argument",
         NICCLOCK_EWIDE => c"interval wider than the caller accepts",
+        NICCLOCK_EDISRUPTED => c"timestamp from before a disruption (step, restart, reference change)",
+        NICCLOCK_ETOOOLD => c"timestamp older than the page's history of mappings",
         _ => c"unknown error",
     };
     s.as_ptr()

@@ -34,6 +34,8 @@ mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 #[cfg(not(loom))]
+mod history;
+#[cfg(not(loom))]
 mod identity;
 #[cfg(not(loom))]
 mod interval;
@@ -44,6 +46,8 @@ mod name;
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
 pub mod page;
+#[cfg(not(loom))]
+mod past;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
@@ -59,12 +63,16 @@ mod writer;
 pub use crate::{
     abi::{CounterKind, EventKind, Leap, ReferenceKind, Status, Urgency, UtcOffsetSource},
     error::{Error, WriterError},
+    history::PastMapping,
     identity::Identity,
     interval::Interval,
     name::{name_problem, page_path, validate_name, MAX_NAME_LEN, NAME_RULES},
     page::counter,
+    past::Past,
     reader::{default_max_age_ns, list_pages, Clock, EventWait, Now},
-    snapshot::{period_from_ns_per_tick, period_to_ns_per_tick, Event, Reference, ServoFigures, Snapshot},
+    snapshot::{
+        period_from_ns_per_tick, period_to_ns_per_tick, Estimate, Event, Reference, ServoFigures, Snapshot,
+    },
     wait::{AfterWait, Reached, Standing, SyncCondition, SyncWait},
     writer::{check_mode, PageOptions, Writer},
 };

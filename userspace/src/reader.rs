@@ -24,9 +24,19 @@ pub struct Now {
     /// ns since 1970-01-01 00:00:00 in the time scale asked for (TAI from [`Clock::now`], UTC from
     /// [`Clock::now_utc`]).
     pub time_ns: u64,
-    /// The true time lies within ± this many ns (`u64::MAX`: unknown).
+    /// The true time lies within ± this many ns (`u64::MAX`: unknown): the maximum error, a
+    /// bound the writer can stand behind.
     pub error_bound_ns: u64,
+    /// What the servo believes the error is (statistical, about one standard deviation: RMS of
+    /// the recent offsets and the mapping's jitter, grown by the rate's estimated error); never
+    /// above `error_bound_ns`. Equal to `error_bound_ns` on a page of an older writer (ABI minor
+    /// < 4), which estimates nothing.
+    pub estimated_error_ns: u64,
     pub status: Status,
+    /// The disruption epoch of the mapping this reading used (0: a page of an older writer).
+    /// Two readings with the same epoch lie on one timeline: no step, restart, reference or
+    /// device change between them.
+    pub epoch: u32,
 }
 
 impl Now {
@@ -226,7 +236,7 @@ impl Clock {
     /// One consistent copy of what a reading needs (everything in the block's first cache line).
     #[inline(always)]
     fn read_block(&self, utc: bool) -> Result<Reading, Error> {
-        let c = &self.page.page().clock;
+        let (c, h) = (&self.page.page().clock, &self.page.page().header);
         let read = seqlock::read(&c.seq, || Reading {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
@@ -237,6 +247,11 @@ impl Clock {
             status: c.status.load(Relaxed),
             updated: c.updated_tai_ns.load(Relaxed),
             interval: c.update_interval_ns.load(Relaxed),
+            // A writer older than minor 4 that took over a newer one's page leaves its epoch: only
+            // the header's minor says whether the block's epoch and estimate are live.
+            epoch: if h.abi_minor.load(Relaxed) >= 4 { c.disruption_epoch.load(Relaxed) } else { 0 },
+            est: c.est_error_ns.load(Relaxed),
+            est_growth: c.est_error_growth_ppt.load(Relaxed),
             utc: utc.then(|| {
                 (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))
             }),
@@ -285,6 +300,11 @@ impl Clock {
             };
         }
         let error_bound_ns = error_at(r.bound, r.growth, since.unsigned_abs());
+        // Epoch 0: an older writer, whose reserved zeros are no estimate.
+        let estimated_error_ns = match r.epoch {
+            0 => error_bound_ns,
+            _ => error_at(r.est, r.est_growth as u64, since.unsigned_abs()).min(error_bound_ns),
+        };
         let time_ns = match r.utc {
             None => tai,
             Some((offset, leap, leap_tai_s)) => {
@@ -294,7 +314,7 @@ impl Clock {
                 tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
             }
         };
-        Ok(Now { time_ns, error_bound_ns, status })
+        Ok(Now { time_ns, error_bound_ns, estimated_error_ns, status, epoch: r.epoch })
     }
 
     /// Blocks (in the kernel, on the page's futex word) until the next event or the timeout
@@ -332,9 +352,10 @@ impl Clock {
                     return Ok(EventWait::Missed(missed));
                 }
                 let number = self.cursor + 1;
-                let slot = &self.page.page().ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
+                let index = ((number - 1) % EVENT_RING_LEN as u64) as usize;
+                let (slot, epoch) = (&self.page.page().ring[index], &self.page.page().event_epochs[index]);
                 let minor = self.page.page().header.abi_minor.load(Relaxed);
-                match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot, minor)) {
+                match seqlock::read_slot(&slot.seq, number, || Event::load(number, slot, epoch, minor)) {
                     Some((_, _, Some(event))) => {
                         self.cursor = number;
                         self.stuck = None;
@@ -453,6 +474,16 @@ impl Clock {
         Ok(Duration::from_nanos(left) + Duration::from_millis(1))
     }
 
+    /// The mapped page.
+    pub(crate) fn page_ref(&self) -> &abi::Page {
+        self.page.page()
+    }
+
+    /// The staleness limit for a page updating every `interval_ns`.
+    pub(crate) fn max_age_for(&self, interval_ns: u64) -> u64 {
+        self.max_age_ns.unwrap_or_else(|| default_max_age_ns(interval_ns))
+    }
+
     /// The clock block's sequence word, which the writer FUTEX_WAKEs after every update.
     pub(crate) fn clock_futex(&self) -> &std::sync::atomic::AtomicU32 {
         &self.page.page().clock.seq
@@ -467,7 +498,7 @@ impl Clock {
 
 #[cold]
 #[inline(never)]
-fn unusable(status: u32, updated: u64) -> Error {
+pub(crate) fn unusable(status: u32, updated: u64) -> Error {
     match Status::from_raw(status) {
         None => Error::Corrupt { field: "status", value: status.into() },
         Some(status) if !status.is_usable() => Error::Unavailable(status),
@@ -501,7 +532,7 @@ fn implausible_period(kind: u32, period: u64) -> Error {
 }
 
 /// `Err(ImplausiblePeriod)` unless `period` lies in the kind's plausible range.
-fn check_period(kind: CounterKind, period: u64) -> Result<(), Error> {
+pub(crate) fn check_period(kind: CounterKind, period: u64) -> Result<(), Error> {
     let (min, max) = abi::period_range(kind);
     if (min..=max).contains(&period) {
         return Ok(());
@@ -539,6 +570,9 @@ struct Reading {
     status: u32,
     updated: u64,
     interval: u64,
+    epoch: u32,
+    est: u64,
+    est_growth: u32,
     utc: Option<(i32, u32, u64)>,
 }
 

@@ -1,6 +1,7 @@
 //! The values one update publishes ([`Snapshot`]) and one event carries ([`Event`]), and their
 //! relaxed stores into / loads from the page (the seqlock around them is the caller's).
 
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::abi::{
@@ -113,6 +114,41 @@ impl Reference {
     }
 }
 
+/// The estimated error beside the maximum one (ABI minor 4): what the writer believes
+/// statistically, where `error_bound_ns` is what it can prove. Never above the maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Estimated error at the anchor, ns (`u64::MAX`: unknown).
+    pub error_ns: u64,
+    /// Its growth away from the anchor: the rate's own estimated error, ppt (ps per s).
+    pub growth_ppt: u32,
+}
+
+impl Estimate {
+    /// Nothing estimated (a page of an older writer reads so too).
+    pub const UNKNOWN: Estimate = Estimate { error_ns: u64::MAX, growth_ppt: 0 };
+
+    /// The estimated error `since_anchor_ns` away from its anchor (`u64::MAX` stays unknown).
+    pub fn grown(&self, since_anchor_ns: u64) -> u64 {
+        error_at(self.error_ns, self.growth_ppt as u64, since_anchor_ns)
+    }
+
+    /// The estimate from a measurement's random parts, each a 1σ figure in ns, combined as the
+    /// root of their sum of squares (rounded up), with the rate's estimated error in ppb.
+    pub fn from_parts(sigmas_ns: &[f64], rate_error_ppb: f64) -> Estimate {
+        let error = sigmas_ns.iter().map(|s| s * s).sum::<f64>().sqrt().ceil();
+        Estimate {
+            error_ns: if error.is_finite() { error.min(u64::MAX as f64 - 1.0) as u64 } else { u64::MAX },
+            growth_ppt: (rate_error_ppb * 1000.0).clamp(0.0, u32::MAX as f64) as u32,
+        }
+    }
+
+    /// The rate's estimated error in ppb.
+    pub fn rate_error_ppb(&self) -> f64 {
+        self.growth_ppt as f64 / 1000.0
+    }
+}
+
 /// One published update of the counter→TAI mapping and the clock's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -141,6 +177,11 @@ pub struct Snapshot {
     pub servo: ServoFigures,
     /// The reference identity (minor 3), published with the mapping.
     pub reference: Reference,
+    /// The estimated error (minor 4); the writer clamps it to the maximum error and growth.
+    pub estimate: Estimate,
+    /// Disruption epoch (minor 4): set by the writer on publish (what a publisher puts here is
+    /// ignored; see [`crate::Writer::mark_disruption`]); 0 read from a page of an older writer.
+    pub epoch: u32,
 }
 
 /// Converts a rate (clock ns per counter tick) to the page's fixed point.
@@ -201,6 +242,19 @@ impl Snapshot {
         c.utc_offset_source.store(r.utc_offset_source as u32, Relaxed);
         c.gm_clock_accuracy.store(r.gm_clock_accuracy, Relaxed);
         c.gm_accuracy_ns.store(r.gm_accuracy_ns, Relaxed);
+        c.disruption_epoch.store(self.epoch, Relaxed);
+        c.est_error_ns.store(self.estimate.error_ns, Relaxed);
+        c.est_error_growth_ppt.store(self.estimate.growth_ppt, Relaxed);
+    }
+
+    /// The estimated error at TAI time `tai_ns` (`u64::MAX` when unknown or not published).
+    pub fn estimated_error_at(&self, tai_ns: i128) -> u64 {
+        if self.epoch == 0 {
+            return u64::MAX;
+        }
+        let since = (tai_ns - self.anchor_tai_ns as i128).unsigned_abs();
+        let since = since.min(u64::MAX as u128) as u64;
+        error_at(self.estimate.error_ns, self.estimate.growth_ppt as u64, since)
     }
 
     /// Relaxed loads of every field (call inside a seqlock read); validate with [`RawSnapshot::check`].
@@ -241,6 +295,11 @@ impl Snapshot {
                     gm_clock_accuracy: c.gm_clock_accuracy.load(Relaxed),
                     gm_accuracy_ns: c.gm_accuracy_ns.load(Relaxed),
                 },
+                estimate: Estimate {
+                    error_ns: c.est_error_ns.load(Relaxed),
+                    growth_ppt: c.est_error_growth_ppt.load(Relaxed),
+                },
+                epoch: c.disruption_epoch.load(Relaxed),
             },
         }
     }
@@ -283,6 +342,14 @@ impl RawSnapshot {
                 },
                 ..self.rest.reference
             },
+            // An older writer's page has zeros there (or, when it took over a newer writer's page,
+            // what that one left): no estimate, not a 0 ns one, and no epoch.
+            estimate: if self.rest.epoch == 0 || page_minor < 4 {
+                Estimate::UNKNOWN
+            } else {
+                self.rest.estimate
+            },
+            epoch: if page_minor < 4 { 0 } else { self.rest.epoch },
             ..self.rest
         })
     }
@@ -350,10 +417,14 @@ pub struct Event {
     pub magnitude: i64,
     /// Kind-specific unsigned value: old status, pid, …
     pub detail: u32,
+    /// The disruption epoch in force when it was posted (minor 4; 0 from an older writer). A
+    /// STEP's epoch is the one that begins with it.
+    pub epoch: u32,
 }
 
 impl Event {
-    pub(crate) fn store(&self, slot: &EventSlot) {
+    pub(crate) fn store(&self, slot: &EventSlot, epoch: &AtomicU32) {
+        epoch.store(self.epoch, Relaxed);
         slot.tai_ns.store(self.tai_ns, Relaxed);
         slot.magnitude.store(self.magnitude, Relaxed);
         slot.kind.store(self.raw_kind, Relaxed);
@@ -364,7 +435,12 @@ impl Event {
     /// Loads slot fields. A kind or urgency this reader does not know comes back as `None` from a
     /// page of a minor we know (`page_minor` ≤ [`ABI_MINOR`]: corrupt) and as
     /// [`EventKind::Unknown`] / [`Urgency::Urgent`] from a newer minor's page.
-    pub(crate) fn load(seq: u64, slot: &EventSlot, page_minor: u16) -> (u16, u16, Option<Event>) {
+    pub(crate) fn load(
+        seq: u64,
+        slot: &EventSlot,
+        epoch: &AtomicU32,
+        page_minor: u16,
+    ) -> (u16, u16, Option<Event>) {
         let kind = slot.kind.load(Relaxed);
         let urgency = slot.urgency.load(Relaxed);
         let newer = page_minor > ABI_MINOR;
@@ -381,6 +457,7 @@ impl Event {
             tai_ns: slot.tai_ns.load(Relaxed),
             magnitude: slot.magnitude.load(Relaxed),
             detail: slot.detail.load(Relaxed),
+            epoch: if page_minor >= 4 { epoch.load(Relaxed) } else { 0 },
         });
         (kind, urgency, event)
     }

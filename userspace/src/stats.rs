@@ -127,9 +127,17 @@ pub struct Parsed {
     pub ignored_lines: usize,
 }
 
+/// Whether `text` starts with nicclockd's stats CSV header (PTP mode appends columns to it).
+pub fn is_stats_csv(text: &str) -> bool {
+    text.lines().next().is_some_and(|l| {
+        let l = l.trim();
+        l.strip_prefix(STATS_CSV_HEADER).is_some_and(|rest| rest.is_empty() || rest.starts_with(','))
+    })
+}
+
 /// Parses nicclockd's stats CSV (recognised by its header) or else servo log lines.
 pub fn parse(text: &str) -> Parsed {
-    if text.lines().next().is_some_and(|l| l.trim() == STATS_CSV_HEADER) {
+    if is_stats_csv(text) {
         parse_with(text.lines().skip(1), Source::StatsCsv, csv_sample)
     } else {
         parse_with(text.lines(), Source::ServoLog, log_sample)
@@ -156,6 +164,112 @@ fn csv_sample(line: &str) -> Option<Sample> {
     let f: Vec<&str> = line.split(',').map(str::trim).collect();
     let num = |i: usize| f.get(i)?.parse::<f64>().ok().filter(|v| v.is_finite());
     Some(Sample { time_s: num(0)?, offset_ns: num(1)?, delay_ns: Some(num(4)?) })
+}
+
+/// One line of nicclockd's `--stats-file` CSV: its first seven columns (PTP mode appends more).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvRow {
+    pub time_s: f64,
+    pub offset_ns: f64,
+    /// linuxptp servo state: 0 unlocked, 1 jump (the clock was stepped), 2 locked, 3 locked stable.
+    pub servo_state: u8,
+    pub freq_ppb: f64,
+    pub delay_ns: f64,
+    /// The page's status name (UNSYNCHRONIZED, LOCKING, LOCKED, ...).
+    pub status: String,
+    /// The published error bound, ns; [`NO_BOUND`] while there is none (UNSYNCHRONIZED).
+    pub error_bound_ns: u64,
+}
+
+/// The error bound column's value while the page gives no bound.
+pub const NO_BOUND: u64 = u64::MAX;
+
+impl CsvRow {
+    /// The error bound, None while the page gave none.
+    pub fn bound_ns(&self) -> Option<u64> {
+        (self.error_bound_ns != NO_BOUND).then_some(self.error_bound_ns)
+    }
+}
+
+/// The servo state of a row on which the servo stepped the clock.
+pub const SERVO_JUMP: u8 = 1;
+
+/// The rows of a stats CSV (None when `text` is not one) and how many non-blank lines were not rows.
+pub fn parse_csv_rows(text: &str) -> Option<(Vec<CsvRow>, usize)> {
+    if !is_stats_csv(text) {
+        return None;
+    }
+    let (mut rows, mut ignored) = (Vec::new(), 0);
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        match csv_row(line) {
+            Some(r) => rows.push(r),
+            None => ignored += 1,
+        }
+    }
+    Some((rows, ignored))
+}
+
+fn csv_row(line: &str) -> Option<CsvRow> {
+    let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    let num = |i: usize| f.get(i)?.parse::<f64>().ok().filter(|v| v.is_finite());
+    let status =
+        f.get(5).filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))?;
+    Some(CsvRow {
+        time_s: num(0)?,
+        offset_ns: num(1)?,
+        servo_state: f.get(2)?.parse().ok()?,
+        freq_ppb: num(3)?,
+        delay_ns: num(4)?,
+        status: status.to_string(),
+        error_bound_ns: f.get(6)?.parse().ok()?,
+    })
+}
+
+/// A status change seen between two consecutive rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusChange {
+    /// The time of the first row with the new status, s.
+    pub time_s: f64,
+    pub from: String,
+    pub to: String,
+}
+
+/// What the stats CSV says beyond the offsets: bound, steps and status changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunEvents {
+    /// Largest published error bound over the run and from the lock sample on, ns (rows without
+    /// a bound left out).
+    pub max_error_bound_ns: Option<u64>,
+    pub max_error_bound_after_lock_ns: Option<u64>,
+    /// Seconds from the first row to the first row whose status is LOCKED (the page's own view).
+    pub locked_status_time_s: Option<f64>,
+    /// Rows on which the servo stepped the clock (servo state 1), and when.
+    pub steps: usize,
+    pub step_times_s: Vec<f64>,
+    /// Every change of the page's status, in order.
+    pub status_changes: Vec<StatusChange>,
+}
+
+/// The bound, steps and status changes of `rows`; `lock_index` as [`summarize`] found it.
+pub fn run_events(rows: &[CsvRow], lock_index: Option<usize>) -> RunEvents {
+    let step_times_s: Vec<f64> =
+        rows.iter().filter(|r| r.servo_state == SERVO_JUMP).map(|r| r.time_s).collect();
+    let status_changes = rows
+        .windows(2)
+        .filter(|w| w[0].status != w[1].status)
+        .map(|w| StatusChange { time_s: w[1].time_s, from: w[0].status.clone(), to: w[1].status.clone() })
+        .collect();
+    let first = rows.first().map_or(0.0, |r| r.time_s);
+    RunEvents {
+        max_error_bound_ns: rows.iter().filter_map(CsvRow::bound_ns).max(),
+        max_error_bound_after_lock_ns: lock_index
+            .and_then(|i| rows.get(i..))
+            .and_then(|after| after.iter().filter_map(CsvRow::bound_ns).max()),
+        locked_status_time_s: rows.iter().find(|r| r.status == "LOCKED").map(|r| r.time_s - first),
+        steps: step_times_s.len(),
+        step_times_s,
+        status_changes,
+    }
 }
 
 /// `phc2sys[12.345]: CLOCK_REALTIME phc offset -23 s2 freq +100 delay 500`: a line with an
@@ -231,11 +345,40 @@ mod tests {
     }
 
     #[test]
+    fn csv_rows_give_bound_steps_and_status_changes() {
+        let csv = format!(
+            "{STATS_CSV_HEADER}\n\
+             0.0,90000,0,0,800,UNSYNCHRONIZED,18446744073709551615\n\
+             0.1,90000,1,0,800,LOCKING,50000\n\
+             0.2,10,2,1.5,800,LOCKING,9000\n\
+             0.3,-20,2,1.5,800,LOCKED,700\n\
+             bad,line\n\
+             0.4,5,2,1.5,800,LOCKED,650\n"
+        );
+        let (rows, ignored) = parse_csv_rows(&csv).unwrap();
+        assert_eq!((rows.len(), ignored), (5, 1));
+        assert_eq!(rows[1].servo_state, SERVO_JUMP);
+        assert_eq!(rows[3].status, "LOCKED");
+        let e = run_events(&rows, Some(2));
+        assert_eq!((e.max_error_bound_ns, e.max_error_bound_after_lock_ns), (Some(50000), Some(9000)));
+        assert_eq!((e.steps, e.step_times_s.clone()), (1, vec![0.1]));
+        assert!((e.locked_status_time_s.unwrap() - 0.3).abs() < 1e-12);
+        let changes: Vec<(f64, &str, &str)> =
+            e.status_changes.iter().map(|c| (c.time_s, c.from.as_str(), c.to.as_str())).collect();
+        assert_eq!(changes, [(0.1, "UNSYNCHRONIZED", "LOCKING"), (0.3, "LOCKING", "LOCKED")]);
+        assert_eq!(parse_csv_rows("phc2sys[1.0]: offset 1 s2 freq 0\n"), None);
+    }
+
+    #[test]
     fn parses_stats_csv_and_servo_logs() {
         let csv = format!("{STATS_CSV_HEADER}\n0.100,-96,2,100.506,832,LOCKING,5000\nbroken\n0.200,12,2,1.5,800,LOCKED,900\n");
         let p = parse(&csv);
         assert_eq!((p.source, p.ignored_lines), (Source::StatsCsv, 1));
         assert_eq!(p.samples[1], Sample { time_s: 0.2, offset_ns: 12.0, delay_ns: Some(800.0) });
+
+        let ptp = format!("{STATS_CSV_HEADER},port_state,rx_accepted\n0.1,5,0,1.0,10,LOCKING,900,SLAVE,3\n");
+        assert_eq!(parse(&ptp).source, Source::StatsCsv, "PTP mode's extra columns");
+        assert_eq!(parse(&format!("{STATS_CSV_HEADER}x\n")).source, Source::ServoLog);
 
         let log = "phc2sys[12.345]: CLOCK_REALTIME phc offset -23 s2 freq +100 delay 500\n\
                    phc2sys[12.445]: clock jumped\n\

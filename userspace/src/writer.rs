@@ -18,6 +18,7 @@ use crate::abi::{
 };
 use crate::boot;
 use crate::error::WriterError;
+use crate::history::HistoryWriter;
 use crate::identity::Identity;
 use crate::lockfile::{LockDir, LockFile, DEFAULT_LOCK_DIR};
 use crate::name::{page_path, validate_name};
@@ -91,6 +92,16 @@ pub struct Writer {
     last: Option<Snapshot>,
     status: Status,
     update_count: u64,
+    /// The disruption epoch of what this writer publishes (minor 4).
+    epoch: u32,
+    /// A disruption was marked: the next publish begins a new epoch.
+    disrupted: bool,
+    history: HistoryWriter,
+}
+
+/// The epoch after `epoch` (0 is never used: it means "an older writer").
+fn next_epoch(epoch: u32) -> u32 {
+    epoch.wrapping_add(1).max(1)
 }
 
 impl Writer {
@@ -176,15 +187,30 @@ impl Writer {
         }
         p.header.abi_minor.store(ABI_MINOR, Release);
         let status = Status::from_raw(p.clock.status.load(Relaxed)).unwrap_or(Status::Unsynchronized);
+        // A (re)start is a disruption: nothing a reader derived from the previous run carries over.
+        let epoch = next_epoch(p.clock.disruption_epoch.load(Relaxed));
         // No time until this writer's first update: a mapping left by a previous run is not ours.
         seqlock::write(&p.clock.seq, || {
             p.clock.update_count.store(0, Relaxed);
             p.clock.updated_tai_ns.store(0, Relaxed);
             p.clock.status.store(Status::Unsynchronized as u32, Relaxed);
+            p.clock.disruption_epoch.store(epoch, Relaxed);
         });
         futex::wake_all(&p.clock.seq);
         p.header.writer_pid.store(std::process::id(), Release);
-        let mut writer = Self { page, file, _lock: lock, path, last: None, status, update_count: 0 };
+        let history = HistoryWriter::resume(p);
+        let mut writer = Self {
+            page,
+            file,
+            _lock: lock,
+            path,
+            last: None,
+            status,
+            update_count: 0,
+            epoch,
+            disrupted: false,
+            history,
+        };
         writer.post(EventKind::Started, Urgency::Info, 0, std::process::id(), 0);
         writer.note_status(Status::Unsynchronized, 0);
         writer
@@ -209,14 +235,54 @@ impl Writer {
         self.page.page()
     }
 
+    /// Says the clock's timeline was just disrupted (a step, a reset of the clock, a device
+    /// change): the next [`Writer::publish`] begins a new disruption epoch, and the events posted
+    /// after it carry that epoch. Call it before publishing the first mapping after the
+    /// disruption. A writer's start, a change of reference kind or grandmaster identity and a
+    /// change of counter kind begin a new epoch by themselves.
+    pub fn mark_disruption(&mut self) {
+        self.disrupted = true;
+    }
+
+    /// The disruption epoch of the last publish (or of this writer's start).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
     /// Publishes one update. Never blocks: readers retry, they never hold the writer up. Wakes
     /// readers waiting on the clock block's sequence word (`Clock::wait_until` and the like).
     /// Posts STATUS_CHANGED (and LEAP_CHANGED) events when those change.
+    ///
+    /// The interval the previous update's mapping was in force (up to this one's anchor) goes
+    /// into the history of past mappings first, so a reader that sees this mapping finds the
+    /// previous one there. The estimate is clamped to the maximum error and its growth.
     pub fn publish(&mut self, snapshot: &Snapshot) {
         self.update_count += 1;
-        let snap = Snapshot { update_count: self.update_count, ..snapshot.clone() };
-        let clock = &self.page.page().clock;
-        seqlock::write(&clock.seq, || snap.store(clock));
+        let changed = self.last.as_ref().is_some_and(|l| {
+            l.counter_kind != snapshot.counter_kind
+                || l.reference.kind != snapshot.reference.kind
+                || l.reference.gm_identity != snapshot.reference.gm_identity
+        });
+        if self.disrupted || changed {
+            self.epoch = next_epoch(self.epoch);
+            self.disrupted = false;
+        }
+        let estimate = crate::snapshot::Estimate {
+            error_ns: snapshot.estimate.error_ns.min(snapshot.error_bound_ns),
+            growth_ppt: snapshot.estimate.growth_ppt.min(snapshot.error_growth_ppt),
+        };
+        let snap =
+            Snapshot { update_count: self.update_count, epoch: self.epoch, estimate, ..snapshot.clone() };
+        let page = self.page.page();
+        if let Some(last) = self.last.as_ref().filter(|l| l.updated_tai_ns != 0) {
+            self.history.close(page, last, snap.counter_value);
+        }
+        let clock = &page.clock;
+        let head = self.history.head();
+        seqlock::write(&clock.seq, || {
+            snap.store(clock);
+            clock.history_head.store(head, Relaxed);
+        });
         futex::wake_all(&clock.seq);
         let leap_changed = self
             .last
@@ -241,9 +307,19 @@ impl Writer {
         let p = self.page.page();
         let number = p.events.head.load(Relaxed) + 1;
         debug_assert!(kind != EventKind::Unknown, "EventKind::Unknown is read-side only");
-        let event = Event { seq: number, kind, raw_kind: kind as u16, urgency, tai_ns, magnitude, detail };
-        let slot = &p.ring[((number - 1) % EVENT_RING_LEN as u64) as usize];
-        seqlock::write_slot(&slot.seq, number, || event.store(slot));
+        let event = Event {
+            seq: number,
+            kind,
+            raw_kind: kind as u16,
+            urgency,
+            tai_ns,
+            magnitude,
+            detail,
+            epoch: self.epoch,
+        };
+        let index = ((number - 1) % EVENT_RING_LEN as u64) as usize;
+        let slot = &p.ring[index];
+        seqlock::write_slot(&slot.seq, number, || event.store(slot, &p.event_epochs[index]));
         p.events.head.store(number, Release);
         p.events.futex.fetch_add(1, Release);
         futex::wake_all(&p.events.futex);

@@ -43,6 +43,7 @@ fn c_struct(rust: &str) -> &'static str {
         "EventControl" => "struct nicclock_event_control",
         "EventSlot" => "struct nicclock_event_slot",
         "Page" => "struct nicclock_page",
+        "HistoryEntry" => "struct nicclock_history_entry",
         other => panic!("no C struct for {other}"),
     }
 }
@@ -59,7 +60,7 @@ fn the_header_matches_the_rust_abi_field_by_field() {
         let cs = c_struct(s);
         c += &format!("  printf(\"{s}.{f} %zu %zu\\n\", offsetof({cs}, {f}), sizeof((({cs} *)0)->{f}));\n");
     }
-    for s in ["Header", "ClockData", "EventControl", "EventSlot", "Page"] {
+    for s in ["Header", "ClockData", "EventControl", "EventSlot", "HistoryEntry", "Page"] {
         c += &format!("  printf(\"sizeof {s} %zu\\n\", sizeof({}));\n", c_struct(s));
     }
     for (name, _) in &constants {
@@ -91,9 +92,14 @@ fn the_header_matches_the_rust_abi_field_by_field() {
     for (s, f, off, size) in &layout {
         expected += &format!("{s}.{f} {off} {size}\n");
     }
-    for (s, size) in
-        [("Header", 256), ("ClockData", 256), ("EventControl", 64), ("EventSlot", 32), ("Page", 4096)]
-    {
+    for (s, size) in [
+        ("Header", 256),
+        ("ClockData", 256),
+        ("EventControl", 64),
+        ("EventSlot", 32),
+        ("HistoryEntry", 64),
+        ("Page", 4096),
+    ] {
         expected += &format!("sizeof {s} {size}\n");
     }
     for (name, value) in &constants {
@@ -228,9 +234,16 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
         assert_eq!(frames.len(), 30, "{stdout}");
         let mut last = 0.0;
         for f in &frames {
-            // frame N tai SEC.NSEC err E ns LOCKED
+            // frame N tai SEC.NSEC err E ns LOCKED est X epoch Y: the capture instant's TAI
             let w: Vec<&str> = f.split_whitespace().collect();
-            assert_eq!((w[2], w[4], w[6], w[7]), ("tai", "err", "ns", "LOCKED"), "{f}");
+            assert_eq!(
+                (w[2], w[4], w[6], w[7], w[8], w[10]),
+                ("tai", "err", "ns", "LOCKED", "est", "epoch"),
+                "{f}"
+            );
+            let est: u64 = w[9].parse().unwrap();
+            assert!(est <= w[5].parse().unwrap(), "the estimate is never above the maximum: {f}");
+            assert_eq!(w[11], "1", "one timeline (the publisher marks no disruption): {f}");
             let t: f64 = w[3].parse().unwrap();
             let err: u64 = w[5].parse().unwrap();
             assert!(err >= 5_000, "{f}");
@@ -245,7 +258,7 @@ fn the_camera_example_stamps_frames_from_a_published_page() {
         assert!(stdout.contains("30 frames, 0 unstamped"), "{stdout}");
         if !static_link {
             assert!(
-                stdout.contains("kind 3 urgency 1 magnitude 777"),
+                stdout.contains("kind 3 urgency 1 magnitude 777 epoch 1"),
                 "the event thread saw the step:\n{stdout}"
             );
         }
@@ -345,7 +358,7 @@ fn a_c_reader_gets_the_ptp_reference_identity() {
     assert!(out.status.success(), "C reader failed ({:?}): {text}", out.status);
     assert_eq!(
         text.trim(),
-        "minor 3 kind 3 gm 00:1b:21:ff:fe:12:34:56 steps 1 port 9 slave 1 flags 0xd utc_valid 1 leap61 1 \
+        "minor 4 kind 3 gm 00:1b:21:ff:fe:12:34:56 steps 1 port 9 slave 1 flags 0xd utc_valid 1 leap61 1 \
          source 2 accuracy 0x21 100"
     );
 }
@@ -504,4 +517,79 @@ fn a_c_application_waits_for_sync_commit_waits_and_compares_intervals() {
     drop(w);
     let out = finish(child);
     assert!(out.contains("until rc -7") && out.contains("the page says STOPPED"), "{out}");
+}
+
+/// `tests/c/past.c` (the ABI 1.4 calls) built against the shared library, run once per call.
+fn run_past(exe: &Path, dir: &Path, args: &[&str]) -> String {
+    let child = Command::new(exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .arg(dir)
+        .arg("eth0")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child)
+}
+
+fn monotonic_now() -> (String, String) {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    (t.tv_sec().to_string(), t.tv_nsec().to_string())
+}
+
+#[test]
+fn a_c_reader_reads_both_errors_and_converts_past_timestamps() {
+    let dir = PageDir::new("c-past");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 4_000));
+    let build = out_dir("past");
+    let exe = build.join("past");
+    let include = crate_dir().join("include");
+    let lib = lib_dir();
+    compile(
+        "cc",
+        &[
+            "-std=c11",
+            "-D_GNU_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            include.to_str().unwrap(),
+            crate_dir().join("tests/c/past.c").to_str().unwrap(),
+            "-o",
+            exe.to_str().unwrap(),
+            "-L",
+            lib.to_str().unwrap(),
+            "-lnicclock",
+        ],
+    );
+    let d = dir.path.as_path();
+    let epoch = w.epoch() as i128;
+    let line = run_past(&exe, d, &["read"]);
+    assert_eq!((field(&line, "rc"), field(&line, "status"), field(&line, "epoch")), (2, 2, epoch), "{line}");
+    assert!(field(&line, "est") < field(&line, "max") && field(&line, "max") >= 4_000, "{line}");
+
+    // A capture before the next update converts by the mapping then; its bound holds the truth.
+    let (sec, nsec) = monotonic_now();
+    let truth = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
+    w.publish(&system_snapshot(Status::Locked, 4_000));
+    let line = run_past(&exe, d, &["mono", &sec, &nsec]);
+    assert_eq!((field(&line, "rc"), field(&line, "epoch")), (2, epoch), "{line}");
+    let tai: f64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let max = field(&line, "max");
+    assert!(((tai * 1e9) as i128 - truth as i128).abs() <= max + 20_000, "{line} vs truth {truth}");
+
+    // After a step it is refused; so is a counter older than the history, and the malformed.
+    w.mark_disruption();
+    w.publish(&system_snapshot(Status::Locked, 4_000));
+    let line = run_past(&exe, d, &["mono", &sec, &nsec]);
+    assert_eq!(field(&line, "rc"), -14, "NICCLOCK_EDISRUPTED: {line}");
+    assert!(line.contains("before a disruption"), "{line}");
+    let line = run_past(&exe, d, &["counter", "1"]);
+    assert_eq!(field(&line, "rc"), -15, "NICCLOCK_ETOOOLD: {line}");
+    let line = run_past(&exe, d, &["bad"]);
+    assert_eq!(line.trim(), "boottime -12 null -12 negative -12 nullhandle -12");
 }

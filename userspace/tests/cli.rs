@@ -715,3 +715,53 @@ fn wait_max_error_usage_errors_exit_2() {
         fails(&o, 2, &words);
     }
 }
+
+#[test]
+fn convert_gives_a_past_monotonic_timestamp_its_tai_and_refuses_one_from_before_a_step() {
+    let dir = PageDir::new("cli-convert");
+    let d = dir.path.to_str().unwrap();
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    w.publish(&system_snapshot(Status::Locked, 2_000));
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    let truth = realtime_ns() + TAI_UTC as u64 * 1_000_000_000;
+    let mono = format!("{}.{:09}", t.tv_sec(), t.tv_nsec());
+    w.publish(&system_snapshot(Status::Locked, 2_000));
+    let args = ["--dir", d, "--page", "eth0", "convert", "--monotonic", mono.as_str()];
+    let out = ok(&run(&args));
+    // TIME ±MAX ns STATUS est ±EST ns epoch N
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!((words[3], words[4], words[7], words[8]), ("LOCKED", "est", "epoch", "1"), "{out}");
+    let time: u64 = words[0].parse().unwrap();
+    let max: u64 = words[1].trim_start_matches('±').parse().unwrap();
+    assert!(time.abs_diff(truth) <= max + 20_000, "{out} vs truth {truth}");
+    let utc = ok(&run(&["--dir", d, "--page", "eth0", "convert", "--utc", "--monotonic", mono.as_str()]));
+    let utc_time: u64 = utc.split_whitespace().next().unwrap().parse().unwrap();
+    // Each run brackets the clock anew: the same instant within the bound, 37 s apart.
+    assert!((time - utc_time).abs_diff(TAI_UTC as u64 * 1_000_000_000) <= max, "{out} vs {utc}");
+
+    w.mark_disruption();
+    w.publish(&system_snapshot(Status::Locked, 2_000));
+    fails(&run(&args), 1, &["before a disruption", "epoch 1, now 2"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["--dir", d, "--page", "eth0", "status", "--json"]))).unwrap();
+    assert_eq!(json["epoch"], 2, "{json}");
+    let (est, max) = (json["estimated_error_ns"].as_u64().unwrap(), json["error_bound_ns"].as_u64().unwrap());
+    assert!(est < max, "{json}");
+    fails(
+        &run(&["--dir", d, "--page", "eth0", "convert", "--tsc", "1"]),
+        1,
+        &["older than the page's history"],
+    );
+    for bad in [
+        vec!["convert"],
+        vec!["convert", "--monotonic", "12.x"],
+        vec!["convert", "--monotonic", "1.0123456789"],
+        vec!["convert", "--monotonic", "-1.5"],
+        vec!["convert", "--monotonic", "1.5", "--realtime", "1.5"],
+    ] {
+        let mut args = vec!["--dir", d, "--page", "eth0"];
+        args.extend(bad.iter().copied());
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+    }
+}

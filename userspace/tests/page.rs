@@ -64,9 +64,9 @@ fn the_ptp_reference_identity_round_trips_with_the_mapping() {
     let clock = Clock::open_in(&dir.path, "ptp0").unwrap();
     let read = clock.snapshot().unwrap();
     assert_eq!(read.reference, snap.reference);
-    assert_eq!(read, nicclock::Snapshot { update_count: 1, ..snap });
+    assert_eq!(read, nicclock::Snapshot { update_count: 1, epoch: w.epoch(), ..snap });
     assert_eq!(read.reference.gm_identity_text(), "001b21.fffe.123456");
-    assert_eq!(w.page().header.abi_minor.load(Ordering::Relaxed), 3);
+    assert_eq!(w.page().header.abi_minor.load(Ordering::Relaxed), 4);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn snapshot_and_identity_round_trip() {
     w.publish(&snap);
     let clock = Clock::open_in(&dir.path, "nic.0").unwrap();
     let read = clock.snapshot().unwrap();
-    assert_eq!(read, nicclock::Snapshot { update_count: 2, ..snap });
+    assert_eq!(read, nicclock::Snapshot { update_count: 2, epoch: w.epoch(), ..snap });
     assert_eq!(clock.identity(), identity());
     assert_eq!(clock.writer_pid(), std::process::id());
     assert_eq!(clock.identity().clock_id, [0x52, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56]);

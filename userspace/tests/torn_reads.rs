@@ -71,6 +71,9 @@ fn expected(g: u64, counter_value: u64) -> Snapshot {
             gm_clock_accuracy: (g % 256) as u32,
             gm_accuracy_ns: g * 17,
         },
+        // Tied to g too (the writer clamps it under the bound, which g × 1000 + 13 stays above).
+        estimate: nicclock::Estimate { error_ns: g * 1000 + 7, growth_ppt: (g ^ 0x5555) as u32 / 2 },
+        epoch: 0,
     }
 }
 
@@ -93,7 +96,10 @@ fn check_reads(clock: &Clock, seconds: f64) -> Tally {
             match clock.snapshot() {
                 Ok(s) => {
                     let g = s.update_count;
-                    if s != expected(g, s.counter_value) || s.counter_value & 0xFFFF != g & 0xFFFF {
+                    // Every generation changes the counter and reference kind: a new epoch each,
+                    // so the epoch is the generation too (the page's first is 1).
+                    let same = Snapshot { epoch: 0, ..s.clone() } == expected(g, s.counter_value);
+                    if !same || s.epoch as u64 != g || s.counter_value & 0xFFFF != g & 0xFFFF {
                         t.torn += 1;
                         eprintln!("torn snapshot: {s:?}");
                     }
@@ -113,7 +119,13 @@ fn check_reads(clock: &Clock, seconds: f64) -> Tally {
                 Ok(now) => {
                     let g = now.time_ns / TIME_STEP;
                     let bound_g = now.error_bound_ns / 1000;
-                    if bound_g != g || now.error_bound_ns % 1000 < 13 || now.status != expected(g, 0).status {
+                    let est_g = now.estimated_error_ns / 1000;
+                    if bound_g != g
+                        || now.error_bound_ns % 1000 < 13
+                        || now.status != expected(g, 0).status
+                        || now.epoch as u64 != g
+                        || est_g != g
+                    {
                         t.torn += 1;
                         eprintln!("torn now(): {now:?}");
                     }
@@ -156,6 +168,103 @@ fn start_writer(dir: &PageDir, stop: Arc<AtomicBool>) -> std::thread::JoinHandle
         }
         (g - 1, start.elapsed())
     })
+}
+
+/// History entries (ABI minor 4) read while the writer extends and replaces them: every entry
+/// whole. Generation g maps CLOCK_MONOTONIC_RAW counter g ms to TAI BASE + g ms, one line, so an
+/// entry (1 s of anchors: 1000 generations) strays from no update and its bounds are the last
+/// closed generation's (plus 1 ns of rounding once it holds two); its bound g' × 1000 + 13, estimate g' × 1000 + 7, end counter
+/// (g' + 1) ms, start counter, anchor and number all name their generations.
+fn history_writer(dir: &PageDir, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    const MS: u64 = 1_000_000;
+    const BASE: u64 = 1_700_000_000 * 1_000_000_000;
+    let mut w = Writer::create(&dir.options("history"), &identity()).unwrap();
+    let snap = move |g: u64| Snapshot {
+        counter_kind: CounterKind::MonotonicRaw,
+        counter_value: g * MS,
+        counter_period: period_from_ns_per_tick(1.0),
+        anchor_tai_ns: BASE + g * MS,
+        error_bound_ns: g * 1000 + 13,
+        error_growth_ppt: 0,
+        updated_tai_ns: BASE + g * MS,
+        estimate: nicclock::Estimate { error_ns: g * 1000 + 7, growth_ppt: 0 },
+        reference: Reference::default(),
+        ..expected(g, 0)
+    };
+    w.publish(&snap(1));
+    std::thread::spawn(move || {
+        let mut g = 1;
+        while !stop.load(Ordering::Relaxed) {
+            g += 1;
+            w.publish(&snap(g));
+            if g % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        g
+    })
+}
+
+fn check_history(clock: &Clock, seconds: f64) -> (u64, u64, u64) {
+    const MS: u64 = 1_000_000;
+    const BASE: u64 = 1_700_000_000 * 1_000_000_000;
+    let (mut entries, mut torn, mut stuck) = (0, 0, 0);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        let list = match clock.history() {
+            Ok(l) => l,
+            Err(Error::WriterStuck) => {
+                stuck += 1;
+                continue;
+            }
+            Err(e) => panic!("history: {e}"),
+        };
+        for e in &list {
+            entries += 1;
+            let first = e.counter_start / MS;
+            let last = e.counter_end / MS - 1;
+            // An entry of one interval has that interval's bounds; a longer one adds 1 ns of rounding.
+            let stray = u64::from(last > first);
+            let whole = e.counter_start % MS == 0
+                && e.counter_end % MS == 0
+                && last >= first
+                && e.anchor_tai_ns == BASE + first * MS
+                && e.counter_period == period_from_ns_per_tick(1.0)
+                && e.max_error_ns == last * 1000 + 13 + stray
+                && e.est_error_ns == last * 1000 + 7 + stray
+                && e.number == (first - 1) / 1000 + 1
+                && e.epoch == 1;
+            if !whole {
+                torn += 1;
+                eprintln!("torn history entry: {e:?}");
+            }
+        }
+    }
+    (entries, torn, stuck)
+}
+
+#[test]
+fn history_entries_are_never_torn() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let seconds: f64 = std::env::var("NICCLOCK_STRESS_SECONDS").map_or(3.0, |s| s.parse().unwrap());
+    let dir = PageDir::new("history");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = history_writer(&dir, stop.clone());
+    let clock = Clock::open_in(&dir.path, "history").unwrap();
+    let tallies: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..2).map(|_| s.spawn(|| check_history(&clock, seconds))).collect();
+        threads.into_iter().map(|t| t.join().expect("a reader thread panicked")).collect()
+    });
+    stop.store(true, Ordering::Relaxed);
+    let updates = writer.join().unwrap();
+    common::report(&format!(
+        "history: writer {updates} updates; readers (entries, torn, stuck): {tallies:?}"
+    ));
+    assert!(updates > 2_000, "the writer made only {updates} updates: entries were never replaced");
+    for (entries, torn, stuck) in tallies {
+        assert_eq!((torn, stuck), (0, 0));
+        assert!(entries > 100, "only {entries} entries read");
+    }
 }
 
 /// The two stress tests take every CPU: run one at a time (the writer's rate is asserted).

@@ -9,8 +9,8 @@
 //!   identity, TAI−UTC and the bound from the port.
 //! - [`runner`]: the slave on the wire: a [`crate::net::port::NetPort`] feeding it frames and
 //!   hardware stamps, its timers in a table; the caller drives it (real or virtual time).
-//! - [`simwire`]: a minimal master and a simulated link (delay, asymmetry, jitter, loss) in virtual
-//!   time, at message level (frames as PTP payloads; the ring/descriptor datapath comes later).
+//! - [`simwire`]: minimal masters and the runner on simulated NICs joined by a simulated link
+//!   (delay, asymmetry, loss) in virtual time, every message a frame through rings and stamps.
 //!
 //! Servo: statime's Kalman filter (statime-linux's default), not its basic filter and not our PI:
 //! it estimates offset, frequency and the path delay together and weighs Sync and Delay_Req

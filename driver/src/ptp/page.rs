@@ -23,8 +23,8 @@ use nicclock::abi::{
     PTP_FLAG_TIME_TRACEABLE, PTP_FLAG_UTC_OFFSET_VALID,
 };
 use nicclock::{
-    period_from_ns_per_tick, EventKind, Leap, Reference, ReferenceKind, ServoFigures, Snapshot, Status,
-    UtcOffsetSource,
+    period_from_ns_per_tick, Estimate, EventKind, Leap, Reference, ReferenceKind, ServoFigures, Snapshot,
+    Status, UtcOffsetSource,
 };
 use nicclock_uio::RegisterAccess;
 
@@ -324,6 +324,23 @@ impl PtpPage {
         let servo_ppb = 0.0 - freq_ppb;
         let offset_ns = offset.unwrap_or(0);
         let path_delay = s.mean_delay_ns.filter(|_| slave).unwrap_or(0).max(0) as u64;
+        // Estimated error (ABI minor 4): the RMS of the recent servo offsets and the mapping's
+        // half-brackets as uniform jitter; growth the rate's 1σ plus half the spread of the recent
+        // corrections. Only while following a master: in holdover the maximum is all we can say.
+        let estimate = match (status, self.offsets.is_empty()) {
+            (Status::Locked | Status::Locking, false) => {
+                let n = self.offsets.len() as f64;
+                let rms = (self.offsets.iter().map(|&o| (o as f64).powi(2)).sum::<f64>() / n).sqrt();
+                let spread = self.growth_ppb() - self.config.wander_ppb - 3.0 * rate.1 * 1e9;
+                Estimate::from_parts(
+                    &[rms, mapping_ns as f64 / 3f64.sqrt()],
+                    rate.1 * 1e9 + spread.max(0.0) / 2.0,
+                )
+            }
+            _ => {
+                Estimate { error_ns: bound_ns, growth_ppt: (growth_ppb * 1000.0).min(u32::MAX as f64) as u32 }
+            }
+        };
         let snapshot = Snapshot {
             counter_kind: host.counter_kind(),
             counter_value: m.counter,
@@ -345,6 +362,8 @@ impl PtpPage {
                 state: servo_state as u32,
             },
             reference,
+            estimate,
+            epoch: 0,
         };
         Update {
             measurement: Measurement { offset_ns, delay_ns: path_delay, ..m },

@@ -1,16 +1,16 @@
-//! The simulated PTP wire in virtual time: minimal masters and our [`PtpSlave`], each on its own
+//! The simulated PTP wire in virtual time: minimal masters and our slave, each on its own
 //! simulated NIC (own oscillator), joined by a simulated link (path delay, asymmetry, loss); every
 //! message is a frame through the NICs' TX and RX rings, descriptors and timestamp registers.
 //!
 //! The masters are written here from IEEE 1588-2019's message layouts (Announce, two-step
 //! Sync + Follow_Up, Delay_Resp), independently of statime's codec, so each side checks the other.
 //! Each runs on a simulated i210 whose clock is set to TAI and runs true (a GNSS-locked
-//! grandmaster): t1 comes from its TXSTMPL/H, t4 from the timestamp header in its RX buffer.
-//! The slave side is the datapath a daemon runs: link up through MDIC autonegotiation,
-//! [`bring_up`], frames built and parsed by [`FrameSpec`]/[`FrameFilter`] through
-//! [`RxRing`]/[`TxRing`], RX stamps by the descriptor's TS bit from RXSTMPL/H (released by
-//! RXSTMPH, or RXSATRH under QEMU) or from the buffer's header, t3 from TXSTMPL/H. That glue is the
-//! smallest stand-in for the NetPort/PtpRunner pair (issue 10), to be replaced by them.
+//! grandmaster): t1 comes from its TXSTMPL/H, t4 from the timestamp header in its RX buffer (its
+//! stamp latency compensated as Linux does). The slave is what nicclockd runs: its link up through
+//! MDIC autonegotiation (in virtual time), then the daemon's [`PtpRunner`] over a [`NetPort`] on
+//! the simulated NIC — the port's RX/TX rings in host memory the NIC reaches by DMA, its stamps
+//! from the registers each family has — polled whenever a frame reaches the NIC and at its
+//! deadlines.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -25,18 +25,23 @@ use nicclock_uio::RegisterAccess;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::slave::{ClockIdentity, PortState, PtpConfig, PtpSlave, PtpStatus, SlaveOutput, Timer, TxToken};
+use super::page::{PtpPage, PtpPageConfig};
+use super::runner::{PtpRunner, RunnerEvent};
+use super::slave::{ClockIdentity, PortState, PtpConfig, PtpStatus};
 use crate::clock::{DeviceLost, Nanos, Phc, RawTime, SteerChoice};
+use crate::measure::Host;
 use crate::model::{model, qemu_subsystem, quirks, Family, Quirks, INTEL};
 use crate::net::bringup::{bring_up, RingPlace};
-use crate::net::frame::{FrameFilter, FrameSpec, MessageClass, Transport};
+use crate::net::frame::{FrameFilter, FrameSpec, Transport};
 use crate::net::phy;
+use crate::net::port::{self, NetPort, PortConfig, StampUnlock, RX_MEM_BYTES, TX_MEM_BYTES};
 use crate::net::ring::{bytes_needed, RxRing, TxRing};
 use crate::net::DropCounters;
 use crate::regs;
 use crate::scenario::EPOCH_TAI_NS;
 use crate::sim::{
-    DatapathStats, HostMemory, LinkConfig, Side, SimConfig, SimLink, SimModel, SimNic, RXSATRH, TSYNC_VALID,
+    DatapathStats, HostMemory, LinkConfig, Side, SimConfig, SimLink, SimModel, SimNic, I210_STAMP_LATENCY_NS,
+    RXSATRH, TSYNC_VALID,
 };
 use crate::timesource::{TimeSource, VirtualTime};
 
@@ -114,6 +119,9 @@ pub struct WireScenario {
     pub tx_stamp_loss: f64,
     /// A single Follow_Up whose preciseOriginTimestamp is this many ns off, at this second.
     pub bad_follow_up: Option<(f64, i64)>,
+    /// Also run the page writer under PTP (nicclockd's [`PtpPage`]) and check every LOCKED bound
+    /// against the truth.
+    pub page: Option<PtpPageConfig>,
 }
 
 impl WireScenario {
@@ -135,6 +143,7 @@ impl WireScenario {
             mangle: 0.0,
             tx_stamp_loss: 0.0,
             bad_follow_up: None,
+            page: None,
         }
     }
 }
@@ -171,6 +180,42 @@ pub struct WireOutcome {
     pub rx_unstamped: u64,
     /// The slave NIC's datapath counters (frames, stamps, drops in the NIC).
     pub slave_datapath: DatapathStats,
+    /// With [`WireScenario::page`]: what the page said while LOCKED.
+    pub page: Option<PageCheck>,
+}
+
+/// The page's LOCKED updates against the truth (the master's clock at the page's anchor).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PageCheck {
+    pub locked_updates: u64,
+    /// LOCKED updates whose |page time − truth| exceeded the published bound.
+    pub violations: u64,
+    /// The smallest bound − |error| seen while LOCKED, ns.
+    pub worst_margin_ns: Option<i64>,
+    /// The largest |page time − truth| seen while LOCKED, ns.
+    pub worst_error_ns: Option<i64>,
+    /// The mean published bound while LOCKED, ns.
+    pub mean_bound_ns: Option<f64>,
+}
+
+/// The machine in virtual time for the page: the counter is true ns, the reference the master.
+struct SimHost {
+    time: Arc<VirtualTime>,
+}
+
+impl Host for SimHost {
+    fn counter_kind(&self) -> nicclock::CounterKind {
+        nicclock::CounterKind::MonotonicRaw
+    }
+    fn counter(&self) -> u64 {
+        self.time.now_ns()
+    }
+    fn reference_ns(&self) -> u64 {
+        EPOCH_TAI_NS + self.time.now_ns()
+    }
+    fn ns_per_tick(&self) -> (f64, f64) {
+        (1.0, 1e-6)
+    }
 }
 
 impl WireOutcome {
@@ -185,10 +230,9 @@ const RX_DESCS: usize = 64;
 const TX_DESCS: usize = 16;
 /// How long the slave waits for autonegotiation.
 const LINK_TIMEOUT: Duration = Duration::from_secs(10);
-/// When the slave looks for its TX stamp after sending an event message, ns.
-const TX_STAMP_POLL_NS: u64 = 2_000;
 
-/// One NIC's queue 0 in host memory, brought up, with its frame codec.
+/// A master's NIC: queue 0 in host memory, brought up, with its frame codec (the masters' own
+/// minimal datapath; the slave runs the daemon's [`NetPort`]).
 struct Station {
     nic: Arc<SimNic>,
     rx: RxRing<HostMemory>,
@@ -198,9 +242,14 @@ struct Station {
     family: Family,
 }
 
+/// The NIC's MAC address (RAL0/RAH0).
+fn nic_mac(nic: &SimNic) -> [u8; 6] {
+    let (ral, rah) = (nic.read32(regs::RAL0).to_le_bytes(), nic.read32(regs::RAH0).to_le_bytes());
+    [ral[0], ral[1], ral[2], ral[3], rah[0], rah[1]]
+}
+
 /// A received PTP message: its payload and, for event messages, the raw RX stamp.
 struct Received {
-    class: MessageClass,
     payload: Vec<u8>,
     stamp: Option<u64>,
 }
@@ -221,8 +270,7 @@ impl Station {
         let tx_mem = HostMemory::new(bytes_needed(TX_DESCS), base + 0x0100_0000);
         nic.attach_memory(rx_mem.clone());
         nic.attach_memory(tx_mem.clone());
-        let (ral, rah) = (nic.read32(regs::RAL0).to_le_bytes(), nic.read32(regs::RAH0).to_le_bytes());
-        let mac = [ral[0], ral[1], ral[2], ral[3], rah[0], rah[1]];
+        let mac = nic_mac(&nic);
         let family = family_of(nic.config().model);
         Self {
             rx: RxRing::new(rx_mem, 0, RX_DESCS).expect("rings fit their memory"),
@@ -232,10 +280,6 @@ impl Station {
             family,
             nic,
         }
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.spec.src_mac
     }
 
     /// Queue 0 up (the link is up already).
@@ -291,11 +335,9 @@ impl Station {
             });
             let parsed = filter.parse(f.bytes);
             drops.record(&parsed);
-            parsed.ok().map(|p| Received {
-                class: p.class,
-                payload: p.payload.to_vec(),
-                stamp: latched.or(f.packet_timestamp),
-            })
+            parsed
+                .ok()
+                .map(|p| Received { payload: p.payload.to_vec(), stamp: latched.or(f.packet_timestamp) })
         }) {
             if let Ok(Some(m)) = r {
                 out.push(m);
@@ -309,14 +351,13 @@ enum Ev {
     Sample,
     MasterSync(usize),
     MasterAnnounce(usize),
+    /// The page writer's update.
+    Page,
     /// Master `m` sends a general message (Follow_Up, Delay_Resp) it prepared earlier.
     MasterSend {
         m: usize,
         data: Vec<u8>,
     },
-    /// The slave looks for the TX stamp of the event message `token` named.
-    SlaveTxStamp(TxToken),
-    SlaveTimer(Timer, u64),
 }
 
 struct Sim {
@@ -324,7 +365,6 @@ struct Sim {
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: HashMap<u64, Ev>,
     seq: u64,
-    timer_gen: HashMap<Timer, u64>,
     scenario: WireScenario,
     master_seq: Vec<(u16, u16)>,
     masters: Vec<Station>,
@@ -335,6 +375,12 @@ struct Sim {
 /// A PTP timestamp's ns from an i210 raw stamp (SYSTIMH seconds, SYSTIML ns).
 fn i210_ns(raw: u64) -> Nanos {
     Nanos(i128::from(raw >> 32) * 1_000_000_000 + i128::from(raw as u32))
+}
+
+/// The i210's stamp latency at 1000 Mb/s compensated as Linux does: TX stamps + 178 ns, RX − 448.
+fn i210_wire_ns(raw: u64, tx: bool) -> Nanos {
+    let (tx_ns, rx_ns) = I210_STAMP_LATENCY_NS;
+    i210_ns(raw) + if tx { Nanos(i128::from(tx_ns)) } else { Nanos(-i128::from(rx_ns)) }
 }
 
 impl Sim {
@@ -425,7 +471,7 @@ impl Sim {
             }
             _ => 0,
         };
-        put_timestamp(&mut follow_up[34..44], i210_ns(raw) + Nanos(bad as i128));
+        put_timestamp(&mut follow_up[34..44], i210_wire_ns(raw, true) + Nanos(bad as i128));
         // The Follow_Up leaves once the master has read its TX stamp.
         self.at(t + 20_000, Ev::MasterSend { m, data: follow_up });
     }
@@ -466,7 +512,7 @@ impl Sim {
             let seq = u16::from_be_bytes([req[30], req[31]]);
             let interval = self.scenario.log_sync_interval;
             let mut resp = self.header(m, DELAY_RESP, 54, seq, interval);
-            put_timestamp(&mut resp[34..44], i210_ns(raw));
+            put_timestamp(&mut resp[34..44], i210_wire_ns(raw, false));
             resp[44..54].copy_from_slice(&req[20..30]); // requestingPortIdentity
             self.delay_resps += 1;
             self.at(t + 30_000, Ev::MasterSend { m, data: resp });
@@ -540,27 +586,42 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         Quirks::empty()
     };
     let phc = Rc::new(RefCell::new(Phc::init(nic.clone(), mdl, q, scenario.steer.resolve(q), time.clone())?));
-    // The slave's datapath: link through MDIC autonegotiation (virtual time runs meanwhile), queue 0.
-    let mut slave =
-        Station::new(nic.clone(), 0x1_0000_0000, scenario.transport, Ipv4Addr::new(192, 0, 2, 100));
+    // The slave's port: rings in host memory the NIC reaches, the link up through MDIC
+    // autonegotiation in virtual time (the port's own bring-up then finds it up), queue 0.
+    let rx_mem = HostMemory::new(RX_MEM_BYTES, 0x1_0000_0000);
+    let tx_mem = HostMemory::new(TX_MEM_BYTES, 0x1_1000_0000);
+    nic.attach_memory(rx_mem.clone());
+    nic.attach_memory(tx_mem.clone());
+    let mac = nic_mac(&nic);
+    let transport = match scenario.transport {
+        Transport::L2 => port::Transport::L2,
+        Transport::Udp4 => port::Transport::Udp4 { src: Ipv4Addr::new(192, 0, 2, 100) },
+    };
+    let cfg = PortConfig {
+        family: family_of(scenario.sim.model),
+        transport,
+        mac,
+        domain: scenario.domain,
+        stamp_unlock: StampUnlock::for_quirks(q),
+    };
+    let mut netport = NetPort::new(rx_mem, tx_mem, cfg).expect("the port's rings fit their memory");
     phy::link_up_with(&*nic, LINK_TIMEOUT, &mut |d| time.advance(d.as_nanos() as u64))
         .expect("the simulated link partner answers");
     let link_up_s = time.now_ns() as f64 / 1e9;
-    slave.bring_up();
+    netport.bring_up(&*nic).expect("the simulated queues come up");
 
-    let mut config = PtpConfig::new(ClockIdentity::from_mac(slave.mac()));
+    let mut config = PtpConfig::new(ClockIdentity::from_mac(mac));
     config.domain = scenario.domain;
     config.log_announce_interval = scenario.log_announce_interval;
     config.log_sync_interval = scenario.log_sync_interval;
     config.log_min_delay_req_interval = scenario.log_sync_interval;
     config.seed = scenario.seed;
-    let (mut port, first) = PtpSlave::new(config, phc.clone());
+    let mut runner = PtpRunner::new(netport, config, phc.clone(), time.now_ns());
     let mut sim = Sim {
         rng: SmallRng::seed_from_u64(scenario.seed),
         queue: BinaryHeap::new(),
         events: HashMap::new(),
         seq: 0,
-        timer_gen: HashMap::new(),
         scenario: scenario.clone(),
         master_seq: vec![(0, 0); scenario.masters.len()],
         masters,
@@ -578,6 +639,11 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         sim.at(start + 3_000, Ev::MasterSync(i));
     }
     sim.at(t0 + sync_every, Ev::Sample);
+    let host = SimHost { time: time.clone() };
+    let mut page = scenario.page.map(|c| {
+        sim.at(t0 + c.interval_ns, Ev::Page);
+        (PtpPage::new(c, ClockIdentity::from_mac(mac), runner.status()), PageCheck::default(), 0f64)
+    });
     let end = (scenario.duration_s * 1e9) as u64;
     let mut outcome = WireOutcome {
         offsets: Vec::new(),
@@ -586,7 +652,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         status_changes: Vec::new(),
         master_lost_s: Vec::new(),
         lost_masters: Vec::new(),
-        final_status: port.status(),
+        final_status: runner.status(),
         frames_lost: 0,
         frames_mangled: 0,
         tx_stamps_lost: 0,
@@ -597,116 +663,100 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         slave_drops: DropCounters::default(),
         rx_unstamped: 0,
         slave_datapath: DatapathStats::default(),
+        page: None,
     };
-    let mut outputs = first;
-    let mut received = Vec::new();
     loop {
-        let now = time.now_ns();
-        for o in outputs.drain(..) {
-            match o {
-                SlaveOutput::SendEvent { data, token } => {
-                    if slave.send(&data, true, |_, len| len) {
-                        sim.at(now + TX_STAMP_POLL_NS, Ev::SlaveTxStamp(token));
-                    } else {
-                        outcome.tx_stamps_lost += 1;
-                        port.on_tx_timestamp_lost(token);
-                    }
-                }
-                SlaveOutput::SendGeneral { data } => {
-                    slave.send(&data, false, |_, len| len);
-                }
-                SlaveOutput::Stepped { ns } => outcome.steps.push((now as f64 / 1e9, ns)),
-                SlaveOutput::ArmTimer { timer, after } => {
-                    let gen = sim.timer_gen.entry(timer).or_insert(0);
-                    *gen += 1;
-                    let gen = *gen;
-                    sim.at(now + after.as_nanos() as u64, Ev::SlaveTimer(timer, gen));
-                }
-                SlaveOutput::StatusChanged(s) => outcome.status_changes.push((now as f64 / 1e9, s)),
-                SlaveOutput::MasterLost { last } => {
-                    outcome.master_lost_s.push(now as f64 / 1e9);
-                    outcome.lost_masters.push(last.grandmaster);
-                }
-            }
-        }
-        let next_event = sim.queue.peek().map(|Reverse((t, _))| *t);
+        // The next thing to happen: a frame arriving, the runner's deadline, or a simulator event
+        // (in that order at one instant: frames are received before that instant's timers).
         let next_frame = link.next_arrival();
-        // Frames arriving at an instant are received before that instant's events.
-        let frame_first = match (next_frame, next_event) {
-            (Some(f), Some(e)) => f <= e,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let t = if frame_first { next_frame } else { next_event }.expect("one of them is there");
+        let next_deadline = runner.next_deadline();
+        let next_event = sim.queue.peek().map(|Reverse((t, _))| *t);
+        let Some(t) = [next_frame, next_deadline, next_event].into_iter().flatten().min() else { break };
         if t > end {
             break;
         }
         time.wait_until(t);
-        if frame_first {
+        let mut poll_slave = false;
+        if next_frame == Some(t) {
             let Some(arrival) = link.deliver_next() else { continue };
             if arrival.end == slave_end {
-                slave.poll_rx(&mut outcome.slave_drops, &mut received);
-                for r in received.drain(..) {
-                    match (r.class, r.stamp) {
-                        (MessageClass::Event, Some(raw)) => {
-                            let rx = phc.borrow().raw_to_ns(RawTime(raw));
-                            outputs.extend(port.on_event(&r.payload, rx));
-                        }
-                        (MessageClass::Event, None) => outcome.rx_unstamped += 1,
-                        (MessageClass::General, _) => outputs.extend(port.on_general(&r.payload)),
-                    }
-                }
+                poll_slave = true;
             } else if let Some(&m) = master_of_end.get(&arrival.end) {
                 sim.master_rx(m, t);
             }
-            continue;
+        } else if next_deadline == Some(t) {
+            poll_slave = true;
+        } else {
+            let Some(Reverse((_, id))) = sim.queue.pop() else { break };
+            let ev = sim.events.remove(&id).expect("every queued event is stored");
+            match ev {
+                Ev::Sample => {
+                    let truth = nic.truth();
+                    // The master's clock as its counter reads (all masters run true, set to TAI).
+                    let master_ns = match sim.masters.first() {
+                        Some(m) => m.nic.truth().nic_ns as i128,
+                        None => (EPOCH_TAI_NS + truth.true_ns) as i128,
+                    };
+                    let disciplined = phc.borrow_mut().time_at(RawTime(truth.raw));
+                    let offset = (disciplined - Nanos(master_ns)).as_i64();
+                    outcome.offsets.push((truth.true_ns as f64 / 1e9, offset));
+                    sim.at(t + sync_every, Ev::Sample);
+                }
+                Ev::Page => {
+                    let (p, check, bound_sum) = page.as_mut().expect("scheduled with a page");
+                    // Its PHC reads take bus time: wait for a quiet wire, a frame cannot be
+                    // stamped in the past.
+                    if link.next_arrival().is_some_and(|a| a < t + 20_000) {
+                        sim.at(t + 20_000, Ev::Page);
+                        continue;
+                    }
+                    let u = p.update(&mut phc.borrow_mut(), &host, runner.status())?;
+                    let snap = &u.snapshot;
+                    if snap.status == nicclock::Status::Locked {
+                        let truth = EPOCH_TAI_NS as i128 + snap.counter_value as i128;
+                        let error = (snap.anchor_tai_ns as i128 - truth).unsigned_abs() as i64;
+                        let margin = snap.error_bound_ns as i64 - error;
+                        check.locked_updates += 1;
+                        check.violations += u64::from(margin < 0);
+                        check.worst_margin_ns = Some(check.worst_margin_ns.map_or(margin, |w| w.min(margin)));
+                        check.worst_error_ns = Some(check.worst_error_ns.map_or(error, |w| w.max(error)));
+                        *bound_sum += snap.error_bound_ns as f64;
+                    }
+                    sim.at(t + p.config().interval_ns, Ev::Page);
+                }
+                Ev::MasterSync(m) => {
+                    if sim.alive(m, t) {
+                        sim.sync(m, t);
+                    }
+                    sim.at(t + sync_every, Ev::MasterSync(m));
+                }
+                Ev::MasterAnnounce(m) => {
+                    if sim.alive(m, t) {
+                        sim.announce(m);
+                    }
+                    sim.at(t + announce_every, Ev::MasterAnnounce(m));
+                }
+                Ev::MasterSend { m, data } => {
+                    if sim.alive(m, t) {
+                        sim.master_send(m, &data, false);
+                    }
+                }
+            }
         }
-        let Some(Reverse((_, id))) = sim.queue.pop() else { break };
-        let ev = sim.events.remove(&id).expect("every queued event is stored");
-        match ev {
-            Ev::Sample => {
-                let truth = nic.truth();
-                // The master's clock as its counter reads (all masters run true, set to TAI).
-                let master_ns = match sim.masters.first() {
-                    Some(m) => m.nic.truth().nic_ns as i128,
-                    None => (EPOCH_TAI_NS + truth.true_ns) as i128,
-                };
-                let disciplined = phc.borrow_mut().time_at(RawTime(truth.raw));
-                let offset = (disciplined - Nanos(master_ns)).as_i64();
-                outcome.offsets.push((truth.true_ns as f64 / 1e9, offset));
-                sim.at(t + sync_every, Ev::Sample);
-            }
-            Ev::MasterSync(m) => {
-                if sim.alive(m, t) {
-                    sim.sync(m, t);
+        if poll_slave {
+            let s = t as f64 / 1e9;
+            for e in runner.poll(t) {
+                if let Some((p, _, _)) = page.as_mut() {
+                    p.on_event(&e);
                 }
-                sim.at(t + sync_every, Ev::MasterSync(m));
-            }
-            Ev::MasterAnnounce(m) => {
-                if sim.alive(m, t) {
-                    sim.announce(m);
-                }
-                sim.at(t + announce_every, Ev::MasterAnnounce(m));
-            }
-            Ev::MasterSend { m, data } => {
-                if sim.alive(m, t) {
-                    sim.master_send(m, &data, false);
-                }
-            }
-            Ev::SlaveTxStamp(token) => match slave.tx_stamp() {
-                Some(raw) => {
-                    let t3 = phc.borrow().raw_to_ns(RawTime(raw));
-                    outputs = port.on_tx_timestamp(token, t3);
-                }
-                None => {
-                    outcome.tx_stamps_lost += 1;
-                    port.on_tx_timestamp_lost(token);
-                }
-            },
-            Ev::SlaveTimer(timer, gen) => {
-                if sim.timer_gen.get(&timer) == Some(&gen) {
-                    outputs = port.on_timer(timer);
+                match e {
+                    RunnerEvent::StatusChanged(st) => outcome.status_changes.push((s, st)),
+                    RunnerEvent::Stepped { ns } => outcome.steps.push((s, ns)),
+                    RunnerEvent::MasterLost { last } => {
+                        outcome.master_lost_s.push(s);
+                        outcome.lost_masters.push(last.grandmaster);
+                    }
+                    RunnerEvent::TxStampLost | RunnerEvent::SendFailed => {}
                 }
             }
         }
@@ -718,12 +768,19 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         .collect();
     outcome.summary = stats::summarize(&samples, 100.0);
     outcome.lock_time_s = outcome.summary.lock_index.map(|i| outcome.offsets[i].0);
-    outcome.final_status = port.status();
+    outcome.final_status = runner.status();
     let ls = link.stats();
     outcome.frames_lost = ls.lost[0] + ls.lost[1];
     outcome.delay_resps = sim.delay_resps;
     outcome.frames_mangled = sim.mangled;
-    outcome.outliers_dropped = port.outliers_dropped();
+    outcome.outliers_dropped = runner.outliers_dropped();
+    outcome.tx_stamps_lost = runner.port_counters().tx_stamps_lost;
+    outcome.rx_unstamped = runner.port_counters().event_unstamped;
+    outcome.slave_drops = *runner.drops();
     outcome.slave_datapath = nic.datapath_stats();
+    outcome.page = page.map(|(_, mut check, bound_sum)| {
+        check.mean_bound_ns = (check.locked_updates > 0).then(|| bound_sum / check.locked_updates as f64);
+        check
+    });
     Ok(outcome)
 }

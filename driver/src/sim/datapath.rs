@@ -9,7 +9,9 @@
 //! it is dropped and counted (silicon with SRRCTL.DROP_EN); the MAC filter takes our RAL0/RAH0,
 //! broadcast with RCTL.BAM, multicast whose MTA bit is set, or everything under UPE/MPE.
 //!
-//! Stamps (igb-family.md §3, HARDWARE.md §7), each SYSTIM at the instant plus Gaussian jitter:
+//! Stamps (igb-family.md §3, HARDWARE.md §7), each SYSTIM at the instant plus Gaussian jitter (the
+//! i210/i211 also their latency: the TX stamp 178 ns before the frame leaves, the RX stamp 448 ns
+//! after it arrives, at 1000 Mb/s):
 //! - register latch (82576, and any family without SRRCTL.TIMESTAMP): a matching frame latches
 //!   RXSTMPL/H + RXSATRL/H, sets TSYNCRXCTL.VALID and its descriptor's TS bit (16); while VALID
 //!   no frame is stamped (counted). Silicon matches by TSYNCRXCTL's type (V2 events over L2 with
@@ -23,14 +25,20 @@
 //!   RXPBS.CFG_TS_EN): 16 bytes before the frame — two zero dwords, SYSTIML, SYSTIMH — with TSIP
 //!   (bit 15) in the descriptor, for every frame under TSYNCRXCTL type ALL.
 //!
+//! QEMU (`qemu: true`) does not drop what the receiver cannot take (link down, RCTL.EN clear, the
+//! queue disabled or without a free descriptor): its net layer holds the frame (up to 10 000,
+//! net/queue.c) and hands it over when the NIC asks again — an RDT or RCTL write, the link coming
+//! up — so it is stamped then, not when it arrived (HARDWARE.md §7's hazard).
+//!
 //! Not modelled: multi-buffer frames (dropped as too long), legacy descriptors, queues other than
-//! 0, interrupts, QEMU's holding frames while the queue is full (dropped here instead).
+//! 0, interrupts.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::Rng;
 
-use super::{phy, Format, SimNic, State};
+use super::{irq, phy, Format, SimNic, State};
 use crate::net::bringup::{bits, breg, mta_hash};
 use crate::net::desc::{ctl, reg, rx_status, tx_cmd, tx_writeback_done, RxWriteback, TxData, TS_HEADER_LEN};
 use crate::net::frame::{ETHERTYPE_IPV4, ETHERTYPE_PTP, ETHERTYPE_VLAN, ETH_MIN_FRAME, PTP_EVENT_PORT};
@@ -53,6 +61,10 @@ const RCTL_UPE: u32 = 1 << 3;
 const RCTL_MPE: u32 = 1 << 4;
 const ETQF0: usize = 0x05CB0;
 const FTQF_1588_TIME_STAMP: u32 = 0x0800_0000;
+/// QEMU's net queue length (net/queue.c `nq_maxlen`).
+const QEMU_QUEUE_LEN: usize = 10_000;
+/// The most bytes a TX frame may gather over its descriptors (a jumbo frame's worth).
+pub const MAX_TX_FRAME: usize = 16 * 1024;
 /// RDLEN/TDLEN keep bits 19:7; RDBAL/TDBAL ignore the low 7 bits (128-byte aligned rings).
 const XDLEN_MASK: u32 = 0x000F_FF80;
 const XDBAL_MASK: u32 = 0xFFFF_FF80;
@@ -72,6 +84,9 @@ pub enum RxDrop {
     Filtered,
     /// Larger than the packet buffer (multi-buffer frames are not modelled).
     TooLong,
+    /// QEMU: the receiver cannot take it now; QEMU's net layer holds it until the NIC asks again
+    /// (then it is received, and stamped, at that instant).
+    Held,
     /// The descriptor or its buffer is outside every attached host memory.
     DmaFault,
 }
@@ -102,6 +117,11 @@ pub struct DatapathStats {
     pub rx_dropped_no_descriptor: u64,
     pub rx_filtered: u64,
     pub rx_too_long: u64,
+    /// QEMU: frames held because the receiver could not take them (received later, or dropped
+    /// when QEMU's queue of 10 000 is full).
+    pub rx_held: u64,
+    /// QEMU: held frames dropped because the queue was full.
+    pub rx_held_dropped: u64,
     /// Frames sent on the wire.
     pub tx_frames: u64,
     /// TX frames stamped into TXSTMPL/H.
@@ -110,6 +130,8 @@ pub struct DatapathStats {
     pub tx_stamp_missed: u64,
     /// TX frames lost because the link was down.
     pub tx_dropped_link_down: u64,
+    /// TX frames dropped: empty, over [`MAX_TX_FRAME`] bytes, or a buffer outside host memory.
+    pub tx_bad_frames: u64,
     /// Descriptors or buffers outside every attached host memory.
     pub dma_faults: u64,
 }
@@ -123,6 +145,10 @@ pub(super) struct Datapath {
     /// The frame being gathered from TX descriptors up to EOP, and whether one asked for a stamp.
     tx_frame: Vec<u8>,
     tx_stamp: bool,
+    /// The frame being gathered lost a piece: dropped at its EOP.
+    tx_frame_bad: bool,
+    /// QEMU: frames its net layer holds for the NIC.
+    held: VecDeque<Vec<u8>>,
     pub stats: DatapathStats,
 }
 
@@ -135,6 +161,8 @@ impl Datapath {
             tx_valid: false,
             tx_frame: Vec::new(),
             tx_stamp: false,
+            tx_frame_bad: false,
+            held: VecDeque::new(),
             stats: DatapathStats::default(),
         }
     }
@@ -173,11 +201,21 @@ fn reg(s: &State, offset: usize) -> u32 {
     s.regs.get(&offset).copied().unwrap_or(0)
 }
 
+/// Runs the PHY to `now`; under QEMU a link just up hands the held frames over.
+pub(super) fn sync(nic: &SimNic, s: &mut State, now: u64) {
+    if s.phy.run_until(now) {
+        s.irq.raise(irq::LSC);
+        if nic.config.qemu {
+            flush_held(nic, s);
+        }
+    }
+}
+
 /// Datapath register reads (None: not a datapath register).
 pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
     let offset = canonical(offset);
     let now = nic.time.now_ns();
-    s.phy.run_until(now);
+    sync(nic, s, now);
     let qemu = nic.config.qemu;
     Some(match offset {
         regs::STATUS => phy::status(s, reg(s, regs::STATUS)),
@@ -201,6 +239,10 @@ pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
             s.dp.tx_valid = false;
             reg(s, offset)
         }
+        irq::ICR => s.irq.read_icr(),
+        irq::IMS | irq::ICS => s.irq.ims(),
+        // The 82576's TSICR clears on the read (later families: pins.rs).
+        regs::TSICR if !nic.config.model.has_pins() => s.regs.remove(&regs::TSICR).unwrap_or(0),
         _ => return None,
     })
 }
@@ -209,10 +251,17 @@ pub(super) fn read(nic: &SimNic, s: &mut State, offset: usize) -> Option<u32> {
 pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> bool {
     let offset = canonical(offset);
     let now = nic.time.now_ns();
-    s.phy.run_until(now);
+    sync(nic, s, now);
     match offset {
         phy::MDIC => {
+            let was_up = s.phy.link_up();
             phy::write_mdic(s, value, now, nic.config.autoneg_ns, nic.config.link_partner);
+            if was_up && !s.phy.link_up() {
+                s.irq.raise(irq::LSC);
+            }
+        }
+        irq::ICR | irq::ICS | irq::IMS | irq::IMC => {
+            s.irq.write(offset, value);
         }
         regs::STATUS | regs::RXSTMPL | regs::RXSTMPH | RXSATRL | RXSATRH | regs::TXSTMPL | regs::TXSTMPH => {}
         regs::TSYNCRXCTL | regs::TSYNCTXCTL => {
@@ -224,8 +273,15 @@ pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> b
         reg::RDBAL0 | reg::TDBAL0 => {
             s.regs.insert(offset, value & XDBAL_MASK);
         }
-        reg::RDH0 | reg::RDT0 | reg::TDH0 => {
+        reg::RDH0 | reg::TDH0 => {
             s.regs.insert(offset, value & 0xFFFF);
+        }
+        // QEMU looks at its held frames again when software moves RDT or writes RCTL.
+        reg::RDT0 | breg::RCTL => {
+            s.regs.insert(offset, if offset == reg::RDT0 { value & 0xFFFF } else { value });
+            if nic.config.qemu {
+                flush_held(nic, s);
+            }
         }
         reg::TDT0 | breg::TCTL | reg::TXDCTL0 => {
             let value = if offset == reg::TDT0 { value & 0xFFFF } else { value };
@@ -237,27 +293,41 @@ pub(super) fn write(nic: &SimNic, s: &mut State, offset: usize, value: u32) -> b
     true
 }
 
-/// SYSTIM now (the state advanced to the present) plus the stamp jitter, in the family's units.
-fn stamp_units(nic: &SimNic, s: &mut State) -> u128 {
-    let units = nic.systim_units(s);
-    let sigma = nic.config.stamp_jitter_ns;
-    if sigma <= 0.0 {
-        return units;
-    }
-    let (u1, u2): (f64, f64) = (s.stamp_rng.random::<f64>().max(1e-300), s.stamp_rng.random());
-    let jitter_ns = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma;
-    let format = nic.format();
-    let per_ns = match format {
-        Format::Fractional { shift, .. } => (1u128 << shift) as f64,
-        Format::Ns40 | Format::SecondsNs => (1u128 << 32) as f64,
-    };
-    let modulus = if nic.config.qemu { 1u128 << 64 } else { format.modulus() };
-    let delta = ((jitter_ns.abs() * per_ns).round() as u128) % modulus;
-    if jitter_ns >= 0.0 {
-        (units + delta) % modulus
+/// How far the i210/i211 stamps are from the wire (the SFD at the MDI) at 1000 Mb/s, the speed
+/// the simulated link runs at, ns: the TX stamp is taken this long before the frame leaves, the RX
+/// stamp this long after it arrived (igb-family.md §3.5: Linux's compensation values, which the
+/// datasheet's measured ranges bracket). Linux compensates no other family, and here they have none.
+pub const I210_STAMP_LATENCY_NS: (u64, u64) = (178, 448);
+
+/// (TX, RX) stamp latency of this NIC, ns.
+fn latency(nic: &SimNic) -> (u64, u64) {
+    if !nic.config.qemu && nic.format() == Format::SecondsNs {
+        I210_STAMP_LATENCY_NS
     } else {
-        (units + modulus - delta) % modulus
+        (0, 0)
     }
+}
+
+/// The counter as a stamp taken `after_ns` (plus the Gaussian stamp jitter) from now reads it,
+/// in the family's units: a value the counter really takes, whole increments from now (the state
+/// advanced to the present).
+fn stamp_units(nic: &SimNic, s: &mut State, after_ns: f64) -> u128 {
+    let sigma = nic.config.stamp_jitter_ns;
+    let jitter_ns = if sigma > 0.0 {
+        let (u1, u2): (f64, f64) = (s.stamp_rng.random::<f64>().max(1e-300), s.stamp_rng.random());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * sigma
+    } else {
+        0.0
+    };
+    let dt = after_ns + jitter_ns;
+    if nic.config.qemu {
+        let vns = (s.osc_ns + dt * (1.0 + s.freq_error)).max(0.0) as u64;
+        return u128::from(super::qemu::systim_at(s, vns));
+    }
+    let run = nic.run(s);
+    let periods = (s.counter.phase + dt / run.period_true_ns).floor() as i128;
+    let modulus = run.format.modulus() as i128;
+    (s.counter.units as i128 + periods * run.increment as i128).rem_euclid(modulus) as u128
 }
 
 /// (SYSTIML, SYSTIMH) of a counter value as the stamp registers and header hold them.
@@ -294,8 +364,12 @@ fn transmit(nic: &SimNic, s: &mut State, now: u64) {
         let cmd = d[1] as u32;
         if let Some(data) = TxData::decode(d) {
             let mut bytes = vec![0u8; usize::from(data.len)];
-            if s.dp.dma_read(data.addr, &mut bytes) {
+            if s.dp.dma_read(data.addr, &mut bytes) && s.dp.tx_frame.len() + bytes.len() <= MAX_TX_FRAME {
                 s.dp.tx_frame.extend_from_slice(&bytes);
+            } else if !s.dp.tx_frame.is_empty() || !bytes.is_empty() {
+                // Too long (or its buffer unreachable): the frame is dropped, up to its EOP.
+                s.dp.tx_frame.clear();
+                s.dp.tx_frame_bad = true;
             }
             s.dp.tx_stamp |= data.timestamp;
             if cmd & tx_cmd::EOP != 0 {
@@ -303,8 +377,8 @@ fn transmit(nic: &SimNic, s: &mut State, now: u64) {
             }
         }
         // Context and legacy descriptors carry no data here; every one asking is written back.
-        if cmd & tx_cmd::RS != 0 {
-            s.dp.dma_write(at + 8, &tx_writeback_done().to_le_bytes());
+        if cmd & tx_cmd::RS != 0 && s.dp.dma_write(at + 8, &tx_writeback_done().to_le_bytes()) {
+            s.irq.raise(irq::TXDW);
         }
         head = (head + 1) % n;
     }
@@ -315,16 +389,26 @@ fn transmit(nic: &SimNic, s: &mut State, now: u64) {
 fn send(nic: &SimNic, s: &mut State, now: u64) {
     let mut frame = std::mem::take(&mut s.dp.tx_frame);
     let wants_stamp = std::mem::take(&mut s.dp.tx_stamp);
+    if std::mem::take(&mut s.dp.tx_frame_bad) || frame.is_empty() {
+        s.dp.stats.tx_bad_frames += 1;
+        return;
+    }
     if wants_stamp {
         let enabled = reg(s, regs::TSYNCTXCTL) & bits::TSYNC_ENABLED != 0;
         let fault = nic.config.tx_stamp_loss > 0.0 && s.stamp_rng.random::<f64>() < nic.config.tx_stamp_loss;
         if enabled && !s.dp.tx_valid && !fault {
-            let units = stamp_units(nic, s);
+            let units = stamp_units(nic, s, 0.0);
             let (lo, hi) = stamp_words(nic, units);
             s.regs.insert(regs::TXSTMPL, lo);
             s.regs.insert(regs::TXSTMPH, hi);
             s.dp.tx_valid = true;
             s.dp.stats.tx_stamped += 1;
+            if !nic.config.qemu {
+                *s.regs.entry(regs::TSICR).or_default() |= regs::TSINTR_TXTS;
+                if reg(s, regs::TSIM) & regs::TSINTR_TXTS != 0 {
+                    s.irq.raise(irq::TIME_SYNC);
+                }
+            }
         } else {
             s.dp.stats.tx_stamp_missed += 1;
         }
@@ -338,7 +422,7 @@ fn send(nic: &SimNic, s: &mut State, now: u64) {
     }
     s.dp.stats.tx_frames += 1;
     if let Some(wire) = &s.dp.wire {
-        wire.transmit(now, frame);
+        wire.transmit(now + latency(nic).0, frame);
     }
 }
 
@@ -444,7 +528,7 @@ fn mac_accepts(s: &State, frame: &[u8]) -> bool {
 
 /// Latches the register stamp of `frame` (the latch is free); returns the raw SYSTIM.
 fn latch(nic: &SimNic, s: &mut State, frame: &[u8]) -> u64 {
-    let units = stamp_units(nic, s);
+    let units = stamp_units(nic, s, latency(nic).1 as f64);
     let (lo, hi) = stamp_words(nic, units);
     s.regs.insert(regs::RXSTMPL, lo);
     s.regs.insert(regs::RXSTMPH, hi);
@@ -476,8 +560,52 @@ fn fcs(data: &[u8]) -> u32 {
 pub(super) fn deliver(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
     let now = nic.time.now_ns();
     nic.advance(s, now);
-    s.phy.run_until(now);
+    sync(nic, s, now);
+    if nic.config.qemu {
+        if !s.dp.held.is_empty() {
+            // Behind frames already held (they go first, or this one waits too).
+            flush_held(nic, s);
+        }
+        if !s.dp.held.is_empty() {
+            return hold(s, frame);
+        }
+    }
     let out = receive(nic, s, frame);
+    if nic.config.qemu && matches!(out, Err(e) if not_ready(e)) {
+        return hold(s, frame);
+    }
+    count(s, &out);
+    out
+}
+
+/// Whether `e` means the receiver could not take a frame now (QEMU: hold it).
+fn not_ready(e: RxDrop) -> bool {
+    matches!(e, RxDrop::LinkDown | RxDrop::ReceiverOff | RxDrop::QueueOff | RxDrop::NoDescriptor)
+}
+
+fn hold(s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
+    if s.dp.held.len() >= QEMU_QUEUE_LEN {
+        s.dp.stats.rx_held_dropped += 1;
+    } else {
+        s.dp.held.push_back(frame.to_vec());
+        s.dp.stats.rx_held += 1;
+    }
+    Err(RxDrop::Held)
+}
+
+/// QEMU hands its held frames to the NIC, in order, as long as it takes them (stamped now).
+fn flush_held(nic: &SimNic, s: &mut State) {
+    while let Some(frame) = s.dp.held.pop_front() {
+        let out = receive(nic, s, &frame);
+        if matches!(out, Err(e) if not_ready(e)) {
+            s.dp.held.push_front(frame);
+            break;
+        }
+        count(s, &out);
+    }
+}
+
+fn count(s: &mut State, out: &Result<RxDelivered, RxDrop>) {
     let st = &mut s.dp.stats;
     match out {
         Ok(_) => st.rx_frames += 1,
@@ -487,9 +615,8 @@ pub(super) fn deliver(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDel
         Err(RxDrop::NoDescriptor) => st.rx_dropped_no_descriptor += 1,
         Err(RxDrop::Filtered) => st.rx_filtered += 1,
         Err(RxDrop::TooLong) => st.rx_too_long += 1,
-        Err(RxDrop::DmaFault) => {} // counted where it happened
+        Err(RxDrop::DmaFault | RxDrop::Held) => {} // counted where it happened
     }
-    out
 }
 
 fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxDrop> {
@@ -541,7 +668,7 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
     let mut buf = Vec::with_capacity(frame.len() + TS_HEADER_LEN + 4);
     let mut status = rx_status::DD | rx_status::EOP;
     if in_packet {
-        let units = stamp_units(nic, s);
+        let units = stamp_units(nic, s, latency(nic).1 as f64);
         let (lo, hi) = stamp_words(nic, units);
         buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(&lo.to_le_bytes());
@@ -560,7 +687,7 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
         0 => 2048,
         k => k as usize * 1024,
     };
-    if buf.len() > bsize {
+    if buf.len() > bsize.min(usize::from(u16::MAX)) {
         return Err(RxDrop::TooLong);
     }
     let base = u64::from(reg(s, reg::RDBAH0)) << 32 | u64::from(reg(s, reg::RDBAL0));
@@ -578,5 +705,6 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
     s.dp.dma_write(at, &q0.to_le_bytes());
     s.dp.dma_write(at + 8, &q1.to_le_bytes());
     s.regs.insert(reg::RDH0, ((head + 1) % n) as u32);
+    s.irq.raise(irq::RXDW);
     Ok(RxDelivered { index: head, stamp })
 }

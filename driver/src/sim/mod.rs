@@ -4,8 +4,10 @@
 //! An oscillator with frequency error, random-walk wander and steps, PCIe read latency and jitter;
 //! each family's SYSTIM format, latch order, wrap and reset values (one file each); the time-sync
 //! pins with a simulated GPS PPS input (pins.rs); the 82574 erratum as a seeded fault (faults.rs);
-//! QEMU's measured behaviour (qemu.rs); surprise removal. Deterministic from a seed; runs on
-//! virtual time (tests) or real time (the daemon).
+//! QEMU's measured behaviour (qemu.rs); surprise removal. The PTP datapath's side: queue 0's
+//! descriptors in host memory by DMA with packet stamps (datapath.rs, dma.rs), the PHY behind
+//! MDIC (phy.rs), interrupt causes (irq.rs), and a link between NICs (link.rs). Deterministic from
+//! a seed; runs on virtual time (tests) or real time (the daemon).
 //!
 //! Reset values: SYSTIM 0, TIMINCA 0 (82576/82574: the counter adds nothing until the driver
 //! writes TIMINCA; 82580 and later: exactly 8 ns per 8 ns tick), TSAUXC 0 (counting; bit 31 would
@@ -18,6 +20,7 @@ mod dma;
 mod faults;
 mod fractional;
 mod i210;
+mod irq;
 pub mod link;
 mod ns40;
 mod phy;
@@ -36,8 +39,11 @@ use crate::regs;
 use crate::timesource::TimeSource;
 
 pub use counter::{Format, NS40_WRAP, NS_PER_S};
-pub use datapath::{DatapathStats, FrameSink, RxDelivered, RxDrop, RXSATRH, RXSATRL, TSYNC_VALID};
+pub use datapath::{
+    DatapathStats, FrameSink, RxDelivered, RxDrop, I210_STAMP_LATENCY_NS, RXSATRH, RXSATRL, TSYNC_VALID,
+};
 pub use dma::HostMemory;
+pub use irq::{IrqHook, ICR, ICS, IMC, IMS, INT_ASSERTED, LSC, RXDW, TIME_SYNC, TXDW};
 pub use link::{Arrival, LinkConfig, LinkStats, Side, SimLink};
 pub use phy::{MDIC, STATUS_LU};
 pub use pins::{Edge, PpsInput};
@@ -270,6 +276,8 @@ struct State {
     phy: phy::Phy,
     /// Queue 0, the wire and packet stamps.
     dp: datapath::Datapath,
+    /// Interrupt causes (ICR/IMS) the datapath raises.
+    irq: irq::Irq,
     /// Packet-stamp jitter and faults: their own generator, so other draws stay unchanged.
     stamp_rng: SmallRng,
 }
@@ -321,6 +329,7 @@ impl SimNic {
             rng: SmallRng::seed_from_u64(config.seed),
             phy: phy::Phy::new(config.link_up_at_reset),
             dp: datapath::Datapath::new(),
+            irq: irq::Irq::default(),
             stamp_rng: SmallRng::seed_from_u64(config.seed ^ 0x5354_414D_5053_0000),
         };
         Self { config, time, state: Mutex::new(state) }
@@ -400,6 +409,17 @@ impl SimNic {
         datapath::deliver(self, &mut s, frame)
     }
 
+    /// Hooks the NIC's interrupt (single vector): `hook` runs each time an unmasked cause rises
+    /// (under the NIC's lock: signal something, do not touch the NIC).
+    pub fn attach_irq(&self, hook: IrqHook) {
+        self.lock().irq.attach(hook);
+    }
+
+    /// Interrupts signalled so far (an unmasked cause rose).
+    pub fn interrupts(&self) -> u64 {
+        self.lock().irq.raised
+    }
+
     /// What the datapath has done so far (frames, stamps, drops by reason).
     pub fn datapath_stats(&self) -> DatapathStats {
         self.lock().dp.stats
@@ -409,7 +429,7 @@ impl SimNic {
     pub fn link_is_up(&self) -> bool {
         let t = self.time.now_ns();
         let mut s = self.lock();
-        s.phy.run_until(t);
+        datapath::sync(self, &mut s, t);
         s.phy.link_up()
     }
 

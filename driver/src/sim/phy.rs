@@ -105,11 +105,13 @@ impl Phy {
         self.regs[ANLPAR] &= !ANLPAR_ACK;
     }
 
-    /// Completes a pending autonegotiation whose time has come.
-    pub fn run_until(&mut self, t: u64) {
-        if self.autoneg_done_at.is_some_and(|at| at <= t) {
+    /// Completes a pending autonegotiation whose time has come; true if the link came up now.
+    pub fn run_until(&mut self, t: u64) -> bool {
+        let due = self.autoneg_done_at.is_some_and(|at| at <= t);
+        if due {
             self.complete_autoneg();
         }
+        due
     }
 
     fn write_bmcr(&mut self, value: u16, now: u64, autoneg_ns: u64, partner: bool) {

@@ -12,7 +12,11 @@ fn muldiv(ns: u64, timinca: u32) -> u64 {
 }
 
 pub(super) fn systim_units(s: &State) -> u64 {
-    let vns = s.osc_ns as u64;
+    systim_at(s, s.osc_ns as u64)
+}
+
+/// SYSTIM when the virtual clock reads `vns` (a packet stamp a little before or after now).
+pub(super) fn systim_at(s: &State, vns: u64) -> u64 {
     s.qemu_timadj.wrapping_add(muldiv(vns, s.timinca))
 }
 

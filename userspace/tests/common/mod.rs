@@ -106,6 +106,8 @@ pub fn system_snapshot(status: Status, error_bound_ns: u64) -> Snapshot {
         update_count: 0,
         servo: ServoFigures { offset_ns: -23, freq_ppt: 100_000, delay_ns: 500, state: 2 },
         reference: Default::default(),
+        estimate: nicclock::Estimate { error_ns: error_bound_ns / 4, growth_ppt: 1_000_000 },
+        epoch: 0,
     }
 }
 

@@ -20,6 +20,9 @@ use clap::Parser;
 pub const EXIT_DEVICE_GONE: u8 = 69;
 
 fn main() -> ExitCode {
+    if let Some(code) = nicclock_clidoc::from_env(<args::Cli as clap::CommandFactory>::command, "8") {
+        return code; // the packaging's man pages and completions
+    }
     let cli = args::Cli::parse(); // usage errors: clap prints them and exits 2
     logger::init(cli.run.log_level);
     let result = match &cli.command {

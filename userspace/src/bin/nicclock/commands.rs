@@ -26,7 +26,28 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             (Some(status), None) => crate::wait::wait(cli, *status, *timeout),
             (None, None) => bail!("wait needs --status or --max-error"),
         },
+        Command::Convert { monotonic, monotonic_raw, realtime, tsc, utc, format } => {
+            let when = match (monotonic, monotonic_raw, realtime, tsc) {
+                (Some(t), ..) => nicclock::Past::Monotonic(*t),
+                (_, Some(t), ..) => nicclock::Past::MonotonicRaw(*t),
+                (_, _, Some(t), _) => nicclock::Past::Realtime(*t),
+                (.., Some(c)) => nicclock::Past::Counter(*c),
+                _ => bail!("convert needs --monotonic, --monotonic-raw, --realtime or --tsc"),
+            };
+            crate::convert::convert(cli, when, *utc, *format)
+        }
         Command::Stats { file, lock_threshold, json } => crate::stats::stats(file, *lock_threshold, *json),
+        Command::Plot { file, live, output, lock_threshold, size } => {
+            let input = match (file, live) {
+                (Some(file), _) => crate::plot::Input::File(file),
+                (None, Some(seconds)) => crate::plot::Input::Live { seconds: *seconds },
+                (None, None) => bail!("plot needs FILE or --live SECONDS"),
+            };
+            crate::plot::plot(cli, input, output, *lock_threshold, *size)
+        }
+        Command::Metrics { listen } => {
+            crate::metrics::serve(&cli.dir, cli.page.as_deref(), cli.max_age, *listen)
+        }
     }
 }
 
@@ -116,6 +137,9 @@ struct StatusJson {
     counter: String,
     tai_ns: Option<u64>,
     error_bound_ns: Option<u64>,
+    estimated_error_ns: Option<u64>,
+    est_rate_error_ppb: Option<f64>,
+    epoch: u32,
     age_ns: Option<u64>,
     max_age_ns: u64,
     update_interval_ns: u64,
@@ -174,6 +198,10 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         counter: snap.counter_kind.name().into(),
         tai_ns: now.as_ref().ok().map(|n| n.time_ns),
         error_bound_ns: now.as_ref().ok().map(|n| n.error_bound_ns),
+        estimated_error_ns: now.as_ref().ok().filter(|n| n.epoch != 0).map(|n| n.estimated_error_ns),
+        est_rate_error_ppb: Some(snap.estimate.rate_error_ppb())
+            .filter(|_| snap.estimate.error_ns != u64::MAX),
+        epoch: snap.epoch,
         age_ns: age,
         max_age_ns: clock.max_age_ns(&snap),
         update_interval_ns: snap.update_interval_ns,
@@ -331,6 +359,7 @@ struct EventJson {
     tai_ns: u64,
     magnitude: i64,
     detail: u32,
+    epoch: u32,
 }
 
 impl From<&nicclock::Event> for EventJson {
@@ -342,6 +371,7 @@ impl From<&nicclock::Event> for EventJson {
             tai_ns: e.tai_ns,
             magnitude: e.magnitude,
             detail: e.detail,
+            epoch: e.epoch,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! `nicclock`: read nicclockd's time pages from the command line (list, now, status, watch, events,
-//! compare, wait, stats). Exit codes: 0 success (also when a reader closes our output pipe), 1
+//! compare, wait, stats, plot, metrics). Exit codes: 0 success (also when a reader closes our output pipe), 1
 //! runtime error (no page, stale, output failed, …), 2 usage error.
 
 mod commands;
+mod convert;
 mod format;
+mod metrics;
 mod output;
+mod plot;
 mod stats;
 mod wait;
 
@@ -87,7 +90,7 @@ pub enum Command {
         /// Start with the events still in the page's ring.
         #[arg(long)]
         history: bool,
-        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail"} per
+        /// One JSON object per line: {"seq","kind","urgency","tai_ns","magnitude","detail","epoch"} per
         /// event (kind and urgency as the text lines name them), {"missed": N} when the ring overflowed.
         #[arg(long)]
         json: bool,
@@ -109,7 +112,33 @@ pub enum Command {
         #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
         timeout: std::time::Duration,
     },
-    /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay.
+    /// Convert a timestamp taken earlier (up to 15 s ago without a step) into TAI (or UTC), by the
+    /// mapping in force at that moment: "TIME ±MAX ns STATUS est ±EST ns epoch N". Exit 1 when it
+    /// is refused: taken before a clock step, restart or reference change (another epoch), older
+    /// than the page's history, or in the future.
+    #[command(group = clap::ArgGroup::new("when").required(true).multiple(false))]
+    Convert {
+        /// A CLOCK_MONOTONIC timestamp, SEC.NSEC (e.g. 12345.000678901, what V4L2 stamps frames with).
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        monotonic: Option<u64>,
+        /// A CLOCK_MONOTONIC_RAW timestamp, SEC.NSEC.
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        monotonic_raw: Option<u64>,
+        /// A CLOCK_REALTIME timestamp, SEC.NSEC (UTC seconds since 1970).
+        #[arg(long, value_name = "SEC.NSEC", value_parser = convert::parse_timespec, group = "when")]
+        realtime: Option<u64>,
+        /// A value of the page's TSC counter (`rdtsc`; only on a TSC page).
+        #[arg(long, value_name = "TICKS", group = "when")]
+        tsc: Option<u64>,
+        /// UTC instead of TAI.
+        #[arg(long)]
+        utc: bool,
+        /// Output format of the time.
+        #[arg(long, value_enum, default_value_t = TimeFormat::Ns)]
+        format: TimeFormat,
+    },
+    /// Statistics of a servo run: lock time, RMS offset, |offset| percentiles, mean delay (and
+    /// from a stats CSV: max error bound, steps, status changes).
     ///
     /// FILE is nicclockd's --stats-file CSV or a log with linuxptp-style lines
     /// (`nicclockd[T]: phc offset X s2 freq Y delay Z`, phc2sys -m, ptp4l -m). Locked: the first of
@@ -126,6 +155,46 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw an SVG of offset, frequency, error bound and status over time, with the lock moment,
+    /// clock steps and status changes marked: from nicclockd's --stats-file CSV, or sampled live
+    /// from the page (--live SECONDS). Offsets before lock are clipped to 1.5 times the largest
+    /// after lock, so that the locked part is readable.
+    Plot {
+        /// nicclockd's --stats-file CSV.
+        #[arg(required_unless_present = "live", conflicts_with = "live")]
+        file: Option<PathBuf>,
+        /// Sample the page (--dir/--page) at each update for this many seconds instead.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
+        live: Option<std::time::Duration>,
+        /// The SVG file to write.
+        #[arg(long, short, value_name = "SVG")]
+        output: PathBuf,
+        /// |offset| below which a sample counts towards lock (as `stats`), ns.
+        #[arg(long, default_value_t = 1000.0, value_name = "NS", value_parser = parse_threshold, allow_negative_numbers = true)]
+        lock_threshold: f64,
+        /// Picture width and height in pixels.
+        #[arg(long, default_value = "1000x900", value_name = "WxH", value_parser = parse_size)]
+        size: (u32, u32),
+    },
+    /// Serve every page in DIR as Prometheus metrics (OpenMetrics text) at http://LISTEN/metrics:
+    /// status (a state set), offset, frequency, error bound, update age, updates, events by kind,
+    /// PTP port state (with --page: that page only). Only reads the pages: run it as any user.
+    /// Runs until stopped.
+    Metrics {
+        /// Address and port to listen on (default loopback only; 0.0.0.0:9469 for every interface).
+        #[arg(long, default_value = "127.0.0.1:9469", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let err = || format!("{s:?} is not a size WIDTHxHEIGHT in pixels, 200..=8000 each (e.g. 1000x900)");
+    let (w, h) = s.split_once('x').ok_or_else(err)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| err())?, h.parse().map_err(|_| err())?);
+    if !(200..=8000).contains(&w) || !(200..=8000).contains(&h) {
+        return Err(err());
+    }
+    Ok((w, h))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,7 +273,10 @@ const STATUS_JSON_HELP: &str = "\
   stale               true when no update came within max_age_ns
   counter             the counter the mapping is in (tsc | monotonic_raw)
   tai_ns              TAI now in ns since 1970, null when the page gives no time
-  error_bound_ns      its error bound, ns (null likewise)
+  error_bound_ns      its error bound, ns (null likewise): the maximum error
+  estimated_error_ns  the estimated (statistical) error, ns, <= the maximum (null: none published)
+  est_rate_error_ppb  the rate's estimated error, ppb (null: none published)
+  epoch               disruption epoch: bumped at every step, restart, reference or device change (0: older writer)
   age_ns              time since the last update, ns (null before the first)
   max_age_ns          the staleness limit in force, ns
   update_interval_ns  the writer's update interval, ns
@@ -238,9 +310,17 @@ const STATS_JSON_HELP: &str = "\
   abs_offset_p50_ns, abs_offset_p90_ns, abs_offset_p99_ns, abs_offset_max_ns
                       |offset| after lock: nearest-rank percentiles (value at floor(n*p)) and max
   max_abs_offset_ns   largest |offset| over all samples
-  mean_delay_ns, mean_delay_all_ns                 mean delay after lock / over all samples";
+  mean_delay_ns, mean_delay_all_ns                 mean delay after lock / over all samples
+ from a stats CSV only:
+  max_error_bound_ns, max_error_bound_after_lock_ns   largest published error bound
+  locked_status_time_s  seconds from the first row to the first with status LOCKED
+  steps, step_times_s   rows on which the servo stepped the clock (servo_state 1), and their times
+  status_changes      [{\"time_s\", \"from\", \"to\"}] every change of the page's status";
 
 fn main() -> ExitCode {
+    if let Some(code) = nicclock_clidoc::from_env(<Cli as clap::CommandFactory>::command, "1") {
+        return code; // the packaging's man pages and completions
+    }
     let cli = Cli::parse(); // usage errors: clap prints them and exits 2
     if let Command::Wait { status: Some(status), max_error: Some(_), .. } = &cli.command {
         if *status != nicclock::Status::Locked {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use nicclock::stats::{self, Source, Summary};
+use nicclock::stats::{self, RunEvents, Source, Summary};
 use serde::Serialize;
 
 use crate::output::outln;
@@ -19,6 +19,9 @@ struct Report<'a> {
     ignored_lines: usize,
     #[serde(flatten)]
     summary: &'a Summary,
+    /// Bound, steps and status changes: from a stats CSV only.
+    #[serde(flatten)]
+    events: Option<&'a RunEvents>,
 }
 
 /// Largest input read: a day of updates at 1000 Hz as CSV is ~5 GB, but a run anyone summarises
@@ -27,7 +30,7 @@ const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 /// The file's text: a regular file or a pipe, at most MAX_INPUT_BYTES (a device such as /dev/zero
 /// would be read forever), invalid UTF-8 replaced (such lines are simply not samples).
-fn read_input(file: &Path) -> Result<String> {
+pub(crate) fn read_input(file: &Path) -> Result<String> {
     let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let kind = f.metadata().with_context(|| format!("cannot stat {}", file.display()))?.file_type();
     if !(kind.is_file() || kind.is_fifo()) {
@@ -55,12 +58,14 @@ pub fn stats(file: &Path, lock_threshold_ns: f64, json: bool) -> Result<ExitCode
         );
     }
     let summary = stats::summarize(&parsed.samples, lock_threshold_ns);
+    let events = stats::parse_csv_rows(&text).map(|(rows, _)| stats::run_events(&rows, summary.lock_index));
     if json {
         let report = Report {
             file: file.display().to_string(),
             source: parsed.source,
             ignored_lines: parsed.ignored_lines,
             summary: &summary,
+            events: events.as_ref(),
         };
         outln!("{}", serde_json::to_string(&report).context("encoding the statistics as JSON")?);
         return Ok(ExitCode::SUCCESS);
@@ -105,5 +110,26 @@ pub fn stats(file: &Path, lock_threshold_ns: f64, json: bool) -> Result<ExitCode
         ns(s.max_abs_offset_ns)
     );
     outln!("delay       mean {} after lock, {} overall", ns(s.mean_delay_ns), ns(s.mean_delay_all_ns));
+    if let Some(e) = &events {
+        let ns = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ns"));
+        outln!(
+            "bound       max {} overall, {} after lock",
+            ns(e.max_error_bound_ns),
+            ns(e.max_error_bound_after_lock_ns)
+        );
+        match e.locked_status_time_s {
+            Some(t) => outln!("LOCKED      status LOCKED first after {t:.2} s"),
+            None => outln!("LOCKED      the status never was LOCKED"),
+        }
+        let at: Vec<String> = e.step_times_s.iter().map(|t| format!("{t:.2}")).collect();
+        match at.is_empty() {
+            true => outln!("steps       0"),
+            false => outln!("steps       {} (at {} s)", e.steps, at.join(", ")),
+        }
+        outln!("events      {} status changes", e.status_changes.len());
+        for c in &e.status_changes {
+            outln!("  {:>10.3} s  {} -> {}", c.time_s, c.from, c.to);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
