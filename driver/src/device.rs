@@ -184,6 +184,9 @@ pub struct OpenedClock {
     /// Where DMA memory for the PTP datapath comes from (VFIO container or pagemap); None for the
     /// simulator and a UIO node whose PCI parent is unknown. Nothing is allocated until asked.
     pub dma: Option<nicclock_uio::Dma>,
+    /// Where the NIC's interrupt can be routed to a descriptor (VFIO, UIO); None for the simulator
+    /// and sysfs `resource0`. Nothing is enabled until asked.
+    pub irq: Option<nicclock_uio::IrqDoor>,
     /// The simulated NIC behind `regs` (its datapath reaches host memory attached to it).
     pub sim: Option<Arc<SimNic>>,
 }
@@ -256,6 +259,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 ids: [model::INTEL, device, subsys, subdev],
                 removal: None,
                 dma: None,
+                irq: None,
             })
         }
         DeviceArg::Hardware(spec) => {
@@ -296,6 +300,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 ids: [pci.vendor, pci.device, pci.subsystem_vendor, pci.subsystem_device],
                 removal: opened.removal,
                 dma: opened.dma,
+                irq: opened.irq,
                 sim: None,
             })
         }

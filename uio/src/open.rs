@@ -8,6 +8,7 @@ use std::str::FromStr;
 use crate::config::ConfigSpace;
 use crate::dma::Dma;
 use crate::error::Error;
+use crate::irq::IrqDoor;
 use crate::mmio::MmioRegion;
 use crate::pagemap::{Pagemap, PAGEMAP};
 use crate::pci::{PciAddress, PciDevice, Sysfs};
@@ -72,6 +73,9 @@ pub struct OpenedDevice {
     /// Where DMA memory for this device comes from (the VFIO container, or physical pages from
     /// pagemap); None only for a UIO node whose PCI parent is unknown. Unused until asked.
     pub dma: Option<Dma>,
+    /// Where the device's interrupt can be routed to a descriptor (VFIO, UIO); None for sysfs
+    /// `resource0` (no interrupt delivery: poll). Nothing is enabled until asked.
+    pub irq: Option<IrqDoor>,
 }
 
 /// Opens `spec`, checking the device is in a state we may drive, and maps at least `min_len`
@@ -80,21 +84,30 @@ pub fn open(sysfs: &Sysfs, spec: &DeviceSpec, min_len: u64) -> Result<OpenedDevi
     match spec {
         DeviceSpec::Vfio(address) => {
             let device = sysfs.device(*address)?;
-            let (regs, removal, dma) = vfio::map(sysfs, &device, min_len)?;
-            Ok(OpenedDevice { regs, removal, pci: Some(device), backend: Backend::Vfio, dma: Some(dma) })
+            let (regs, removal, dma, irq) = vfio::map(sysfs, &device, min_len)?;
+            let (pci, backend, dma, irq) = (Some(device), Backend::Vfio, Some(dma), Some(irq));
+            Ok(OpenedDevice { regs, removal, pci, backend, dma, irq })
         }
         DeviceSpec::Sysfs(address) => {
             let device = sysfs.device(*address)?;
             let regs = with_sysfs_config(resource::map(sysfs, &device, min_len)?, Some(&device));
             let dma = Some(physical_dma(&device));
-            Ok(OpenedDevice { regs, removal: None, pci: Some(device), backend: Backend::Sysfs, dma })
+            Ok(OpenedDevice {
+                regs,
+                removal: None,
+                pci: Some(device),
+                backend: Backend::Sysfs,
+                dma,
+                irq: None,
+            })
         }
         DeviceSpec::Uio(node) => {
             let (regs, address) = uio_dev::map(sysfs, node, min_len)?;
             let pci = address.map(|a| sysfs.device(a)).transpose()?;
             let regs = with_sysfs_config(regs, pci.as_ref());
             let dma = pci.as_ref().map(physical_dma);
-            Ok(OpenedDevice { regs, removal: None, pci, backend: Backend::Uio, dma })
+            let irq = pci.as_ref().map(|d| IrqDoor::uio(node, &d.path, d.vendor));
+            Ok(OpenedDevice { regs, removal: None, pci, backend: Backend::Uio, dma, irq })
         }
     }
 }

@@ -14,6 +14,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::config::ConfigSpace;
 use crate::dma::Dma;
 use crate::error::Error;
+use crate::irq::IrqDoor;
 use crate::mmio::MmioRegion;
 use crate::pci::{PciDevice, Sysfs};
 
@@ -65,7 +66,7 @@ pub fn require_container(path: &Path) -> Result<(), Error> {
 pub struct RemovalRequest {
     event: EventFd,
     /// Shared with the mapping's VFIO handles (and its config space): a device being removed must
-    /// not be closed the normal way (see [`VfioHandles`]).
+    /// not be closed the normal way (see [`VfioShared`]).
     removing: Arc<AtomicBool>,
 }
 
@@ -91,12 +92,13 @@ impl AsFd for RemovalRequest {
 }
 
 /// Maps BAR0 of `device` (bound to vfio-pci) through VFIO, with the removal-request notification
-/// when the device offers it and the door to DMA memory through the same container.
+/// when the device offers it, the door to DMA memory through the same container and the door to
+/// its interrupts.
 pub fn map(
     sysfs: &Sysfs,
     device: &PciDevice,
     min_len: u64,
-) -> Result<(MmioRegion, Option<RemovalRequest>, Dma), Error> {
+) -> Result<(MmioRegion, Option<RemovalRequest>, Dma, IrqDoor), Error> {
     check(sysfs, device)?;
     require_container(Path::new(CONTAINER))?;
     let address = device.address;
@@ -157,36 +159,50 @@ pub fn map(
         removing.clone(),
     );
     let dma = Dma::vfio(address.to_string(), container.clone(), dma_config);
-    // The device (and through it the group's place in the container) must outlive the mapping.
-    let handles = VfioHandles {
+    // The device (and through it the group's place in the container) must outlive the mapping
+    // and any interrupt routed from it.
+    let shared = Arc::new(VfioShared {
         device: ManuallyDrop::new(vfio),
         container: ManuallyDrop::new(container),
         sysfs_path: device.path.clone(),
         removing,
-    };
-    let region = MmioRegion::map(&file, offset, size as usize, vec![Box::new(handles)])
+    });
+    let irq = IrqDoor::vfio(address.to_string(), shared.clone());
+    let region = MmioRegion::map(&file, offset, size as usize, vec![Box::new(shared)])
         .map_err(|e| Error::io("map BAR0 of", &device.path, e))?
         .with_config(config);
-    Ok((region, removal, dma))
+    Ok((region, removal, dma, irq))
 }
 
-/// Keeps the VFIO objects alive as long as the mapping.
+/// Keeps the VFIO objects alive as long as the mapping and any interrupt routed through them.
 ///
 /// vfio-ioctls' `VfioDevice::drop` closes the device fd and then reads the device's sysfs
 /// `iommu_group` link, unwrapping the result. Closing the fd is what lets the kernel finish a
 /// pending removal, which deletes that link: the drop then panics. A device being removed (its
 /// release was requested, config space found it gone, or the link is already gone) is therefore
 /// left for the kernel to close at exit; only a device that is staying is closed the library's way.
-struct VfioHandles {
+pub(crate) struct VfioShared {
     device: ManuallyDrop<VfioDevice>,
     container: ManuallyDrop<Arc<VfioContainer>>,
     sysfs_path: PathBuf,
     removing: Arc<AtomicBool>,
 }
 
-impl Drop for VfioHandles {
+impl VfioShared {
+    /// The VFIO device (interrupt routing).
+    pub(crate) fn device(&self) -> &VfioDevice {
+        &self.device
+    }
+
+    /// Whether the device is known to be going away (its fds must not be used for teardown).
+    pub(crate) fn removing(&self) -> bool {
+        self.removing.load(Ordering::Relaxed) || !self.sysfs_path.join("iommu_group").exists()
+    }
+}
+
+impl Drop for VfioShared {
     fn drop(&mut self) {
-        if self.removing.load(Ordering::Relaxed) || !self.sysfs_path.join("iommu_group").exists() {
+        if self.removing() {
             return; // leaked on purpose: the process is about to exit
         }
         // SAFETY: each field is dropped exactly once, here, and never used again.
@@ -197,6 +213,9 @@ impl Drop for VfioHandles {
     }
 }
 
-// SAFETY: VfioDevice and VfioContainer are file descriptors plus bookkeeping that this struct only
-// keeps alive (it never calls into them), so moving them to another thread is sound.
-unsafe impl Send for VfioHandles {}
+// SAFETY: VfioDevice and VfioContainer are file descriptors plus tables filled at open. After open
+// they are only kept alive and used through `&self` methods that issue ioctls on the device fd
+// (interrupt routing) and read those immutable tables; the kernel serialises the ioctls.
+unsafe impl Send for VfioShared {}
+// SAFETY: as above: no interior mutability is reached through `&VfioShared`.
+unsafe impl Sync for VfioShared {}

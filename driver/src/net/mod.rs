@@ -10,6 +10,7 @@ pub mod counters;
 pub mod desc;
 pub mod dma_mem;
 pub mod frame;
+pub mod irq;
 pub mod phy;
 pub mod port;
 pub mod ring;

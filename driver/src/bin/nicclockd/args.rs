@@ -34,6 +34,9 @@ pub enum Command {
         #[arg(long, hide = true, default_value = nicclock_uio::vfio::CONTAINER)]
         vfio_container: PathBuf,
     },
+    /// Lab diagnostic of the userspace PTP datapath (igb): link, rings, RX/TX stamps, wake-ups.
+    #[command(after_long_help = crate::netcheck::JSON_HELP)]
+    Netcheck(crate::netcheck::NetcheckArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

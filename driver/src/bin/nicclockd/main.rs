@@ -5,6 +5,7 @@
 mod args;
 mod host;
 mod logger;
+mod netcheck;
 mod privileges;
 mod probe;
 mod ptp;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some(args::Command::Probe { device, json, sysfs_root, vfio_container }) => {
             probe::probe(device, sysfs_root, vfio_container, *json)
         }
+        Some(args::Command::Netcheck(a)) => netcheck::netcheck(a),
         None => run::run(&cli.run),
     };
     match result {

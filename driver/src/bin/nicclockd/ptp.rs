@@ -15,6 +15,7 @@ use nicclock::Writer;
 use nicclock_driver::device::OpenedClock;
 use nicclock_driver::discipline::{Step, Update};
 use nicclock_driver::measure::Host;
+use nicclock_driver::net::irq as net_irq;
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
@@ -37,9 +38,8 @@ use crate::EXIT_DEVICE_GONE;
 /// stamped Sync must be read before the next event frame arrives (125 ms apart at 8 Sync/s), and
 /// the ring (32 descriptors) must not fill. 10 ms: ~0.8 % of a core in a debug build on the sim
 /// with 10 page updates/s (1 ms cost 3.6 %).
-/// TODO(issue 10, irq): wait on the ring's interrupt fd (uio/src/irq.rs) beside the signalfd
-/// instead (`Waker::wait_until`'s extra fd), and keep this only as the fallback where neither
-/// MSI nor INTx is available.
+/// Only where the device gives no interrupt (sysfs `resource0`, the simulator) or routing it
+/// failed: otherwise the NIC's interrupt (VFIO eventfd, UIO node) wakes the loop.
 pub const RING_POLL: Duration = Duration::from_millis(10);
 
 /// The PTP options, checked.
@@ -237,6 +237,28 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let Started { args, options, opened, phc, writer, host, waker, stats, run_as } = s;
     let regs = opened.regs.clone();
     let mac = opened.mac();
+    // Before privileges are dropped (routing the interrupt needs the device's fds and config
+    // space) and before the queues come up (a Sync arriving in between would raise its cause
+    // unseen, and its stamp would hold the 82576's single latch until the next frame).
+    let mut irq = match opened.irq.as_ref().map(|door| door.open()) {
+        Some(Ok(irq)) => {
+            net_irq::enable(&*regs);
+            info!("ptp: woken by the NIC's interrupt: {}", irq.kind());
+            Some(irq)
+        }
+        Some(Err(e)) => {
+            warn!("ptp: no interrupt ({e}): polling the ring every {} ms", RING_POLL.as_millis());
+            None
+        }
+        None => {
+            info!(
+                "ptp: no interrupt on a {} device: polling the ring every {} ms",
+                opened.backend,
+                RING_POLL.as_millis()
+            );
+            None
+        }
+    };
     if let Err(e) = port.bring_up(&*regs) {
         return Err(anyhow::anyhow!("{}: cannot bring the PTP port up: {e}", opened.address));
     }
@@ -304,15 +326,31 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
-        let ring = Instant::now() + RING_POLL; // until the interrupt below wakes us instead
-        let wake_at =
-            [Some(due), ptp_due, Some(ring), next_ping, end].into_iter().flatten().min().unwrap_or(due);
-        // TODO(issue 10, irq): the ring's interrupt eventfd goes here as the second descriptor;
-        // on Wake::Ready(1) clear it and the NIC's causes (net::irq) before polling the runner.
-        let ring_fd: Option<BorrowedFd<'_>> = None;
-        if let Wake::Stop(signal) = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
-            info!("{signal} received");
-            break ExitCode::SUCCESS;
+        let ring = irq.is_none().then(|| Instant::now() + RING_POLL);
+        let wake_at = [Some(due), ptp_due, ring, next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        let ring_fd: Option<BorrowedFd<'_>> = irq.as_ref().map(|i| i.as_fd());
+        match waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
+            Wake::Stop(signal) => {
+                info!("{signal} received");
+                break ExitCode::SUCCESS;
+            }
+            Wake::Ready(1) => {
+                // The descriptor is read before the NIC's causes, and the line re-armed after.
+                let acked = irq.as_ref().map(|i| {
+                    i.ack(|| {
+                        net_irq::ack(&*regs);
+                    })
+                });
+                if let Some(Err(e)) = acked {
+                    warn!(
+                        "ptp: cannot acknowledge the interrupt ({e}): polling the ring every {} ms",
+                        RING_POLL.as_millis()
+                    );
+                    net_irq::disable(&*regs);
+                    irq = None;
+                }
+            }
+            _ => {}
         }
         if opened.removal.as_ref().is_some_and(|r| r.requested()) {
             loop_.writer.device_lost(u32::MAX);
@@ -361,6 +399,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         schedule.advance(start.elapsed());
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if irq.take().is_some() {
+        net_irq::disable(&*regs);
+    }
     if let Err(e) = runner.port_mut().tear_down(&*regs) {
         warn!("ptp: tearing the port down: {e}");
     }

@@ -45,7 +45,7 @@ fn group_id(group: &str) -> Result<u32> {
 
 /// Takes the PCI device's lock, so that no second nicclockd drives the same NIC through another
 /// backend (sysfs, UIO, VFIO). The simulator needs none.
-fn lock_device(locks: &LockDir, device: &DeviceArg, sysfs: &Sysfs) -> Result<Option<LockFile>> {
+pub(crate) fn lock_device(locks: &LockDir, device: &DeviceArg, sysfs: &Sysfs) -> Result<Option<LockFile>> {
     let Some(address) = device::pci_address(device, sysfs) else {
         return Ok(None);
     };
