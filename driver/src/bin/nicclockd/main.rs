@@ -10,6 +10,7 @@ mod privileges;
 mod probe;
 mod ptp;
 mod ptp_serve;
+mod ring_wake;
 mod run;
 mod wake;
 

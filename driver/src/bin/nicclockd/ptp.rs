@@ -15,7 +15,6 @@ use nicclock::Writer;
 use nicclock_driver::device::OpenedClock;
 use nicclock_driver::discipline::{Step, Update};
 use nicclock_driver::measure::Host;
-use nicclock_driver::net::irq as net_irq;
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
@@ -29,18 +28,10 @@ use nicclock_uio::RegisterAccess;
 use crate::args::{PtpRoleArg, PtpTransport, ReferenceArg, RunArgs, UsageError};
 use crate::host::RealHost;
 use crate::privileges;
+use crate::ring_wake::RingWake;
 use crate::run::Loop;
 use crate::wake::{Wake, Waker};
 use crate::EXIT_DEVICE_GONE;
-
-/// How often the RX ring and the TX stamp are polled while no interrupt wakes us. Stamps are the
-/// hardware's, so a frame read late loses no accuracy; the bound is the 82576's single RX latch: a
-/// stamped Sync must be read before the next event frame arrives (125 ms apart at 8 Sync/s), and
-/// the ring (32 descriptors) must not fill. 10 ms: ~0.8 % of a core in a debug build on the sim
-/// with 10 page updates/s (1 ms cost 3.6 %).
-/// Only where the device gives no interrupt (sysfs `resource0`, the simulator) or routing it
-/// failed: otherwise the NIC's interrupt (VFIO eventfd, UIO node) wakes the loop.
-pub const RING_POLL: Duration = Duration::from_millis(10);
 
 /// The PTP options, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,28 +228,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let Started { args, options, opened, phc, writer, host, waker, stats, run_as } = s;
     let regs = opened.regs.clone();
     let mac = opened.mac();
-    // Before privileges are dropped (routing the interrupt needs the device's fds and config
-    // space) and before the queues come up (a Sync arriving in between would raise its cause
-    // unseen, and its stamp would hold the 82576's single latch until the next frame).
-    let mut irq = match opened.irq.as_ref().map(|door| door.open()) {
-        Some(Ok(irq)) => {
-            net_irq::enable(&*regs);
-            info!("ptp: woken by the NIC's interrupt: {}", irq.kind());
-            Some(irq)
-        }
-        Some(Err(e)) => {
-            warn!("ptp: no interrupt ({e}): polling the ring every {} ms", RING_POLL.as_millis());
-            None
-        }
-        None => {
-            info!(
-                "ptp: no interrupt on a {} device: polling the ring every {} ms",
-                opened.backend,
-                RING_POLL.as_millis()
-            );
-            None
-        }
-    };
+    let mut ring_wake = RingWake::open(&opened, &*regs);
     if let Err(e) = port.bring_up(&*regs) {
         return Err(anyhow::anyhow!("{}: cannot bring the PTP port up: {e}", opened.address));
     }
@@ -300,7 +270,16 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         .transpose()?;
 
     if options.role != PtpRole::Slave {
-        let serving = crate::ptp_serve::Serving { args, opened: &opened, writer, host, waker, stats, ntpshm };
+        let serving = crate::ptp_serve::Serving {
+            args,
+            opened: &opened,
+            writer,
+            host,
+            waker,
+            stats,
+            ntpshm,
+            ring_wake,
+        };
         return crate::ptp_serve::run(serving, port, config, phc);
     }
     let start = Instant::now();
@@ -326,30 +305,15 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
-        let ring = irq.is_none().then(|| Instant::now() + RING_POLL);
+        let ring = ring_wake.poll_at();
         let wake_at = [Some(due), ptp_due, ring, next_ping, end].into_iter().flatten().min().unwrap_or(due);
-        let ring_fd: Option<BorrowedFd<'_>> = irq.as_ref().map(|i| i.as_fd());
+        let ring_fd: Option<BorrowedFd<'_>> = ring_wake.fd();
         match waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
             Wake::Stop(signal) => {
                 info!("{signal} received");
                 break ExitCode::SUCCESS;
             }
-            Wake::Ready(1) => {
-                // The descriptor is read before the NIC's causes, and the line re-armed after.
-                let acked = irq.as_ref().map(|i| {
-                    i.ack(|| {
-                        net_irq::ack(&*regs);
-                    })
-                });
-                if let Some(Err(e)) = acked {
-                    warn!(
-                        "ptp: cannot acknowledge the interrupt ({e}): polling the ring every {} ms",
-                        RING_POLL.as_millis()
-                    );
-                    net_irq::disable(&*regs);
-                    irq = None;
-                }
-            }
+            Wake::Ready(1) => ring_wake.on_ready(&*regs),
             _ => {}
         }
         if opened.removal.as_ref().is_some_and(|r| r.requested()) {
@@ -399,9 +363,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         schedule.advance(start.elapsed());
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    if irq.take().is_some() {
-        net_irq::disable(&*regs);
-    }
+    ring_wake.close(&*regs);
     if let Err(e) = runner.port_mut().tear_down(&*regs) {
         warn!("ptp: tearing the port down: {e}");
     }

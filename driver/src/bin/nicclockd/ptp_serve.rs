@@ -32,7 +32,8 @@ use nicclock_driver::timesource::RealTime;
 
 use crate::args::RunArgs;
 use crate::host::{kernel_tai_offset, RealHost};
-use crate::ptp::{counters_text, log_event, stats_columns, Regs, RING_POLL};
+use crate::ptp::{counters_text, log_event, stats_columns, Regs};
+use crate::ring_wake::RingWake;
 use crate::run::Loop;
 use crate::wake::{Wake, Waker};
 use crate::EXIT_DEVICE_GONE;
@@ -49,6 +50,7 @@ pub struct Serving<'a> {
     pub waker: &'a Waker,
     pub stats: Option<File>,
     pub ntpshm: Option<NtpShm>,
+    pub ring_wake: RingWake,
 }
 
 /// The page's reference identity while the Discipline steers: the system clock, with the port's
@@ -71,7 +73,7 @@ pub fn run<M: DescMemory>(
     config: PtpConfig,
     phc: Phc<Regs>,
 ) -> Result<ExitCode> {
-    let Serving { args, opened, writer, host, waker, stats, ntpshm } = s;
+    let Serving { args, opened, writer, host, waker, stats, ntpshm, mut ring_wake } = s;
     let regs = opened.regs.clone();
     // The Discipline's idle handle (see the module docs): made now, before anything steers.
     let idle = Phc::init(regs.clone(), opened.model, opened.quirks, phc.steering(), RealTime::new())?;
@@ -115,13 +117,16 @@ pub fn run<M: DescMemory>(
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
-        let ring = Instant::now() + RING_POLL;
-        let wake_at =
-            [Some(due), ptp_due, Some(ring), next_ping, end].into_iter().flatten().min().unwrap_or(due);
-        let ring_fd: Option<BorrowedFd<'_>> = None;
-        if let Wake::Stop(signal) = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
-            info!("{signal} received");
-            break ExitCode::SUCCESS;
+        let ring = ring_wake.poll_at();
+        let wake_at = [Some(due), ptp_due, ring, next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        let ring_fd: Option<BorrowedFd<'_>> = ring_wake.fd();
+        match waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
+            Wake::Stop(signal) => {
+                info!("{signal} received");
+                break ExitCode::SUCCESS;
+            }
+            Wake::Ready(1) => ring_wake.on_ready(&*regs),
+            _ => {}
         }
         if opened.removal.as_ref().is_some_and(|r| r.requested()) {
             loop_.writer.device_lost(u32::MAX);
@@ -204,6 +209,7 @@ pub fn run<M: DescMemory>(
         schedule.advance(start.elapsed());
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    ring_wake.close(&*regs);
     if let Err(e) = runner.port_mut().tear_down(&*regs) {
         warn!("ptp: tearing the port down: {e}");
     }
