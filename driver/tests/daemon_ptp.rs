@@ -42,6 +42,12 @@ fn ptp_options_are_checked_and_refused_with_a_clear_message() {
     usage_error(&["--reference", "ptp", "--ptp-transport", "udp6"], "udp6");
     usage_error(&["--reference", "ptp", "--ptp-domain", "128"], "128");
     usage_error(&["--reference", "ptp", "--ptp-log-sync-interval", "9"], "9");
+    usage_error(
+        &["--ptp-delay-asymmetry", "-40"],
+        "--ptp-delay-asymmetry is a PTP option: it needs --reference ptp",
+    );
+    usage_error(&["--reference", "ptp", "--ptp-delay-asymmetry", "2000000000"], "2000000000");
+    usage_error(&["--reference", "ptp", "--ptp-delay-asymmetry", "40ns"], "40ns");
     usage_error(&["--reference", "ptpv1"], "use realtime, tai or pps:SDP0..SDP3, or ptp");
 }
 

@@ -154,6 +154,12 @@ pub struct RunArgs {
     /// PTP: log2 of the Announce interval, s (ptp4l's logAnnounceInterval; default 1).
     #[arg(long, value_name = "LOG2", value_parser = clap::value_parser!(i8).range(-3..=7))]
     pub ptp_log_announce_interval: Option<i8>,
+    /// PTP: the known path asymmetry, ns (ptp4l's delayAsymmetry, IEEE 1588 delayAsymmetry: how
+    /// much longer the master-to-slave direction is than the mean path delay; default 0). The
+    /// error bound assumes any asymmetry not given here is within 10 % of the mean path delay.
+    #[arg(long, value_name = "NS", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1_000_000_000..=1_000_000_000))]
+    pub ptp_delay_asymmetry: Option<i64>,
     /// PTP: the port's role: slave (follow the best master; what --reference ptp does), master
     /// (serve this NIC's clock, disciplined to --reference realtime|tai) or auto (the BMCA decides;
     /// disciplined to --reference realtime|tai while not a slave).

@@ -46,6 +46,7 @@ pub struct PtpOptions {
     pub log_sync_interval: i8,
     pub log_announce_interval: i8,
     pub log_min_delay_req_interval: i8,
+    pub delay_asymmetry_ns: i64,
 }
 
 /// The `--ptp-*` options checked against each other and `--reference` (usage errors, exit 2).
@@ -58,6 +59,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (args.ptp_log_sync_interval.is_some(), "--ptp-log-sync-interval"),
         (args.ptp_log_announce_interval.is_some(), "--ptp-log-announce-interval"),
         (args.ptp_log_min_delay_req_interval.is_some(), "--ptp-log-min-delay-req-interval"),
+        (args.ptp_delay_asymmetry.is_some(), "--ptp-delay-asymmetry"),
         (args.ptp_priority1.is_some(), "--ptp-priority1"),
         (args.ptp_priority2.is_some(), "--ptp-priority2"),
     ]
@@ -68,7 +70,9 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (ReferenceArg::Ptp, None | Some(PtpRoleArg::Slave)) => PtpRole::Slave,
         (ReferenceArg::Ptp, Some(role)) => {
             return Err(UsageError(format!(
-                "--ptp-role {} with --reference ptp: a port that may serve needs the reference it                  serves from: use --reference realtime or tai with --ptp-role {0} (the NIC clock is                  disciplined to it while the port is not a slave)",
+                "--ptp-role {} with --reference ptp: a port that may serve needs the reference it \
+                 serves from: use --reference realtime or tai with --ptp-role {0} (the NIC clock is \
+                 disciplined to it while the port is not a slave)",
                 if role == PtpRoleArg::Master { "master" } else { "auto" }
             )))
         }
@@ -76,18 +80,21 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (ReferenceArg::Clock(_), Some(PtpRoleArg::Auto)) => PtpRole::Auto,
         (reference, Some(PtpRoleArg::Slave)) => {
             return Err(UsageError(format!(
-                "--ptp-role slave: the slave's reference is the PTP master: use --reference ptp                  (the reference is {reference})"
+                "--ptp-role slave: the slave's reference is the PTP master: use --reference ptp \
+                 (the reference is {reference})"
             )))
         }
         (reference @ ReferenceArg::Pps(_), Some(_)) => {
             return Err(UsageError(format!(
-                "--ptp-role with --reference {reference} is not supported yet: a PTP master serves                  a clock disciplined to --reference realtime or tai"
+                "--ptp-role with --reference {reference} is not supported yet: a PTP master serves \
+                 a clock disciplined to --reference realtime or tai"
             )))
         }
         (reference, None) => {
             if let Some(first) = given.first() {
                 return Err(UsageError(format!(
-                    "{first} is a PTP option: it needs --reference ptp, or --ptp-role master|auto                      (the reference is {reference})"
+                    "{first} is a PTP option: it needs --reference ptp, or --ptp-role master|auto \
+                     (the reference is {reference})"
                 )));
             }
             return Ok(None);
@@ -96,7 +103,8 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
     if role == PtpRole::Slave {
         if let Some(first) = given.iter().find(|g| g.starts_with("--ptp-priority")) {
             return Err(UsageError(format!(
-                "{first} orders the ports that may be master: it needs --ptp-role master or auto                  (a slave-only port never masters)"
+                "{first} orders the ports that may be master: it needs --ptp-role master or auto \
+                 (a slave-only port never masters)"
             )));
         }
     }
@@ -138,6 +146,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         log_sync_interval: args.ptp_log_sync_interval.unwrap_or(0),
         log_announce_interval: args.ptp_log_announce_interval.unwrap_or(1),
         log_min_delay_req_interval: args.ptp_log_min_delay_req_interval.unwrap_or(0),
+        delay_asymmetry_ns: args.ptp_delay_asymmetry.unwrap_or(0),
     }))
 }
 
@@ -255,6 +264,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     config.log_sync_interval = options.log_sync_interval;
     config.log_announce_interval = options.log_announce_interval;
     config.log_min_delay_req_interval = options.log_min_delay_req_interval;
+    config.delay_asymmetry_ns = options.delay_asymmetry_ns;
     config.seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
 
     if let Some((uid, gid)) = run_as {
