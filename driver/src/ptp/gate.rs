@@ -7,6 +7,7 @@
 //! clock step by the filter (raw offsets jump with it), and after eight drops in a row (the master
 //! really moved). One mangled timestamp therefore never reaches the filter, which matters beyond
 //! accuracy: statime 0.4.0's Kalman filter overflows its time arithmetic on some absurd steps.
+//! The admitted raw offsets are also recorded ([`super::spread`]) for the page's bound.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -16,6 +17,8 @@ use statime::filters::{Filter, FilterEstimate, FilterUpdate, KalmanConfiguration
 use statime::port::Measurement;
 use statime::time::{Duration, Time};
 use statime::Clock;
+
+use super::spread::SharedRawOffsets;
 
 /// Below this a difference is never an outlier, ns.
 pub const FLOOR_NS: f64 = 1_000.0;
@@ -27,11 +30,13 @@ pub const MAX_DROPS: u32 = 8;
 /// margin: before lock consecutive raw offsets move at the oscillator's error).
 pub const ACQUIRE_NS: f64 = 1_000_000.0;
 
-/// The gated filter's configuration: Kalman's, and the counter of dropped measurements.
+/// The gated filter's configuration: Kalman's, the counter of dropped measurements and where the
+/// admitted raw offsets go.
 #[derive(Clone)]
 pub struct GateConfig {
     pub kalman: KalmanConfiguration,
     pub dropped: Rc<Cell<u64>>,
+    pub raw: SharedRawOffsets,
 }
 
 #[derive(Default)]
@@ -76,6 +81,7 @@ pub struct GatedKalman {
     sync: Gate,
     delay: Gate,
     dropped: Rc<Cell<u64>>,
+    raw: SharedRawOffsets,
 }
 
 /// The clock as the inner filter sees it: notes steps.
@@ -112,6 +118,7 @@ impl GatedKalman {
         if spy.stepped {
             self.sync = Gate::default();
             self.delay = Gate::default();
+            self.raw.borrow_mut().clear();
         }
         out
     }
@@ -121,11 +128,14 @@ impl Filter for GatedKalman {
     type Config = GateConfig;
 
     fn new(config: GateConfig) -> Self {
+        // A new filter (a new master followed): the old raw offsets are of another path.
+        config.raw.borrow_mut().clear();
         Self {
             inner: KalmanFilter::new(config.kalman),
             sync: Gate::default(),
             delay: Gate::default(),
             dropped: config.dropped,
+            raw: config.raw,
         }
     }
 
@@ -137,6 +147,15 @@ impl Filter for GatedKalman {
             self.dropped.set(self.dropped.get() + 1);
             log::debug!("ptp: measurement dropped as an outlier: {m:?}");
             return FilterUpdate::default();
+        }
+        {
+            let mut raw = self.raw.borrow_mut();
+            if let Some(o) = m.raw_sync_offset {
+                raw.on_sync(ns(o));
+            }
+            if let Some(o) = m.raw_delay_offset {
+                raw.on_delay(ns(o));
+            }
         }
         self.spied(clock, |f, c| f.measurement(m, c))
     }

@@ -8,14 +8,28 @@
 //! HOLDOVER, the bound growing at the rate measured while locked, then UNSYNCHRONIZED after
 //! `holdover_limit_ns`.
 //!
-//! The bound at each anchor (all ns) = the servo's offset from the master (the largest of the last
-//! few, the filter's estimate being noisy) + the path asymmetry share we cannot see (ASSUMED:
-//! the two directions differ by at most 2 × `asymmetry_fraction` × the mean path delay, so the
-//! error is at most `asymmetry_fraction` × the mean path delay; 10 % by default: a symmetric cable
-//! or switch path; a known asymmetry belongs in the slave's `delay_asymmetry_ns`) + the
-//! grandmaster's announced clockAccuracy (when it announces one; 0xFE "unknown" adds nothing and
-//! is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter mapping's half-brackets.
-
+//! The bound at each anchor (all ns) = the servo's error from the master + the path asymmetry
+//! share we cannot see (ASSUMED: the two directions differ by at most 2 × `asymmetry_fraction` ×
+//! the mean path delay, so the error is at most `asymmetry_fraction` × the mean path delay; 10 % by
+//! default: a symmetric cable or switch path; a known asymmetry belongs in the slave's
+//! `delay_asymmetry_ns`) + the grandmaster's announced clockAccuracy (when it announces one; 0xFE
+//! "unknown" adds nothing and is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter
+//! mapping's half-brackets.
+//!
+//! The servo's error term is the larger of the largest of the last 16 filtered offsets and
+//! max|m| + σ over the raw offsets m of the last 16 exchanges (before the Kalman filter, see
+//! [`super::spread`]). The filtered offset alone is no bound: it is the filter's belief, ~1 µs
+//! even when the master stamps in software with 100s of µs of noise. Each raw offset is the true
+//! error at its exchange plus the stamps' noise ε: m = e + ε. With ε of zero median, every one of
+//! the 16 falls on the same side of e with probability 2 × 2^−16, so otherwise e lies between
+//! min m and max m and |e| ≤ max|m|. With one-sided noise (late software stamps: ε ≤ 0 or ≥ 0)
+//! the filter centres the raw offsets and e sits beyond them by the fastest exchange's latency;
+//! the σ term covers that (the least of 16 draws of a latency lies within its σ of zero unless the
+//! latency has a constant floor, which no measurement can tell from path asymmetry). The raw
+//! offsets also see at once what the filter sees late, after a frequency change. The newest
+//! exchange is at most one Delay_Req interval old: the clock drifts from it at the residual
+//! frequency error, ns over a second, which σ ≥ the stamp noise covers. The estimated error (ABI
+//! 1.4) stays statistical: the RMS of the raw offsets (or of the filtered ones when larger).
 use std::collections::VecDeque;
 
 use nicclock::abi::{
@@ -263,7 +277,9 @@ impl PtpPage {
                 let status = self.next_status(offset);
                 let bound = match offset {
                     Some(_) => {
-                        let servo = self.offsets.iter().copied().max().unwrap_or(0);
+                        let filtered = self.offsets.iter().copied().max().unwrap_or(0);
+                        let raw = s.raw_offsets.map_or(0, |r| r.bound_ns());
+                        let servo = filtered.max(raw);
                         let delay = s.mean_delay_ns.unwrap_or(0).unsigned_abs();
                         let asymmetry = (delay as f64 * self.config.asymmetry_fraction).ceil() as u64;
                         let gm = if gm_accuracy_ns == u64::MAX { 0 } else { gm_accuracy_ns };
@@ -324,13 +340,15 @@ impl PtpPage {
         let servo_ppb = 0.0 - freq_ppb;
         let offset_ns = offset.unwrap_or(0);
         let path_delay = s.mean_delay_ns.filter(|_| slave).unwrap_or(0).max(0) as u64;
-        // Estimated error (ABI minor 4): the RMS of the recent servo offsets and the mapping's
-        // half-brackets as uniform jitter; growth the rate's 1σ plus half the spread of the recent
+        // Estimated error (ABI minor 4): the RMS of the recent raw offsets (or of the servo's
+        // filtered ones when larger) and the mapping's half-brackets as uniform jitter; growth the rate's 1σ plus half the spread of the recent
         // corrections. Only while following a master: in holdover the maximum is all we can say.
         let estimate = match (status, self.offsets.is_empty()) {
             (Status::Locked | Status::Locking, false) => {
                 let n = self.offsets.len() as f64;
-                let rms = (self.offsets.iter().map(|&o| (o as f64).powi(2)).sum::<f64>() / n).sqrt();
+                let filtered = (self.offsets.iter().map(|&o| (o as f64).powi(2)).sum::<f64>() / n).sqrt();
+                let raw = s.raw_offsets.filter(|_| slave).map_or(0.0, |r| r.rms_ns as f64);
+                let rms = filtered.max(raw);
                 let spread = self.growth_ppb() - self.config.wander_ppb - 3.0 * rate.1 * 1e9;
                 Estimate::from_parts(
                     &[rms, mapping_ns as f64 / 3f64.sqrt()],
@@ -458,6 +476,7 @@ mod tests {
             clock_accuracy: 0xFE,
             offset_ns: None,
             mean_delay_ns: None,
+            raw_offsets: None,
         }
     }
 
@@ -557,6 +576,28 @@ mod tests {
         assert!(before.snapshot.error_bound_ns > 400_000);
         page.on_event(&RunnerEvent::Stepped { ns: -400_000 });
         page.ptp = slave(40);
+        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+    }
+
+    #[test]
+    fn noisy_raw_offsets_widen_the_bound_beyond_the_filtered_offset() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let raw = crate::ptp::spread::RawSpread {
+            count: 16,
+            max_abs_ns: 300_000,
+            sigma_ns: 120_000,
+            rms_ns: 110_000,
+        };
+        page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(raw), ..slave(40) }));
+        let u = at(&mut page, T0);
+        // max|raw| + σ (not the filtered 40) + asymmetry 500 + accuracy 100 + mapping 101.
+        assert_eq!(u.snapshot.error_bound_ns, 300_000 + 120_000 + 500 + 100 + 101);
+        assert!(u.snapshot.estimate.error_ns >= 110_000, "the estimate is the raw offsets' RMS");
+        assert!(u.snapshot.estimate.error_ns < u.snapshot.error_bound_ns);
+        // Quiet raw offsets under the filtered one leave the filtered term in charge.
+        let quiet = crate::ptp::spread::RawSpread { count: 16, max_abs_ns: 10, sigma_ns: 5, rms_ns: 6 };
+        page.on_event(&RunnerEvent::Stepped { ns: 0 });
+        page.ptp = PtpStatus { raw_offsets: Some(quiet), ..slave(40) };
         assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
     }
 
