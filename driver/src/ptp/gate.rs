@@ -87,7 +87,7 @@ pub struct GatedKalman {
 /// The clock as the inner filter sees it: notes steps.
 struct StepSpy<'a, C> {
     clock: &'a mut C,
-    stepped: bool,
+    stepped: Option<Duration>,
 }
 
 impl<C: Clock> Clock for StepSpy<'_, C> {
@@ -96,7 +96,7 @@ impl<C: Clock> Clock for StepSpy<'_, C> {
         self.clock.now()
     }
     fn step_clock(&mut self, offset: Duration) -> Result<Time, C::Error> {
-        self.stepped = true;
+        self.stepped = Some(self.stepped.unwrap_or(Duration::ZERO) + offset);
         self.clock.step_clock(offset)
     }
     fn set_frequency(&mut self, ppm: f64) -> Result<Time, C::Error> {
@@ -113,12 +113,13 @@ impl GatedKalman {
         clock: &mut C,
         f: impl FnOnce(&mut KalmanFilter, &mut StepSpy<C>) -> T,
     ) -> T {
-        let mut spy = StepSpy { clock, stepped: false };
+        let mut spy = StepSpy { clock, stepped: None };
         let out = f(&mut self.inner, &mut spy);
-        if spy.stepped {
+        if let Some(step) = spy.stepped {
             self.sync = Gate::default();
             self.delay = Gate::default();
-            self.raw.borrow_mut().clear();
+            // The raw offsets stay: their spread is the master's noise, not the filter's state.
+            self.raw.borrow_mut().stepped(step.nanos_lossy());
         }
         out
     }

@@ -4,7 +4,8 @@
 //!
 //! Status: LISTENING before any master → UNSYNCHRONIZED (nothing to follow yet); LISTENING or
 //! UNCALIBRATED once a master was heard → LOCKING; SLAVE → LOCKING, then LOCKED once the servo's
-//! offset stayed under the lock threshold `lock_count` times (left beyond 10×); master lost →
+//! offset stayed under the lock threshold `lock_count` times and at least 4 raw exchanges are
+//! behind the bound (below); left beyond 10× the threshold; master lost →
 //! HOLDOVER, the bound growing at the rate measured while locked, then UNSYNCHRONIZED after
 //! `holdover_limit_ns`.
 //!
@@ -44,6 +45,7 @@ use nicclock_uio::RegisterAccess;
 
 use super::runner::RunnerEvent;
 use super::slave::{ClockIdentity, PortState, PtpStatus};
+use super::spread::MIN_EXCHANGES;
 use crate::clock::{DeviceLost, Phc};
 use crate::discipline::{RateEstimator, Update};
 use crate::measure::{measure, Host, Measurement};
@@ -274,7 +276,8 @@ impl PtpPage {
                 }
             }
             None => {
-                let status = self.next_status(offset);
+                let measured = s.raw_offsets.is_some_and(|r| r.count >= MIN_EXCHANGES);
+                let status = self.next_status(offset, measured);
                 let bound = match offset {
                     Some(_) => {
                         let filtered = self.offsets.iter().copied().max().unwrap_or(0);
@@ -396,15 +399,16 @@ impl PtpPage {
         }
     }
 
-    fn next_status(&mut self, offset: Option<i64>) -> Status {
+    /// `measured`: enough raw exchanges behind the bound ([`MIN_EXCHANGES`]) for LOCKED.
+    fn next_status(&mut self, offset: Option<i64>, measured: bool) -> Status {
         let threshold = self.config.lock_threshold_ns;
         match offset {
             Some(o) if o.unsigned_abs() <= threshold => self.under_threshold += 1,
             _ => self.under_threshold = 0,
         }
         match (self.status, offset) {
-            (_, Some(_)) if self.under_threshold >= self.config.lock_count => Status::Locked,
-            (Status::Locked, Some(o)) if o.unsigned_abs() <= 10 * threshold => Status::Locked,
+            (_, Some(_)) if measured && self.under_threshold >= self.config.lock_count => Status::Locked,
+            (Status::Locked, Some(o)) if measured && o.unsigned_abs() <= 10 * threshold => Status::Locked,
             (_, Some(_)) => Status::Locking,
             (_, None) if self.heard_master => Status::Locking,
             (_, None) => Status::Unsynchronized,
@@ -491,6 +495,12 @@ mod tests {
             clock_accuracy: 0x21,
             offset_ns: Some(offset),
             mean_delay_ns: Some(5_000),
+            raw_offsets: Some(crate::ptp::spread::RawSpread {
+                count: 16,
+                max_abs_ns: 0,
+                sigma_ns: 0,
+                rms_ns: 0,
+            }),
             ..listening()
         }
     }

@@ -3,7 +3,9 @@
 //!
 //! Each Delay_Req measurement that the gate admits is paired with the latest admitted Sync one:
 //! offset = ((t2−t1) + (t3−t4)) / 2, path delay = ((t2−t1) − (t3−t4)) / 2. The last [`WINDOW`]
-//! offsets are kept; a clock step (the raw offsets jump with it) clears them.
+//! offsets are kept; a clock step shifts them by the step (what they would have read after it):
+//! a noisy master makes statime's filter reset and step often, and the noise must not be
+//! forgotten at each reset.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -12,6 +14,8 @@ use std::rc::Rc;
 /// Exchanges kept (the probability that zero-mean noise puts them all on one side of the true
 /// error is 2^−WINDOW; see the page's module docs).
 pub const WINDOW: usize = 16;
+/// Exchanges needed before the page may say LOCKED (fewer say too little of the noise).
+pub const MIN_EXCHANGES: u32 = 4;
 
 /// Figures of the recent raw offsets, ns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,7 +62,17 @@ impl RawOffsets {
         self.offsets.push_back((sync + delay_ns) / 2.0);
     }
 
-    /// The clock stepped: the offsets measured before say nothing of after.
+    /// The clock stepped by `step_ns` (added to its time): the offsets shift with it.
+    pub fn stepped(&mut self, step_ns: f64) {
+        if let Some(s) = self.last_sync.as_mut() {
+            *s += step_ns;
+        }
+        for o in self.offsets.iter_mut() {
+            *o += step_ns;
+        }
+    }
+
+    /// A new master (a new filter): the offsets of the old path say nothing of the new one.
     pub fn clear(&mut self) {
         *self = Self::default();
     }
@@ -106,6 +120,11 @@ mod tests {
         }
         let s = r.spread().unwrap();
         assert_eq!((s.count, s.max_abs_ns, s.sigma_ns), (WINDOW as u32, 0, 0), "the old ones left");
+        r.on_delay(-5_300.0);
+        r.stepped(-100.0);
+        r.on_delay(-5_400.0);
+        let s = r.spread().unwrap();
+        assert_eq!((s.max_abs_ns, s.sigma_ns), (100, 0), "shifted with a step like the new ones");
         r.clear();
         assert_eq!(r.spread(), None);
     }
