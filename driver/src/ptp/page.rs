@@ -18,9 +18,10 @@
 //! mapping's half-brackets.
 //!
 //! The servo's error term is the larger of the largest of the last 16 filtered offsets and
-//! max|m| + σ over the raw offsets m of the last 16 exchanges (before the Kalman filter, see
-//! [`super::spread`]). The filtered offset alone is no bound: it is the filter's belief, ~1 µs
-//! even when the master stamps in software with 100s of µs of noise. Each raw offset is the true
+//! max|m| + σ over the raw offsets m of the last 16 exchanges (before the Kalman filter, shifted
+//! by each step it makes, see [`super::spread`]; LOCKED needs at least 4 of them). The filtered
+//! offset alone is no bound: it is the filter's belief, ~1 µs even when the master stamps in
+//! software with 100s of µs of noise. Each raw offset is the true
 //! error at its exchange plus the stamps' noise ε: m = e + ε. With ε of zero median, every one of
 //! the 16 falls on the same side of e with probability 2 × 2^−16, so otherwise e lies between
 //! min m and max m and |e| ≤ max|m|. With one-sided noise (late software stamps: ε ≤ 0 or ≥ 0)
@@ -29,8 +30,10 @@
 //! latency has a constant floor, which no measurement can tell from path asymmetry). The raw
 //! offsets also see at once what the filter sees late, after a frequency change. The newest
 //! exchange is at most one Delay_Req interval old: the clock drifts from it at the residual
-//! frequency error, ns over a second, which σ ≥ the stamp noise covers. The estimated error (ABI
-//! 1.4) stays statistical: the RMS of the raw offsets (or of the filtered ones when larger).
+//! frequency error, ns over a second, which σ ≥ the stamp noise covers. The holdover bound starts
+//! from the last LOCKED/LOCKING bound, so from this term too. The estimated error (ABI 1.4) stays
+//! statistical: the RMS of the raw offsets (or of the filtered ones when larger).
+
 use std::collections::VecDeque;
 
 use nicclock::abi::{
