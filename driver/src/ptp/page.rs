@@ -615,6 +615,36 @@ mod tests {
     }
 
     #[test]
+    fn holdover_starts_from_the_raw_spread_and_locked_waits_for_exchanges() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let few = crate::ptp::spread::RawSpread {
+            count: 3,
+            max_abs_ns: 200_000,
+            sigma_ns: 90_000,
+            rms_ns: 100_000,
+        };
+        page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(few), ..slave(40) }));
+        let mut t = T0;
+        for _ in 0..5 {
+            t += 100_000_000;
+            assert_eq!(at(&mut page, t).status, Status::Locking, "3 exchanges say too little");
+        }
+        page.ptp.raw_offsets = Some(crate::ptp::spread::RawSpread { count: 4, ..few });
+        t += 100_000_000;
+        let locked = at(&mut page, t);
+        assert_eq!(locked.status, Status::Locked);
+        assert!(locked.snapshot.error_bound_ns >= 290_000);
+        page.on_event(&RunnerEvent::MasterLost { last: page.ptp });
+        page.on_event(&RunnerEvent::StatusChanged(listening()));
+        let first = at(&mut page, t + 100_000_000);
+        assert_eq!(first.status, Status::Holdover);
+        assert!(
+            first.snapshot.error_bound_ns >= locked.snapshot.error_bound_ns,
+            "not from the filtered 40 ns"
+        );
+    }
+
+    #[test]
     fn a_step_posts_an_event_once() {
         let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
         page.on_event(&RunnerEvent::Stepped { ns: -123_456 });
