@@ -7,6 +7,7 @@
 //! clock step by the filter (raw offsets jump with it), and after eight drops in a row (the master
 //! really moved). One mangled timestamp therefore never reaches the filter, which matters beyond
 //! accuracy: statime 0.4.0's Kalman filter overflows its time arithmetic on some absurd steps.
+//! The admitted raw offsets are also recorded ([`super::spread`]) for the page's bound.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -16,6 +17,8 @@ use statime::filters::{Filter, FilterEstimate, FilterUpdate, KalmanConfiguration
 use statime::port::Measurement;
 use statime::time::{Duration, Time};
 use statime::Clock;
+
+use super::spread::SharedRawOffsets;
 
 /// Below this a difference is never an outlier, ns.
 pub const FLOOR_NS: f64 = 1_000.0;
@@ -27,11 +30,13 @@ pub const MAX_DROPS: u32 = 8;
 /// margin: before lock consecutive raw offsets move at the oscillator's error).
 pub const ACQUIRE_NS: f64 = 1_000_000.0;
 
-/// The gated filter's configuration: Kalman's, and the counter of dropped measurements.
+/// The gated filter's configuration: Kalman's, the counter of dropped measurements and where the
+/// admitted raw offsets go.
 #[derive(Clone)]
 pub struct GateConfig {
     pub kalman: KalmanConfiguration,
     pub dropped: Rc<Cell<u64>>,
+    pub raw: SharedRawOffsets,
 }
 
 #[derive(Default)]
@@ -76,12 +81,13 @@ pub struct GatedKalman {
     sync: Gate,
     delay: Gate,
     dropped: Rc<Cell<u64>>,
+    raw: SharedRawOffsets,
 }
 
 /// The clock as the inner filter sees it: notes steps.
 struct StepSpy<'a, C> {
     clock: &'a mut C,
-    stepped: bool,
+    stepped: Option<Duration>,
 }
 
 impl<C: Clock> Clock for StepSpy<'_, C> {
@@ -90,7 +96,7 @@ impl<C: Clock> Clock for StepSpy<'_, C> {
         self.clock.now()
     }
     fn step_clock(&mut self, offset: Duration) -> Result<Time, C::Error> {
-        self.stepped = true;
+        self.stepped = Some(self.stepped.unwrap_or(Duration::ZERO) + offset);
         self.clock.step_clock(offset)
     }
     fn set_frequency(&mut self, ppm: f64) -> Result<Time, C::Error> {
@@ -107,11 +113,13 @@ impl GatedKalman {
         clock: &mut C,
         f: impl FnOnce(&mut KalmanFilter, &mut StepSpy<C>) -> T,
     ) -> T {
-        let mut spy = StepSpy { clock, stepped: false };
+        let mut spy = StepSpy { clock, stepped: None };
         let out = f(&mut self.inner, &mut spy);
-        if spy.stepped {
+        if let Some(step) = spy.stepped {
             self.sync = Gate::default();
             self.delay = Gate::default();
+            // The raw offsets stay: their spread is the master's noise, not the filter's state.
+            self.raw.borrow_mut().stepped(step.nanos_lossy());
         }
         out
     }
@@ -121,11 +129,14 @@ impl Filter for GatedKalman {
     type Config = GateConfig;
 
     fn new(config: GateConfig) -> Self {
+        // A new filter (a new master followed): the old raw offsets are of another path.
+        config.raw.borrow_mut().clear();
         Self {
             inner: KalmanFilter::new(config.kalman),
             sync: Gate::default(),
             delay: Gate::default(),
             dropped: config.dropped,
+            raw: config.raw,
         }
     }
 
@@ -137,6 +148,15 @@ impl Filter for GatedKalman {
             self.dropped.set(self.dropped.get() + 1);
             log::debug!("ptp: measurement dropped as an outlier: {m:?}");
             return FilterUpdate::default();
+        }
+        {
+            let mut raw = self.raw.borrow_mut();
+            if let Some(o) = m.raw_sync_offset {
+                raw.on_sync(ns(o));
+            }
+            if let Some(o) = m.raw_delay_offset {
+                raw.on_delay(ns(o));
+            }
         }
         self.spied(clock, |f, c| f.measurement(m, c))
     }

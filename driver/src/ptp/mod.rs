@@ -17,7 +17,8 @@
 //! Servo: statime's Kalman filter (statime-linux's default), not its basic filter and not our PI:
 //! it estimates offset, frequency and the path delay together and weighs Sync and Delay_Req
 //! measurements by their noise, which a PI fed statime's per-Sync offsets cannot. [`gate`] keeps
-//! single bad packets from it (statime would step the clock on one mangled timestamp).
+//! single bad packets from it (statime would step the clock on one mangled timestamp); [`spread`]
+//! keeps the raw offsets it admits, whose spread the page's bound rests on.
 
 pub mod clock;
 pub mod gate;
@@ -28,6 +29,7 @@ pub mod port;
 pub mod runner;
 pub mod simwire;
 pub mod slave;
+pub mod spread;
 
 pub use clock::PtpClock;
 pub use port::{

@@ -4,17 +4,35 @@
 //!
 //! Status: LISTENING before any master → UNSYNCHRONIZED (nothing to follow yet); LISTENING or
 //! UNCALIBRATED once a master was heard → LOCKING; SLAVE → LOCKING, then LOCKED once the servo's
-//! offset stayed under the lock threshold `lock_count` times (left beyond 10×); master lost →
+//! offset stayed under the lock threshold `lock_count` times and at least 4 raw exchanges are
+//! behind the bound (below); left beyond 10× the threshold; master lost →
 //! HOLDOVER, the bound growing at the rate measured while locked, then UNSYNCHRONIZED after
 //! `holdover_limit_ns`.
 //!
-//! The bound at each anchor (all ns) = the servo's offset from the master (the largest of the last
-//! few, the filter's estimate being noisy) + the path asymmetry share we cannot see (ASSUMED:
-//! the two directions differ by at most 2 × `asymmetry_fraction` × the mean path delay, so the
-//! error is at most `asymmetry_fraction` × the mean path delay; 10 % by default: a symmetric cable
-//! or switch path; a known asymmetry belongs in the slave's `delay_asymmetry_ns`) + the
-//! grandmaster's announced clockAccuracy (when it announces one; 0xFE "unknown" adds nothing and
-//! is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter mapping's half-brackets.
+//! The bound at each anchor (all ns) = the servo's error from the master + the path asymmetry
+//! share we cannot see (ASSUMED: the two directions differ by at most 2 × `asymmetry_fraction` ×
+//! the mean path delay, so the error is at most `asymmetry_fraction` × the mean path delay; 10 % by
+//! default: a symmetric cable or switch path; a known asymmetry belongs in the slave's
+//! `delay_asymmetry_ns`) + the grandmaster's announced clockAccuracy (when it announces one; 0xFE
+//! "unknown" adds nothing and is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter
+//! mapping's half-brackets.
+//!
+//! The servo's error term is the larger of the largest of the last 16 filtered offsets and
+//! max|m| + σ over the raw offsets m of the last 16 exchanges (before the Kalman filter, shifted
+//! by each step it makes, see [`super::spread`]; LOCKED needs at least 4 of them). The filtered
+//! offset alone is no bound: it is the filter's belief, ~1 µs even when the master stamps in
+//! software with 100s of µs of noise. Each raw offset is the true
+//! error at its exchange plus the stamps' noise ε: m = e + ε. With ε of zero median, every one of
+//! the 16 falls on the same side of e with probability 2 × 2^−16, so otherwise e lies between
+//! min m and max m and |e| ≤ max|m|. With one-sided noise (late software stamps: ε ≤ 0 or ≥ 0)
+//! the filter centres the raw offsets and e sits beyond them by the fastest exchange's latency;
+//! the σ term covers that (the least of 16 draws of a latency lies within its σ of zero unless the
+//! latency has a constant floor, which no measurement can tell from path asymmetry). The raw
+//! offsets also see at once what the filter sees late, after a frequency change. The newest
+//! exchange is at most one Delay_Req interval old: the clock drifts from it at the residual
+//! frequency error, ns over a second, which σ ≥ the stamp noise covers. The holdover bound starts
+//! from the last LOCKED/LOCKING bound, so from this term too. The estimated error (ABI 1.4) stays
+//! statistical: the RMS of the raw offsets (or of the filtered ones when larger).
 
 use std::collections::VecDeque;
 
@@ -30,6 +48,7 @@ use nicclock_uio::RegisterAccess;
 
 use super::runner::RunnerEvent;
 use super::slave::{ClockIdentity, PortState, PtpStatus};
+use super::spread::MIN_EXCHANGES;
 use crate::clock::{DeviceLost, Phc};
 use crate::discipline::{RateEstimator, Update};
 use crate::measure::{measure, Host, Measurement};
@@ -260,10 +279,13 @@ impl PtpPage {
                 }
             }
             None => {
-                let status = self.next_status(offset);
+                let measured = s.raw_offsets.is_some_and(|r| r.count >= MIN_EXCHANGES);
+                let status = self.next_status(offset, measured);
                 let bound = match offset {
                     Some(_) => {
-                        let servo = self.offsets.iter().copied().max().unwrap_or(0);
+                        let filtered = self.offsets.iter().copied().max().unwrap_or(0);
+                        let raw = s.raw_offsets.map_or(0, |r| r.bound_ns());
+                        let servo = filtered.max(raw);
                         let delay = s.mean_delay_ns.unwrap_or(0).unsigned_abs();
                         let asymmetry = (delay as f64 * self.config.asymmetry_fraction).ceil() as u64;
                         let gm = if gm_accuracy_ns == u64::MAX { 0 } else { gm_accuracy_ns };
@@ -324,13 +346,15 @@ impl PtpPage {
         let servo_ppb = 0.0 - freq_ppb;
         let offset_ns = offset.unwrap_or(0);
         let path_delay = s.mean_delay_ns.filter(|_| slave).unwrap_or(0).max(0) as u64;
-        // Estimated error (ABI minor 4): the RMS of the recent servo offsets and the mapping's
-        // half-brackets as uniform jitter; growth the rate's 1σ plus half the spread of the recent
+        // Estimated error (ABI minor 4): the RMS of the recent raw offsets (or of the servo's
+        // filtered ones when larger) and the mapping's half-brackets as uniform jitter; growth the rate's 1σ plus half the spread of the recent
         // corrections. Only while following a master: in holdover the maximum is all we can say.
         let estimate = match (status, self.offsets.is_empty()) {
             (Status::Locked | Status::Locking, false) => {
                 let n = self.offsets.len() as f64;
-                let rms = (self.offsets.iter().map(|&o| (o as f64).powi(2)).sum::<f64>() / n).sqrt();
+                let filtered = (self.offsets.iter().map(|&o| (o as f64).powi(2)).sum::<f64>() / n).sqrt();
+                let raw = s.raw_offsets.filter(|_| slave).map_or(0.0, |r| r.rms_ns as f64);
+                let rms = filtered.max(raw);
                 let spread = self.growth_ppb() - self.config.wander_ppb - 3.0 * rate.1 * 1e9;
                 Estimate::from_parts(
                     &[rms, mapping_ns as f64 / 3f64.sqrt()],
@@ -378,15 +402,16 @@ impl PtpPage {
         }
     }
 
-    fn next_status(&mut self, offset: Option<i64>) -> Status {
+    /// `measured`: enough raw exchanges behind the bound ([`MIN_EXCHANGES`]) for LOCKED.
+    fn next_status(&mut self, offset: Option<i64>, measured: bool) -> Status {
         let threshold = self.config.lock_threshold_ns;
         match offset {
             Some(o) if o.unsigned_abs() <= threshold => self.under_threshold += 1,
             _ => self.under_threshold = 0,
         }
         match (self.status, offset) {
-            (_, Some(_)) if self.under_threshold >= self.config.lock_count => Status::Locked,
-            (Status::Locked, Some(o)) if o.unsigned_abs() <= 10 * threshold => Status::Locked,
+            (_, Some(_)) if measured && self.under_threshold >= self.config.lock_count => Status::Locked,
+            (Status::Locked, Some(o)) if measured && o.unsigned_abs() <= 10 * threshold => Status::Locked,
             (_, Some(_)) => Status::Locking,
             (_, None) if self.heard_master => Status::Locking,
             (_, None) => Status::Unsynchronized,
@@ -458,6 +483,7 @@ mod tests {
             clock_accuracy: 0xFE,
             offset_ns: None,
             mean_delay_ns: None,
+            raw_offsets: None,
         }
     }
 
@@ -472,6 +498,12 @@ mod tests {
             clock_accuracy: 0x21,
             offset_ns: Some(offset),
             mean_delay_ns: Some(5_000),
+            raw_offsets: Some(crate::ptp::spread::RawSpread {
+                count: 16,
+                max_abs_ns: 0,
+                sigma_ns: 0,
+                rms_ns: 0,
+            }),
             ..listening()
         }
     }
@@ -558,6 +590,58 @@ mod tests {
         page.on_event(&RunnerEvent::Stepped { ns: -400_000 });
         page.ptp = slave(40);
         assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+    }
+
+    #[test]
+    fn noisy_raw_offsets_widen_the_bound_beyond_the_filtered_offset() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let raw = crate::ptp::spread::RawSpread {
+            count: 16,
+            max_abs_ns: 300_000,
+            sigma_ns: 120_000,
+            rms_ns: 110_000,
+        };
+        page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(raw), ..slave(40) }));
+        let u = at(&mut page, T0);
+        // max|raw| + σ (not the filtered 40) + asymmetry 500 + accuracy 100 + mapping 101.
+        assert_eq!(u.snapshot.error_bound_ns, 300_000 + 120_000 + 500 + 100 + 101);
+        assert!(u.snapshot.estimate.error_ns >= 110_000, "the estimate is the raw offsets' RMS");
+        assert!(u.snapshot.estimate.error_ns < u.snapshot.error_bound_ns);
+        // Quiet raw offsets under the filtered one leave the filtered term in charge.
+        let quiet = crate::ptp::spread::RawSpread { count: 16, max_abs_ns: 10, sigma_ns: 5, rms_ns: 6 };
+        page.on_event(&RunnerEvent::Stepped { ns: 0 });
+        page.ptp = PtpStatus { raw_offsets: Some(quiet), ..slave(40) };
+        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+    }
+
+    #[test]
+    fn holdover_starts_from_the_raw_spread_and_locked_waits_for_exchanges() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let few = crate::ptp::spread::RawSpread {
+            count: 3,
+            max_abs_ns: 200_000,
+            sigma_ns: 90_000,
+            rms_ns: 100_000,
+        };
+        page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(few), ..slave(40) }));
+        let mut t = T0;
+        for _ in 0..5 {
+            t += 100_000_000;
+            assert_eq!(at(&mut page, t).status, Status::Locking, "3 exchanges say too little");
+        }
+        page.ptp.raw_offsets = Some(crate::ptp::spread::RawSpread { count: 4, ..few });
+        t += 100_000_000;
+        let locked = at(&mut page, t);
+        assert_eq!(locked.status, Status::Locked);
+        assert!(locked.snapshot.error_bound_ns >= 290_000);
+        page.on_event(&RunnerEvent::MasterLost { last: page.ptp });
+        page.on_event(&RunnerEvent::StatusChanged(listening()));
+        let first = at(&mut page, t + 100_000_000);
+        assert_eq!(first.status, Status::Holdover);
+        assert!(
+            first.snapshot.error_bound_ns >= locked.snapshot.error_bound_ns,
+            "not from the filtered 40 ns"
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ use statime::PtpInstance;
 use super::clock::{duration_ns, to_time, PtpClock, SharedPhc};
 use super::gate::{GateConfig, GatedKalman};
 use super::limit::DelayReqLimiter;
+use super::spread::{RawSpread, SharedRawOffsets};
 use crate::clock::Nanos;
 
 /// An IEEE 1588 clock identity (EUI-64; from a MAC: its OUI, FF FE, its NIC part).
@@ -224,6 +225,8 @@ pub struct PtpStatus {
     /// The filter's current offset from the master and mean path delay (slave state only), ns.
     pub offset_ns: Option<i64>,
     pub mean_delay_ns: Option<i64>,
+    /// The spread of the recent raw (unfiltered) offsets (slave state only; [`super::spread`]).
+    pub raw_offsets: Option<RawSpread>,
 }
 
 /// The port's timers: each output [`PortOutput::ArmTimer`] (re)arms one; expiry → [`PtpPort::on_timer`].
@@ -346,6 +349,7 @@ pub struct PtpPort<R: RegisterAccess> {
     phc: SharedPhc<R>,
     contexts: HashMap<u32, TimestampContext>,
     dropped: Rc<Cell<u64>>,
+    raw: SharedRawOffsets,
     steps: Rc<RefCell<Vec<i64>>>,
     next_token: u32,
     last_status: PtpStatus,
@@ -389,13 +393,18 @@ impl<R: RegisterAccess> PtpPort<R> {
         let steering = clock.steering();
         steering.set(false);
         let dropped = Rc::new(Cell::new(0));
+        let raw = SharedRawOffsets::default();
         let kalman = KalmanConfiguration {
             step_threshold: Duration::from_nanos(config.step_threshold_ns),
             steer_time: Duration::from_seconds(config.steer_time_s),
             ..KalmanConfiguration::default()
         };
-        let bmca: BmcaPort<R> =
-            instance.add_port(port_config, GateConfig { kalman, dropped: dropped.clone() }, clock, rng);
+        let bmca: BmcaPort<R> = instance.add_port(
+            port_config,
+            GateConfig { kalman, dropped: dropped.clone(), raw: raw.clone() },
+            clock,
+            rng,
+        );
         let (port, actions) = bmca.end_bmca();
         let mut slave = Self {
             config,
@@ -407,6 +416,7 @@ impl<R: RegisterAccess> PtpPort<R> {
             phc,
             contexts: HashMap::new(),
             dropped,
+            raw,
             steps,
             next_token: 0,
             last_status: PtpStatus {
@@ -422,6 +432,7 @@ impl<R: RegisterAccess> PtpPort<R> {
                 clock_accuracy: 0xFE,
                 offset_ns: None,
                 mean_delay_ns: None,
+                raw_offsets: None,
             },
         };
         let mut out = Vec::new();
@@ -571,6 +582,7 @@ impl<R: RegisterAccess> PtpPort<R> {
             clock_accuracy: parent.grandmaster_clock_quality.clock_accuracy.to_primitive(),
             offset_ns: estimate.as_ref().map(|e| duration_ns(e.offset_from_master) as i64),
             mean_delay_ns: estimate.as_ref().map(|e| duration_ns(e.mean_delay) as i64),
+            raw_offsets: if state == PortState::Slave { self.raw.borrow().spread() } else { None },
         };
         if status.grandmaster != self.config.identity {
             return status;

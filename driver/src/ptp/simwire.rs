@@ -122,6 +122,52 @@ pub struct WireScenario {
     /// Also run the page writer under PTP (nicclockd's [`PtpPage`]) and check every LOCKED bound
     /// against the truth.
     pub page: Option<PtpPageConfig>,
+    /// Noise on the masters' t1 and t4 (a master stamping in software); none by default.
+    pub master_stamp_noise: StampNoise,
+}
+
+/// Noise the masters add to the t1 (Follow_Up) and t4 (Delay_Resp) they send, ns: a Gaussian
+/// part, a one-sided late part per direction (exponential: a software stamp is taken after the
+/// frame left or arrived), and rare spikes (uniform up to `spike_max_ns`, late).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StampNoise {
+    pub sigma_ns: f64,
+    pub t1_late_mean_ns: f64,
+    pub t4_late_mean_ns: f64,
+    pub spike_probability: f64,
+    pub spike_max_ns: f64,
+}
+
+impl StampNoise {
+    /// Like linuxptp's `ptp4l -S` under QEMU TCG: 30 µs Gaussian, t1 50 µs and t4 150 µs late on
+    /// average (one-sided, unequal: a bias and a path delay off by 50 µs, both unseen), 2 % spikes
+    /// up to 1 ms.
+    pub fn software() -> Self {
+        Self {
+            sigma_ns: 30_000.0,
+            t1_late_mean_ns: 50_000.0,
+            t4_late_mean_ns: 150_000.0,
+            spike_probability: 0.02,
+            spike_max_ns: 1_000_000.0,
+        }
+    }
+
+    /// One stamp's error, ns (`late_mean_ns`: the direction's one-sided part).
+    fn draw(&self, rng: &mut SmallRng, late_mean_ns: f64) -> i64 {
+        if *self == Self::default() {
+            return 0;
+        }
+        // Box–Muller for the Gaussian part, the inverse CDF for the exponential one.
+        let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
+        let gauss = self.sigma_ns * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        let late = -late_mean_ns * rng.random::<f64>().max(f64::MIN_POSITIVE).ln();
+        let spike = if rng.random::<f64>() < self.spike_probability {
+            rng.random::<f64>() * self.spike_max_ns
+        } else {
+            0.0
+        };
+        (gauss + late + spike).round() as i64
+    }
 }
 
 impl WireScenario {
@@ -144,6 +190,7 @@ impl WireScenario {
             tx_stamp_loss: 0.0,
             bad_follow_up: None,
             page: None,
+            master_stamp_noise: StampNoise::default(),
         }
     }
 }
@@ -471,6 +518,8 @@ impl Sim {
             }
             _ => 0,
         };
+        let noise = self.scenario.master_stamp_noise;
+        let bad = bad + noise.draw(&mut self.rng, noise.t1_late_mean_ns);
         put_timestamp(&mut follow_up[34..44], i210_wire_ns(raw, true) + Nanos(bad as i128));
         // The Follow_Up leaves once the master has read its TX stamp.
         self.at(t + 20_000, Ev::MasterSend { m, data: follow_up });
@@ -512,7 +561,9 @@ impl Sim {
             let seq = u16::from_be_bytes([req[30], req[31]]);
             let interval = self.scenario.log_sync_interval;
             let mut resp = self.header(m, DELAY_RESP, 54, seq, interval);
-            put_timestamp(&mut resp[34..44], i210_wire_ns(raw, false));
+            let noise = self.scenario.master_stamp_noise;
+            let late = noise.draw(&mut self.rng, noise.t4_late_mean_ns);
+            put_timestamp(&mut resp[34..44], i210_wire_ns(raw, false) + Nanos(i128::from(late)));
             resp[44..54].copy_from_slice(&req[20..30]); // requestingPortIdentity
             self.delay_resps += 1;
             self.at(t + 30_000, Ev::MasterSend { m, data: resp });
