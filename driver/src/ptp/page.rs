@@ -309,7 +309,16 @@ impl PtpPage {
             Some(o) => (i32::from(o), UtcOffsetSource::Reference),
             None => (host.tai_utc_offset_s(), UtcOffsetSource::Host),
         };
-        let (leap, leap_tai_s) = leap(&reference_status, nic_ns, tai_utc_offset_s);
+        // A master on the ARB timescale (ptp4l -S: its time is its CLOCK_REALTIME) is taken as
+        // UTC, as linuxptp's phc2sys does: TAI = its time + TAI−UTC (the page's flags say
+        // ptp_timescale 0, so a reader can tell). A PTP-timescale master's time is TAI itself.
+        let arb = (self.heard_master || self.holdover.is_some()) && !reference_status.ptp_timescale;
+        let tai_ns = if arb {
+            nic_ns.saturating_add_signed(i64::from(tai_utc_offset_s) * 1_000_000_000)
+        } else {
+            nic_ns
+        };
+        let (leap, leap_tai_s) = leap(&reference_status, tai_ns, tai_utc_offset_s);
         let mut flags = 0;
         for (on, bit) in [
             (reference_status.leap61, PTP_FLAG_LEAP61),
@@ -369,14 +378,14 @@ impl PtpPage {
             counter_kind: host.counter_kind(),
             counter_value: m.counter,
             counter_period: period_from_ns_per_tick(rate.0),
-            anchor_tai_ns: nic_ns,
+            anchor_tai_ns: tai_ns,
             error_bound_ns: bound_ns,
             error_growth_ppt: (growth_ppb * 1000.0).min(u32::MAX as f64) as u32,
             status,
             leap,
             leap_tai_s,
             tai_utc_offset_s,
-            updated_tai_ns: nic_ns,
+            updated_tai_ns: tai_ns,
             update_interval_ns: self.config.interval_ns,
             update_count: self.update_count,
             servo: ServoFigures {
@@ -520,6 +529,29 @@ mod tests {
         };
         let ptp = page.ptp;
         page.update_measured(&FakeHost, m, 3.0, ptp)
+    }
+
+    #[test]
+    fn an_arb_timescale_master_is_taken_as_utc_and_a_ptp_one_as_tai() {
+        // ptp4l -S: ARB timescale, no valid UTC offset; its time is its CLOCK_REALTIME (UTC).
+        let arb = PtpStatus { utc_offset_s: None, ptp_timescale: false, ..slave(40) };
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        page.on_event(&RunnerEvent::StatusChanged(arb));
+        let u = at(&mut page, T0);
+        assert_eq!(u.snapshot.tai_utc_offset_s, 30, "the host's TAI-UTC");
+        assert_eq!(u.snapshot.anchor_tai_ns, T0 + 30_000_000_000, "TAI = the master's UTC + TAI-UTC");
+        assert_eq!(u.snapshot.updated_tai_ns, u.snapshot.anchor_tai_ns);
+        assert_eq!(u.snapshot.reference.flags & PTP_FLAG_PTP_TIMESCALE, 0, "the flags say ARB");
+
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        page.on_event(&RunnerEvent::StatusChanged(slave(40)));
+        let u = at(&mut page, T0);
+        assert_eq!(u.snapshot.anchor_tai_ns, T0, "a PTP-timescale master's time is TAI");
+        assert_eq!(u.snapshot.reference.flags & PTP_FLAG_PTP_TIMESCALE, PTP_FLAG_PTP_TIMESCALE);
+
+        // Before any master: nothing to shift.
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        assert_eq!(at(&mut page, T0).snapshot.anchor_tai_ns, T0);
     }
 
     #[test]

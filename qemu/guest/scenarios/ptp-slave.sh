@@ -91,9 +91,9 @@ case $wk in *VFIO*) pass "vfio: woken by the interrupt: $wk" ;; *) fail "vfio: n
 netcheck_run vfio-poll "vfio:$IGB1" 10 --poll
 
 # nicclockd as the PTP slave. ptp4l -S keeps its master on CLOCK_REALTIME and announces the
-# arbitrary timescale without a valid UTC offset (flags 0): its time is UTC itself, so the page is
-# told TAI-UTC is 0 (--tai-offset) and readers' UTC is the master's CLOCK_REALTIME.
-nicclockd --device "vfio:$IGB1" --reference ptp --ptp-transport l2 --tai-offset 0 --page-name ptp \
+# arbitrary timescale without a valid UTC offset (flags 0): its time is UTC itself, and nicclockd
+# takes an ARB master's time as UTC (as phc2sys does), so readers' UTC is the master's CLOCK_REALTIME.
+nicclockd --device "vfio:$IGB1" --reference ptp --ptp-transport l2 --page-name ptp \
   --stats-file /tmp/ptp.csv 2> /tmp/ptp.log &
 D=$!
 if out=$(nicclock --page ptp wait --status LOCKED --timeout 120 2>&1); then pass "ptp: page LOCKED ($out)"; else
@@ -147,7 +147,7 @@ wk=$(json_field wakeup < /tmp/uio.json)
 case $wk in *UIO*) pass "uio: woken by the interrupt: $wk" ;; *) fail "uio: no UIO interrupt ($wk)" ;; esac
 
 # The daemon through UIO too (pagemap DMA, the UIO interrupt): SLAVE and LOCKED, then stopped.
-nicclockd --device "uio:/dev/$UIO" --reference ptp --ptp-transport l2 --tai-offset 0 --page-name ptp-uio \
+nicclockd --device "uio:/dev/$UIO" --reference ptp --ptp-transport l2 --page-name ptp-uio \
   2> /tmp/ptp-uio.log &
 D=$!
 if out=$(nicclock --page ptp-uio wait --status LOCKED --timeout 120 2>&1); then pass "ptp (uio): page LOCKED ($out)"; else
