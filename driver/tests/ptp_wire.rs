@@ -116,3 +116,17 @@ fn software_steering_where_rate_writes_jump() {
     let worst = worst_over_last(&o, 20.0);
     assert!(worst < 500, "software-steered slave {worst} ns off");
 }
+
+#[test]
+fn a_slave_only_port_follows_a_master_with_ptp4l_s_default_dataset() {
+    // ptp4l's defaults announce a clock no better than ours on quality (class 248, accuracy
+    // unknown, variance 0xFFFF, priority1 128): a slave-only port must still take it as master
+    // (in the QEMU lab it stayed LISTENING when the slave announced priority 128 itself).
+    let mut sc = scenario(30.0);
+    sc.masters = vec![MasterSpec::ptp4l_default(0xfe)];
+    let o = run(&sc).unwrap();
+    let at = o.first(PortState::Slave).expect("the port follows ptp4l's default master");
+    assert!(at < 10.0, "SLAVE only at {at} s");
+    assert_eq!(o.final_status.grandmaster, sc.masters[0].identity);
+    assert_eq!(o.final_status.clock_accuracy, 0xfe);
+}

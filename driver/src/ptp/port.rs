@@ -364,10 +364,18 @@ impl<R: RegisterAccess> PtpPort<R> {
     /// A port in LISTENING, and the outputs to start it (its first timers). statime's port borrows
     /// its instance, so each call leaks one small instance: make one per daemon run.
     pub fn new(config: PtpConfig, phc: SharedPhc<R>) -> (Self, Vec<PortOutput>) {
+        // A slave-only port ranks itself last (priority 255, as ptp4l's slaveOnly does with its
+        // class 255): statime's BMCA still compares our own dataset with each Announce, and its
+        // fixed quality (class 248, variance 0x6900) beats ptp4l's defaults (248, 0xFFFF), so at
+        // priority 128 the port would find itself better than such a master and never follow it.
+        let (priority_1, priority_2) = match config.role {
+            PtpRole::Slave => (255, 255),
+            _ => (config.priority1, config.priority2),
+        };
         let instance_config = InstanceConfig {
             clock_identity: statime::config::ClockIdentity(config.identity.0),
-            priority_1: config.priority1,
-            priority_2: config.priority2,
+            priority_1,
+            priority_2,
             domain_number: config.domain,
             sdo_id: SdoId::default(),
             slave_only: config.role == PtpRole::Slave,

@@ -58,6 +58,9 @@ pub struct MasterSpec {
     pub identity: ClockIdentity,
     pub priority1: u8,
     pub clock_class: u8,
+    /// clockAccuracy and offsetScaledLogVariance it announces.
+    pub clock_accuracy: u8,
+    pub variance: u16,
     /// TAI−UTC it announces (valid), and a pending leap second.
     pub utc_offset_s: i16,
     pub leap61: bool,
@@ -72,11 +75,19 @@ impl MasterSpec {
             identity: ClockIdentity([0x00, 0x1b, 0x21, 0xff, 0xfe, 0x00, 0x00, last_byte]),
             priority1: 128,
             clock_class: 6,
+            clock_accuracy: 0x21,
+            variance: 0x4e5d,
             utc_offset_s: 37,
             leap61: false,
             start_s: 0.0,
             stop_s: None,
         }
+    }
+
+    /// linuxptp's ptp4l with its default dataset (a free-running ordinary clock): clockClass 248,
+    /// clockAccuracy unknown (0xFE), offsetScaledLogVariance 0xFFFF, priority1/2 128.
+    pub fn ptp4l_default(last_byte: u8) -> Self {
+        Self { clock_class: 248, clock_accuracy: 0xfe, variance: 0xffff, ..Self::new(last_byte) }
     }
 }
 
@@ -534,8 +545,8 @@ impl Sim {
         a[44..46].copy_from_slice(&spec.utc_offset_s.to_be_bytes());
         a[47] = spec.priority1;
         a[48] = spec.clock_class;
-        a[49] = 0x21; // clockAccuracy: within 100 ns
-        a[50..52].copy_from_slice(&0x4e5du16.to_be_bytes());
+        a[49] = spec.clock_accuracy;
+        a[50..52].copy_from_slice(&spec.variance.to_be_bytes());
         a[52] = 128; // priority2
         a[53..61].copy_from_slice(&spec.identity.0);
         a[61..63].copy_from_slice(&0u16.to_be_bytes()); // stepsRemoved
