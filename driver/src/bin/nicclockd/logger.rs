@@ -10,9 +10,15 @@ struct Logger;
 /// The level a record is shown at. vfio-ioctls logs its own failures at error level and also
 /// returns them; nicclockd reports what is returned, in words saying what to do. Its own lines
 /// would only repeat that, or, while a removed device is torn down, alarm for nothing
-/// ("Could not unbind VFIO group"): they are debug lines here.
+/// ("Could not unbind VFIO group"): they are debug lines here. statime logs its filter's
+/// workings at info level, several lines per Sync ("Measurement: …", "wander score: …"): those are
+/// debug lines too — nicclockd logs the port's states, steps and a linuxptp-style line per update
+/// itself — which also keeps a quiet daemon's CPU down (a third of it under QEMU went to them).
 fn shown_level(metadata: &Metadata) -> log::Level {
-    if metadata.target().starts_with("vfio_ioctls") {
+    let target = metadata.target();
+    if target.starts_with("vfio_ioctls")
+        || (target.starts_with("statime") && metadata.level() == log::Level::Info)
+    {
         log::Level::Debug
     } else {
         metadata.level()
@@ -61,5 +67,7 @@ mod tests {
         assert_eq!(shown_level(&md("vfio_ioctls::vfio_device", log::Level::Error)), log::Level::Debug);
         assert_eq!(shown_level(&md("nicclockd::run", log::Level::Error)), log::Level::Error);
         assert_eq!(shown_level(&md("nicclock_driver::discipline", log::Level::Warn)), log::Level::Warn);
+        assert_eq!(shown_level(&md("statime::filters::kalman", log::Level::Info)), log::Level::Debug);
+        assert_eq!(shown_level(&md("statime::port", log::Level::Warn)), log::Level::Warn);
     }
 }
