@@ -8,6 +8,24 @@
 //! really moved). One mangled timestamp therefore never reaches the filter, which matters beyond
 //! accuracy: statime 0.4.0's Kalman filter overflows its time arithmetic on some absurd steps.
 //! The admitted raw offsets are also recorded ([`super::spread`]) for the page's bound.
+//!
+//! Steps follow ptp4l's servo: a first-step threshold (50 µs) until the first correction, a step
+//! threshold (1 ms) after. statime has one threshold, and resets its filter (losing its rate
+//! estimate) and steps whenever a single measurement lies farther than it from its state: at
+//! 50 µs a software-stamping master's noise (100s of µs) stepped the clock ~0.65 times a second,
+//! and a 100 ppm oscillator at 1 Sync/s (100 µs per exchange) never locked. So the inner filter
+//! gets the large threshold, and this wrapper
+//! - makes the first step itself: once the inner filter has a Sync and a Delay_Req measurement
+//!   (its offset estimate then excludes the path delay), an offset beyond the first-step
+//!   threshold is stepped and the inner filter is rebuilt (it cannot be told of a step it did not
+//!   make). statime sets the clock's absolute frequency and a new filter starts from 0 ppm, so
+//!   the inner filter steers relative to a base, the frequency it had reached: the rebuild keeps
+//!   the syntonization;
+//! - once past it, holds back a measurement farther than half the step threshold from the
+//!   filter's prediction unless [`FAR_PERSIST`] come in a row: a noise spike never resets the
+//!   filter, a real jump of the master (or of our clock) is stepped an exchange or three later.
+//!
+//! A new master (statime builds a new filter) starts with the first-step threshold again.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -30,14 +48,23 @@ pub const MAX_DROPS: u32 = 8;
 /// margin: before lock consecutive raw offsets move at the oscillator's error).
 pub const ACQUIRE_NS: f64 = 1_000_000.0;
 
-/// The gated filter's configuration: Kalman's, the counter of dropped measurements and where the
-/// admitted raw offsets go.
+/// The gated filter's configuration: Kalman's (its `step_threshold` is the step threshold once
+/// locked), the first-step threshold, the counter of dropped measurements and where the admitted
+/// raw offsets go.
 #[derive(Clone)]
 pub struct GateConfig {
     pub kalman: KalmanConfiguration,
+    /// Until the first correction (at start, after a new master) offsets beyond this are stepped,
+    /// ns (ptp4l's `first_step_threshold`).
+    pub first_step_threshold_ns: f64,
     pub dropped: Rc<Cell<u64>>,
     pub raw: SharedRawOffsets,
 }
+
+/// Measurements in a row, each farther than half the step threshold from the filter's
+/// prediction, after which they reach the filter (which then resets and steps if they are beyond
+/// the threshold): a lasting offset is real, one noisy stamp is not.
+pub const FAR_PERSIST: u32 = 3;
 
 #[derive(Default)]
 struct Gate {
@@ -78,16 +105,33 @@ impl Gate {
 /// statime's Kalman filter behind the gate.
 pub struct GatedKalman {
     inner: KalmanFilter,
+    kalman: KalmanConfiguration,
+    first_step_ns: f64,
+    /// The first-step threshold applies: no correction made yet by this filter.
+    first: bool,
+    /// Kinds of measurement the inner filter absorbed since it was built or stepped: the offset
+    /// estimate means something once it has both (Sync alone sees offset + delay).
+    seen_sync: bool,
+    seen_delay: bool,
+    /// Far-off measurements in a row held back from the inner filter.
+    far: u32,
+    /// The clock's frequency when the inner filter was built, ppm: a rebuilt filter starts from
+    /// 0 ppm (statime sets the clock's absolute frequency), so it steers relative to this.
+    freq_base_ppm: f64,
+    /// The inner filter's last frequency, relative to `freq_base_ppm`.
+    inner_ppm: f64,
     sync: Gate,
     delay: Gate,
     dropped: Rc<Cell<u64>>,
     raw: SharedRawOffsets,
 }
 
-/// The clock as the inner filter sees it: notes steps.
+/// The clock as the inner filter sees it: notes steps, offsets the frequency by the base.
 struct StepSpy<'a, C> {
     clock: &'a mut C,
     stepped: Option<Duration>,
+    freq_base_ppm: f64,
+    inner_ppm: &'a mut f64,
 }
 
 impl<C: Clock> Clock for StepSpy<'_, C> {
@@ -100,7 +144,9 @@ impl<C: Clock> Clock for StepSpy<'_, C> {
         self.clock.step_clock(offset)
     }
     fn set_frequency(&mut self, ppm: f64) -> Result<Time, C::Error> {
-        self.clock.set_frequency(ppm)
+        let t = self.clock.set_frequency(self.freq_base_ppm + ppm)?;
+        *self.inner_ppm = ppm;
+        Ok(t)
     }
     fn set_properties(&mut self, p: &TimePropertiesDS) -> Result<(), C::Error> {
         self.clock.set_properties(p)
@@ -113,15 +159,77 @@ impl GatedKalman {
         clock: &mut C,
         f: impl FnOnce(&mut KalmanFilter, &mut StepSpy<C>) -> T,
     ) -> T {
-        let mut spy = StepSpy { clock, stepped: None };
+        let mut spy = StepSpy {
+            clock,
+            stepped: None,
+            freq_base_ppm: self.freq_base_ppm,
+            inner_ppm: &mut self.inner_ppm,
+        };
         let out = f(&mut self.inner, &mut spy);
         if let Some(step) = spy.stepped {
-            self.sync = Gate::default();
-            self.delay = Gate::default();
-            // The raw offsets stay: their spread is the master's noise, not the filter's state.
-            self.raw.borrow_mut().stepped(step.nanos_lossy());
+            self.after_step(step);
         }
         out
+    }
+
+    fn after_step(&mut self, step: Duration) {
+        self.sync = Gate::default();
+        self.delay = Gate::default();
+        self.seen_sync = false;
+        self.seen_delay = false;
+        self.far = 0;
+        // The raw offsets stay: their spread is the master's noise, not the filter's state.
+        self.raw.borrow_mut().stepped(step.nanos_lossy());
+    }
+
+    /// Once locked, a measurement farther than half the step threshold from what the filter
+    /// predicts is held back unless [`FAR_PERSIST`] come in a row: statime resets (and steps)
+    /// on a single one beyond the threshold, losing its frequency estimate to one noisy stamp.
+    fn hold_back(&mut self, m: &Measurement) -> bool {
+        if self.first || !(self.seen_sync && self.seen_delay) {
+            return false;
+        }
+        let e = self.inner.current_estimates();
+        let (o, d) = (e.offset_from_master.nanos_lossy(), e.mean_delay.nanos_lossy());
+        let far_from = |raw: Option<Duration>, predicted: f64| {
+            raw.is_some_and(|r| {
+                (r.nanos_lossy() - predicted).abs() > self.kalman.step_threshold.nanos_lossy() / 2.0
+            })
+        };
+        if !(far_from(m.raw_sync_offset, o + d) || far_from(m.raw_delay_offset, o - d)) {
+            self.far = 0;
+            return false;
+        }
+        self.far += 1;
+        if self.far >= FAR_PERSIST {
+            log::info!("ptp: {} measurements in a row far from the estimate: passed to the filter", self.far);
+            self.far = 0;
+            return false;
+        }
+        true
+    }
+
+    /// Before the first correction: once the inner filter has both kinds of measurement, step
+    /// an offset beyond the first-step threshold (and start a new inner filter, which knows of
+    /// no step but keeps the frequency through the base), else slew from now on.
+    fn first_correction<C: Clock>(&mut self, clock: &mut C) {
+        if !(self.first && self.seen_sync && self.seen_delay) {
+            return;
+        }
+        self.first = false;
+        let offset = self.inner.current_estimates().offset_from_master;
+        if offset.nanos_lossy().abs() <= self.first_step_ns {
+            return;
+        }
+        if clock.step_clock(-offset).is_err() {
+            log::error!("ptp: could not step the clock by {} ns", -offset.nanos_lossy());
+            return;
+        }
+        log::info!("ptp: first step of {} ns (beyond the first-step threshold)", -offset.nanos_lossy());
+        self.freq_base_ppm += self.inner_ppm;
+        self.inner_ppm = 0.0;
+        self.inner = KalmanFilter::new(self.kalman);
+        self.after_step(-offset);
     }
 }
 
@@ -133,6 +241,14 @@ impl Filter for GatedKalman {
         config.raw.borrow_mut().clear();
         Self {
             inner: KalmanFilter::new(config.kalman),
+            kalman: config.kalman,
+            first_step_ns: config.first_step_threshold_ns,
+            first: true,
+            seen_sync: false,
+            seen_delay: false,
+            far: 0,
+            freq_base_ppm: 0.0,
+            inner_ppm: 0.0,
             sync: Gate::default(),
             delay: Gate::default(),
             dropped: config.dropped,
@@ -144,7 +260,7 @@ impl Filter for GatedKalman {
         let ns = |d: Duration| d.nanos_lossy();
         let admitted = m.raw_sync_offset.is_none_or(|o| self.sync.admit(ns(o)))
             && m.raw_delay_offset.is_none_or(|o| self.delay.admit(ns(o)));
-        if !admitted {
+        if !admitted || self.hold_back(&m) {
             self.dropped.set(self.dropped.get() + 1);
             log::debug!("ptp: measurement dropped as an outlier: {m:?}");
             return FilterUpdate::default();
@@ -158,15 +274,27 @@ impl Filter for GatedKalman {
                 raw.on_delay(ns(o));
             }
         }
-        self.spied(clock, |f, c| f.measurement(m, c))
+        // Before the call: a step by the inner filter clears them (this measurement predates it).
+        self.seen_sync |= m.raw_sync_offset.is_some();
+        self.seen_delay |= m.raw_delay_offset.is_some();
+        let update = self.spied(clock, |f, c| f.measurement(m, c));
+        self.first_correction(clock);
+        update
     }
 
     fn update<C: Clock>(&mut self, clock: &mut C) -> FilterUpdate {
         self.spied(clock, |f, c| f.update(c))
     }
 
-    fn demobilize<C: Clock>(self, clock: &mut C) {
-        self.inner.demobilize(clock)
+    fn demobilize<C: Clock>(mut self, clock: &mut C) {
+        let inner = std::mem::replace(&mut self.inner, KalmanFilter::new(self.kalman));
+        let mut spy = StepSpy {
+            clock,
+            stepped: None,
+            freq_base_ppm: self.freq_base_ppm,
+            inner_ppm: &mut self.inner_ppm,
+        };
+        inner.demobilize(&mut spy)
     }
 
     fn current_estimates(&self) -> FilterEstimate {
