@@ -32,9 +32,10 @@ fn rms_after(o: &WireOutcome, from_s: f64) -> f64 {
 #[test]
 fn a_software_stamping_master_makes_no_step_after_start_up() {
     // Before: statime reset its filter and stepped whenever one noisy measurement was 50 µs
-    // from its state: ~570 steps in 900 s. Now the only step is the start-up one (the slave's
-    // clock starts far from TAI, statime steps it at the first Sync): spikes (2 % of stamps, up
-    // to 1 ms) are held back by the gate, and none reaches the 1 ms step threshold anyway.
+    // from its state: ~570 steps in 900 s. Now the start-up steps only: the slave's clock starts
+    // far from TAI (statime steps it at the first Sync), then the first exchange's offset, if
+    // beyond the 50 µs first-step threshold (with this noise, in some runs). Spikes (2 % of
+    // stamps, up to 1 ms) are held back by the gate unless 3 come in a row.
     for seed in [1, 2, 3] {
         let o = go(&lab(seed, 900.0));
         let p = o.page.expect("the page ran");
@@ -59,9 +60,10 @@ fn a_software_stamping_master_makes_no_step_after_start_up() {
 #[test]
 fn one_sync_per_second_with_a_100_ppm_oscillator_locks() {
     // Before: 100 µs of drift per exchange against a 50 µs step threshold: a step every exchange,
-    // never locked. Now the start-up step, then slewing under the 1 ms threshold while the filter
+    // never locked. Now the start-up step (statime's, the clock starts far off), the first step
+    // (the drift since, beyond 50 µs), then slewing under the 1 ms threshold while the filter
     // learns the rate; statime trusts no measurement before 4 Sync/Delay_Req pairs, so the
-    // oscillator may drift past 1 ms once more (a second step) before it does.
+    // oscillator may drift past 1 ms once more (a third step) before it does; none after lock.
     let sc = WireScenario { log_sync_interval: 0, duration_s: 300.0, ..WireScenario::standard() };
     assert_eq!(sc.sim.freq_error_ppm, 100.0);
     let o = go(&sc);
@@ -69,9 +71,9 @@ fn one_sync_per_second_with_a_100_ppm_oscillator_locks() {
         "1 Sync/s, 100 ppm: steps {:?}, lock at {:?} s, RMS {:?} ns",
         o.steps, o.lock_time_s, o.summary.rms_offset_ns
     );
-    assert!(o.lock_time_s.is_some(), "never locked: steps {:?}", o.steps);
-    assert!(o.steps.len() <= 2, "{:?}", o.steps);
-    assert!(o.steps.iter().all(|(t, _)| *t < 30.0), "{:?}", o.steps);
+    let lock = o.lock_time_s.unwrap_or_else(|| panic!("never locked: steps {:?}", o.steps));
+    assert!(o.steps.len() <= 3, "{:?}", o.steps);
+    assert!(o.steps.iter().all(|(t, _)| *t < lock), "a step after lock at {lock} s: {:?}", o.steps);
 }
 
 #[test]

@@ -115,6 +115,11 @@ pub struct GatedKalman {
     seen_delay: bool,
     /// Far-off measurements in a row held back from the inner filter.
     far: u32,
+    /// The latest admitted raw Sync and Delay_Req offsets while `first`, ns: one exchange's
+    /// offset, (sync + delay) / 2, decides the first correction (statime's own estimate does not
+    /// move before it has 4 Sync/Delay_Req pairs to estimate the noise from).
+    first_sync: Option<f64>,
+    first_delay: Option<f64>,
     /// The clock's frequency when the inner filter was built, ppm: a rebuilt filter starts from
     /// 0 ppm (statime sets the clock's absolute frequency), so it steers relative to this.
     freq_base_ppm: f64,
@@ -178,6 +183,8 @@ impl GatedKalman {
         self.seen_sync = false;
         self.seen_delay = false;
         self.far = 0;
+        self.first_sync = None;
+        self.first_delay = None;
         // The raw offsets stay: their spread is the master's noise, not the filter's state.
         self.raw.borrow_mut().stepped(step.nanos_lossy());
     }
@@ -209,15 +216,16 @@ impl GatedKalman {
         true
     }
 
-    /// Before the first correction: once the inner filter has both kinds of measurement, step
-    /// an offset beyond the first-step threshold (and start a new inner filter, which knows of
-    /// no step but keeps the frequency through the base), else slew from now on.
+    /// Before the first correction: once an exchange is measured (a Sync and a Delay_Req since
+    /// the start or the last step), step its offset if beyond the first-step threshold (and
+    /// start a new inner filter, which knows of no step but keeps the frequency through the
+    /// base), else slew from now on.
     fn first_correction<C: Clock>(&mut self, clock: &mut C) {
-        if !(self.first && self.seen_sync && self.seen_delay) {
+        let (true, Some(sync), Some(delay)) = (self.first, self.first_sync, self.first_delay) else {
             return;
-        }
+        };
         self.first = false;
-        let offset = self.inner.current_estimates().offset_from_master;
+        let offset = Duration::from_nanos(((sync + delay) / 2.0).round() as i64);
         if offset.nanos_lossy().abs() <= self.first_step_ns {
             return;
         }
@@ -247,6 +255,8 @@ impl Filter for GatedKalman {
             seen_sync: false,
             seen_delay: false,
             far: 0,
+            first_sync: None,
+            first_delay: None,
             freq_base_ppm: 0.0,
             inner_ppm: 0.0,
             sync: Gate::default(),
@@ -278,6 +288,12 @@ impl Filter for GatedKalman {
         self.seen_sync |= m.raw_sync_offset.is_some();
         self.seen_delay |= m.raw_delay_offset.is_some();
         let update = self.spied(clock, |f, c| f.measurement(m, c));
+        if self.first && self.seen_sync | self.seen_delay {
+            // Not stepped by the inner filter just now (that clears them): this measurement
+            // stands for the clock as it is.
+            self.first_sync = m.raw_sync_offset.map(ns).or(self.first_sync);
+            self.first_delay = m.raw_delay_offset.map(ns).or(self.first_delay);
+        }
         self.first_correction(clock);
         update
     }
@@ -324,5 +340,94 @@ mod tests {
         assert!(!g.admit(1_005_010.0));
         assert!(g.admit(1_005_020.0));
         assert!(g.admit(1_005_000.0));
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    /// A clock that records what the filter asks of it.
+    #[derive(Default)]
+    struct Rec {
+        now_ns: i64,
+        freq: Vec<f64>,
+        steps: Vec<f64>,
+    }
+
+    impl Clock for Rec {
+        type Error = ();
+        fn now(&self) -> Time {
+            Time::from_nanos(self.now_ns as u64)
+        }
+        fn step_clock(&mut self, offset: Duration) -> Result<Time, ()> {
+            self.steps.push(offset.nanos_lossy());
+            Ok(self.now())
+        }
+        fn set_frequency(&mut self, ppm: f64) -> Result<Time, ()> {
+            self.freq.push(ppm);
+            Ok(self.now())
+        }
+        fn set_properties(&mut self, _: &TimePropertiesDS) -> Result<(), ()> {
+            Ok(())
+        }
+    }
+
+    fn m(at_ns: i64, sync: Option<i64>, delay: Option<i64>) -> Measurement {
+        Measurement {
+            event_time: Time::from_nanos(at_ns as u64),
+            offset: None,
+            delay: None,
+            peer_delay: None,
+            raw_sync_offset: sync.map(Duration::from_nanos),
+            raw_delay_offset: delay.map(Duration::from_nanos),
+        }
+    }
+
+    fn gated() -> GatedKalman {
+        GatedKalman::new(GateConfig {
+            kalman: KalmanConfiguration::default(),
+            first_step_threshold_ns: 50_000.0,
+            dropped: Rc::default(),
+            raw: SharedRawOffsets::default(),
+        })
+    }
+
+    #[test]
+    fn the_first_step_keeps_the_frequency_and_later_spikes_do_not_reset() {
+        let mut g = gated();
+        let mut c = Rec::default();
+        // 200 µs off (below statime's 1 ms), path 5 µs: Sync sees 205 µs, Delay_Req 195 µs.
+        let mut t = 1_000_000_000i64;
+        for _ in 0..3 {
+            g.measurement(m(t, Some(205_000), None), &mut c);
+            g.measurement(m(t + 50_000_000, None, Some(195_000)), &mut c);
+            t += 125_000_000;
+            if !c.steps.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(c.steps.len(), 1, "a first step beyond 50 µs: {:?}", c.steps);
+        assert!((c.steps[0] + 200_000.0).abs() < 20_000.0, "about -200 µs: {:?}", c.steps);
+        // The rebuilt filter's first frequency write is its 0 ppm on top of the base: the clock's
+        // frequency is where it was, not reset to nominal.
+        let (before, n) = (*c.freq.last().unwrap(), c.freq.len());
+        assert_ne!(before, 0.0, "the first filter steered the frequency");
+        // (The gate acquires afresh after a step: two measurements before one is admitted.)
+        while c.freq.len() == n && t < 10_000_000_000 {
+            g.measurement(m(t, Some(5_000), None), &mut c);
+            t += 125_000_000;
+        }
+        assert_eq!(c.freq[n], before, "the new filter's 0 ppm is the old frequency: {:?}", c.freq);
+        // Locked (past the first correction): a lone 3 ms spike is held back, no reset, no step.
+        for _ in 0..40 {
+            g.measurement(m(t, Some(5_000), None), &mut c);
+            g.measurement(m(t + 50_000_000, None, Some(-5_000)), &mut c);
+            t += 125_000_000;
+        }
+        let (steps, dropped) = (c.steps.len(), g.dropped.get());
+        g.measurement(m(t, Some(3_005_000), None), &mut c);
+        assert_eq!(c.steps.len(), steps, "a step on one spike");
+        assert_eq!(g.dropped.get(), dropped + 1, "held back");
     }
 }

@@ -18,6 +18,13 @@
 //!   serve; the excess is dropped and counted, the other peers are still answered.
 //! - One steerer: statime may steer the clock only while the port is SLAVE/UNCALIBRATED
 //!   ([`PtpClock::steering`]); in any other state the caller's own discipline owns it.
+//! - Two step thresholds, as ptp4l: statime's filter has one, and resets and steps on any single
+//!   measurement beyond it (at 50 µs, on a software-stamping master's noise, ~0.65 times a
+//!   second). It gets the large one ([`PtpConfig::step_threshold_ns`], 1 ms); the gate wrapping
+//!   it ([`super::gate`]) applies the first-step one (50 µs) until the first correction and holds
+//!   back far measurements unless they persist. statime trusts no measurement before 4 Sync /
+//!   Delay_Req pairs closer than its `estimate_threshold`: one Sync interval here, not 200 ms,
+//!   else at 1 Sync/s a 100 ppm oscillator drifts a threshold away before the filter moves.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
