@@ -15,10 +15,10 @@
 //! 50 µs a software-stamping master's noise (100s of µs) stepped the clock ~0.65 times a second,
 //! and a 100 ppm oscillator at 1 Sync/s (100 µs per exchange) never locked. So the inner filter
 //! gets the large threshold, and this wrapper
-//! - makes the first step itself: once the inner filter has a Sync and a Delay_Req measurement
-//!   (its offset estimate then excludes the path delay), an offset beyond the first-step
-//!   threshold is stepped and the inner filter is rebuilt (it cannot be told of a step it did not
-//!   make). statime sets the clock's absolute frequency and a new filter starts from 0 ppm, so
+//! - makes the first step itself: once a Sync and a Delay_Req are measured, that exchange's
+//!   offset ((t2−t1 + t3−t4)/2; statime's estimate does not move before it has 4 such pairs) is
+//!   stepped if beyond the first-step threshold, and the inner filter is rebuilt (it cannot be
+//!   told of a step it did not make). statime sets the clock's absolute frequency and a new filter starts from 0 ppm, so
 //!   the inner filter steers relative to a base, the frequency it had reached: the rebuild keeps
 //!   the syntonization;
 //! - once past it, holds back a measurement farther than half the step threshold from the
