@@ -3,6 +3,7 @@
 //! 69 the device disappeared (EX_UNAVAILABLE: a restart will not help until it is back).
 
 mod args;
+mod chores;
 mod host;
 mod logger;
 mod netcheck;

@@ -26,12 +26,12 @@ use nicclock_driver::sim::HostMemory;
 use nicclock_uio::RegisterAccess;
 
 use crate::args::{PtpRoleArg, PtpTransport, ReferenceArg, RunArgs, UsageError};
+use crate::chores::{removal_requested, Chores};
 use crate::host::RealHost;
 use crate::privileges;
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
 use crate::wake::{Wake, Waker};
-use crate::EXIT_DEVICE_GONE;
 
 /// The PTP options, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,9 +315,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let mut page = PtpPage::new(page_config, identity, runner.status());
     let mut loop_ = Loop::new(writer, stats, ntpshm);
     loop_.log_prefix = "ptp";
-    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut next_ping = watchdog.map(|half| start + half);
-    let end = args.duration.and_then(|d| start.checked_add(Duration::from_secs_f64(d)));
+    let mut chores = Chores::new(start, args.duration);
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
@@ -325,7 +323,8 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
         let ring = ring_wake.poll_at();
-        let wake_at = [Some(due), ptp_due, ring, next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        let [ping, end] = chores.deadlines();
+        let wake_at = [Some(due), ptp_due, ring, ping, end].into_iter().flatten().min().unwrap_or(due);
         let ring_fd: Option<BorrowedFd<'_>> = ring_wake.fd();
         match waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
             Wake::Stop(signal) => {
@@ -335,23 +334,11 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             Wake::Ready(1) => ring_wake.on_ready(&*regs),
             _ => {}
         }
-        if opened.removal.as_ref().is_some_and(|r| r.requested()) {
-            loop_.writer.device_lost(u32::MAX);
-            error!(
-                "{}: the kernel is removing the device (VFIO release request); {} now says DEVICE_LOST",
-                opened.address,
-                loop_.writer.path().display()
-            );
-            return Ok(ExitCode::from(EXIT_DEVICE_GONE));
+        if let Some(exit) = removal_requested(&opened, &mut loop_) {
+            return Ok(exit);
         }
         let now = Instant::now();
-        if let (Some(half), Some(ping)) = (watchdog, next_ping) {
-            if now >= ping {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                next_ping = Some(now + half);
-            }
-        }
-        if end.is_some_and(|end| now >= end) {
+        if chores.tick(now) {
             break ExitCode::SUCCESS;
         }
         for event in runner.poll(now_ns()) {

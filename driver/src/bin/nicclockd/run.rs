@@ -25,6 +25,7 @@ use nicclock_driver::timesource::RealTime;
 use nicclock_uio::Sysfs;
 
 use crate::args::{RunArgs, UsageError};
+use crate::chores::{removal_requested, Chores};
 use crate::host::RealHost;
 use crate::privileges;
 use crate::wake::{Wake, Waker};
@@ -242,40 +243,26 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     let mut loop_ = Loop::new(&mut writer, stats, ntpshm);
-    // systemd: READY=1 after the first published update, WATCHDOG=1 every half watchdog period,
-    // between updates too (the loop wakes for it), so a slow --rate never starves the watchdog.
-    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-    let mut next_ping = watchdog.map(|half| start + half);
-    // Bounded by the parser (MAX_DURATION_S); an end beyond what Instant holds means no end.
-    let end = args.duration.and_then(|d| start.checked_add(Duration::from_secs_f64(d)));
+    // systemd: READY=1 after the first published update; the watchdog and --duration (bounded by
+    // the parser, MAX_DURATION_S; an end beyond what Instant holds means no end) in `chores`.
+    let mut chores = Chores::new(start, args.duration);
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
     loop {
         let due = start + schedule.due();
         let pin_due = pins.as_ref().map(|_| start + pin_schedule.due());
-        let wake_at = [Some(due), pin_due, next_ping, end].into_iter().flatten().min().unwrap_or(due);
+        let [ping, end] = chores.deadlines();
+        let wake_at = [Some(due), pin_due, ping, end].into_iter().flatten().min().unwrap_or(due);
         if let Wake::Stop(signal) = waker.wait_until(wake_at, removal_fd)? {
             info!("{signal} received");
             break;
         }
-        if opened.removal.as_ref().is_some_and(|r| r.requested()) {
-            loop_.writer.device_lost(u32::MAX);
-            error!(
-                "{}: the kernel is removing the device (VFIO release request); {} now says DEVICE_LOST",
-                opened.address,
-                loop_.writer.path().display()
-            );
-            return Ok(ExitCode::from(EXIT_DEVICE_GONE));
+        if let Some(exit) = removal_requested(&opened, &mut loop_) {
+            return Ok(exit);
         }
         let now = Instant::now();
-        if let (Some(half), Some(ping)) = (watchdog, next_ping) {
-            if now >= ping {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                next_ping = Some(now + half);
-            }
-        }
-        if end.is_some_and(|end| now >= end) {
+        if chores.tick(now) {
             break;
         }
         if let (Some(p), Some(pin_due)) = (pins.as_mut(), pin_due) {
