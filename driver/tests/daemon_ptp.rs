@@ -48,6 +48,8 @@ fn ptp_options_are_checked_and_refused_with_a_clear_message() {
     );
     usage_error(&["--reference", "ptp", "--ptp-delay-asymmetry", "2000000000"], "2000000000");
     usage_error(&["--reference", "ptp", "--ptp-delay-asymmetry", "40ns"], "40ns");
+    usage_error(&["--ptp-max-asymmetry", "100"], "--ptp-max-asymmetry is a PTP option");
+    usage_error(&["--reference", "ptp", "--ptp-max-asymmetry", "-1"], "-1");
     usage_error(
         &["--ptp-step-threshold", "1000000"],
         "--ptp-step-threshold is a PTP option: it needs --reference ptp",

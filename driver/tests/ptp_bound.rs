@@ -75,7 +75,7 @@ fn with_hardware_stamps_the_bound_stays_tight() {
     assert_eq!(p.violations, 0, "{p:?}");
     // The raw-offset term is a few times the stamp noise (max of 16 + 2 sigma), not µs.
     assert!(raw as f64 <= 10.0 * rms, "raw term {raw} ns against a true RMS of {rms} ns");
-    // The rest of the bound is fixed (asymmetry 10 % of 5 µs = 500 ns, accuracy 100 ns, mapping
-    // ~100 ns) plus the first seconds of lock.
-    assert!(mean_bound < 2_000.0, "the bound with hardware stamps: {mean_bound} ns, {p:?}");
+    // The rest of the bound is fixed (the unseen asymmetry: up to the 5 µs mean path delay,
+    // accuracy 100 ns, mapping ~100 ns) plus the first seconds of lock.
+    assert!(mean_bound < 6_500.0, "the bound with hardware stamps: {mean_bound} ns, {p:?}");
 }

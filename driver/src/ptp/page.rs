@@ -9,13 +9,19 @@
 //! HOLDOVER, the bound growing at the rate measured while locked, then UNSYNCHRONIZED after
 //! `holdover_limit_ns`.
 //!
-//! The bound at each anchor (all ns) = the servo's error from the master + the path asymmetry
-//! share we cannot see (ASSUMED: the two directions differ by at most 2 × `asymmetry_fraction` ×
-//! the mean path delay, so the error is at most `asymmetry_fraction` × the mean path delay; 10 % by
-//! default: a symmetric cable or switch path; a known asymmetry belongs in the slave's
-//! `delay_asymmetry_ns`) + the grandmaster's announced clockAccuracy (when it announces one; 0xFE
-//! "unknown" adds nothing and is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter
-//! mapping's half-brackets.
+//! The bound at each anchor (all ns) = the servo's error from the master + the path asymmetry we
+//! cannot see + the grandmaster's announced clockAccuracy (when it announces one; 0xFE "unknown"
+//! adds nothing and is published as `gm_accuracy_ns = u64::MAX`) + the PHC→counter mapping's
+//! half-brackets. Asymmetry: the offset error an unseen asymmetry causes is half the difference of
+//! the two directions' delays, and the measured mean path delay is half their sum; as neither
+//! direction is negative (a stamp cannot precede the frame's sending), the error is at most the
+//! measured mean path delay — PROVABLE, and the default. It includes what stamps taken in
+//! software make of the path: the QEMU lab's ptp4l -S master stamps late by ~100s of µs, which
+//! shifts the slave by half the latency (its raw offsets cannot show that) and lengthens the
+//! measured delay by as much. An operator who knows the path's asymmetry better (a symmetric cable
+//! or switch path with hardware stamps at both ends) says so with `max_asymmetry_ns`
+//! (`--ptp-max-asymmetry`); a known constant asymmetry belongs in the slave's
+//! `delay_asymmetry_ns` (`--ptp-delay-asymmetry`).
 //!
 //! The servo's error term is the larger of the largest of the last 16 filtered offsets and
 //! max|m| + 2σ over the raw offsets m of the last 16 exchanges (before the Kalman filter, shifted
@@ -68,8 +74,9 @@ pub struct PtpPageConfig {
     pub lock_threshold_ns: u64,
     /// Consecutive updates under the threshold for LOCKED.
     pub lock_count: u32,
-    /// The share of the mean path delay assumed as the unseen asymmetry's error (module docs).
-    pub asymmetry_fraction: f64,
+    /// The most an unseen path asymmetry shifts the offset, ns, when the operator knows it; `None`:
+    /// the measured mean path delay (provable, module docs).
+    pub max_asymmetry_ns: Option<u64>,
     /// Bound growth allowed besides the measured rate error (oscillator wander), ppb.
     pub wander_ppb: f64,
     /// How long HOLDOVER lasts before the page says UNSYNCHRONIZED, ns.
@@ -83,7 +90,7 @@ impl Default for PtpPageConfig {
             readings: 5,
             lock_threshold_ns: 1_000,
             lock_count: 3,
-            asymmetry_fraction: 0.1,
+            max_asymmetry_ns: None,
             wander_ppb: 50.0,
             holdover_limit_ns: 300_000_000_000,
         }
@@ -290,7 +297,7 @@ impl PtpPage {
                         let raw = s.raw_offsets.map_or(0, |r| r.bound_ns());
                         let servo = filtered.max(raw);
                         let delay = s.mean_delay_ns.unwrap_or(0).unsigned_abs();
-                        let asymmetry = (delay as f64 * self.config.asymmetry_fraction).ceil() as u64;
+                        let asymmetry = self.config.max_asymmetry_ns.unwrap_or(delay);
                         let gm = if gm_accuracy_ns == u64::MAX { 0 } else { gm_accuracy_ns };
                         servo.saturating_add(asymmetry).saturating_add(gm).saturating_add(mapping_ns)
                     }
@@ -581,8 +588,8 @@ mod tests {
         assert_eq!(u.snapshot.leap, Leap::Insert);
         assert_eq!(u.snapshot.leap_tai_s % 86_400, 37, "at a UTC midnight, in TAI seconds");
         assert_eq!((r.gm_clock_accuracy, r.gm_accuracy_ns), (0x21, 100));
-        // servo 40 + asymmetry 10 % of 5000 + accuracy 100 + mapping (50 + 50 + 1).
-        assert_eq!(u.snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+        // servo 40 + asymmetry up to the mean path delay 5000 + accuracy 100 + mapping (50 + 50 + 1).
+        assert_eq!(u.snapshot.error_bound_ns, 40 + 5_000 + 100 + 101);
         at(&mut page, T0 + 200_000_000);
         let u = at(&mut page, T0 + 300_000_000);
         assert_eq!(u.status, Status::Locked, "three updates under the threshold");
@@ -624,7 +631,16 @@ mod tests {
         assert!(before.snapshot.error_bound_ns > 400_000);
         page.on_event(&RunnerEvent::Stepped { ns: -400_000 });
         page.ptp = slave(40);
-        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 5_000 + 100 + 101);
+    }
+
+    #[test]
+    fn the_asymmetry_share_is_the_mean_path_delay_unless_the_operator_knows_better() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(40));
+        assert_eq!(at(&mut page, T0).snapshot.error_bound_ns, 40 + 5_000 + 100 + 101, "provable");
+        let config = PtpPageConfig { max_asymmetry_ns: Some(200), ..PtpPageConfig::default() };
+        let mut page = PtpPage::new(config, OWN, slave(40));
+        assert_eq!(at(&mut page, T0).snapshot.error_bound_ns, 40 + 200 + 100 + 101, "--ptp-max-asymmetry");
     }
 
     #[test]
@@ -638,15 +654,15 @@ mod tests {
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(raw), ..slave(40) }));
         let u = at(&mut page, T0);
-        // max|raw| + 2σ (not the filtered 40) + asymmetry 500 + accuracy 100 + mapping 101.
-        assert_eq!(u.snapshot.error_bound_ns, 300_000 + 2 * 120_000 + 500 + 100 + 101);
+        // max|raw| + 2σ (not the filtered 40) + asymmetry 5000 + accuracy 100 + mapping 101.
+        assert_eq!(u.snapshot.error_bound_ns, 300_000 + 2 * 120_000 + 5_000 + 100 + 101);
         assert!(u.snapshot.estimate.error_ns >= 110_000, "the estimate is the raw offsets' RMS");
         assert!(u.snapshot.estimate.error_ns < u.snapshot.error_bound_ns);
         // Quiet raw offsets under the filtered one leave the filtered term in charge.
         let quiet = crate::ptp::spread::RawSpread { count: 16, max_abs_ns: 10, sigma_ns: 5, rms_ns: 6 };
         page.on_event(&RunnerEvent::Stepped { ns: 0 });
         page.ptp = PtpStatus { raw_offsets: Some(quiet), ..slave(40) };
-        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 500 + 100 + 101);
+        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 5_000 + 100 + 101);
     }
 
     #[test]

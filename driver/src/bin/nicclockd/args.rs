@@ -155,11 +155,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "LOG2", value_parser = clap::value_parser!(i8).range(-3..=7))]
     pub ptp_log_announce_interval: Option<i8>,
     /// PTP: the known path asymmetry, ns (ptp4l's delayAsymmetry, IEEE 1588 delayAsymmetry: how
-    /// much longer the master-to-slave direction is than the mean path delay; default 0). The
-    /// error bound assumes any asymmetry not given here is within 10 % of the mean path delay.
+    /// much longer the master-to-slave direction is than the mean path delay; default 0).
     #[arg(long, value_name = "NS", allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(-1_000_000_000..=1_000_000_000))]
     pub ptp_delay_asymmetry: Option<i64>,
+    /// PTP: the most an asymmetry not given by --ptp-delay-asymmetry can shift the offset, ns (half
+    /// the difference between the two directions), for the page's error bound. Default: the
+    /// measured mean path delay, which is provable (neither direction is negative) but loose on a
+    /// long path; give less only for a path you know to be symmetric (hardware stamps both ends).
+    #[arg(long, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub ptp_max_asymmetry: Option<u64>,
     /// PTP: until the first correction (start-up, a new master) an offset beyond this many ns is
     /// stepped, not slewed, 1 to 1000000000 (ptp4l's first_step_threshold; default 50000).
     #[arg(long, value_name = "NS", value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]

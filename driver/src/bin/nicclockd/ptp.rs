@@ -49,6 +49,7 @@ pub struct PtpOptions {
     pub delay_asymmetry_ns: i64,
     pub first_step_threshold_ns: Option<i64>,
     pub step_threshold_ns: Option<i64>,
+    pub max_asymmetry_ns: Option<u64>,
 }
 
 /// The `--ptp-*` options checked against each other and `--reference` (usage errors, exit 2).
@@ -62,6 +63,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (args.ptp_log_announce_interval.is_some(), "--ptp-log-announce-interval"),
         (args.ptp_log_min_delay_req_interval.is_some(), "--ptp-log-min-delay-req-interval"),
         (args.ptp_delay_asymmetry.is_some(), "--ptp-delay-asymmetry"),
+        (args.ptp_max_asymmetry.is_some(), "--ptp-max-asymmetry"),
         (args.ptp_first_step_threshold.is_some(), "--ptp-first-step-threshold"),
         (args.ptp_step_threshold.is_some(), "--ptp-step-threshold"),
         (args.ptp_priority1.is_some(), "--ptp-priority1"),
@@ -151,6 +153,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         log_announce_interval: args.ptp_log_announce_interval.unwrap_or(1),
         log_min_delay_req_interval: args.ptp_log_min_delay_req_interval.unwrap_or(0),
         delay_asymmetry_ns: args.ptp_delay_asymmetry.unwrap_or(0),
+        max_asymmetry_ns: args.ptp_max_asymmetry,
         first_step_threshold_ns: args.ptp_first_step_threshold,
         step_threshold_ns: args.ptp_step_threshold,
     }))
@@ -310,6 +313,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         interval_ns: interval.as_nanos() as u64,
         readings: args.readings as usize,
         lock_threshold_ns: args.lock_threshold,
+        max_asymmetry_ns: options.max_asymmetry_ns,
         ..PtpPageConfig::default()
     };
     let mut page = PtpPage::new(page_config, identity, runner.status());

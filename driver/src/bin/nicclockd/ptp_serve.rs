@@ -97,6 +97,7 @@ pub fn run<M: DescMemory>(
         interval_ns: interval.as_nanos() as u64,
         readings: args.readings as usize,
         lock_threshold_ns: args.lock_threshold,
+        max_asymmetry_ns: args.ptp_max_asymmetry,
         ..PtpPageConfig::default()
     };
     let mut page = PtpPage::new(page_config, identity, runner.status());
