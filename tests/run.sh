@@ -22,14 +22,14 @@ step "reader benchmarks (ratios are printed, not asserted)"
 cargo bench -p nicclock --bench readers
 step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
-step "PTP slave benchmark (figures on the simulated wire, message level)"
+step "PTP benchmark (figures on the simulated wire: frames through the simulated NICs' rings and stamps)"
 cargo bench -p nicclock-driver --bench ptp
 step "Debian package (build, lintian without errors, dpkg install, purge leaves nothing)"
 bash packaging/deb/check.sh
 step "the lab runner's QMP relay against a fake monitor (device_del waits for DEVICE_DELETED)"
 timeout 120 bash qemu/tests/qmp-gate.sh
-step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; systemd + udev)"
+step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; PTP slave against ptp4l; systemd + udev)"
 qemu/vm setup
 qemu/vm build
 qemu/vm sysbuild
-qemu/vm run vfio uio faults versus-phc2sys systemd
+qemu/vm run vfio uio faults versus-phc2sys ptp-slave systemd
