@@ -18,7 +18,7 @@ use nicclock_driver::measure::Host;
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
-use nicclock_driver::phc::Phc;
+use nicclock_driver::phc::{DeviceLost, Phc};
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRole, PtpRunner, RunnerEvent};
 use nicclock_driver::schedule::Schedule;
@@ -347,30 +347,54 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             error!("{e}; exiting");
             break ExitCode::from(1);
         }
-        let ptp = runner.status();
-        let update = page.update(&mut phc.borrow_mut(), &host, ptp);
-        match update {
-            Ok(u) => {
-                loop_.extra_columns = Some(stats_columns(&runner, &u));
-                loop_.extra_log = Some(counters_text(&runner));
-                // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC);
-                // `publish` takes it back to UTC with the page's (the master's) offset.
-                let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
-                let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
-                loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
-            }
-            Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+        let measured = publish_measured(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready);
+        if let Err(lost) = measured {
+            return Ok(loop_.lost(&opened.address, lost));
         }
         schedule.advance(start.elapsed());
     };
+    shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
+    Ok(exit)
+}
+
+/// One page update while statime steers (the slave, or a serving port while SLAVE): measure the
+/// clock against the counter, describe it by the port's status, publish it with the port's
+/// counters in the log line and the stats CSV.
+pub(crate) fn publish_measured<M: DescMemory>(
+    loop_: &mut Loop<'_>,
+    runner: &PtpRunner<Regs, M>,
+    page: &mut PtpPage,
+    phc: &Rc<RefCell<Phc<Regs>>>,
+    host: &RealHost,
+    start: Instant,
+    ready: &mut bool,
+) -> Result<(), DeviceLost> {
+    let u = page.update(&mut phc.borrow_mut(), host, runner.status())?;
+    loop_.extra_columns = Some(stats_columns(runner, &u));
+    loop_.extra_log = Some(counters_text(runner));
+    // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC); `publish`
+    // takes it back to UTC with the page's (the master's) offset.
+    let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
+    let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
+    loop_.step(Step::Updated(Box::new(u)), start, ready, Some(system_ns));
+    Ok(())
+}
+
+/// The end of a PTP loop: the interrupt released and the NIC's causes masked before the queues go
+/// down, then the final counters.
+pub(crate) fn shut_down<M: DescMemory>(
+    ring_wake: &mut RingWake,
+    regs: &dyn RegisterAccess,
+    runner: &mut PtpRunner<Regs, M>,
+    loop_: &Loop<'_>,
+) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    ring_wake.close(&*regs);
-    if let Err(e) = runner.port_mut().tear_down(&*regs) {
+    ring_wake.close(regs);
+    if let Err(e) = runner.port_mut().tear_down(regs) {
         warn!("ptp: tearing the port down: {e}");
     }
-    info!("ptp: final counters: {}", counters_text(&runner));
+    info!("ptp: final counters: {}", counters_text(runner));
     info!("stopping; {} marked STOPPED", loop_.writer.path().display());
-    Ok(exit)
 }
 
 pub(crate) fn log_event(e: &RunnerEvent) {

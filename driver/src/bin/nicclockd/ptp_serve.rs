@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use log::{error, info, warn};
+use log::{error, info};
 use nicclock::{EventKind, Reference, ReferenceKind, Status, Urgency, UtcOffsetSource, Writer};
 use nicclock_driver::device::OpenedClock;
 use nicclock_driver::discipline::{Discipline, DisciplineConfig, Step};
@@ -33,7 +33,7 @@ use nicclock_driver::timesource::RealTime;
 use crate::args::RunArgs;
 use crate::chores::{removal_requested, Chores};
 use crate::host::{kernel_tai_offset, RealHost};
-use crate::ptp::{counters_text, log_event, stats_columns, Regs};
+use crate::ptp::{counters_text, log_event, publish_measured, shut_down, stats_columns, Regs};
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
 use crate::wake::{Wake, Waker};
@@ -182,27 +182,14 @@ pub fn run<M: DescMemory>(
             }
         } else {
             // SLAVE: statime steers, the page is measured as under --reference ptp.
-            let update = page.update(&mut phc.borrow_mut(), &host, runner.status());
-            match update {
-                Ok(u) => {
-                    loop_.extra_columns = Some(stats_columns(&runner, &u));
-                    loop_.extra_log = Some(counters_text(&runner));
-                    let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
-                    let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
-                    loop_.step(Step::Updated(Box::new(u)), start, &mut ready, Some(system_ns));
-                }
-                Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
+            let measured = publish_measured(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready);
+            if let Err(lost) = measured {
+                return Ok(loop_.lost(&opened.address, lost));
             }
         }
         schedule.advance(start.elapsed());
     };
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    ring_wake.close(&*regs);
-    if let Err(e) = runner.port_mut().tear_down(&*regs) {
-        warn!("ptp: tearing the port down: {e}");
-    }
-    info!("ptp: final counters: {}", counters_text(&runner));
-    info!("stopping; {} marked STOPPED", loop_.writer.path().display());
+    shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
     Ok(exit)
 }
 
