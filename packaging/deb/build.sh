@@ -7,12 +7,14 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/packaging/deb
-# NICCLOCK_DEB_BINDIR: take nicclockd, nicclock and libnicclock.so from there (with --no-build),
-# e.g. the lab's target/x86_64-unknown-linux-gnu/release.
+# NICCLOCK_DEB_BINDIR: take nicclockd and nicclock from there (with --no-build), e.g. the lab's
+# static target/x86_64-unknown-linux-gnu/release; NICCLOCK_DEB_LIBDIR: libnicclock.so from there
+# (default the same directory; the lab's static build makes no cdylib: target/release has it).
 rel=${NICCLOCK_DEB_BINDIR:-$root/target/release}
+lib=${NICCLOCK_DEB_LIBDIR:-$rel}
 [ "${1:-}" = --no-build ] || (cd "$root" && cargo build --release -q -p nicclock -p nicclock-driver --lib --bins)
-for f in nicclockd nicclock libnicclock.so; do
-  [ -e "$rel/$f" ] || { echo "build-deb: $rel/$f missing: run cargo build --release first" >&2; exit 1; }
+for f in "$rel/nicclockd" "$rel/nicclock" "$lib/libnicclock.so"; do
+  [ -e "$f" ] || { echo "build-deb: $f missing: run cargo build --release first" >&2; exit 1; }
 done
 # Maintainer: Debian's DEBFULLNAME/DEBEMAIL, else the author of the commit built.
 maintainer="${DEBFULLNAME:-$(git -C "$root" log -1 --format=%an)} <${DEBEMAIL:-$(git -C "$root" log -1 --format=%ae)}>"
@@ -36,7 +38,7 @@ put() { # put MODE SRC DEST: install, with /usr/local paths rewritten for text f
 }
 put 755 "$rel/nicclockd" usr/sbin/nicclockd
 put 755 "$rel/nicclock" usr/bin/nicclock
-put 644 "$rel/libnicclock.so" "usr/lib/$multiarch/libnicclock.so"
+put 644 "$lib/libnicclock.so" "usr/lib/$multiarch/libnicclock.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
   "$stage/usr/sbin/nicclockd" "$stage/usr/bin/nicclock" "$stage/usr/lib/$multiarch/libnicclock.so"
 put 644 "$root/userspace/include/nicclock.h" usr/include/nicclock.h

@@ -1,12 +1,12 @@
-# The systemd guest: a small Debian bookworm with systemd, udev and chrony, nicclock installed by
-# udev/install.sh, booted like the lab VM (q35 + intel-iommu under TCG, the same Debian kernel), to
+# The systemd guest: a small Debian bookworm with systemd, udev and chrony, nicclock installed from
+# its Debian package (packaging/deb/build.sh) with dpkg, booted like the lab VM (q35 + intel-iommu under TCG, the same Debian kernel), to
 # exercise the udev rule and nicclockd@.service on a hot-plugged NIC (qemu/sysguest/scenarios/).
 #
 # Image. `debootstrap --variant=minbase` from the machine's own mirror (the URI in the apt sources,
 # as vm_apt reads it) makes the base, trimmed of apt lists/archives, docs, man pages and locales
 # (~120 MB), cached in $cache/sysguest/base-<key> and rebuilt only when missing (the key is the
-# package list). The image on top of it (our binaries from `qemu/vm build` installed by
-# udev/install.sh run in the chroot, the users, the lab unit, the masks, the kernel modules) is
+# package list). The image on top of it (the .deb built from our binaries of `qemu/vm build`,
+# installed by `dpkg -i` in the chroot, the users, the lab unit, the masks, the kernel modules) is
 # assembled again only when one of its inputs changed (a checksum of all of them names it).
 # Kernel modules: not the whole 396 MB /lib/modules/<kver> of the cached kernel, but the modules the
 # lab needs (vfio-pci, vfio_iommu_type1, igb, e1000e, uio_pci_generic) with their dependencies
@@ -29,7 +29,8 @@
 # chrony: it has no use in this scenario and no network to reach) are masked in the image.
 
 vm_sys_suite=bookworm
-vm_sys_packages=systemd,systemd-sysv,udev,kmod,procps,chrony
+# adduser: the package's Depends (its postinst makes the nicclock user); man-db: `man nicclockd`.
+vm_sys_packages=systemd,systemd-sysv,udev,kmod,procps,chrony,adduser,man-db
 vm_sys_modules=(vfio-pci vfio_iommu_type1 igb e1000e uio_pci_generic)
 vm_sys_masked=(getty@tty1.service systemd-logind.service apt-daily.timer apt-daily-upgrade.timer
   dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-hwdb-update.service
@@ -101,7 +102,7 @@ vm_sys_key() {
     echo "$1"
     cat "$cache/kver"
     sha256sum "$rel/nicclockd" "$rel/nicclock" "$root/target/release/libnicclock.so" "$root"/udev/* \
-      "$root/userspace/include/nicclock.h" "$here/guest/lib.sh" "$here/lib/sysguest.sh"
+      "$root/userspace/include/nicclock.h" "$here/guest/lib.sh" "$here/lib/sysguest.sh" "$root"/packaging/deb/*
     find "$here/sysguest" -type f -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16
 }
@@ -113,8 +114,8 @@ vm_sys_build() {
   kver=$(cat "$cache/kver")
   [ -x "$rel/nicclockd" ] && [ -x "$rel/nicclock" ] || { echo "sysbuild: run 'qemu/vm build' first (no $rel/nicclockd)" >&2; return 1; }
   if [ ! -e "$root/target/release/libnicclock.so" ]; then
-    # install.sh installs the C library too; the static lab build has no cdylib.
-    echo "sysbuild: cargo build --release -p nicclock --lib (libnicclock.so for udev/install.sh)"
+    # The package holds the C library too; the static lab build has no cdylib.
+    echo "sysbuild: cargo build --release -p nicclock --lib (libnicclock.so for the package)"
     (cd "$root" && cargo build --release -q -p nicclock --lib) || return 1
   fi
   local base
@@ -133,17 +134,18 @@ vm_sys_build() {
   cp -a "$base" "$r"
   rm -f "$r/.nicclock-base"
 
-  # nicclock, installed the way an administrator does it: udev/install.sh from a checkout, as root,
-  # in the guest's root (it creates the nicclock system user the unit's --user/--group needs).
-  local src="$r/tmp/nicclock-src"
-  mkdir -p "$src/target/release" "$src/userspace/include" "$src/udev"
-  cp "$rel/nicclockd" "$rel/nicclock" "$root/target/release/libnicclock.so" "$src/target/release/"
-  cp "$root/userspace/include/nicclock.h" "$src/userspace/include/"
-  cp "$root"/udev/* "$src/udev/"
-  chroot "$r" /bin/sh /tmp/nicclock-src/udev/install.sh > "$out/install.log" 2>&1 \
-    || { cat "$out/install.log" >&2; echo "sysbuild: udev/install.sh failed in the guest root" >&2; return 1; }
-  rm -rf "$src"
-  chroot "$r" getent passwd nicclock > /dev/null || { echo "sysbuild: install.sh made no nicclock user" >&2; return 1; }
+  # nicclock, installed the way a Debian administrator does it: its .deb (the lab's static binaries,
+  # target/release's libnicclock.so) by dpkg -i in the guest's root; its postinst creates the
+  # nicclock system user the unit's --user/--group needs.
+  local deb
+  deb=$(NICCLOCK_DEB_BINDIR=$rel NICCLOCK_DEB_LIBDIR=$root/target/release sh "$root/packaging/deb/build.sh" --no-build) \
+    || { echo "sysbuild: packaging/deb/build.sh failed" >&2; return 1; }
+  cp "$deb" "$r/tmp/nicclock.deb"
+  chroot "$r" dpkg -i /tmp/nicclock.deb > "$out/install.log" 2>&1 \
+    || { cat "$out/install.log" >&2; echo "sysbuild: dpkg -i $(basename "$deb") failed in the guest root" >&2; return 1; }
+  rm -f "$r/tmp/nicclock.deb"
+  chroot "$r" dpkg -s nicclock > /dev/null || { echo "sysbuild: dpkg does not list nicclock as installed" >&2; return 1; }
+  chroot "$r" getent passwd nicclock > /dev/null || { echo "sysbuild: the package's postinst made no nicclock user" >&2; return 1; }
   # The reader: an ordinary user.
   chroot "$r" useradd --uid 1000 --user-group --create-home --shell /bin/sh reader
   # Opt in only the address the hot-plugged igb gets (behind rp1, the only bridge: bus 01).

@@ -8,6 +8,8 @@
 # driver and gets no unit; `udevadm test` shows the rule's work for the igb and none for the e1000e.
 # An application unit gated on the clock (ExecStartPre=nicclock wait --max-error), started before
 # the NIC exists, waits through the plug and starts only once the page is LOCKED within its bound.
+# nicclock came in as its Debian package (dpkg -i at image build): its man pages read with `man`;
+# at the end `dpkg --purge` stops the daemon and leaves no file, user or group of nicclock's.
 . /usr/local/lib/nicclock-lab/lib.sh
 
 HOT=0000:01:00.0
@@ -105,7 +107,23 @@ E1000E=$(bdf_of 8086 10d3)
 [ -n "$E1000E" ] || { fail "the e1000e is present"; exit 1; }
 if wait_until 30 driver_is "$E1000E" e1000e; then pass "the e1000e $E1000E is on its kernel driver e1000e"; else fail "the e1000e $E1000E is on '$(driver_of "$E1000E")'"; fi
 [ -z "$(nicclock_units)" ] && pass "no nicclockd@ unit before the plug" || fail "nicclockd@ units before the plug: $(nicclock_units)"
-NUID=$(id -u nicclock) && NGID=$(id -g nicclock) && pass "install.sh created the nicclock user ($NUID:$NGID)" || fail "no nicclock user"
+NUID=$(id -u nicclock) && NGID=$(id -g nicclock) && pass "the package's postinst created the nicclock user ($NUID:$NGID)" || fail "no nicclock user"
+pkg=$(dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}' nicclock 2>&1)
+case $pkg in "nicclock "*" ii ") pass "dpkg lists the package installed: $pkg" ;; *) fail "dpkg-query nicclock: '$pkg'" ;; esac
+for f in /usr/sbin/nicclockd /usr/bin/nicclock /lib/systemd/system/nicclockd@.service /lib/udev/rules.d/70-nicclock.rules; do
+  owner=$(dpkg -S "$f" 2>&1)
+  [ "$owner" = "nicclock: $f" ] || fail "dpkg -S $f: '$owner'"
+done
+[ ! -e /usr/local/sbin/nicclockd ] && [ ! -e /etc/systemd/system/nicclockd@.service ] && [ ! -e /etc/udev/rules.d/70-nicclock.rules ] &&
+  pass "nicclockd, its unit and rules are the package's (/usr/sbin, /lib/systemd, /lib/udev), nothing under /usr/local or /etc" ||
+  fail "a nicclock file outside the package: $(ls /usr/local/sbin /etc/systemd/system/nicclockd@.service /etc/udev/rules.d 2>&1 | tr '\n' ' ')"
+# man(1) formats the installed page (not a tty: plain text, no pager).
+man_nicclockd=$(man nicclockd 2>&1)
+printf '%s\n' "$man_nicclockd" | sed -n '1,6p' | sed 's/^/  man nicclockd: /'
+printf '%s\n' "$man_nicclockd" | grep -q '^NAME' && printf '%s\n' "$man_nicclockd" | grep -q -- '--device' &&
+  pass "man nicclockd: $(printf '%s\n' "$man_nicclockd" | wc -l) lines, NAME and --device in them ($(man -w nicclockd))" ||
+  fail "man nicclockd: '$(printf '%s\n' "$man_nicclockd" | head -3 | tr '\n' ' ')'"
+man -w nicclock-metrics > /dev/null 2>&1 && pass "man nicclock-metrics: $(man -w nicclock-metrics)" || fail "no man page nicclock-metrics"
 
 # --- 0b. an application gated on the clock, started before there is any NIC to give time
 APP=clock-app.service
@@ -120,8 +138,8 @@ Type=oneshot
 RemainAfterExit=yes
 User=reader
 TimeoutStartSec=150
-ExecStartPre=/usr/local/bin/nicclock --page $HOT wait --max-error 100us --timeout 120
-ExecStart=/bin/sh -c '/usr/local/bin/nicclock --page $HOT now > /tmp/clock-app.started'
+ExecStartPre=/usr/bin/nicclock --page $HOT wait --max-error 100us --timeout 120
+ExecStart=/bin/sh -c '/usr/bin/nicclock --page $HOT now > /tmp/clock-app.started'
 EOF
 systemctl daemon-reload
 systemctl start --no-block "$APP"
@@ -240,7 +258,7 @@ out=$(udev_test "$HOT")
 printf '%s\n' "$out" | grep -E 'nicclock|SYSTEMD_WANTS|^run:' | sed 's/^/  udevadm test igb: /'
 rules_read=$(printf '%s\n' "$out" | grep -c '70-nicclock.rules')
 want=$(printf '%s\n' "$out" | grep -c "^SYSTEMD_WANTS=.*nicclockd@$HOT.service")
-run=$(printf '%s\n' "$out" | grep -c "^run: '/usr/local/lib/nicclock/nicclock-bind $HOT vfio'")
+run=$(printf '%s\n' "$out" | grep -c "^run: '/usr/lib/nicclock/nicclock-bind $HOT vfio'")
 backend=$(printf '%s\n' "$out" | grep -c '^NICCLOCK_BACKEND=vfio$')
 [ "$rules_read" -ge 1 ] && [ "$want" = 1 ] && [ "$run" = 1 ] && [ "$backend" = 1 ] &&
   pass "udevadm test $HOT: NICCLOCK_BACKEND=vfio, SYSTEMD_WANTS=$UNIT, RUN nicclock-bind $HOT vfio" ||
@@ -253,3 +271,33 @@ ours=$(printf '%s\n' "$out" | grep -E -c '^SYSTEMD_WANTS=.*nicclockd|^run:.*nicc
 [ "$rules_read" -ge 1 ] && [ "$seen" = 1 ] && [ "$ours" = 0 ] &&
   pass "udevadm test $E1000E: the rules ran and set nothing of nicclock's (no SYSTEMD_WANTS, RUN or backend)" ||
   fail "udevadm test $E1000E: rules read $rules_read, device seen $seen, nicclock lines $ours"
+
+# --- 6. purge: the daemon stops, and nothing of nicclock's is left (files, user, group, pages)
+files=$(dpkg -L nicclock | while read -r f; do [ -d "$f" ] || echo "$f"; done)
+nfiles=$(printf '%s\n' "$files" | wc -l)
+c_purge=$(cursor)
+if out=$(timeout 120 dpkg --purge nicclock 2>&1); then pass "dpkg --purge nicclock"; else fail "dpkg --purge nicclock: $out"; fi
+printf '%s\n' "$out" | sed 's/^/  purge: /'
+show
+journal_since "$c_purge"
+# prerm stops the daemon for good: no reload on the way (systemctl disable, postrm's daemon-reload)
+# may start it again from the device's SYSTEMD_WANTS while its files go.
+starts=$(journalctl -q -o cat --no-pager --after-cursor="$c_purge" | grep -c "Starting $UNIT")
+[ "$starts" = 0 ] && pass "nothing started $UNIT again during the purge" || fail "$UNIT was started $starts times during the purge"
+daemon_gone() { ! pgrep -x nicclockd > /dev/null; }
+if wait_until 30 daemon_gone; then
+  pass "no nicclockd runs after the purge"
+else
+  fail "nicclockd still runs 30 s after the purge: $(pgrep -a nicclockd)"
+fi
+st=$(systemctl is-active "$UNIT")
+[ "$st" = inactive ] && pass "$UNIT inactive after the purge" || fail "$UNIT $st after the purge"
+dpkg-query -W -f '${db:Status-Abbrev}' nicclock 2> /dev/null | grep -q '^ii' && fail "dpkg still lists nicclock installed"
+left=
+for f in $files /etc/nicclock /run/nicclock /usr/lib/nicclock /dev/shm/nicclock-*; do
+  [ -e "$f" ] && left="$left $f"
+done
+[ -z "$left" ] && pass "the purge left none of the package's $nfiles files, no /etc/nicclock, /run/nicclock or page" ||
+  fail "the purge left:$left"
+! getent passwd nicclock > /dev/null && ! getent group nicclock > /dev/null && pass "the purge removed the nicclock user and group" ||
+  fail "the purge left: $(getent passwd nicclock) $(getent group nicclock)"
