@@ -4,8 +4,7 @@
 //! Each Delay_Req measurement that the gate admits is paired with the latest admitted Sync one:
 //! offset = ((t2−t1) + (t3−t4)) / 2, path delay = ((t2−t1) − (t3−t4)) / 2. The last [`WINDOW`]
 //! offsets are kept; a clock step shifts them by the step (what they would have read after it):
-//! a noisy master makes statime's filter reset and step often, and the noise must not be
-//! forgotten at each reset.
+//! the noise must not be forgotten at a step (at start-up, after a real jump of the master).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -31,9 +30,9 @@ pub struct RawSpread {
 }
 
 impl RawSpread {
-    /// The honest part of the page's bound: max |raw offset| + σ (see the page's module docs).
+    /// The honest part of the page's bound: max |raw offset| + 2σ (see the page's module docs).
     pub fn bound_ns(&self) -> u64 {
-        self.max_abs_ns.saturating_add(self.sigma_ns)
+        self.max_abs_ns.saturating_add(self.sigma_ns.saturating_mul(2))
     }
 }
 
@@ -114,7 +113,7 @@ mod tests {
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
         assert_eq!((s.count, s.max_abs_ns, s.sigma_ns), (2, 200, 50));
-        assert_eq!(s.bound_ns(), 250);
+        assert_eq!(s.bound_ns(), 300);
         for _ in 0..WINDOW {
             r.on_delay(-5_300.0);
         }

@@ -47,6 +47,8 @@ pub struct PtpOptions {
     pub log_announce_interval: i8,
     pub log_min_delay_req_interval: i8,
     pub delay_asymmetry_ns: i64,
+    pub first_step_threshold_ns: Option<i64>,
+    pub step_threshold_ns: Option<i64>,
     pub max_asymmetry_ns: Option<u64>,
 }
 
@@ -62,6 +64,8 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (args.ptp_log_min_delay_req_interval.is_some(), "--ptp-log-min-delay-req-interval"),
         (args.ptp_delay_asymmetry.is_some(), "--ptp-delay-asymmetry"),
         (args.ptp_max_asymmetry.is_some(), "--ptp-max-asymmetry"),
+        (args.ptp_first_step_threshold.is_some(), "--ptp-first-step-threshold"),
+        (args.ptp_step_threshold.is_some(), "--ptp-step-threshold"),
         (args.ptp_priority1.is_some(), "--ptp-priority1"),
         (args.ptp_priority2.is_some(), "--ptp-priority2"),
     ]
@@ -150,6 +154,8 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         log_min_delay_req_interval: args.ptp_log_min_delay_req_interval.unwrap_or(0),
         delay_asymmetry_ns: args.ptp_delay_asymmetry.unwrap_or(0),
         max_asymmetry_ns: args.ptp_max_asymmetry,
+        first_step_threshold_ns: args.ptp_first_step_threshold,
+        step_threshold_ns: args.ptp_step_threshold,
     }))
 }
 
@@ -268,6 +274,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     config.log_announce_interval = options.log_announce_interval;
     config.log_min_delay_req_interval = options.log_min_delay_req_interval;
     config.delay_asymmetry_ns = options.delay_asymmetry_ns;
+    config.first_step_threshold_ns =
+        options.first_step_threshold_ns.unwrap_or(config.first_step_threshold_ns);
+    config.step_threshold_ns = options.step_threshold_ns.unwrap_or(config.step_threshold_ns);
     config.seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
 
     if let Some((uid, gid)) = run_as {
