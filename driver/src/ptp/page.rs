@@ -296,7 +296,10 @@ impl PtpPage {
                         let filtered = self.offsets.iter().copied().max().unwrap_or(0);
                         let raw = s.raw_offsets.map_or(0, |r| r.bound_ns());
                         let servo = filtered.max(raw);
-                        let delay = s.mean_delay_ns.unwrap_or(0).unsigned_abs();
+                        // The filter's mean delay converges slowly from 0 after a (re)start; the
+                        // raw exchanges' mean is there from the first one.
+                        let raw_delay = s.raw_offsets.map_or(0, |r| r.mean_delay_ns);
+                        let delay = s.mean_delay_ns.unwrap_or(0).unsigned_abs().max(raw_delay);
                         let asymmetry = self.config.max_asymmetry_ns.unwrap_or(delay);
                         let gm = if gm_accuracy_ns == u64::MAX { 0 } else { gm_accuracy_ns };
                         servo.saturating_add(asymmetry).saturating_add(gm).saturating_add(mapping_ns)
@@ -522,6 +525,7 @@ mod tests {
                 max_abs_ns: 0,
                 sigma_ns: 0,
                 rms_ns: 0,
+                mean_delay_ns: 0,
             }),
             ..listening()
         }
@@ -641,6 +645,19 @@ mod tests {
         let config = PtpPageConfig { max_asymmetry_ns: Some(200), ..PtpPageConfig::default() };
         let mut page = PtpPage::new(config, OWN, slave(40));
         assert_eq!(at(&mut page, T0).snapshot.error_bound_ns, 40 + 200 + 100 + 101, "--ptp-max-asymmetry");
+        // Right after a (re)start the filter's mean delay is still near 0 while the exchanges
+        // already measure 150 µs (the QEMU lab: the page LOCKED with a bound short of its error):
+        // the larger one is the share.
+        let young = PtpStatus {
+            mean_delay_ns: Some(3_000),
+            raw_offsets: Some(crate::ptp::spread::RawSpread {
+                mean_delay_ns: 150_000,
+                ..slave(40).raw_offsets.unwrap()
+            }),
+            ..slave(40)
+        };
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, young);
+        assert_eq!(at(&mut page, T0).snapshot.error_bound_ns, 40 + 150_000 + 100 + 101, "raw mean delay");
     }
 
     #[test]
@@ -651,6 +668,7 @@ mod tests {
             max_abs_ns: 300_000,
             sigma_ns: 120_000,
             rms_ns: 110_000,
+            mean_delay_ns: 4_000,
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(raw), ..slave(40) }));
         let u = at(&mut page, T0);
@@ -659,7 +677,13 @@ mod tests {
         assert!(u.snapshot.estimate.error_ns >= 110_000, "the estimate is the raw offsets' RMS");
         assert!(u.snapshot.estimate.error_ns < u.snapshot.error_bound_ns);
         // Quiet raw offsets under the filtered one leave the filtered term in charge.
-        let quiet = crate::ptp::spread::RawSpread { count: 16, max_abs_ns: 10, sigma_ns: 5, rms_ns: 6 };
+        let quiet = crate::ptp::spread::RawSpread {
+            count: 16,
+            max_abs_ns: 10,
+            sigma_ns: 5,
+            rms_ns: 6,
+            mean_delay_ns: 0,
+        };
         page.on_event(&RunnerEvent::Stepped { ns: 0 });
         page.ptp = PtpStatus { raw_offsets: Some(quiet), ..slave(40) };
         assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 5_000 + 100 + 101);
@@ -673,6 +697,7 @@ mod tests {
             max_abs_ns: 200_000,
             sigma_ns: 90_000,
             rms_ns: 100_000,
+            mean_delay_ns: 0,
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(few), ..slave(40) }));
         let mut t = T0;

@@ -27,6 +27,9 @@ pub struct RawSpread {
     pub sigma_ns: u64,
     /// Their root mean square about zero (a statistical figure of the clock's error).
     pub rms_ns: u64,
+    /// The exchanges' mean path delay ((t2−t1) − (t3−t4)) / 2, at least 0: known from the first
+    /// exchange on, where the Kalman filter's estimate starts at 0 and takes many to converge.
+    pub mean_delay_ns: u64,
 }
 
 impl RawSpread {
@@ -41,6 +44,7 @@ impl RawSpread {
 pub struct RawOffsets {
     last_sync: Option<f64>,
     offsets: VecDeque<f64>,
+    delays: VecDeque<f64>,
 }
 
 /// The handle the gate and the port share.
@@ -57,8 +61,10 @@ impl RawOffsets {
         let Some(sync) = self.last_sync else { return };
         if self.offsets.len() == WINDOW {
             self.offsets.pop_front();
+            self.delays.pop_front();
         }
         self.offsets.push_back((sync + delay_ns) / 2.0);
+        self.delays.push_back((sync - delay_ns) / 2.0);
     }
 
     /// The clock stepped by `step_ns` (added to its time): the offsets shift with it.
@@ -91,6 +97,7 @@ impl RawOffsets {
             max_abs_ns: max_abs.ceil() as u64,
             sigma_ns: var.sqrt().ceil() as u64,
             rms_ns: ms.sqrt().ceil() as u64,
+            mean_delay_ns: (self.delays.iter().sum::<f64>() / n).max(0.0).ceil() as u64,
         })
     }
 }
@@ -108,11 +115,11 @@ mod tests {
         r.on_sync(5_100.0);
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
-        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.rms_ns), (1, 100, 0, 100));
+        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.rms_ns, s.mean_delay_ns), (1, 100, 0, 100, 5_000));
         r.on_sync(5_300.0);
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
-        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns), (2, 200, 50));
+        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.mean_delay_ns), (2, 200, 50, 5_050));
         assert_eq!(s.bound_ns(), 300);
         for _ in 0..WINDOW {
             r.on_delay(-5_300.0);
