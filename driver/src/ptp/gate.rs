@@ -26,6 +26,10 @@
 //!   filter, a real jump of the master (or of our clock) is stepped an exchange or three later.
 //!
 //! A new master (statime builds a new filter) starts with the first-step threshold again.
+//!
+//! What the inner filter is given is shifted by the lucky-exchange correction of one-sided stamp
+//! latency ([`super::filter_latency`]; zero with hardware stamps at both ends); the page's raw
+//! offsets stay as measured.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -36,6 +40,7 @@ use statime::port::Measurement;
 use statime::time::{Duration, Time};
 use statime::Clock;
 
+use super::filter_latency::LatencyCorrection;
 use super::spread::SharedRawOffsets;
 
 /// Below this a difference is never an outlier, ns.
@@ -127,6 +132,8 @@ pub struct GatedKalman {
     inner_ppm: f64,
     sync: Gate,
     delay: Gate,
+    /// The shift for one-sided stamp latency, applied to what the inner filter is given.
+    latency: LatencyCorrection,
     dropped: Rc<Cell<u64>>,
     raw: SharedRawOffsets,
 }
@@ -185,6 +192,8 @@ impl GatedKalman {
         self.far = 0;
         self.first_sync = None;
         self.first_delay = None;
+        // The exchanges before a step were taken by a clock (and filter) far off.
+        self.latency = LatencyCorrection::default();
         // The raw offsets stay: their spread is the master's noise, not the filter's state.
         self.raw.borrow_mut().stepped(step.nanos_lossy());
     }
@@ -261,6 +270,7 @@ impl Filter for GatedKalman {
             inner_ppm: 0.0,
             sync: Gate::default(),
             delay: Gate::default(),
+            latency: LatencyCorrection::default(),
             dropped: config.dropped,
             raw: config.raw,
         }
@@ -270,7 +280,7 @@ impl Filter for GatedKalman {
         let ns = |d: Duration| d.nanos_lossy();
         let admitted = m.raw_sync_offset.is_none_or(|o| self.sync.admit(ns(o)))
             && m.raw_delay_offset.is_none_or(|o| self.delay.admit(ns(o)));
-        if !admitted || self.hold_back(&m) {
+        if !admitted || self.hold_back(&shift(m, self.latency.correction_ns())) {
             self.dropped.set(self.dropped.get() + 1);
             log::debug!("ptp: measurement dropped as an outlier: {m:?}");
             return FilterUpdate::default();
@@ -279,11 +289,17 @@ impl Filter for GatedKalman {
             let mut raw = self.raw.borrow_mut();
             if let Some(o) = m.raw_sync_offset {
                 raw.on_sync(ns(o));
+                self.latency.on_sync(ns(o));
             }
             if let Some(o) = m.raw_delay_offset {
                 raw.on_delay(ns(o));
+                let estimate = self.inner.current_estimates().offset_from_master;
+                let at = m.event_time.nanos().to_num::<u64>();
+                self.latency.on_delay(ns(o), ns(estimate), at);
             }
         }
+        let raw_m = m;
+        let m = shift(m, self.latency.correction_ns());
         // Before the call: a step by the inner filter clears them (this measurement predates it).
         self.seen_sync |= m.raw_sync_offset.is_some();
         self.seen_delay |= m.raw_delay_offset.is_some();
@@ -291,8 +307,8 @@ impl Filter for GatedKalman {
         if self.first && self.seen_sync | self.seen_delay {
             // Not stepped by the inner filter just now (that clears them): this measurement
             // stands for the clock as it is.
-            self.first_sync = m.raw_sync_offset.map(ns).or(self.first_sync);
-            self.first_delay = m.raw_delay_offset.map(ns).or(self.first_delay);
+            self.first_sync = raw_m.raw_sync_offset.map(ns).or(self.first_sync);
+            self.first_delay = raw_m.raw_delay_offset.map(ns).or(self.first_delay);
         }
         self.first_correction(clock);
         update
@@ -315,6 +331,16 @@ impl Filter for GatedKalman {
 
     fn current_estimates(&self) -> FilterEstimate {
         self.inner.current_estimates()
+    }
+}
+
+/// The measurement with both raw offsets shifted by `ns` (the latency correction).
+fn shift(m: Measurement, ns: f64) -> Measurement {
+    let by = Duration::from_nanos(ns.round() as i64);
+    Measurement {
+        raw_sync_offset: m.raw_sync_offset.map(|o| o + by),
+        raw_delay_offset: m.raw_delay_offset.map(|o| o + by),
+        ..m
     }
 }
 
