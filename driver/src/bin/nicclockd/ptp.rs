@@ -319,6 +319,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let mut page = PtpPage::new(page_config, identity, runner.status());
     let mut loop_ = Loop::new(writer, stats, ntpshm);
     loop_.log_prefix = "ptp";
+    // One update line a second (and one at each status change), as ptp4l's summary_interval 0;
+    // the counters are formatted only for a line that is written.
+    loop_.log_interval = Duration::from_secs(1);
     let mut chores = Chores::new(start, args.duration);
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
@@ -379,8 +382,8 @@ pub(crate) fn publish_measured<M: DescMemory>(
     ready: &mut bool,
 ) -> Result<(), DeviceLost> {
     let u = page.update(&mut phc.borrow_mut(), host, runner.status())?;
-    loop_.extra_columns = Some(stats_columns(runner, &u));
-    loop_.extra_log = Some(counters_text(runner));
+    loop_.extra_columns = loop_.has_stats().then(|| stats_columns(runner, &u));
+    loop_.extra_log = loop_.line_due(Instant::now()).then(|| counters_text(runner));
     // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC); `publish`
     // takes it back to UTC with the page's (the master's) offset.
     let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
