@@ -296,6 +296,7 @@ impl Filter for GatedKalman {
                 let estimate = self.inner.current_estimates().offset_from_master;
                 let at = m.event_time.nanos().to_num::<u64>();
                 self.latency.on_delay(ns(o), ns(estimate), at);
+                raw.set_latency_shift(self.latency.correction_ns());
             }
         }
         let raw_m = m;

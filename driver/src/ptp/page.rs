@@ -526,6 +526,7 @@ mod tests {
                 sigma_ns: 0,
                 rms_ns: 0,
                 mean_delay_ns: 0,
+                latency_shift_ns: 0,
             }),
             ..listening()
         }
@@ -669,6 +670,7 @@ mod tests {
             sigma_ns: 120_000,
             rms_ns: 110_000,
             mean_delay_ns: 4_000,
+            latency_shift_ns: 0,
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(raw), ..slave(40) }));
         let u = at(&mut page, T0);
@@ -683,6 +685,7 @@ mod tests {
             sigma_ns: 5,
             rms_ns: 6,
             mean_delay_ns: 0,
+            latency_shift_ns: 0,
         };
         page.on_event(&RunnerEvent::Stepped { ns: 0 });
         page.ptp = PtpStatus { raw_offsets: Some(quiet), ..slave(40) };
@@ -698,6 +701,7 @@ mod tests {
             sigma_ns: 90_000,
             rms_ns: 100_000,
             mean_delay_ns: 0,
+            latency_shift_ns: 0,
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(few), ..slave(40) }));
         let mut t = T0;

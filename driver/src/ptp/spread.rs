@@ -30,6 +30,8 @@ pub struct RawSpread {
     /// The exchanges' mean path delay ((t2−t1) − (t3−t4)) / 2, at least 0: known from the first
     /// exchange on, where the Kalman filter's estimate starts at 0 and takes many to converge.
     pub mean_delay_ns: u64,
+    /// The filter's current lucky-exchange shift ([`super::filter_latency`]), ns.
+    pub latency_shift_ns: i64,
 }
 
 impl RawSpread {
@@ -45,6 +47,7 @@ pub struct RawOffsets {
     last_sync: Option<f64>,
     offsets: VecDeque<f64>,
     delays: VecDeque<f64>,
+    latency_shift_ns: f64,
 }
 
 /// The handle the gate and the port share.
@@ -65,6 +68,11 @@ impl RawOffsets {
         }
         self.offsets.push_back((sync + delay_ns) / 2.0);
         self.delays.push_back((sync - delay_ns) / 2.0);
+    }
+
+    /// The gate's current lucky-exchange shift, ns (reported with the figures).
+    pub fn set_latency_shift(&mut self, ns: f64) {
+        self.latency_shift_ns = ns;
     }
 
     /// The clock stepped by `step_ns` (added to its time): the offsets shift with it.
@@ -98,6 +106,7 @@ impl RawOffsets {
             sigma_ns: var.sqrt().ceil() as u64,
             rms_ns: ms.sqrt().ceil() as u64,
             mean_delay_ns: (self.delays.iter().sum::<f64>() / n).max(0.0).ceil() as u64,
+            latency_shift_ns: self.latency_shift_ns.round() as i64,
         })
     }
 }
@@ -131,6 +140,8 @@ mod tests {
         r.on_delay(-5_400.0);
         let s = r.spread().unwrap();
         assert_eq!((s.max_abs_ns, s.sigma_ns), (100, 0), "shifted with a step like the new ones");
+        r.set_latency_shift(-12_345.6);
+        assert_eq!(r.spread().unwrap().latency_shift_ns, -12_346, "the gate's shift is reported");
         r.clear();
         assert_eq!(r.spread(), None);
     }

@@ -440,8 +440,12 @@ pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> Strin
     let d = runner.drops();
     let p = runner.port_counters();
     let reasons: Vec<String> = d.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+    // The raw exchanges' mean path delay and the filter's lucky-exchange shift (ptp::filter_latency).
+    let raw = runner.status().raw_offsets.unwrap_or_default();
     format!(
-        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {}",
+        "raw_delay {} lucky_shift {} rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {}",
+        raw.mean_delay_ns,
+        raw.latency_shift_ns,
         d.accepted,
         d.total_dropped(),
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
