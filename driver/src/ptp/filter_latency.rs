@@ -18,12 +18,12 @@ use std::collections::VecDeque;
 /// Exchanges the correction is computed over.
 pub const WINDOW: usize = 32;
 /// Exchanges needed before any correction.
-pub const MIN_EXCHANGES: usize = 8;
-/// Time after a start or a step (the gate starts afresh then) whose exchanges are not recorded,
-/// ns: while the filter converges its residuals and, before the frequency is known, the path
-/// delays (a Sync and a Delay_Req apart in time) are its convergence, not latency (a 100 ppm
-/// oscillator locks in 6–7 s at 8 Sync/s).
-pub const WARMUP_NS: u64 = 8_000_000_000;
+pub const MIN_EXCHANGES: usize = 4;
+/// Time after the first correction or a step (the gate starts it afresh then) whose exchanges
+/// are not recorded, ns: while the filter converges its residuals and, before the frequency is
+/// known, the path delays (a Sync and a Delay_Req apart in time) are its convergence, not
+/// latency (a 100 ppm oscillator locks 3–4 s after the first correction at 8 Sync/s).
+pub const WARMUP_NS: u64 = 4_000_000_000;
 
 /// The lucky-exchange correction; fed by the gate, applied to every measurement it admits.
 #[derive(Debug, Default, Clone)]
@@ -186,8 +186,8 @@ mod tests {
         c.on_sync(100.0);
         c.stepped(1_000.0);
         c.on_delay(900.0, 1_000.0, WARMUP_NS);
-        // The eighth exchange after a step of +1 µs: Sync, Delay_Req and estimate moved with it,
-        // residual 0 as the first's; lucky quarter (2 least delayed: residuals 0, 0) vs all (0, -500, ..., -3000).
+        // The last exchange, after a step of +1 µs: Sync, Delay_Req and estimate moved with it,
+        // residual 0 as the first's; lucky quarter (2 least delayed: residuals 0, 0) vs all (0, -500, -1000, ...).
         let all = (0..MIN_EXCHANGES - 1).map(|i| -500.0 * i as f64).sum::<f64>() / MIN_EXCHANGES as f64;
         assert!((c.correction_ns() - (0.0 - all)).abs() < 1e-6, "{}", c.correction_ns());
     }

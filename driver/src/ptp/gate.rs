@@ -234,6 +234,8 @@ impl GatedKalman {
             return;
         };
         self.first = false;
+        // The latency correction's warm-up starts here: before, the clock was still to be set.
+        self.latency = LatencyCorrection::default();
         let offset = Duration::from_nanos(((sync + delay) / 2.0).round() as i64);
         if offset.nanos_lossy().abs() <= self.first_step_ns {
             return;
