@@ -435,7 +435,8 @@ pub(crate) fn log_event(e: &RunnerEvent) {
     }
 }
 
-/// The counters, linuxptp-log style: `rx 120 drop 3 (not_ptp 3) unstamped 0 tx_lost 0`.
+/// The counters, linuxptp-log style: `rx 120 drop 3 (not_ptp 3) unstamped 0 tx_lost 0 ...`, then
+/// the raw exchanges' mean path delay and the lucky-exchange shift.
 pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> String {
     let d = runner.drops();
     let p = runner.port_counters();
@@ -443,9 +444,7 @@ pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> Strin
     // The raw exchanges' mean path delay and the filter's lucky-exchange shift (ptp::filter_latency).
     let raw = runner.status().raw_offsets.unwrap_or_default();
     format!(
-        "raw_delay {} lucky_shift {} rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {}",
-        raw.mean_delay_ns,
-        raw.latency_shift_ns,
+        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {} raw_delay {} lucky_shift {}",
         d.accepted,
         d.total_dropped(),
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
@@ -453,7 +452,9 @@ pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> Strin
         p.event_unstamped,
         p.rx_latch_cleared,
         p.tx_stamps_lost,
-        runner.delay_reqs_limited()
+        runner.delay_reqs_limited(),
+        raw.mean_delay_ns,
+        raw.latency_shift_ns,
     )
 }
 
