@@ -6,7 +6,9 @@
 //! loss — lock time and RMS true offset from the master's clock; then 100 ns of asymmetry: the
 //! truth shows half of it, and the page's published bound still covers it; then a master that
 //! stamps in software (`ptp4l -S`: 100s of µs, one-sided, spikes) at 1 Sync/s: the page's bound,
-//! built on the raw offsets' spread, still covers the true error while LOCKED.
+//! built on the raw offsets' spread, still covers the true error while LOCKED, and the slave does
+//! not step on that noise; then 1 Sync/s with 100 ppm (locks), and a 10 ms jump of the master
+//! (stepped after it).
 
 use nicclock_driver::ptp::page::PtpPageConfig;
 use nicclock_driver::ptp::simwire::{run, StampNoise, WireOutcome, WireScenario};
@@ -73,6 +75,7 @@ fn main() {
     // The QEMU lab's master: linuxptp `ptp4l -2 -S`, software stamps, 1 Sync/s; QEMU's clock is the
     // host's (a few ppm).
     let (mut locked, mut violations, mut bound_sum, mut worst) = (0u64, 0u64, 0.0, 0i64);
+    let mut late_steps = 0;
     for seed in 1..=3 {
         let mut noisy = WireScenario::standard();
         noisy.master_stamp_noise = StampNoise::software();
@@ -93,14 +96,36 @@ fn main() {
             p.mean_bound_ns.unwrap_or(f64::NAN),
             p.worst_margin_ns.map_or("-".into(), |m| m.to_string()),
         );
+        // Steps after the start-up (the first 30 s): each one a step on noise.
+        late_steps += n.steps.iter().filter(|(t, _)| *t >= 30.0).count();
         locked += p.locked_updates;
         violations += p.violations;
         bound_sum += p.mean_bound_ns.unwrap_or(0.0) * p.locked_updates as f64;
         worst = worst.max(p.worst_error_ns.unwrap_or(0));
     }
+    println!("figure ptp_noisy_master_steps_after_30s {late_steps}");
     println!("figure ptp_noisy_master_locked_updates {locked}");
     println!("figure ptp_noisy_master_worst_error_ns {worst}");
     println!("figure ptp_noisy_master_mean_bound_ns {:.0}", bound_sum / locked.max(1) as f64);
     println!("figure ptp_noisy_master_bound_violations {violations}");
     println!("figure ptp_asymmetry_100ns_mean_bound_ns {:.0}", p.mean_bound_ns.unwrap_or(f64::NAN));
+
+    // 1 Sync/s with the standard 100 ppm oscillator: 100 µs of drift per exchange.
+    let slow = run(&WireScenario { log_sync_interval: 0, duration_s: 300.0, ..WireScenario::standard() })
+        .expect("the simulated NIC stays present");
+    println!(
+        "1 Sync/s, 100 ppm: steps at {:?} s",
+        slow.steps.iter().map(|(t, _)| (t * 10.0).round() / 10.0).collect::<Vec<_>>()
+    );
+    match slow.lock_time_s {
+        Some(t) => println!("figure ptp_1_sync_per_s_100ppm_lock_time_s {t:.1}"),
+        None => println!("figure ptp_1_sync_per_s_100ppm_lock_time_s never"),
+    }
+    // A real 10 ms jump of the master's time at 60 s: the slave must still step, soon.
+    let jump = run(&WireScenario { master_jump: Some((60.0, 10_000_000)), ..WireScenario::standard() })
+        .expect("the simulated NIC stays present");
+    match jump.steps.iter().find(|(t, _)| *t >= 60.0) {
+        Some((t, ns)) => println!("figure ptp_master_jump_10ms_step_after_s {:.2} ({ns} ns)", t - 60.0),
+        None => println!("figure ptp_master_jump_10ms_step_after_s never"),
+    }
 }

@@ -50,6 +50,12 @@ fn ptp_options_are_checked_and_refused_with_a_clear_message() {
     usage_error(&["--reference", "ptp", "--ptp-delay-asymmetry", "40ns"], "40ns");
     usage_error(&["--ptp-max-asymmetry", "100"], "--ptp-max-asymmetry is a PTP option");
     usage_error(&["--reference", "ptp", "--ptp-max-asymmetry", "-1"], "-1");
+    usage_error(
+        &["--ptp-step-threshold", "1000000"],
+        "--ptp-step-threshold is a PTP option: it needs --reference ptp",
+    );
+    usage_error(&["--reference", "ptp", "--ptp-step-threshold", "0"], "0");
+    usage_error(&["--reference", "ptp", "--ptp-first-step-threshold", "50us"], "50us");
     usage_error(&["--reference", "ptpv1"], "use realtime, tai or pps:SDP0..SDP3, or ptp");
 }
 
@@ -59,6 +65,7 @@ fn on_the_simulator_the_page_names_ptp_and_stays_unsynchronized_without_a_master
     let stats = dir.path.join("stats.csv");
     let child = daemon(&dir, "sim", "ptp")
         .args(["--reference", "ptp", "--ptp-domain", "4", "--rate", "20"])
+        .args(["--ptp-first-step-threshold", "20000", "--ptp-step-threshold", "2000000"])
         .arg(format!("--stats-file={}", stats.display()))
         .spawn()
         .unwrap();

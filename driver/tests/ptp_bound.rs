@@ -48,8 +48,8 @@ fn a_software_stamping_master_never_gets_a_locked_bound_below_the_true_error() {
         assert_eq!(p.violations, 0, "a LOCKED bound below the true error: {p:?}");
         locked += p.locked_updates;
     }
-    // statime resets its filter on most noisy exchanges (50 µs step threshold), so LOCKED is
-    // rare, but there must be enough of it for the check to mean something.
+    // There must be enough LOCKED for the check to mean something (before the noise stopped
+    // stepping the clock, ptp::gate, it was rare: ~500 updates of 27 000).
     assert!(locked > 300, "LOCKED updates with the noisy master: {locked}");
     // Issue 10's scenario (8 Sync/s, 100 ppm) with the same master.
     let (p, _) = page_run(300.0, StampNoise::software(), 1, false);
@@ -66,14 +66,14 @@ fn with_hardware_stamps_the_bound_stays_tight() {
     let mean_bound = p.mean_bound_ns.unwrap();
     println!(
         "hardware master: LOCKED {} updates, worst |error| {:?} ns, true RMS {rms:.1} ns, mean bound \
-         {mean_bound:.0} ns; raw term max|m|+sigma {raw} ns = {:.1} x the true RMS",
+         {mean_bound:.0} ns; raw term max|m|+2sigma {raw} ns = {:.1} x the true RMS",
         p.locked_updates,
         p.worst_error_ns,
         raw as f64 / rms
     );
     assert!(p.locked_updates > 500, "{p:?}");
     assert_eq!(p.violations, 0, "{p:?}");
-    // The raw-offset term is a few times the stamp noise (max of 16 + sigma), not µs.
+    // The raw-offset term is a few times the stamp noise (max of 16 + 2 sigma), not µs.
     assert!(raw as f64 <= 10.0 * rms, "raw term {raw} ns against a true RMS of {rms} ns");
     // The rest of the bound is fixed (the unseen asymmetry: up to the 5 µs mean path delay,
     // accuracy 100 ns, mapping ~100 ns) plus the first seconds of lock.

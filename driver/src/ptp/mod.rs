@@ -21,6 +21,7 @@
 //! keeps the raw offsets it admits, whose spread the page's bound rests on.
 
 pub mod clock;
+pub mod filter_latency;
 pub mod gate;
 pub mod limit;
 pub mod owner;

@@ -18,6 +18,13 @@
 //!   serve; the excess is dropped and counted, the other peers are still answered.
 //! - One steerer: statime may steer the clock only while the port is SLAVE/UNCALIBRATED
 //!   ([`PtpClock::steering`]); in any other state the caller's own discipline owns it.
+//! - Two step thresholds, as ptp4l: statime's filter has one, and resets and steps on any single
+//!   measurement beyond it (at 50 µs, on a software-stamping master's noise, ~0.65 times a
+//!   second). It gets the large one ([`PtpConfig::step_threshold_ns`], 1 ms); the gate wrapping
+//!   it ([`super::gate`]) applies the first-step one (50 µs) until the first correction and holds
+//!   back far measurements unless they persist. statime trusts no measurement before 4 Sync /
+//!   Delay_Req pairs closer than its `estimate_threshold`: one Sync interval here, not 200 ms,
+//!   else at 1 Sync/s a 100 ppm oscillator drifts a threshold away before the filter moves.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -276,10 +283,14 @@ pub struct PtpConfig {
     pub log_min_delay_req_interval: i8,
     /// Known delay asymmetry (IEEE 1588 delayAsymmetry), ns; 0 when unknown (the usual case).
     pub delay_asymmetry_ns: i64,
-    /// Offsets beyond this are stepped, not slewed, ns: 50 µs (ptp4l's `first_step_threshold` is
-    /// 20 µs), not statime's 1 ms, else a first step made before the rate is known (100 ppm:
-    /// 100 µs/s) leaves tens of µs to slew away; below 50 µs a 100 ppm oscillator stepped again
-    /// every 250 ms until the filter knew its rate.
+    /// Until the first correction (at start, after a new master), offsets beyond this are
+    /// stepped, ns (ptp4l's `first_step_threshold`): 50 µs, not statime's 1 ms, else a first step
+    /// made before the rate is known (100 ppm: 100 µs/s) leaves tens of µs to slew away.
+    pub first_step_threshold_ns: i64,
+    /// After the first correction, offsets beyond this are stepped, ns (ptp4l's
+    /// `step_threshold`): statime's 1 ms, far above a hardware-stamping master's noise; a
+    /// software-stamping one's spikes are held back by the gate unless they persist
+    /// ([`super::gate`]), so only a real jump steps.
     pub step_threshold_ns: i64,
     /// The Kalman filter's time to slew an offset away, s (statime's default: 2; 0.5 locks a
     /// 100 ppm oscillator in ~6 s instead of ~15 s at the same RMS on the simulated wire).
@@ -304,7 +315,8 @@ impl PtpConfig {
             log_sync_interval: 0,
             log_min_delay_req_interval: 0,
             delay_asymmetry_ns: 0,
-            step_threshold_ns: 50_000,
+            first_step_threshold_ns: 50_000,
+            step_threshold_ns: 1_000_000,
             steer_time_s: 0.5,
             seed: 1,
             role: PtpRole::Slave,
@@ -405,11 +417,23 @@ impl<R: RegisterAccess> PtpPort<R> {
         let kalman = KalmanConfiguration {
             step_threshold: Duration::from_nanos(config.step_threshold_ns),
             steer_time: Duration::from_seconds(config.steer_time_s),
+            // statime pairs a Sync with a Delay_Req measurement closer than this to estimate the
+            // measurement noise, and trusts no measurement before it has 4 such pairs: at 1 Sync/s
+            // its 200 ms default pairs a fraction of them, and a 100 ppm oscillator drifted a
+            // step threshold away before the filter moved. One Sync interval pairs every one.
+            estimate_threshold: Duration::from_seconds(
+                2f64.powi(config.log_sync_interval.max(config.log_min_delay_req_interval).into()).max(0.2),
+            ),
             ..KalmanConfiguration::default()
         };
         let bmca: BmcaPort<R> = instance.add_port(
             port_config,
-            GateConfig { kalman, dropped: dropped.clone(), raw: raw.clone() },
+            GateConfig {
+                kalman,
+                first_step_threshold_ns: config.first_step_threshold_ns as f64,
+                dropped: dropped.clone(),
+                raw: raw.clone(),
+            },
             clock,
             rng,
         );

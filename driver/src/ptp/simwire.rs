@@ -135,6 +135,9 @@ pub struct WireScenario {
     pub page: Option<PtpPageConfig>,
     /// Noise on the masters' t1 and t4 (a master stamping in software); none by default.
     pub master_stamp_noise: StampNoise,
+    /// At this second the first master's clock jumps by this many ns (a real time jump: the
+    /// truth follows it, the slave must step after it).
+    pub master_jump: Option<(f64, i64)>,
 }
 
 /// Noise the masters add to the t1 (Follow_Up) and t4 (Delay_Resp) they send, ns: a Gaussian
@@ -202,6 +205,7 @@ impl WireScenario {
             bad_follow_up: None,
             page: None,
             master_stamp_noise: StampNoise::default(),
+            master_jump: None,
         }
     }
 }
@@ -416,6 +420,8 @@ enum Ev {
         m: usize,
         data: Vec<u8>,
     },
+    /// The first master's clock jumps by this many ns.
+    MasterJump(i64),
 }
 
 struct Sim {
@@ -701,6 +707,9 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         sim.at(start + 3_000, Ev::MasterSync(i));
     }
     sim.at(t0 + sync_every, Ev::Sample);
+    if let Some((at, ns)) = scenario.master_jump {
+        sim.at((at * 1e9) as u64, Ev::MasterJump(ns));
+    }
     let host = SimHost { time: time.clone() };
     let mut page = scenario.page.map(|c| {
         sim.at(t0 + c.interval_ns, Ev::Page);
@@ -797,6 +806,14 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                         sim.announce(m);
                     }
                     sim.at(t + announce_every, Ev::MasterAnnounce(m));
+                }
+                Ev::MasterJump(ns) => {
+                    if let Some(m) = sim.masters.first() {
+                        // The i210's SYSTIM: TAI seconds and ns, rewritten as the master's clock.
+                        let tai = (m.nic.truth().nic_ns as i128 + i128::from(ns)) as u64;
+                        m.nic.write32(regs::SYSTIML, (tai % 1_000_000_000) as u32);
+                        m.nic.write32(regs::SYSTIMH, (tai / 1_000_000_000) as u32);
+                    }
                 }
                 Ev::MasterSend { m, data } => {
                     if sim.alive(m, t) {

@@ -4,8 +4,7 @@
 //! Each Delay_Req measurement that the gate admits is paired with the latest admitted Sync one:
 //! offset = ((t2−t1) + (t3−t4)) / 2, path delay = ((t2−t1) − (t3−t4)) / 2. The last [`WINDOW`]
 //! offsets are kept; a clock step shifts them by the step (what they would have read after it):
-//! a noisy master makes statime's filter reset and step often, and the noise must not be
-//! forgotten at each reset.
+//! the noise must not be forgotten at a step (at start-up, after a real jump of the master).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -28,12 +27,17 @@ pub struct RawSpread {
     pub sigma_ns: u64,
     /// Their root mean square about zero (a statistical figure of the clock's error).
     pub rms_ns: u64,
+    /// The exchanges' mean path delay ((t2−t1) − (t3−t4)) / 2, at least 0: known from the first
+    /// exchange on, where the Kalman filter's estimate starts at 0 and takes many to converge.
+    pub mean_delay_ns: u64,
+    /// The filter's current lucky-exchange shift ([`super::filter_latency`]), ns.
+    pub latency_shift_ns: i64,
 }
 
 impl RawSpread {
-    /// The honest part of the page's bound: max |raw offset| + σ (see the page's module docs).
+    /// The honest part of the page's bound: max |raw offset| + 2σ (see the page's module docs).
     pub fn bound_ns(&self) -> u64 {
-        self.max_abs_ns.saturating_add(self.sigma_ns)
+        self.max_abs_ns.saturating_add(self.sigma_ns.saturating_mul(2))
     }
 }
 
@@ -42,6 +46,8 @@ impl RawSpread {
 pub struct RawOffsets {
     last_sync: Option<f64>,
     offsets: VecDeque<f64>,
+    delays: VecDeque<f64>,
+    latency_shift_ns: f64,
 }
 
 /// The handle the gate and the port share.
@@ -58,8 +64,15 @@ impl RawOffsets {
         let Some(sync) = self.last_sync else { return };
         if self.offsets.len() == WINDOW {
             self.offsets.pop_front();
+            self.delays.pop_front();
         }
         self.offsets.push_back((sync + delay_ns) / 2.0);
+        self.delays.push_back((sync - delay_ns) / 2.0);
+    }
+
+    /// The gate's current lucky-exchange shift, ns (reported with the figures).
+    pub fn set_latency_shift(&mut self, ns: f64) {
+        self.latency_shift_ns = ns;
     }
 
     /// The clock stepped by `step_ns` (added to its time): the offsets shift with it.
@@ -92,6 +105,8 @@ impl RawOffsets {
             max_abs_ns: max_abs.ceil() as u64,
             sigma_ns: var.sqrt().ceil() as u64,
             rms_ns: ms.sqrt().ceil() as u64,
+            mean_delay_ns: (self.delays.iter().sum::<f64>() / n).max(0.0).ceil() as u64,
+            latency_shift_ns: self.latency_shift_ns.round() as i64,
         })
     }
 }
@@ -109,12 +124,12 @@ mod tests {
         r.on_sync(5_100.0);
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
-        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.rms_ns), (1, 100, 0, 100));
+        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.rms_ns, s.mean_delay_ns), (1, 100, 0, 100, 5_000));
         r.on_sync(5_300.0);
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
-        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns), (2, 200, 50));
-        assert_eq!(s.bound_ns(), 250);
+        assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.mean_delay_ns), (2, 200, 50, 5_050));
+        assert_eq!(s.bound_ns(), 300);
         for _ in 0..WINDOW {
             r.on_delay(-5_300.0);
         }
@@ -125,6 +140,8 @@ mod tests {
         r.on_delay(-5_400.0);
         let s = r.spread().unwrap();
         assert_eq!((s.max_abs_ns, s.sigma_ns), (100, 0), "shifted with a step like the new ones");
+        r.set_latency_shift(-12_345.6);
+        assert_eq!(r.spread().unwrap().latency_shift_ns, -12_346, "the gate's shift is reported");
         r.clear();
         assert_eq!(r.spread(), None);
     }

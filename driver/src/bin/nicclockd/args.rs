@@ -165,6 +165,14 @@ pub struct RunArgs {
     /// long path; give less only for a path you know to be symmetric (hardware stamps both ends).
     #[arg(long, value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub ptp_max_asymmetry: Option<u64>,
+    /// PTP: until the first correction (start-up, a new master) an offset beyond this many ns is
+    /// stepped, not slewed, 1 to 1000000000 (ptp4l's first_step_threshold; default 50000).
+    #[arg(long, value_name = "NS", value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
+    pub ptp_first_step_threshold: Option<i64>,
+    /// PTP: after the first correction an offset beyond this many ns, lasting 3 measurements, is
+    /// stepped, 1 to 1000000000 (ptp4l's step_threshold; default 1000000, statime's).
+    #[arg(long, value_name = "NS", value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
+    pub ptp_step_threshold: Option<i64>,
     /// PTP: the port's role: slave (follow the best master; what --reference ptp does), master
     /// (serve this NIC's clock, disciplined to --reference realtime|tai) or auto (the BMCA decides;
     /// disciplined to --reference realtime|tai while not a slave).

@@ -47,6 +47,8 @@ pub struct PtpOptions {
     pub log_announce_interval: i8,
     pub log_min_delay_req_interval: i8,
     pub delay_asymmetry_ns: i64,
+    pub first_step_threshold_ns: Option<i64>,
+    pub step_threshold_ns: Option<i64>,
     pub max_asymmetry_ns: Option<u64>,
 }
 
@@ -62,6 +64,8 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (args.ptp_log_min_delay_req_interval.is_some(), "--ptp-log-min-delay-req-interval"),
         (args.ptp_delay_asymmetry.is_some(), "--ptp-delay-asymmetry"),
         (args.ptp_max_asymmetry.is_some(), "--ptp-max-asymmetry"),
+        (args.ptp_first_step_threshold.is_some(), "--ptp-first-step-threshold"),
+        (args.ptp_step_threshold.is_some(), "--ptp-step-threshold"),
         (args.ptp_priority1.is_some(), "--ptp-priority1"),
         (args.ptp_priority2.is_some(), "--ptp-priority2"),
     ]
@@ -150,6 +154,8 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         log_min_delay_req_interval: args.ptp_log_min_delay_req_interval.unwrap_or(0),
         delay_asymmetry_ns: args.ptp_delay_asymmetry.unwrap_or(0),
         max_asymmetry_ns: args.ptp_max_asymmetry,
+        first_step_threshold_ns: args.ptp_first_step_threshold,
+        step_threshold_ns: args.ptp_step_threshold,
     }))
 }
 
@@ -268,6 +274,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     config.log_announce_interval = options.log_announce_interval;
     config.log_min_delay_req_interval = options.log_min_delay_req_interval;
     config.delay_asymmetry_ns = options.delay_asymmetry_ns;
+    config.first_step_threshold_ns =
+        options.first_step_threshold_ns.unwrap_or(config.first_step_threshold_ns);
+    config.step_threshold_ns = options.step_threshold_ns.unwrap_or(config.step_threshold_ns);
     config.seed = u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]);
 
     if let Some((uid, gid)) = run_as {
@@ -310,6 +319,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let mut page = PtpPage::new(page_config, identity, runner.status());
     let mut loop_ = Loop::new(writer, stats, ntpshm);
     loop_.log_prefix = "ptp";
+    // One update line a second (and one at each status change), as ptp4l's summary_interval 0;
+    // the counters are formatted only for a line that is written.
+    loop_.log_interval = Duration::from_secs(1);
     let mut chores = Chores::new(start, args.duration);
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
@@ -321,12 +333,16 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         let [ping, end] = chores.deadlines();
         let wake_at = [Some(due), ptp_due, ring, ping, end].into_iter().flatten().min().unwrap_or(due);
         let ring_fd: Option<BorrowedFd<'_>> = ring_wake.fd();
+        let mut frames = false;
         match waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
             Wake::Stop(signal) => {
                 info!("{signal} received");
                 break ExitCode::SUCCESS;
             }
-            Wake::Ready(1) => ring_wake.on_ready(&*regs),
+            Wake::Ready(1) => {
+                ring_wake.on_ready(&*regs);
+                frames = true;
+            }
             _ => {}
         }
         if let Some(exit) = removal_requested(&opened, &mut loop_) {
@@ -340,7 +356,10 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             log_event(&event);
             page.on_event(&event);
         }
-        if now < due {
+        // Woken by frames with the page's update due within half an interval: update now and
+        // save the timer's own wake-up (each ~1 ms of CPU under QEMU TCG). The update also lands
+        // right after statime's steering on a Sync, which is when the page's rate changes.
+        if now < due && !(frames && due - now <= interval / 2) {
             continue;
         }
         if let Err(e) = loop_.writer.check_linked() {
@@ -370,8 +389,8 @@ pub(crate) fn publish_measured<M: DescMemory>(
     ready: &mut bool,
 ) -> Result<(), DeviceLost> {
     let u = page.update(&mut phc.borrow_mut(), host, runner.status())?;
-    loop_.extra_columns = Some(stats_columns(runner, &u));
-    loop_.extra_log = Some(counters_text(runner));
+    loop_.extra_columns = loop_.has_stats().then(|| stats_columns(runner, &u));
+    loop_.extra_log = loop_.line_due(Instant::now()).then(|| counters_text(runner));
     // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC); `publish`
     // takes it back to UTC with the page's (the master's) offset.
     let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
@@ -416,13 +435,16 @@ pub(crate) fn log_event(e: &RunnerEvent) {
     }
 }
 
-/// The counters, linuxptp-log style: `rx 120 drop 3 (not_ptp 3) unstamped 0 tx_lost 0`.
+/// The counters, linuxptp-log style: `rx 120 drop 3 (not_ptp 3) unstamped 0 tx_lost 0 ...`, then
+/// the raw exchanges' mean path delay and the lucky-exchange shift.
 pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> String {
     let d = runner.drops();
     let p = runner.port_counters();
     let reasons: Vec<String> = d.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+    // The raw exchanges' mean path delay and the filter's lucky-exchange shift (ptp::filter_latency).
+    let raw = runner.status().raw_offsets.unwrap_or_default();
     format!(
-        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {}",
+        "rx {} drop {}{} domain {} unstamped {} latch_cleared {} tx_lost {} req_limited {} raw_delay {} lucky_shift {}",
         d.accepted,
         d.total_dropped(),
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
@@ -430,7 +452,9 @@ pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> Strin
         p.event_unstamped,
         p.rx_latch_cleared,
         p.tx_stamps_lost,
-        runner.delay_reqs_limited()
+        runner.delay_reqs_limited(),
+        raw.mean_delay_ns,
+        raw.latency_shift_ns,
     )
 }
 

@@ -322,6 +322,9 @@ pub(crate) struct Loop<'a> {
     pub(crate) extra_log: Option<String>,
     /// Appended to the next stats CSV line (PTP: its columns, see `ptp::stats_header`).
     pub(crate) extra_columns: Option<String>,
+    /// At most one update log line per this (and one at each status change); zero: every update.
+    pub(crate) log_interval: std::time::Duration,
+    last_line: Option<Instant>,
 }
 
 impl<'a> Loop<'a> {
@@ -334,7 +337,19 @@ impl<'a> Loop<'a> {
             log_prefix: "phc",
             extra_log: None,
             extra_columns: None,
+            log_interval: std::time::Duration::ZERO,
+            last_line: None,
         }
+    }
+
+    /// Whether updates go to a stats CSV.
+    pub(crate) fn has_stats(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    /// Whether the next update gets a log line (see `log_interval`).
+    pub(crate) fn line_due(&self, now: Instant) -> bool {
+        self.last_line.is_none_or(|t| now.duration_since(t) >= self.log_interval)
     }
 
     /// A discipline step: publish an update (READY=1 after the first), log a rejection.
@@ -429,13 +444,19 @@ impl<'a> Loop<'a> {
         if let Some(d) = update.discontinuity {
             warn!("a TIMINCA write moved the clock by {} ns: this NIC's rate cannot be steered in hardware; use --steer sw (or auto)", d.jump_ns);
         }
+        let now = Instant::now();
+        let mut due = self.line_due(now);
         if update.status != self.status {
             info!("status {} -> {}", self.status.name(), update.status.name());
             self.status = update.status;
+            due = true;
         }
-        match self.extra_log.take() {
-            Some(extra) => info!("{} {} {extra}", self.log_prefix, update.log_line()),
-            None => info!("{} {}", self.log_prefix, update.log_line()),
+        if due {
+            self.last_line = Some(now);
+            match self.extra_log.take() {
+                Some(extra) => info!("{} {} {extra}", self.log_prefix, update.log_line()),
+                None => info!("{} {}", self.log_prefix, update.log_line()),
+            }
         }
         if let (Some(shm), Status::Locked) = (self.ntpshm.as_mut(), update.status) {
             // The NIC's time and the system clock's at the measurement, both as UTC.
