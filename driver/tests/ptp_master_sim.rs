@@ -297,8 +297,7 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
     net.add(SimModel::I82580, 0.0, 31, ptp_config(PtpRole::Auto, 100));
     net.add(SimModel::I82576, 20.0, 32, ptp_config(PtpRole::Auto, 110));
     net.add(SimModel::I350, -30.0, 33, ptp_config(PtpRole::Auto, 120));
-    // Locked to 50 ns, but in auto the Announce keeps statime's fixed quality (the BMCA compares
-    // with it: see driver/src/ptp/port.rs); the time properties are ours all the same.
+    // Locked to 50 ns: in auto too the Announce carries our quality and time properties.
     net.stations[0].runner.set_local(LocalClock {
         locked_bound_ns: Some(50),
         utc_offset_s: Some(37),
@@ -309,7 +308,7 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
     assert_eq!(states, [PortState::Master, PortState::Slave, PortState::Slave], "priority1 100 masters");
     for s in &net.stations[1..] {
         assert_eq!(s.runner.status().grandmaster, net.stations[0].identity());
-        assert_eq!((s.runner.status().clock_accuracy, s.runner.status().utc_offset_s), (0xFE, Some(37)));
+        assert_eq!((s.runner.status().clock_accuracy, s.runner.status().utc_offset_s), (0x21, Some(37)));
         assert_eq!(s.runner.active_role(), ActiveRole::Slave);
     }
     assert!((net.stations[1].clock_ns() - net.stations[0].clock_ns()).abs() < 1_000);
@@ -350,6 +349,56 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
         })
         .collect();
     assert!(roles.ends_with(&[ActiveRole::Slave, ActiveRole::Master]), "{roles:?}");
+}
+
+#[test]
+fn in_auto_at_equal_priorities_the_best_locked_clock_masters_and_slaves_see_its_quality() {
+    let mut net = Net::new();
+    net.add(SimModel::I82580, 0.0, 61, ptp_config(PtpRole::Auto, 128));
+    net.add(SimModel::I82576, 20.0, 62, ptp_config(PtpRole::Auto, 128));
+    net.add(SimModel::I350, -30.0, 63, ptp_config(PtpRole::Auto, 128));
+    // The clock that would lose every tie (the largest identity) is the only one locked, to 50 ns:
+    // only its announced quality can make it master.
+    let best = (0..3).max_by_key(|&i| net.stations[i].identity().0).unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != best).collect();
+    let locked = LocalClock {
+        locked_bound_ns: Some(50),
+        utc_offset_s: Some(37),
+        leap61: true,
+        leap59: false,
+        time_traceable: true,
+        frequency_traceable: true,
+        time_source: nicclock_driver::ptp::port::time_source::NTP,
+    };
+    net.stations[best].runner.set_local(locked);
+    net.run_until(20 * S, |_| {});
+    assert_eq!(net.stations[best].state(), PortState::Master, "the locked clock masters");
+    for &i in &others {
+        let st = net.stations[i].runner.status();
+        assert_eq!(net.stations[i].state(), PortState::Slave, "{st:?}");
+        assert_eq!(st.grandmaster, net.stations[best].identity());
+        // The slave sees the master's real quality and time properties, not statime's fixed ones.
+        assert_eq!(st.clock_accuracy, 0x21, "50 ns: within 100 ns");
+        assert_eq!(st.utc_offset_s, Some(37));
+        assert!(st.leap61 && !st.leap59 && st.time_traceable && st.frequency_traceable && st.ptp_timescale);
+    }
+    // A second clock locks tighter (20 ns): it takes over, the first follows it.
+    let better = others[0];
+    net.stations[better].runner.set_local(LocalClock { locked_bound_ns: Some(20), ..locked });
+    let t = net.time.now_ns();
+    net.run_until(t + 20 * S, |_| {});
+    assert_eq!(net.stations[better].state(), PortState::Master);
+    let st = net.stations[best].runner.status();
+    assert_eq!(
+        (net.stations[best].state(), st.grandmaster),
+        (PortState::Slave, net.stations[better].identity())
+    );
+    assert_eq!(st.clock_accuracy, 0x20, "20 ns: within 25 ns");
+    // Both locked and equal: priority2 and the identities decide again, and every port agrees.
+    net.stations[better].runner.set_local(locked);
+    net.run_until(t + 40 * S, |_| {});
+    let masters = net.stations.iter().filter(|s| s.state() == PortState::Master).count();
+    assert_eq!(masters, 1, "{:?}", net.stations.iter().map(Station::state).collect::<Vec<_>>());
 }
 
 #[test]

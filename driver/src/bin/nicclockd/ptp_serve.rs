@@ -25,14 +25,14 @@ use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::Phc;
 use nicclock_driver::ptp::owner::ClockOwner;
 use nicclock_driver::ptp::page::{port_state_number, PtpPage, PtpPageConfig};
-use nicclock_driver::ptp::port::time_source;
+use nicclock_driver::ptp::quality::{host_time_properties, TimeProperties};
 use nicclock_driver::ptp::{ActiveRole, LocalClock, PtpConfig, PtpRunner, PtpStatus, RunnerEvent};
 use nicclock_driver::schedule::Schedule;
 use nicclock_driver::timesource::RealTime;
 
 use crate::args::RunArgs;
 use crate::chores::{removal_requested, Chores};
-use crate::host::{kernel_tai_offset, RealHost};
+use crate::host::{kernel_time, RealHost};
 use crate::ptp::{counters_text, log_event, publish_measured, shut_down, stats_columns, Regs};
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
@@ -85,7 +85,11 @@ pub fn run<M: DescMemory>(
         ..DisciplineConfig::default()
     };
     let mut owner = ClockOwner::new(Discipline::new(idle, crate::run::servo(args), dconfig));
-    let utc_valid = args.tai_offset.is_some() || kernel_tai_offset() != 0;
+    // The host's time properties (the kernel's, re-read at every update: a leap second is
+    // announced on its day), for our Announce.
+    let properties =
+        || host_time_properties(kernel_time().unwrap_or_default(), args.tai_offset, host.tai_utc_offset_s());
+    let utc_valid = properties().utc_offset_s.is_some();
     let identity = config.identity;
 
     let start = Instant::now();
@@ -106,13 +110,8 @@ pub fn run<M: DescMemory>(
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
-    let mut local = LocalClock {
-        utc_offset_s: utc_valid.then(|| host.tai_utc_offset_s() as i16),
-        // What disciplines the host's clock (NTP, GNSS, PTP, by hand) is not known here.
-        time_source: time_source::OTHER,
-        ..LocalClock::default()
-    };
-    runner.set_local(local);
+    let mut locked_bound_ns = None;
+    runner.set_local(local_clock(locked_bound_ns, properties()));
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
@@ -170,9 +169,8 @@ pub fn run<M: DescMemory>(
             match step {
                 Ok(step) => {
                     if let Step::Updated(u) = &step {
-                        local.locked_bound_ns =
-                            (u.status == Status::Locked).then_some(u.snapshot.error_bound_ns);
-                        runner.set_local(local);
+                        locked_bound_ns = (u.status == Status::Locked).then_some(u.snapshot.error_bound_ns);
+                        runner.set_local(local_clock(locked_bound_ns, properties()));
                         loop_.extra_columns = Some(stats_columns(&runner, u));
                     }
                     loop_.extra_log = Some(counters_text(&runner));
@@ -191,6 +189,20 @@ pub fn run<M: DescMemory>(
     };
     shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
     Ok(exit)
+}
+
+/// Our clock as our Announce describes it: the discipline's bound while LOCKED, the host's time
+/// properties.
+fn local_clock(locked_bound_ns: Option<u64>, p: TimeProperties) -> LocalClock {
+    LocalClock {
+        locked_bound_ns,
+        utc_offset_s: p.utc_offset_s,
+        leap61: p.leap61,
+        leap59: p.leap59,
+        time_traceable: p.time_traceable,
+        frequency_traceable: p.frequency_traceable,
+        time_source: p.time_source,
+    }
 }
 
 /// A role's usual port state number, for the event's "old state".
