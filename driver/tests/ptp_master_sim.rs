@@ -34,6 +34,8 @@ const S: u64 = 1_000_000_000;
 /// Frames in flight on the hub: (arrival, seq) → (sender, frame).
 #[derive(Default)]
 struct HubState {
+    /// Every frame's time on the wire (DELAY_NS unless a test says otherwise).
+    delay_ns: u64,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     frames: std::collections::HashMap<u64, (usize, Vec<u8>)>,
     seq: u64,
@@ -47,7 +49,8 @@ impl Hub {
         let mut s = self.0.lock().unwrap();
         s.seq += 1;
         let id = s.seq;
-        s.queue.push(Reverse((t_ns + DELAY_NS, id)));
+        let arrival = t_ns + s.delay_ns;
+        s.queue.push(Reverse((arrival, id)));
         s.frames.insert(id, (from, frame));
     }
     fn next_arrival(&self) -> Option<u64> {
@@ -123,7 +126,14 @@ fn ptp_config(role: PtpRole, priority1: u8) -> impl Fn(ClockIdentity) -> PtpConf
 
 impl Net {
     fn new() -> Self {
-        Self { time: VirtualTime::new(), hub: Hub::default(), stations: Vec::new() }
+        Self::with_delay(DELAY_NS)
+    }
+
+    /// A link whose frames take `delay_ns` (0: QEMU's hub, which delivers at the TX instant).
+    fn with_delay(delay_ns: u64) -> Self {
+        let hub = Hub::default();
+        hub.0.lock().unwrap().delay_ns = delay_ns;
+        Self { time: VirtualTime::new(), hub, stations: Vec::new() }
     }
 
     /// A station on its own simulated NIC (`model`, `ppm` frequency error) with `config`.
@@ -274,6 +284,28 @@ fn our_master_and_our_slave_converge() {
     let p = s.runner.port_counters();
     assert!(p.tx_stamps > 300 && p.tx_stamps_lost == 0, "{p:?}");
     assert_eq!(m.runner.delay_reqs_limited(), 0, "one slave at its own rate is never limited");
+}
+
+#[test]
+fn on_one_clock_with_no_delay_the_slave_still_has_an_estimate() {
+    // QEMU's lab: two igbs on one virtual clock, frames delivered at their TX instant: every
+    // exchange measures exactly 0 offset and 0 delay, and statime's filter estimate is exactly
+    // 0/0 — which the port once took for "no estimate", so the page never locked.
+    let mut net = Net::with_delay(0);
+    net.add(SimModel::I82580, 0.0, 71, ptp_config(PtpRole::Master, 128));
+    net.add(SimModel::I82580, 0.0, 72, ptp_config(PtpRole::Slave, 128));
+    let mut estimates = 0;
+    let mut samples = 0;
+    net.run_until(30 * S, |n| {
+        let st = n.stations[1].runner.status();
+        if n.time.now_ns() > 20 * S && st.state == PortState::Slave {
+            samples += 1;
+            estimates += usize::from(st.offset_ns.is_some() && st.mean_delay_ns.is_some());
+        }
+    });
+    assert_eq!(net.stations[1].state(), PortState::Slave);
+    assert!(samples > 50 && estimates == samples, "{estimates} of {samples} samples had an estimate");
+    assert!((net.stations[1].clock_ns() - net.stations[0].clock_ns()).abs() < 10);
 }
 
 #[test]

@@ -568,10 +568,14 @@ impl<R: RegisterAccess> PtpPort<R> {
             statime::observability::port::PortState::Slave => PortState::Slave,
         };
         // statime reports 0/0 while its Kalman filter has no state yet (before the first
-        // measurements, after a reset): that is no estimate, not a perfect one.
+        // measurements, after a reset): that is no estimate, not a perfect one — unless exchanges
+        // were measured: two emulated NICs on one virtual clock (QEMU's igbs) measure exactly 0
+        // offset and 0 delay, and the filter's estimate is then exactly 0/0.
+        let raw_offsets = self.raw.borrow().spread();
+        let measured = raw_offsets.is_some_and(|r| r.count > 0);
         let estimate = port
             .port_current_ds_contribution()
-            .filter(|e| e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
+            .filter(|e| measured || e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
         let parent = self.instance.parent_ds();
         let current = self.instance.current_ds(None);
         let tp = self.instance.time_properties_ds();
@@ -588,7 +592,7 @@ impl<R: RegisterAccess> PtpPort<R> {
             clock_accuracy: parent.grandmaster_clock_quality.clock_accuracy.to_primitive(),
             offset_ns: estimate.as_ref().map(|e| duration_ns(e.offset_from_master) as i64),
             mean_delay_ns: estimate.as_ref().map(|e| duration_ns(e.mean_delay) as i64),
-            raw_offsets: if state == PortState::Slave { self.raw.borrow().spread() } else { None },
+            raw_offsets: if state == PortState::Slave { raw_offsets } else { None },
         };
         if status.grandmaster != self.config.identity {
             let accuracy = self.foreign_accuracy.get(&status.grandmaster.0).copied();
