@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use nicclock_driver::clock::{Phc, RawTime, Steering};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig};
-use nicclock_driver::model::{model, Family, Quirks, INTEL};
+use nicclock_driver::model::{model, qemu_subsystem, Family, Quirks, INTEL};
 use nicclock_driver::net::frame::{FrameSpec, Transport as FrameTransport};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
-use nicclock_driver::ptp::owner::ClockOwner;
+use nicclock_driver::ptp::owner::{rx_stamp_config, set_rx_stamp_for, ClockOwner};
 use nicclock_driver::ptp::{
     announced_quality, ActiveRole, ClockIdentity, LocalClock, PortState, PtpConfig, PtpRole, PtpRunner,
     RunnerEvent,
@@ -81,9 +81,21 @@ struct Station {
     runner: Runner,
     plugged: bool,
     events: Vec<(u64, RunnerEvent)>,
+    /// An emulated NIC: it stamps one message type only, which the role sets (as nicclockd does).
+    qemu: bool,
 }
 
 impl Station {
+    /// Polls the runner, keeping its events; a role change points the RX stamp latch.
+    fn poll(&mut self, now: u64) {
+        for e in self.runner.poll(now) {
+            if let (true, RunnerEvent::RoleChanged { to, .. }) = (self.qemu, &e) {
+                set_rx_stamp_for(&*self.nic, *to);
+            }
+            self.events.push((now, e));
+        }
+    }
+
     /// What this station's clock reads at this true instant, ns.
     fn clock_ns(&self) -> i128 {
         self.runner.phc().borrow().raw_to_ns(RawTime(self.nic.truth().raw)).0
@@ -138,8 +150,21 @@ impl Net {
 
     /// A station on its own simulated NIC (`model`, `ppm` frequency error) with `config`.
     fn add(&mut self, model_: SimModel, ppm: f64, seed: u64, config: impl Fn(ClockIdentity) -> PtpConfig) {
+        self.add_nic(model_, ppm, seed, false, config)
+    }
+
+    /// [`Self::add`], on an emulated (QEMU) NIC when `qemu`: its quirks and stamping rules, and the
+    /// station points its RX stamp latch at what its role needs, as nicclockd does.
+    fn add_nic(
+        &mut self,
+        model_: SimModel,
+        ppm: f64,
+        seed: u64,
+        qemu: bool,
+        config: impl Fn(ClockIdentity) -> PtpConfig,
+    ) {
         let from = self.stations.len();
-        let sim = SimConfig { model: model_, freq_error_ppm: ppm, seed, ..SimConfig::ideal() };
+        let sim = SimConfig { model: model_, freq_error_ppm: ppm, seed, qemu, ..SimConfig::ideal() };
         let nic = Arc::new(SimNic::new(sim, self.time.clone()));
         nic.attach_wire(Arc::new(Tap { hub: self.hub.clone(), from }));
         let base = 0x1_0000_0000 * (from as u64 + 1);
@@ -160,14 +185,23 @@ impl Net {
             domain: 0,
             stamp_unlock: StampUnlock::RxstmphRead,
         };
+        let device = model_.device_id();
+        let quirks = if qemu {
+            let (vendor, subsystem) = qemu_subsystem(device).unwrap();
+            nicclock_driver::model::quirks(device, vendor, subsystem, true).0
+        } else {
+            Quirks::empty()
+        };
+        let cfg = PortConfig { stamp_unlock: StampUnlock::for_quirks(quirks), ..cfg };
         let mut port = NetPort::new(rx, tx, cfg).unwrap();
         port.bring_up(&*nic).unwrap();
-        let m = model(INTEL, model_.device_id()).unwrap();
-        let phc = Phc::init(nic.clone(), m, Quirks::empty(), Steering::Hardware, self.time.clone()).unwrap();
+        let m = model(INTEL, device).unwrap();
+        let steering = if qemu { Steering::Software } else { Steering::Hardware };
+        let phc = Phc::init(nic.clone(), m, quirks, steering, self.time.clone()).unwrap();
         let now = self.time.now_ns();
         let runner =
             PtpRunner::new(port, config(ClockIdentity::from_mac(mac)), Rc::new(RefCell::new(phc)), now);
-        self.stations.push(Station { nic, runner, plugged: true, events: Vec::new() });
+        self.stations.push(Station { nic, runner, plugged: true, events: Vec::new(), qemu });
     }
 
     /// Runs virtual time to `until`, every frame delivered at its arrival and its receiver polled
@@ -201,16 +235,12 @@ impl Net {
                 for (i, s) in self.stations.iter_mut().enumerate() {
                     if i != from && s.plugged {
                         let _ = s.nic.deliver(&frame);
-                        for e in s.runner.poll(now) {
-                            s.events.push((now, e));
-                        }
+                        s.poll(now);
                     }
                 }
             }
             for s in self.stations.iter_mut().filter(|s| s.plugged) {
-                for e in s.runner.poll(now) {
-                    s.events.push((now, e));
-                }
+                s.poll(now);
             }
             if now >= next_sample {
                 each(self);
@@ -306,6 +336,25 @@ fn on_one_clock_with_no_delay_the_slave_still_has_an_estimate() {
     assert_eq!(net.stations[1].state(), PortState::Slave);
     assert!(samples > 50 && estimates == samples, "{estimates} of {samples} samples had an estimate");
     assert!((net.stations[1].clock_ns() - net.stations[0].clock_ns()).abs() < 10);
+}
+
+#[test]
+fn on_qemu_igbs_the_master_stamps_delay_reqs_and_the_slave_measures_its_path() {
+    // QEMU's igb stamps only the message type in TSYNCRXCFG[15:8] (the bring-up's 0: Sync): a
+    // master left there never had a Delay_Req stamp, answered none, and its slave never locked.
+    let mut net = Net::with_delay(0);
+    net.add_nic(SimModel::I82576, 0.0, 81, true, ptp_config(PtpRole::Master, 128));
+    net.add_nic(SimModel::I82576, 0.0, 82, true, ptp_config(PtpRole::Slave, 128));
+    net.run_until(30 * S, |_| {});
+    let (m, s) = (&net.stations[0], &net.stations[1]);
+    assert_eq!((m.state(), s.state()), (PortState::Master, PortState::Slave));
+    assert_eq!(m.nic.read32(regs::TSYNCRXCFG), rx_stamp_config(ActiveRole::Master));
+    assert_eq!(s.nic.read32(regs::TSYNCRXCFG), rx_stamp_config(ActiveRole::Slave));
+    let st = s.runner.status();
+    let raw = st.raw_offsets.expect("exchanges measured: the master answered Delay_Reqs");
+    assert!(raw.count > 10 && st.mean_delay_ns.is_some(), "{st:?}");
+    assert_eq!(m.runner.port_counters().event_unstamped, 0, "every Delay_Req stamped");
+    assert!((s.clock_ns() - m.clock_ns()).abs() < 100, "{} ns apart", s.clock_ns() - m.clock_ns());
 }
 
 #[test]

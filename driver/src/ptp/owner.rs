@@ -66,3 +66,25 @@ impl<R: RegisterAccess> ClockOwner<R> {
         self.discipline.phc()
     }
 }
+
+/// PTP messageType of a Delay_Req (IEEE 1588 table 36).
+const DELAY_REQ: u32 = 0x1;
+
+/// The event message a port in `role` needs RX stamps of, as TSYNCRXCFG wants it (messageType in
+/// bits 15:8): Delay_Req while it serves (each answer carries its RX stamp), Sync otherwise.
+/// QEMU's igb stamps only the frames whose first PTP byte equals TSYNCRXCFG[15:8] (the bring-up's
+/// 0 is Sync: a serving port got no Delay_Req stamp and answered none); real silicon stamps every
+/// V2 event message under the bring-up's TSYNCRXCTL type and ignores the field.
+pub fn rx_stamp_config(role: ActiveRole) -> u32 {
+    if role == ActiveRole::Master {
+        DELAY_REQ << 8
+    } else {
+        0
+    }
+}
+
+/// Points the NIC's RX stamp latch at the event message `role` needs ([`rx_stamp_config`]): once
+/// the port is up and at every role change.
+pub fn set_rx_stamp_for(regs: &dyn RegisterAccess, role: ActiveRole) {
+    regs.write32(crate::regs::TSYNCRXCFG, rx_stamp_config(role));
+}

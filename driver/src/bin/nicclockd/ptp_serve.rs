@@ -23,7 +23,7 @@ use nicclock_driver::net::port::NetPort;
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::Phc;
-use nicclock_driver::ptp::owner::ClockOwner;
+use nicclock_driver::ptp::owner::{set_rx_stamp_for, ClockOwner};
 use nicclock_driver::ptp::page::{port_state_number, PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::quality::{host_time_properties, TimeProperties};
 use nicclock_driver::ptp::{ActiveRole, LocalClock, PtpConfig, PtpRunner, PtpStatus, RunnerEvent};
@@ -96,6 +96,7 @@ pub fn run<M: DescMemory>(
     let now_ns = || start.elapsed().as_nanos() as u64;
     let phc = Rc::new(RefCell::new(phc));
     let mut runner = PtpRunner::new(port, config, phc.clone(), now_ns());
+    set_rx_stamp_for(&*regs, runner.active_role());
     owner.discipline_mut().set_reference(serving_reference(&runner.status(), utc_valid));
     let page_config = PtpPageConfig {
         interval_ns: interval.as_nanos() as u64,
@@ -139,6 +140,7 @@ pub fn run<M: DescMemory>(
             page.on_event(&event);
             match &event {
                 RunnerEvent::RoleChanged { from, to, status } => {
+                    set_rx_stamp_for(&*regs, *to);
                     info!(
                         "ptp: {} steers the clock now (role {from:?} -> {to:?})",
                         if to.ptp_steers() { "the PTP port" } else { "the discipline" }
