@@ -616,6 +616,53 @@ fn in_auto_the_discipline_and_statime_hand_the_clock_over_and_never_steer_togeth
     );
 }
 
+#[test]
+fn after_a_slave_spell_the_discipline_starts_over_and_steps_back_to_its_reference() {
+    // nicclockd's servo defaults (first step above 20 µs, never again): a Discipline that took the
+    // clock back 1 ms off its reference with its old servo state slewed at its limit and, wound
+    // up, swung ±800 µs for a minute in the QEMU lab; starting over, its first update steps.
+    let mut net = Net::new();
+    net.add(SimModel::I82576, 40.0, 91, ptp_config(PtpRole::Auto, 128));
+    let a_phc = net.stations[0].runner.phc().clone();
+    let idle = {
+        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+        Phc::init(net.stations[0].nic.clone(), m, Quirks::empty(), Steering::Hardware, net.time.clone())
+            .unwrap()
+    };
+    let dconfig = DisciplineConfig { interval_ns: 125 * MS, ..DisciplineConfig::default() };
+    let servo = Servo::pi(ServoConfig::default(), 0.7, 0.3, 0.0);
+    let owner = RefCell::new(ClockOwner::new(Discipline::new(idle, servo, dconfig)));
+    let host = VirtualHost { time: net.time.clone() };
+    let offsets = RefCell::new(Vec::new());
+    let mut tick = |n: &Net| {
+        let role = n.stations[0].runner.active_role();
+        if let Some(step) = owner.borrow_mut().update(role, &a_phc, &host) {
+            step.expect("the simulated clock stays");
+        }
+        let reference = EPOCH_TAI_NS as i128 + n.time.now_ns() as i128;
+        offsets.borrow_mut().push((n.time.now_ns(), n.stations[0].clock_ns() - reference));
+    };
+    net.run_until(15 * S, &mut tick);
+    net.add(SimModel::I82580, 0.0, 92, ptp_config(PtpRole::Auto, 100));
+    {
+        let b = &net.stations[1];
+        let reference = EPOCH_TAI_NS as i128 + net.time.now_ns() as i128;
+        let delta = reference + 1_000_000 - b.clock_ns();
+        b.runner.phc().borrow_mut().step(nicclock_driver::clock::Nanos(delta)).unwrap();
+    }
+    let joined = net.time.now_ns();
+    net.run_until(joined + 30 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Slave);
+    let left = net.time.now_ns();
+    net.stations[1].plugged = false;
+    net.run_until(left + 20 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Master);
+    let tail: Vec<i128> =
+        offsets.borrow().iter().filter(|(t, _)| *t > left + 15 * S).map(|(_, o)| *o).collect();
+    let worst = tail.iter().map(|o| o.abs()).max().unwrap();
+    assert!(worst < 1_000, "the Discipline not back on its reference 10 s after the hand-back: {worst} ns");
+}
+
 /// A PTP message of `message_type` (IEEE 1588 header, version 2.1, domain 0) from `source`.
 fn ptp_message(message_type: u8, len: usize, source: [u8; 10], seq: u16) -> Vec<u8> {
     let mut m = vec![0u8; len];

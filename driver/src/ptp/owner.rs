@@ -5,8 +5,9 @@
 //! [`SharedPhc`]: the port needs it at every poll (stamps to ns, Sync origin times). The
 //! [`Discipline`] is built on a second handle on the same registers that it never reads or steers;
 //! [`ClockOwner::update`] swaps the real clock in for one Discipline update and back out, and only
-//! while the port's [`ActiveRole`] is not SLAVE. statime's clock adapter refuses to steer unless
-//! the port is SLAVE/UNCALIBRATED ([`super::port`]). One thread, so never both at once.
+//! while the port's [`ActiveRole`] is not SLAVE (taking it back after a SLAVE spell, the
+//! Discipline starts over: [`Discipline::resume`]). statime's clock adapter refuses to steer
+//! unless the port is SLAVE/UNCALIBRATED ([`super::port`]). One thread, so never both at once.
 
 use nicclock_uio::RegisterAccess;
 
@@ -20,13 +21,15 @@ use crate::measure::Host;
 pub struct ClockOwner<R> {
     discipline: Discipline<R>,
     updates: u64,
+    /// statime has steered the clock since the Discipline's last update.
+    lent: bool,
 }
 
 impl<R: RegisterAccess> ClockOwner<R> {
     /// `discipline` must hold an idle handle (a [`Phc`] on the same registers, made before anything
     /// steered), never the clock the runner uses.
     pub fn new(discipline: Discipline<R>) -> Self {
-        Self { discipline, updates: 0 }
+        Self { discipline, updates: 0, lent: false }
     }
 
     /// One Discipline update on the runner's clock when `role` lets the Discipline steer; `None`
@@ -38,7 +41,12 @@ impl<R: RegisterAccess> ClockOwner<R> {
         host: &dyn Host,
     ) -> Option<Result<Step, DeviceLost>> {
         if role.ptp_steers() {
+            self.lent = true;
             return None;
+        }
+        if std::mem::take(&mut self.lent) {
+            // The clock comes back as statime left it: the Discipline starts over.
+            self.discipline.resume();
         }
         let mut clock = phc.borrow_mut();
         std::mem::swap(self.discipline.phc_mut(), &mut *clock);
