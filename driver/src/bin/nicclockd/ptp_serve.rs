@@ -2,7 +2,8 @@
 //! `--reference realtime|tai`; in `auto`, while the BMCA makes the port a slave, statime steers.
 //!
 //! One steerer at a time ([`ClockOwner`]): the Discipline steers in MASTER/PASSIVE/LISTENING,
-//! statime in SLAVE, never both. A role change logs a line and posts STATUS_CHANGED on the page:
+//! statime in SLAVE, never both. A role change logs a line and, once the page describes the new
+//! role (that round's update), posts STATUS_CHANGED on it:
 //! magnitude the new port state (linuxptp numbering, 6 MASTER, 9 SLAVE), detail
 //! `ROLE_EVENT_FLAG | the old port state`.
 
@@ -113,6 +114,7 @@ pub fn run<M: DescMemory>(
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
     let mut locked_bound_ns = None;
     runner.set_local(local_clock(locked_bound_ns, properties()));
+    let mut role_event = None;
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
@@ -145,14 +147,9 @@ pub fn run<M: DescMemory>(
                         "ptp: {} steers the clock now (role {from:?} -> {to:?})",
                         if to.ptp_steers() { "the PTP port" } else { "the discipline" }
                     );
-                    let old = page_state_of(*from);
-                    loop_.writer.post(
-                        EventKind::StatusChanged,
-                        Urgency::Notice,
-                        i64::from(port_state_number(status.state)),
-                        ROLE_EVENT_FLAG | old,
-                        0,
-                    );
+                    // Posted after this round's page update: a reader woken by it finds the
+                    // page already describing the new role.
+                    role_event = Some((i64::from(port_state_number(status.state)), page_state_of(*from)));
                 }
                 RunnerEvent::StatusChanged(status) if !runner.active_role().ptp_steers() => {
                     owner.discipline_mut().set_reference(serving_reference(status, utc_valid));
@@ -160,7 +157,7 @@ pub fn run<M: DescMemory>(
                 _ => {}
             }
         }
-        if now < due {
+        if now < due && role_event.is_none() {
             continue;
         }
         if let Err(e) = loop_.writer.check_linked() {
@@ -186,6 +183,9 @@ pub fn run<M: DescMemory>(
             if let Err(lost) = measured {
                 return Ok(loop_.lost(&opened.address, lost));
             }
+        }
+        if let Some((state, old)) = role_event.take() {
+            loop_.writer.post(EventKind::StatusChanged, Urgency::Notice, state, ROLE_EVENT_FLAG | old, 0);
         }
         schedule.advance(start.elapsed());
     };
