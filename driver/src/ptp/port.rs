@@ -317,6 +317,10 @@ impl rand08::RngCore for StatimeRng {
     }
 }
 
+/// A filter estimate of exactly 0/0 is taken as one when the recent raw offsets lie within this
+/// of 0 (max |offset| + σ), ns.
+const ZERO_ESTIMATE_MAX_NS: u64 = 1_000;
+
 /// Foreign grandmasters whose accuracy is remembered, at most (forgotten all at once beyond).
 const MAX_FOREIGN: usize = 64;
 
@@ -568,11 +572,12 @@ impl<R: RegisterAccess> PtpPort<R> {
             statime::observability::port::PortState::Slave => PortState::Slave,
         };
         // statime reports 0/0 while its Kalman filter has no state yet (before the first
-        // measurements, after a reset): that is no estimate, not a perfect one — unless exchanges
-        // were measured: two emulated NICs on one virtual clock (QEMU's igbs) measure exactly 0
-        // offset and 0 delay, and the filter's estimate is then exactly 0/0.
+        // measurements, after a reset): that is no estimate, not a perfect one — unless the recent
+        // exchanges themselves say 0: two emulated NICs on one virtual clock (QEMU's igbs) measure
+        // exactly 0 offset and 0 delay, and the filter's estimate is then exactly 0/0. (A noisy
+        // master's filter resets often; its raw offsets are far from 0 and 0/0 stays no estimate.)
         let raw_offsets = self.raw.borrow().spread();
-        let measured = raw_offsets.is_some_and(|r| r.count > 0);
+        let measured = raw_offsets.is_some_and(|r| r.count > 0 && r.bound_ns() <= ZERO_ESTIMATE_MAX_NS);
         let estimate = port
             .port_current_ds_contribution()
             .filter(|e| measured || e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
