@@ -3,7 +3,7 @@
 #
 # Master: nicclockd on igb #2 (vfio-pci), --reference realtime --ptp-role master: its NIC clock is
 # disciplined to the guest's CLOCK_REALTIME and served at 8 Sync/s. Slave: nicclockd on igb #1
-# (vfio-pci), --reference ptp. Measured, after the slave's page is LOCKED, for nicclock.pair_seconds
+# (vfio-pci), --reference ptp. Both at 8 Delay_Req/s (the master's limit follows its own interval). Measured, after the slave's page is LOCKED, for nicclock.pair_seconds
 # (default 60):
 # - `figure ptp_pair_lock_time_s`: the slave's start to its page LOCKED;
 # - `figure ptp_pair_true_rms_ns` / `_true_max_ns`: the slave's page against the master's page,
@@ -60,7 +60,8 @@ start_sw() {
 
 # The master: 8 Sync/s, its UTC offset announced as valid (--tai-offset: the guest's kernel has none).
 nicclockd --device "vfio:$IGB2" --reference realtime --tai-offset 37 --ptp-role master --ptp-transport l2 \
-  --ptp-log-sync-interval -3 --page-name pair-master --stats-file /tmp/master.csv 2> /tmp/pair-master.log &
+  --ptp-log-sync-interval -3 --ptp-log-min-delay-req-interval -3 --page-name pair-master \
+  --stats-file /tmp/master.csv 2> /tmp/pair-master.log &
 DM=$!
 expect_locked pair-master
 is_master() { nicclock --page pair-master status --json 2> /dev/null | grep -q '"port_state":"MASTER"'; }
@@ -69,7 +70,7 @@ MASTER_ID=$(sed -n "s/.*ptp: port \([0-9a-f.]*\)-1 up.*/\1/p" /tmp/pair-master.l
 grep "ptp:\|LOCKED" /tmp/pair-master.log | head -5
 
 t0=$(uptime_s)
-nicclockd --device "vfio:$IGB1" --reference ptp --ptp-transport l2 --page-name pair-slave \
+nicclockd --device "vfio:$IGB1" --reference ptp --ptp-transport l2 --ptp-log-min-delay-req-interval -3 --page-name pair-slave \
   --stats-file /tmp/slave.csv 2> /tmp/pair-slave.log &
 DS=$!
 if out=$(nicclock --page pair-slave wait --status LOCKED --timeout 120 2>&1); then
