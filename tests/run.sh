@@ -28,8 +28,8 @@ step "Debian package (build, lintian without errors, dpkg install, purge leaves 
 bash packaging/deb/check.sh
 step "the lab runner's QMP relay against a fake monitor (device_del waits for DEVICE_DELETED)"
 timeout 120 bash qemu/tests/qmp-gate.sh
-step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; PTP slave against ptp4l; systemd + udev)"
+step "QEMU VM scenarios (emulated e1000e and igb through VFIO and UIO; faults and hot-unplug; phc2sys; PTP slave against ptp4l; PTP master and auto role with ptp4l; nicclockd master and slave with hardware stamps; systemd + udev)"
 qemu/vm setup
 qemu/vm build
 qemu/vm sysbuild
-qemu/vm run vfio uio faults versus-phc2sys ptp-slave systemd
+qemu/vm run vfio uio faults versus-phc2sys ptp-slave ptp-interop ptp-pair systemd

@@ -262,6 +262,15 @@ impl<R: RegisterAccess> Discipline<R> {
         &self.config
     }
 
+    /// Takes the clock back after another steerer moved it (the PTP port as a slave): the servo
+    /// starts over (its first update steps if the clock is off by more than the first-step
+    /// threshold, as at start), and LOCKED is earned again.
+    pub fn resume(&mut self) {
+        self.servo.restart();
+        self.under_threshold = 0;
+        self.recent_offsets.clear();
+    }
+
     /// One update: measure, servo, steer, and describe the page update.
     pub fn update(&mut self, host: &dyn Host) -> Result<Step, DeviceLost> {
         let m = self.measure_now(host)?;

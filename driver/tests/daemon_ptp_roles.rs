@@ -67,6 +67,9 @@ fn serves(tag: &str, args: &[&str]) -> String {
         };
         assert_eq!(role_event.magnitude, 6, "MASTER: {role_event:?}");
         assert_eq!(role_event.detail & 0xff, 4, "from LISTENING: {role_event:?}");
+        // Posted once the page describes the new role: a reader woken by it reads MASTER there.
+        let now = clock.snapshot().unwrap();
+        assert_eq!(now.reference.port_state, 6, "the page behind its own role event: {now:?}");
         // The discipline keeps the served clock on the system clock: LOCKED, and the page says
         // the port is MASTER of its own clock.
         let snap = loop {

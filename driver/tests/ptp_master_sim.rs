@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use nicclock_driver::clock::{Phc, RawTime, Steering};
 use nicclock_driver::discipline::{Discipline, DisciplineConfig};
-use nicclock_driver::model::{model, Family, Quirks, INTEL};
+use nicclock_driver::model::{model, qemu_subsystem, Family, Quirks, INTEL};
 use nicclock_driver::net::frame::{FrameSpec, Transport as FrameTransport};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
-use nicclock_driver::ptp::owner::ClockOwner;
+use nicclock_driver::ptp::owner::{rx_stamp_config, set_rx_stamp_for, ClockOwner};
 use nicclock_driver::ptp::{
     announced_quality, ActiveRole, ClockIdentity, LocalClock, PortState, PtpConfig, PtpRole, PtpRunner,
     RunnerEvent,
@@ -34,6 +34,8 @@ const S: u64 = 1_000_000_000;
 /// Frames in flight on the hub: (arrival, seq) → (sender, frame).
 #[derive(Default)]
 struct HubState {
+    /// Every frame's time on the wire (DELAY_NS unless a test says otherwise).
+    delay_ns: u64,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     frames: std::collections::HashMap<u64, (usize, Vec<u8>)>,
     seq: u64,
@@ -47,7 +49,8 @@ impl Hub {
         let mut s = self.0.lock().unwrap();
         s.seq += 1;
         let id = s.seq;
-        s.queue.push(Reverse((t_ns + DELAY_NS, id)));
+        let arrival = t_ns + s.delay_ns;
+        s.queue.push(Reverse((arrival, id)));
         s.frames.insert(id, (from, frame));
     }
     fn next_arrival(&self) -> Option<u64> {
@@ -78,9 +81,21 @@ struct Station {
     runner: Runner,
     plugged: bool,
     events: Vec<(u64, RunnerEvent)>,
+    /// An emulated NIC: it stamps one message type only, which the role sets (as nicclockd does).
+    qemu: bool,
 }
 
 impl Station {
+    /// Polls the runner, keeping its events; a role change points the RX stamp latch.
+    fn poll(&mut self, now: u64) {
+        for e in self.runner.poll(now) {
+            if let (true, RunnerEvent::RoleChanged { to, .. }) = (self.qemu, &e) {
+                set_rx_stamp_for(&*self.nic, *to);
+            }
+            self.events.push((now, e));
+        }
+    }
+
     /// What this station's clock reads at this true instant, ns.
     fn clock_ns(&self) -> i128 {
         self.runner.phc().borrow().raw_to_ns(RawTime(self.nic.truth().raw)).0
@@ -123,13 +138,33 @@ fn ptp_config(role: PtpRole, priority1: u8) -> impl Fn(ClockIdentity) -> PtpConf
 
 impl Net {
     fn new() -> Self {
-        Self { time: VirtualTime::new(), hub: Hub::default(), stations: Vec::new() }
+        Self::with_delay(DELAY_NS)
+    }
+
+    /// A link whose frames take `delay_ns` (0: QEMU's hub, which delivers at the TX instant).
+    fn with_delay(delay_ns: u64) -> Self {
+        let hub = Hub::default();
+        hub.0.lock().unwrap().delay_ns = delay_ns;
+        Self { time: VirtualTime::new(), hub, stations: Vec::new() }
     }
 
     /// A station on its own simulated NIC (`model`, `ppm` frequency error) with `config`.
     fn add(&mut self, model_: SimModel, ppm: f64, seed: u64, config: impl Fn(ClockIdentity) -> PtpConfig) {
+        self.add_nic(model_, ppm, seed, false, config)
+    }
+
+    /// [`Self::add`], on an emulated (QEMU) NIC when `qemu`: its quirks and stamping rules, and the
+    /// station points its RX stamp latch at what its role needs, as nicclockd does.
+    fn add_nic(
+        &mut self,
+        model_: SimModel,
+        ppm: f64,
+        seed: u64,
+        qemu: bool,
+        config: impl Fn(ClockIdentity) -> PtpConfig,
+    ) {
         let from = self.stations.len();
-        let sim = SimConfig { model: model_, freq_error_ppm: ppm, seed, ..SimConfig::ideal() };
+        let sim = SimConfig { model: model_, freq_error_ppm: ppm, seed, qemu, ..SimConfig::ideal() };
         let nic = Arc::new(SimNic::new(sim, self.time.clone()));
         nic.attach_wire(Arc::new(Tap { hub: self.hub.clone(), from }));
         let base = 0x1_0000_0000 * (from as u64 + 1);
@@ -150,14 +185,23 @@ impl Net {
             domain: 0,
             stamp_unlock: StampUnlock::RxstmphRead,
         };
+        let device = model_.device_id();
+        let quirks = if qemu {
+            let (vendor, subsystem) = qemu_subsystem(device).unwrap();
+            nicclock_driver::model::quirks(device, vendor, subsystem, true).0
+        } else {
+            Quirks::empty()
+        };
+        let cfg = PortConfig { stamp_unlock: StampUnlock::for_quirks(quirks), ..cfg };
         let mut port = NetPort::new(rx, tx, cfg).unwrap();
         port.bring_up(&*nic).unwrap();
-        let m = model(INTEL, model_.device_id()).unwrap();
-        let phc = Phc::init(nic.clone(), m, Quirks::empty(), Steering::Hardware, self.time.clone()).unwrap();
+        let m = model(INTEL, device).unwrap();
+        let steering = if qemu { Steering::Software } else { Steering::Hardware };
+        let phc = Phc::init(nic.clone(), m, quirks, steering, self.time.clone()).unwrap();
         let now = self.time.now_ns();
         let runner =
             PtpRunner::new(port, config(ClockIdentity::from_mac(mac)), Rc::new(RefCell::new(phc)), now);
-        self.stations.push(Station { nic, runner, plugged: true, events: Vec::new() });
+        self.stations.push(Station { nic, runner, plugged: true, events: Vec::new(), qemu });
     }
 
     /// Runs virtual time to `until`, every frame delivered at its arrival and its receiver polled
@@ -191,16 +235,12 @@ impl Net {
                 for (i, s) in self.stations.iter_mut().enumerate() {
                     if i != from && s.plugged {
                         let _ = s.nic.deliver(&frame);
-                        for e in s.runner.poll(now) {
-                            s.events.push((now, e));
-                        }
+                        s.poll(now);
                     }
                 }
             }
             for s in self.stations.iter_mut().filter(|s| s.plugged) {
-                for e in s.runner.poll(now) {
-                    s.events.push((now, e));
-                }
+                s.poll(now);
             }
             if now >= next_sample {
                 each(self);
@@ -277,6 +317,47 @@ fn our_master_and_our_slave_converge() {
 }
 
 #[test]
+fn on_one_clock_with_no_delay_the_slave_still_has_an_estimate() {
+    // QEMU's lab: two igbs on one virtual clock, frames delivered at their TX instant: every
+    // exchange measures exactly 0 offset and 0 delay, and statime's filter estimate is exactly
+    // 0/0 — which the port once took for "no estimate", so the page never locked.
+    let mut net = Net::with_delay(0);
+    net.add(SimModel::I82580, 0.0, 71, ptp_config(PtpRole::Master, 128));
+    net.add(SimModel::I82580, 0.0, 72, ptp_config(PtpRole::Slave, 128));
+    let mut estimates = 0;
+    let mut samples = 0;
+    net.run_until(30 * S, |n| {
+        let st = n.stations[1].runner.status();
+        if n.time.now_ns() > 20 * S && st.state == PortState::Slave {
+            samples += 1;
+            estimates += usize::from(st.offset_ns.is_some() && st.mean_delay_ns.is_some());
+        }
+    });
+    assert_eq!(net.stations[1].state(), PortState::Slave);
+    assert!(samples > 50 && estimates == samples, "{estimates} of {samples} samples had an estimate");
+    assert!((net.stations[1].clock_ns() - net.stations[0].clock_ns()).abs() < 10);
+}
+
+#[test]
+fn on_qemu_igbs_the_master_stamps_delay_reqs_and_the_slave_measures_its_path() {
+    // QEMU's igb stamps only the message type in TSYNCRXCFG[15:8] (the bring-up's 0: Sync): a
+    // master left there never had a Delay_Req stamp, answered none, and its slave never locked.
+    let mut net = Net::with_delay(0);
+    net.add_nic(SimModel::I82576, 0.0, 81, true, ptp_config(PtpRole::Master, 128));
+    net.add_nic(SimModel::I82576, 0.0, 82, true, ptp_config(PtpRole::Slave, 128));
+    net.run_until(30 * S, |_| {});
+    let (m, s) = (&net.stations[0], &net.stations[1]);
+    assert_eq!((m.state(), s.state()), (PortState::Master, PortState::Slave));
+    assert_eq!(m.nic.read32(regs::TSYNCRXCFG), rx_stamp_config(ActiveRole::Master));
+    assert_eq!(s.nic.read32(regs::TSYNCRXCFG), rx_stamp_config(ActiveRole::Slave));
+    let st = s.runner.status();
+    let raw = st.raw_offsets.expect("exchanges measured: the master answered Delay_Reqs");
+    assert!(raw.count > 10 && st.mean_delay_ns.is_some(), "{st:?}");
+    assert_eq!(m.runner.port_counters().event_unstamped, 0, "every Delay_Req stamped");
+    assert!((s.clock_ns() - m.clock_ns()).abs() < 100, "{} ns apart", s.clock_ns() - m.clock_ns());
+}
+
+#[test]
 fn announced_quality_follows_the_bound() {
     let q = |b| announced_quality(&LocalClock { locked_bound_ns: b, ..LocalClock::default() });
     assert_eq!(q(None), (255, 0xFE, 0xFFFF), "not locked: nobody prefers it");
@@ -297,8 +378,7 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
     net.add(SimModel::I82580, 0.0, 31, ptp_config(PtpRole::Auto, 100));
     net.add(SimModel::I82576, 20.0, 32, ptp_config(PtpRole::Auto, 110));
     net.add(SimModel::I350, -30.0, 33, ptp_config(PtpRole::Auto, 120));
-    // Locked to 50 ns, but in auto the Announce keeps statime's fixed quality (the BMCA compares
-    // with it: see driver/src/ptp/port.rs); the time properties are ours all the same.
+    // Locked to 50 ns: in auto too the Announce carries our quality and time properties.
     net.stations[0].runner.set_local(LocalClock {
         locked_bound_ns: Some(50),
         utc_offset_s: Some(37),
@@ -309,7 +389,7 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
     assert_eq!(states, [PortState::Master, PortState::Slave, PortState::Slave], "priority1 100 masters");
     for s in &net.stations[1..] {
         assert_eq!(s.runner.status().grandmaster, net.stations[0].identity());
-        assert_eq!((s.runner.status().clock_accuracy, s.runner.status().utc_offset_s), (0xFE, Some(37)));
+        assert_eq!((s.runner.status().clock_accuracy, s.runner.status().utc_offset_s), (0x21, Some(37)));
         assert_eq!(s.runner.active_role(), ActiveRole::Slave);
     }
     assert!((net.stations[1].clock_ns() - net.stations[0].clock_ns()).abs() < 1_000);
@@ -350,6 +430,56 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
         })
         .collect();
     assert!(roles.ends_with(&[ActiveRole::Slave, ActiveRole::Master]), "{roles:?}");
+}
+
+#[test]
+fn in_auto_at_equal_priorities_the_best_locked_clock_masters_and_slaves_see_its_quality() {
+    let mut net = Net::new();
+    net.add(SimModel::I82580, 0.0, 61, ptp_config(PtpRole::Auto, 128));
+    net.add(SimModel::I82576, 20.0, 62, ptp_config(PtpRole::Auto, 128));
+    net.add(SimModel::I350, -30.0, 63, ptp_config(PtpRole::Auto, 128));
+    // The clock that would lose every tie (the largest identity) is the only one locked, to 50 ns:
+    // only its announced quality can make it master.
+    let best = (0..3).max_by_key(|&i| net.stations[i].identity().0).unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != best).collect();
+    let locked = LocalClock {
+        locked_bound_ns: Some(50),
+        utc_offset_s: Some(37),
+        leap61: true,
+        leap59: false,
+        time_traceable: true,
+        frequency_traceable: true,
+        time_source: nicclock_driver::ptp::port::time_source::NTP,
+    };
+    net.stations[best].runner.set_local(locked);
+    net.run_until(20 * S, |_| {});
+    assert_eq!(net.stations[best].state(), PortState::Master, "the locked clock masters");
+    for &i in &others {
+        let st = net.stations[i].runner.status();
+        assert_eq!(net.stations[i].state(), PortState::Slave, "{st:?}");
+        assert_eq!(st.grandmaster, net.stations[best].identity());
+        // The slave sees the master's real quality and time properties, not statime's fixed ones.
+        assert_eq!(st.clock_accuracy, 0x21, "50 ns: within 100 ns");
+        assert_eq!(st.utc_offset_s, Some(37));
+        assert!(st.leap61 && !st.leap59 && st.time_traceable && st.frequency_traceable && st.ptp_timescale);
+    }
+    // A second clock locks tighter (20 ns): it takes over, the first follows it.
+    let better = others[0];
+    net.stations[better].runner.set_local(LocalClock { locked_bound_ns: Some(20), ..locked });
+    let t = net.time.now_ns();
+    net.run_until(t + 20 * S, |_| {});
+    assert_eq!(net.stations[better].state(), PortState::Master);
+    let st = net.stations[best].runner.status();
+    assert_eq!(
+        (net.stations[best].state(), st.grandmaster),
+        (PortState::Slave, net.stations[better].identity())
+    );
+    assert_eq!(st.clock_accuracy, 0x20, "20 ns: within 25 ns");
+    // Both locked and equal: priority2 and the identities decide again, and every port agrees.
+    net.stations[better].runner.set_local(locked);
+    net.run_until(t + 40 * S, |_| {});
+    let masters = net.stations.iter().filter(|s| s.state() == PortState::Master).count();
+    assert_eq!(masters, 1, "{:?}", net.stations.iter().map(Station::state).collect::<Vec<_>>());
 }
 
 #[test]
@@ -484,6 +614,53 @@ fn in_auto_the_discipline_and_statime_hand_the_clock_over_and_never_steer_togeth
         samples.len() as u64 - slave_ticks,
         "the Discipline idle while SLAVE"
     );
+}
+
+#[test]
+fn after_a_slave_spell_the_discipline_starts_over_and_steps_back_to_its_reference() {
+    // nicclockd's servo defaults (first step above 20 µs, never again): a Discipline that took the
+    // clock back 1 ms off its reference with its old servo state slewed at its limit and, wound
+    // up, swung ±800 µs for a minute in the QEMU lab; starting over, its first update steps.
+    let mut net = Net::new();
+    net.add(SimModel::I82576, 40.0, 91, ptp_config(PtpRole::Auto, 128));
+    let a_phc = net.stations[0].runner.phc().clone();
+    let idle = {
+        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+        Phc::init(net.stations[0].nic.clone(), m, Quirks::empty(), Steering::Hardware, net.time.clone())
+            .unwrap()
+    };
+    let dconfig = DisciplineConfig { interval_ns: 125 * MS, ..DisciplineConfig::default() };
+    let servo = Servo::pi(ServoConfig::default(), 0.7, 0.3, 0.0);
+    let owner = RefCell::new(ClockOwner::new(Discipline::new(idle, servo, dconfig)));
+    let host = VirtualHost { time: net.time.clone() };
+    let offsets = RefCell::new(Vec::new());
+    let mut tick = |n: &Net| {
+        let role = n.stations[0].runner.active_role();
+        if let Some(step) = owner.borrow_mut().update(role, &a_phc, &host) {
+            step.expect("the simulated clock stays");
+        }
+        let reference = EPOCH_TAI_NS as i128 + n.time.now_ns() as i128;
+        offsets.borrow_mut().push((n.time.now_ns(), n.stations[0].clock_ns() - reference));
+    };
+    net.run_until(15 * S, &mut tick);
+    net.add(SimModel::I82580, 0.0, 92, ptp_config(PtpRole::Auto, 100));
+    {
+        let b = &net.stations[1];
+        let reference = EPOCH_TAI_NS as i128 + net.time.now_ns() as i128;
+        let delta = reference + 1_000_000 - b.clock_ns();
+        b.runner.phc().borrow_mut().step(nicclock_driver::clock::Nanos(delta)).unwrap();
+    }
+    let joined = net.time.now_ns();
+    net.run_until(joined + 30 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Slave);
+    let left = net.time.now_ns();
+    net.stations[1].plugged = false;
+    net.run_until(left + 20 * S, &mut tick);
+    assert_eq!(net.stations[0].state(), PortState::Master);
+    let tail: Vec<i128> =
+        offsets.borrow().iter().filter(|(t, _)| *t > left + 15 * S).map(|(_, o)| *o).collect();
+    let worst = tail.iter().map(|o| o.abs()).max().unwrap();
+    assert!(worst < 1_000, "the Discipline not back on its reference 10 s after the hand-back: {worst} ns");
 }
 
 /// A PTP message of `message_type` (IEEE 1588 header, version 2.1, domain 0) from `source`.

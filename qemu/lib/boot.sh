@@ -35,6 +35,23 @@ vm_qemu() { # append-extra, then extra qemu args
     "$@"
 }
 
+# The lab guest with one more e1000e (nic4, 52:54:00:00:00:05) on the same hub, for a kernel-driver
+# ptp4l pair beside the NICs the other scenarios use (ptp-pair). A scenario asks for it with the
+# line `# vm-boot: vm_qemu_extra_e1000e` (see vm_scenario_boot); every other one boots as vm_qemu.
+vm_qemu_extra_e1000e() {
+  local extra=$1
+  shift
+  vm_qemu "$extra" -netdev hubport,id=n4,hubid=0 -device e1000e,romfile=,netdev=n4,mac=52:54:00:00:00:05,id=nic4 "$@"
+}
+
+# The boot function scenario $1 asks for by a `# vm-boot: NAME` line (one of the vm_qemu* above),
+# else vm_qemu.
+vm_scenario_boot() {
+  local b
+  b=$(sed -n 's/^# vm-boot: *\(vm_qemu[a-z0-9_]*\) *$/\1/p' "$here/guest/scenarios/$1.sh" 2> /dev/null | head -1)
+  echo "${b:-vm_qemu}"
+}
+
 vm_boot_shell() {
   vm_qemu ""
 }
@@ -108,20 +125,20 @@ if gone is not None:
 PY
 }
 
-# Runs scenario $1 in a fresh VM booted by function $2 (default vm_qemu; it and vm_machine must
-# need nothing but $cache). Every stage of the console pipeline is line-buffered (sed -u, tee,
+# Runs scenario $1 in a fresh VM booted by function $2 (default: the one the scenario asks for,
+# vm_scenario_boot; it, vm_qemu and vm_machine must need nothing but $cache). Every stage of the console pipeline is line-buffered (sed -u, tee,
 # read), so a NICCLOCK-HOST request reaches QEMU's monitor as soon as the guest prints it.
 # NICCLOCK_VM_APPEND adds kernel parameters (scenario settings, e.g. nicclock.vs_seconds=30),
 # NICCLOCK_VM_TIMEOUT the seconds before the VM is killed.
 vm_run_scenario() {
-  local s=$1 boot=${2:-vm_qemu} timeout=${NICCLOCK_VM_TIMEOUT:-400}
+  local s=$1 boot=${2:-$(vm_scenario_boot "$1")} timeout=${NICCLOCK_VM_TIMEOUT:-400}
   local log="$cache/logs/$s.log" sock="$cache/qmp-$s.sock" hostfail="$cache/logs/$s.host-failures"
   mkdir -p "$cache/logs"
   rm -f "$sock" "$hostfail"
   echo "vm: === scenario $s (timeout ${timeout}s, log $log)"
   local start=$SECONDS
   set +e
-  timeout --kill-after=10 "$timeout" bash -c "$(declare -f vm_machine "$boot"); cache='$cache'; $boot 'nicclock.scenario=$s ${NICCLOCK_VM_APPEND:-}' -qmp unix:$sock,server=on,wait=off" \
+  timeout --kill-after=10 "$timeout" bash -c "$(declare -f vm_machine vm_qemu "$boot"); cache='$cache'; $boot 'nicclock.scenario=$s ${NICCLOCK_VM_APPEND:-}' -qmp unix:$sock,server=on,wait=off" \
     < /dev/null 2>&1 | sed -u 's/\r//g; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' | tee "$log" | while IFS= read -r line; do
       printf '  [%s] %s\n' "$s" "$line"
       case $line in

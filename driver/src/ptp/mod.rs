@@ -6,7 +6,8 @@
 //! - [`port`]: an ordinary-clock port (E2E, two-step) in the slave, master or auto (BMCA) role:
 //!   payloads, stamps and timer expiries in; payloads to send, timers to arm and state out.
 //!   [`slave`] keeps issue 10's slave-only names for it; [`limit`] rate-limits Delay_Reqs;
-//!   [`owner`] hands the clock between the Discipline (serving) and statime (slave).
+//!   [`owner`] hands the clock between the Discipline (serving) and statime (slave); [`quality`]
+//!   says what our Announce carries (clockQuality from our lock, time properties from the host).
 //! - [`page`]: the page under PTP: measured against the counter, not steered; status, reference
 //!   identity, TAI−UTC and the bound from the port.
 //! - [`runner`]: the slave on the wire: a [`crate::net::port::NetPort`] feeding it frames and
@@ -27,6 +28,7 @@ pub mod limit;
 pub mod owner;
 pub mod page;
 pub mod port;
+pub mod quality;
 pub mod runner;
 pub mod simwire;
 pub mod slave;

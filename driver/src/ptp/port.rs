@@ -7,13 +7,16 @@
 //! Delay_Req's RX stamp, whatever else announces) or `Auto` (statime's BMCA decides).
 //!
 //! What statime 0.4 cannot be told, the adapter does:
-//! - Our own Announce carries our clock's state ([`LocalClock`]): statime's DefaultDS quality is
-//!   fixed (class 248, accuracy unknown, variance 0x6900) and entering MASTER resets its
-//!   timePropertiesDS to an internal oscillator without a UTC offset, so the adapter rewrites those
-//!   fields of each Announce whose grandmaster is us. The quality is rewritten in the `Master` role
-//!   only: in `Auto`, statime's BMCA compares others with that fixed quality, and announcing another
-//!   would let two of our ports each believe the other better (both SLAVE, nobody serving).
-//!   `priority1`/`priority2` order `Auto` ports; the time properties are rewritten in every role.
+//! - Our own Announce carries our clock's state ([`LocalClock`], from [`super::quality`]): statime's
+//!   DefaultDS quality is fixed (class 248, accuracy unknown, variance 0x6900) and entering MASTER
+//!   resets its timePropertiesDS to an internal oscillator without a UTC offset, so the adapter
+//!   rewrites the quality and time properties of each Announce whose grandmaster is us. In `Auto`,
+//!   statime's BMCA still compares each foreign Announce with that fixed quality, so the adapter
+//!   also rewrites the quality of each foreign Announce it hands statime to one that compares with
+//!   the fixed quality as the foreign one compares with ours
+//!   ([`super::quality::quality_for_statime`]): the BMCA decides as if statime knew our quality,
+//!   and two of our ports agree on which is better. The foreign grandmaster's real accuracy is
+//!   kept for the page. `priority1`/`priority2` order `Auto` ports.
 //! - Delay_Req floods: each peer's Delay_Reqs pass a token bucket ([`super::limit`]) while we
 //!   serve; the excess is dropped and counted, the other peers are still answered.
 //! - One steerer: statime may steer the clock only while the port is SLAVE/UNCALIBRATED
@@ -45,6 +48,7 @@ use statime::PtpInstance;
 use super::clock::{duration_ns, to_time, PtpClock, SharedPhc};
 use super::gate::{GateConfig, GatedKalman};
 use super::limit::DelayReqLimiter;
+use super::quality::{quality_for_bound, quality_for_statime};
 use super::spread::{RawSpread, SharedRawOffsets};
 use crate::clock::Nanos;
 
@@ -152,15 +156,7 @@ impl ActiveRole {
     }
 }
 
-/// IEEE 1588 timeSource codes (table 6) the host can name.
-pub mod time_source {
-    pub const GNSS: u8 = 0x20;
-    pub const PTP: u8 = 0x40;
-    pub const NTP: u8 = 0x50;
-    pub const HAND_SET: u8 = 0x60;
-    pub const OTHER: u8 = 0x90;
-    pub const INTERNAL_OSCILLATOR: u8 = 0xA0;
-}
+pub use super::quality::time_source;
 
 /// Our own clock as a master announces it: the caller's discipline state and the host's time
 /// properties ([`PtpPort::set_local`]).
@@ -195,22 +191,10 @@ impl Default for LocalClock {
     }
 }
 
-/// The clockQuality we announce for `local` (class, accuracy code, offsetScaledLogVariance).
-///
-/// LOCKED with a bound of N ns: class 248 (a clock that is not a primary reference), the smallest
-/// clockAccuracy code whose range covers N (IEEE 1588-2019 table 5, the table
-/// [`nicclock::Reference::accuracy_ns_for_code`] reads back), and the variance of an error with N
-/// as its standard deviation (a conservative reading of the bound). Not locked: class 255,
-/// accuracy unknown (0xFE), variance 0xFFFF: every other clock is preferred.
+/// The clockQuality we announce for `local` (class, accuracy code, offsetScaledLogVariance): see
+/// [`quality_for_bound`].
 pub fn announced_quality(local: &LocalClock) -> (u8, u8, u16) {
-    let Some(bound) = local.locked_bound_ns else { return (255, 0xFE, 0xFFFF) };
-    // From 0x1D (1 ns): the codes below it are sub-ns, which a bound in whole ns cannot claim.
-    let accuracy = (0x1Du8..=0x30)
-        .find(|&c| nicclock::Reference::accuracy_ns_for_code(c) >= bound.max(1))
-        .unwrap_or(0x31);
-    let sigma_s = bound.max(1) as f64 * 1e-9;
-    let scaled = 0x8000 as f64 + 256.0 * (sigma_s * sigma_s).log2();
-    (248, accuracy, scaled.round().clamp(0.0, 65534.0) as u16)
+    quality_for_bound(local.locked_bound_ns)
 }
 
 /// What the port knows of its reference, for the page and `nicclock status`.
@@ -345,6 +329,13 @@ impl rand08::RngCore for StatimeRng {
     }
 }
 
+/// A filter estimate of exactly 0/0 is taken as one when the recent raw offsets lie within this
+/// of 0 (max |offset| + σ), ns.
+const ZERO_ESTIMATE_MAX_NS: u64 = 1_000;
+
+/// Foreign grandmasters whose accuracy is remembered, at most (forgotten all at once beyond).
+const MAX_FOREIGN: usize = 64;
+
 /// Sent event messages waiting for their TX stamp, at most (one is usual: one Delay_Req in flight).
 const MAX_UNSTAMPED: usize = 16;
 
@@ -368,6 +359,8 @@ pub struct PtpPort<R: RegisterAccess> {
     config: PtpConfig,
     local: LocalClock,
     limiter: DelayReqLimiter,
+    /// The accuracy each foreign grandmaster announced (`Auto` hands statime a rewritten quality).
+    foreign_accuracy: HashMap<[u8; 8], u8>,
     /// Whether statime may steer the clock (shared with its [`PtpClock`]): SLAVE/UNCALIBRATED only.
     steering: Rc<Cell<bool>>,
 }
@@ -442,6 +435,7 @@ impl<R: RegisterAccess> PtpPort<R> {
             config,
             local: LocalClock::default(),
             limiter: DelayReqLimiter::new(config.log_min_delay_req_interval),
+            foreign_accuracy: HashMap::new(),
             steering,
             instance,
             port: None,
@@ -526,6 +520,14 @@ impl<R: RegisterAccess> PtpPort<R> {
     /// A payload received on the general port.
     pub fn on_general(&mut self, data: &[u8]) -> Vec<PortOutput> {
         let mut out = Vec::new();
+        let mut rewritten;
+        let data = if self.config.role == PtpRole::Auto && is_foreign_announce(data, self.config.identity) {
+            rewritten = data.to_vec();
+            self.rewrite_foreign_quality(&mut rewritten);
+            &rewritten[..]
+        } else {
+            data
+        };
         let mut port = self.port.take().expect("port present between calls");
         let actions: Vec<_> = port.handle_general_receive(data).map(own).collect();
         self.collect_owned(actions, &mut out);
@@ -594,10 +596,15 @@ impl<R: RegisterAccess> PtpPort<R> {
             statime::observability::port::PortState::Slave => PortState::Slave,
         };
         // statime reports 0/0 while its Kalman filter has no state yet (before the first
-        // measurements, after a reset): that is no estimate, not a perfect one.
+        // measurements, after a reset): that is no estimate, not a perfect one — unless the recent
+        // exchanges themselves say 0: two emulated NICs on one virtual clock (QEMU's igbs) measure
+        // exactly 0 offset and 0 delay, and the filter's estimate is then exactly 0/0. (A noisy
+        // master's filter resets often; its raw offsets are far from 0 and 0/0 stays no estimate.)
+        let raw_offsets = self.raw.borrow().spread();
+        let measured = raw_offsets.is_some_and(|r| r.count > 0 && r.bound_ns() <= ZERO_ESTIMATE_MAX_NS);
         let estimate = port
             .port_current_ds_contribution()
-            .filter(|e| e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
+            .filter(|e| measured || e.offset_from_master != Duration::ZERO || e.mean_delay != Duration::ZERO);
         let parent = self.instance.parent_ds();
         let current = self.instance.current_ds(None);
         let tp = self.instance.time_properties_ds();
@@ -614,10 +621,11 @@ impl<R: RegisterAccess> PtpPort<R> {
             clock_accuracy: parent.grandmaster_clock_quality.clock_accuracy.to_primitive(),
             offset_ns: estimate.as_ref().map(|e| duration_ns(e.offset_from_master) as i64),
             mean_delay_ns: estimate.as_ref().map(|e| duration_ns(e.mean_delay) as i64),
-            raw_offsets: if state == PortState::Slave { self.raw.borrow().spread() } else { None },
+            raw_offsets: if state == PortState::Slave { raw_offsets } else { None },
         };
         if status.grandmaster != self.config.identity {
-            return status;
+            let accuracy = self.foreign_accuracy.get(&status.grandmaster.0).copied();
+            return PtpStatus { clock_accuracy: accuracy.unwrap_or(status.clock_accuracy), ..status };
         }
         // We are the grandmaster: what our Announce says (statime's datasets know none of it).
         let l = &self.local;
@@ -629,7 +637,7 @@ impl<R: RegisterAccess> PtpPort<R> {
             ptp_timescale: true,
             time_traceable: l.time_traceable,
             frequency_traceable: l.frequency_traceable,
-            clock_accuracy: if self.config.role == PtpRole::Master { accuracy } else { 0xFE },
+            clock_accuracy: accuracy,
             ..status
         }
     }
@@ -696,8 +704,8 @@ impl<R: RegisterAccess> PtpPort<R> {
 }
 
 impl<R: RegisterAccess> PtpPort<R> {
-    /// Our own Announce (we are its grandmaster) gets our clock's time properties, and in the
-    /// `Master` role its quality (see the module docs for why not in `Auto`). Layout: IEEE
+    /// Our own Announce (we are its grandmaster) gets our clock's quality and time properties (see
+    /// the module docs). Layout: IEEE
     /// 1588-2019 13.5 (flags in header byte 7, currentUtcOffset at 44, clockQuality at 48,
     /// grandmasterIdentity at 53, timeSource at 63).
     fn rewrite_own_announce(&self, data: &mut [u8]) {
@@ -715,14 +723,34 @@ impl<R: RegisterAccess> PtpPort<R> {
             | u8::from(l.frequency_traceable) << 5;
         data[7] = flags;
         data[44..46].copy_from_slice(&l.utc_offset_s.unwrap_or(0).to_be_bytes());
-        if self.config.role == PtpRole::Master {
-            let (class, accuracy, variance) = announced_quality(l);
-            data[48] = class;
-            data[49] = accuracy;
-            data[50..52].copy_from_slice(&variance.to_be_bytes());
-        }
+        let (class, accuracy, variance) = announced_quality(l);
+        data[48] = class;
+        data[49] = accuracy;
+        data[50..52].copy_from_slice(&variance.to_be_bytes());
         data[63] = l.time_source;
     }
+
+    /// A foreign Announce, before statime's BMCA sees it in `Auto`: its quality compared with ours
+    /// becomes the same comparison with statime's fixed one (see the module docs); its real
+    /// accuracy is kept for [`Self::status`].
+    fn rewrite_foreign_quality(&mut self, data: &mut [u8]) {
+        let theirs = (data[48], data[49], u16::from_be_bytes([data[50], data[51]]));
+        let mut gm = [0u8; 8];
+        gm.copy_from_slice(&data[53..61]);
+        if self.foreign_accuracy.len() >= MAX_FOREIGN && !self.foreign_accuracy.contains_key(&gm) {
+            self.foreign_accuracy.clear();
+        }
+        self.foreign_accuracy.insert(gm, theirs.1);
+        let (class, accuracy, variance) = quality_for_statime(announced_quality(&self.local), theirs);
+        data[48] = class;
+        data[49] = accuracy;
+        data[50..52].copy_from_slice(&variance.to_be_bytes());
+    }
+}
+
+/// An Announce (IEEE 1588-2019 13.5, long enough to hold its grandmaster) from another clock.
+fn is_foreign_announce(data: &[u8], ours: ClockIdentity) -> bool {
+    data.len() >= 64 && data[0] & 0x0f == 0xB && data[20..28] != ours.0 && data[53..61] != ours.0
 }
 
 /// A statime action with its borrowed payload copied out (the port's buffer is reused).

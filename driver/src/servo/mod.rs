@@ -171,6 +171,14 @@ impl Servo {
         self.algorithm.reset();
     }
 
+    /// Starts over as a new servo would (another steerer moved the clock meanwhile): its first
+    /// update may step again; keeps the frequency estimate.
+    pub fn restart(&mut self) {
+        self.algorithm.reset();
+        self.first_update = true;
+        self.curr_offset_values = self.config.num_offset_values;
+    }
+
     fn offset_stable(&mut self, offset: i64) -> bool {
         if self.config.offset_threshold_ns == 0.0 {
             return false;

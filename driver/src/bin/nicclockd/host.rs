@@ -3,6 +3,7 @@
 
 use nicclock::{counter, CounterKind};
 use nicclock_driver::measure::Host;
+use nicclock_driver::ptp::quality::KernelTime;
 use nix::time::{clock_gettime, ClockId};
 
 use crate::args::Reference;
@@ -29,6 +30,27 @@ pub fn kernel_tai_offset() -> i32 {
     let tai = ns(ClockId::CLOCK_TAI) as i128;
     let utc = ns(ClockId::CLOCK_REALTIME) as i128;
     ((tai - utc) as f64 / 1e9).round() as i32
+}
+
+/// The kernel's own time state, read only (adjtimex with no modes: it changes nothing): its TAI
+/// offset, a pending leap second, whether something keeps the clock synchronized. `None` when the
+/// call fails (it does not for a read).
+pub fn kernel_time() -> Option<KernelTime> {
+    // SAFETY: `timex` is plain integers, for which all-zero is a valid value; modes 0 makes
+    // adjtimex a read: the kernel only writes into the struct we own for the call's duration.
+    let (rc, t) = unsafe {
+        let mut t: libc::timex = std::mem::zeroed();
+        (libc::adjtimex(&mut t), t)
+    };
+    if rc < 0 {
+        return None;
+    }
+    Some(KernelTime {
+        tai_offset_s: t.tai,
+        leap_insert: t.status & libc::STA_INS != 0,
+        leap_delete: t.status & libc::STA_DEL != 0,
+        synchronized: t.status & libc::STA_UNSYNC == 0,
+    })
 }
 
 impl RealHost {

@@ -2,7 +2,8 @@
 //! `--reference realtime|tai`; in `auto`, while the BMCA makes the port a slave, statime steers.
 //!
 //! One steerer at a time ([`ClockOwner`]): the Discipline steers in MASTER/PASSIVE/LISTENING,
-//! statime in SLAVE, never both. A role change logs a line and posts STATUS_CHANGED on the page:
+//! statime in SLAVE, never both. A role change logs a line and, once the page describes the new
+//! role (that round's update), posts STATUS_CHANGED on it:
 //! magnitude the new port state (linuxptp numbering, 6 MASTER, 9 SLAVE), detail
 //! `ROLE_EVENT_FLAG | the old port state`.
 
@@ -23,16 +24,16 @@ use nicclock_driver::net::port::NetPort;
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::Phc;
-use nicclock_driver::ptp::owner::ClockOwner;
+use nicclock_driver::ptp::owner::{set_rx_stamp_for, ClockOwner};
 use nicclock_driver::ptp::page::{port_state_number, PtpPage, PtpPageConfig};
-use nicclock_driver::ptp::port::time_source;
+use nicclock_driver::ptp::quality::{host_time_properties, TimeProperties};
 use nicclock_driver::ptp::{ActiveRole, LocalClock, PtpConfig, PtpRunner, PtpStatus, RunnerEvent};
 use nicclock_driver::schedule::Schedule;
 use nicclock_driver::timesource::RealTime;
 
 use crate::args::RunArgs;
 use crate::chores::{removal_requested, Chores};
-use crate::host::{kernel_tai_offset, RealHost};
+use crate::host::{kernel_time, RealHost};
 use crate::ptp::{counters_text, log_event, publish_measured, shut_down, stats_columns, Regs};
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
@@ -85,13 +86,18 @@ pub fn run<M: DescMemory>(
         ..DisciplineConfig::default()
     };
     let mut owner = ClockOwner::new(Discipline::new(idle, crate::run::servo(args), dconfig));
-    let utc_valid = args.tai_offset.is_some() || kernel_tai_offset() != 0;
+    // The host's time properties (the kernel's, re-read at every update: a leap second is
+    // announced on its day), for our Announce.
+    let properties =
+        || host_time_properties(kernel_time().unwrap_or_default(), args.tai_offset, host.tai_utc_offset_s());
+    let utc_valid = properties().utc_offset_s.is_some();
     let identity = config.identity;
 
     let start = Instant::now();
     let now_ns = || start.elapsed().as_nanos() as u64;
     let phc = Rc::new(RefCell::new(phc));
     let mut runner = PtpRunner::new(port, config, phc.clone(), now_ns());
+    set_rx_stamp_for(&*regs, runner.active_role());
     owner.discipline_mut().set_reference(serving_reference(&runner.status(), utc_valid));
     let page_config = PtpPageConfig {
         interval_ns: interval.as_nanos() as u64,
@@ -106,13 +112,9 @@ pub fn run<M: DescMemory>(
     let mut ready = false;
     let mut schedule = Schedule::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
-    let mut local = LocalClock {
-        utc_offset_s: utc_valid.then(|| host.tai_utc_offset_s() as i16),
-        // What disciplines the host's clock (NTP, GNSS, PTP, by hand) is not known here.
-        time_source: time_source::OTHER,
-        ..LocalClock::default()
-    };
-    runner.set_local(local);
+    let mut locked_bound_ns = None;
+    runner.set_local(local_clock(locked_bound_ns, properties()));
+    let mut role_event = None;
     let exit = loop {
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
@@ -140,18 +142,14 @@ pub fn run<M: DescMemory>(
             page.on_event(&event);
             match &event {
                 RunnerEvent::RoleChanged { from, to, status } => {
+                    set_rx_stamp_for(&*regs, *to);
                     info!(
                         "ptp: {} steers the clock now (role {from:?} -> {to:?})",
                         if to.ptp_steers() { "the PTP port" } else { "the discipline" }
                     );
-                    let old = page_state_of(*from);
-                    loop_.writer.post(
-                        EventKind::StatusChanged,
-                        Urgency::Notice,
-                        i64::from(port_state_number(status.state)),
-                        ROLE_EVENT_FLAG | old,
-                        0,
-                    );
+                    // Posted after this round's page update: a reader woken by it finds the
+                    // page already describing the new role.
+                    role_event = Some((i64::from(port_state_number(status.state)), page_state_of(*from)));
                 }
                 RunnerEvent::StatusChanged(status) if !runner.active_role().ptp_steers() => {
                     owner.discipline_mut().set_reference(serving_reference(status, utc_valid));
@@ -159,7 +157,7 @@ pub fn run<M: DescMemory>(
                 _ => {}
             }
         }
-        if now < due {
+        if now < due && role_event.is_none() {
             continue;
         }
         if let Err(e) = loop_.writer.check_linked() {
@@ -170,9 +168,8 @@ pub fn run<M: DescMemory>(
             match step {
                 Ok(step) => {
                     if let Step::Updated(u) = &step {
-                        local.locked_bound_ns =
-                            (u.status == Status::Locked).then_some(u.snapshot.error_bound_ns);
-                        runner.set_local(local);
+                        locked_bound_ns = (u.status == Status::Locked).then_some(u.snapshot.error_bound_ns);
+                        runner.set_local(local_clock(locked_bound_ns, properties()));
                         loop_.extra_columns = Some(stats_columns(&runner, u));
                     }
                     loop_.extra_log = Some(counters_text(&runner));
@@ -187,10 +184,27 @@ pub fn run<M: DescMemory>(
                 return Ok(loop_.lost(&opened.address, lost));
             }
         }
+        if let Some((state, old)) = role_event.take() {
+            loop_.writer.post(EventKind::StatusChanged, Urgency::Notice, state, ROLE_EVENT_FLAG | old, 0);
+        }
         schedule.advance(start.elapsed());
     };
     shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
     Ok(exit)
+}
+
+/// Our clock as our Announce describes it: the discipline's bound while LOCKED, the host's time
+/// properties.
+fn local_clock(locked_bound_ns: Option<u64>, p: TimeProperties) -> LocalClock {
+    LocalClock {
+        locked_bound_ns,
+        utc_offset_s: p.utc_offset_s,
+        leap61: p.leap61,
+        leap59: p.leap59,
+        time_traceable: p.time_traceable,
+        frequency_traceable: p.frequency_traceable,
+        time_source: p.time_source,
+    }
 }
 
 /// A role's usual port state number, for the event's "old state".
