@@ -326,28 +326,30 @@ impl<R: RegisterAccess> Phc<R> {
 }
 
 /// The [`Latch`] sequence, inline: (stamp before, SYSTIML, stamp after, SYSTIMH), with nothing
-/// but the latching register read between the stamps.
+/// but the latching register read between the stamps: one volatile load where the registers are
+/// mapped memory ([`RegisterAccess::register`], resolved before the bracket opens).
 #[inline(always)]
 pub(super) fn read_latched<R: RegisterAccess + ?Sized, T>(
     latch: Latch,
     regs: &R,
     stamp: &mut impl FnMut(Edge) -> T,
 ) -> (T, u32, T, u32) {
-    match latch {
-        Latch::Low => {
-            let before = stamp(Edge::Before);
-            let lo = regs.read32(regs::SYSTIML);
-            let after = stamp(Edge::After);
-            (before, lo, after, regs.read32(regs::SYSTIMH))
-        }
-        Latch::Residue => {
-            let before = stamp(Edge::Before);
-            regs.read32(regs::SYSTIMR);
-            let after = stamp(Edge::After);
-            let lo = regs.read32(regs::SYSTIML);
-            (before, lo, after, regs.read32(regs::SYSTIMH))
-        }
-    }
+    let offset = match latch {
+        Latch::Low => regs::SYSTIML,
+        Latch::Residue => regs::SYSTIMR,
+    };
+    let register = regs.register(offset);
+    let before = stamp(Edge::Before);
+    let latched = match register {
+        Some(r) => r.read(),
+        None => regs.read32(offset),
+    };
+    let after = stamp(Edge::After);
+    let lo = match latch {
+        Latch::Low => latched,
+        Latch::Residue => regs.read32(regs::SYSTIML),
+    };
+    (before, lo, after, regs.read32(regs::SYSTIMH))
 }
 
 #[cfg(test)]
