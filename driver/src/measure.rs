@@ -3,6 +3,7 @@
 
 use nicclock::CounterKind;
 use nicclock_uio::RegisterAccess;
+use nix::time::{clock_gettime, ClockId};
 
 use crate::clock::{DeviceLost, Edge, Nanos, Phc};
 
@@ -14,6 +15,13 @@ pub trait Host {
     fn counter(&self) -> u64;
     /// The reference clock now, TAI ns.
     fn reference_ns(&self) -> u64;
+    /// When the reference is a system clock: its id and the ns to add to it for TAI. [`measure`]
+    /// then reads it itself inside the bracket, with no call through this trait there (each
+    /// indirect call widens the bracket: under QEMU's TCG by tens of ns). `None`: use
+    /// [`Host::reference_ns`].
+    fn reference_clock(&self) -> Option<(libc::clockid_t, u64)> {
+        None
+    }
     /// TAI − UTC the reference implies (for the page).
     fn tai_utc_offset_s(&self) -> i32 {
         37
@@ -54,6 +62,12 @@ pub fn measure<R: RegisterAccess>(
     good_enough_ns: Option<u64>,
 ) -> Result<Measurement, DeviceLost> {
     let readings = readings.max(1);
+    let direct = host.reference_clock().map(|(id, offset)| (ClockId::from_raw(id), offset));
+    // The bracket's edges: the reference read directly when it is a system clock.
+    let reference = || match direct {
+        Some((id, offset)) => system_clock_ns(id) + offset,
+        None => host.reference_ns(),
+    };
     let mut best: Option<Measurement> = None;
     for i in 0..readings * MAX_READINGS_FACTOR {
         if i >= readings && best.is_some_and(|b| good_enough_ns.is_none_or(|g| b.delay_ns <= g)) {
@@ -64,10 +78,10 @@ pub fn measure<R: RegisterAccess>(
         let ((c1, r1), raw, (c2, r2)) = phc.read_raw_bracketed(|edge| match edge {
             Edge::Before => {
                 let c = host.counter();
-                (c, host.reference_ns())
+                (c, reference())
             }
             Edge::After => {
-                let r = host.reference_ns();
+                let r = reference();
                 (host.counter(), r)
             }
         })?;
@@ -87,6 +101,13 @@ pub fn measure<R: RegisterAccess>(
         }
     }
     Ok(best.expect("at least one reading"))
+}
+
+/// A system clock in ns (the vDSO's clock_gettime).
+#[inline(always)]
+fn system_clock_ns(id: ClockId) -> u64 {
+    let t = clock_gettime(id).expect("the reference clock exists (checked at start-up)");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
 #[cfg(test)]
@@ -133,6 +154,47 @@ mod tests {
         let best = measure(&mut phc, &host, 5, good_enough_ns).unwrap();
         assert!(best.delay_ns >= 500, "a bracket holds the bus time: {best:?}");
         host.reference_reads.get() / 2
+    }
+
+    /// A host whose reference is CLOCK_MONOTONIC + 1 s, read by `measure` itself.
+    struct SystemClockHost {
+        time: Arc<VirtualTime>,
+    }
+
+    impl Host for SystemClockHost {
+        fn counter_kind(&self) -> CounterKind {
+            CounterKind::MonotonicRaw
+        }
+        fn counter(&self) -> u64 {
+            self.time.now_ns()
+        }
+        fn reference_ns(&self) -> u64 {
+            panic!("a system-clock reference is read inside the bracket, not through the trait")
+        }
+        fn reference_clock(&self) -> Option<(libc::clockid_t, u64)> {
+            Some((libc::CLOCK_MONOTONIC, 1_000_000_000))
+        }
+        fn ns_per_tick(&self) -> (f64, f64) {
+            (1.0, 0.0)
+        }
+    }
+
+    #[test]
+    fn a_system_clock_reference_is_read_directly_with_its_offset() {
+        let time = VirtualTime::new();
+        let nic = Arc::new(SimNic::new(SimConfig::ideal(), time.clone()));
+        let m = model(INTEL, 0x10C9).unwrap();
+        let mut phc = Phc::init(nic, m, Quirks::empty(), Steering::Software, time.clone()).unwrap();
+        let host = SystemClockHost { time };
+        let before = system_clock_ns(ClockId::CLOCK_MONOTONIC) + 1_000_000_000;
+        let best = measure(&mut phc, &host, 5, None).unwrap();
+        let after = system_clock_ns(ClockId::CLOCK_MONOTONIC) + 1_000_000_000;
+        assert!(
+            (before..=after).contains(&best.reference_ns),
+            "reference {} outside [{before}, {after}]",
+            best.reference_ns
+        );
+        assert!(best.delay_ns <= after - before, "{best:?}");
     }
 
     #[test]

@@ -25,11 +25,22 @@ pub trait RegisterAccess {
     fn presence(&self) -> Option<crate::Presence> {
         None
     }
+
+    /// The register at `offset` as a handle that reads it inline (one volatile load, no call
+    /// through this trait): for a read that must stay tight, such as the latching SYSTIM read
+    /// between two clock reads. `None` when this access has no memory to point at (a simulation).
+    fn register(&self, offset: usize) -> Option<crate::mmio::Register<'_>> {
+        let _ = offset;
+        None
+    }
 }
 
 impl<T: RegisterAccess + ?Sized> RegisterAccess for Box<T> {
     fn len(&self) -> usize {
         (**self).len()
+    }
+    fn register(&self, offset: usize) -> Option<crate::mmio::Register<'_>> {
+        (**self).register(offset)
     }
     fn presence(&self) -> Option<crate::Presence> {
         (**self).presence()
@@ -45,6 +56,9 @@ impl<T: RegisterAccess + ?Sized> RegisterAccess for Box<T> {
 impl<T: RegisterAccess + ?Sized> RegisterAccess for std::sync::Arc<T> {
     fn len(&self) -> usize {
         (**self).len()
+    }
+    fn register(&self, offset: usize) -> Option<crate::mmio::Register<'_>> {
+        (**self).register(offset)
     }
     fn presence(&self) -> Option<crate::Presence> {
         (**self).presence()

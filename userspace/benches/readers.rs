@@ -1,9 +1,13 @@
-//! Reader cost, measured side by side in one run: nicclock `now()` against `now_interval()`, a past
-//! counter value's conversion (`convert(Past::Counter)`, 1.5 s old: through the history) and the
-//! vDSO's clock_gettime(CLOCK_REALTIME), against the classic semaphore-guarded segment with 4 contending
-//! readers, and with 8 threads against 1. Prints ns per call and `ratio <name> <x>` lines.
+//! Reader cost, measured side by side in one run: nicclock `now()` against its floor (one ordered
+//! read of the page's counter alone: `lfence; rdtsc` on a TSC page, the vDSO's CLOCK_MONOTONIC_RAW
+//! on a MONOTONIC_RAW one), `now_interval()`, a past counter value's conversion
+//! (`convert(Past::Counter)`, 1.5 s old: through the history) and the vDSO's
+//! clock_gettime(CLOCK_REALTIME), against the classic semaphore-guarded segment with 4 contending
+//! readers, and with 8 threads against 1. Prints ns per call and `ratio <name> <x>` lines; the
+//! single-thread ratios are the median of each round's own ratio (both sides measured
+//! back to back in that round), so a slow stretch of the machine moves both sides of a ratio.
 //!
-//! Multi-threaded figures are "busy" ns per call: each thread's wall time minus the time it sat
+//! The single-thread figures and all multi-threaded ones are "busy" ns per call: each thread's wall time minus the time it sat
 //! runnable waiting for a CPU (/proc/thread-self/schedstat), so running more readers than this
 //! machine has cores does not count as reader cost, while time blocked on a lock still does.
 
@@ -23,6 +27,8 @@ use nix::time::{clock_gettime, ClockId};
 
 const ROUNDS: usize = 11;
 const CALLS: u64 = 1_000_000;
+/// Slices a single-thread round is cut into, the readers interleaved slice by slice.
+const SLICES: usize = 20;
 const UPDATE_INTERVAL: Duration = Duration::from_millis(10);
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -33,6 +39,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn mean(v: impl IntoIterator<Item = f64>) -> f64 {
     let v: Vec<f64> = v.into_iter().collect();
     v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// What a caller does with a reading: uses its fields. Each one is kept (black_box) on its own;
+/// moving the whole `Result` into one black_box instead makes the compiler copy it with 16-byte
+/// loads from the 8-byte stores that built it, a store-forwarding stall (~10 ns on this kind of
+/// machine) that measures that copy, not the reader. The vDSO's timespec is used the same way.
+#[inline(always)]
+fn use_reading(n: nicclock::Now) {
+    black_box(n.time_ns);
+    black_box(n.error_bound_ns);
+    black_box(n.estimated_error_ns);
+    black_box(n.status);
+    black_box(n.epoch);
 }
 
 /// Wall ns per call of `f` over `calls` calls.
@@ -165,47 +184,85 @@ fn main() {
         assert!(clock.convert(past).is_ok(), "the past counter converts: {:?}", clock.convert(past));
         past
     };
-    let now = || {
-        black_box(clock.now().unwrap());
+    let now = || match clock.now() {
+        Ok(n) => use_reading(n),
+        Err(e) => panic!("{e}"),
     };
     let clock_ref = &clock;
     let past_tsc = |past: nicclock::Past| {
-        move || {
-            black_box(clock_ref.convert(black_box(past)).unwrap());
+        move || match clock_ref.convert(black_box(past)) {
+            Ok(n) => use_reading(n),
+            Err(e) => panic!("{e}"),
         }
     };
-    let now_interval = || {
-        black_box(clock.now_interval().unwrap());
+    let now_interval = || match clock.now_interval() {
+        Ok(i) => {
+            black_box(i.earliest_ns);
+            black_box(i.latest_ns);
+        }
+        Err(e) => panic!("{e}"),
     };
     let sem = || {
         black_box(classic.now());
     };
-    let vdso = || {
-        black_box(clock_gettime(ClockId::CLOCK_REALTIME).unwrap());
+    let vdso = || match clock_gettime(ClockId::CLOCK_REALTIME) {
+        Ok(ts) => {
+            black_box(ts.tv_sec());
+            black_box(ts.tv_nsec());
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // The floor: what now() cannot avoid, the ordered read of the page's own counter.
+    let floor = move || match kind {
+        nicclock::CounterKind::Tsc => {
+            black_box(counter::tsc());
+        }
+        nicclock::CounterKind::MonotonicRaw => {
+            black_box(counter::monotonic_raw_ns());
+        }
     };
 
-    // 1. One thread: now() vs now_interval() vs clock_gettime(CLOCK_REALTIME) (vDSO), alternating
-    // order each round.
-    let (mut now_1, mut interval_1, mut vdso_1, mut sem_1, mut past_1) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    // 1. One thread: now() vs its counter floor vs now_interval() vs clock_gettime(CLOCK_REALTIME)
+    // (vDSO), measured slice by slice in alternating order.
+    let (mut now_1, mut floor_1, mut interval_1, mut vdso_1, mut sem_1, mut past_1) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in 0..ROUNDS {
         let past = past_value();
-        if r % 2 == 0 {
-            now_1.push(wall_per_call(CALLS, now));
-            past_1.push(wall_per_call(CALLS, past_tsc(past)));
-            interval_1.push(wall_per_call(CALLS, now_interval));
-            vdso_1.push(wall_per_call(CALLS, vdso));
-        } else {
-            vdso_1.push(wall_per_call(CALLS, vdso));
-            interval_1.push(wall_per_call(CALLS, now_interval));
-            past_1.push(wall_per_call(CALLS, past_tsc(past)));
-            now_1.push(wall_per_call(CALLS, now));
+        // Each round interleaves the five in SLICES slices (order alternating per slice), so a
+        // busy stretch of this machine (others building, a VM) lands on all of them alike; each
+        // slice counts its busy time (time spent waiting for a CPU taken out).
+        let mut t = [0.0f64; 5];
+        for slice in 0..SLICES {
+            let mut run = |i: usize| {
+                let calls = CALLS / SLICES as u64;
+                t[i] += match i {
+                    0 => busy_and_wall(calls, now),
+                    1 => busy_and_wall(calls, floor),
+                    2 => busy_and_wall(calls, past_tsc(past)),
+                    3 => busy_and_wall(calls, now_interval),
+                    _ => busy_and_wall(calls, vdso),
+                }
+                .0 / SLICES as f64;
+            };
+            if (r * SLICES + slice) % 2 == 0 {
+                (0..5).for_each(&mut run);
+            } else {
+                (0..5).rev().for_each(&mut run);
+            }
         }
+        now_1.push(t[0]);
+        floor_1.push(t[1]);
+        past_1.push(t[2]);
+        interval_1.push(t[3]);
+        vdso_1.push(t[4]);
         sem_1.push(wall_per_call(CALLS, sem));
     }
-    let (now_1, interval_1, vdso_1, sem_1, past_1) =
-        (median(now_1), median(interval_1), median(vdso_1), median(sem_1), median(past_1));
+    let per_round = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(a, b)| a / b).collect());
+    let (now_vs_floor, now_vs_vdso) = (per_round(&now_1, &floor_1), per_round(&now_1, &vdso_1));
+    let (now_1, floor_1, interval_1, vdso_1, sem_1, past_1) =
+        (median(now_1), median(floor_1), median(interval_1), median(vdso_1), median(sem_1), median(past_1));
     println!("ns_per_call now_1thread {now_1:.2}");
+    println!("ns_per_call counter_floor_1thread {floor_1:.2} ({} read alone)", kind.name());
     println!("ns_per_call now_interval_1thread {interval_1:.2}");
     println!("ns_per_call past_tsc_1thread {past_1:.2}");
     println!("ns_per_call clock_gettime_realtime_1thread {vdso_1:.2}");
@@ -234,7 +291,8 @@ fn main() {
     println!("busy_ns_per_call now_8threads {:.2}", busy(&t8));
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("ratio now_vs_vdso_realtime {:.3}", now_1 / vdso_1);
+    println!("ratio now_vs_counter_floor {now_vs_floor:.3}");
+    println!("ratio now_vs_vdso_realtime {now_vs_vdso:.3}");
     println!("ratio now_interval_vs_now {:.3}", interval_1 / now_1);
     println!("ratio past_tsc_vs_now {:.3}", past_1 / now_1);
     println!("ratio seed_semaphore_vs_now_4readers {:.1}", busy(&sem_4) / busy(&now_4));

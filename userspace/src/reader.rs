@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::abi::{
     self, CounterKind, Status, DEFAULT_DIR, EVENT_RING_LEN, FILE_PREFIX, MAX_COUNTER_BEFORE_ANCHOR_NS,
-    MAX_EVENT_HEAD, MONOTONIC_RAW_PERIOD_MAX, MONOTONIC_RAW_PERIOD_MIN, STALE_INTERVALS, STALE_MIN_NS,
-    TSC_PERIOD_MAX, TSC_PERIOD_MIN,
+    MAX_EVENT_HEAD, MONOTONIC_RAW_PERIOD_MAX, MONOTONIC_RAW_PERIOD_MIN, PERIOD_SHIFT, STALE_INTERVALS,
+    STALE_MIN_NS, TSC_PERIOD_MAX, TSC_PERIOD_MIN,
 };
 use crate::error::Error;
 use crate::identity::Identity;
@@ -163,15 +163,20 @@ impl Clock {
     /// the device is lost or the daemon stopped, no time was published yet, the writer is stuck
     /// mid-update, or the mapping is invalid (a period no counter has, a time ahead of the counter
     /// by more than [`abi::MAX_COUNTER_BEFORE_ANCHOR_NS`]).
+    ///
+    /// Cost: one ordered counter read plus a few ns (the readers bench prints both). The page is
+    /// read while the counter read is in flight; the error bounds grow from their anchor values by
+    /// one multiply each, rounded up (at most 1 ns, and 10^-7 of the growth, above the exact
+    /// `since × growth`): never below what [`Snapshot::error_at`] gives at the reading's time.
     #[inline(always)]
     pub fn now(&self) -> Result<Now, Error> {
-        self.read_time(false)
+        self.read_time::<false>()
     }
 
     /// UTC now (TAI − the page's TAI−UTC offset, leap second applied when due).
     #[inline(always)]
     pub fn now_utc(&self) -> Result<Now, Error> {
-        self.read_time(true)
+        self.read_time::<true>()
     }
 
     /// (earliest, latest) TAI ns the true time can be.
@@ -212,17 +217,83 @@ impl Clock {
     }
 
     /// The hot path: always inlined (a call frame costs as much as the arithmetic); every error is
-    /// built out of line in a cold function.
+    /// built out of line in a cold function. `UTC`: a constant, so a TAI reading carries no UTC code.
     #[inline(always)]
-    fn read_time(&self, utc: bool) -> Result<Now, Error> {
+    fn read_time<const UTC: bool>(&self) -> Result<Now, Error> {
         // The TSC is read first, before the page is even looked at: `lfence; rdtsc` then waits only
         // for the caller's earlier loads (the ordering guarantee a clock read owes its caller), not
-        // for our pointer chase into the page. A mapping published after that read makes `since`
-        // slightly negative: such a reading is retried once out of line with the counter read after
-        // the page (`read_time_again`). Pages in CLOCK_MONOTONIC_RAW read theirs after the page.
+        // for our pointer chase into the page, which runs while the counter read is in flight. A
+        // mapping published after that read makes `since` slightly negative: such a reading is
+        // retried once out of line with the counter read after the page (`read_time_again`).
+        // Pages in CLOCK_MONOTONIC_RAW read theirs after the page, out of line.
         let tsc = counter::tsc();
+        let (c, h) = (&self.page.page().clock, &self.page.page().header);
+        // Scalars straight from the page into registers: no struct whose address is taken, no copy.
+        let read = seqlock::read(&c.seq, move || Fast {
+            kind: c.counter_kind.load(Relaxed),
+            counter_value: c.counter_value.load(Relaxed),
+            period: c.counter_period.load(Relaxed),
+            anchor: c.anchor_tai_ns.load(Relaxed),
+            bound: c.error_bound_ns.load(Relaxed),
+            growth: c.error_growth_ppt.load(Relaxed),
+            status: c.status.load(Relaxed),
+            updated: c.updated_tai_ns.load(Relaxed),
+            interval: c.update_interval_ns.load(Relaxed),
+            // A writer older than minor 4 that took over a newer one's page leaves its epoch: only
+            // the header's minor says whether the block's epoch and estimate are live.
+            epoch: if h.abi_minor.load(Relaxed) >= 4 { c.disruption_epoch.load(Relaxed) } else { 0 },
+            est: c.est_error_ns.load(Relaxed),
+            est_growth: c.est_error_growth_ppt.load(Relaxed),
+            utc: if UTC {
+                (c.tai_utc_offset_s.load(Relaxed), c.leap.load(Relaxed), c.leap_tai_s.load(Relaxed))
+            } else {
+                (0, 0, 0)
+            },
+        });
+        let Some(f) = read else {
+            return Err(writer_stuck());
+        };
+        match tsc {
+            Some(counter) if f.kind == CounterKind::Tsc as u32 => self.evaluate::<UTC>(&f, counter, tsc),
+            _ => self.read_time_other::<UTC>(tsc),
+        }
+    }
+
+    /// A page in CLOCK_MONOTONIC_RAW (its counter read after the page, then the same fast path),
+    /// or one the fast path does not take.
+    #[inline(never)]
+    fn read_time_other<const UTC: bool>(&self, tsc: Option<u64>) -> Result<Now, Error> {
+        let r = self.read_block(UTC)?;
+        if r.kind != CounterKind::MonotonicRaw as u32 {
+            return self.evaluate_general(&r, tsc, true);
+        }
+        let counter = counter::monotonic_raw_ns();
+        let (epoch, est, est_growth) = (r.epoch, r.est, r.est_growth);
+        let f = Fast {
+            kind: r.kind,
+            counter_value: r.counter_value,
+            period: r.period,
+            anchor: r.anchor,
+            bound: r.bound,
+            growth: r.growth as u32,
+            status: r.status,
+            updated: r.updated,
+            interval: r.interval,
+            epoch,
+            est,
+            est_growth,
+            utc: r.utc.unwrap_or((0, 0, 0)),
+        };
+        self.evaluate::<UTC>(&f, counter, tsc)
+    }
+
+    /// The general path: a fresh copy of the page evaluated with every check, with the counter
+    /// read before it (`tsc`; a counter before the anchor is retried once).
+    #[cold]
+    #[inline(never)]
+    fn read_time_general(&self, utc: bool, tsc: Option<u64>) -> Result<Now, Error> {
         let r = self.read_block(utc)?;
-        self.evaluate(&r, tsc, true)
+        self.evaluate_general(&r, tsc, true)
     }
 
     /// The reading retried with the counter read after the page: a negative age now is real.
@@ -230,14 +301,14 @@ impl Clock {
     #[inline(never)]
     fn read_time_again(&self, utc: bool) -> Result<Now, Error> {
         let r = self.read_block(utc)?;
-        self.evaluate(&r, counter::tsc(), false)
+        self.evaluate_general(&r, counter::tsc(), false)
     }
 
     /// One consistent copy of what a reading needs (everything in the block's first cache line).
     #[inline(always)]
     fn read_block(&self, utc: bool) -> Result<Reading, Error> {
         let (c, h) = (&self.page.page().clock, &self.page.page().header);
-        let read = seqlock::read(&c.seq, || Reading {
+        let read = seqlock::read(&c.seq, move || Reading {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
             period: c.counter_period.load(Relaxed),
@@ -263,11 +334,72 @@ impl Clock {
         }
     }
 
-    /// The time by mapping `r` at the counter, with every validity check: a usable status and a
-    /// published time, a readable counter, a plausible period, an age in
-    /// [−MAX_COUNTER_BEFORE_ANCHOR_NS, max age] and a counter no further before the anchor.
+    /// The time by mapping `f` at `counter` (read by the caller). The fast path, for the readings
+    /// nearly every call makes (a usable status, a period of a counter faster than 1 GHz, the
+    /// counter at most [`FAST_TICKS`] past the anchor, an age within the limit): everything that
+    /// depends on the page alone (the validity checks, the age limit as a span of `since`, the
+    /// error growth factors) is worked out while the counter read is in flight; after it come
+    /// one multiply for the time (`ticks × period`, rounded as [`ticks_to_ns`] rounds) and one
+    /// multiply for each error bound. Everything else goes to [`Clock::evaluate_general`] (with the
+    /// counter read before the page, `tsc`), which checks and reports it in full.
     #[inline(always)]
-    fn evaluate(&self, r: &Reading, tsc: Option<u64>, may_retry: bool) -> Result<Now, Error> {
+    fn evaluate<const UTC: bool>(&self, f: &Fast, counter: u64, tsc: Option<u64>) -> Result<Now, Error> {
+        let (period_min, period_max) = match f.kind {
+            2 => (MONOTONIC_RAW_PERIOD_MIN, MONOTONIC_RAW_PERIOD_MAX),
+            _ => (TSC_PERIOD_MIN, TSC_PERIOD_MAX.min(FAST_PERIOD_MAX)),
+        };
+        let ticks = counter.wrapping_sub(f.counter_value);
+        // `&`, not `&&`: no branch per check. `updated` in [1, 2^63) and `anchor` < 2^63 keep the
+        // arithmetic below exact (2^63 ns is the year 2262).
+        let fast = (f.status < USABLE_BELOW)
+            & (f.updated.wrapping_sub(1) < (1 << 63) - 1)
+            & (f.anchor < 1 << 63)
+            & (f.period.wrapping_sub(period_min) <= period_max - period_min)
+            & (ticks < FAST_TICKS);
+        if !fast {
+            return self.read_time_general(UTC, tsc);
+        }
+        // period < 2^48: `period << 16` keeps every bit, and the high half of the product is
+        // (ticks × period + 2^47) >> 48 exactly; ticks < 2^44 keeps `since` below 2^48.
+        let product = ticks as u128 * ((f.period as u128) << 16) + (1 << 63);
+        let since = (product >> 64) as u64;
+        // The age (tai − updated) must lie in [−tolerance, max_age]; with tai = anchor + since,
+        // that is `since − (updated − anchor − tolerance)` (wrapping) ≤ max_age + tolerance.
+        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS;
+        let max_age = self.max_age_ns.unwrap_or_else(|| default_max_age_ns(f.interval));
+        let lowest = f.updated.wrapping_sub(f.anchor).wrapping_sub(tolerance);
+        if since.wrapping_sub(lowest) > max_age.saturating_add(tolerance) {
+            return self.read_time_general(UTC, tsc);
+        }
+        let tai = f.anchor + since;
+        let error_bound_ns = f.bound.saturating_add(growth_ns(since, f.growth));
+        // Epoch 0: an older writer, whose reserved zeros are no estimate.
+        let estimated_error_ns = match f.epoch {
+            0 => error_bound_ns,
+            _ => f.est.saturating_add(growth_ns(since, f.est_growth)).min(error_bound_ns),
+        };
+        let time_ns = if UTC {
+            let (offset, leap, leap_tai_s) = f.utc;
+            let Some(leap) = crate::abi::Leap::from_raw(leap) else {
+                return self.read_time_general(UTC, tsc);
+            };
+            let offset = utc_offset_at(offset, leap, leap_tai_s, tai / 1_000_000_000);
+            tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
+        } else {
+            tai
+        };
+        let status = status_from_usable(f.status);
+        Ok(Now { time_ns, error_bound_ns, estimated_error_ns, status, epoch: f.epoch })
+    }
+
+    /// The time by mapping `r` at `counter_now`, with every validity check: a usable status and a
+    /// published time, a readable counter, a plausible period, an age in
+    /// [−MAX_COUNTER_BEFORE_ANCHOR_NS, max age] and a counter no further before the anchor. Out
+    /// of line: the readings [`Clock::evaluate`]'s fast path leaves (errors, a counter before the
+    /// anchor, ages beyond its range, a UTC reading's leap second) and nothing else.
+    #[cold]
+    #[inline(never)]
+    fn evaluate_general(&self, r: &Reading, tsc: Option<u64>, may_retry: bool) -> Result<Now, Error> {
         let (counter_now, period_min, period_max) = match r.kind {
             1 => (tsc, TSC_PERIOD_MIN, TSC_PERIOD_MAX),
             2 => (Some(counter::monotonic_raw_ns()), MONOTONIC_RAW_PERIOD_MIN, MONOTONIC_RAW_PERIOD_MAX),
@@ -496,6 +628,42 @@ impl Clock {
     }
 }
 
+/// Raw statuses below this are usable ([`Status::is_usable`]): UNSYNCHRONIZED … HOLDOVER.
+const USABLE_BELOW: u32 = Status::DeviceLost as u32;
+
+/// The fast path takes counters at most this many ticks past the anchor: 2^44 is 880 s at 20 GHz,
+/// far beyond any page's default max age (3 update intervals, at least 1 s); beyond it (a reader's
+/// own longer max age) the general path computes in full range.
+const FAST_TICKS: u64 = 1 << 44;
+
+/// The fast path's largest period: 1 ns per tick (a counter of 1 GHz or more), so that
+/// `period << 16` fits in 64 bits. A slower TSC takes the general path.
+const FAST_PERIOD_MAX: u64 = (1 << PERIOD_SHIFT) - 1;
+
+/// ⌈2^64 / 10^12⌉: ppt (ps per s) as a fraction of 2^64, rounded up.
+const PPT_TO_2_64THS: u64 = 18_446_745;
+
+/// An error bound's growth over `since_ns` at `growth_ppt` ps per s: one multiply (the factor
+/// depends on the page alone, ready before the counter is), never below [`error_at`]'s
+/// `since × growth / 10^12` rounded down, and above it by at most 10^-7 of the growth plus 1 ns
+/// (the factor is rounded up by less than 10^-7 of itself): conservative, as a bound must be.
+#[inline(always)]
+fn growth_ns(since_ns: u64, growth_ppt: u32) -> u64 {
+    // growth_ppt < 2^32, the factor < 2^25: the product fits in 64 bits.
+    ((since_ns as u128 * (growth_ppt as u64 * PPT_TO_2_64THS) as u128) >> 64) as u64
+}
+
+/// The status of a raw value below [`USABLE_BELOW`], without a bounds check.
+#[inline(always)]
+fn status_from_usable(raw: u32) -> Status {
+    match raw {
+        0 => Status::Unsynchronized,
+        1 => Status::Locking,
+        2 => Status::Locked,
+        _ => Status::Holdover,
+    }
+}
+
 #[cold]
 #[inline(never)]
 pub(crate) fn unusable(status: u32, updated: u64) -> Error {
@@ -558,6 +726,23 @@ fn out_of_range(since: i64, age: i128, max_age_ns: u64) -> Error {
 /// An instant no timeout reaches (`Instant + Duration` would overflow).
 pub(crate) fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+}
+
+/// What the fast path reads from the page's clock block (`utc` only for a UTC reading).
+struct Fast {
+    kind: u32,
+    counter_value: u64,
+    period: u64,
+    anchor: u64,
+    bound: u64,
+    growth: u32,
+    status: u32,
+    updated: u64,
+    interval: u64,
+    epoch: u32,
+    est: u64,
+    est_growth: u32,
+    utc: (i32, u32, u64),
 }
 
 struct Reading {

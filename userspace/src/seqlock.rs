@@ -65,8 +65,9 @@ pub fn try_read<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
 }
 
 /// Runs `load` until it observes a consistent copy; `None` if the writer stayed mid-update for
-/// [`WRITER_STUCK_AFTER`] (a writer that died or was stopped inside its write section).
-#[inline]
+/// [`WRITER_STUCK_AFTER`] (a writer that died or was stopped inside its write section). Always
+/// inlined: it is the reader's hot path (the contended part is out of line).
+#[inline(always)]
 pub fn read<T>(seq: &AtomicU32, mut load: impl FnMut() -> T) -> Option<T> {
     for _ in 0..FAST_ATTEMPTS {
         match attempt(seq, &mut load) {

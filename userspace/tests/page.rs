@@ -412,3 +412,65 @@ fn a_newer_minor_s_unknown_kinds_read_as_unknown_and_the_same_values_on_our_mino
     );
     assert_eq!(clock.now().unwrap().status, Status::Locked);
 }
+
+/// The reader's fast path (counter ≥ 1 GHz, near its anchor) and its general path (a slower
+/// counter, a reading hours from its anchor under a reader's own long max age, a UTC reading)
+/// give the page's own mapping: the time between the mapping at counter reads taken just before
+/// and after, the bound and estimate grown as [`Snapshot::error_at`] grows them (rounded up by
+/// at most 1 ns), never the estimate above the bound.
+#[test]
+fn every_reading_path_gives_the_published_mapping() {
+    let dir = PageDir::new("paths");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let base = system_snapshot(Status::Locked, 2_000);
+    let kind = base.counter_kind;
+    let ns_per_tick = common::ns_per_tick(kind);
+    let hours_ticks = |h: f64| (h * 3600e9 / ns_per_tick) as u64;
+    let cases = [
+        ("fast", 0, 1.0, 1_000_000, 1_000),
+        ("large growth", 0, 1.0, 4_000_000_000, 3_000_000_000),
+        ("period 1.5× (slower counter)", 0, 1.5, 10_000_000, 1_000_000),
+        ("10 h from its anchor", hours_ticks(10.0), 1.0, 1_000_000, 1_000),
+    ];
+    for (what, back_ticks, scale, growth_ppt, est_growth_ppt) in cases {
+        let mut snap = base.clone();
+        // A mapping `scale` times the counter's rate, anchored `back_ticks` ago at the time the
+        // system clock's mapping gives there (the page is then that far from its anchor).
+        snap.counter_period = nicclock::period_from_ns_per_tick(ns_per_tick * scale);
+        snap.counter_value = snap.counter_value.wrapping_sub(back_ticks);
+        snap.anchor_tai_ns -= (back_ticks as f64 * ns_per_tick * scale) as u64;
+        snap.updated_tai_ns = snap.anchor_tai_ns;
+        snap.error_growth_ppt = growth_ppt;
+        snap.estimate = nicclock::Estimate { error_ns: 500, growth_ppt: est_growth_ppt };
+        w.publish(&snap);
+        let mut clock = Clock::open_in(&dir.path, "eth0").unwrap();
+        clock.set_max_age(Duration::from_secs(24 * 3600));
+        let published = clock.snapshot().unwrap();
+        for utc in [false, true] {
+            let c1 = counter::read(kind).unwrap();
+            let now =
+                if utc { clock.now_utc() } else { clock.now() }.unwrap_or_else(|e| panic!("{what}: {e}"));
+            let c2 = counter::read(kind).unwrap();
+            let shift = if utc { TAI_UTC as u64 * SEC } else { 0 };
+            let (t1, t2) = (published.tai_at(c1), published.tai_at(c2));
+            let time = now.time_ns as i128 + shift as i128;
+            assert!(t1 <= time && time <= t2, "{what} (utc {utc}): {time} outside [{t1}, {t2}]");
+            let (b1, b2) = (published.error_at(t1), published.error_at(t2));
+            assert!(
+                b1 <= now.error_bound_ns && now.error_bound_ns <= b2 + 1,
+                "{what}: bound {} outside [{b1}, {b2} + 1]",
+                now.error_bound_ns
+            );
+            let since = |t: i128| (t - published.anchor_tai_ns as i128).unsigned_abs() as u64;
+            let (e1, e2) = (published.estimate.grown(since(t1)), published.estimate.grown(since(t2)));
+            assert!(
+                e1.min(b1) <= now.estimated_error_ns
+                    && now.estimated_error_ns <= (e2 + 1).min(now.error_bound_ns),
+                "{what}: estimate {} outside [{e1}, {e2} + 1] or above the bound {}",
+                now.estimated_error_ns,
+                now.error_bound_ns
+            );
+            assert_eq!((now.status, now.epoch), (Status::Locked, published.epoch), "{what}");
+        }
+    }
+}

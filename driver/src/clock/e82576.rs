@@ -59,6 +59,10 @@ impl ClockOps for Clock82576 {
         fractional::read(regs, edge)
     }
 
+    fn latch(&self) -> Option<super::Latch> {
+        Some(super::Latch::Low)
+    }
+
     fn tick_shift(&self) -> u32 {
         19
     }

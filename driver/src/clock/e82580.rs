@@ -71,6 +71,10 @@ impl ClockOps for Clock82580 {
         read_igb(regs, edge)
     }
 
+    fn latch(&self) -> Option<super::Latch> {
+        Some(super::Latch::Residue)
+    }
+
     /// SYSTIMH bits 31:8 are reserved.
     fn raw_from_regs(&self, lo: u32, hi: u32) -> RawTime {
         RawTime::from_regs(lo, hi & 0xFF)

@@ -240,3 +240,32 @@ fn the_discipline_loop_locks_the_igb_families_unchanged() {
         }
     }
 }
+
+/// A read that calls its argument at each bracket edge.
+type StampedRead<'a> = dyn FnMut(&mut dyn FnMut(Edge)) + 'a;
+
+/// The bracketed read a PHC takes inline for a family with a [`Latch`] is that family's own read:
+/// the same registers in the same order, the stamps around the same one (and a family without
+/// one, the 82574 with its re-reads, goes through its ops).
+#[test]
+fn an_inline_latched_read_is_the_familys_own_read() {
+    for device in [0x10C9u16, 0x1521, 0x1533, 0x10D3] {
+        let (_time, nic, phc) = clock(device, 100);
+        let family_ops = ops(model(INTEL, device).unwrap(), Quirks::empty());
+        let trace = |read: &mut StampedRead| {
+            let start = nic.log().len();
+            let mut stamps = vec![];
+            read(&mut |edge| stamps.push((edge, nic.log().len() - start)));
+            let reads: Vec<usize> = nic.log()[start..].iter().map(|(_, offset)| *offset).collect();
+            (reads, stamps)
+        };
+        let own = trace(&mut |edge| {
+            family_ops.read(&*nic, edge);
+        });
+        let inline = trace(&mut |edge| {
+            phc.read_raw_bracketed(&mut *edge).unwrap();
+        });
+        assert_eq!(inline, own, "device {device:#x} (latch {:?})", family_ops.latch());
+        assert_eq!(family_ops.latch().is_some(), device != 0x10D3, "{device:#x}");
+    }
+}

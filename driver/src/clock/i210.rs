@@ -50,6 +50,10 @@ impl ClockOps for ClockI210 {
         read_igb(regs, edge)
     }
 
+    fn latch(&self) -> Option<super::Latch> {
+        Some(super::Latch::Residue)
+    }
+
     fn tick_shift(&self) -> u32 {
         0
     }

@@ -35,6 +35,17 @@ pub enum Edge {
     After,
 }
 
+/// A family whose SYSTIM read is one latching register read between the stamps, then plain
+/// reads: [`Phc::read_raw_bracketed`] then reads it inline, with no call through the family's
+/// ops or the stamp callback inside the bracket (under QEMU's TCG each such call widens it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latch {
+    /// SYSTIML latches SYSTIMH (82576): stamp, SYSTIML, stamp, SYSTIMH.
+    Low,
+    /// SYSTIMR latches SYSTIML/H (82580, i350, i210): stamp, SYSTIMR, stamp, SYSTIML, SYSTIMH.
+    Residue,
+}
+
 /// How a phase step reaches the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepMethod {
@@ -71,6 +82,11 @@ pub trait ClockOps: Send + Sync {
     /// latching read (again for every re-read: the last pair brackets the value returned), and
     /// returns the latched (SYSTIML, SYSTIMH).
     fn read(&self, regs: &dyn RegisterAccess, edge: &mut dyn FnMut(Edge)) -> (u32, u32);
+
+    /// `Some` when [`ClockOps::read`] is exactly that [`Latch`] sequence (no re-reads).
+    fn latch(&self) -> Option<Latch> {
+        None
+    }
 
     /// A raw reading from a low/high register pair of the family's SYSTIM format (SYSTIM,
     /// AUXSTMP, TRGTTIM, Tx/Rx stamps).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use nicclock_uio::{Presence, RegisterAccess};
 
 use super::units::{Nanos, Ppb, RawTime, Ticks};
-use super::{ops, ClockOps, DeviceLost, Edge, Steering, StepMethod, Timecounter};
+use super::{ops, ClockOps, DeviceLost, Edge, Latch, Steering, StepMethod, Timecounter};
 use crate::model::{Family, FamilySpec, Model, Pins, Quirks};
 use crate::regs;
 use crate::timesource::TimeSource;
@@ -145,13 +145,20 @@ impl<R: RegisterAccess> Phc<R> {
         mut stamp: impl FnMut(Edge) -> T,
     ) -> Result<(T, RawTime, T), DeviceLost> {
         let (mut before, mut after) = (None, None);
-        let (lo, hi) = self.ops.read(&self.regs, &mut |edge| {
-            let s = stamp(edge);
-            match edge {
-                Edge::Before => before = Some(s),
-                Edge::After => after = Some(s),
+        let (lo, hi) = match self.ops.latch() {
+            Some(latch) => {
+                let (b, lo, a, hi) = read_latched(latch, &self.regs, &mut stamp);
+                (before, after) = (Some(b), Some(a));
+                (lo, hi)
             }
-        });
+            None => self.ops.read(&self.regs, &mut |edge| {
+                let s = stamp(edge);
+                match edge {
+                    Edge::Before => before = Some(s),
+                    Edge::After => after = Some(s),
+                }
+            }),
+        };
         if lo == u32::MAX && hi == u32::MAX {
             let status = self.regs.read32(regs::STATUS);
             if status == u32::MAX {
@@ -316,6 +323,33 @@ impl<R: RegisterAccess> Phc<R> {
         let moved = ((after.nic - before.nic).0 - (after.host as i128 - before.host as i128)) as i64;
         Ok((moved, ((before.width + after.width) / 2) as i64, wrote))
     }
+}
+
+/// The [`Latch`] sequence, inline: (stamp before, SYSTIML, stamp after, SYSTIMH), with nothing
+/// but the latching register read between the stamps: one volatile load where the registers are
+/// mapped memory ([`RegisterAccess::register`], resolved before the bracket opens).
+#[inline(always)]
+pub(super) fn read_latched<R: RegisterAccess + ?Sized, T>(
+    latch: Latch,
+    regs: &R,
+    stamp: &mut impl FnMut(Edge) -> T,
+) -> (T, u32, T, u32) {
+    let offset = match latch {
+        Latch::Low => regs::SYSTIML,
+        Latch::Residue => regs::SYSTIMR,
+    };
+    let register = regs.register(offset);
+    let before = stamp(Edge::Before);
+    let latched = match register {
+        Some(r) => r.read(),
+        None => regs.read32(offset),
+    };
+    let after = stamp(Edge::After);
+    let lo = match latch {
+        Latch::Low => latched,
+        Latch::Residue => regs.read32(regs::SYSTIML),
+    };
+    (before, lo, after, regs.read32(regs::SYSTIMH))
 }
 
 #[cfg(test)]

@@ -106,6 +106,27 @@ result "phc2sys abs_offset_ns p50 $p_abs_p50 p90 $p_abs_p90 p99 $p_abs_p99 max $
 [ "$n_samples" -ge $((RUN_S * RATE / 2)) ] && pass "nicclockd logged $n_samples samples" || fail "nicclockd logged only $n_samples samples"
 [ "$p_samples" -ge $((REF_S * RATE / 2)) ] && pass "phc2sys logged $p_samples samples" || fail "phc2sys logged only $p_samples samples"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "n/a" }'; }
+# The delays' distribution (one number a line on stdin): min, median, p90 and count.
+dist() {
+  sort -n | awk '{ a[NR] = $1 } END {
+    if (NR == 0) { print "min n/a median n/a p90 n/a samples 0"; exit }
+    p90 = int(NR * 0.9); if (p90 < NR * 0.9) p90++
+    printf "min %d median %d p90 %d samples %d", a[1], a[int((NR + 1) / 2)], a[p90], NR }'
+}
+# Phase 1, both sides measured under the same load: nicclockd's CSV (delay_ns, 5th column) and
+# phc2sys's log ("delay N").
+n_dist=$(tail -n +2 /tmp/nicclockd-phase1.csv | cut -d, -f5 | grep -E '^[0-9]+$' | dist)
+pp_dist=$(sed -n 's/.* delay *\([0-9][0-9]*\).*/\1/p' /tmp/phc2sys-phc.log | dist)
+echo "delay_ns nicclockd $n_dist"
+echo "delay_ns phc2sys   $pp_dist"
+result "delay_distribution_ns nicclockd $n_dist"
+result "delay_distribution_ns phc2sys $pp_dist"
+for side in nicclockd phc2sys; do
+  d=$n_dist; [ $side = phc2sys ] && d=$pp_dist
+  for k in min median p90; do
+    echo "figure delay_${k}_ns_$side $(echo "$d" | sed -n "s/.*$k \([0-9n/a]*\).*/\1/p")"
+  done
+done
 echo "ratio delay_nicclockd_vs_phc2sys $(ratio "$n_delay" "$pp_delay")"
 if [ "$n_lock" != never ] && [ "$p_lock" != never ]; then
   echo "ratio rms_offset_nicclockd_vs_phc2sys $(ratio "$n_rms" "$p_rms")"
@@ -122,5 +143,6 @@ echo "--- phc2sys log (first lines)"
 head -6 /tmp/phc2sys-phc.log
 grep -m 3 'clock jumped' -B 1 /tmp/phc2sys-phc.log
 head -6 /tmp/phc2sys.log
-echo "--- nicclockd log (last lines)"
+echo "--- nicclockd log (its measuring thread's setup, last lines)"
+grep -m 1 'measuring thread' /tmp/nicclockd.log
 tail -3 /tmp/nicclockd.log

@@ -91,6 +91,9 @@ impl Host for RealHost {
     fn reference_ns(&self) -> u64 {
         ns(self.clock) + self.offset_ns
     }
+    fn reference_clock(&self) -> Option<(libc::clockid_t, u64)> {
+        Some((self.clock.as_raw(), self.offset_ns))
+    }
     fn tai_utc_offset_s(&self) -> i32 {
         self.tai_utc
     }

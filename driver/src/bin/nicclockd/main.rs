@@ -11,6 +11,7 @@ mod privileges;
 mod probe;
 mod ptp;
 mod ptp_serve;
+mod realtime;
 mod ring_wake;
 mod run;
 mod wake;

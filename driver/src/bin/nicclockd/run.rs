@@ -186,6 +186,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         args.reference,
         host.counter_kind().name()
     );
+    // This thread measures the NIC against the reference from here on (every reference kind).
+    crate::realtime::prepare();
     if let Some(options) = ptp_options {
         return crate::ptp::run(crate::ptp::Started {
             args,

@@ -1,0 +1,82 @@
+//! The measuring thread's setup: its memory locked, pinned to one CPU and SCHED_FIFO, so nothing
+//! but an interrupt lands between a bracket's reads (the kernel's PTP_SYS_OFFSET masks those too).
+//! Each step that the system refuses is logged and skipped, never fatal.
+
+use log::{info, warn};
+use nix::sys::mman::{mlockall, MlockAllFlags};
+
+/// SCHED_FIFO priority of the measuring thread: above every SCHED_OTHER task (a reader, a
+/// build, phc2sys without chrt), below the kernel's threaded interrupt handlers (50).
+pub const FIFO_PRIORITY: i32 = 1;
+
+/// Locks the process's current memory (a page fault inside a bracket costs microseconds), pins the
+/// calling thread to the CPU it runs on (no migration between a bracket's counter reads) and makes
+/// it SCHED_FIFO at [`FIFO_PRIORITY`] (no SCHED_OTHER task preempts it mid-bracket; it sleeps
+/// between updates, so it starves nothing). Call on the measuring thread before dropping
+/// privileges: the privileges drop keeps all three.
+pub fn prepare() {
+    // MCL_CURRENT only: with MCL_FUTURE every later mapping would have to fit RLIMIT_MEMLOCK once
+    // the privileges are dropped, and fail if not.
+    let locked = match mlockall(MlockAllFlags::MCL_CURRENT) {
+        Ok(()) => true,
+        Err(e) => {
+            warn!("measuring thread: cannot lock memory ({e}); page faults may widen a measurement");
+            false
+        }
+    };
+    let cpu = match pin_to_current_cpu() {
+        Ok(cpu) => Some(cpu),
+        Err(e) => {
+            warn!("measuring thread: cannot pin to a CPU ({e}); it may migrate between measurements");
+            None
+        }
+    };
+    let fifo = match set_fifo(FIFO_PRIORITY) {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(
+                "measuring thread: cannot switch to SCHED_FIFO ({e}; needs CAP_SYS_NICE or RLIMIT_RTPRIO): \
+                 running SCHED_OTHER, other tasks may preempt it between a bracket's reads"
+            );
+            false
+        }
+    };
+    info!(
+        "measuring thread: {}, {}, memory {}",
+        if fifo { format!("SCHED_FIFO priority {FIFO_PRIORITY}") } else { "SCHED_OTHER".into() },
+        cpu.map_or("not pinned".into(), |c| format!("pinned to CPU {c}")),
+        if locked { "locked" } else { "not locked" }
+    );
+}
+
+/// Pins the calling thread to the CPU it is running on; returns that CPU.
+fn pin_to_current_cpu() -> std::io::Result<usize> {
+    // SAFETY: plain syscall wrapper without arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let cpu = cpu as usize;
+    // SAFETY: an all-zero cpu_set_t is the empty set (what CPU_ZERO makes).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sets one bit inside `set` (a CPU number beyond the set's size is ignored).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cpu)
+}
+
+/// Makes the calling thread SCHED_FIFO at `priority`.
+fn set_fifo(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0 is the calling thread
+    // (Linux applies the policy per thread).
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
