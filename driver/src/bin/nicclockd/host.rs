@@ -36,15 +36,7 @@ pub fn kernel_tai_offset() -> i32 {
 /// offset, a pending leap second, whether something keeps the clock synchronized. `None` when the
 /// call fails (it does not for a read).
 pub fn kernel_time() -> Option<KernelTime> {
-    // SAFETY: `timex` is plain integers, for which all-zero is a valid value; modes 0 makes
-    // adjtimex a read: the kernel only writes into the struct we own for the call's duration.
-    let (rc, t) = unsafe {
-        let mut t: libc::timex = std::mem::zeroed();
-        (libc::adjtimex(&mut t), t)
-    };
-    if rc < 0 {
-        return None;
-    }
+    let t = crate::sys::adjtimex_read()?;
     Some(KernelTime {
         tai_offset_s: t.tai,
         leap_insert: t.status & libc::STA_INS != 0,

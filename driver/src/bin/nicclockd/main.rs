@@ -14,6 +14,7 @@ mod ptp_serve;
 mod realtime;
 mod ring_wake;
 mod run;
+mod sys;
 mod wake;
 
 use std::process::ExitCode;

@@ -3,7 +3,11 @@
 //! Each step that the system refuses is logged and skipped, never fatal.
 
 use log::{info, warn};
+use nix::sched::{sched_getcpu, sched_setaffinity, CpuSet};
 use nix::sys::mman::{mlockall, MlockAllFlags};
+use nix::unistd::Pid;
+
+use crate::sys::set_fifo;
 
 /// SCHED_FIFO priority of the measuring thread: above every SCHED_OTHER task (a reader, a
 /// build, phc2sys without chrt), below the kernel's threaded interrupt handlers (50).
@@ -50,33 +54,11 @@ pub fn prepare() {
 }
 
 /// Pins the calling thread to the CPU it is running on; returns that CPU.
-fn pin_to_current_cpu() -> std::io::Result<usize> {
-    // SAFETY: plain syscall wrapper without arguments.
-    let cpu = unsafe { libc::sched_getcpu() };
-    if cpu < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let cpu = cpu as usize;
-    // SAFETY: an all-zero cpu_set_t is the empty set (what CPU_ZERO makes).
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: sets one bit inside `set` (a CPU number beyond the set's size is ignored).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+fn pin_to_current_cpu() -> nix::Result<usize> {
+    let cpu = sched_getcpu()?;
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    // Pid 0: the calling thread (Linux applies affinity per thread).
+    sched_setaffinity(Pid::from_raw(0), &set)?;
     Ok(cpu)
-}
-
-/// Makes the calling thread SCHED_FIFO at `priority`.
-fn set_fifo(priority: i32) -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: priority };
-    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0 is the calling thread
-    // (Linux applies the policy per thread).
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
