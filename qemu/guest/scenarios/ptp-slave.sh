@@ -124,6 +124,8 @@ wake-floor "$hz" &
 F=$!
 floor_runs() { [ "$(cat "/proc/$F/comm" 2> /dev/null)" = wake-floor ]; }
 wait_for 5 floor_runs || fail "wake-floor $hz runs (pid $F)"
+io() { awk '/^syscr/ { r = $2 } /^syscw/ { w = $2 } END { print r + 0, w + 0 }' "/proc/$1/io"; }
+io0=$(io "$D")
 c0=$(cpu_ns "$D")
 w0=$(wakes "$D")
 fc0=$(cpu_ns "$F")
@@ -133,6 +135,7 @@ out=$(as_reader nicclock --page ptp compare --seconds "$RUN_S" --rate 10)
 rc=$?
 c1=$(cpu_ns "$D")
 w1=$(wakes "$D")
+io1=$(io "$D")
 fc1=$(cpu_ns "$F")
 fw1=$(wakes "$F")
 t1=$(cut -d' ' -f1 /proc/uptime)
@@ -158,6 +161,7 @@ awk -v a="$c0" -v b="$c1" -v fa="$fc0" -v fb="$fc1" -v s="$t0" -v e="$t1" -v w="
   printf "ratio ptp_idle_cpu_per_wakeup_vs_wake_floor %.2f\n", (fpw > 0 ? pw / fpw : 0)
   printf "NICCLOCK-RESULT %s wake_floor_cpu_percent %.2f (asked %s Hz, %.1f wake-ups/s, %.0f us each)\n",
     ENVIRON["SCENARIO"], f, hz, fw / d, (fw > 0 ? (fb - fa) / fw / 1e3 : 0) }'
+echo "$io0 $io1 $t0 $t1 $((w1 - w0))" | awk '{ d = $6 - $5; printf "NICCLOCK-RESULT %s ptp_daemon_syscalls read %.1f/s write %.1f/s (%.2f reads per wake-up)\n", ENVIRON["SCENARIO"], ($3 - $1) / d, ($4 - $2) / d, ($7 > 0 ? ($3 - $1) / $7 : 0) }'
 grep "ptp offset" /tmp/ptp.log | tail -2
 echo "the daemon's stats CSV (time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns,...):"
 tail -2 /tmp/ptp.csv
