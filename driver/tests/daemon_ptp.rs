@@ -166,3 +166,26 @@ fn on_a_sysfs_device_the_rings_get_dma_memory_and_the_port_goes_up_then_down() {
     let command = std::fs::read(dev.join("config")).unwrap()[4];
     assert_eq!(command & 0x04, 0, "bus mastering off again once the rings are freed");
 }
+
+#[test]
+fn a_ptp_page_unlinked_under_the_daemon_ends_it_and_its_readers_see_stopped() {
+    // The PTP loop checks the page's link once a second, not at every update: it still ends.
+    let dir = PageDir::new("nicclockd-ptp-unlink");
+    let child = daemon(&dir, "sim", "pu").args(["--reference", "ptp", "--rate", "20"]).spawn().unwrap();
+    let start = Instant::now();
+    let clock = loop {
+        let opened = Clock::open_in(&dir.path, "pu").ok();
+        if let Some(c) = opened.filter(|c| c.snapshot().is_ok_and(|s| s.reference.kind == ReferenceKind::Ptp))
+        {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no PTP update in the page");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::fs::remove_file(dir.page("pu")).unwrap();
+    let out = wait_exit(child, Duration::from_secs(10));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nicclock-pu was removed while this writer published it"), "{err}");
+    assert_eq!(clock.status().unwrap(), Status::Stopped, "the orphan says STOPPED");
+}

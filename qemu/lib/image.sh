@@ -1,5 +1,5 @@
-# Guest image: static nicclockd, nicclock and the C camera example, busybox, the kernel modules the
-# scenarios load, linuxptp with its libraries, the scenarios, and an unprivileged user (uid 1000).
+# Guest image: static nicclockd, nicclock, the C camera example and wake-floor, busybox, the kernel
+# modules the scenarios load, linuxptp with its libraries, the scenarios, and an unprivileged user (uid 1000).
 
 vm_modules=(uio uio_pci_generic e1000e igb i2c-algo-bit dca ptp pps_core irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci)
 
@@ -18,6 +18,8 @@ vm_build() {
   cc -O2 -static -std=c11 -D_GNU_SOURCE -I "$root/userspace/include" "$root/userspace/examples/camera.c" \
     "$rel/libnicclock.a" -lpthread -ldl -lm -o "$cache/camera" 2> "$cache/camera-link.log" \
     || { cat "$cache/camera-link.log" >&2; return 1; }
+  cc -O2 -static -std=c11 -D_GNU_SOURCE "$here/guest/wake_floor.c" -o "$cache/wake-floor" 2> "$cache/wake-floor.log" \
+    || { cat "$cache/wake-floor.log" >&2; return 1; }
 
   echo "build: initramfs"
   local r="$cache/rootfs"
@@ -31,7 +33,7 @@ vm_build() {
   chmod 755 "$r/init"
   cp "$here/guest/lib.sh" "$r/lib/nicclock-guest.sh"
   cp "$here"/guest/scenarios/*.sh "$r/scenarios/"
-  cp "$rel/nicclockd" "$rel/nicclock" "$cache/camera" "$r/bin/"
+  cp "$rel/nicclockd" "$rel/nicclock" "$cache/camera" "$cache/wake-floor" "$r/bin/"
   local m f rel_path
   for m in "${vm_modules[@]}"; do
     f=$(find "$cache/kroot/lib/modules/$kver/kernel" -name "$m.ko*" | head -1)

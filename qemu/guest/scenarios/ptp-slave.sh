@@ -9,7 +9,9 @@
 # 2. igb #1 on vfio-pci: nicclockd --reference ptp as the slave: the port reaches SLAVE and the
 #    page LOCKED with the master's clock identity as grandmaster; an independent reader (uid 1000)
 #    compares the page with CLOCK_REALTIME (the master's clock) for nicclock.ptp_seconds and finds
-#    every reading inside the bound: `figure ptp_slave_rms_vs_master_ns`, the daemon's CPU; ptp4l
+#    every reading inside the bound: `figure ptp_slave_rms_vs_master_ns`; the daemon's CPU
+#    (`figure ptp_idle_cpu_pct`) against wake-floor's, a process that only wakes at the same rate
+#    (`figure wake_floor_cpu_pct`, `ratio ptp_idle_cpu_vs_wake_floor`); ptp4l
 #    killed: HOLDOVER within 3 Announce timeouts (9 s) and a growing bound; ptp4l back: LOCKED.
 # 3. igb #1 on uio_pci_generic: netcheck, then the daemon until LOCKED, through /dev/uioN
 #    (pagemap DMA, the UIO interrupt).
@@ -109,17 +111,36 @@ gm=$(echo "$st" | json_field gm_identity)
 [ -n "$gm" ] && [ "$gm" = "$GM" ] && pass "ptp: grandmaster $gm is ptp4l's clock" || fail "ptp: grandmaster '$gm', ptp4l's clock is '$GM'"
 [ "$(echo "$st" | json_field reference)" = ptp ] && pass "ptp: page reference ptp" || fail "ptp: reference $(echo "$st" | json_field reference)"
 # The daemon's CPU: its run time from the scheduler (ns; /proc/PID/stat's 10 ms ticks only sample
-# a process that wakes ~20 times a second for well under a tick each) and its wake-ups.
+# a process that wakes ~20 times a second for well under a tick each) and its wake-ups. Beside it,
+# the floor: wake-floor wakes at the daemon's rate (measured over a 5 s window first) and does
+# nothing else; measured the same way over the same window, it is what the wake-ups alone cost here.
 cpu_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
 wakes() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; }
+w0=$(wakes "$D")
+t0=$(cut -d' ' -f1 /proc/uptime)
+sleep 5 # a measurement window, not a wait for an event
+hz=$(awk -v a="$w0" -v b="$(wakes "$D")" -v s="$t0" -v e="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", (b - a) / (e - s) }')
+wake-floor "$hz" &
+F=$!
+floor_runs() { [ "$(cat "/proc/$F/comm" 2> /dev/null)" = wake-floor ]; }
+wait_for 5 floor_runs || fail "wake-floor $hz runs (pid $F)"
+io() { awk '/^syscr/ { r = $2 } /^syscw/ { w = $2 } END { print r + 0, w + 0 }' "/proc/$1/io"; }
+io0=$(io "$D")
 c0=$(cpu_ns "$D")
 w0=$(wakes "$D")
+fc0=$(cpu_ns "$F")
+fw0=$(wakes "$F")
 t0=$(cut -d' ' -f1 /proc/uptime)
 out=$(as_reader nicclock --page ptp compare --seconds "$RUN_S" --rate 10)
 rc=$?
 c1=$(cpu_ns "$D")
 w1=$(wakes "$D")
+io1=$(io "$D")
+fc1=$(cpu_ns "$F")
+fw1=$(wakes "$F")
 t1=$(cut -d' ' -f1 /proc/uptime)
+kill "$F"
+wait "$F" 2> /dev/null
 echo "$out"
 outside=$(echo "$out" | sed -n 's/.*outside_bound \([0-9]*\).*/\1/p')
 page_rms=$(echo "$out" | sed -n 's/.*rms_offset_ns \([0-9.]*\).*/\1/p')
@@ -129,6 +150,18 @@ fi
 echo "figure ptp_slave_rms_vs_master_ns $page_rms"
 result "figure ptp_slave_rms_vs_master_ns $page_rms"
 awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v w="$((w1 - w0))" 'BEGIN { printf "NICCLOCK-RESULT %s ptp_daemon_cpu_percent %.2f (%.0f ms of CPU over %.1f s, %.1f wake-ups/s, %.0f us each; 8 Sync/s)\n", ENVIRON["SCENARIO"], (b - a) / (e - s) / 1e7, (b - a) / 1e6, e - s, w / (e - s), (w > 0 ? (b - a) / w / 1e3 : 0) }'
+awk -v a="$c0" -v b="$c1" -v fa="$fc0" -v fb="$fc1" -v s="$t0" -v e="$t1" -v w="$((w1 - w0))" -v fw="$((fw1 - fw0))" -v hz="$hz" 'BEGIN {
+  d = e - s; p = (b - a) / d / 1e7; f = (fb - fa) / d / 1e7
+  printf "figure ptp_idle_cpu_pct %.2f\nfigure ptp_idle_wakeups_per_s %.1f\n", p, w / d
+  printf "figure wake_floor_cpu_pct %.2f\nfigure wake_floor_wakeups_per_s %.1f\n", f, fw / d
+  printf "ratio ptp_idle_cpu_vs_wake_floor %.2f\n", (f > 0 ? p / f : 0)
+  # The rates differ a little (the floor rate is measured before the window): per wake-up too.
+  pw = (w > 0 ? (b - a) / w / 1e3 : 0); fpw = (fw > 0 ? (fb - fa) / fw / 1e3 : 0)
+  printf "figure ptp_idle_cpu_per_wakeup_us %.0f\nfigure wake_floor_cpu_per_wakeup_us %.0f\n", pw, fpw
+  printf "ratio ptp_idle_cpu_per_wakeup_vs_wake_floor %.2f\n", (fpw > 0 ? pw / fpw : 0)
+  printf "NICCLOCK-RESULT %s wake_floor_cpu_percent %.2f (asked %s Hz, %.1f wake-ups/s, %.0f us each)\n",
+    ENVIRON["SCENARIO"], f, hz, fw / d, (fw > 0 ? (fb - fa) / fw / 1e3 : 0) }'
+echo "$io0 $io1 $t0 $t1 $((w1 - w0))" | awk '{ d = $6 - $5; printf "NICCLOCK-RESULT %s ptp_daemon_syscalls read %.1f/s write %.1f/s (%.2f reads per wake-up)\n", ENVIRON["SCENARIO"], ($3 - $1) / d, ($4 - $2) / d, ($7 > 0 ? ($3 - $1) / $7 : 0) }'
 grep "ptp offset" /tmp/ptp.log | tail -2
 echo "the daemon's stats CSV (time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns,...):"
 tail -2 /tmp/ptp.csv

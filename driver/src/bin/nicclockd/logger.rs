@@ -41,7 +41,10 @@ impl Log for Logger {
             log::Level::Warn => "warning: ",
             _ => "",
         };
-        eprintln!("nicclockd[{t:.3}]: {level}{}", record.args());
+        // One write per line: eprintln! writes each piece of the format on its own (unbuffered
+        // stderr), ~40 syscalls for a PTP counters line, each costly under QEMU TCG.
+        let line = format!("nicclockd[{t:.3}]: {level}{}\n", record.args());
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 
     fn flush(&self) {}

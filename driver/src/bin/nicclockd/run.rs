@@ -475,7 +475,7 @@ impl<'a> Loop<'a> {
         if let Some(f) = self.stats.as_mut() {
             let s = &update.snapshot;
             let line = format!(
-                "{:.3},{},{},{:.3},{},{},{}{}",
+                "{:.3},{},{},{:.3},{},{},{}{}\n",
                 start.elapsed().as_secs_f64(),
                 update.measurement.offset_ns,
                 update.servo_state as u8,
@@ -485,7 +485,8 @@ impl<'a> Loop<'a> {
                 s.error_bound_ns,
                 self.extra_columns.take().unwrap_or_default()
             );
-            if let Err(e) = writeln!(f, "{line}") {
+            // One write per line (writeln! on a File writes the line and its newline apart).
+            if let Err(e) = f.write_all(line.as_bytes()) {
                 warn!("stats file: {e}; no more stats lines");
                 self.stats = None;
             }

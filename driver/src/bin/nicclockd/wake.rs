@@ -58,12 +58,14 @@ impl Waker {
     /// Sleeps until `deadline`, a stop signal, or one of `fds` becoming readable
     /// ([`Wake::Ready`] with its index; `None` entries are skipped, their index kept).
     pub fn wait_until_any(&self, deadline: Instant, fds: &[Option<BorrowedFd<'_>>]) -> Result<Wake> {
+        // The signalfd is read only when it is readable (or the deadline has passed without a
+        // ppoll): one read less per wake-up, each a syscall that costs under QEMU TCG.
         loop {
-            if let Some(signal) = self.pending()? {
-                return Ok(Wake::Stop(signal));
-            }
             let now = Instant::now();
             if now >= deadline {
+                if let Some(signal) = self.pending()? {
+                    return Ok(Wake::Stop(signal));
+                }
                 return Ok(Wake::Deadline);
             }
             let mut polled = vec![PollFd::new(self.signals_fd(), PollFlags::POLLIN)];
@@ -79,6 +81,11 @@ impl Waker {
                 Err(e) => return Err(e).context("waiting for the next update"),
             }
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            if ready(&polled[0]) {
+                if let Some(signal) = self.pending()? {
+                    return Ok(Wake::Stop(signal));
+                }
+            }
             if let Some(k) = polled[1..].iter().position(ready) {
                 return Ok(Wake::Ready(index[k]));
             }
