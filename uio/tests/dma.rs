@@ -252,12 +252,26 @@ fn under_vfio_the_region_is_mapped_at_its_address_and_unmapped_on_drop() {
     );
 }
 
-/// The VmFlags line of the mapping that starts at `start` (/proc/self/smaps).
-fn vm_flags(start: u64) -> String {
+/// The VmFlags line of the mapping that holds `addr` (/proc/self/smaps). Not the one that starts
+/// there: the kernel merges a region with a neighbour of the same flags (another test's region,
+/// mapped by a thread running beside this one), and the merged mapping starts before it.
+fn vm_flags(addr: u64) -> String {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let block = smaps.split_once(&format!("{start:x}-")).expect("the mapping is listed").1;
-    let line = block.lines().find_map(|l| l.strip_prefix("VmFlags:")).expect("VmFlags line");
-    line.trim().to_string()
+    let mut holds = false;
+    for line in smaps.lines() {
+        if let Some((lo, hi)) = line.split_whitespace().next().and_then(|r| r.split_once('-')) {
+            if let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) {
+                holds = (lo..hi).contains(&addr);
+                continue;
+            }
+        }
+        if holds {
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.trim().to_string();
+            }
+        }
+    }
+    panic!("no mapping in /proc/self/smaps holds {addr:#x}")
 }
 
 /// A page table whose answers the test changes, as the kernel's do when it migrates a page.
