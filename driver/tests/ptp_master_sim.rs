@@ -17,8 +17,8 @@ use nicclock_driver::net::frame::{FrameSpec, Transport as FrameTransport};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::ptp::owner::{rx_stamp_config, set_rx_stamp_for, ClockOwner};
 use nicclock_driver::ptp::{
-    announced_quality, ActiveRole, ClockIdentity, LocalClock, PortState, PtpConfig, PtpRole, PtpRunner,
-    RunnerEvent,
+    announced_quality, quality::TimeProperties, ActiveRole, ClockIdentity, LocalClock, PortState, PtpConfig,
+    PtpRole, PtpRunner, RunnerEvent,
 };
 use nicclock_driver::regs;
 use nicclock_driver::scenario::{VirtualHost, EPOCH_TAI_NS};
@@ -268,10 +268,12 @@ fn pair() -> Net {
     net.add(SimModel::I82576, 50.0, 22, ptp_config(PtpRole::Slave, 128));
     let locked = LocalClock {
         locked_bound_ns: Some(80),
-        utc_offset_s: Some(37),
-        time_traceable: true,
-        time_source: nicclock_driver::ptp::port::time_source::NTP,
-        ..LocalClock::default()
+        properties: TimeProperties {
+            utc_offset_s: Some(37),
+            time_traceable: true,
+            time_source: nicclock_driver::ptp::port::time_source::NTP,
+            ..TimeProperties::default()
+        },
     };
     net.stations[0].runner.set_local(locked);
     net
@@ -381,8 +383,7 @@ fn three_auto_ports_elect_the_best_and_fail_over_when_it_leaves() {
     // Locked to 50 ns: in auto too the Announce carries our quality and time properties.
     net.stations[0].runner.set_local(LocalClock {
         locked_bound_ns: Some(50),
-        utc_offset_s: Some(37),
-        ..LocalClock::default()
+        properties: TimeProperties { utc_offset_s: Some(37), ..TimeProperties::default() },
     });
     net.run_until(20 * S, |_| {});
     let states: Vec<PortState> = net.stations.iter().map(Station::state).collect();
@@ -444,12 +445,14 @@ fn in_auto_at_equal_priorities_the_best_locked_clock_masters_and_slaves_see_its_
     let others: Vec<usize> = (0..3).filter(|&i| i != best).collect();
     let locked = LocalClock {
         locked_bound_ns: Some(50),
-        utc_offset_s: Some(37),
-        leap61: true,
-        leap59: false,
-        time_traceable: true,
-        frequency_traceable: true,
-        time_source: nicclock_driver::ptp::port::time_source::NTP,
+        properties: TimeProperties {
+            utc_offset_s: Some(37),
+            leap61: true,
+            leap59: false,
+            time_traceable: true,
+            frequency_traceable: true,
+            time_source: nicclock_driver::ptp::port::time_source::NTP,
+        },
     };
     net.stations[best].runner.set_local(locked);
     net.run_until(20 * S, |_| {});

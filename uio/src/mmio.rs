@@ -99,9 +99,9 @@ impl Register<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_and_writes_a_mapped_file_as_registers() {
-        let path = std::env::temp_dir().join(format!("nicclock-mmio-{}", std::process::id()));
+    /// A zero-filled file of `len` bytes under the temp dir, to map as a BAR.
+    fn scratch_file(name: &str, len: u64) -> (std::path::PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -109,7 +109,13 @@ mod tests {
             .truncate(true)
             .open(&path)
             .unwrap();
-        file.set_len(8192).unwrap();
+        file.set_len(len).unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn reads_and_writes_a_mapped_file_as_registers() {
+        let (path, file) = scratch_file("nicclock-mmio", 8192);
         let region = MmioRegion::map(&file, 4096, 4096, vec![]).unwrap();
         region.write32(0x10, 0xdead_beef);
         assert_eq!(region.read32(0x10), 0xdead_beef);
@@ -126,15 +132,7 @@ mod tests {
 
     #[test]
     fn a_resolved_register_reads_the_word_at_each_call() {
-        let path = std::env::temp_dir().join(format!("nicclock-mmio-reg-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(4096).unwrap();
+        let (path, file) = scratch_file("nicclock-mmio-reg", 4096);
         // Through a shared trait object, as the driver holds its registers.
         let shared: std::sync::Arc<dyn RegisterAccess> =
             std::sync::Arc::new(MmioRegion::map(&file, 0, 4096, vec![]).unwrap());

@@ -48,7 +48,7 @@ use statime::PtpInstance;
 use super::clock::{duration_ns, to_time, PtpClock, SharedPhc};
 use super::gate::{GateConfig, GatedKalman};
 use super::limit::DelayReqLimiter;
-use super::quality::{quality_for_bound, quality_for_statime};
+use super::quality::{quality_for_bound, quality_for_statime, TimeProperties};
 use super::spread::{RawSpread, SharedRawOffsets};
 use crate::clock::Nanos;
 
@@ -160,35 +160,14 @@ pub use super::quality::time_source;
 
 /// Our own clock as a master announces it: the caller's discipline state and the host's time
 /// properties ([`PtpPort::set_local`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LocalClock {
     /// The published bound on our clock's error while the discipline is LOCKED, ns; `None`: not
     /// locked (announced as class 255, accuracy unknown, the worst variance: no slave prefers it).
     pub locked_bound_ns: Option<u64>,
-    /// TAI−UTC (the kernel's, else the configured one); `None`: unknown (announced not valid).
-    pub utc_offset_s: Option<i16>,
-    pub leap61: bool,
-    pub leap59: bool,
-    /// Whether the time is traceable to a primary reference (the host says it is synchronized).
-    pub time_traceable: bool,
-    pub frequency_traceable: bool,
-    /// An IEEE 1588 timeSource code ([`time_source`]).
-    pub time_source: u8,
-}
-
-impl Default for LocalClock {
-    /// A free-running clock that knows nothing.
-    fn default() -> Self {
-        Self {
-            locked_bound_ns: None,
-            utc_offset_s: None,
-            leap61: false,
-            leap59: false,
-            time_traceable: false,
-            frequency_traceable: false,
-            time_source: time_source::INTERNAL_OSCILLATOR,
-        }
-    }
+    /// TAI−UTC, leap flags, traceability and timeSource (default: a free-running clock that knows
+    /// nothing).
+    pub properties: TimeProperties,
 }
 
 /// The clockQuality we announce for `local` (class, accuracy code, offsetScaledLogVariance): see
@@ -628,8 +607,8 @@ impl<R: RegisterAccess> PtpPort<R> {
             return PtpStatus { clock_accuracy: accuracy.unwrap_or(status.clock_accuracy), ..status };
         }
         // We are the grandmaster: what our Announce says (statime's datasets know none of it).
-        let l = &self.local;
-        let (_, accuracy, _) = announced_quality(l);
+        let (_, accuracy, _) = announced_quality(&self.local);
+        let l = &self.local.properties;
         PtpStatus {
             utc_offset_s: l.utc_offset_s,
             leap61: l.leap61,
@@ -713,7 +692,7 @@ impl<R: RegisterAccess> PtpPort<R> {
         if data.len() < 64 || data[0] & 0x0f != 0xB || data[20..28] != ours || data[53..61] != ours {
             return;
         }
-        let l = &self.local;
+        let l = &self.local.properties;
         let mut flags = data[7] & !0x3f;
         flags |= u8::from(l.leap61)
             | u8::from(l.leap59) << 1
@@ -723,7 +702,7 @@ impl<R: RegisterAccess> PtpPort<R> {
             | u8::from(l.frequency_traceable) << 5;
         data[7] = flags;
         data[44..46].copy_from_slice(&l.utc_offset_s.unwrap_or(0).to_be_bytes());
-        let (class, accuracy, variance) = announced_quality(l);
+        let (class, accuracy, variance) = announced_quality(&self.local);
         data[48] = class;
         data[49] = accuracy;
         data[50..52].copy_from_slice(&variance.to_be_bytes());

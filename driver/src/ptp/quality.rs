@@ -70,7 +70,7 @@ pub struct KernelTime {
     pub synchronized: bool,
 }
 
-/// Our time properties as a master announces them (the [`super::LocalClock`] fields besides the
+/// Our time properties as a master announces them (the [`super::port::LocalClock`]'s besides the
 /// bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeProperties {
@@ -81,6 +81,20 @@ pub struct TimeProperties {
     pub time_traceable: bool,
     pub frequency_traceable: bool,
     pub time_source: u8,
+}
+
+impl Default for TimeProperties {
+    /// A free-running clock that knows nothing.
+    fn default() -> Self {
+        Self {
+            utc_offset_s: None,
+            leap61: false,
+            leap59: false,
+            time_traceable: false,
+            frequency_traceable: false,
+            time_source: time_source::INTERNAL_OSCILLATOR,
+        }
+    }
 }
 
 /// The time properties of a NIC clock disciplined to the host's CLOCK_REALTIME or CLOCK_TAI.

@@ -195,16 +195,8 @@ pub fn run<M: DescMemory>(
 
 /// Our clock as our Announce describes it: the discipline's bound while LOCKED, the host's time
 /// properties.
-fn local_clock(locked_bound_ns: Option<u64>, p: TimeProperties) -> LocalClock {
-    LocalClock {
-        locked_bound_ns,
-        utc_offset_s: p.utc_offset_s,
-        leap61: p.leap61,
-        leap59: p.leap59,
-        time_traceable: p.time_traceable,
-        frequency_traceable: p.frequency_traceable,
-        time_source: p.time_source,
-    }
+fn local_clock(locked_bound_ns: Option<u64>, properties: TimeProperties) -> LocalClock {
+    LocalClock { locked_bound_ns, properties }
 }
 
 /// A role's usual port state number, for the event's "old state".
