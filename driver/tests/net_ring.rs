@@ -378,3 +378,39 @@ fn tx_one_stamp_in_flight() {
     assert!(!ring.stamp_in_flight());
     assert_eq!(ring.send(&regs, true, |_| 60), Ok(2));
 }
+
+#[test]
+fn rx_hands_descriptors_back_in_batches_and_a_full_ring_always_refills() {
+    let regs = Regs::default();
+    let mut ring = rx_ring(8);
+    ring.set_return_batch(3);
+    ring.program(&regs);
+    let mut nic = FakeNic::default();
+    for k in 0..7u8 {
+        assert!(nic.deliver(&regs, &mut ring, &[k; 60], rx_status::EOP));
+    }
+    assert!(!nic.deliver(&regs, &mut ring, &[7; 60], rx_status::EOP), "full: size - 1 given");
+    let mut rdt = Vec::new();
+    for k in 0..7u8 {
+        assert_eq!(ring.receive(&regs, |f| f.bytes[0]).unwrap().unwrap(), k);
+        rdt.push(regs.get(reg::RDT0));
+        assert_eq!(ring.tail(), regs.get(reg::RDT0) as usize, "tail() is what the hardware was given");
+    }
+    assert_eq!(rdt, [7, 7, 2, 2, 2, 5, 5], "RDT moves once per 3 re-armed descriptors");
+    // 6 handed back, 1 waiting: the hardware fills those 6 and no more, and the ring refills.
+    let (mut sent, mut got) = (0u32, 0u32);
+    for _ in 0..100 {
+        while nic.deliver(&regs, &mut ring, &sent.to_le_bytes(), rx_status::EOP) {
+            sent += 1;
+        }
+        while let Some(r) = ring.receive(&regs, |f| u32::from_le_bytes(f.bytes[..4].try_into().unwrap())) {
+            assert_eq!(r.unwrap(), got);
+            got += 1;
+        }
+    }
+    assert_eq!(sent, got);
+    assert!(sent >= 100 * 5, "at least size - batch descriptors refilled each round ({sent} frames)");
+    ring.set_return_batch(100);
+    ring.set_return_batch(0);
+    assert!(ring.receive(&regs, |_| ()).is_none());
+}

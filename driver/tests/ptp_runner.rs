@@ -417,3 +417,35 @@ fn the_runner_follows_a_master_through_the_simulated_qemu_igb_datapath() {
     assert!(c.tx_stamps > 100, "{c:?}");
     assert_eq!(r.drops().total_dropped(), 0);
 }
+
+#[test]
+fn the_runner_clears_a_stuck_rx_latch_though_it_checks_it_only_every_250_ms() {
+    use nicclock_driver::net::port::{RX_DESCS, STUCK_RX_LATCH_NS};
+    use nicclock_driver::ptp::runner::LATCH_CHECK_NS;
+    let nic = FakeNic::new(Family::E82576, false, RX_MEM_BYTES, TX_MEM_BYTES);
+    let mut r = runner(&nic);
+    let announce = from_master(frame::Transport::L2, &ptp_message(ANNOUNCE, 64, 0, 1));
+    let sync = from_master(frame::Transport::L2, &ptp_message(SYNC, 44, 0, 1));
+    // The ring full, then a Sync the ring drops: its stamp holds the latch with no frame to claim it.
+    for _ in 0..RX_DESCS - 1 {
+        assert!(nic.deliver(&announce));
+    }
+    assert!(!nic.deliver(&sync));
+    assert!(nic.rx_latch_valid());
+    let t0 = nic.time.now_ns();
+    let mut cleared_at = None;
+    while nic.time.now_ns() < t0 + STUCK_RX_LATCH_NS + 2 * LATCH_CHECK_NS {
+        nic.time.advance(1_000_000);
+        r.poll(nic.time.now_ns());
+        if cleared_at.is_none() && r.port_counters().rx_latch_cleared == 1 {
+            cleared_at = Some(nic.time.now_ns() - t0);
+        }
+    }
+    let at = cleared_at.expect("the stuck latch was cleared");
+    assert!(
+        (STUCK_RX_LATCH_NS..=STUCK_RX_LATCH_NS + LATCH_CHECK_NS + 1_000_000).contains(&at),
+        "cleared {at} ns after it stuck"
+    );
+    assert!(!nic.rx_latch_valid());
+    assert_eq!(r.port_counters().rx_latch_cleared, 1, "once");
+}

@@ -200,6 +200,12 @@ impl<R: RegisterAccess> Phc<R> {
         self.tc.at(&*self.ops, raw, self.factor())
     }
 
+    /// Disciplined time at the timecounter's last reading (no register read): the time of a
+    /// software rate change, which reads the clock to re-anchor.
+    pub fn last_read_ns(&self) -> Nanos {
+        self.raw_to_ns(self.tc.last())
+    }
+
     /// The raw reading at which the disciplined time is `ns` (a target time to program).
     pub fn ns_to_raw(&self, ns: Nanos) -> RawTime {
         self.tc.raw_at(&*self.ops, ns, self.factor())

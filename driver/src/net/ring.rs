@@ -217,12 +217,17 @@ pub enum RxDiscard {
 /// The receive ring of queue 0: every descriptor owns one 2 KiB buffer for good.
 ///
 /// Invariant: hardware owns descriptors `[RDH, RDT)`; `next` is the next one to reap; all but one
-/// descriptor are armed with the hardware, the one held back being `RDT` itself.
+/// descriptor are armed with the hardware, the one held back being `RDT` itself, less the
+/// `unreturned` ones re-armed but not yet handed back (see [`RxRing::set_return_batch`]).
 pub struct RxRing<M: DescMemory> {
     mem: M,
     layout: Layout,
     next: usize,
     in_frame: bool,
+    /// Re-armed descriptors whose RDT write is still to come.
+    unreturned: usize,
+    /// RDT is written once this many are re-armed (1: at each descriptor).
+    return_batch: usize,
     // A received frame is copied here before it is handed over (allocated once).
     scratch: Vec<u8>,
 }
@@ -234,7 +239,15 @@ impl<M: DescMemory> RxRing<M> {
         for i in 0..size {
             write_desc(&mut mem, layout.desc(i), desc::rx_read(layout.buf_addrs[i], 0));
         }
-        Ok(RxRing { mem, layout, next: 0, in_frame: false, scratch: vec![0; BUF_LEN] })
+        Ok(RxRing {
+            mem,
+            layout,
+            next: 0,
+            in_frame: false,
+            unreturned: 0,
+            return_batch: 1,
+            scratch: vec![0; BUF_LEN],
+        })
     }
 
     /// Descriptors in the ring.
@@ -249,7 +262,15 @@ impl<M: DescMemory> RxRing<M> {
 
     /// The tail value the ring has given the hardware (the descriptor held back).
     pub fn tail(&self) -> usize {
-        (self.next + self.layout.size - 1) % self.layout.size
+        (self.next + 2 * self.layout.size - 1 - self.unreturned) % self.layout.size
+    }
+
+    /// Hands re-armed descriptors back to the hardware (one RDT write) once `batch` of them are
+    /// waiting, not at each one (clamped to 1..=size − 1, so a ring the hardware filled is always
+    /// handed back; Linux's igb refills in batches of 16). Each RDT write is a device access (an
+    /// exit under emulation); the hardware keeps at least size − batch descriptors.
+    pub fn set_return_batch(&mut self, batch: usize) {
+        self.return_batch = batch.clamp(1, self.layout.size - 1);
     }
 
     /// The memory (the simulated device writes through it in tests).
@@ -282,6 +303,11 @@ impl<M: DescMemory> RxRing<M> {
         let pkt = self.layout.buf_addrs[i];
         write_desc(&mut self.mem, self.layout.desc(i), desc::rx_read(pkt, 0));
         self.next = (i + 1) % self.layout.size;
+        self.unreturned += 1;
+        if self.unreturned < self.return_batch {
+            return;
+        }
+        self.unreturned = 0;
         // Descriptor memory before the tail write that hands it over.
         fence(Ordering::Release);
         regs.write32(reg::RDT0, i as u32);

@@ -8,7 +8,7 @@ use nicclock_uio::RegisterAccess;
 use statime::config::TimePropertiesDS;
 use statime::time::{Duration, Time};
 
-use crate::clock::{DeviceLost, Nanos, Phc, Ppb};
+use crate::clock::{DeviceLost, Nanos, Phc, Ppb, Steering};
 
 /// Our [`Nanos`] (TAI ns) as statime's [`Time`]; times before the epoch become 0.
 pub fn to_time(ns: Nanos) -> Time {
@@ -129,7 +129,13 @@ impl<R: RegisterAccess> statime::Clock for PtpClock<R> {
             log::warn!("ptp: rate write moved the clock by {} ns", d.jump_ns);
         }
         self.checked(r)?;
-        let now = self.checked(self.phc.borrow_mut().now())?;
+        // Software steering re-anchored the timecounter with a read just now: its time is the
+        // change's (one SYSTIM read less per Sync and Delay_Resp, each an exit under QEMU TCG).
+        let now = if self.phc.borrow().steering() == Steering::Software {
+            self.phc.borrow().last_read_ns()
+        } else {
+            self.checked(self.phc.borrow_mut().now())?
+        };
         self.last.set(now);
         Ok(to_time(now))
     }
@@ -147,7 +153,6 @@ mod tests {
     use statime::Clock as _;
 
     use super::*;
-    use crate::clock::Steering;
     use crate::model::{model, Quirks, INTEL};
     use crate::regs;
     use crate::sim::{SimConfig, SimModel, SimNic};

@@ -45,6 +45,7 @@ pub struct PtpRunner<R: RegisterAccess + Clone, M: DescMemory> {
     rx: Vec<Received>,
     send_failures: u64,
     next_link_check_ns: u64,
+    next_latch_check_ns: u64,
 }
 
 /// Rounds of due timers one poll handles (a timer re-armed as due again waits for the next poll).
@@ -52,6 +53,11 @@ const MAX_TIMER_ROUNDS: usize = 4;
 
 /// How often the link state and speed are read (the i210's stamp compensation depends on it).
 const LINK_CHECK_NS: u64 = 1_000_000_000;
+
+/// How often the 82576's RX latch is checked for being stuck (a TSYNCRXCTL read, an exit under
+/// QEMU TCG, so not at every wake-up): a stuck latch is cleared within
+/// [`crate::net::port::STUCK_RX_LATCH_NS`] + this.
+pub const LATCH_CHECK_NS: u64 = 250_000_000;
 
 impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
     /// A runner over a port already brought up, steering `phc` through statime; the slave starts
@@ -69,6 +75,7 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
             rx: Vec::new(),
             send_failures: 0,
             next_link_check_ns: now_ns.saturating_add(LINK_CHECK_NS),
+            next_latch_check_ns: now_ns,
         };
         let mut ignored = Vec::new();
         runner.apply(first, now_ns, &mut ignored);
@@ -95,7 +102,10 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
             self.apply(out, now_ns, &mut events);
         }
         self.rx = rx;
-        self.port.check_rx_latch(&self.regs, now_ns);
+        if now_ns >= self.next_latch_check_ns {
+            self.port.check_rx_latch(&self.regs, now_ns);
+            self.next_latch_check_ns = now_ns.saturating_add(LATCH_CHECK_NS);
+        }
         if now_ns >= self.next_link_check_ns {
             self.port.check_link(&self.regs);
             self.next_link_check_ns = now_ns.saturating_add(LINK_CHECK_NS);
