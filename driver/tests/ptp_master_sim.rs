@@ -523,6 +523,13 @@ fn a_better_master_joining_makes_ours_a_slave_and_ours_serves_again_when_it_leav
     assert_eq!(roles, [ActiveRole::Master, ActiveRole::Slave, ActiveRole::Master], "{roles:?}");
 }
 
+/// A second Phc on station `i`'s simulated 82576, for the Discipline to hold while statime owns the
+/// clock (it never steers through it).
+fn idle_phc(net: &Net, i: usize) -> Phc<Arc<SimNic>> {
+    let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
+    Phc::init(net.stations[i].nic.clone(), m, Quirks::empty(), Steering::Hardware, net.time.clone()).unwrap()
+}
+
 /// The daemon's auto role in virtual time: station A (auto, +40 ppm) is disciplined to the host's
 /// reference (the simulator's truth as TAI) by the Discipline through [`ClockOwner`] while it is
 /// not a slave; a better master B (its clock 1 ms off the reference) joins, A follows it (statime
@@ -532,11 +539,7 @@ fn in_auto_the_discipline_and_statime_hand_the_clock_over_and_never_steer_togeth
     let mut net = Net::new();
     net.add(SimModel::I82576, 40.0, 51, ptp_config(PtpRole::Auto, 128));
     let a_phc = net.stations[0].runner.phc().clone();
-    let idle = {
-        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
-        Phc::init(net.stations[0].nic.clone(), m, Quirks::empty(), Steering::Hardware, net.time.clone())
-            .unwrap()
-    };
+    let idle = idle_phc(&net, 0);
     let servo_config = ServoConfig { step_threshold_ns: 100_000.0, ..ServoConfig::default() };
     let dconfig = DisciplineConfig { interval_ns: 125 * MS, ..DisciplineConfig::default() };
     let owner =
@@ -627,11 +630,7 @@ fn after_a_slave_spell_the_discipline_starts_over_and_steps_back_to_its_referenc
     let mut net = Net::new();
     net.add(SimModel::I82576, 40.0, 91, ptp_config(PtpRole::Auto, 128));
     let a_phc = net.stations[0].runner.phc().clone();
-    let idle = {
-        let m = model(INTEL, SimModel::I82576.device_id()).unwrap();
-        Phc::init(net.stations[0].nic.clone(), m, Quirks::empty(), Steering::Hardware, net.time.clone())
-            .unwrap()
-    };
+    let idle = idle_phc(&net, 0);
     let dconfig = DisciplineConfig { interval_ns: 125 * MS, ..DisciplineConfig::default() };
     let servo = Servo::pi(ServoConfig::default(), 0.7, 0.3, 0.0);
     let owner = RefCell::new(ClockOwner::new(Discipline::new(idle, servo, dconfig)));

@@ -91,17 +91,7 @@ impl Master {
     }
 
     fn announce(&mut self, w: &dyn Wire) {
-        let mut a = ptp_message(ANNOUNCE, 64, 0, self.announce_seq);
-        a[7] = 0x04 | 0x08; // currentUtcOffsetValid, ptpTimescale
-        a[32] = 5;
-        a[44..46].copy_from_slice(&37i16.to_be_bytes());
-        a[47] = 128;
-        a[48] = 6;
-        a[49] = 0x21;
-        a[50..52].copy_from_slice(&0x4e5du16.to_be_bytes());
-        a[52] = 128;
-        a[53..61].copy_from_slice(&MASTER_ID);
-        a[63] = 0x20;
+        let a = fakeport::master_announce(MASTER_ID, self.announce_seq);
         self.send(w, &a);
         self.announce_seq = self.announce_seq.wrapping_add(1);
     }

@@ -29,7 +29,6 @@ const SYNC: u8 = 0;
 const DELAY_REQ: u8 = 1;
 const FOLLOW_UP: u8 = 8;
 const DELAY_RESP: u8 = 9;
-const ANNOUNCE: u8 = 0xb;
 const MASTER_MAC: [u8; 6] = [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc];
 const MASTER_ID: [u8; 8] = [0x00, 0x1b, 0x21, 0xff, 0xfe, 0xaa, 0xbb, 0xcc];
 
@@ -135,17 +134,7 @@ impl Master {
         self.send(&m);
     }
     fn announce(&self) {
-        let mut a = ptp_message(ANNOUNCE, 64, 0, self.seq);
-        a[7] = 0x04 | 0x08;
-        a[32] = 5;
-        a[44..46].copy_from_slice(&37i16.to_be_bytes());
-        a[47] = 128;
-        a[48] = 6;
-        a[49] = 0x21;
-        a[50..52].copy_from_slice(&0x4e5du16.to_be_bytes());
-        a[52] = 128;
-        a[53..61].copy_from_slice(&MASTER_ID);
-        a[63] = 0x20;
+        let a = fakeport::master_announce(MASTER_ID, self.seq);
         self.send(&a);
     }
     fn answer(&self) {

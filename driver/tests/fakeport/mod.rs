@@ -318,6 +318,23 @@ impl RegisterAccess for FakeNic {
 }
 
 /// A PTP message: `kind` (messageType), `len` bytes, `domain`, sequence `seq`, from the master.
+/// The minimal master's Announce (domain 0): grandmaster `master_id`, class 6, accuracy 0x21
+/// (100 ns), GNSS, TAI−UTC 37 valid, PTP timescale.
+pub fn master_announce(master_id: [u8; 8], seq: u16) -> Vec<u8> {
+    let mut a = ptp_message(0xB, 64, 0, seq);
+    a[7] = 0x04 | 0x08; // currentUtcOffsetValid, ptpTimescale
+    a[32] = 5;
+    a[44..46].copy_from_slice(&37i16.to_be_bytes());
+    a[47] = 128;
+    a[48] = 6;
+    a[49] = 0x21;
+    a[50..52].copy_from_slice(&0x4e5du16.to_be_bytes());
+    a[52] = 128;
+    a[53..61].copy_from_slice(&master_id);
+    a[63] = 0x20;
+    a
+}
+
 pub fn ptp_message(kind: u8, len: usize, domain: u8, seq: u16) -> Vec<u8> {
     let mut b = vec![0u8; len];
     b[0] = kind;
