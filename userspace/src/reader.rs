@@ -90,10 +90,12 @@ const _: () = {
     shared_between_threads::<Clock>()
 };
 
-/// Staleness limit when the reader sets none: 3 update intervals, at least 1 s.
-#[inline]
+/// Staleness limit when the reader sets none: 3 update intervals, at least 1 s. An interval
+/// beyond 2^62 ns (146 years) counts as 2^62: no multiply that checks for overflow on the
+/// reader's fast path (the limit is then beyond any reading's age anyway).
+#[inline(always)]
 pub fn default_max_age_ns(update_interval_ns: u64) -> u64 {
-    update_interval_ns.saturating_mul(STALE_INTERVALS).max(STALE_MIN_NS)
+    (update_interval_ns.min(1 << 62) * STALE_INTERVALS).max(STALE_MIN_NS)
 }
 
 /// How often a waiting reader re-checks a page that has no time to go stale (stopped, device
@@ -229,7 +231,7 @@ impl Clock {
         let tsc = counter::tsc();
         let (c, h) = (&self.page.page().clock, &self.page.page().header);
         // Scalars straight from the page into registers: no struct whose address is taken, no copy.
-        let read = seqlock::read(&c.seq, move || Fast {
+        let read = seqlock::try_read(&c.seq, move || Fast {
             kind: c.counter_kind.load(Relaxed),
             counter_value: c.counter_value.load(Relaxed),
             period: c.counter_period.load(Relaxed),
@@ -251,7 +253,7 @@ impl Clock {
             },
         });
         let Some(f) = read else {
-            return Err(writer_stuck());
+            return self.read_time_general(UTC, tsc);
         };
         match tsc {
             Some(counter) if f.kind == CounterKind::Tsc as u32 => self.evaluate::<UTC>(&f, counter, tsc),
@@ -354,6 +356,7 @@ impl Clock {
         let fast = (f.status < USABLE_BELOW)
             & (f.updated.wrapping_sub(1) < (1 << 63) - 1)
             & (f.anchor < 1 << 63)
+            & ((f.bound | f.est) < 1 << 63)
             & (f.period.wrapping_sub(period_min) <= period_max - period_min)
             & (ticks < FAST_TICKS);
         if !fast {
@@ -372,12 +375,12 @@ impl Clock {
             return self.read_time_general(UTC, tsc);
         }
         let tai = f.anchor + since;
-        let error_bound_ns = f.bound.saturating_add(growth_ns(since, f.growth));
-        // Epoch 0: an older writer, whose reserved zeros are no estimate.
-        let estimated_error_ns = match f.epoch {
-            0 => error_bound_ns,
-            _ => f.est.saturating_add(growth_ns(since, f.est_growth)).min(error_bound_ns),
-        };
+        // bound, est < 2^63 and a growth below 2^37 (since < 2^48 at < 2^32 ppt): no overflow.
+        let error_bound_ns = f.bound + growth_ns(since, f.growth);
+        // Epoch 0: an older writer, whose reserved zeros are no estimate. Both computed, one
+        // chosen: no branch.
+        let estimate = (f.est + growth_ns(since, f.est_growth)).min(error_bound_ns);
+        let estimated_error_ns = if f.epoch == 0 { error_bound_ns } else { estimate };
         let time_ns = if UTC {
             let (offset, leap, leap_tai_s) = f.utc;
             let Some(leap) = crate::abi::Leap::from_raw(leap) else {

@@ -168,6 +168,30 @@ fn error_bound_grows_with_distance_from_the_anchor() {
     snap.error_bound_ns = u64::MAX;
     w.publish(&snap);
     assert_eq!(clock.now().unwrap().error_bound_ns, u64::MAX, "unknown stays unknown");
+    // Bounds and estimates at or above 2^63 leave the fast path (which adds without saturating):
+    // they still grow, saturate at unknown, and the estimate stays at or below the bound.
+    for (bound, est) in [(u64::MAX - 10, 40), (1 << 63, 40), (1_000, u64::MAX - 10), (1 << 63, 1 << 63)] {
+        snap.error_bound_ns = bound;
+        snap.estimate = nicclock::Estimate { error_ns: est, growth_ppt: 1_000_000 };
+        w.publish(&snap);
+        let now = clock.now().unwrap();
+        let grown = |b: u64| b.saturating_add(450);
+        assert!(now.error_bound_ns >= grown(bound), "bound {bound}: {}", now.error_bound_ns);
+        assert!(
+            now.error_bound_ns - bound <= 700 || now.error_bound_ns == u64::MAX,
+            "bound {bound}: {now:?}"
+        );
+        assert!(now.estimated_error_ns <= now.error_bound_ns, "{now:?}");
+        assert!(now.estimated_error_ns >= grown(est).min(now.error_bound_ns), "estimate {est}: {now:?}");
+    }
+}
+
+#[test]
+fn default_max_age_is_three_intervals_at_least_a_second() {
+    assert_eq!(nicclock::default_max_age_ns(10_000_000), SEC);
+    assert_eq!(nicclock::default_max_age_ns(2 * SEC), 6 * SEC);
+    // An interval no writer has (beyond 2^62 ns, 146 years) gives a limit no page reaches.
+    assert_eq!(nicclock::default_max_age_ns(u64::MAX), 3 << 62);
 }
 
 #[test]
