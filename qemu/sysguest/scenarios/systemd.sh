@@ -197,6 +197,17 @@ if plug plug; then
       pass "MainPID $PID is nicclockd running as nicclock (uid/gid $NUID/$NGID)" || fail "MainPID $PID: $name uid $uids gid $gids"
     [ "$capeff" = 0000000000000000 ] && [ "$capprm" = 0000000000000000 ] && pass "nicclockd has no capabilities (CapEff $capeff)" ||
       fail "nicclockd CapEff $capeff CapPrm $capprm"
+    # The unit lets the measuring thread be set up before the drop: one thread SCHED_FIFO (policy
+    # 1, /proc/PID/task/TID/stat field 41), memory locked, and the daemon's line saying so.
+    fifo=$(for t in /proc/"$PID"/task/*/stat; do sed 's/^.*) //' "$t" | awk '{print $39}'; done | grep -c '^1$')
+    vmlck=$(awk '/^VmLck:/{print $2}' "/proc/$PID/status")
+    mline=$(journalctl -b -o cat --no-pager -u "$UNIT" | grep -m1 -o 'measuring thread:.*')
+    case "$fifo $mline" in
+      "1 measuring thread: SCHED_FIFO priority 1, pinned to CPU "*", memory locked")
+        [ "${vmlck:-0}" -gt 0 ] && pass "the measuring thread: SCHED_FIFO, pinned, ${vmlck} kB locked ('$mline')" ||
+          fail "the measuring thread: VmLck ${vmlck:-?} kB after '$mline'" ;;
+      *) fail "the measuring thread: $fifo SCHED_FIFO threads, VmLck ${vmlck:-?} kB, line '$mline'" ;;
+    esac
   else
     fail "$UNIT has no MainPID ($PID)"
   fi
