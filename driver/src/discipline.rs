@@ -103,6 +103,26 @@ impl RateEstimator {
         self.points.push_back((counter, reference_ns, delay_ns));
     }
 
+    /// The clock's rate was changed by `factor` (new / old) just after the newest point: the
+    /// points are redrawn as if the new rate had always applied (each one's distance from the
+    /// newest scaled by `factor`), so the estimate is the new rate at once instead of after the
+    /// window has refilled.
+    pub(crate) fn rescale(&mut self, factor: f64) {
+        let Some(&(_, last, _)) = self.points.back() else { return };
+        for p in &mut self.points {
+            let before = last.wrapping_sub(p.1) as i64;
+            p.1 = last.wrapping_sub((before as f64 * factor).round() as i64 as u64);
+        }
+    }
+
+    /// The clock was stepped by `ns` just after the newest point: the points move with it (the
+    /// rate is unchanged).
+    pub(crate) fn shift(&mut self, ns: i64) {
+        for p in &mut self.points {
+            p.1 = p.1.wrapping_add(ns as u64);
+        }
+    }
+
     pub(crate) fn rate(&self) -> Option<Rate> {
         let &(c0, r0, d0) = self.points.front()?;
         let n = self.points.len();

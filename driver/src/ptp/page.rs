@@ -2,6 +2,12 @@
 //! steers the clock): PHC-vs-counter measurements anchor the page, the port's state and its
 //! master's Announce give the status, the reference identity, TAI−UTC and the error bound.
 //!
+//! The rate follows the steering: the mapping's rate is a regression over the last measurements,
+//! and statime's corrections are known exactly (the clock's frequency correction at each update,
+//! its steps as events), so the measurements before a rate change are redrawn at the new rate and
+//! those before a step are moved by it: the next mapping carries the change whole instead of
+//! re-learning it over the regression's window (what made the QEMU lab's slave page lag).
+//!
 //! Status: LISTENING before any master → UNSYNCHRONIZED (nothing to follow yet); LISTENING or
 //! UNCALIBRATED once a master was heard → LOCKING; SLAVE → LOCKING, then LOCKED once the servo's
 //! offset stayed under the lock threshold `lock_count` times and at least 4 raw exchanges are
@@ -142,6 +148,8 @@ pub struct PtpPage {
     update_count: u64,
     /// The last published bound and its anchor (NIC ns), for a holdover.
     last_bound: Option<(u64, u64, f64)>,
+    /// The clock's frequency correction at the last update, ppb.
+    last_freq_ppb: Option<f64>,
 }
 
 impl PtpPage {
@@ -161,6 +169,7 @@ impl PtpPage {
             events: Vec::new(),
             update_count: 0,
             last_bound: None,
+            last_freq_ppb: None,
         }
     }
 
@@ -187,8 +196,9 @@ impl PtpPage {
             }
             RunnerEvent::Stepped { ns } => {
                 self.events.push((EventKind::Step, *ns));
-                // The mapping's rate and the offsets before the step say nothing of after it.
-                self.rate = RateEstimator::default();
+                // The clock moved by `ns` at its rate: the mapping's points move with it; the
+                // offsets before the step say nothing of after it.
+                self.rate.shift(*ns);
                 self.offsets.clear();
                 self.under_threshold = 0;
             }
@@ -251,6 +261,13 @@ impl PtpPage {
         }
         self.update_count += 1;
         let nic_ns = m.nic_ns.0.clamp(0, u64::MAX as i128) as u64;
+        // statime changed the clock's rate since the last update (its correction is known
+        // exactly): the mapping takes the change at once rather than re-learning it over the
+        // estimator's window (module docs: the rate follows the steering).
+        if let Some(last) = self.last_freq_ppb.filter(|&f| f != freq_ppb) {
+            self.rate.rescale((1.0 + freq_ppb * 1e-9) / (1.0 + last * 1e-9));
+        }
+        self.last_freq_ppb = Some(freq_ppb);
         self.rate.add(m.counter, nic_ns, m.delay_ns);
         let rate = self.rate.rate().map_or_else(
             || {
@@ -534,16 +551,65 @@ mod tests {
 
     /// One update at NIC time `t` (counter = ns since T0, measurement window 100 ns).
     fn at(page: &mut PtpPage, t: u64) -> Update {
+        at_clock(page, t, t, 3.0)
+    }
+
+    /// One update at true time `t` (counter = ns since T0) with the NIC clock reading `nic` under
+    /// a frequency correction of `freq_ppb`.
+    fn at_clock(page: &mut PtpPage, t: u64, nic: u64, freq_ppb: f64) -> Update {
         let m = Measurement {
             offset_ns: 0,
             delay_ns: 100,
-            nic_ns: Nanos(t as i128),
+            nic_ns: Nanos(nic as i128),
             reference_ns: t,
             counter: t - T0,
             counter_window: 100,
         };
         let ptp = page.ptp;
-        page.update_measured(&FakeHost, m, 3.0, ptp)
+        page.update_measured(&FakeHost, m, freq_ppb, ptp)
+    }
+
+    /// ns per counter tick the page publishes.
+    fn published_rate(u: &Update) -> f64 {
+        nicclock::period_to_ns_per_tick(u.snapshot.counter_period)
+    }
+
+    #[test]
+    fn a_rate_change_is_in_the_next_mapping_whole() {
+        // A clock 10 ppm fast (3 ppb of it the correction) for 3 s, then statime corrects it by
+        // another −5 000 ppb: the next mapping already runs at the new rate, not at a blend of
+        // the window's two.
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(40));
+        let (mut t, mut nic) = (T0, T0);
+        for _ in 0..30 {
+            at_clock(&mut page, t, nic, 3.0);
+            t += 100_000_000;
+            nic += 100_001_000;
+        }
+        let rate = published_rate(&at_clock(&mut page, t, nic, 3.0));
+        assert!((rate - 1.000_01).abs() < 1e-9, "{rate}");
+        // The correction changes right after this update: the next 100 ms run at the new rate.
+        let new_rate: f64 = 1.000_01 * (1.0 - 4_997e-9) / (1.0 + 3e-9);
+        t += 100_000_000;
+        nic += (100_000_000.0 * new_rate).round() as u64;
+        let rate = published_rate(&at_clock(&mut page, t, nic, -4_997.0));
+        assert!((rate - new_rate).abs() < 1e-9, "{rate} against {new_rate}: the change taken whole");
+    }
+
+    #[test]
+    fn a_step_moves_the_mapping_and_keeps_its_rate() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(40));
+        let (mut t, mut nic) = (T0, T0);
+        for _ in 0..10 {
+            at_clock(&mut page, t, nic, 3.0);
+            t += 100_000_000;
+            nic += 100_002_000;
+        }
+        page.on_event(&RunnerEvent::Stepped { ns: -1_000_000 });
+        let u = at_clock(&mut page, t, nic - 1_000_000, 3.0);
+        assert_eq!(u.snapshot.anchor_tai_ns, nic - 1_000_000);
+        let rate = published_rate(&u);
+        assert!((rate - 1.000_02).abs() < 1e-9, "{rate}: the rate known before the step");
     }
 
     #[test]
@@ -636,7 +702,8 @@ mod tests {
         assert!(before.snapshot.error_bound_ns > 400_000);
         page.on_event(&RunnerEvent::Stepped { ns: -400_000 });
         page.ptp = slave(40);
-        assert_eq!(at(&mut page, T0 + 100_000_000).snapshot.error_bound_ns, 40 + 5_000 + 100 + 101);
+        let after = at_clock(&mut page, T0 + 100_000_000, T0 + 100_000_000 - 400_000, 3.0);
+        assert_eq!(after.snapshot.error_bound_ns, 40 + 5_000 + 100 + 101);
     }
 
     #[test]

@@ -258,6 +258,30 @@ pub struct PageCheck {
     pub worst_error_ns: Option<i64>,
     /// The mean published bound while LOCKED, ns.
     pub mean_bound_ns: Option<f64>,
+    /// The LOCKED page read between its anchors (at every Sync-interval sample) against the
+    /// slave's own clock there: how well the published mapping follows statime's steering.
+    pub own_clock: OwnClockCheck,
+}
+
+/// The page's mapping against the slave's own (steered) clock between anchors.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OwnClockCheck {
+    pub samples: u64,
+    pub sum_sq_ns: f64,
+    pub max_abs_ns: i64,
+}
+
+impl OwnClockCheck {
+    /// RMS of page time − the slave's clock, ns (`None` before any LOCKED sample).
+    pub fn rms_ns(&self) -> Option<f64> {
+        (self.samples > 0).then(|| (self.sum_sq_ns / self.samples as f64).sqrt())
+    }
+
+    fn add(&mut self, error_ns: i64) {
+        self.samples += 1;
+        self.sum_sq_ns += (error_ns as f64).powi(2);
+        self.max_abs_ns = self.max_abs_ns.max(error_ns.abs());
+    }
 }
 
 /// The machine in virtual time for the page: the counter is true ns, the reference the master.
@@ -715,6 +739,8 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         sim.at(t0 + c.interval_ns, Ev::Page);
         (PtpPage::new(c, ClockIdentity::from_mac(mac), runner.status()), PageCheck::default(), 0f64)
     });
+    // The last published LOCKED snapshot and its TAI − NIC-time shift (ARB masters are UTC).
+    let mut published: Option<(nicclock::Snapshot, i128)> = None;
     let end = (scenario.duration_s * 1e9) as u64;
     let mut outcome = WireOutcome {
         offsets: Vec::new(),
@@ -770,6 +796,10 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     };
                     let disciplined = phc.borrow_mut().time_at(RawTime(truth.raw));
                     let offset = (disciplined - Nanos(master_ns)).as_i64();
+                    if let (Some((snap, shift)), Some((_, check, _))) = (&published, page.as_mut()) {
+                        let page_ns = snap.tai_at(host.counter()) - shift;
+                        check.own_clock.add((page_ns - disciplined.0) as i64);
+                    }
                     outcome.offsets.push((truth.true_ns as f64 / 1e9, offset));
                     sim.at(t + sync_every, Ev::Sample);
                 }
@@ -783,6 +813,8 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     }
                     let u = p.update(&mut phc.borrow_mut(), &host, runner.status())?;
                     let snap = &u.snapshot;
+                    published = (snap.status == nicclock::Status::Locked)
+                        .then(|| (snap.clone(), snap.anchor_tai_ns as i128 - u.measurement.nic_ns.0));
                     if snap.status == nicclock::Status::Locked {
                         let truth = EPOCH_TAI_NS as i128 + snap.counter_value as i128;
                         let error = (snap.anchor_tai_ns as i128 - truth).unsigned_abs() as i64;
