@@ -150,6 +150,10 @@ pub struct PtpPage {
     last_bound: Option<(u64, u64, f64)>,
     /// The clock's frequency correction at the last update, ppb.
     last_freq_ppb: Option<f64>,
+    /// The last published mapping: (counter, NIC ns, ns per tick).
+    last_mapping: Option<(u64, u64, f64)>,
+    /// At the last update: the measured NIC time − what the mapping before it said there, ns.
+    miss_ns: Option<i64>,
 }
 
 impl PtpPage {
@@ -170,6 +174,8 @@ impl PtpPage {
             update_count: 0,
             last_bound: None,
             last_freq_ppb: None,
+            last_mapping: None,
+            miss_ns: None,
         }
     }
 
@@ -179,6 +185,13 @@ impl PtpPage {
 
     pub fn config(&self) -> &PtpPageConfig {
         &self.config
+    }
+
+    /// How far the clock had run from the previous mapping by the last update (measured NIC time
+    /// − the mapping's time at that counter, ns; steps excluded): what a reader saw at the end of
+    /// the interval, the mapping's miss against the clock statime steers.
+    pub fn mapping_miss_ns(&self) -> Option<i64> {
+        self.miss_ns
     }
 
     /// Takes in what the runner reported: status changes, steps (a STEP event; the rate estimate
@@ -199,6 +212,9 @@ impl PtpPage {
                 // The clock moved by `ns` at its rate: the mapping's points move with it; the
                 // offsets before the step say nothing of after it.
                 self.rate.shift(*ns);
+                if let Some(m) = &mut self.last_mapping {
+                    m.1 = m.1.wrapping_add(*ns as u64);
+                }
                 self.offsets.clear();
                 self.under_threshold = 0;
             }
@@ -276,6 +292,11 @@ impl PtpPage {
             },
             |r| (r.ns_per_tick, r.relative_error),
         );
+        self.miss_ns = self.last_mapping.map(|(counter, nic, ns_per_tick)| {
+            let elapsed = m.counter.wrapping_sub(counter) as i64 as f64 * ns_per_tick;
+            (nic_ns.wrapping_sub(nic) as i64 as f64 - elapsed).round() as i64
+        });
+        self.last_mapping = Some((m.counter, nic_ns, rate.0));
         let s = self.ptp;
         let slave = s.state == PortState::Slave;
         let offset = s.offset_ns.filter(|_| slave);
@@ -594,6 +615,29 @@ mod tests {
         nic += (100_000_000.0 * new_rate).round() as u64;
         let rate = published_rate(&at_clock(&mut page, t, nic, -4_997.0));
         assert!((rate - new_rate).abs() < 1e-9, "{rate} against {new_rate}: the change taken whole");
+    }
+
+    #[test]
+    fn the_miss_is_what_the_clock_ran_from_the_last_mapping() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(40));
+        let (mut t, mut nic) = (T0, T0);
+        for _ in 0..10 {
+            at_clock(&mut page, t, nic, 3.0);
+            t += 100_000_000;
+            nic += 100_001_000;
+        }
+        assert_eq!(page.mapping_miss_ns(), Some(0), "a steady clock on its mapping");
+        // 100 ms at 1 ppm faster than the mapping said: 100 ns ahead of it.
+        nic += 100_001_100;
+        t += 100_000_000;
+        at_clock(&mut page, t, nic, 3.0);
+        assert_eq!(page.mapping_miss_ns(), Some(100));
+        // A step is the reader's event, not a miss.
+        let rate = published_rate(&at_clock(&mut page, t, nic, 3.0));
+        page.on_event(&RunnerEvent::Stepped { ns: 5_000 });
+        let (t2, nic2) = (t + 100_000_000, nic + 5_000 + (100_000_000.0 * rate).round() as u64);
+        at_clock(&mut page, t2, nic2, 3.0);
+        assert!(page.mapping_miss_ns().unwrap().abs() <= 1, "{:?}", page.mapping_miss_ns());
     }
 
     #[test]

@@ -134,12 +134,20 @@ floor_of() {
 }
 m_vs_rt=$(floor_of pair-master)
 s_vs_rt=$(floor_of pair-slave)
+# The slave's mapping against its own clock, which statime steers: at each update, how far the
+# clock had run from the previous mapping (the CSV's mapping_miss_ns, LOCKED rows): what a reader
+# saw at the end of each interval, without CLOCK_REALTIME's or the master's share.
+s_miss=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "mapping_miss_ns") c = i; if ($i == "status") st = i }; next }
+  c && $st == "LOCKED" && $c != "" { n++; s += $c * $c; if ($c > m || -$c > m) m = ($c < 0 ? -$c : $c) }
+  END { if (n) printf "%.0f %d %d", sqrt(s / n), m, n }' /tmp/slave.csv)
 m_est=$(nicclock --page pair-master status --json | json_field estimated_error_ns)
 s_est=$(nicclock --page pair-slave status --json | json_field estimated_error_ns)
 echo "figure ptp_pair_floor_master_phc_vs_realtime_rms_ns $m_rms"
 echo "figure ptp_pair_floor_master_page_vs_realtime_rms_ns $m_vs_rt"
 echo "figure ptp_pair_floor_slave_page_vs_realtime_rms_ns $s_vs_rt"
 echo "figure ptp_pair_floor_estimated_error_ns master $m_est slave $s_est"
+echo "figure ptp_pair_floor_slave_mapping_miss_rms_ns ${s_miss%% *}"
+echo "slave mapping miss: max and LOCKED updates: ${s_miss#* }"
 result "floor master_phc_vs_realtime_rms_ns $m_rms master_page_vs_realtime_rms_ns $m_vs_rt slave_page_vs_realtime_rms_ns $s_vs_rt estimated_error_ns master $m_est slave $s_est"
 [ -n "$m_rms" ] && [ -n "$m_vs_rt" ] && [ -n "$s_vs_rt" ] && pass "floor measured" || fail "floor: master CSV '$m_rms', pages against CLOCK_REALTIME '$m_vs_rt' / '$s_vs_rt'"
 
