@@ -136,10 +136,11 @@ m_vs_rt=$(floor_of pair-master)
 s_vs_rt=$(floor_of pair-slave)
 # The slave's mapping against its own clock, which statime steers: at each update, how far the
 # clock had run from the previous mapping (the CSV's mapping_miss_ns, LOCKED rows): what a reader
-# saw at the end of each interval, without CLOCK_REALTIME's or the master's share.
+# saw at the end of each interval, without CLOCK_REALTIME's or the master's share. (The guest's
+# busybox awk has no sqrt: Newton's iteration.)
 s_miss=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "mapping_miss_ns") c = i; if ($i == "status") st = i }; next }
   c && $st == "LOCKED" && $c != "" { n++; s += $c * $c; if ($c > m || -$c > m) m = ($c < 0 ? -$c : $c) }
-  END { if (n) printf "%.0f %d %d", sqrt(s / n), m, n }' /tmp/slave.csv)
+  END { if (n) { v = s / n; r = v + 1; for (k = 0; k < 60; k++) r = (r + v / r) / 2; printf "%.0f %d %d", r, m, n } }' /tmp/slave.csv)
 m_est=$(nicclock --page pair-master status --json | json_field estimated_error_ns)
 s_est=$(nicclock --page pair-slave status --json | json_field estimated_error_ns)
 echo "figure ptp_pair_floor_master_phc_vs_realtime_rms_ns $m_rms"
