@@ -4,7 +4,7 @@
 
 use nicclock_driver::clock::SteerChoice;
 use nicclock_driver::ptp::page::PtpPageConfig;
-use nicclock_driver::ptp::simwire::{run, OwnClockCheck, WireScenario};
+use nicclock_driver::ptp::simwire::{run, LinkSpec, OwnClockCheck, StampNoise, WireScenario};
 use nicclock_driver::sim::{SimConfig, SimModel};
 
 /// The slave on a QEMU igb (82576, software steering), 8 Sync/s, an oscillator `ppm` off that
@@ -29,6 +29,7 @@ fn own_clock(seed: u64, ppm: f64) -> OwnClockCheck {
     let p = o.page.expect("the page ran");
     assert!(p.locked_updates > 300, "the page LOCKED for most of the run: {p:?}");
     assert_eq!(p.violations, 0, "a LOCKED bound below the true error: {p:?}");
+    assert_eq!(p.reader.outside, 0, "a reader got a bound below the true error: {:?}", p.reader);
     p.own_clock
 }
 
@@ -52,4 +53,43 @@ fn the_page_follows_the_steered_clock_between_anchors() {
     // next anchor.
     assert!(worst_rms < 35.0, "the page lags statime's steering: RMS {worst_rms:.1} ns");
     assert!(worst_max < 200, "the page lags statime's steering: max {worst_max} ns");
+}
+
+#[test]
+fn every_reading_lies_within_the_bound_the_reader_got_from_the_first_exchange_on() {
+    // The QEMU lab's pair: both clocks QEMU's (0.5 ppm apart), a 12 µs path, emulated stamps µs
+    // late and noisy. Right after the first step the servo's offset is 0 and the clock still
+    // ~20 µs off; with one raw exchange or none the page published a LOCKING bound of ~600 ns
+    // (3 of these 12 runs had a reading outside it, by up to 20 µs): no bound before
+    // MIN_EXCHANGES.
+    let mut outside = 0;
+    for seed in 1..=12 {
+        let sc = WireScenario {
+            duration_s: 40.0,
+            seed,
+            sim: SimConfig {
+                model: SimModel::I82576,
+                qemu: true,
+                freq_error_ppm: 0.5,
+                wander_ppb_per_sqrt_s: 5.0,
+                seed,
+                ..SimConfig::default()
+            },
+            steer: SteerChoice::Software,
+            page: Some(PtpPageConfig::default()),
+            link: LinkSpec { delay_ns: 12_000, asymmetry_ns: 0, stamp_jitter_ns: 1_000.0, loss: 0.0 },
+            master_stamp_noise: StampNoise {
+                sigma_ns: 1_000.0,
+                t1_late_mean_ns: 5_000.0,
+                t4_late_mean_ns: 5_000.0,
+                ..StampNoise::default()
+            },
+            ..WireScenario::standard()
+        };
+        let p = run(&sc).expect("the simulated NIC stays present").page.expect("the page ran");
+        println!("seed {seed}: {:?}", p.reader);
+        assert!(p.reader.readings > 250, "the page had a bound for most of the run: {:?}", p.reader);
+        outside += p.reader.outside;
+    }
+    assert_eq!(outside, 0, "readings outside the bound the reader got");
 }

@@ -43,9 +43,12 @@
 //! draws of a skewed latency runs low in some windows: with 1σ, 2 LOCKED updates in 2 848 fell
 //! 4 µs outside with a software-stamping master at 8 Sync/s once the slave stopped stepping on
 //! its noise, hence 2σ). The raw
-//! offsets also see at once what the filter sees late, after a frequency change. The newest
-//! exchange is at most one Delay_Req interval old: the clock drifts from it at the residual
-//! frequency error, ns over a second, which σ ≥ the stamp noise covers. The holdover bound starts
+//! offsets also see at once what the filter sees late, after a frequency change. They say what
+//! the clock was at the newest exchange, up to a Delay_Req interval (more when exchanges are lost)
+//! before the anchor: the clock has drifted since at up to the bound's growth, which is added for
+//! that age (in a servo's transient, 10s of ppm over 100s of ms: µs the QEMU lab's pair read
+//! outside the bound without it). No bound before [`MIN_EXCHANGES`] exchanges: right after the
+//! first step the servo's offset is 0 while the clock is still µs off. The holdover bound starts
 //! from the last LOCKED/LOCKING bound, so from this term too. The estimated error (ABI 1.4) stays
 //! statistical: the RMS of the raw offsets (or of the filtered ones when larger).
 
@@ -329,10 +332,19 @@ impl PtpPage {
             None => {
                 let measured = s.raw_offsets.is_some_and(|r| r.count >= MIN_EXCHANGES);
                 let status = self.next_status(offset, measured);
+                // Fewer raw exchanges than MIN_EXCHANGES say nothing of the noise (one says
+                // nothing at all: right after the first step, the servo's offset is 0 and the
+                // clock still µs off): no bound yet.
                 let bound = match offset {
-                    Some(_) => {
+                    Some(_) if measured => {
                         let filtered = self.offsets.iter().copied().max().unwrap_or(0);
-                        let raw = s.raw_offsets.map_or(0, |r| r.bound_ns());
+                        // The raw figures are as old as the newest exchange: the clock has drifted
+                        // since at up to the bound's growth (in a servo's transient, 10s of ppm for
+                        // 100s of ms: the QEMU lab's pair read its master µs outside without this).
+                        let drift = s.raw_offsets.and_then(|r| r.newest_at_ns).map_or(0, |at| {
+                            (self.growth_ppb() * nic_ns.saturating_sub(at) as f64 / 1e9).ceil() as u64
+                        });
+                        let raw = s.raw_offsets.map_or(0, |r| r.bound_ns()).saturating_add(drift);
                         let servo = filtered.max(raw);
                         // The filter's mean delay converges slowly from 0 after a (re)start; the
                         // raw exchanges' mean is there from the first one.
@@ -342,7 +354,7 @@ impl PtpPage {
                         let gm = if gm_accuracy_ns == u64::MAX { 0 } else { gm_accuracy_ns };
                         servo.saturating_add(asymmetry).saturating_add(gm).saturating_add(mapping_ns)
                     }
-                    None => u64::MAX,
+                    _ => u64::MAX,
                 };
                 let status = if bound == u64::MAX && status != Status::Unsynchronized {
                     Status::Locking
@@ -505,6 +517,7 @@ mod tests {
 
     use super::*;
     use crate::clock::Nanos;
+    use crate::ptp::spread::RawSpread;
 
     struct FakeHost;
     impl Host for FakeHost {
@@ -565,6 +578,7 @@ mod tests {
                 rms_ns: 0,
                 mean_delay_ns: 0,
                 latency_shift_ns: 0,
+                newest_at_ns: None,
             }),
             ..listening()
         }
@@ -638,6 +652,31 @@ mod tests {
         let (t2, nic2) = (t + 100_000_000, nic + 5_000 + (100_000_000.0 * rate).round() as u64);
         at_clock(&mut page, t2, nic2, 3.0);
         assert!(page.mapping_miss_ns().unwrap().abs() <= 1, "{:?}", page.mapping_miss_ns());
+    }
+
+    #[test]
+    fn the_bound_grows_from_the_newest_exchange_not_from_the_anchor() {
+        // statime just moved the frequency by 40 ppm (a servo's transient) and the newest raw
+        // exchange is 300 ms old: the clock may have run 12 µs from what it said, which the bound
+        // at the anchor must already carry (the reader's growth starts at the anchor).
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(40));
+        at_clock(&mut page, T0, T0, 0.0);
+        at_clock(&mut page, T0 + 100_000_000, T0 + 100_000_000, 40_000.0);
+        let fresh = at_clock(&mut page, T0 + 200_000_000, T0 + 200_000_000, 40_000.0);
+        assert_eq!(fresh.snapshot.error_bound_ns, 40 + 5_000 + 100 + 101, "no exchange time known");
+        let raw = page.ptp.raw_offsets.map(|r| RawSpread { newest_at_ns: Some(T0 - 100_000_000), ..r });
+        page.ptp.raw_offsets = raw;
+        let old = at_clock(&mut page, T0 + 200_000_000, T0 + 200_000_000, 40_000.0);
+        let drift = old.snapshot.error_bound_ns - fresh.snapshot.error_bound_ns;
+        // (The rest of the bound moves by a few ns with the mapping's rate.)
+        assert!(drift > 11_900, "300 ms at the 40 ppm the frequency moved by: {drift} ns");
+        // A step moves the exchange's time with the clock: its age is unchanged.
+        page.on_event(&RunnerEvent::Stepped { ns: 1_000_000 });
+        let raw = page.ptp.raw_offsets.map(|r| RawSpread { newest_at_ns: Some(T0 - 99_000_000), ..r });
+        page.ptp.raw_offsets = raw;
+        let stepped = at_clock(&mut page, T0 + 200_000_000, T0 + 201_000_000, 40_000.0);
+        let again = stepped.snapshot.error_bound_ns - fresh.snapshot.error_bound_ns;
+        assert!(again.abs_diff(drift) < 100, "{again} ns after the step, {drift} ns before");
     }
 
     #[test]
@@ -782,6 +821,7 @@ mod tests {
             rms_ns: 110_000,
             mean_delay_ns: 4_000,
             latency_shift_ns: 0,
+            newest_at_ns: None,
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(raw), ..slave(40) }));
         let u = at(&mut page, T0);
@@ -797,6 +837,7 @@ mod tests {
             rms_ns: 6,
             mean_delay_ns: 0,
             latency_shift_ns: 0,
+            newest_at_ns: None,
         };
         page.on_event(&RunnerEvent::Stepped { ns: 0 });
         page.ptp = PtpStatus { raw_offsets: Some(quiet), ..slave(40) };
@@ -813,6 +854,7 @@ mod tests {
             rms_ns: 100_000,
             mean_delay_ns: 0,
             latency_shift_ns: 0,
+            newest_at_ns: None,
         };
         page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(few), ..slave(40) }));
         let mut t = T0;
