@@ -113,6 +113,9 @@ if [ "$rc" = 0 ] && [ "$outside" = 0 ] && [ "${readings:-0}" -ge $((RUN_S * 5)) 
 else
   fail "pair: compare (exit $rc): $sum"
   grep -n "OUTSIDE\|own bound" /tmp/pair.txt | head -5
+  # What the slave's page and servo did then (its stats CSV from LOCKING on; the compare
+  # starts at the first LOCKED, reading n is n/10 s later).
+  awk -F, 'NR == 1 || $6 == "LOCKING" || $6 == "LOCKED"' /tmp/slave.csv | head -40
 fi
 echo "the largest offsets (reading number: line):"
 grep -n '^offset' /tmp/pair.txt | sed 's/^[0-9]*:offset -\{0,1\}\([0-9]*\) .*/\1 &/' | sort -rn | head -3 | cut -d' ' -f2-
