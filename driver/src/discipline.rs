@@ -161,7 +161,7 @@ impl RateEstimator {
 /// [`REJECT_LIMIT`] rejections in a row the filter starts over from the current delays rather than
 /// leave the page without updates for good.
 #[derive(Debug, Default)]
-struct DelayFilter {
+pub(crate) struct DelayFilter {
     recent: VecDeque<u64>,
     rejected_in_a_row: u32,
 }
@@ -171,7 +171,7 @@ pub const REJECT_LIMIT: u32 = 8;
 
 /// Why the delay filter let a measurement through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Typical,
     /// Delays stayed far above the typical one (this many ns) for [`REJECT_LIMIT`] updates.
     NewNormal {
@@ -181,12 +181,12 @@ enum Verdict {
 
 impl DelayFilter {
     /// The smallest recent delay (this machine's usual best), once there are a few.
-    fn floor(&self) -> Option<u64> {
+    pub(crate) fn floor(&self) -> Option<u64> {
         (self.recent.len() >= 4).then(|| self.recent.iter().copied().min()).flatten()
     }
 
     /// Whether `delay` is typical (else the typical delay); accepted delays are remembered.
-    fn accept(&mut self, delay: u64) -> Result<Verdict, u64> {
+    pub(crate) fn accept(&mut self, delay: u64) -> Result<Verdict, u64> {
         let mut verdict = Verdict::Typical;
         if self.recent.len() >= 4 {
             let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
