@@ -160,7 +160,10 @@ echo "slave mapping miss: max and LOCKED updates: ${s_miss#* }"
 result "floor master_phc_vs_realtime_rms_ns $m_rms master_page_vs_realtime_rms_ns $m_vs_rt slave_page_vs_realtime_rms_ns $s_vs_rt estimated_error_ns master $m_est slave $s_est"
 [ -n "$m_rms" ] && [ -n "$m_vs_rt" ] && [ -n "$s_vs_rt" ] && pass "floor measured" || fail "floor: master CSV '$m_rms', pages against CLOCK_REALTIME '$m_vs_rt' / '$s_vs_rt'"
 
-grep "ptp offset" /tmp/pair-slave.log | tail -2
+# The slave's servo through the run, every 10 s (its filtered offset, path delays and the
+# lucky-exchange shift it applies, beside the pair windows above).
+grep "ptp offset" /tmp/pair-slave.log |
+  awk 'NR % 10 == 1 { print $1, "offset", $4, "freq", $7, "delay", $9, "raw_delay", $(NF - 2), "lucky_shift", $NF }'
 echo "master page: $(nicclock --page pair-master status --json)"
 echo "slave page: $(nicclock --page pair-slave status --json)"
 tail -2 /tmp/master.csv
