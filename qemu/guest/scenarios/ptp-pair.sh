@@ -124,6 +124,9 @@ grep -n '^offset' /tmp/pair.txt | sed 's/^[0-9]*:offset -\{0,1\}\([0-9]*\) .*/\1
 awk '/^offset/ { n++; w = int((n - 1) / 100); c[w]++; s[w] += $2; q[w] += $2 * $2; if ($2 > mx[w] || -$2 > mx[w]) mx[w] = ($2 < 0 ? -$2 : $2) }
   END { for (i = 0; i in c; i++) { v = q[i] / c[i]; r = v + 1; for (k = 0; k < 60; k++) r = (r + v / r) / 2
     printf "pair window %d-%d s: rms %.0f mean %.0f max %d ns\n", i * 10, i * 10 + 10, r, s[i] / c[i], mx[i] } }' /tmp/pair.txt
+# The first 10 s per second (the slave's servo settling after its first LOCKED): mean offsets.
+awk '/^offset/ { n++; if (n <= 100) { k = int((n - 1) / 10); s[k] += $2; c[k]++ } }
+  END { l = "pair first 10 s, mean offset per second (ns):"; for (k = 0; k in c; k++) l = l sprintf(" %.0f", s[k] / c[k]); print l }' /tmp/pair.txt
 echo "figure ptp_pair_true_rms_ns $true_rms"
 echo "figure ptp_pair_true_max_ns $true_max"
 result "figure ptp_pair_true_rms_ns $true_rms mean $(field mean_offset_ns) max_bracket_ns $(field max_bracket_ns) max_combined_bound_ns $(field max_combined_bound_ns)"
