@@ -155,6 +155,14 @@ impl RateEstimator {
     }
 }
 
+/// How long a measurement's best read took, ns: the larger of its reference bracket (`delay_ns`)
+/// and its counter bracket, which holds the reference reads too: a stall between a counter read
+/// and a reference read moves the anchor (the counter's middle) as much as one inside the
+/// reference bracket, and the delay alone does not show it.
+pub(crate) fn bracket_ns(m: &Measurement, ns_per_tick: f64) -> u64 {
+    m.delay_ns.max((m.counter_window as f64 * ns_per_tick).round() as u64)
+}
+
 /// Recent measurement delays, to reject a measurement whose every read was disturbed (the
 /// thread was preempted, the bus stalled): its offset is too uncertain to steer or publish by.
 /// Delays that stay high are this machine's new normal, not a disturbance: after
@@ -307,12 +315,14 @@ impl<R: RegisterAccess> Discipline<R> {
 
     /// One update from measurement `m`: servo, steer, and describe the page update.
     pub fn update_measured(&mut self, host: &dyn Host, m: Measurement) -> Result<Step, DeviceLost> {
-        let new_normal = match self.delays.accept(m.delay_ns) {
+        let ns_per_tick = self.rate.rate().map_or_else(|| host.ns_per_tick().0, |r| r.ns_per_tick);
+        let bracket = bracket_ns(&m, ns_per_tick);
+        let new_normal = match self.delays.accept(bracket) {
             Ok(Verdict::Typical) => None,
             Ok(Verdict::NewNormal { old_typical_ns }) => Some(old_typical_ns),
             Err(typical_ns) => {
                 let in_a_row = self.delays.rejected_in_a_row;
-                return Ok(Step::Rejected { delay_ns: m.delay_ns, typical_ns, in_a_row });
+                return Ok(Step::Rejected { delay_ns: bracket, typical_ns, in_a_row });
             }
         };
         self.update_count += 1;

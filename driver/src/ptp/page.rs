@@ -73,7 +73,7 @@ use super::runner::RunnerEvent;
 use super::slave::{ClockIdentity, PortState, PtpStatus};
 use super::spread::MIN_EXCHANGES;
 use crate::clock::{DeviceLost, Phc};
-use crate::discipline::{DelayFilter, RateEstimator, Update};
+use crate::discipline::{bracket_ns, DelayFilter, RateEstimator, Update};
 use crate::measure::{measure, Host, Measurement};
 use crate::servo::ServoState;
 
@@ -274,9 +274,10 @@ impl PtpPage {
         // the QEMU lab's slave page anchored 1.8 ms off its clock, honest only by the bound's
         // half-bracket) is taken again rather than anchor the page.
         let good_enough = self.delays.floor().map(|f| f + f / 4);
+        let ns_per_tick = self.rate.rate().map_or_else(|| host.ns_per_tick().0, |r| r.ns_per_tick);
         let mut m = measure(phc, host, self.config.readings, good_enough)?;
         for _ in 0..REMEASURE {
-            if self.delays.accept(m.delay_ns).is_ok() {
+            if self.delays.accept(bracket_ns(&m, ns_per_tick)).is_ok() {
                 break;
             }
             m = measure(phc, host, self.config.readings, good_enough)?;
@@ -688,6 +689,10 @@ mod tests {
         time: Arc<VirtualTime>,
         stalls: Cell<u32>,
         reads: Cell<u64>,
+        /// Stall after the first counter read of each bracketed read instead (before the
+        /// reference bracket: the delay does not show it).
+        counter_stalls: Cell<u32>,
+        counter_reads: Cell<u64>,
     }
 
     impl Host for StallingHost {
@@ -695,7 +700,13 @@ mod tests {
             CounterKind::MonotonicRaw
         }
         fn counter(&self) -> u64 {
-            self.time.now_ns()
+            let now = self.time.now_ns();
+            self.counter_reads.set(self.counter_reads.get() + 1);
+            if self.counter_reads.get() % 2 == 1 && self.counter_stalls.get() > 0 {
+                self.counter_stalls.set(self.counter_stalls.get() - 1);
+                self.time.advance(2_000_000);
+            }
+            now
         }
         fn reference_ns(&self) -> u64 {
             self.reads.set(self.reads.get() + 1);
@@ -717,7 +728,13 @@ mod tests {
         let nic = Arc::new(SimNic::new(config, time.clone()));
         let model = model(INTEL, 0x10C9).unwrap();
         let mut phc = Phc::init(nic, model, Quirks::empty(), Steering::Software, time.clone()).unwrap();
-        let host = StallingHost { time: time.clone(), stalls: Cell::new(0), reads: Cell::new(0) };
+        let host = StallingHost {
+            time: time.clone(),
+            stalls: Cell::new(0),
+            reads: Cell::new(0),
+            counter_stalls: Cell::new(0),
+            counter_reads: Cell::new(0),
+        };
         let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
         for _ in 0..8 {
             page.update(&mut phc, &host, listening()).unwrap();
@@ -734,6 +751,17 @@ mod tests {
             - (after.counter_value - before.counter_value) as i64;
         assert!(error.abs() < 10_000, "the page anchored {error} ns off the clock");
         assert_eq!(host.stalls.get(), 0, "the disturbed measurement was taken");
+        // The same stall before the reference bracket: the counter's bracket shows it.
+        time.advance(100_000_000);
+        let before = page.update(&mut phc, &host, listening()).unwrap().snapshot;
+        time.advance(100_000_000);
+        // (Every read of one measurement: 5, its delays looking good.)
+        host.counter_stalls.set(5);
+        let after = page.update(&mut phc, &host, listening()).unwrap().snapshot;
+        let error = (after.anchor_tai_ns - before.anchor_tai_ns) as i64
+            - (after.counter_value - before.counter_value) as i64;
+        assert!(error.abs() < 10_000, "the page anchored {error} ns off the clock (counter stall)");
+        assert_eq!(host.counter_stalls.get(), 0, "the disturbed measurement was taken");
     }
 
     #[test]
