@@ -103,6 +103,26 @@ impl RateEstimator {
         self.points.push_back((counter, reference_ns, delay_ns));
     }
 
+    /// The clock's rate was changed by `factor` (new / old) just after the newest point: the
+    /// points are redrawn as if the new rate had always applied (each one's distance from the
+    /// newest scaled by `factor`), so the estimate is the new rate at once instead of after the
+    /// window has refilled.
+    pub(crate) fn rescale(&mut self, factor: f64) {
+        let Some(&(_, last, _)) = self.points.back() else { return };
+        for p in &mut self.points {
+            let before = last.wrapping_sub(p.1) as i64;
+            p.1 = last.wrapping_sub((before as f64 * factor).round() as i64 as u64);
+        }
+    }
+
+    /// The clock was stepped by `ns` just after the newest point: the points move with it (the
+    /// rate is unchanged).
+    pub(crate) fn shift(&mut self, ns: i64) {
+        for p in &mut self.points {
+            p.1 = p.1.wrapping_add(ns as u64);
+        }
+    }
+
     pub(crate) fn rate(&self) -> Option<Rate> {
         let &(c0, r0, d0) = self.points.front()?;
         let n = self.points.len();
@@ -135,13 +155,21 @@ impl RateEstimator {
     }
 }
 
+/// How long a measurement's best read took, ns: the larger of its reference bracket (`delay_ns`)
+/// and its counter bracket, which holds the reference reads too: a stall between a counter read
+/// and a reference read moves the anchor (the counter's middle) as much as one inside the
+/// reference bracket, and the delay alone does not show it.
+pub(crate) fn bracket_ns(m: &Measurement, ns_per_tick: f64) -> u64 {
+    m.delay_ns.max((m.counter_window as f64 * ns_per_tick).round() as u64)
+}
+
 /// Recent measurement delays, to reject a measurement whose every read was disturbed (the
 /// thread was preempted, the bus stalled): its offset is too uncertain to steer or publish by.
 /// Delays that stay high are this machine's new normal, not a disturbance: after
 /// [`REJECT_LIMIT`] rejections in a row the filter starts over from the current delays rather than
 /// leave the page without updates for good.
 #[derive(Debug, Default)]
-struct DelayFilter {
+pub(crate) struct DelayFilter {
     recent: VecDeque<u64>,
     rejected_in_a_row: u32,
 }
@@ -151,7 +179,7 @@ pub const REJECT_LIMIT: u32 = 8;
 
 /// Why the delay filter let a measurement through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Typical,
     /// Delays stayed far above the typical one (this many ns) for [`REJECT_LIMIT`] updates.
     NewNormal {
@@ -161,12 +189,12 @@ enum Verdict {
 
 impl DelayFilter {
     /// The smallest recent delay (this machine's usual best), once there are a few.
-    fn floor(&self) -> Option<u64> {
+    pub(crate) fn floor(&self) -> Option<u64> {
         (self.recent.len() >= 4).then(|| self.recent.iter().copied().min()).flatten()
     }
 
     /// Whether `delay` is typical (else the typical delay); accepted delays are remembered.
-    fn accept(&mut self, delay: u64) -> Result<Verdict, u64> {
+    pub(crate) fn accept(&mut self, delay: u64) -> Result<Verdict, u64> {
         let mut verdict = Verdict::Typical;
         if self.recent.len() >= 4 {
             let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
@@ -287,12 +315,14 @@ impl<R: RegisterAccess> Discipline<R> {
 
     /// One update from measurement `m`: servo, steer, and describe the page update.
     pub fn update_measured(&mut self, host: &dyn Host, m: Measurement) -> Result<Step, DeviceLost> {
-        let new_normal = match self.delays.accept(m.delay_ns) {
+        let ns_per_tick = self.rate.rate().map_or_else(|| host.ns_per_tick().0, |r| r.ns_per_tick);
+        let bracket = bracket_ns(&m, ns_per_tick);
+        let new_normal = match self.delays.accept(bracket) {
             Ok(Verdict::Typical) => None,
             Ok(Verdict::NewNormal { old_typical_ns }) => Some(old_typical_ns),
             Err(typical_ns) => {
                 let in_a_row = self.delays.rejected_in_a_row;
-                return Ok(Step::Rejected { delay_ns: m.delay_ns, typical_ns, in_a_row });
+                return Ok(Step::Rejected { delay_ns: bracket, typical_ns, in_a_row });
             }
         };
         self.update_count += 1;

@@ -106,7 +106,9 @@ fn on_the_simulator_the_page_names_ptp_and_stays_unsynchronized_without_a_master
     let csv = std::fs::read_to_string(&stats).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    for col in ["port_state", "rx_dropped", "tx_stamps_lost", "drop_looped", "drop_not_ptp"] {
+    for col in
+        ["port_state", "rx_dropped", "tx_stamps_lost", "drop_looped", "drop_not_ptp", "mapping_miss_ns"]
+    {
         assert!(header.contains(&col), "{col} in {header:?}");
     }
     let row: Vec<&str> = lines.next().expect("a stats line").split(',').collect();

@@ -7,11 +7,14 @@
 //! o − ô (ô: the filter's offset estimate then, which removes its steering from the comparison).
 //! A stamp latency adds to d, and to o by half of it with a sign: the quarter of the last
 //! [`WINDOW`] exchanges with the least d is the least biased, and the correction is the mean
-//! residual of that quarter minus the mean residual of all. With zero-mean noise of equal size on
-//! every stamp (hardware stamps) o and d are uncorrelated, so the correction is zero plus a few
-//! percent of the noise; with one-sided latency it removes the mean latency of the lucky quarter
-//! less that of all (in the QEMU lab: t4 145–500 µs late, ~60 µs of offset). A latency floor
-//! common to every exchange stays: no measurement tells it from path asymmetry.
+//! residual of that quarter minus the mean residual of all, weighed by r² (Pearson's, delays
+//! against residuals: the share of the residuals the delays explain). With zero-mean noise of
+//! equal size on every stamp (hardware stamps) o and d are uncorrelated: the difference of the two
+//! means is noise (100s of ns with the QEMU lab's emulated µs stamps) and r² ~1/n takes it away;
+//! a one-sided latency moves o and d together (r² near 1), and the correction removes the mean
+//! latency of the lucky quarter less that of all (in the QEMU lab: t4 145–500 µs late, ~60 µs of
+//! offset). A latency floor common to every exchange stays: no measurement tells it from path
+//! asymmetry.
 
 use std::collections::VecDeque;
 
@@ -76,7 +79,11 @@ impl LatencyCorrection {
         // all of it in one direction): no more than the lucky quarter's lead in path delay. This
         // also keeps residuals taken while the filter converges from shifting it.
         let lead = mean(&by_delay, |e| e.0) - mean(&by_delay[..lucky], |e| e.0);
-        shift.clamp(-lead, lead)
+        // Weighed by how much of the residuals the delays explain (r², Pearson's): a stamp
+        // latency moves the offset and the delay together (r² near 1), stamp noise does not
+        // (r² ~1/n), and the difference of two means of noise is noise, µs with the QEMU lab's
+        // emulated stamps: unweighed, it moved a hardware-stamped pair by up to 2 µs.
+        shift.clamp(-lead, lead) * r_squared(&by_delay)
     }
 
     /// The shift to add to every raw offset (Sync and Delay_Req) the filter is given, ns.
@@ -91,6 +98,23 @@ impl LatencyCorrection {
             *s += step_ns;
         }
     }
+}
+
+/// Pearson's r² between the exchanges' path delays and residuals (0 when either is constant).
+fn r_squared(exchanges: &[(f64, f64)]) -> f64 {
+    let n = exchanges.len() as f64;
+    let (md, mr) =
+        (exchanges.iter().map(|e| e.0).sum::<f64>() / n, exchanges.iter().map(|e| e.1).sum::<f64>() / n);
+    let (mut sdd, mut srr, mut sdr) = (0.0, 0.0, 0.0);
+    for &(d, r) in exchanges {
+        sdd += (d - md) * (d - md);
+        srr += (r - mr) * (r - mr);
+        sdr += (d - md) * (r - mr);
+    }
+    if sdd <= 0.0 || srr <= 0.0 {
+        return 0.0;
+    }
+    (sdr * sdr / (sdd * srr)).min(1.0)
 }
 
 #[cfg(test)]
@@ -166,6 +190,28 @@ mod tests {
             corrected > -100_000.0 && corrected < -55_000.0,
             "corrected {corrected} (uncorrected {plain})"
         );
+    }
+
+    #[test]
+    fn microseconds_of_stamp_noise_move_the_filter_by_little() {
+        // The QEMU lab's pair: both ends stamp in (emulated) hardware, each stamp ~1 µs of noise
+        // and no latency on one side: the lucky quarter's mean residual minus all's is noise
+        // (293 ns RMS here, unweighed) that the delays do not explain (weighed by r²: 20 ns).
+        let mut c = LatencyCorrection { first_ns: Some(0), ..LatencyCorrection::default() };
+        let mut rng = Rng(11);
+        let (mut sum2, mut n) = (0.0, 0.0);
+        for i in 0..2_000 {
+            let s = 12_000.0 + 1_400.0 * rng.gauss();
+            let r = -12_000.0 + 1_400.0 * rng.gauss();
+            c.on_sync(s);
+            c.on_delay(r, 0.0, WARMUP_NS);
+            if i > WINDOW {
+                sum2 += c.correction_ns().powi(2);
+                n += 1.0;
+            }
+        }
+        let rms = (sum2 / n).sqrt();
+        assert!(rms < 100.0, "the correction moved by {rms:.0} ns RMS on symmetric noise");
     }
 
     #[test]

@@ -290,7 +290,7 @@ impl Filter for GatedKalman {
         {
             let mut raw = self.raw.borrow_mut();
             if let Some(o) = m.raw_sync_offset {
-                raw.on_sync(ns(o));
+                raw.on_sync(ns(o), m.event_time.nanos().to_num::<u64>());
                 self.latency.on_sync(ns(o));
             }
             if let Some(o) = m.raw_delay_offset {

@@ -258,6 +258,46 @@ pub struct PageCheck {
     pub worst_error_ns: Option<i64>,
     /// The mean published bound while LOCKED, ns.
     pub mean_bound_ns: Option<f64>,
+    /// The LOCKED page read between its anchors (at every Sync-interval sample) against the
+    /// slave's own clock there: how well the published mapping follows statime's steering.
+    pub own_clock: OwnClockCheck,
+    /// The page read between its anchors (at every Sync-interval sample) against the truth, with
+    /// the bound a reader gets there (the anchor's grown by the published growth), whenever the
+    /// published bound is finite (LOCKED or LOCKING): what `nicclock compare` checks.
+    pub reader: ReaderCheck,
+}
+
+/// Readings of the page between anchors against the truth and the reader's bound there.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReaderCheck {
+    pub readings: u64,
+    /// Readings whose |page time − truth| exceeded the bound the reader got.
+    pub outside: u64,
+    /// The smallest bound − |error| seen, ns.
+    pub worst_margin_ns: Option<i64>,
+    /// Where the worst margin was: seconds into the run.
+    pub worst_at_s: f64,
+}
+
+/// The page's mapping against the slave's own (steered) clock between anchors.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OwnClockCheck {
+    pub samples: u64,
+    pub sum_sq_ns: f64,
+    pub max_abs_ns: i64,
+}
+
+impl OwnClockCheck {
+    /// RMS of page time − the slave's clock, ns (`None` before any LOCKED sample).
+    pub fn rms_ns(&self) -> Option<f64> {
+        (self.samples > 0).then(|| (self.sum_sq_ns / self.samples as f64).sqrt())
+    }
+
+    fn add(&mut self, error_ns: i64) {
+        self.samples += 1;
+        self.sum_sq_ns += (error_ns as f64).powi(2);
+        self.max_abs_ns = self.max_abs_ns.max(error_ns.abs());
+    }
 }
 
 /// The machine in virtual time for the page: the counter is true ns, the reference the master.
@@ -715,6 +755,10 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
         sim.at(t0 + c.interval_ns, Ev::Page);
         (PtpPage::new(c, ClockIdentity::from_mac(mac), runner.status()), PageCheck::default(), 0f64)
     });
+    // The last published LOCKED snapshot and its TAI − NIC-time shift (ARB masters are UTC).
+    let mut published: Option<(nicclock::Snapshot, i128)> = None;
+    // The last published snapshot with a finite bound (LOCKED or LOCKING), the same shift.
+    let mut bounded: Option<(nicclock::Snapshot, i128)> = None;
     let end = (scenario.duration_s * 1e9) as u64;
     let mut outcome = WireOutcome {
         offsets: Vec::new(),
@@ -770,6 +814,22 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     };
                     let disciplined = phc.borrow_mut().time_at(RawTime(truth.raw));
                     let offset = (disciplined - Nanos(master_ns)).as_i64();
+                    if let (Some((snap, shift)), Some((_, check, _))) = (&published, page.as_mut()) {
+                        let page_ns = snap.tai_at(host.counter()) - shift;
+                        check.own_clock.add((page_ns - disciplined.0) as i64);
+                    }
+                    if let (Some((snap, shift)), Some((_, check, _))) = (&bounded, page.as_mut()) {
+                        let page_tai = snap.tai_at(host.counter());
+                        let error = (page_tai - shift - master_ns).unsigned_abs() as i64;
+                        let margin = snap.error_at(page_tai).min(i64::MAX as u64) as i64 - error;
+                        let r = &mut check.reader;
+                        r.readings += 1;
+                        r.outside += u64::from(margin < 0);
+                        if r.worst_margin_ns.is_none_or(|w| margin < w) {
+                            r.worst_margin_ns = Some(margin);
+                            r.worst_at_s = t as f64 / 1e9;
+                        }
+                    }
                     outcome.offsets.push((truth.true_ns as f64 / 1e9, offset));
                     sim.at(t + sync_every, Ev::Sample);
                 }
@@ -783,6 +843,10 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     }
                     let u = p.update(&mut phc.borrow_mut(), &host, runner.status())?;
                     let snap = &u.snapshot;
+                    published = (snap.status == nicclock::Status::Locked)
+                        .then(|| (snap.clone(), snap.anchor_tai_ns as i128 - u.measurement.nic_ns.0));
+                    bounded = (snap.error_bound_ns != u64::MAX)
+                        .then(|| (snap.clone(), snap.anchor_tai_ns as i128 - u.measurement.nic_ns.0));
                     if snap.status == nicclock::Status::Locked {
                         let truth = EPOCH_TAI_NS as i128 + snap.counter_value as i128;
                         let error = (snap.anchor_tai_ns as i128 - truth).unsigned_abs() as i64;

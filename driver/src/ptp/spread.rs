@@ -32,6 +32,10 @@ pub struct RawSpread {
     pub mean_delay_ns: u64,
     /// The filter's current lucky-exchange shift ([`super::filter_latency`]), ns.
     pub latency_shift_ns: i64,
+    /// When the newest exchange began (its Sync's receive time, the slave's clock, ns; moved by
+    /// each step like the offsets): the figures say what the clock was then, and it has drifted
+    /// since (the page grows its bound from here, not from its anchor). `None`: not known.
+    pub newest_at_ns: Option<u64>,
 }
 
 impl RawSpread {
@@ -45,6 +49,9 @@ impl RawSpread {
 #[derive(Debug, Default)]
 pub struct RawOffsets {
     last_sync: Option<f64>,
+    /// The latest Sync's receive time and the newest exchange's (see [`RawSpread::newest_at_ns`]).
+    last_sync_at: Option<u64>,
+    newest_at: Option<u64>,
     offsets: VecDeque<f64>,
     delays: VecDeque<f64>,
     latency_shift_ns: f64,
@@ -54,14 +61,17 @@ pub struct RawOffsets {
 pub type SharedRawOffsets = Rc<RefCell<RawOffsets>>;
 
 impl RawOffsets {
-    /// An admitted Sync measurement, t2−t1 (asymmetry-corrected), ns.
-    pub fn on_sync(&mut self, sync_ns: f64) {
+    /// An admitted Sync measurement, t2−t1 (asymmetry-corrected), ns, received at `at_ns` (t2,
+    /// the slave's clock).
+    pub fn on_sync(&mut self, sync_ns: f64, at_ns: u64) {
         self.last_sync = Some(sync_ns);
+        self.last_sync_at = Some(at_ns);
     }
 
     /// An admitted Delay_Req measurement, t3−t4, ns: one exchange, paired with the latest Sync.
     pub fn on_delay(&mut self, delay_ns: f64) {
         let Some(sync) = self.last_sync else { return };
+        self.newest_at = self.last_sync_at;
         if self.offsets.len() == WINDOW {
             self.offsets.pop_front();
             self.delays.pop_front();
@@ -79,6 +89,9 @@ impl RawOffsets {
     pub fn stepped(&mut self, step_ns: f64) {
         if let Some(s) = self.last_sync.as_mut() {
             *s += step_ns;
+        }
+        for at in [&mut self.last_sync_at, &mut self.newest_at].into_iter().flatten() {
+            *at = at.saturating_add_signed(step_ns as i64);
         }
         for o in self.offsets.iter_mut() {
             *o += step_ns;
@@ -107,6 +120,7 @@ impl RawOffsets {
             rms_ns: ms.sqrt().ceil() as u64,
             mean_delay_ns: (self.delays.iter().sum::<f64>() / n).max(0.0).ceil() as u64,
             latency_shift_ns: self.latency_shift_ns.round() as i64,
+            newest_at_ns: self.newest_at,
         })
     }
 }
@@ -121,11 +135,11 @@ mod tests {
         r.on_delay(-5_000.0);
         assert_eq!(r.spread(), None, "no Sync yet: no exchange");
         // True offset 100, path delay 5000: sync = 5100, delay = -4900.
-        r.on_sync(5_100.0);
+        r.on_sync(5_100.0, 1_000);
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
         assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.rms_ns, s.mean_delay_ns), (1, 100, 0, 100, 5_000));
-        r.on_sync(5_300.0);
+        r.on_sync(5_300.0, 2_000);
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
         assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.mean_delay_ns), (2, 200, 50, 5_050));

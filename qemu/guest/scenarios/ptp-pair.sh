@@ -113,9 +113,20 @@ if [ "$rc" = 0 ] && [ "$outside" = 0 ] && [ "${readings:-0}" -ge $((RUN_S * 5)) 
 else
   fail "pair: compare (exit $rc): $sum"
   grep -n "OUTSIDE\|own bound" /tmp/pair.txt | head -5
+  # What the slave's page and servo did then (its stats CSV from LOCKING on; the compare
+  # starts at the first LOCKED, reading n is n/10 s later).
+  awk -F, 'NR == 1 || $6 == "LOCKING" || $6 == "LOCKED"' /tmp/slave.csv | head -40
 fi
 echo "the largest offsets (reading number: line):"
 grep -n '^offset' /tmp/pair.txt | sed 's/^[0-9]*:offset -\{0,1\}\([0-9]*\) .*/\1 &/' | sort -rn | head -3 | cut -d' ' -f2-
+# Where the pair's error sits in time: RMS and mean per 10 s of readings (the first window
+# starts at the slave's first LOCKED).
+awk '/^offset/ { n++; w = int((n - 1) / 100); c[w]++; s[w] += $2; q[w] += $2 * $2; if ($2 > mx[w] || -$2 > mx[w]) mx[w] = ($2 < 0 ? -$2 : $2) }
+  END { for (i = 0; i in c; i++) { v = q[i] / c[i]; r = v + 1; for (k = 0; k < 60; k++) r = (r + v / r) / 2
+    printf "pair window %d-%d s: rms %.0f mean %.0f max %d ns\n", i * 10, i * 10 + 10, r, s[i] / c[i], mx[i] } }' /tmp/pair.txt
+# The first 10 s per second (the slave's servo settling after its first LOCKED): mean offsets.
+awk '/^offset/ { n++; if (n <= 100) { k = int((n - 1) / 10); s[k] += $2; c[k]++ } }
+  END { l = "pair first 10 s, mean offset per second (ns):"; for (k = 0; k in c; k++) l = l sprintf(" %.0f", s[k] / c[k]); print l }' /tmp/pair.txt
 echo "figure ptp_pair_true_rms_ns $true_rms"
 echo "figure ptp_pair_true_max_ns $true_max"
 result "figure ptp_pair_true_rms_ns $true_rms mean $(field mean_offset_ns) max_bracket_ns $(field max_bracket_ns) max_combined_bound_ns $(field max_combined_bound_ns)"
@@ -134,16 +145,28 @@ floor_of() {
 }
 m_vs_rt=$(floor_of pair-master)
 s_vs_rt=$(floor_of pair-slave)
+# The slave's mapping against its own clock, which statime steers: at each update, how far the
+# clock had run from the previous mapping (the CSV's mapping_miss_ns, LOCKED rows): what a reader
+# saw at the end of each interval, without CLOCK_REALTIME's or the master's share. (The guest's
+# busybox awk has no sqrt: Newton's iteration.)
+s_miss=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "mapping_miss_ns") c = i; if ($i == "status") st = i }; next }
+  c && $st == "LOCKED" && $c != "" { n++; s += $c * $c; if ($c > m || -$c > m) m = ($c < 0 ? -$c : $c) }
+  END { if (n) { v = s / n; r = v + 1; for (k = 0; k < 60; k++) r = (r + v / r) / 2; printf "%.0f %d %d", r, m, n } }' /tmp/slave.csv)
 m_est=$(nicclock --page pair-master status --json | json_field estimated_error_ns)
 s_est=$(nicclock --page pair-slave status --json | json_field estimated_error_ns)
 echo "figure ptp_pair_floor_master_phc_vs_realtime_rms_ns $m_rms"
 echo "figure ptp_pair_floor_master_page_vs_realtime_rms_ns $m_vs_rt"
 echo "figure ptp_pair_floor_slave_page_vs_realtime_rms_ns $s_vs_rt"
 echo "figure ptp_pair_floor_estimated_error_ns master $m_est slave $s_est"
+echo "figure ptp_pair_floor_slave_mapping_miss_rms_ns ${s_miss%% *}"
+echo "slave mapping miss: max and LOCKED updates: ${s_miss#* }"
 result "floor master_phc_vs_realtime_rms_ns $m_rms master_page_vs_realtime_rms_ns $m_vs_rt slave_page_vs_realtime_rms_ns $s_vs_rt estimated_error_ns master $m_est slave $s_est"
 [ -n "$m_rms" ] && [ -n "$m_vs_rt" ] && [ -n "$s_vs_rt" ] && pass "floor measured" || fail "floor: master CSV '$m_rms', pages against CLOCK_REALTIME '$m_vs_rt' / '$s_vs_rt'"
 
-grep "ptp offset" /tmp/pair-slave.log | tail -2
+# The slave's servo through the run, every 10 s (its filtered offset, path delays and the
+# lucky-exchange shift it applies, beside the pair windows above).
+grep "ptp offset" /tmp/pair-slave.log |
+  awk 'NR % 10 == 1 { print $1, "offset", $4, "freq", $7, "delay", $9, "raw_delay", $(NF - 2), "lucky_shift", $NF }'
 echo "master page: $(nicclock --page pair-master status --json)"
 echo "slave page: $(nicclock --page pair-slave status --json)"
 tail -2 /tmp/master.csv

@@ -168,6 +168,9 @@ pub fn stats_header() -> String {
         h.push_str(",drop_");
         h.push_str(name);
     }
+    // While statime steers: how far the clock ran from the previous mapping by this update
+    // (`PtpPage::mapping_miss_ns`); empty while the discipline steers.
+    h.push_str(",mapping_miss_ns");
     h
 }
 
@@ -418,7 +421,7 @@ pub(crate) fn publish_measured<M: DescMemory>(
     ready: &mut bool,
 ) -> Result<(), DeviceLost> {
     let u = page.update(&mut phc.borrow_mut(), host, runner.status())?;
-    loop_.extra_columns = loop_.has_stats().then(|| stats_columns(runner, &u));
+    loop_.extra_columns = loop_.has_stats().then(|| stats_columns(runner, &u, page.mapping_miss_ns()));
     loop_.extra_log = loop_.line_due(Instant::now()).then(|| counters_text(runner));
     // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC); `publish`
     // takes it back to UTC with the page's (the master's) offset.
@@ -487,7 +490,11 @@ pub(crate) fn counters_text<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> Strin
     )
 }
 
-pub(crate) fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Update) -> String {
+pub(crate) fn stats_columns<M: DescMemory>(
+    runner: &PtpRunner<Regs, M>,
+    u: &Update,
+    mapping_miss_ns: Option<i64>,
+) -> String {
     let d = runner.drops();
     let p = runner.port_counters();
     let mut line = format!(
@@ -504,6 +511,10 @@ pub(crate) fn stats_columns<M: DescMemory>(runner: &PtpRunner<Regs, M>, u: &Upda
     );
     for (_, n) in d.iter() {
         line.push_str(&format!(",{n}"));
+    }
+    line.push(',');
+    if let Some(miss) = mapping_miss_ns {
+        line.push_str(&miss.to_string());
     }
     line
 }

@@ -170,7 +170,7 @@ pub fn run<M: DescMemory>(
                     if let Step::Updated(u) = &step {
                         locked_bound_ns = (u.status == Status::Locked).then_some(u.snapshot.error_bound_ns);
                         runner.set_local(local_clock(locked_bound_ns, properties()));
-                        loop_.extra_columns = Some(stats_columns(&runner, u));
+                        loop_.extra_columns = Some(stats_columns(&runner, u, None));
                     }
                     loop_.extra_log = Some(counters_text(&runner));
                     loop_.step(step, start, &mut ready, None);
