@@ -2,9 +2,9 @@
 //! register seam, a simulated NIC faithful to real silicon, servos, and the discipline loop.
 //!
 //! Everything here is pure or behind `nicclock_uio::RegisterAccess`, so it runs against the
-//! simulated NIC in tests exactly as against a mapped BAR. `unsafe` lives in one module, the one
-//! that maps memory: [`ntpshm`] (the System V segment chronyd reads); BAR mappings are
-//! `nicclock_uio`'s.
+//! simulated NIC in tests exactly as against a mapped BAR. `unsafe` lives in the modules that
+//! touch memory mapped outside Rust: [`ntpshm`] (the System V segment chronyd reads) and [`vdso`]
+//! (the kernel's vDSO image, for its clock_gettime); BAR mappings are `nicclock_uio`'s.
 
 pub mod clock;
 pub mod device;
@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod servo;
 pub mod sim;
 pub mod timesource;
+pub mod vdso;
 
 /// The clock's module under its former name (`phc`), for code written before the families.
 pub use clock as phc;

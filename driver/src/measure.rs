@@ -3,9 +3,9 @@
 
 use nicclock::CounterKind;
 use nicclock_uio::RegisterAccess;
-use nix::time::{clock_gettime, ClockId};
 
 use crate::clock::{DeviceLost, Edge, Nanos, Phc};
+use crate::vdso::SystemClock;
 
 /// The machine around the NIC: the counter the page is expressed in and the reference clock.
 pub trait Host {
@@ -61,13 +61,25 @@ pub fn measure<R: RegisterAccess>(
     readings: usize,
     good_enough_ns: Option<u64>,
 ) -> Result<Measurement, DeviceLost> {
+    // The bracket's edges: a system clock read directly (the vDSO's clock_gettime, one call),
+    // else the host's reference. One loop per kind: nothing is decided inside a bracket.
+    match host.reference_clock() {
+        Some((id, offset)) => {
+            let clock = SystemClock::new(id);
+            best_of(phc, host, readings, good_enough_ns, || clock.now_ns() + offset)
+        }
+        None => best_of(phc, host, readings, good_enough_ns, || host.reference_ns()),
+    }
+}
+
+fn best_of<R: RegisterAccess>(
+    phc: &mut Phc<R>,
+    host: &dyn Host,
+    readings: usize,
+    good_enough_ns: Option<u64>,
+    reference: impl Fn() -> u64,
+) -> Result<Measurement, DeviceLost> {
     let readings = readings.max(1);
-    let direct = host.reference_clock().map(|(id, offset)| (ClockId::from_raw(id), offset));
-    // The bracket's edges: the reference read directly when it is a system clock.
-    let reference = || match direct {
-        Some((id, offset)) => system_clock_ns(id) + offset,
-        None => host.reference_ns(),
-    };
     let mut best: Option<Measurement> = None;
     for i in 0..readings * MAX_READINGS_FACTOR {
         if i >= readings && best.is_some_and(|b| good_enough_ns.is_none_or(|g| b.delay_ns <= g)) {
@@ -101,13 +113,6 @@ pub fn measure<R: RegisterAccess>(
         }
     }
     Ok(best.expect("at least one reading"))
-}
-
-/// A system clock in ns (the vDSO's clock_gettime).
-#[inline(always)]
-fn system_clock_ns(id: ClockId) -> u64 {
-    let t = clock_gettime(id).expect("the reference clock exists (checked at start-up)");
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
 #[cfg(test)]
@@ -186,9 +191,10 @@ mod tests {
         let m = model(INTEL, 0x10C9).unwrap();
         let mut phc = Phc::init(nic, m, Quirks::empty(), Steering::Software, time.clone()).unwrap();
         let host = SystemClockHost { time };
-        let before = system_clock_ns(ClockId::CLOCK_MONOTONIC) + 1_000_000_000;
+        let monotonic = SystemClock::libc(libc::CLOCK_MONOTONIC);
+        let before = monotonic.now_ns() + 1_000_000_000;
         let best = measure(&mut phc, &host, 5, None).unwrap();
-        let after = system_clock_ns(ClockId::CLOCK_MONOTONIC) + 1_000_000_000;
+        let after = monotonic.now_ns() + 1_000_000_000;
         assert!(
             (before..=after).contains(&best.reference_ns),
             "reference {} outside [{before}, {after}]",

@@ -10,8 +10,8 @@ use nicclock_driver::clock::{self, ClockOps, Edge, SteerChoice, Steering};
 use nicclock_driver::device::{self, DeviceArg};
 use nicclock_driver::model::{Family, Pins};
 use nicclock_driver::regs;
+use nicclock_driver::vdso::SystemClock;
 use nicclock_uio::{RegisterAccess, Sysfs};
-use nix::time::{clock_gettime, ClockId};
 use serde::Serialize;
 
 /// The `--json` fields (documented in `nicclockd probe --help`).
@@ -235,10 +235,9 @@ fn write_stdout(text: &str) -> Result<()> {
 /// floor of nicclockd's and phc2sys' "delay".
 fn timing(regs: &dyn RegisterAccess, ops: &dyn ClockOps) -> Timing {
     const READS: usize = 2000;
-    let now = || {
-        let t = clock_gettime(ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME exists");
-        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-    };
+    // Read as nicclockd's measurement reads it (the vDSO's clock_gettime, called directly).
+    let realtime = SystemClock::new(libc::CLOCK_REALTIME);
+    let now = || realtime.now_ns();
     let (mut alone, mut bracketed) = (Vec::with_capacity(READS), Vec::with_capacity(READS));
     for _ in 0..READS {
         let (a, b) = (now(), now());

@@ -3,6 +3,7 @@
 //! Each step that the system refuses is logged and skipped, never fatal.
 
 use log::{info, warn};
+use nicclock_driver::vdso::{Source, SystemClock};
 use nix::sched::{sched_getcpu, sched_setaffinity, CpuSet};
 use nix::sys::mman::{mlockall, MlockAllFlags};
 use nix::unistd::Pid;
@@ -45,8 +46,13 @@ pub fn prepare() {
             false
         }
     };
+    // Resolved now, not in the first measurement (a refusal is logged by the lookup itself).
+    let clock = match SystemClock::new(libc::CLOCK_REALTIME).source() {
+        Source::Vdso => "the vDSO's clock_gettime",
+        Source::Libc => "libc's clock_gettime",
+    };
     info!(
-        "measuring thread: {}, {}, memory {}",
+        "measuring thread: {}, {}, memory {}, clock reads through {clock}",
         if fifo { format!("SCHED_FIFO priority {FIFO_PRIORITY}") } else { "SCHED_OTHER".into() },
         cpu.map_or("not pinned".into(), |c| format!("pinned to CPU {c}")),
         if locked { "locked" } else { "not locked" }
