@@ -327,7 +327,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let mut schedule = Schedule::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
     let mut link_check = Every::new(LINK_CHECK_INTERVAL);
+    let mut tally = WakeTally::new(start);
     let exit = loop {
+        tally.sleeping(Instant::now());
         let due = start + schedule.due();
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
         let ring = ring_wake.poll_at();
@@ -335,7 +337,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         let wake_at = [Some(due), ptp_due, ring, ping, end].into_iter().flatten().min().unwrap_or(due);
         let ring_fd: Option<BorrowedFd<'_>> = ring_wake.fd();
         let mut frames = false;
-        match waker.wait_until_any(wake_at, &[removal_fd, ring_fd])? {
+        let woken = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])?;
+        tally.awake(Instant::now());
+        match woken {
             Wake::Stop(signal) => {
                 info!("{signal} received");
                 break ExitCode::SUCCESS;
@@ -346,17 +350,23 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             }
             _ => {}
         }
+        tally.mark(Phase::Interrupt);
+        let now = Instant::now();
+        if let Some(line) = tally.woke(now, frames) {
+            info!("ptp: {line}");
+        }
         if let Some(exit) = removal_requested(&opened, &mut loop_) {
             return Ok(exit);
         }
-        let now = Instant::now();
         if chores.tick(now) {
             break ExitCode::SUCCESS;
         }
+        tally.mark(Phase::Chores);
         for event in runner.poll(now_ns()) {
             log_event(&event);
             page.on_event(&event);
         }
+        tally.mark(Phase::Port);
         // Woken by frames with the page's update due within half an interval: update now and
         // save the timer's own wake-up (each ~1 ms of CPU under QEMU TCG). The update also lands
         // right after statime's steering on a Sync, which is when the page's rate changes.
@@ -371,14 +381,113 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
                 break ExitCode::from(1);
             }
         }
+        tally.mark(Phase::Chores);
         let measured = publish_measured(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready);
         if let Err(lost) = measured {
             return Ok(loop_.lost(&opened.address, lost));
         }
+        tally.mark(Phase::Page);
         schedule.advance(start.elapsed());
     };
     shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
     Ok(exit)
+}
+
+/// How often the wake-up tally is logged.
+const TALLY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The loop's wake-ups and the time it spent awake (from a ppoll's return to the next one's
+/// call), by part, logged every [`TALLY_INTERVAL`]: what an idle daemon costs, and where (the
+/// lab's CPU figures are read beside it: qemu/README.md, PTP slave).
+struct WakeTally {
+    since: Instant,
+    woke_at: Option<Instant>,
+    wakes: u64,
+    frame_wakes: u64,
+    busy: Duration,
+    /// The previous [`WakeTally::mark`] in this wake-up.
+    last: Option<Instant>,
+    phases: [Duration; 4],
+    updates: u64,
+}
+
+/// What a part of a wake-up did (see [`WakeTally::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The interrupt's descriptor read and the NIC's causes.
+    Interrupt,
+    /// Removal check, watchdog, the page's link check.
+    Chores,
+    /// Received frames, TX stamps and timers through statime.
+    Port,
+    /// The PHC measured and the page, stats and log published.
+    Page,
+}
+
+impl WakeTally {
+    fn new(now: Instant) -> Self {
+        Self {
+            since: now,
+            woke_at: None,
+            wakes: 0,
+            frame_wakes: 0,
+            busy: Duration::ZERO,
+            last: None,
+            phases: [Duration::ZERO; 4],
+            updates: 0,
+        }
+    }
+
+    /// The part of the wake-up since the previous mark was `phase`.
+    fn mark(&mut self, phase: Phase) {
+        let now = Instant::now();
+        if let Some(last) = self.last {
+            self.phases[phase as usize] += now.saturating_duration_since(last);
+        }
+        self.updates += u64::from(phase == Phase::Page);
+        self.last = Some(now);
+    }
+
+    /// The loop's wait returned at `now`.
+    fn awake(&mut self, now: Instant) {
+        self.woke_at = Some(now);
+        self.last = Some(now);
+    }
+
+    /// The loop goes back to sleep at `now`.
+    fn sleeping(&mut self, now: Instant) {
+        if let Some(woke) = self.woke_at.take() {
+            self.busy += now.saturating_duration_since(woke);
+        }
+    }
+
+    /// The loop woke at `now` (`frames`: by the ring's interrupt); the tally's line when due.
+    fn woke(&mut self, now: Instant, frames: bool) -> Option<String> {
+        self.wakes += 1;
+        self.frame_wakes += u64::from(frames);
+        let span = now.saturating_duration_since(self.since);
+        if span < TALLY_INTERVAL {
+            return None;
+        }
+        let us_per = |d: Duration, n: u64| d.as_micros() / u128::from(n.max(1));
+        let p = &self.phases;
+        let line = format!(
+            "{} wake-ups in {:.1} s ({:.1}/s, {} by the ring), awake {:.1} ms ({} us each: \
+             interrupt {} us, frames and timers {} us; page update {} us, {} of them)",
+            self.wakes,
+            span.as_secs_f64(),
+            self.wakes as f64 / span.as_secs_f64(),
+            self.frame_wakes,
+            self.busy.as_secs_f64() * 1e3,
+            us_per(self.busy, self.wakes),
+            us_per(p[Phase::Interrupt as usize], self.frame_wakes),
+            us_per(p[Phase::Port as usize], self.wakes),
+            us_per(p[Phase::Page as usize], self.updates),
+            self.updates,
+        );
+        *self = Self { woke_at: self.woke_at, last: self.last, ..Self::new(now) };
+        Some(line)
+    }
 }
 
 /// How often the PTP loop checks that its page is still linked under its name.
