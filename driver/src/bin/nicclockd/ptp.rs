@@ -355,8 +355,12 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         if let Some(line) = tally.woke(now, frames) {
             info!("ptp: {line}");
         }
-        if let Some(exit) = removal_requested(&opened, &mut loop_) {
-            return Ok(exit);
+        // The release request's eventfd is read only when ppoll says it is readable (it is first
+        // in the set, so it wins over the ring): one failed read less per wake-up.
+        if woken == Wake::Ready(0) {
+            if let Some(exit) = removal_requested(&opened, &mut loop_) {
+                return Ok(exit);
+            }
         }
         if chores.tick(now) {
             break ExitCode::SUCCESS;
