@@ -383,11 +383,10 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             }
         }
         tally.mark(Phase::Chores);
-        let measured = publish_measured(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready);
-        if let Err(lost) = measured {
-            return Ok(loop_.lost(&opened.address, lost));
+        match publish_timed(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready) {
+            Ok(measuring) => tally.mark_page(measuring),
+            Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
         }
-        tally.mark(Phase::Page);
         schedule.advance(start.elapsed());
     };
     shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
@@ -418,7 +417,7 @@ struct WakeTally {
     busy: Duration,
     /// The previous [`WakeTally::mark`] in this wake-up.
     last: Option<Instant>,
-    phases: [Duration; 4],
+    phases: [Duration; 5],
     updates: u64,
     /// Page updates at a wake-up no frame caused.
     timer_updates: u64,
@@ -435,8 +434,10 @@ enum Phase {
     Chores,
     /// Received frames, TX stamps and timers through statime.
     Port,
-    /// The PHC measured and the page, stats and log published.
+    /// The page, stats and log published.
     Page,
+    /// The PHC measured against the counter and the page's figures updated.
+    Measure,
 }
 
 impl WakeTally {
@@ -448,7 +449,7 @@ impl WakeTally {
             frame_wakes: 0,
             busy: Duration::ZERO,
             last: None,
-            phases: [Duration::ZERO; 4],
+            phases: [Duration::ZERO; 5],
             updates: 0,
             timer_updates: 0,
             frames: false,
@@ -466,6 +467,16 @@ impl WakeTally {
             self.timer_updates += u64::from(!self.frames);
         }
         self.last = Some(now);
+    }
+
+    /// The page was updated since the previous mark, `measuring` of it measuring the PHC and
+    /// updating the page's figures.
+    fn mark_page(&mut self, measuring: Duration) {
+        self.mark(Phase::Page);
+        let p = &mut self.phases;
+        let measuring = measuring.min(p[Phase::Page as usize]);
+        p[Phase::Page as usize] -= measuring;
+        p[Phase::Measure as usize] += measuring;
     }
 
     /// The loop's wait returned at `now`.
@@ -495,7 +506,7 @@ impl WakeTally {
         let line = format!(
             "{} wake-ups in {:.1} s ({:.1}/s: {} by the ring, {} for the page, {} for statime's \
              timers), awake {:.1} ms ({} us each: interrupt {} us, frames and timers {} us; page \
-             update {} us, {} of them)",
+             update {} us measuring and {} us publishing, {} of them)",
             self.wakes,
             span.as_secs_f64(),
             self.wakes as f64 / span.as_secs_f64(),
@@ -506,6 +517,7 @@ impl WakeTally {
             us_per(self.busy, self.wakes),
             us_per(p[Phase::Interrupt as usize], self.frame_wakes),
             us_per(p[Phase::Port as usize], self.wakes),
+            us_per(p[Phase::Measure as usize], self.updates),
             us_per(p[Phase::Page as usize], self.updates),
             self.updates,
         );
@@ -550,7 +562,23 @@ pub(crate) fn publish_measured<M: DescMemory>(
     start: Instant,
     ready: &mut bool,
 ) -> Result<(), DeviceLost> {
+    publish_timed(loop_, runner, page, phc, host, start, ready).map(|_| ())
+}
+
+/// [`publish_measured`], returning how long the measurement and the page's update took (the rest
+/// is publishing: page, stats, log).
+fn publish_timed<M: DescMemory>(
+    loop_: &mut Loop<'_>,
+    runner: &PtpRunner<Regs, M>,
+    page: &mut PtpPage,
+    phc: &Rc<RefCell<Phc<Regs>>>,
+    host: &RealHost,
+    start: Instant,
+    ready: &mut bool,
+) -> Result<Duration, DeviceLost> {
+    let began = Instant::now();
     let u = page.update(&mut phc.borrow_mut(), host, runner.status())?;
+    let measured = began.elapsed();
     loop_.extra_columns = loop_.has_stats().then(|| stats_columns(runner, &u));
     loop_.extra_log = loop_.line_due(Instant::now()).then(|| counters_text(runner));
     // The NTP SHM receive time is the system clock's (UTC by the host's TAI−UTC); `publish`
@@ -558,7 +586,7 @@ pub(crate) fn publish_measured<M: DescMemory>(
     let shift_s = i64::from(u.snapshot.tai_utc_offset_s) - i64::from(host.tai_utc_offset_s());
     let system_ns = u.measurement.reference_ns.saturating_add_signed(shift_s * 1_000_000_000);
     loop_.step(Step::Updated(Box::new(u)), start, ready, Some(system_ns));
-    Ok(())
+    Ok(measured)
 }
 
 /// The end of a PTP loop: the interrupt released and the NIC's causes masked before the queues go
