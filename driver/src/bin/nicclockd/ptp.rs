@@ -32,6 +32,7 @@ use crate::privileges;
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
 use crate::wake::{Wake, Waker};
+use crate::wake_tally::{Phase, WakeTally};
 
 /// The PTP options, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,7 +351,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             }
             _ => {}
         }
-        tally.mark(Phase::Interrupt);
+        tally.mark(Phase::Interrupt, Instant::now());
         let now = Instant::now();
         if let Some(line) = tally.woke(now, frames) {
             info!("ptp: {line}");
@@ -365,12 +366,12 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         if chores.tick(now) {
             break ExitCode::SUCCESS;
         }
-        tally.mark(Phase::Chores);
+        tally.mark(Phase::Chores, Instant::now());
         for event in runner.poll(now_ns()) {
             log_event(&event);
             page.on_event(&event);
         }
-        tally.mark(Phase::Port);
+        tally.mark(Phase::Port, Instant::now());
         if !update_due(now, due, frames, interval) {
             continue;
         }
@@ -382,9 +383,9 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
                 break ExitCode::from(1);
             }
         }
-        tally.mark(Phase::Chores);
+        tally.mark(Phase::Chores, Instant::now());
         match publish_timed(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready) {
-            Ok(measuring) => tally.mark_page(measuring),
+            Ok(measuring) => tally.mark_page(measuring, Instant::now()),
             Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
         }
         schedule.advance(start.elapsed());
@@ -401,129 +402,6 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
 /// this leaves ~1 timer wake-up a second for the page instead of ~5 (half an interval early).
 fn update_due(now: Instant, due: Instant, frames: bool, interval: Duration) -> bool {
     now >= due || (frames && due - now <= interval)
-}
-
-/// How often the wake-up tally is logged.
-const TALLY_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The loop's wake-ups and the time it spent awake (from a ppoll's return to the next one's
-/// call), by part, logged every [`TALLY_INTERVAL`]: what an idle daemon costs, and where (the
-/// lab's CPU figures are read beside it: qemu/README.md, PTP slave).
-struct WakeTally {
-    since: Instant,
-    woke_at: Option<Instant>,
-    wakes: u64,
-    frame_wakes: u64,
-    busy: Duration,
-    /// The previous [`WakeTally::mark`] in this wake-up.
-    last: Option<Instant>,
-    phases: [Duration; 5],
-    updates: u64,
-    /// Page updates at a wake-up no frame caused.
-    timer_updates: u64,
-    /// Whether this wake-up was the ring's.
-    frames: bool,
-}
-
-/// What a part of a wake-up did (see [`WakeTally::mark`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The interrupt's descriptor read and the NIC's causes.
-    Interrupt,
-    /// Removal check, watchdog, the page's link check.
-    Chores,
-    /// Received frames, TX stamps and timers through statime.
-    Port,
-    /// The page, stats and log published.
-    Page,
-    /// The PHC measured against the counter and the page's figures updated.
-    Measure,
-}
-
-impl WakeTally {
-    fn new(now: Instant) -> Self {
-        Self {
-            since: now,
-            woke_at: None,
-            wakes: 0,
-            frame_wakes: 0,
-            busy: Duration::ZERO,
-            last: None,
-            phases: [Duration::ZERO; 5],
-            updates: 0,
-            timer_updates: 0,
-            frames: false,
-        }
-    }
-
-    /// The part of the wake-up since the previous mark was `phase`.
-    fn mark(&mut self, phase: Phase) {
-        let now = Instant::now();
-        if let Some(last) = self.last {
-            self.phases[phase as usize] += now.saturating_duration_since(last);
-        }
-        if phase == Phase::Page {
-            self.updates += 1;
-            self.timer_updates += u64::from(!self.frames);
-        }
-        self.last = Some(now);
-    }
-
-    /// The page was updated since the previous mark, `measuring` of it measuring the PHC and
-    /// updating the page's figures.
-    fn mark_page(&mut self, measuring: Duration) {
-        self.mark(Phase::Page);
-        let p = &mut self.phases;
-        let measuring = measuring.min(p[Phase::Page as usize]);
-        p[Phase::Page as usize] -= measuring;
-        p[Phase::Measure as usize] += measuring;
-    }
-
-    /// The loop's wait returned at `now`.
-    fn awake(&mut self, now: Instant) {
-        self.woke_at = Some(now);
-        self.last = Some(now);
-    }
-
-    /// The loop goes back to sleep at `now`.
-    fn sleeping(&mut self, now: Instant) {
-        if let Some(woke) = self.woke_at.take() {
-            self.busy += now.saturating_duration_since(woke);
-        }
-    }
-
-    /// The loop woke at `now` (`frames`: by the ring's interrupt); the tally's line when due.
-    fn woke(&mut self, now: Instant, frames: bool) -> Option<String> {
-        self.wakes += 1;
-        self.frame_wakes += u64::from(frames);
-        self.frames = frames;
-        let span = now.saturating_duration_since(self.since);
-        if span < TALLY_INTERVAL {
-            return None;
-        }
-        let us_per = |d: Duration, n: u64| d.as_micros() / u128::from(n.max(1));
-        let p = &self.phases;
-        let line = format!(
-            "{} wake-ups in {:.1} s ({:.1}/s: {} by the ring, {} for the page, {} for statime's \
-             timers), awake {:.1} ms ({} us each: interrupt {} us, frames and timers {} us; page \
-             update {} us measuring and {} us publishing, {} of them)",
-            self.wakes,
-            span.as_secs_f64(),
-            self.wakes as f64 / span.as_secs_f64(),
-            self.frame_wakes,
-            self.timer_updates,
-            self.wakes - self.frame_wakes - self.timer_updates,
-            self.busy.as_secs_f64() * 1e3,
-            us_per(self.busy, self.wakes),
-            us_per(p[Phase::Interrupt as usize], self.frame_wakes),
-            us_per(p[Phase::Port as usize], self.wakes),
-            us_per(p[Phase::Measure as usize], self.updates),
-            us_per(p[Phase::Page as usize], self.updates),
-            self.updates,
-        );
-        *self = Self { woke_at: self.woke_at, last: self.last, frames, ..Self::new(now) };
-        Some(line)
-    }
 }
 
 /// How often the PTP loop checks that its page is still linked under its name.
