@@ -6,7 +6,7 @@
 //! offsets are kept; a clock step shifts them by the step (what they would have read after it):
 //! the noise must not be forgotten at a step (at start-up, after a real jump of the master).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -55,6 +55,9 @@ pub struct RawOffsets {
     offsets: VecDeque<f64>,
     delays: VecDeque<f64>,
     latency_shift_ns: f64,
+    /// [`RawOffsets::spread`] as last computed; emptied by every change. The port asks for it
+    /// after each message (its status), the figures change once per exchange.
+    figures: Cell<Option<Option<RawSpread>>>,
 }
 
 /// The handle the gate and the port share.
@@ -72,6 +75,7 @@ impl RawOffsets {
     pub fn on_delay(&mut self, delay_ns: f64) {
         let Some(sync) = self.last_sync else { return };
         self.newest_at = self.last_sync_at;
+        self.figures.take();
         if self.offsets.len() == WINDOW {
             self.offsets.pop_front();
             self.delays.pop_front();
@@ -82,11 +86,13 @@ impl RawOffsets {
 
     /// The gate's current lucky-exchange shift, ns (reported with the figures).
     pub fn set_latency_shift(&mut self, ns: f64) {
+        self.figures.take();
         self.latency_shift_ns = ns;
     }
 
     /// The clock stepped by `step_ns` (added to its time): the offsets shift with it.
     pub fn stepped(&mut self, step_ns: f64) {
+        self.figures.take();
         if let Some(s) = self.last_sync.as_mut() {
             *s += step_ns;
         }
@@ -105,6 +111,15 @@ impl RawOffsets {
 
     /// The figures, once an exchange was measured.
     pub fn spread(&self) -> Option<RawSpread> {
+        if let Some(figures) = self.figures.get() {
+            return figures;
+        }
+        let figures = self.compute();
+        self.figures.set(Some(figures));
+        figures
+    }
+
+    fn compute(&self) -> Option<RawSpread> {
         if self.offsets.is_empty() {
             return None;
         }

@@ -125,6 +125,10 @@ F=$!
 floor_runs() { [ "$(cat "/proc/$F/comm" 2> /dev/null)" = wake-floor ]; }
 wait_for 5 floor_runs || fail "wake-floor $hz runs (pid $F)"
 io() { awk '/^syscr/ { r = $2 } /^syscw/ { w = $2 } END { print r + 0, w + 0 }' "/proc/$1/io"; }
+# Where the time goes: minor faults, involuntary switches and the 4 ms ticks' user/system split.
+pst() { awk '{ printf "%s %s %s ", $10, $14, $15 }' "/proc/$1/stat"; awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; }
+ps0=$(pst "$D")
+fps0=$(pst "$F")
 io0=$(io "$D")
 c0=$(cpu_ns "$D")
 w0=$(wakes "$D")
@@ -139,6 +143,8 @@ io1=$(io "$D")
 fc1=$(cpu_ns "$F")
 fw1=$(wakes "$F")
 t1=$(cut -d' ' -f1 /proc/uptime)
+ps1=$(pst "$D")
+fps1=$(pst "$F")
 kill "$F"
 wait "$F" 2> /dev/null
 echo "$out"
@@ -162,6 +168,12 @@ awk -v a="$c0" -v b="$c1" -v fa="$fc0" -v fb="$fc1" -v s="$t0" -v e="$t1" -v w="
   printf "NICCLOCK-RESULT %s wake_floor_cpu_percent %.2f (asked %s Hz, %.1f wake-ups/s, %.0f us each)\n",
     ENVIRON["SCENARIO"], f, hz, fw / d, (fw > 0 ? (fb - fa) / fw / 1e3 : 0) }'
 echo "$io0 $io1 $t0 $t1 $((w1 - w0))" | awk '{ d = $6 - $5; printf "NICCLOCK-RESULT %s ptp_daemon_syscalls read %.1f/s write %.1f/s (%.2f reads per wake-up)\n", ENVIRON["SCENARIO"], ($3 - $1) / d, ($4 - $2) / d, ($7 > 0 ? ($3 - $1) / $7 : 0) }'
+for who in daemon floor; do
+  if [ $who = daemon ]; then set -- $ps0 $ps1 $((w1 - w0)); else set -- $fps0 $fps1 $((fw1 - fw0)); fi
+  awk -v who=$who -v w="$9" -v f="$(($5 - $1))" -v u="$(($6 - $2))" -v y="$(($7 - $3))" -v n="$(($8 - $4))" 'BEGIN {
+    printf "NICCLOCK-RESULT %s %s minflt %d (%.2f per wake-up) ticks user %d sys %d involuntary switches %d\n", ENVIRON["SCENARIO"], who, f, (w > 0 ? f / w : 0), u, y, n }'
+done
+grep "wake-ups in" /tmp/ptp.log | tail -4
 grep "ptp offset" /tmp/ptp.log | tail -2
 echo "the daemon's stats CSV (time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns,...):"
 tail -2 /tmp/ptp.csv

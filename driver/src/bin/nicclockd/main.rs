@@ -16,6 +16,7 @@ mod ring_wake;
 mod run;
 mod sys;
 mod wake;
+mod wake_tally;
 
 use std::process::ExitCode;
 
