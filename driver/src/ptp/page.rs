@@ -277,7 +277,7 @@ impl PtpPage {
         let ns_per_tick = self.rate.rate().map_or_else(|| host.ns_per_tick().0, |r| r.ns_per_tick);
         let mut m = measure(phc, host, self.config.readings, good_enough)?;
         for _ in 0..REMEASURE {
-            if self.delays.accept(bracket_ns(&m, ns_per_tick)).is_ok() {
+            if self.delays.accept(bracket_ns(&m, ns_per_tick), m.delay_ns).is_ok() {
                 break;
             }
             m = measure(phc, host, self.config.readings, good_enough)?;
