@@ -192,9 +192,8 @@ pub(crate) enum Verdict {
 
 impl DelayFilter {
     /// The smallest recent delay (this machine's usual best), once there are a few: a delay, not a
-    /// bracket, since `measure` reads on while its best read's delay is above this (+ 25 %); the
-    /// wider counter bracket here would let it stop early (the versus-phc2sys delay went from
-    /// 0.89–0.95 of phc2sys' to 1.18–1.20 that way).
+    /// bracket, since `measure` reads on while its best read's delay is above this (+ 25 %): the
+    /// wider counter bracket here would let it stop reading on early.
     pub(crate) fn floor(&self) -> Option<u64> {
         (self.recent_delays.len() >= 4).then(|| self.recent_delays.iter().copied().min()).flatten()
     }
