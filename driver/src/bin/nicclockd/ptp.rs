@@ -387,7 +387,7 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             }
         }
         tally.mark(Phase::Chores, Instant::now());
-        match publish_timed(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready) {
+        match publish_measured(&mut loop_, &runner, &mut page, &phc, &host, start, &mut ready) {
             Ok(measuring) => tally.mark_page(measuring, Instant::now()),
             Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
         }
@@ -433,22 +433,9 @@ impl Every {
 
 /// One page update while statime steers (the slave, or a serving port while SLAVE): measure the
 /// clock against the counter, describe it by the port's status, publish it with the port's
-/// counters in the log line and the stats CSV.
+/// counters in the log line and the stats CSV. Returns how long the measurement and the page's
+/// update took (the rest is publishing: page, stats, log), for the wake-up tally.
 pub(crate) fn publish_measured<M: DescMemory>(
-    loop_: &mut Loop<'_>,
-    runner: &PtpRunner<Regs, M>,
-    page: &mut PtpPage,
-    phc: &Rc<RefCell<Phc<Regs>>>,
-    host: &RealHost,
-    start: Instant,
-    ready: &mut bool,
-) -> Result<(), DeviceLost> {
-    publish_timed(loop_, runner, page, phc, host, start, ready).map(|_| ())
-}
-
-/// [`publish_measured`], returning how long the measurement and the page's update took (the rest
-/// is publishing: page, stats, log).
-fn publish_timed<M: DescMemory>(
     loop_: &mut Loop<'_>,
     runner: &PtpRunner<Regs, M>,
     page: &mut PtpPage,
