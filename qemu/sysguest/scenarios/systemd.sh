@@ -203,7 +203,7 @@ if plug plug; then
     vmlck=$(awk '/^VmLck:/{print $2}' "/proc/$PID/status")
     mline=$(journalctl -b -o cat --no-pager -u "$UNIT" | grep -m1 -o 'measuring thread:.*')
     case "$fifo $mline" in
-      "1 measuring thread: SCHED_FIFO priority 1, pinned to CPU "*", memory locked")
+      "1 measuring thread: SCHED_FIFO priority 1, pinned to CPU "*", memory locked"*)
         [ "${vmlck:-0}" -gt 0 ] && pass "the measuring thread: SCHED_FIFO, pinned, ${vmlck} kB locked ('$mline')" ||
           fail "the measuring thread: VmLck ${vmlck:-?} kB after '$mline'" ;;
       *) fail "the measuring thread: $fifo SCHED_FIFO threads, VmLck ${vmlck:-?} kB, line '$mline'" ;;
