@@ -123,28 +123,28 @@ impl RateEstimator {
         }
     }
 
+    /// The least-squares rate over the points, with its relative standard error. Runs several
+    /// times per page update: it walks the points where they are, allocating nothing.
     pub(crate) fn rate(&self) -> Option<Rate> {
         let &(c0, r0, d0) = self.points.front()?;
         let n = self.points.len();
         if n < 2 {
             return None;
         }
-        let xy: Vec<(f64, f64)> = self
-            .points
-            .iter()
-            .map(|&(c, r, _)| (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64))
-            .collect();
-        let (mx, my) =
-            (xy.iter().map(|p| p.0).sum::<f64>() / n as f64, xy.iter().map(|p| p.1).sum::<f64>() / n as f64);
-        let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        let sxy: f64 = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let xy = || {
+            self.points.iter().map(move |&(c, r, _)| (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64))
+        };
+        let (sx, sy) = xy().fold((0.0, 0.0), |(sx, sy), p| (sx + p.0, sy + p.1));
+        let (mx, my) = (sx / n as f64, sy / n as f64);
+        let (sxx, sxy) =
+            xy().fold((0.0, 0.0), |(sxx, sxy), p| (sxx + (p.0 - mx).powi(2), sxy + (p.0 - mx) * (p.1 - my)));
         if sxx <= 0.0 {
             return None;
         }
         let slope = sxy / sxx;
-        let span_ns = xy.last().map_or(0.0, |p| p.1).max(1.0);
+        let span_ns = self.points.back().map_or(0.0, |&(_, r, _)| r.wrapping_sub(r0) as f64).max(1.0);
         let relative_error = if n >= 4 {
-            let residual2: f64 = xy.iter().map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2)).sum();
+            let residual2: f64 = xy().map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2)).sum();
             (residual2 / (n - 2) as f64 / sxx).sqrt() / slope.abs().max(f64::MIN_POSITIVE)
         } else {
             // Too few points for residuals: assume each end is off by its own half-bracket.
@@ -176,6 +176,9 @@ pub(crate) struct DelayFilter {
     recent_delays: VecDeque<u64>,
     rejected_in_a_row: u32,
 }
+
+/// How many accepted measurements' brackets the delay filter judges by.
+const RECENT_BRACKETS: usize = 16;
 
 /// Consecutive rejected measurements after which the delay filter starts over.
 pub const REJECT_LIMIT: u32 = 8;
@@ -216,9 +219,14 @@ impl DelayFilter {
     fn judge(&mut self, bracket: u64) -> Result<Verdict, u64> {
         let mut verdict = Verdict::Typical;
         if self.recent.len() >= 4 {
-            let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
-            sorted.sort_unstable();
-            let typical = sorted[sorted.len() / 2];
+            // The median of at most RECENT_BRACKETS, sorted on the stack (no allocation per update).
+            let mut sorted = [0u64; RECENT_BRACKETS];
+            let n = self.recent.len();
+            for (slot, &b) in sorted.iter_mut().zip(&self.recent) {
+                *slot = b;
+            }
+            sorted[..n].sort_unstable();
+            let typical = sorted[n / 2];
             if bracket > typical.saturating_mul(4) && bracket > typical + 10_000 {
                 self.rejected_in_a_row += 1;
                 if self.rejected_in_a_row < REJECT_LIMIT {
@@ -229,7 +237,7 @@ impl DelayFilter {
             }
         }
         self.rejected_in_a_row = 0;
-        if self.recent.len() == 16 {
+        if self.recent.len() == RECENT_BRACKETS {
             self.recent.pop_front();
         }
         self.recent.push_back(bracket);
