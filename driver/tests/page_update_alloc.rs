@@ -89,7 +89,8 @@ fn a_warm_page_update_allocates_nothing() {
     let config = SimConfig { read_latency_ns: 1_000, read_jitter_ns: 200, ..SimConfig::ideal() };
     let nic = Arc::new(SimNic::new(config, time.clone()));
     let mut phc =
-        Phc::init(nic, model(INTEL, 0x10C9).unwrap(), Quirks::empty(), Steering::Software, time.clone()).unwrap();
+        Phc::init(nic, model(INTEL, 0x10C9).unwrap(), Quirks::empty(), Steering::Software, time.clone())
+            .unwrap();
     let host = VirtualHost(time.clone());
     let own = ClockIdentity([2, 0, 0, 0xff, 0xfe, 0, 0, 0x10]);
     let mut page = PtpPage::new(PtpPageConfig::default(), own, slave());

@@ -28,6 +28,7 @@ use crate::args::{RunArgs, UsageError};
 use crate::chores::{removal_requested, Chores};
 use crate::host::RealHost;
 use crate::privileges;
+use crate::stats_file::StatsFile;
 use crate::wake::{Wake, Waker};
 use crate::EXIT_DEVICE_GONE;
 
@@ -315,7 +316,7 @@ pub(crate) fn servo(args: &RunArgs) -> Servo {
 
 pub(crate) struct Loop<'a> {
     pub(crate) writer: &'a mut Writer,
-    stats: Option<File>,
+    stats: Option<StatsFile>,
     status: Status,
     ntpshm: Option<NtpShm>,
     /// The update log line's first word ("phc"; "ptp" under PTP).
@@ -333,7 +334,7 @@ impl<'a> Loop<'a> {
     pub(crate) fn new(writer: &'a mut Writer, stats: Option<File>, ntpshm: Option<NtpShm>) -> Self {
         Self {
             writer,
-            stats,
+            stats: stats.map(StatsFile::new),
             status: Status::Unsynchronized,
             ntpshm,
             log_prefix: "phc",
@@ -485,8 +486,8 @@ impl<'a> Loop<'a> {
                 s.error_bound_ns,
                 self.extra_columns.take().unwrap_or_default()
             );
-            // One write per line (writeln! on a File writes the line and its newline apart).
-            if let Err(e) = f.write_all(line.as_bytes()) {
+            // Kept and written at most once a second (and at the end): one write for ~10 lines.
+            if let Err(e) = f.push(&line, now) {
                 warn!("stats file: {e}; no more stats lines");
                 self.stats = None;
             }
