@@ -370,10 +370,13 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             break ExitCode::SUCCESS;
         }
         tally.mark(Phase::Chores, Instant::now());
+        let before = port_work(&runner);
         for event in runner.poll(now_ns()) {
             log_event(&event);
             page.on_event(&event);
         }
+        let after = port_work(&runner);
+        tally.found(after.0 - before.0, after.1 - before.1);
         tally.mark(Phase::Port, Instant::now());
         if !update_due(now, due, frames, interval) {
             continue;
@@ -405,6 +408,12 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
 /// this leaves ~1 timer wake-up a second for the page instead of ~5 (half an interval early).
 fn update_due(now: Instant, due: Instant, frames: bool, interval: Duration) -> bool {
     now >= due || (frames && due - now <= interval)
+}
+
+/// Frames the port has taken in (accepted or dropped) and TX stamps it has read, so far.
+fn port_work<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> (u64, u64) {
+    let d = runner.drops();
+    (d.accepted + d.total_dropped(), runner.port_counters().tx_stamps)
 }
 
 /// How often the PTP loop checks that its page is still linked under its name.
