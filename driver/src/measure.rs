@@ -61,7 +61,7 @@ pub fn measure<R: RegisterAccess>(
     readings: usize,
     good_enough_ns: Option<u64>,
 ) -> Result<Measurement, DeviceLost> {
-    measure_from(phc, host, readings, readings, good_enough_ns, u64::MAX)
+    measure_from(phc, host, readings, readings, good_enough_ns)
 }
 
 /// As [`measure`], but done at the first read within `good_enough_ns` (when the caller has an
@@ -74,29 +74,20 @@ pub fn measure_until_good<R: RegisterAccess>(
     readings: usize,
     good_enough_ns: Option<u64>,
 ) -> Result<Measurement, DeviceLost> {
-    let (at_least, counter_good) = match good_enough_ns {
-        // The counter's bracket holds the reference reads too: a stall between a counter read and
-        // a reference read moves the anchor while the delay looks fine, so a read is good only
-        // with a counter bracket near its delay too (twice it, plus 10 µs of slack).
-        Some(g) => (1, (g.saturating_mul(2).saturating_add(10_000) as f64 / host.ns_per_tick().0) as u64),
-        None => (readings, u64::MAX),
-    };
-    measure_from(phc, host, at_least, readings, good_enough_ns, counter_good)
+    let at_least = if good_enough_ns.is_some() { 1 } else { readings };
+    measure_from(phc, host, at_least, readings, good_enough_ns)
 }
 
-/// At least `at_least` reads; then on while the best is not good enough (a delay within
-/// `good_enough_ns`, a counter bracket within `counter_good` ticks), up to
-/// [`MAX_READINGS_FACTOR`] × `readings`. The best: a good read before one that is not, then the
-/// shortest delay.
+/// At least `at_least` reads; then on while the best (the shortest delay) is above
+/// `good_enough_ns`, up to [`MAX_READINGS_FACTOR`] × `readings`.
 fn measure_from<R: RegisterAccess>(
     phc: &mut Phc<R>,
     host: &dyn Host,
     at_least: usize,
     readings: usize,
     good_enough_ns: Option<u64>,
-    counter_good: u64,
 ) -> Result<Measurement, DeviceLost> {
-    let limits = Limits { at_least, readings, good_enough_ns, counter_good };
+    let limits = Limits { at_least, readings, good_enough_ns };
     // The bracket's edges: a system clock read directly (the vDSO's clock_gettime, one call),
     // else the host's reference. One loop per kind: nothing is decided inside a bracket.
     match host.reference_clock() {
@@ -108,13 +99,12 @@ fn measure_from<R: RegisterAccess>(
     }
 }
 
-/// How many reads [`best_of`] takes and what it calls good.
+/// How many reads [`best_of`] takes.
 #[derive(Clone, Copy)]
 struct Limits {
     at_least: usize,
     readings: usize,
     good_enough_ns: Option<u64>,
-    counter_good: u64,
 }
 
 fn best_of<R: RegisterAccess>(
@@ -125,12 +115,9 @@ fn best_of<R: RegisterAccess>(
 ) -> Result<Measurement, DeviceLost> {
     let readings = limits.readings.max(1);
     let at_least = limits.at_least.clamp(1, readings);
-    let good = |m: &Measurement| {
-        limits.good_enough_ns.is_none_or(|g| m.delay_ns <= g) && m.counter_window <= limits.counter_good
-    };
     let mut best: Option<Measurement> = None;
     for i in 0..readings * MAX_READINGS_FACTOR {
-        if i >= at_least && best.as_ref().is_some_and(good) {
+        if i >= at_least && best.is_some_and(|b| limits.good_enough_ns.is_none_or(|g| b.delay_ns <= g)) {
             break;
         }
         // counter, reference, [SYSTIML], reference, counter: the reference brackets the NIC read
@@ -156,7 +143,7 @@ fn best_of<R: RegisterAccess>(
             counter: c1 + c2.wrapping_sub(c1) / 2,
             counter_window: c2.wrapping_sub(c1),
         };
-        if best.is_none_or(|b| (!good(&m), m.delay_ns) < (!good(&b), b.delay_ns)) {
+        if best.is_none_or(|b| m.delay_ns < b.delay_ns) {
             best = Some(m);
         }
     }

@@ -75,7 +75,7 @@ use super::slave::{ClockIdentity, PortState, PtpStatus};
 use super::spread::MIN_EXCHANGES;
 use crate::clock::{DeviceLost, Phc};
 use crate::discipline::{bracket_ns, DelayFilter, RateEstimator, Update};
-use crate::measure::{measure_until_good, Host, Measurement};
+use crate::measure::{measure, measure_until_good, Host, Measurement};
 use crate::servo::ServoState;
 
 /// Tunables of the page under PTP.
@@ -296,7 +296,9 @@ impl PtpPage {
             if self.delays.accept(bracket_ns(&m, ns_per_tick), m.delay_ns).is_ok() {
                 break;
             }
-            m = measure_until_good(phc, host, self.config.readings, good_enough)?;
+            // Taken again as the best of the configured readings: the good-looking read was
+            // disturbed (a stall its counter bracket showed), so one read is not trusted now.
+            m = measure(phc, host, self.config.readings, good_enough)?;
         }
         let freq_ppb = phc.frequency().0;
         Ok(self.update_measured(host, m, freq_ppb, ptp))
