@@ -84,6 +84,9 @@ fn ppt(ppb: f64) -> i64 {
 pub(crate) struct RateEstimator {
     /// (counter, reference ns, measurement delay ns)
     points: VecDeque<(u64, u64, u64)>,
+    /// The estimate over the points as they are, once asked for (a page update asks up to four
+    /// times; each change of the points forgets it).
+    cached: std::cell::Cell<Option<Option<Rate>>>,
 }
 
 const RATE_POINTS: usize = 64;
@@ -97,6 +100,7 @@ pub(crate) struct Rate {
 
 impl RateEstimator {
     pub(crate) fn add(&mut self, counter: u64, reference_ns: u64, delay_ns: u64) {
+        self.cached.set(None);
         if self.points.len() == RATE_POINTS {
             self.points.pop_front();
         }
@@ -108,6 +112,7 @@ impl RateEstimator {
     /// newest scaled by `factor`), so the estimate is the new rate at once instead of after the
     /// window has refilled.
     pub(crate) fn rescale(&mut self, factor: f64) {
+        self.cached.set(None);
         let Some(&(_, last, _)) = self.points.back() else { return };
         for p in &mut self.points {
             let before = last.wrapping_sub(p.1) as i64;
@@ -118,14 +123,24 @@ impl RateEstimator {
     /// The clock was stepped by `ns` just after the newest point: the points move with it (the
     /// rate is unchanged).
     pub(crate) fn shift(&mut self, ns: i64) {
+        self.cached.set(None);
         for p in &mut self.points {
             p.1 = p.1.wrapping_add(ns as u64);
         }
     }
 
-    /// The least-squares rate over the points, with its relative standard error. Runs several
-    /// times per page update: it walks the points where they are, allocating nothing.
+    /// The least-squares rate over the points, with its relative standard error: computed once
+    /// per change of the points (walking them where they are, allocating nothing).
     pub(crate) fn rate(&self) -> Option<Rate> {
+        if let Some(rate) = self.cached.get() {
+            return rate;
+        }
+        let rate = self.regression();
+        self.cached.set(Some(rate));
+        rate
+    }
+
+    fn regression(&self) -> Option<Rate> {
         let &(c0, r0, d0) = self.points.front()?;
         let n = self.points.len();
         if n < 2 {
@@ -493,6 +508,33 @@ impl<R: RegisterAccess> Discipline<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_rate_follows_every_change_of_the_points() {
+        let mut r = RateEstimator::default();
+        let mut fresh = RateEstimator::default();
+        let same = |a: &RateEstimator, b: &RateEstimator| {
+            let (a, b) = (a.rate().unwrap(), b.regression().unwrap());
+            a.ns_per_tick == b.ns_per_tick && a.relative_error == b.relative_error
+        };
+        for k in 0..8u64 {
+            let point = (k * 1_000, k * 1_001 + k % 3, 100);
+            r.add(point.0, point.1, point.2);
+            fresh.add(point.0, point.1, point.2);
+        }
+        assert!(same(&r, &fresh));
+        r.add(8_000, 8_020, 100);
+        fresh.add(8_000, 8_020, 100);
+        assert!(same(&r, &fresh), "after add");
+        r.rescale(1.001);
+        fresh.rescale(1.001);
+        assert!(same(&r, &fresh), "after rescale");
+        let before = r.rate().unwrap().ns_per_tick;
+        r.shift(5_000);
+        fresh.shift(5_000);
+        assert!(same(&r, &fresh), "after shift");
+        assert!((r.rate().unwrap().ns_per_tick - before).abs() < 1e-12, "a step keeps the rate");
+    }
 
     #[test]
     fn the_floor_measure_reads_on_against_is_a_delay_not_the_wider_bracket() {
