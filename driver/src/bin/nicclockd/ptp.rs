@@ -31,6 +31,7 @@ use crate::host::RealHost;
 use crate::privileges;
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
+use crate::stats_file::{push_decimal, push_signed};
 use crate::wake::{Wake, Waker};
 use crate::wake_tally::{Phase, WakeTally};
 
@@ -552,24 +553,9 @@ pub(crate) fn stats_columns<M: DescMemory>(
     }
     line.push(',');
     if let Some(miss) = mapping_miss_ns {
-        line.push_str(&miss.to_string());
+        push_signed(&mut line, miss);
     }
     line
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(line: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    line.extend(digits[at..].iter().map(|&b| char::from(b)));
 }
 
 #[cfg(test)]
@@ -578,7 +564,7 @@ mod tests {
 
     use nicclock_driver::schedule::Schedule;
 
-    use super::{push_decimal, update_due};
+    use super::update_due;
 
     /// 60 s of a slave at 8 Sync/s (every third Follow_Up waking it on its own, 2 ms later), one
     /// Delay_Resp a second, the page at 10 updates/s: (wake-ups/s, page-only wake-ups/s,
@@ -635,14 +621,5 @@ mod tests {
         assert!(page_only <= 1.5, "{page_only} wake-ups/s for the page alone");
         assert!(wakes <= 13.0, "{wakes} wake-ups/s");
         assert!(oldest <= Duration::from_millis(200), "the page went {oldest:?} without an update");
-    }
-
-    #[test]
-    fn decimals_are_written_as_display_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 12345, u64::from(u32::MAX), u64::MAX] {
-            let mut s = String::from(",");
-            push_decimal(&mut s, n);
-            assert_eq!(s, format!(",{n}"));
-        }
     }
 }

@@ -52,9 +52,81 @@ impl Drop for StatsFile {
     }
 }
 
+/// Appends `n` in decimal (what `Display` writes), without `core::fmt`: at 10 updates a second
+/// its machinery per number was most of a stats line's cost.
+pub fn push_decimal(line: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend(digits[at..].iter().map(|&b| char::from(b)));
+}
+
+/// Appends `n` in decimal, with its sign.
+pub fn push_signed(line: &mut String, n: i64) {
+    if n < 0 {
+        line.push('-');
+    }
+    push_decimal(line, n.unsigned_abs());
+}
+
+/// Appends `thousandths` / 1000 with three decimals (`{:.3}` of that value).
+pub fn push_thousandths(line: &mut String, thousandths: i64) {
+    if thousandths < 0 {
+        line.push('-');
+    }
+    let t = thousandths.unsigned_abs();
+    push_decimal(line, t / 1000);
+    line.push('.');
+    let frac = t % 1000;
+    line.push(char::from(b'0' + (frac / 100) as u8));
+    line.push(char::from(b'0' + (frac / 10 % 10) as u8));
+    line.push(char::from(b'0' + (frac % 10) as u8));
+}
+
+/// Appends `x` with three decimals, as `{:.3}` writes it away from exact ties.
+pub fn push_fixed3(line: &mut String, x: f64) {
+    let t = (x * 1000.0).round();
+    if t.is_finite() && t.abs() < 9e15 {
+        if t == 0.0 && x.is_sign_negative() {
+            line.push('-'); // `{:.3}` keeps the sign of a small negative value: -0.000
+        }
+        push_thousandths(line, t as i64);
+    } else {
+        line.push_str(&format!("{x:.3}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_format_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, u64::from(u32::MAX), u64::MAX] {
+            let mut s = String::from(",");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!(",{n}"));
+        }
+        for n in [0, -1, 7, -149_897, i64::MAX, i64::MIN] {
+            let mut s = String::new();
+            push_signed(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for x in
+            [0.0, -0.0, 1457.97, -5061.387, 0.0004, -0.0004, 0.5, 123_456.789, -1e-9, 55.167, 1e300, f64::NAN]
+        {
+            let mut s = String::new();
+            push_fixed3(&mut s, x);
+            assert_eq!(s, format!("{x:.3}"), "{x}");
+        }
+    }
 
     fn temp(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("nicclockd-stats-{name}-{}.csv", std::process::id()))
