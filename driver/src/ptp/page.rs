@@ -83,7 +83,9 @@ use crate::servo::ServoState;
 pub struct PtpPageConfig {
     /// Nominal ns between page updates.
     pub interval_ns: u64,
-    /// Bracketed reads per PHC-vs-counter measurement.
+    /// Bracketed reads per PHC-vs-counter measurement: the best of this many until the first
+    /// delays are known; then done at the first good enough read ([`PtpPage::good_enough_ns`]),
+    /// reading on while none is (up to `measure::MAX_READINGS_FACTOR` times this).
     pub readings: usize,
     /// |servo offset| under which SLAVE counts towards LOCKED, ns.
     pub lock_threshold_ns: u64,
