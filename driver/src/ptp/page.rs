@@ -270,7 +270,7 @@ impl PtpPage {
     /// A read whose delay (reference bracket) is at most this ends the measurement: within a
     /// quarter of the recent best delay, or within 1/[`BOUND_SHARE`] of the last published bound
     /// (its half-bracket then adds at most 1/(2 × BOUND_SHARE) to the next bound: in the QEMU lab,
-    /// whose bound is 10s of µs, the first read; on silicon with a sub-µs bound, the recent best).
+    /// whose bound is 100s of µs, the first read; on silicon with a sub-µs bound, the recent best).
     /// `None` (the configured readings, best of them) until a few delays are known.
     fn good_enough_ns(&self) -> Option<u64> {
         let floor = self.delays.floor()?;
