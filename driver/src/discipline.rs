@@ -84,6 +84,9 @@ fn ppt(ppb: f64) -> i64 {
 pub(crate) struct RateEstimator {
     /// (counter, reference ns, measurement delay ns)
     points: VecDeque<(u64, u64, u64)>,
+    /// The estimate over the points as they are, once asked for (a page update asks up to four
+    /// times; each change of the points forgets it).
+    cached: std::cell::Cell<Option<Option<Rate>>>,
 }
 
 const RATE_POINTS: usize = 64;
@@ -97,6 +100,7 @@ pub(crate) struct Rate {
 
 impl RateEstimator {
     pub(crate) fn add(&mut self, counter: u64, reference_ns: u64, delay_ns: u64) {
+        self.cached.set(None);
         if self.points.len() == RATE_POINTS {
             self.points.pop_front();
         }
@@ -108,6 +112,7 @@ impl RateEstimator {
     /// newest scaled by `factor`), so the estimate is the new rate at once instead of after the
     /// window has refilled.
     pub(crate) fn rescale(&mut self, factor: f64) {
+        self.cached.set(None);
         let Some(&(_, last, _)) = self.points.back() else { return };
         for p in &mut self.points {
             let before = last.wrapping_sub(p.1) as i64;
@@ -118,33 +123,43 @@ impl RateEstimator {
     /// The clock was stepped by `ns` just after the newest point: the points move with it (the
     /// rate is unchanged).
     pub(crate) fn shift(&mut self, ns: i64) {
+        self.cached.set(None);
         for p in &mut self.points {
             p.1 = p.1.wrapping_add(ns as u64);
         }
     }
 
+    /// The least-squares rate over the points, with its relative standard error: computed once
+    /// per change of the points (walking them where they are, allocating nothing).
     pub(crate) fn rate(&self) -> Option<Rate> {
+        if let Some(rate) = self.cached.get() {
+            return rate;
+        }
+        let rate = self.regression();
+        self.cached.set(Some(rate));
+        rate
+    }
+
+    fn regression(&self) -> Option<Rate> {
         let &(c0, r0, d0) = self.points.front()?;
         let n = self.points.len();
         if n < 2 {
             return None;
         }
-        let xy: Vec<(f64, f64)> = self
-            .points
-            .iter()
-            .map(|&(c, r, _)| (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64))
-            .collect();
-        let (mx, my) =
-            (xy.iter().map(|p| p.0).sum::<f64>() / n as f64, xy.iter().map(|p| p.1).sum::<f64>() / n as f64);
-        let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        let sxy: f64 = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let xy = || {
+            self.points.iter().map(move |&(c, r, _)| (c.wrapping_sub(c0) as f64, r.wrapping_sub(r0) as f64))
+        };
+        let (sx, sy) = xy().fold((0.0, 0.0), |(sx, sy), p| (sx + p.0, sy + p.1));
+        let (mx, my) = (sx / n as f64, sy / n as f64);
+        let (sxx, sxy) =
+            xy().fold((0.0, 0.0), |(sxx, sxy), p| (sxx + (p.0 - mx).powi(2), sxy + (p.0 - mx) * (p.1 - my)));
         if sxx <= 0.0 {
             return None;
         }
         let slope = sxy / sxx;
-        let span_ns = xy.last().map_or(0.0, |p| p.1).max(1.0);
+        let span_ns = self.points.back().map_or(0.0, |&(_, r, _)| r.wrapping_sub(r0) as f64).max(1.0);
         let relative_error = if n >= 4 {
-            let residual2: f64 = xy.iter().map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2)).sum();
+            let residual2: f64 = xy().map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2)).sum();
             (residual2 / (n - 2) as f64 / sxx).sqrt() / slope.abs().max(f64::MIN_POSITIVE)
         } else {
             // Too few points for residuals: assume each end is off by its own half-bracket.
@@ -176,6 +191,9 @@ pub(crate) struct DelayFilter {
     recent_delays: VecDeque<u64>,
     rejected_in_a_row: u32,
 }
+
+/// How many accepted measurements' brackets the delay filter judges by.
+const RECENT_BRACKETS: usize = 16;
 
 /// Consecutive rejected measurements after which the delay filter starts over.
 pub const REJECT_LIMIT: u32 = 8;
@@ -216,9 +234,14 @@ impl DelayFilter {
     fn judge(&mut self, bracket: u64) -> Result<Verdict, u64> {
         let mut verdict = Verdict::Typical;
         if self.recent.len() >= 4 {
-            let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
-            sorted.sort_unstable();
-            let typical = sorted[sorted.len() / 2];
+            // The median of at most RECENT_BRACKETS, sorted on the stack (no allocation per update).
+            let mut sorted = [0u64; RECENT_BRACKETS];
+            let n = self.recent.len();
+            for (slot, &b) in sorted.iter_mut().zip(&self.recent) {
+                *slot = b;
+            }
+            sorted[..n].sort_unstable();
+            let typical = sorted[n / 2];
             if bracket > typical.saturating_mul(4) && bracket > typical + 10_000 {
                 self.rejected_in_a_row += 1;
                 if self.rejected_in_a_row < REJECT_LIMIT {
@@ -229,7 +252,7 @@ impl DelayFilter {
             }
         }
         self.rejected_in_a_row = 0;
-        if self.recent.len() == 16 {
+        if self.recent.len() == RECENT_BRACKETS {
             self.recent.pop_front();
         }
         self.recent.push_back(bracket);
@@ -485,6 +508,33 @@ impl<R: RegisterAccess> Discipline<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_rate_follows_every_change_of_the_points() {
+        let mut r = RateEstimator::default();
+        let mut fresh = RateEstimator::default();
+        let same = |a: &RateEstimator, b: &RateEstimator| {
+            let (a, b) = (a.rate().unwrap(), b.regression().unwrap());
+            a.ns_per_tick == b.ns_per_tick && a.relative_error == b.relative_error
+        };
+        for k in 0..8u64 {
+            let point = (k * 1_000, k * 1_001 + k % 3, 100);
+            r.add(point.0, point.1, point.2);
+            fresh.add(point.0, point.1, point.2);
+        }
+        assert!(same(&r, &fresh));
+        r.add(8_000, 8_020, 100);
+        fresh.add(8_000, 8_020, 100);
+        assert!(same(&r, &fresh), "after add");
+        r.rescale(1.001);
+        fresh.rescale(1.001);
+        assert!(same(&r, &fresh), "after rescale");
+        let before = r.rate().unwrap().ns_per_tick;
+        r.shift(5_000);
+        fresh.shift(5_000);
+        assert!(same(&r, &fresh), "after shift");
+        assert!((r.rate().unwrap().ns_per_tick - before).abs() < 1e-12, "a step keeps the rate");
+    }
 
     #[test]
     fn the_floor_measure_reads_on_against_is_a_delay_not_the_wider_bracket() {

@@ -8,8 +8,9 @@
 //! those before a step are moved by it: the next mapping carries the change whole instead of
 //! re-learning it over the regression's window (what made the QEMU lab's slave page lag).
 //!
-//! Each update measures the PHC against the counter as the discipline does (the best of a few
-//! bracketed reads, more while none is near the recent best); a measurement whose every read was
+//! Each update measures the PHC against the counter with the discipline's bracketed reads, but
+//! stops at the first one good enough: near the recent best, or narrow beside the bound (its
+//! half-bracket a small share of it), reading on while none is; a measurement whose every read was
 //! disturbed (its delay far above the typical) is taken again, up to [`REMEASURE`] times, so that a
 //! stall does not become an anchor (its bound would cover it, by half the bracket: ms).
 //!
@@ -74,7 +75,7 @@ use super::slave::{ClockIdentity, PortState, PtpStatus};
 use super::spread::MIN_EXCHANGES;
 use crate::clock::{DeviceLost, Phc};
 use crate::discipline::{bracket_ns, DelayFilter, RateEstimator, Update};
-use crate::measure::{measure, Host, Measurement};
+use crate::measure::{measure, measure_until_good, Host, Measurement};
 use crate::servo::ServoState;
 
 /// Tunables of the page under PTP.
@@ -82,7 +83,9 @@ use crate::servo::ServoState;
 pub struct PtpPageConfig {
     /// Nominal ns between page updates.
     pub interval_ns: u64,
-    /// Bracketed reads per PHC-vs-counter measurement.
+    /// Bracketed reads per PHC-vs-counter measurement: the best of this many until the first
+    /// delays are known; then done at the first good enough read ([`PtpPage::good_enough_ns`]),
+    /// reading on while none is (up to `measure::MAX_READINGS_FACTOR` times this).
     pub readings: usize,
     /// |servo offset| under which SLAVE counts towards LOCKED, ns.
     pub lock_threshold_ns: u64,
@@ -168,6 +171,9 @@ pub struct PtpPage {
 
 /// Measurements taken again in one update when each was disturbed (module docs).
 const REMEASURE: usize = 3;
+
+/// A read whose delay is within this fraction of the bound is good enough ([`PtpPage::good_enough_ns`]).
+const BOUND_SHARE: u64 = 32;
 
 impl PtpPage {
     /// The page of a port with clock identity `own`, starting from the slave's `status`.
@@ -261,6 +267,17 @@ impl PtpPage {
         self.config.wander_ppb + spread + rate_ppb
     }
 
+    /// A read whose delay (reference bracket) is at most this ends the measurement: within a
+    /// quarter of the recent best delay, or within 1/[`BOUND_SHARE`] of the last published bound
+    /// (its half-bracket then adds at most 1/(2 × BOUND_SHARE) to the next bound: in the QEMU lab,
+    /// whose bound is 100s of µs, the first read; on silicon with a sub-µs bound, the recent best).
+    /// `None` (the configured readings, best of them) until a few delays are known.
+    fn good_enough_ns(&self) -> Option<u64> {
+        let floor = self.delays.floor()?;
+        let share = self.last_bound.map_or(0, |(bound, _, _)| bound / BOUND_SHARE);
+        Some((floor + floor / 4).max(share))
+    }
+
     /// One page update: measure the PHC against the counter (no steering), then describe it with
     /// the port's status now (`ptp`: [`super::PtpRunner::status`]).
     pub fn update<R: RegisterAccess>(
@@ -269,17 +286,20 @@ impl PtpPage {
         host: &dyn Host,
         ptp: PtpStatus,
     ) -> Result<Update, DeviceLost> {
-        // As the discipline: more reads while none is within a quarter of the recent best, and a
-        // measurement whose every read was disturbed (the thread descheduled for ms under TCG:
-        // the QEMU lab's slave page anchored 1.8 ms off its clock, honest only by the bound's
-        // half-bracket) is taken again rather than anchor the page.
-        let good_enough = self.delays.floor().map(|f| f + f / 4);
+        // As the discipline, more reads while none is good enough, and a measurement whose every
+        // read was disturbed (the thread descheduled for ms under TCG: the QEMU lab's slave page
+        // anchored 1.8 ms off its clock, honest only by the bound's half-bracket) is taken again
+        // rather than anchor the page. Unlike the discipline, done at the first good read
+        // ([`Self::good_enough_ns`]): the offset here is statime's, the reads only anchor the page.
+        let good_enough = self.good_enough_ns();
         let ns_per_tick = self.rate.rate().map_or_else(|| host.ns_per_tick().0, |r| r.ns_per_tick);
-        let mut m = measure(phc, host, self.config.readings, good_enough)?;
+        let mut m = measure_until_good(phc, host, self.config.readings, good_enough)?;
         for _ in 0..REMEASURE {
             if self.delays.accept(bracket_ns(&m, ns_per_tick), m.delay_ns).is_ok() {
                 break;
             }
+            // Taken again as the best of the configured readings: the good-looking read was
+            // disturbed (a stall its counter bracket showed), so one read is not trusted now.
             m = measure(phc, host, self.config.readings, good_enough)?;
         }
         let freq_ppb = phc.frequency().0;
@@ -636,6 +656,20 @@ mod tests {
     /// ns per counter tick the page publishes.
     fn published_rate(u: &Update) -> f64 {
         nicclock::period_to_ns_per_tick(u.snapshot.counter_period)
+    }
+
+    #[test]
+    fn a_read_is_good_enough_near_the_best_delay_or_narrow_beside_the_bound() {
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, slave(40));
+        assert_eq!(page.good_enough_ns(), None, "no delays yet: the configured readings, best of them");
+        for d in [420, 400, 410, 430] {
+            page.delays.accept(d, d).unwrap();
+        }
+        assert_eq!(page.good_enough_ns(), Some(500), "a quarter above the recent best");
+        page.last_bound = Some((1_000, T0, 50.0));
+        assert_eq!(page.good_enough_ns(), Some(500), "a sub-µs bound: the recent best decides");
+        page.last_bound = Some((64_000, T0, 50.0));
+        assert_eq!(page.good_enough_ns(), Some(2_000), "a 64 µs bound: a 2 µs read adds 1.6 % to it");
     }
 
     #[test]

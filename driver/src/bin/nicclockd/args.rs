@@ -215,7 +215,9 @@ pub struct RunArgs {
     /// Updates per second (0.01 to 1000).
     #[arg(long, default_value_t = 10.0, value_name = "HZ", value_parser = rate, allow_negative_numbers = true)]
     pub rate: f64,
-    /// Bracketed reads per measurement.
+    /// Bracketed reads per measurement, the best of them taken (with --reference ptp, the page
+    /// stops at the first read that is good enough: near the recent best, or narrow beside the
+    /// published bound).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub readings: u32,
     /// |offset| below which the clock is LOCKED, ns.

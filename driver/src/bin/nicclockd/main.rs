@@ -14,6 +14,7 @@ mod ptp_serve;
 mod realtime;
 mod ring_wake;
 mod run;
+mod stats_file;
 mod sys;
 mod wake;
 mod wake_tally;

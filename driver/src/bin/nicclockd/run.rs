@@ -28,6 +28,7 @@ use crate::args::{RunArgs, UsageError};
 use crate::chores::{removal_requested, Chores};
 use crate::host::RealHost;
 use crate::privileges;
+use crate::stats_file::{push_decimal, push_fixed3, push_signed, push_thousandths, StatsFile};
 use crate::wake::{Wake, Waker};
 use crate::EXIT_DEVICE_GONE;
 
@@ -313,9 +314,32 @@ pub(crate) fn servo(args: &RunArgs) -> Servo {
     }
 }
 
+/// One stats CSV line: `time_s,offset_ns,servo_state,freq_ppb,delay_ns,status,error_bound_ns`
+/// then `extra` (the mode's columns), written digit by digit (see `stats_file::push_decimal`).
+fn stats_line(update: &Update, elapsed: Duration, extra: Option<String>) -> String {
+    let extra = extra.unwrap_or_default();
+    let mut line = String::with_capacity(64 + extra.len());
+    push_thousandths(&mut line, (elapsed.as_micros() as f64 / 1e3).round() as i64);
+    line.push(',');
+    push_signed(&mut line, update.measurement.offset_ns);
+    line.push(',');
+    push_decimal(&mut line, update.servo_state as u64);
+    line.push(',');
+    push_fixed3(&mut line, update.servo_ppb);
+    line.push(',');
+    push_decimal(&mut line, update.measurement.delay_ns);
+    line.push(',');
+    line.push_str(update.snapshot.status.name());
+    line.push(',');
+    push_decimal(&mut line, update.snapshot.error_bound_ns);
+    line.push_str(&extra);
+    line.push('\n');
+    line
+}
+
 pub(crate) struct Loop<'a> {
     pub(crate) writer: &'a mut Writer,
-    stats: Option<File>,
+    stats: Option<StatsFile>,
     status: Status,
     ntpshm: Option<NtpShm>,
     /// The update log line's first word ("phc"; "ptp" under PTP).
@@ -333,7 +357,7 @@ impl<'a> Loop<'a> {
     pub(crate) fn new(writer: &'a mut Writer, stats: Option<File>, ntpshm: Option<NtpShm>) -> Self {
         Self {
             writer,
-            stats,
+            stats: stats.map(StatsFile::new),
             status: Status::Unsynchronized,
             ntpshm,
             log_prefix: "phc",
@@ -473,20 +497,9 @@ impl<'a> Loop<'a> {
             });
         }
         if let Some(f) = self.stats.as_mut() {
-            let s = &update.snapshot;
-            let line = format!(
-                "{:.3},{},{},{:.3},{},{},{}{}\n",
-                start.elapsed().as_secs_f64(),
-                update.measurement.offset_ns,
-                update.servo_state as u8,
-                update.servo_ppb,
-                update.measurement.delay_ns,
-                s.status.name(),
-                s.error_bound_ns,
-                self.extra_columns.take().unwrap_or_default()
-            );
-            // One write per line (writeln! on a File writes the line and its newline apart).
-            if let Err(e) = f.write_all(line.as_bytes()) {
+            let line = stats_line(update, now.saturating_duration_since(start), self.extra_columns.take());
+            // Kept and written at most once a second (and at the end): one write for ~10 lines.
+            if let Err(e) = f.push(&line, now) {
                 warn!("stats file: {e}; no more stats lines");
                 self.stats = None;
             }

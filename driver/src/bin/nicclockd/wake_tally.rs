@@ -23,6 +23,12 @@ pub struct WakeTally {
     timer_updates: u64,
     /// Whether this wake-up was the ring's.
     frames: bool,
+    /// Frames received and TX stamps taken, over the tally's span.
+    received: u64,
+    tx_stamps: u64,
+    /// Ring wake-ups that found no new frame and no TX stamp (their cause was handled by an
+    /// earlier wake-up: a frame that came while the daemon was awake signals it again).
+    empty_ring_wakes: u64,
 }
 
 /// What a part of a wake-up did (see [`WakeTally::mark`]).
@@ -53,7 +59,17 @@ impl WakeTally {
             updates: 0,
             timer_updates: 0,
             frames: false,
+            received: 0,
+            tx_stamps: 0,
+            empty_ring_wakes: 0,
         }
+    }
+
+    /// This wake-up's port work took in `frames` received frames and `tx_stamps` TX stamps.
+    pub fn found(&mut self, frames: u64, tx_stamps: u64) {
+        self.received += frames;
+        self.tx_stamps += tx_stamps;
+        self.empty_ring_wakes += u64::from(self.frames && frames == 0 && tx_stamps == 0);
     }
 
     /// The part of the wake-up since the previous mark was `phase`.
@@ -103,13 +119,17 @@ impl WakeTally {
         let us_per = |d: Duration, n: u64| d.as_micros() / u128::from(n.max(1));
         let p = &self.phases;
         let line = format!(
-            "{} wake-ups in {:.1} s ({:.1}/s: {} by the ring, {} for the page, {} for statime's \
-             timers), awake {:.1} ms ({} us each: interrupt {} us, frames and timers {} us; page \
-             update {} us measuring and {} us publishing, {} of them)",
+            "{} wake-ups in {:.1} s ({:.1}/s: {} by the ring ({} finding nothing new; {} frames, {} \
+             TX stamps), {} for the page, {} for statime's timers), awake {:.1} ms ({} us each: \
+             interrupt {} us, frames and timers {} us; page update {} us measuring and {} us \
+             publishing, {} of them)",
             self.wakes,
             span.as_secs_f64(),
             self.wakes as f64 / span.as_secs_f64(),
             self.frame_wakes,
+            self.empty_ring_wakes,
+            self.received,
+            self.tx_stamps,
             self.timer_updates,
             self.wakes - self.frame_wakes - self.timer_updates,
             self.busy.as_secs_f64() * 1e3,
@@ -142,6 +162,8 @@ mod tests {
             let frames = k % 2 == 0;
             tally.mark(Phase::Interrupt, at + ms(1));
             assert_eq!(tally.woke(at + ms(1), frames), None, "no line before 10 s");
+            // Every 10th ring wake-up finds nothing; the others two frames; a TX stamp at k = 1.
+            tally.found(if frames && k % 20 != 0 { 2 } else { 0 }, u64::from(k == 1));
             tally.mark(Phase::Port, at + ms(2));
             if k % 4 == 0 || k % 4 == 1 {
                 tally.mark_page(ms(1) / 2, at + ms(3));
@@ -150,7 +172,7 @@ mod tests {
         }
         tally.awake(t0 + ms(10_000));
         let line = tally.woke(t0 + ms(10_000), false).expect("a line at 10 s");
-        assert!(line.starts_with("101 wake-ups in 10.0 s (10.1/s: 50 by the ring, 25 for the page, 26 for statime's timers), awake 300.0 ms"), "{line}");
+        assert!(line.starts_with("101 wake-ups in 10.0 s (10.1/s: 50 by the ring (5 finding nothing new; 90 frames, 1 TX stamps), 25 for the page, 26 for statime's timers), awake 300.0 ms"), "{line}");
         assert!(line.contains("page update 500 us measuring and 500 us publishing, 50 of them"), "{line}");
     }
 }
