@@ -15,8 +15,8 @@
 //! 50 µs a software-stamping master's noise (100s of µs) stepped the clock ~0.65 times a second,
 //! and a 100 ppm oscillator at 1 Sync/s (100 µs per exchange) never locked. So the inner filter
 //! gets the large threshold, and this wrapper
-//! - makes the first correction itself, from the start's exchanges ([`StartFit`]: 8 Syncs and 8
-//!   Delay_Reqs, 1 s at 8/s; or 3 of each over 2 s), none of which statime's filter is given:
+//! - makes the first correction itself, from the start's exchanges ([`StartFit`]: 3 Syncs and 3
+//!   Delay_Reqs or more over 2 s, or 16 of each), none of which statime's filter is given:
 //!   their fit (one Theil–Sen slope for both kinds, each kind's level its median) gives the
 //!   clock's frequency error, set at once, and its offset now, stepped if beyond the first-step
 //!   threshold; the inner filter is rebuilt (it cannot be told of a step it did not make), told
@@ -364,8 +364,9 @@ impl Filter for GatedKalman {
     }
 }
 
-/// Exchanges (Syncs and Delay_Reqs each) the start's fit waits for: 1 s at 8 per second.
-pub const START_EXCHANGES: usize = 8;
+/// Exchanges (Syncs and Delay_Reqs each) the start's fit waits for at fast rates (2 s at 8 per
+/// second: over 1 s the QEMU pair's µs of stamp noise left the frequency up to 4 ppm off).
+pub const START_EXCHANGES: usize = 16;
 /// Or, at slow rates, this many of each over at least [`START_SPAN_S`].
 pub const START_MIN: usize = 3;
 pub const START_SPAN_S: f64 = 2.0;
