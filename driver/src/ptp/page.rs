@@ -16,8 +16,10 @@
 //!
 //! Status: LISTENING before any master → UNSYNCHRONIZED (nothing to follow yet); LISTENING or
 //! UNCALIBRATED once a master was heard → LOCKING; SLAVE → LOCKING, then LOCKED once the servo's
-//! offset stayed under the lock threshold `lock_count` times and at least 4 raw exchanges are
-//! behind the bound (below); left beyond 10× the threshold; master lost →
+//! offset stayed under the lock threshold `lock_count` times, at least 4 raw exchanges are
+//! behind the bound (below) and their mean agrees with it (within the threshold plus 2 standard
+//! errors: statime's filter reports 0 before it trusts its measurements, the clock µs off);
+//! left beyond 10× the threshold; master lost →
 //! HOLDOVER, the bound growing at the rate measured while locked, then UNSYNCHRONIZED after
 //! `holdover_limit_ns`.
 //!
@@ -72,7 +74,7 @@ use nicclock_uio::RegisterAccess;
 
 use super::runner::RunnerEvent;
 use super::slave::{ClockIdentity, PortState, PtpStatus};
-use super::spread::MIN_EXCHANGES;
+use super::spread::{RawSpread, MIN_EXCHANGES};
 use crate::clock::{DeviceLost, Phc};
 use crate::discipline::{bracket_ns, DelayFilter, RateEstimator, Update};
 use crate::measure::{measure, measure_until_good, Host, Measurement};
@@ -374,7 +376,8 @@ impl PtpPage {
             }
             None => {
                 let measured = s.raw_offsets.is_some_and(|r| r.count >= MIN_EXCHANGES);
-                let status = self.next_status(offset, measured);
+                let settled = s.raw_offsets.is_some_and(|r| self.settled(&r));
+                let status = self.next_status(offset, measured, settled);
                 // Fewer raw exchanges than MIN_EXCHANGES say nothing of the noise (one says
                 // nothing at all: right after the first step, the servo's offset is 0 and the
                 // clock still µs off): no bound yet.
@@ -517,15 +520,34 @@ impl PtpPage {
         }
     }
 
-    /// `measured`: enough raw exchanges behind the bound ([`MIN_EXCHANGES`]) for LOCKED.
-    fn next_status(&mut self, offset: Option<i64>, measured: bool) -> Status {
+    /// Whether the raw exchanges agree with the servo's offset: their mean (in the frame the
+    /// filter is given, i.e. with the lucky-exchange shift) within the lock threshold plus 2
+    /// standard errors of it. The filtered offset alone is no sign of convergence: statime's
+    /// filter reports 0 until it trusts its measurements (4 Sync/Delay_Req pairs after a start or
+    /// a step) and converges after, while the clock may still be µs off and slewing (the QEMU
+    /// pair's page said LOCKED there).
+    fn settled(&self, raw: &RawSpread) -> bool {
+        if raw.count < MIN_EXCHANGES {
+            return false;
+        }
+        let mean = (raw.mean_ns + raw.latency_shift_ns).unsigned_abs() as f64;
+        let allowed =
+            self.config.lock_threshold_ns as f64 + 2.0 * raw.sigma_ns as f64 / f64::from(raw.count).sqrt();
+        mean <= allowed
+    }
+
+    /// `measured`: enough raw exchanges behind the bound ([`MIN_EXCHANGES`]) for LOCKED;
+    /// `settled`: they agree with the servo ([`Self::settled`]), needed to become LOCKED.
+    fn next_status(&mut self, offset: Option<i64>, measured: bool, settled: bool) -> Status {
         let threshold = self.config.lock_threshold_ns;
         match offset {
             Some(o) if o.unsigned_abs() <= threshold => self.under_threshold += 1,
             _ => self.under_threshold = 0,
         }
         match (self.status, offset) {
-            (_, Some(_)) if measured && self.under_threshold >= self.config.lock_count => Status::Locked,
+            (_, Some(_)) if measured && self.under_threshold >= self.config.lock_count && settled => {
+                Status::Locked
+            }
             (Status::Locked, Some(o)) if measured && o.unsigned_abs() <= 10 * threshold => Status::Locked,
             (_, Some(_)) => Status::Locking,
             (_, None) if self.heard_master => Status::Locking,
@@ -624,6 +646,7 @@ mod tests {
                 count: 16,
                 max_abs_ns: 0,
                 sigma_ns: 0,
+                mean_ns: 0,
                 rms_ns: 0,
                 mean_delay_ns: 0,
                 latency_shift_ns: 0,
@@ -962,6 +985,7 @@ mod tests {
             count: 16,
             max_abs_ns: 300_000,
             sigma_ns: 120_000,
+            mean_ns: 0,
             rms_ns: 110_000,
             mean_delay_ns: 4_000,
             latency_shift_ns: 0,
@@ -978,6 +1002,7 @@ mod tests {
             count: 16,
             max_abs_ns: 10,
             sigma_ns: 5,
+            mean_ns: 0,
             rms_ns: 6,
             mean_delay_ns: 0,
             latency_shift_ns: 0,
@@ -989,12 +1014,52 @@ mod tests {
     }
 
     #[test]
+    fn locked_waits_for_the_raw_exchanges_to_agree_with_the_servo() {
+        // statime's filter says 0 until it trusts its measurements (after a start or a step)
+        // while the exchanges see the clock 3 µs off and moving: LOCKING, however long the
+        // filtered offset stays under the threshold (before: LOCKED after 3 updates, the QEMU
+        // pair's ~40 ppm transient read from there).
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let off = RawSpread {
+            count: 8,
+            max_abs_ns: 4_000,
+            sigma_ns: 1_000,
+            mean_ns: -3_000,
+            rms_ns: 3_200,
+            mean_delay_ns: 12_000,
+            latency_shift_ns: 0,
+            newest_at_ns: None,
+        };
+        page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(off), ..slave(0) }));
+        let mut t = T0;
+        for _ in 0..10 {
+            t += 100_000_000;
+            assert_eq!(at(&mut page, t).status, Status::Locking, "the exchanges say 3 µs off");
+        }
+        // Within the threshold plus 2 standard errors of their mean (1000 + 2 × 1000 / √8): LOCKED.
+        page.ptp.raw_offsets = Some(RawSpread { mean_ns: -1_600, ..off });
+        assert_eq!(at(&mut page, t + 100_000_000).status, Status::Locked);
+        // Staying LOCKED is the servo's offset's business, as before.
+        page.ptp.raw_offsets = Some(off);
+        assert_eq!(at(&mut page, t + 200_000_000).status, Status::Locked);
+        // The lucky-exchange shift is what the filter was given: the mean is judged with it.
+        let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
+        let shifted = RawSpread { latency_shift_ns: 3_000, ..off };
+        page.on_event(&RunnerEvent::StatusChanged(PtpStatus { raw_offsets: Some(shifted), ..slave(0) }));
+        for k in 1..=3 {
+            let s = at(&mut page, T0 + k * 100_000_000).status;
+            assert_eq!(s, if k < 3 { Status::Locking } else { Status::Locked }, "update {k}");
+        }
+    }
+
+    #[test]
     fn holdover_starts_from_the_raw_spread_and_locked_waits_for_exchanges() {
         let mut page = PtpPage::new(PtpPageConfig::default(), OWN, listening());
         let few = crate::ptp::spread::RawSpread {
             count: 3,
             max_abs_ns: 200_000,
             sigma_ns: 90_000,
+            mean_ns: 0,
             rms_ns: 100_000,
             mean_delay_ns: 0,
             latency_shift_ns: 0,

@@ -265,6 +265,13 @@ pub struct PageCheck {
     /// the bound a reader gets there (the anchor's grown by the published growth), whenever the
     /// published bound is finite (LOCKED or LOCKING): what `nicclock compare` checks.
     pub reader: ReaderCheck,
+    /// When the page first said LOCKED, s into the run.
+    pub first_locked_s: Option<f64>,
+    /// The page read against the truth (page time − the master's clock) at every Sync-interval
+    /// sample with a finite bound from the first LOCKED on, as the QEMU lab's `ptp-pair` reads
+    /// page against page: its first 10 s (the servo settling after its first step) and the rest.
+    pub true_first_10s: OwnClockCheck,
+    pub true_after_10s: OwnClockCheck,
 }
 
 /// Readings of the page between anchors against the truth and the reader's bound there.
@@ -283,6 +290,7 @@ pub struct ReaderCheck {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OwnClockCheck {
     pub samples: u64,
+    pub sum_ns: f64,
     pub sum_sq_ns: f64,
     pub max_abs_ns: i64,
 }
@@ -295,6 +303,7 @@ impl OwnClockCheck {
 
     fn add(&mut self, error_ns: i64) {
         self.samples += 1;
+        self.sum_ns += error_ns as f64;
         self.sum_sq_ns += (error_ns as f64).powi(2);
         self.max_abs_ns = self.max_abs_ns.max(error_ns.abs());
     }
@@ -822,6 +831,14 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                         let page_tai = snap.tai_at(host.counter());
                         let error = (page_tai - shift - master_ns).unsigned_abs() as i64;
                         let margin = snap.error_at(page_tai).min(i64::MAX as u64) as i64 - error;
+                        if let Some(locked_s) = check.first_locked_s {
+                            let signed = (page_tai - shift - master_ns) as i64;
+                            if t as f64 / 1e9 < locked_s + 10.0 {
+                                check.true_first_10s.add(signed);
+                            } else {
+                                check.true_after_10s.add(signed);
+                            }
+                        }
                         let r = &mut check.reader;
                         r.readings += 1;
                         r.outside += u64::from(margin < 0);
@@ -848,6 +865,7 @@ pub fn run(scenario: &WireScenario) -> Result<WireOutcome, DeviceLost> {
                     bounded = (snap.error_bound_ns != u64::MAX)
                         .then(|| (snap.clone(), snap.anchor_tai_ns as i128 - u.measurement.nic_ns.0));
                     if snap.status == nicclock::Status::Locked {
+                        check.first_locked_s.get_or_insert(t as f64 / 1e9);
                         let truth = EPOCH_TAI_NS as i128 + snap.counter_value as i128;
                         let error = (snap.anchor_tai_ns as i128 - truth).unsigned_abs() as i64;
                         let margin = snap.error_bound_ns as i64 - error;

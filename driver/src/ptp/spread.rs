@@ -25,6 +25,8 @@ pub struct RawSpread {
     pub max_abs_ns: u64,
     /// The raw offsets' standard deviation about their mean (0 with one exchange).
     pub sigma_ns: u64,
+    /// Their mean: where the clock was over the window, as the exchanges say.
+    pub mean_ns: i64,
     /// Their root mean square about zero (a statistical figure of the clock's error).
     pub rms_ns: u64,
     /// The exchanges' mean path delay ((t2−t1) − (t3−t4)) / 2, at least 0: known from the first
@@ -132,6 +134,7 @@ impl RawOffsets {
             count: self.offsets.len() as u32,
             max_abs_ns: max_abs.ceil() as u64,
             sigma_ns: var.sqrt().ceil() as u64,
+            mean_ns: mean.round() as i64,
             rms_ns: ms.sqrt().ceil() as u64,
             mean_delay_ns: (self.delays.iter().sum::<f64>() / n).max(0.0).ceil() as u64,
             latency_shift_ns: self.latency_shift_ns.round() as i64,
@@ -158,6 +161,7 @@ mod tests {
         r.on_delay(-4_900.0);
         let s = r.spread().unwrap();
         assert_eq!((s.count, s.max_abs_ns, s.sigma_ns, s.mean_delay_ns), (2, 200, 50, 5_050));
+        assert_eq!(s.mean_ns, 150);
         assert_eq!(s.bound_ns(), 300);
         for _ in 0..WINDOW {
             r.on_delay(-5_300.0);
