@@ -427,11 +427,17 @@ impl Clock {
             _ => (TSC_PERIOD_MIN, TSC_PERIOD_MAX.min(FAST_PERIOD_MAX)),
         };
         let ticks = counter.wrapping_sub(f.counter_value);
+        // The publication time from the anchor (exact when both are below 2^63, as checked).
+        let from_anchor = (f.updated as i64).wrapping_sub(f.anchor as i64);
         // `&`, not `&&`: no branch per check. `updated` in [1, 2^63) and `anchor` < 2^63 keep the
         // arithmetic below exact (2^63 ns is the year 2262).
         let fast = (f.status < USABLE_BELOW)
             & (f.updated.wrapping_sub(1) < (1 << 63) - 1)
             & (f.anchor < 1 << 63)
+            // Published at most `tolerance` after its anchor (every writer publishes at the
+            // anchor): then no reading here (0 ≤ since) is too early, and only the age's upper
+            // limit is left to check after the multiply.
+            & (from_anchor <= MAX_COUNTER_BEFORE_ANCHOR_NS as i64)
             & (f.period.wrapping_sub(period_min) <= period_max - period_min)
             & (ticks < FAST_TICKS);
         if !fast {
@@ -441,12 +447,14 @@ impl Clock {
         // (ticks × period + 2^47) >> 48 exactly; ticks < 2^44 keeps `since` below 2^48.
         let product = ticks as u128 * ((f.period as u128) << 16) + (1 << 63);
         let since = (product >> 64) as u64;
-        // The age (tai − updated) must lie in [−tolerance, max_age]; with tai = anchor + since,
-        // that is `since − (updated − anchor − tolerance)` (wrapping) ≤ max_age + tolerance.
-        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS;
+        // The age (tai − updated) must lie in [−tolerance, max_age]; with tai = anchor + since
+        // and since ≥ 0 ≥ updated − anchor − tolerance (above), only `since ≤ updated − anchor +
+        // max_age` is left: its right side is worked out from the page alone, so one comparison
+        // follows the multiply. A max age beyond 2^62 ns (146 years) counts as 2^62 (since < 2^48
+        // here): no overflow, as from_anchor lies in (−2^63, tolerance].
         let max_age = self.max_age_ns.unwrap_or_else(|| default_max_age_ns(f.interval));
-        let lowest = f.updated.wrapping_sub(f.anchor).wrapping_sub(tolerance);
-        if since.wrapping_sub(lowest) > max_age.saturating_add(tolerance) {
+        let latest = from_anchor + max_age.min(1 << 62) as i64;
+        if since as i64 > latest {
             return self.read_time_general(UTC, tsc);
         }
         let tai = f.anchor + since;

@@ -424,6 +424,38 @@ fn a_counter_a_hair_before_the_anchor_is_believed_and_far_before_it_refused() {
     assert_eq!(nicclock::abi::MAX_COUNTER_BEFORE_ANCHOR_NS, 100_000, "the documented tolerance");
 }
 
+/// now()'s fast path checks only the age's upper limit after its multiply, leaving pages published
+/// more than the tolerance after their anchor to the general path: such a page still reads, and a
+/// reading before its publication time (minus the tolerance) is still refused.
+#[test]
+fn a_page_published_after_its_anchor_reads_and_a_time_before_its_publication_is_refused() {
+    let dir = PageDir::new("after-anchor");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let ticks_per_ms = 1e6 / common::ns_per_tick(counter::best_available());
+    // Anchored 20 ms ago, published 5 ms after the anchor (beyond the 100 µs tolerance): now is
+    // ~15 ms after publication, a fresh page.
+    let mut snap = system_snapshot(Status::Locked, 100);
+    snap.counter_value -= (20.0 * ticks_per_ms) as u64;
+    snap.anchor_tai_ns -= 20_000_000;
+    snap.updated_tai_ns = snap.anchor_tai_ns + 5_000_000;
+    w.publish(&snap);
+    let published = clock.snapshot().unwrap();
+    let c1 = counter::read(published.counter_kind).unwrap();
+    let now = clock.now().expect("a page published after its anchor reads");
+    let c2 = counter::read(published.counter_kind).unwrap();
+    let time = now.time_ns as i128;
+    assert!(published.tai_at(c1) <= time && time <= published.tai_at(c2), "{now:?}");
+    // Published 1 s after its anchor, read 20 ms after the anchor: ~980 ms before its own
+    // publication, far beyond the tolerance.
+    snap.updated_tai_ns = snap.anchor_tai_ns + 1_000_000_000;
+    w.publish(&snap);
+    match clock.now() {
+        Err(Error::AheadOfCounter { ahead_ns }) => assert!((900_000_000..1_000_000_000).contains(&ahead_ns)),
+        other => panic!("expected AheadOfCounter, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_newer_minor_s_unknown_kinds_read_as_unknown_and_the_same_values_on_our_minor_as_corrupt() {
     let dir = PageDir::new("newer-minor");
