@@ -20,7 +20,7 @@ fn locks_and_publishes(tag: &str, device: &str, args: &[&str], model: &str, with
     let result = std::panic::catch_unwind(|| {
         let clock = wait_for_status(&dir.path, tag, Status::Locked, within);
         let now = clock.now().expect("a LOCKED page gives the time");
-        assert!(now.error_bound_ns < 1_000_000, "{tag}: bound {} ns", now.error_bound_ns);
+        assert!(now.error_bound_ns() < 1_000_000, "{tag}: bound {} ns", now.error_bound_ns());
         (clock.identity().model, clock.snapshot().expect("a consistent clock block").reference.kind)
     });
     sigterm(&child);

@@ -88,7 +88,11 @@ fn on_the_simulator_the_page_names_ptp_and_stays_unsynchronized_without_a_master
         assert_eq!(snapshot.reference.utc_offset_source, UtcOffsetSource::Host);
         let clock = Clock::open_in(&dir.path, "ptp").unwrap();
         let now = clock.now().expect("a live page");
-        assert_eq!((now.status, now.error_bound_ns), (Status::Unsynchronized, u64::MAX), "no plausible time");
+        assert_eq!(
+            (now.status, now.error_bound_ns()),
+            (Status::Unsynchronized, u64::MAX),
+            "no plausible time"
+        );
     });
     sigterm(&child);
     let out = wait_exit(child, Duration::from_secs(10));

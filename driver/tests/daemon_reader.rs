@@ -31,12 +31,12 @@ fn child_entry() {
         let r2 = realtime_ns();
         let truth = (r1 + (r2 - r1) / 2) as i128 + 37_000_000_000;
         let diff = (now.time_ns as i128 - truth) as i64;
-        let allowed = now.error_bound_ns + (r2 - r1) / 2;
+        let allowed = now.error_bound_ns() + (r2 - r1) / 2;
         if diff.unsigned_abs() > allowed {
             violations += 1;
             eprintln!(
                 "outside the bound: diff {diff} ns, bound {} ns, bracket {} ns",
-                now.error_bound_ns,
+                now.error_bound_ns(),
                 r2 - r1
             );
         }
@@ -47,7 +47,7 @@ fn child_entry() {
         if r2 - r1 < 5_000 {
             max_diff = max_diff.max(diff.abs());
         }
-        max_bound = max_bound.max(now.error_bound_ns);
+        max_bound = max_bound.max(now.error_bound_ns());
         reads += 1;
         std::thread::sleep(Duration::from_millis(1));
     }

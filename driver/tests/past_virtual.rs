@@ -87,15 +87,15 @@ fn frames_convert_within_their_bound_of_the_truth_and_those_before_a_step_are_re
                     );
                     let miss = r.time_ns.abs_diff(truth);
                     assert!(
-                        miss <= r.error_bound_ns,
+                        miss <= r.error_bound_ns(),
                         "frame at {} s: {miss} ns from the truth, bound {} ns ({r:?})",
                         f as f64 / 1e9,
-                        r.error_bound_ns
+                        r.error_bound_ns()
                     );
-                    assert!(r.estimated_error_ns <= r.error_bound_ns);
+                    assert!(r.estimated_error_ns() <= r.error_bound_ns());
                     t.converted += 1;
-                    t.within_estimate += usize::from(miss <= r.estimated_error_ns);
-                    t.worst_share = t.worst_share.max(miss as f64 / r.error_bound_ns as f64);
+                    t.within_estimate += usize::from(miss <= r.estimated_error_ns());
+                    t.worst_share = t.worst_share.max(miss as f64 / r.error_bound_ns() as f64);
                 }
                 Err(Error::BeforeDisruption { .. }) => {
                     // Refused: stamped before the step, or in the update interval it happened in.

@@ -1,6 +1,6 @@
 //! Reader cost, measured side by side in one run: nicclock `now()` against its floor (one ordered
 //! read of the page's counter alone: `lfence; rdtsc` on a TSC page, the vDSO's CLOCK_MONOTONIC_RAW
-//! on a MONOTONIC_RAW one), `now_interval()`, a past counter value's conversion
+//! on a MONOTONIC_RAW one), `now()` with its lazy error bounds asked for too, `now_interval()`, a past counter value's conversion
 //! (`convert(Past::Counter)`, 1.5 s old: through the history) and the vDSO's
 //! clock_gettime(CLOCK_REALTIME), against the classic semaphore-guarded segment with 4 contending
 //! readers, and with 8 threads against 1. Prints ns per call and `ratio <name> <x>` lines; the
@@ -41,17 +41,25 @@ fn mean(v: impl IntoIterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// What a caller does with a reading: uses its fields. Each one is kept (black_box) on its own;
-/// moving the whole `Result` into one black_box instead makes the compiler copy it with 16-byte
-/// loads from the 8-byte stores that built it, a store-forwarding stall (~10 ns on this kind of
-/// machine) that measures that copy, not the reader. The vDSO's timespec is used the same way.
+/// What a caller of `now()` does with a reading: uses its time, status and epoch. The error
+/// bounds are lazy (computed when asked for, one multiply each): [`use_reading_with_bounds`]
+/// asks for them as well. Each field is kept (black_box) on its own; moving the whole `Result`
+/// into one black_box instead makes the compiler copy it with 16-byte loads from the 8-byte
+/// stores that built it, a store-forwarding stall (~10 ns on this kind of machine) that measures
+/// that copy, not the reader. The vDSO's timespec is used the same way.
 #[inline(always)]
 fn use_reading(n: nicclock::Now) {
     black_box(n.time_ns);
-    black_box(n.error_bound_ns);
-    black_box(n.estimated_error_ns);
     black_box(n.status);
     black_box(n.epoch);
+}
+
+/// A reading used in full: time, status, epoch and both error bounds.
+#[inline(always)]
+fn use_reading_with_bounds(n: nicclock::Now) {
+    use_reading(n);
+    black_box(n.error_bound_ns());
+    black_box(n.estimated_error_ns());
 }
 
 /// Wall ns per call of `f` over `calls` calls.
@@ -172,6 +180,10 @@ fn main() {
     let clock = Clock::open_in(&publisher.dir, "bench").unwrap();
     let kind = clock.snapshot().unwrap().counter_kind;
     println!("readers: counter {}, writer every {UPDATE_INTERVAL:?}, {ROUNDS} rounds, medians", kind.name());
+    println!(
+        "readers: now = now() with its time, status and epoch used; its error bounds are lazy (worked \
+         out on access): now_with_bounds asks for both"
+    );
     assert!(clock.now().is_ok(), "the bench page must be readable");
     // Past counter values: each round converts one from the middle of the history's second
     // entry (1–2 s old: the newest entry holds the last second), through the history, not the
@@ -188,10 +200,14 @@ fn main() {
         Ok(n) => use_reading(n),
         Err(e) => panic!("{e}"),
     };
+    let now_with_bounds = || match clock.now() {
+        Ok(n) => use_reading_with_bounds(n),
+        Err(e) => panic!("{e}"),
+    };
     let clock_ref = &clock;
     let past_tsc = |past: nicclock::Past| {
         move || match clock_ref.convert(black_box(past)) {
-            Ok(n) => use_reading(n),
+            Ok(n) => use_reading_with_bounds(n),
             Err(e) => panic!("{e}"),
         }
     };
@@ -224,14 +240,14 @@ fn main() {
 
     // 1. One thread: now() vs its counter floor vs now_interval() vs clock_gettime(CLOCK_REALTIME)
     // (vDSO), measured slice by slice in alternating order.
-    let (mut now_1, mut floor_1, mut interval_1, mut vdso_1, mut sem_1, mut past_1) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut now_1, mut floor_1, mut interval_1, mut vdso_1, mut sem_1, mut past_1, mut bounds_1) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in 0..ROUNDS {
         let past = past_value();
-        // Each round interleaves the five in SLICES slices (order alternating per slice), so a
+        // Each round interleaves the six in SLICES slices (order alternating per slice), so a
         // busy stretch of this machine (others building, a VM) lands on all of them alike; each
         // slice counts its busy time (time spent waiting for a CPU taken out).
-        let mut t = [0.0f64; 5];
+        let mut t = [0.0f64; 6];
         for slice in 0..SLICES {
             let mut run = |i: usize| {
                 let calls = CALLS / SLICES as u64;
@@ -240,28 +256,39 @@ fn main() {
                     1 => busy_and_wall(calls, floor),
                     2 => busy_and_wall(calls, past_tsc(past)),
                     3 => busy_and_wall(calls, now_interval),
+                    4 => busy_and_wall(calls, now_with_bounds),
                     _ => busy_and_wall(calls, vdso),
                 }
                 .0 / SLICES as f64;
             };
             if (r * SLICES + slice) % 2 == 0 {
-                (0..5).for_each(&mut run);
+                (0..6).for_each(&mut run);
             } else {
-                (0..5).rev().for_each(&mut run);
+                (0..6).rev().for_each(&mut run);
             }
         }
         now_1.push(t[0]);
         floor_1.push(t[1]);
         past_1.push(t[2]);
         interval_1.push(t[3]);
-        vdso_1.push(t[4]);
+        bounds_1.push(t[4]);
+        vdso_1.push(t[5]);
         sem_1.push(wall_per_call(CALLS, sem));
     }
     let per_round = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(a, b)| a / b).collect());
     let (now_vs_floor, now_vs_vdso) = (per_round(&now_1, &floor_1), per_round(&now_1, &vdso_1));
-    let (now_1, floor_1, interval_1, vdso_1, sem_1, past_1) =
-        (median(now_1), median(floor_1), median(interval_1), median(vdso_1), median(sem_1), median(past_1));
+    let (bounds_vs_floor, bounds_vs_vdso) = (per_round(&bounds_1, &floor_1), per_round(&bounds_1, &vdso_1));
+    let (now_1, floor_1, interval_1, vdso_1, sem_1, past_1, bounds_1) = (
+        median(now_1),
+        median(floor_1),
+        median(interval_1),
+        median(vdso_1),
+        median(sem_1),
+        median(past_1),
+        median(bounds_1),
+    );
     println!("ns_per_call now_1thread {now_1:.2}");
+    println!("ns_per_call now_with_bounds_1thread {bounds_1:.2} (both lazy error bounds asked for)");
     println!("ns_per_call counter_floor_1thread {floor_1:.2} ({} read alone)", kind.name());
     println!("ns_per_call now_interval_1thread {interval_1:.2}");
     println!("ns_per_call past_tsc_1thread {past_1:.2}");
@@ -293,6 +320,8 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("ratio now_vs_counter_floor {now_vs_floor:.3}");
     println!("ratio now_vs_vdso_realtime {now_vs_vdso:.3}");
+    println!("info ratio now_with_bounds_vs_counter_floor {bounds_vs_floor:.3}");
+    println!("info ratio now_with_bounds_vs_vdso_realtime {bounds_vs_vdso:.3}");
     println!("ratio now_interval_vs_now {:.3}", interval_1 / now_1);
     println!("ratio past_tsc_vs_now {:.3}", past_1 / now_1);
     println!("ratio seed_semaphore_vs_now_4readers {:.1}", busy(&sem_4) / busy(&now_4));

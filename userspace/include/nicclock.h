@@ -453,7 +453,9 @@ int nicclock_open(const char *name, nicclock_t **out);
 int nicclock_open_in(const char *dir, const char *name, nicclock_t **out);
 
 /* TAI (or UTC) now and its error bound in ns; either pointer may be NULL.
- * Returns the status (NICCLOCK_STATUS_*) or a negative error. No syscall on x86 with TSC. */
+ * Returns the status (NICCLOCK_STATUS_*) or a negative error. No syscall on x86 with TSC. The
+ * bound is worked out only when error_ns is not NULL (one multiply more): pass NULL when only the
+ * time is wanted. */
 int nicclock_gettime(const nicclock_t *c, struct timespec *tai, uint64_t *error_ns);
 int nicclock_gettime_utc(const nicclock_t *c, struct timespec *utc, uint64_t *error_ns);
 

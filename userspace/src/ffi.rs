@@ -189,7 +189,7 @@ fn time_common(now: Result<crate::reader::Now, Error>, ts: *mut libc::timespec, 
             }
             if !error_ns.is_null() {
                 // SAFETY: as above.
-                unsafe { *error_ns = now.error_bound_ns };
+                unsafe { *error_ns = now.error_bound_ns() };
             }
             now.status as c_int
         }
@@ -252,8 +252,8 @@ fn reading_common(r: Result<crate::reader::Now, Error>, out: *mut CReading) -> c
             if !out.is_null() {
                 let reading = CReading {
                     time: timespec(now.time_ns),
-                    max_error_ns: now.error_bound_ns,
-                    est_error_ns: now.estimated_error_ns,
+                    max_error_ns: now.error_bound_ns(),
+                    est_error_ns: now.estimated_error_ns(),
                     status: now.status as u32,
                     epoch: now.epoch,
                 };
@@ -560,8 +560,8 @@ pub unsafe extern "C" fn nicclock_wait_until(
     };
     let (rc, bound) =
         match clock.wait_until(SyncCondition::locked_within(max_error_ns), timeout_of(timeout_ms)) {
-            Ok(SyncWait::Reached(r)) => (1, r.now.error_bound_ns),
-            Ok(SyncWait::TimedOut(crate::wait::Standing::Reading(now))) => (0, now.error_bound_ns),
+            Ok(SyncWait::Reached(r)) => (1, r.now.error_bound_ns()),
+            Ok(SyncWait::TimedOut(crate::wait::Standing::Reading(now))) => (0, now.error_bound_ns()),
             Ok(SyncWait::TimedOut(crate::wait::Standing::NoTimeYet)) => (0, u64::MAX),
             Err(e) => return fail(e),
         };

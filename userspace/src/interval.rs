@@ -97,14 +97,7 @@ mod tests {
 
     #[test]
     fn an_unknown_bound_orders_against_nothing() {
-        let unknown = Now {
-            time_ns: 5_000,
-            error_bound_ns: u64::MAX,
-            estimated_error_ns: u64::MAX,
-            status: crate::Status::Locked,
-            epoch: 1,
-        }
-        .interval();
+        let unknown = Now::new(5_000, u64::MAX, u64::MAX, crate::Status::Locked, 1).interval();
         assert_eq!(unknown, iv(0, u64::MAX));
         assert_eq!(unknown.width_ns(), u64::MAX);
         for other in [Interval::point(0), Interval::point(u64::MAX), iv(10, 20)] {
@@ -115,13 +108,7 @@ mod tests {
 
     #[test]
     fn midpoint_respects_the_callers_cap() {
-        let now = Now {
-            time_ns: 1_000_000,
-            error_bound_ns: 250,
-            estimated_error_ns: 100,
-            status: crate::Status::Locked,
-            epoch: 1,
-        };
+        let now = Now::new(1_000_000, 250, 100, crate::Status::Locked, 1);
         let i = now.interval();
         assert_eq!(i, iv(999_750, 1_000_250));
         assert_eq!(i.midpoint(500).unwrap(), 1_000_000, "a width equal to the cap is accepted");

@@ -6,7 +6,7 @@
 //! ```no_run
 //! let clock = nicclock::Clock::open("eth0")?;
 //! let now = clock.now()?; // TAI ns, ± error bound, status
-//! println!("{} ± {} ns ({})", now.time_ns, now.error_bound_ns, now.status.name());
+//! println!("{} ± {} ns ({})", now.time_ns, now.error_bound_ns(), now.status.name());
 //! # Ok::<(), nicclock::Error>(())
 //! ```
 //!

@@ -201,7 +201,7 @@ impl Clock {
                 tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
             }
         };
-        Ok(Now { time_ns, error_bound_ns: add(bound), estimated_error_ns: add(est), status, epoch })
+        Ok(Now::new(time_ns, add(bound), add(est), status, epoch))
     }
 
     /// The page is alive at `counter_now` (age within the max age, not ahead of the counter).

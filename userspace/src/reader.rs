@@ -18,36 +18,111 @@ use crate::page::{counter, futex, ReadOnlyPage};
 use crate::seqlock;
 use crate::snapshot::{error_at, ticks_to_ns, utc_offset_at, Event, Snapshot};
 
-/// A reading of the clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A reading of the clock: the time and status at once, the error bounds on access.
+///
+/// The bounds are lazy: a reading carries the page's anchor bounds, their growth rates and its
+/// distance from the anchor (all copied under the seqlock with the time, so they belong to the
+/// same published mapping), and [`Now::error_bound_ns`] / [`Now::estimated_error_ns`] grow the
+/// bounds when asked (one multiply each). A caller that wants only the time pays for one
+/// multiply (the time's); the bounds are the same whenever they are asked for.
+#[derive(Clone, Copy)]
 pub struct Now {
     /// ns since 1970-01-01 00:00:00 in the time scale asked for (TAI from [`Clock::now`], UTC from
     /// [`Clock::now_utc`]).
     pub time_ns: u64,
-    /// The true time lies within ± this many ns (`u64::MAX`: unknown): the maximum error, a
-    /// bound the writer can stand behind.
-    pub error_bound_ns: u64,
-    /// What the servo believes the error is (statistical, about one standard deviation: RMS of
-    /// the recent offsets and the mapping's jitter, grown by the rate's estimated error); never
-    /// above `error_bound_ns`. Equal to `error_bound_ns` on a page of an older writer (ABI minor
-    /// < 4), which estimates nothing.
-    pub estimated_error_ns: u64,
     pub status: Status,
     /// The disruption epoch of the mapping this reading used (0: a page of an older writer).
     /// Two readings with the same epoch lie on one timeline: no step, restart, reference or
     /// device change between them.
     pub epoch: u32,
+    bounds: LazyBounds,
+}
+
+/// What a reading's bounds need: each bound is `anchor value + growth over since_ns` (growth
+/// rounded up by [`growth_ns`]; 0 ppt for a reading whose bounds were worked out in full).
+#[derive(Clone, Copy)]
+struct LazyBounds {
+    since_ns: u64,
+    max_ns: u64,
+    max_growth_ppt: u32,
+    est_growth_ppt: u32,
+    est_ns: u64,
 }
 
 impl Now {
+    /// A reading with its bounds given (`estimated_error_ns` is taken as no more than
+    /// `error_bound_ns`, and as equal to it with epoch 0, a page of an older writer).
+    pub fn new(
+        time_ns: u64,
+        error_bound_ns: u64,
+        estimated_error_ns: u64,
+        status: Status,
+        epoch: u32,
+    ) -> Self {
+        let bounds = LazyBounds {
+            since_ns: 0,
+            max_ns: error_bound_ns,
+            max_growth_ppt: 0,
+            est_growth_ppt: 0,
+            est_ns: estimated_error_ns,
+        };
+        Self { time_ns, status, epoch, bounds }
+    }
+
+    /// The true time lies within ± this many ns (`u64::MAX`: unknown): the maximum error, a
+    /// bound the writer can stand behind. Computed on access (one multiply): never below what
+    /// [`Snapshot::error_at`] gives at the reading's time, and above it by at most 1 ns and 10^-7
+    /// of the growth.
+    #[inline(always)]
+    pub fn error_bound_ns(&self) -> u64 {
+        let b = &self.bounds;
+        b.max_ns.saturating_add(growth_ns(b.since_ns, b.max_growth_ppt))
+    }
+
+    /// What the servo believes the error is (statistical, about one standard deviation: RMS of
+    /// the recent offsets and the mapping's jitter, grown by the rate's estimated error); never
+    /// above [`Now::error_bound_ns`]. Equal to it on a page of an older writer (epoch 0, ABI
+    /// minor < 4), which estimates nothing. Computed on access, as the maximum error is.
+    #[inline(always)]
+    pub fn estimated_error_ns(&self) -> u64 {
+        let b = &self.bounds;
+        let max = self.error_bound_ns();
+        match self.epoch {
+            0 => max,
+            _ => b.est_ns.saturating_add(growth_ns(b.since_ns, b.est_growth_ppt)).min(max),
+        }
+    }
+
     /// Earliest time the true time can be.
     pub fn earliest_ns(&self) -> u64 {
-        self.time_ns.saturating_sub(self.error_bound_ns)
+        self.time_ns.saturating_sub(self.error_bound_ns())
     }
 
     /// Latest time the true time can be.
     pub fn latest_ns(&self) -> u64 {
-        self.time_ns.saturating_add(self.error_bound_ns)
+        self.time_ns.saturating_add(self.error_bound_ns())
+    }
+}
+
+/// Two readings are equal when everything they say is: time, bounds, status and epoch.
+impl PartialEq for Now {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_ns, self.error_bound_ns(), self.estimated_error_ns(), self.status, self.epoch)
+            == (other.time_ns, other.error_bound_ns(), other.estimated_error_ns(), other.status, other.epoch)
+    }
+}
+
+impl Eq for Now {}
+
+impl std::fmt::Debug for Now {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Now")
+            .field("time_ns", &self.time_ns)
+            .field("error_bound_ns", &self.error_bound_ns())
+            .field("estimated_error_ns", &self.estimated_error_ns())
+            .field("status", &self.status)
+            .field("epoch", &self.epoch)
+            .finish()
     }
 }
 
@@ -167,9 +242,10 @@ impl Clock {
     /// by more than [`abi::MAX_COUNTER_BEFORE_ANCHOR_NS`]).
     ///
     /// Cost: one ordered counter read plus a few ns (the readers bench prints both). The page is
-    /// read while the counter read is in flight; the error bounds grow from their anchor values by
-    /// one multiply each, rounded up (at most 1 ns, and 10^-7 of the growth, above the exact
-    /// `since × growth`): never below what [`Snapshot::error_at`] gives at the reading's time.
+    /// read while the counter read is in flight, and one multiply makes the time. The error bounds
+    /// are lazy: the reading carries what they need, copied under the same seqlock read, and
+    /// [`Now::error_bound_ns`] / [`Now::estimated_error_ns`] grow them on access (one multiply
+    /// each, rounded up: never below what [`Snapshot::error_at`] gives at the reading's time).
     #[inline(always)]
     pub fn now(&self) -> Result<Now, Error> {
         self.read_time::<false>()
@@ -339,10 +415,10 @@ impl Clock {
     /// The time by mapping `f` at `counter` (read by the caller). The fast path, for the readings
     /// nearly every call makes (a usable status, a period of a counter faster than 1 GHz, the
     /// counter at most [`FAST_TICKS`] past the anchor, an age within the limit): everything that
-    /// depends on the page alone (the validity checks, the age limit as a span of `since`, the
-    /// error growth factors) is worked out while the counter read is in flight; after it come
-    /// one multiply for the time (`ticks × period`, rounded as [`ticks_to_ns`] rounds) and one
-    /// multiply for each error bound. Everything else goes to [`Clock::evaluate_general`] (with the
+    /// depends on the page alone (the validity checks, the age limit as a span of `since`) is
+    /// worked out while the counter read is in flight; after it comes one multiply for the time
+    /// (`ticks × period`, rounded as [`ticks_to_ns`] rounds). The bounds stay lazy in the
+    /// reading ([`Now::error_bound_ns`]). Everything else goes to [`Clock::evaluate_general`] (with the
     /// counter read before the page, `tsc`), which checks and reports it in full.
     #[inline(always)]
     fn evaluate<const UTC: bool>(&self, f: &Fast, counter: u64, tsc: Option<u64>) -> Result<Now, Error> {
@@ -351,12 +427,17 @@ impl Clock {
             _ => (TSC_PERIOD_MIN, TSC_PERIOD_MAX.min(FAST_PERIOD_MAX)),
         };
         let ticks = counter.wrapping_sub(f.counter_value);
+        // The publication time from the anchor (exact when both are below 2^63, as checked).
+        let from_anchor = (f.updated as i64).wrapping_sub(f.anchor as i64);
         // `&`, not `&&`: no branch per check. `updated` in [1, 2^63) and `anchor` < 2^63 keep the
         // arithmetic below exact (2^63 ns is the year 2262).
         let fast = (f.status < USABLE_BELOW)
             & (f.updated.wrapping_sub(1) < (1 << 63) - 1)
             & (f.anchor < 1 << 63)
-            & ((f.bound | f.est) < 1 << 63)
+            // Published at most `tolerance` after its anchor (every writer publishes at the
+            // anchor): then no reading here (0 ≤ since) is too early, and only the age's upper
+            // limit is left to check after the multiply.
+            & (from_anchor <= MAX_COUNTER_BEFORE_ANCHOR_NS as i64)
             & (f.period.wrapping_sub(period_min) <= period_max - period_min)
             & (ticks < FAST_TICKS);
         if !fast {
@@ -366,21 +447,25 @@ impl Clock {
         // (ticks × period + 2^47) >> 48 exactly; ticks < 2^44 keeps `since` below 2^48.
         let product = ticks as u128 * ((f.period as u128) << 16) + (1 << 63);
         let since = (product >> 64) as u64;
-        // The age (tai − updated) must lie in [−tolerance, max_age]; with tai = anchor + since,
-        // that is `since − (updated − anchor − tolerance)` (wrapping) ≤ max_age + tolerance.
-        let tolerance = MAX_COUNTER_BEFORE_ANCHOR_NS;
+        // The age (tai − updated) must lie in [−tolerance, max_age]; with tai = anchor + since
+        // and since ≥ 0 ≥ updated − anchor − tolerance (above), only `since ≤ updated − anchor +
+        // max_age` is left: its right side is worked out from the page alone, so one comparison
+        // follows the multiply. A max age beyond 2^62 ns (146 years) counts as 2^62 (since < 2^48
+        // here): no overflow, as from_anchor lies in (−2^63, tolerance].
         let max_age = self.max_age_ns.unwrap_or_else(|| default_max_age_ns(f.interval));
-        let lowest = f.updated.wrapping_sub(f.anchor).wrapping_sub(tolerance);
-        if since.wrapping_sub(lowest) > max_age.saturating_add(tolerance) {
+        let latest = from_anchor + max_age.min(1 << 62) as i64;
+        if since as i64 > latest {
             return self.read_time_general(UTC, tsc);
         }
         let tai = f.anchor + since;
-        // bound, est < 2^63 and a growth below 2^37 (since < 2^48 at < 2^32 ppt): no overflow.
-        let error_bound_ns = f.bound + growth_ns(since, f.growth);
-        // Epoch 0: an older writer, whose reserved zeros are no estimate. Both computed, one
-        // chosen: no branch.
-        let estimate = (f.est + growth_ns(since, f.est_growth)).min(error_bound_ns);
-        let estimated_error_ns = if f.epoch == 0 { error_bound_ns } else { estimate };
+        // The bounds are grown when asked for (`Now::error_bound_ns`): no multiply for them here.
+        let bounds = LazyBounds {
+            since_ns: since,
+            max_ns: f.bound,
+            max_growth_ppt: f.growth,
+            est_growth_ppt: f.est_growth,
+            est_ns: f.est,
+        };
         let time_ns = if UTC {
             let (offset, leap, leap_tai_s) = f.utc;
             let Some(leap) = crate::abi::Leap::from_raw(leap) else {
@@ -392,7 +477,7 @@ impl Clock {
             tai
         };
         let status = status_from_usable(f.status);
-        Ok(Now { time_ns, error_bound_ns, estimated_error_ns, status, epoch: f.epoch })
+        Ok(Now { time_ns, status, epoch: f.epoch, bounds })
     }
 
     /// The time by mapping `r` at `counter_now`, with every validity check: a usable status and a
@@ -449,7 +534,7 @@ impl Clock {
                 tai.saturating_add_signed(-(offset as i64) * 1_000_000_000)
             }
         };
-        Ok(Now { time_ns, error_bound_ns, estimated_error_ns, status, epoch: r.epoch })
+        Ok(Now::new(time_ns, error_bound_ns, estimated_error_ns, status, r.epoch))
     }
 
     /// Blocks (in the kernel, on the page's futex word) until the next event or the timeout
@@ -646,13 +731,14 @@ const FAST_PERIOD_MAX: u64 = (1 << PERIOD_SHIFT) - 1;
 /// ⌈2^64 / 10^12⌉: ppt (ps per s) as a fraction of 2^64, rounded up.
 const PPT_TO_2_64THS: u64 = 18_446_745;
 
-/// An error bound's growth over `since_ns` at `growth_ppt` ps per s: one multiply (the factor
-/// depends on the page alone, ready before the counter is), never below [`error_at`]'s
+/// An error bound's growth over `since_ns` at `growth_ppt` ps per s: one multiply (and the
+/// factor's, a constant times the page's rate), never below [`error_at`]'s
 /// `since × growth / 10^12` rounded down, and above it by at most 10^-7 of the growth plus 1 ns
 /// (the factor is rounded up by less than 10^-7 of itself): conservative, as a bound must be.
 #[inline(always)]
 fn growth_ns(since_ns: u64, growth_ppt: u32) -> u64 {
-    // growth_ppt < 2^32, the factor < 2^25: the product fits in 64 bits.
+    // growth_ppt < 2^32, the factor < 2^57 fits in 64 bits; the 128-bit product's high half is
+    // below 2^57 for any since.
     ((since_ns as u128 * (growth_ppt as u64 * PPT_TO_2_64THS) as u128) >> 64) as u64
 }
 

@@ -26,7 +26,7 @@ impl SyncCondition {
 
     /// Whether `now` satisfies it.
     pub fn holds(&self, now: &Now) -> bool {
-        now.status == Status::Locked && now.error_bound_ns <= self.max_error_ns
+        now.status == Status::Locked && now.error_bound_ns() <= self.max_error_ns
     }
 }
 
@@ -89,7 +89,7 @@ impl Clock {
         let reached = self.wait_on_updates(timeout, |clock| match clock.now() {
             Ok(now) if cond.holds(&now) => {
                 let growth = clock.snapshot().map_or(0, |s| s.error_growth_ppt as u128);
-                let left = (cond.max_error_ns - now.error_bound_ns) as u128;
+                let left = (cond.max_error_ns - now.error_bound_ns()) as u128;
                 let holds_for = (growth > 0).then(|| {
                     Duration::from_nanos((left * 1_000_000_000_000 / growth).min(u64::MAX as u128) as u64)
                 });

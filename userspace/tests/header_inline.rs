@@ -153,7 +153,7 @@ fn a_direct_reader_agrees_with_the_library_on_a_live_page() {
             // One mapping and a monotonic counter: the C reading lies between the two library ones.
             assert!(before.time_ns <= tai && tai <= after.time_ns, "{before:?} {stdout} {after:?}");
             assert!(
-                before.error_bound_ns <= bound && bound <= after.error_bound_ns,
+                before.error_bound_ns() <= bound && bound <= after.error_bound_ns(),
                 "{before:?} {stdout} {after:?}"
             );
             assert_eq!(status, Status::Locked as u64);

@@ -32,12 +32,12 @@ fn now_is_the_published_clock_within_its_error_bound() {
         let after = realtime_ns() + TAI_UTC as u64 * SEC;
         let utc_after = clock.now_utc().unwrap();
         assert_eq!(now.status, Status::Locked);
-        assert!(now.error_bound_ns >= 2_000, "bound {} below the anchor's", now.error_bound_ns);
+        assert!(now.error_bound_ns() >= 2_000, "bound {} below the anchor's", now.error_bound_ns());
         assert!(
             now.latest_ns() + 1_000 >= before && now.earliest_ns() <= after + 1_000,
             "TAI {} ± {} not within the system clock's [{before}, {after}]",
             now.time_ns,
-            now.error_bound_ns
+            now.error_bound_ns()
         );
         // The same mapping and a monotonic counter: UTC read before and after brackets TAI − 37 s
         // exactly, however long this thread was preempted in between.
@@ -163,27 +163,56 @@ fn error_bound_grows_with_distance_from_the_anchor() {
     snap.error_growth_ppt = 1_000_000;
     w.publish(&snap);
     let clock = Clock::open_in(&dir.path, "eth0").unwrap();
-    let e = clock.now().unwrap().error_bound_ns;
+    let e = clock.now().unwrap().error_bound_ns();
     assert!((100 + 450..100 + 700).contains(&e), "error bound {e}");
     snap.error_bound_ns = u64::MAX;
     w.publish(&snap);
-    assert_eq!(clock.now().unwrap().error_bound_ns, u64::MAX, "unknown stays unknown");
-    // Bounds and estimates at or above 2^63 leave the fast path (which adds without saturating):
-    // they still grow, saturate at unknown, and the estimate stays at or below the bound.
+    assert_eq!(clock.now().unwrap().error_bound_ns(), u64::MAX, "unknown stays unknown");
+    // Bounds and estimates at or above 2^63 (grown on access, saturating): they still grow,
+    // saturate at unknown, and the estimate stays at or below the bound.
     for (bound, est) in [(u64::MAX - 10, 40), (1 << 63, 40), (1_000, u64::MAX - 10), (1 << 63, 1 << 63)] {
         snap.error_bound_ns = bound;
         snap.estimate = nicclock::Estimate { error_ns: est, growth_ppt: 1_000_000 };
         w.publish(&snap);
         let now = clock.now().unwrap();
         let grown = |b: u64| b.saturating_add(450);
-        assert!(now.error_bound_ns >= grown(bound), "bound {bound}: {}", now.error_bound_ns);
+        assert!(now.error_bound_ns() >= grown(bound), "bound {bound}: {}", now.error_bound_ns());
         assert!(
-            now.error_bound_ns - bound <= 700 || now.error_bound_ns == u64::MAX,
+            now.error_bound_ns() - bound <= 700 || now.error_bound_ns() == u64::MAX,
             "bound {bound}: {now:?}"
         );
-        assert!(now.estimated_error_ns <= now.error_bound_ns, "{now:?}");
-        assert!(now.estimated_error_ns >= grown(est).min(now.error_bound_ns), "estimate {est}: {now:?}");
+        assert!(now.estimated_error_ns() <= now.error_bound_ns(), "{now:?}");
+        assert!(now.estimated_error_ns() >= grown(est).min(now.error_bound_ns()), "estimate {est}: {now:?}");
     }
+}
+
+#[test]
+fn lazy_bounds_belong_to_the_readings_mapping_not_the_page_at_access() {
+    let dir = PageDir::new("lazy");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let mut snap = system_snapshot(Status::Locked, 100);
+    snap.error_growth_ppt = 1_000_000;
+    snap.estimate = nicclock::Estimate { error_ns: 40, growth_ppt: 1_000_000 };
+    w.publish(&snap);
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let reading = clock.now().unwrap();
+    let (bound, est) = (reading.error_bound_ns(), reading.estimated_error_ns());
+    assert!((100..100 + 1_000).contains(&bound) && (40..=bound).contains(&est), "{reading:?}");
+    // The writer publishes very different bounds: the reading taken before keeps its own, each
+    // time it is asked, and a copy of it says the same.
+    snap.error_bound_ns = 1_000_000;
+    snap.estimate = nicclock::Estimate { error_ns: 500_000, growth_ppt: 1_000_000 };
+    w.publish(&snap);
+    let copy = reading;
+    for r in [reading, copy] {
+        assert_eq!((r.error_bound_ns(), r.estimated_error_ns()), (bound, est), "{r:?}");
+    }
+    let fresh = clock.now().unwrap();
+    assert!(fresh.error_bound_ns() >= 1_000_000 && fresh.estimated_error_ns() >= 500_000, "{fresh:?}");
+    // A reading with its bounds given compares by what it says.
+    let given = nicclock::Now::new(reading.time_ns, bound, est, reading.status, reading.epoch);
+    assert_eq!(given, reading);
+    assert_ne!(nicclock::Now::new(reading.time_ns, bound + 1, est, reading.status, reading.epoch), reading);
 }
 
 #[test]
@@ -395,6 +424,38 @@ fn a_counter_a_hair_before_the_anchor_is_believed_and_far_before_it_refused() {
     assert_eq!(nicclock::abi::MAX_COUNTER_BEFORE_ANCHOR_NS, 100_000, "the documented tolerance");
 }
 
+/// now()'s fast path checks only the age's upper limit after its multiply, leaving pages published
+/// more than the tolerance after their anchor to the general path: such a page still reads, and a
+/// reading before its publication time (minus the tolerance) is still refused.
+#[test]
+fn a_page_published_after_its_anchor_reads_and_a_time_before_its_publication_is_refused() {
+    let dir = PageDir::new("after-anchor");
+    let mut w = Writer::create(&dir.options("eth0"), &identity()).unwrap();
+    let clock = Clock::open_in(&dir.path, "eth0").unwrap();
+    let ticks_per_ms = 1e6 / common::ns_per_tick(counter::best_available());
+    // Anchored 20 ms ago, published 5 ms after the anchor (beyond the 100 µs tolerance): now is
+    // ~15 ms after publication, a fresh page.
+    let mut snap = system_snapshot(Status::Locked, 100);
+    snap.counter_value -= (20.0 * ticks_per_ms) as u64;
+    snap.anchor_tai_ns -= 20_000_000;
+    snap.updated_tai_ns = snap.anchor_tai_ns + 5_000_000;
+    w.publish(&snap);
+    let published = clock.snapshot().unwrap();
+    let c1 = counter::read(published.counter_kind).unwrap();
+    let now = clock.now().expect("a page published after its anchor reads");
+    let c2 = counter::read(published.counter_kind).unwrap();
+    let time = now.time_ns as i128;
+    assert!(published.tai_at(c1) <= time && time <= published.tai_at(c2), "{now:?}");
+    // Published 1 s after its anchor, read 20 ms after the anchor: ~980 ms before its own
+    // publication, far beyond the tolerance.
+    snap.updated_tai_ns = snap.anchor_tai_ns + 1_000_000_000;
+    w.publish(&snap);
+    match clock.now() {
+        Err(Error::AheadOfCounter { ahead_ns }) => assert!((900_000_000..1_000_000_000).contains(&ahead_ns)),
+        other => panic!("expected AheadOfCounter, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_newer_minor_s_unknown_kinds_read_as_unknown_and_the_same_values_on_our_minor_as_corrupt() {
     let dir = PageDir::new("newer-minor");
@@ -481,18 +542,18 @@ fn every_reading_path_gives_the_published_mapping() {
             assert!(t1 <= time && time <= t2, "{what} (utc {utc}): {time} outside [{t1}, {t2}]");
             let (b1, b2) = (published.error_at(t1), published.error_at(t2));
             assert!(
-                b1 <= now.error_bound_ns && now.error_bound_ns <= b2 + 1,
+                b1 <= now.error_bound_ns() && now.error_bound_ns() <= b2 + 1,
                 "{what}: bound {} outside [{b1}, {b2} + 1]",
-                now.error_bound_ns
+                now.error_bound_ns()
             );
             let since = |t: i128| (t - published.anchor_tai_ns as i128).unsigned_abs() as u64;
             let (e1, e2) = (published.estimate.grown(since(t1)), published.estimate.grown(since(t2)));
             assert!(
-                e1.min(b1) <= now.estimated_error_ns
-                    && now.estimated_error_ns <= (e2 + 1).min(now.error_bound_ns),
+                e1.min(b1) <= now.estimated_error_ns()
+                    && now.estimated_error_ns() <= (e2 + 1).min(now.error_bound_ns()),
                 "{what}: estimate {} outside [{e1}, {e2} + 1] or above the bound {}",
-                now.estimated_error_ns,
-                now.error_bound_ns
+                now.estimated_error_ns(),
+                now.error_bound_ns()
             );
             assert_eq!((now.status, now.epoch), (Status::Locked, published.epoch), "{what}");
         }

@@ -44,8 +44,8 @@ fn a_past_counter_converts_with_the_mapping_in_force_then_not_todays() {
     let got = clock.convert(Past::Counter(then)).unwrap();
     assert_eq!(got.time_ns as i128, a.tai_at(then), "a's mapping, not b's");
     // The entry's bound: a's, grown to the end of its interval (b's anchor).
-    assert_eq!(got.error_bound_ns, a.error_at(a.tai_at(b.counter_value)));
-    assert!(got.estimated_error_ns < got.error_bound_ns, "{got:?}");
+    assert_eq!(got.error_bound_ns(), a.error_at(a.tai_at(b.counter_value)));
+    assert!(got.estimated_error_ns() < got.error_bound_ns(), "{got:?}");
     assert_eq!((got.epoch, got.status), (w.epoch(), Status::Locked));
     // A counter after b's anchor: b's mapping, as now() would.
     let c = counter::read(a.counter_kind).unwrap();
@@ -127,9 +127,9 @@ fn system_clock_timestamps_convert_within_their_bound() {
     ] {
         let got = clock.convert(past).unwrap();
         let miss = (got.time_ns as i128 - truth as i128).unsigned_abs() as u64;
-        assert!(miss <= got.error_bound_ns + slack, "{what}: {got:?} is {miss} ns from the truth");
+        assert!(miss <= got.error_bound_ns() + slack, "{what}: {got:?} is {miss} ns from the truth");
         // 20 ms old: at least 20 µs of rate allowance, far less than a second's.
-        assert!(got.error_bound_ns >= 20_000 && got.error_bound_ns < 1_000_000, "{what}: {got:?}");
+        assert!(got.error_bound_ns() >= 20_000 && got.error_bound_ns() < 1_000_000, "{what}: {got:?}");
     }
 }
 
@@ -152,7 +152,7 @@ fn a_page_of_an_older_writer_has_no_estimate_no_epoch_and_no_history() {
     w.page().header.abi_minor.store(3, Release);
     let clock = Clock::open_in(&dir.path, "eth0").unwrap();
     let now = clock.now().unwrap();
-    assert_eq!((now.epoch, now.estimated_error_ns), (0, now.error_bound_ns), "{now:?}");
+    assert_eq!((now.epoch, now.estimated_error_ns()), (0, now.error_bound_ns()), "{now:?}");
     assert_eq!(clock.snapshot().unwrap().estimate, nicclock::Estimate::UNKNOWN);
     let err = clock.convert(Past::Counter(then)).unwrap_err();
     assert!(matches!(err, Error::NoHistory { minor: 3 }), "{err:?}");
@@ -189,7 +189,7 @@ fn an_older_writer_taking_over_a_newer_ones_page_leaves_no_live_epoch_or_history
     w.page().header.abi_minor.store(3, Release);
     let clock = Clock::open_in(&dir.path, "eth0").unwrap();
     let now = clock.now().unwrap();
-    assert_eq!((now.epoch, now.estimated_error_ns), (0, now.error_bound_ns), "{now:?}");
+    assert_eq!((now.epoch, now.estimated_error_ns()), (0, now.error_bound_ns()), "{now:?}");
     let snap = clock.snapshot().unwrap();
     assert_eq!((snap.epoch, snap.estimate), (0, nicclock::Estimate::UNKNOWN));
     let err = clock.convert(Past::Counter(then)).unwrap_err();

@@ -118,10 +118,10 @@ fn check_reads(clock: &Clock, seconds: f64) -> Tally {
             match clock.now() {
                 Ok(now) => {
                     let g = now.time_ns / TIME_STEP;
-                    let bound_g = now.error_bound_ns / 1000;
-                    let est_g = now.estimated_error_ns / 1000;
+                    let bound_g = now.error_bound_ns() / 1000;
+                    let est_g = now.estimated_error_ns() / 1000;
                     if bound_g != g
-                        || now.error_bound_ns % 1000 < 13
+                        || now.error_bound_ns() % 1000 < 13
                         || now.status != expected(g, 0).status
                         || now.epoch as u64 != g
                         || est_g != g

@@ -65,7 +65,7 @@ fn attack() {
     let mut clock = Clock::open_in(&dir, &name).expect("open as reader");
     let now = clock.now().expect("time as nobody");
     assert_eq!(now.status, Status::Locked);
-    println!("read: {} ± {} ns", now.time_ns, now.error_bound_ns);
+    println!("read: {} ± {} ns", now.time_ns, now.error_bound_ns());
     // The parent posts STEP events until we exit: the shared futex wakes us across uids.
     match clock.wait_event(Some(Duration::from_secs(10))).expect("wait_event as nobody") {
         EventWait::Event(e) => {

@@ -66,7 +66,7 @@ fn wait_until_sleeps_until_the_update_that_reaches_the_condition() {
     match result(&rx).unwrap() {
         SyncWait::Reached(r) => {
             assert_eq!(r.now.status, Status::Locked);
-            assert!((200..=1_000).contains(&r.now.error_bound_ns), "{r:?}");
+            assert!((200..=1_000).contains(&r.now.error_bound_ns()), "{r:?}");
             // 10 ppm growth: the bound passes 1000 ns within 80 ms of the update.
             let holds = r.holds_for.expect("the bound grows");
             assert!(holds <= Duration::from_millis(80), "{r:?}");
@@ -92,7 +92,7 @@ fn wait_until_reached_at_once_says_how_long_it_holds() {
     // A bound that does not grow holds until the next update.
     w.publish(&nicclock::Snapshot { error_growth_ppt: 0, ..system_snapshot(Status::Locked, 100) });
     match clock.wait_until(SyncCondition::locked_within(100), None).unwrap() {
-        SyncWait::Reached(r) => assert_eq!((r.now.error_bound_ns, r.holds_for), (100, None)),
+        SyncWait::Reached(r) => assert_eq!((r.now.error_bound_ns(), r.holds_for), (100, None)),
         other => panic!("{other:?}"),
     }
 }
@@ -110,7 +110,7 @@ fn wait_until_times_out_naming_where_the_clock_stands() {
         match clock.wait_until(cond, timeout).unwrap() {
             SyncWait::TimedOut(Standing::Reading(now)) => {
                 assert_eq!(now.status, status);
-                assert!(now.error_bound_ns >= bound, "{now:?}");
+                assert!(now.error_bound_ns() >= bound, "{now:?}");
             }
             other => panic!("{status:?} ± {bound}: {other:?}"),
         }

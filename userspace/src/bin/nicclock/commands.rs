@@ -124,7 +124,7 @@ fn now(cli: &Cli, utc: bool, fmt: TimeFormat) -> Result<ExitCode> {
         TimeFormat::Ns => now.time_ns.to_string(),
         TimeFormat::Rfc3339 => format::rfc3339(now.time_ns, utc),
     };
-    outln!("{time} {} {}", format::bound(now.error_bound_ns), now.status.name());
+    outln!("{time} {} {}", format::bound(now.error_bound_ns()), now.status.name());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -209,8 +209,8 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
         stale: matches!(now, Err(nicclock::Error::Stale { .. })),
         counter: snap.counter_kind.name().into(),
         tai_ns: now.as_ref().ok().map(|n| n.time_ns),
-        error_bound_ns: now.as_ref().ok().map(|n| n.error_bound_ns),
-        estimated_error_ns: now.as_ref().ok().filter(|n| n.epoch != 0).map(|n| n.estimated_error_ns),
+        error_bound_ns: now.as_ref().ok().map(|n| n.error_bound_ns()),
+        estimated_error_ns: now.as_ref().ok().filter(|n| n.epoch != 0).map(|n| n.estimated_error_ns()),
         est_rate_error_ppb: Some(snap.estimate.rate_error_ppb())
             .filter(|_| snap.estimate.error_ns != u64::MAX),
         epoch: snap.epoch,
@@ -250,7 +250,7 @@ fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
             Ok(n) => outln!(
                 "time        {} {}",
                 format::rfc3339(n.time_ns, false),
-                format::bound(n.error_bound_ns)
+                format::bound(n.error_bound_ns())
             ),
             Err(e) => outln!("time        unavailable: {e}"),
         }
@@ -286,7 +286,7 @@ fn watch_line(clock: &Clock) -> Result<String> {
         now.status.name(),
         snap.servo.offset_ns,
         format::ppb(snap.servo.freq_ppt),
-        format::bound(now.error_bound_ns)
+        format::bound(now.error_bound_ns())
     ))
 }
 
@@ -417,14 +417,14 @@ fn compare(cli: &Cli, seconds: std::time::Duration, rate: u32) -> Result<ExitCod
         match now {
             Ok(now) => {
                 let diff = (now.time_ns as i128 - (r1 + (r2 - r1) / 2) as i128 - tai_utc) as i64;
-                if diff.unsigned_abs() > now.error_bound_ns.saturating_add((r2 - r1) / 2) {
+                if diff.unsigned_abs() > now.error_bound_ns().saturating_add((r2 - r1) / 2) {
                     outside += 1;
                 }
                 reads += 1;
                 sum += diff as f64;
                 sum2 += (diff as f64).powi(2);
                 max_abs = max_abs.max(diff.abs());
-                max_bound = max_bound.max(now.error_bound_ns);
+                max_bound = max_bound.max(now.error_bound_ns());
             }
             Err(e) => {
                 errors += 1;

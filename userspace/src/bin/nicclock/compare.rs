@@ -52,12 +52,12 @@ pub fn read_pair(page: &Clock, against: &Clock) -> Result<Reading, nicclock::Err
     let bracket = a2.time_ns.saturating_sub(a1.time_ns);
     let mid = i128::from(a1.time_ns) + i128::from(bracket / 2);
     let offset = (i128::from(b.time_ns) - mid).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-    let page_bound = a1.error_bound_ns.max(a2.error_bound_ns);
-    let combined = page_bound.saturating_add(b.error_bound_ns).saturating_add(bracket.div_ceil(2));
+    let page_bound = a1.error_bound_ns().max(a2.error_bound_ns());
+    let combined = page_bound.saturating_add(b.error_bound_ns()).saturating_add(bracket.div_ceil(2));
     Ok(Reading {
         offset_ns: offset,
         page_bound_ns: page_bound,
-        against_bound_ns: b.error_bound_ns,
+        against_bound_ns: b.error_bound_ns(),
         bracket_ns: bracket,
         combined_bound_ns: combined,
         within_combined: offset.unsigned_abs() <= combined,

@@ -47,9 +47,9 @@ pub fn convert(cli: &Cli, when: Past, utc: bool, fmt: TimeFormat) -> Result<Exit
     };
     outln!(
         "{time} {} {} est {} epoch {}",
-        format::bound(got.error_bound_ns),
+        format::bound(got.error_bound_ns()),
         got.status.name(),
-        format::bound(got.estimated_error_ns),
+        format::bound(got.estimated_error_ns()),
         got.epoch
     );
     Ok(ExitCode::SUCCESS)

@@ -197,7 +197,7 @@ impl Metrics {
         let now = page.clock.now();
         self.stale.with_label_values(clock).set(i64::from(matches!(now, Err(nicclock::Error::Stale { .. }))));
         if let Ok(now) = &now {
-            self.bound.with_label_values(clock).set(now.error_bound_ns as f64 * 1e-9);
+            self.bound.with_label_values(clock).set(now.error_bound_ns() as f64 * 1e-9);
         }
         self.offset.with_label_values(clock).set(snap.servo.offset_ns as f64 * 1e-9);
         self.freq.with_label_values(clock).set(snap.servo.freq_ppt as f64 / 1000.0);

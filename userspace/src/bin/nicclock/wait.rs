@@ -75,7 +75,7 @@ pub fn wait_synced(cli: &Cli, max_error_ns: u64, timeout: Duration) -> Result<Ex
             outln!(
                 "{} LOCKED, max error {} ns ≤ {max_error_ns} ns after {:.2} s ({holds})",
                 clock.path().display(),
-                r.now.error_bound_ns,
+                r.now.error_bound_ns(),
                 start.elapsed().as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
@@ -83,11 +83,11 @@ pub fn wait_synced(cli: &Cli, max_error_ns: u64, timeout: Duration) -> Result<Ex
         SyncWait::TimedOut(standing) => {
             let stands = match standing {
                 Standing::NoTimeYet => "has published no time yet".to_string(),
-                Standing::Reading(now) if now.error_bound_ns == u64::MAX => {
+                Standing::Reading(now) if now.error_bound_ns() == u64::MAX => {
                     format!("is still {}, max error unknown", now.status.name())
                 }
                 Standing::Reading(now) => {
-                    format!("is still {}, max error {} ns", now.status.name(), now.error_bound_ns)
+                    format!("is still {}, max error {} ns", now.status.name(), now.error_bound_ns())
                 }
             };
             bail!(
