@@ -7,7 +7,9 @@
 # every clock read (the kernel's, phc2sys' and ours alike) an emulated MMIO access of ~1.5 us.
 
 # The machine every lab guest runs on: kernel-append-extra, initrd, then the guest's own netdevs and
-# devices (the pcie-root-port rp1 for hot-plug is always there).
+# devices (the pcie-root-port rp1 for hot-plug is always there). NICCLOCK_VM_QEMU_EXTRA adds QEMU
+# options, split on spaces (e.g. `-perfmap`: /tmp/perf-PID.map names each translated block by its
+# guest PC, for `perf record -p PID` on the host; qemu/README.md, "PTP slave").
 vm_machine() {
   local extra=$1 initrd=$2 kver
   shift 2
@@ -19,7 +21,7 @@ vm_machine() {
     -append "console=ttyS0 panic=-1 quiet loglevel=3 intel_iommu=on iommu=pt tsc=reliable clocksource=tsc $extra" \
     -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1,hotplug=on \
-    "$@"
+    ${NICCLOCK_VM_QEMU_EXTRA:-} "$@"
 }
 
 # The busybox lab guest: e1000e and igb on the root bus, the second igb in rp1.
