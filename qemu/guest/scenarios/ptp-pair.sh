@@ -21,6 +21,10 @@
 # nicclockd pair by default: beside it (nicclock.pair_sw_beside=1) the pair's true RMS was 6 times
 # worse in the lab (51 µs against 8 µs, the slave's own bound 0.5 ms), the extra frames on the
 # hub disturbing the slave's measurements under TCG.
+# Then the pages' own floor, directly: the slave restarted disciplined to CLOCK_REALTIME like the
+# master, page against page again (`figure ptp_pair_floor_pages_both_realtime_rms_ns`): what the
+# compare sees then is the two PHC-to-counter mappings and two servos on one reference, the part
+# of the pair's figure no PTP slave can remove.
 . /lib/nicclock-guest.sh
 arg() { sed -n "s/.*nicclock\.$1=\([0-9]*\).*/\1/p" /proc/cmdline; }
 RUN_S=$(arg pair_seconds)
@@ -172,7 +176,22 @@ echo "slave page: $(nicclock --page pair-slave status --json)"
 tail -2 /tmp/master.csv
 tail -2 /tmp/slave.csv
 grep -v "ptp offset" /tmp/pair-slave.log | head -30
-expect_clean_stop "$DS" "$DM"
+expect_clean_stop "$DS"
+
+# The pages' floor: igb #1 disciplined to CLOCK_REALTIME as the master is, page against page.
+nicclockd --device "vfio:$IGB1" --reference realtime --page-name pair-floor 2> /tmp/pair-floor.log &
+DF=$!
+expect_locked pair-floor
+as_reader nicclock --page pair-floor compare --against pair-master --count $((FLOOR_S * 10)) --interval 0.1 \
+  > /tmp/pair-floor.txt 2>&1
+fsum=$(grep '^compare_pages' /tmp/pair-floor.txt)
+pages_rms=$(echo "$fsum" | sed -n 's/.* rms_offset_ns \([0-9.]*\).*/\1/p')
+echo "$fsum"
+echo "figure ptp_pair_floor_pages_both_realtime_rms_ns $pages_rms"
+result "floor pages_both_realtime $fsum"
+[ -n "$pages_rms" ] && pass "floor: the two pages both disciplined to CLOCK_REALTIME compared" ||
+  fail "floor: pages both disciplined to CLOCK_REALTIME: '$fsum'"
+expect_clean_stop "$DF" "$DM"
 grep "final counters" /tmp/pair-master.log /tmp/pair-slave.log
 
 # The baseline's offsets over the pair's window (from its first Delay_Resp on).
