@@ -255,6 +255,11 @@ bitflags! {
         /// The RX stamp latch (RXSTMPL/H) is released by reading RXSATRH, not RXSTMPH (QEMU's
         /// igb; silicon releases it on the RXSTMPH read).
         const RX_STAMP_UNLOCK_RXSATRH = 1 << 6;
+        /// The RX stamp latch takes only the message type TSYNCRXCFG names (QEMU's igb ignores
+        /// TSYNCRXCTL's type): another slave's Delay_Req cannot take the slave's Sync's latch,
+        /// so the slave may read its ring at times of its own (`ptp::pair_wake`). Silicon's
+        /// 82576 stamps every event message under the bring-up's type.
+        const RX_STAMP_MESSAGE_FILTERED = 1 << 7;
     }
 }
 
@@ -275,7 +280,8 @@ pub struct QuirkEntry {
 const QEMU_QUIRKS: Quirks = Quirks::TIMINCA_DISCONTINUOUS
     .union(Quirks::TIMADJ_TWOS_COMPLEMENT)
     .union(Quirks::SIXTEEN_NS_TICK)
-    .union(Quirks::RX_STAMP_UNLOCK_RXSATRH);
+    .union(Quirks::RX_STAMP_UNLOCK_RXSATRH)
+    .union(Quirks::RX_STAMP_MESSAGE_FILTERED);
 
 /// The quirk table. QEMU's igb carries the Red Hat subsystem 1af4:1100; QEMU's e1000e keeps
 /// Intel's default subsystem 8086:0000, which real boards may use too, hence `only_in_vm`.

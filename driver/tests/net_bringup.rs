@@ -103,8 +103,9 @@ fn ends_with_latch_reads(fake: &Fake) {
 fn the_82576_gets_the_hand_written_sequence() {
     let fake = Fake::with(&PRESET);
     bring_up(&fake, Family::E82576, RX, TX).unwrap();
-    // SRRCTL: BSIZEPKT 2 (2 KiB) | one-buffer advanced 0x02000000 | DROP_EN 0x80000000.
-    let mut want = queue_writes(0x8200_0002);
+    // SRRCTL: BSIZEPKT 2 (2 KiB) | one-buffer advanced 0x02000000 | RDMTS 1 (16 descriptors)
+    // 0x00100000 | DROP_EN 0x80000000.
+    let mut want = queue_writes(0x8210_0002);
     want.extend([
         (0x5F50, 0),
         (0x5CBC, 0x4400_88F7),
@@ -124,7 +125,7 @@ fn the_i210_gets_the_buffer_timestamp_and_every_packet_stamped() {
     let fake = Fake::with(&[PRESET[0], PRESET[1], (0x2404, 0xA2), (0xB620, 0x0000_0401)]);
     bring_up(&fake, Family::I210, RX, TX).unwrap();
     // SRRCTL also has the timestamp-header bit 0x40000000.
-    let mut want = queue_writes(0xC200_0002);
+    let mut want = queue_writes(0xC210_0002);
     want.extend([
         (0x2404, 0x8000_00A2),
         (0x5F50, 0),
@@ -145,7 +146,7 @@ fn the_82580_family_has_no_rxpbs_write() {
     let fake = Fake::with(&PRESET);
     bring_up(&fake, Family::E82580, RX, TX).unwrap();
     let w = fake.writes();
-    assert!(w.contains(&(0xC00C, 0xC200_0002)) && w.contains(&(0xB620, 0x18)));
+    assert!(w.contains(&(0xC00C, 0xC210_0002)) && w.contains(&(0xB620, 0x18)));
     assert!(!w.iter().any(|&(o, _)| o == 0x2404 || o == 0x59CC), "{w:x?}");
 }
 

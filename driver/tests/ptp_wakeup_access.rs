@@ -1,6 +1,8 @@
 //! What one wake-up of the PTP slave costs in NIC register accesses (each one an exit to QEMU's
 //! igb model under TCG): the runner on the simulated QEMU igb, woken by its interrupt as the daemon
 //! is, every access counted by register. Prints the table (`--nocapture`) and bounds the counts.
+//! And the same slave reading its ring at the pairs' times (`ptp::pair_wake`, the frame causes
+//! masked): a wake-up per Sync exchange, no stamp lost.
 
 mod fakeport;
 
@@ -19,6 +21,7 @@ use nicclock_driver::net::frame::{self, FrameFilter, FrameSpec};
 use nicclock_driver::net::irq as net_irq;
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
+use nicclock_driver::ptp::pair_wake::{PairWake, RingWait};
 use nicclock_driver::ptp::{ClockIdentity, PortState, PtpConfig, PtpRunner};
 use nicclock_driver::scenario::EPOCH_TAI_NS;
 use nicclock_driver::sim::{FrameSink, HostMemory, SimConfig, SimModel, SimNic};
@@ -133,6 +136,12 @@ impl Master {
         put_timestamp(&mut m[34..44], self.t1);
         self.send(&m);
     }
+    /// Another slave's Delay_Req (multicast, so ours receives it too).
+    fn other_slave_delay_req(&self) {
+        let mut m = ptp_message(DELAY_REQ, 44, 0, self.seq);
+        m[20..30].copy_from_slice(&[0x02, 0, 0, 0xff, 0xfe, 0, 0, 0x07, 0, 1]);
+        self.send(&m);
+    }
     fn announce(&self) {
         let a = fakeport::master_announce(MASTER_ID, self.seq);
         self.send(&a);
@@ -160,6 +169,13 @@ impl Master {
 struct Window {
     irq_wakeups: u64,
     timer_wakeups: u64,
+    /// Wake-ups at a Sync exchange's expected time (deferred).
+    look_wakeups: u64,
+    /// Interrupts the NIC raised.
+    raised: u64,
+    /// Exchanges taken in by a look, and looks that found them incomplete.
+    deferred: u64,
+    missed: u64,
     frames: u64,
     page_updates: u64,
     /// Accesses of the interrupt wake-ups (ack and poll).
@@ -217,9 +233,10 @@ fn table(title: &str, c: &Counts, per: u64) {
 }
 
 /// 30 s of a slave at 8 Sync/s (Follow_Up 200 µs after its Sync), Announce every second,
-/// Delay_Req 8/s, woken only by the NIC's interrupt or its next timer, the page updated 10 times a
-/// second; the last 10 s counted.
-fn run_slave() -> Window {
+/// Delay_Req 8/s, woken only by the NIC's interrupt or its next timer (`defer`: or at the pairs'
+/// times, as the daemon's loop does), the page updated 10 times a second; the last 10 s counted.
+/// `other_slave`: another slave's Delay_Req (an event message) on the wire 60 ms after each Sync.
+fn run_slave(defer: bool, other_slave: bool) -> Window {
     let time = VirtualTime::new();
     let config = SimConfig { model: SimModel::I82576, qemu: true, ..SimConfig::ideal() };
     let nic = Arc::new(SimNic::new(config, time.clone()));
@@ -229,8 +246,6 @@ fn run_slave() -> Window {
     let sent = Arc::new(Mutex::new(Vec::new()));
     nic.attach_wire(Arc::new(Sink(sent.clone())));
     let fired = Arc::new(AtomicBool::new(false));
-    let hook = fired.clone();
-    nic.attach_irq(Arc::new(move || hook.store(true, Ordering::SeqCst)));
     let rx = HostMemory::new(RX_MEM_BYTES, 0x1000_0000);
     let tx = HostMemory::new(TX_MEM_BYTES, 0x2000_0000);
     nic.attach_memory(rx.clone());
@@ -266,6 +281,16 @@ fn run_slave() -> Window {
     const COUNT_FROM_NS: u64 = 20_000_000_000;
     let mut counting = false;
     let mut accepted_at_start = 0;
+    let mut pair_wake = PairWake::new(defer);
+    let mut wait = RingWait::Interrupt;
+    let mut others = 0u64;
+    let raised = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let raised_hook = raised.clone();
+    let hook = fired.clone();
+    nic.attach_irq(Arc::new(move || {
+        hook.store(true, Ordering::SeqCst);
+        raised_hook.fetch_add(1, Ordering::SeqCst);
+    }));
     while time.now_ns() < 30_000_000_000 {
         time.advance(STEP_NS);
         let now = time.now_ns();
@@ -273,6 +298,9 @@ fn run_slave() -> Window {
             counting = true;
             regs.take();
             accepted_at_start = r.drops().accepted;
+            raised.store(0, Ordering::SeqCst);
+            let c = pair_wake.counters();
+            (w.deferred, w.missed) = (0u64.wrapping_sub(c.deferred), 0u64.wrapping_sub(c.missed));
         }
         let in_s = now % 1_000_000_000;
         if in_s == 3_000_000 {
@@ -281,22 +309,38 @@ fn run_slave() -> Window {
         match now % 125_000_000 {
             5_000_000 => master.sync(),
             5_200_000 => master.follow_up(),
+            65_000_000 if other_slave => {
+                master.other_slave_delay_req();
+                others += 1;
+            }
             _ => {}
         }
         master.answer();
         let woken = fired.swap(false, Ordering::SeqCst);
         let timer = r.next_deadline().is_some_and(|d| d <= now);
-        if woken || timer {
+        let look = matches!(wait, RingWait::Until(at) if at <= now);
+        if woken || timer || look {
             if woken {
                 net_irq::ack(&regs);
             }
             for e in r.poll(now) {
                 page.on_event(&e);
             }
+            let p = r.sync_pairs();
+            let next = pair_wake.observe(now, p.completed(), p.sync_waiting(), r.active_role().ptp_steers());
+            match (wait, next) {
+                (RingWait::Interrupt, RingWait::Until(_)) => net_irq::mask_frames(&regs),
+                (RingWait::Until(_), RingWait::Interrupt) => net_irq::unmask_frames(&regs),
+                _ => {}
+            }
+            wait = next;
             let c = regs.take();
             if counting {
                 if woken {
                     w.irq_wakeups += 1;
+                    add(&mut w.irq, c);
+                } else if look {
+                    w.look_wakeups += 1;
                     add(&mut w.irq, c);
                 } else {
                     w.timer_wakeups += 1;
@@ -315,14 +359,20 @@ fn run_slave() -> Window {
     }
     assert_eq!(r.status().state, PortState::Slave, "{:?}", r.status());
     w.frames = r.drops().accepted - accepted_at_start;
+    w.raised = raised.load(Ordering::SeqCst);
+    let c = pair_wake.counters();
+    w.deferred = w.deferred.wrapping_add(c.deferred);
+    w.missed = w.missed.wrapping_add(c.missed);
     let c = r.port_counters();
-    assert_eq!((c.event_unstamped, c.tx_stamps_lost, c.stamp_missing), (0, 0, 0), "{c:?}");
+    // Only the other slave's Delay_Reqs go unstamped (the latch takes Syncs alone): every Sync
+    // kept its stamp.
+    assert_eq!((c.event_unstamped, c.tx_stamps_lost, c.stamp_missing), (others, 0, 0), "{c:?}");
     w
 }
 
 #[test]
 fn a_slave_wake_up_costs_a_bounded_number_of_register_accesses() {
-    let w = run_slave();
+    let w = run_slave(false, false);
     println!(
         "10 s of a SLAVE at 8 Sync/s: {} interrupt wake-ups, {} timer wake-ups, {} frames received, {} page updates",
         w.irq_wakeups, w.timer_wakeups, w.frames, w.page_updates
@@ -342,4 +392,27 @@ fn a_slave_wake_up_costs_a_bounded_number_of_register_accesses() {
     assert!(per_irq <= 4.0, "{per_irq} register accesses per interrupt wake-up (at most 4)");
     let per_timer = total(&w.timer) as f64 / w.timer_wakeups.max(1) as f64;
     assert!(per_timer <= 4.0, "{per_timer} register accesses per timer wake-up (at most 4)");
+}
+
+#[test]
+fn a_deferred_slave_takes_each_sync_exchange_in_one_wake_up_and_loses_no_stamp() {
+    // Another slave's Delay_Req on the wire too: QEMU's igb latches only the TSYNCRXCFG type, so
+    // it never takes the Sync's stamp while the ring waits for its look.
+    let w = run_slave(true, true);
+    println!(
+        "10 s of a deferred SLAVE at 8 Sync/s: {} interrupt wake-ups ({} raised), {} looks, {} timer \
+         wake-ups, {} frames, exchanges {} deferred {} missed",
+        w.irq_wakeups, w.raised, w.look_wakeups, w.timer_wakeups, w.frames, w.deferred, w.missed
+    );
+    // run_slave asserted SLAVE and no unstamped Sync, no lost TX stamp. 80 exchanges in 10 s:
+    // a re-anchoring by interrupt every 2 s (5), the rest at their looks.
+    assert!(w.deferred >= 70, "{} exchanges taken at their looks", w.deferred);
+    assert_eq!(w.missed, 0, "no look found its exchange incomplete");
+    // Interrupts: the re-anchoring pairs' frames and the frames that came while unmasked, not
+    // the 8 Delay_Resps, 8 pairs and 8 other Delay_Reqs a second of the interrupt-driven slave.
+    assert!(w.raised <= 40, "{} interrupts raised", w.raised);
+    let wakes = w.irq_wakeups + w.look_wakeups + w.timer_wakeups;
+    // The Delay_Req timer (8/s here) still wakes the loop; the exchanges cost one each.
+    assert!(wakes <= 80 + 80 + 40, "{wakes} wake-ups");
+    assert!(w.look_wakeups >= 70, "{} looks", w.look_wakeups);
 }

@@ -210,7 +210,7 @@ fn stop_queues(regs: &dyn RegisterAccess) -> Result<(), BringupError> {
 /// 1. receiver and transmitter off, both queues disabled (waited for);
 /// 2. multicast table cleared but for the [`PTP_MULTICAST`] bits;
 /// 3. RX: RDBAL/RDBAH/RDLEN, SRRCTL (2 KiB buffers, advanced one-buffer descriptors, drop when
-///    full; 82580+ the timestamp header), RDH = RDT = 0, RXDCTL enabled and waited for, then
+///    full, RXDMT0 at 16 free descriptors; 82580+ the timestamp header), RDH = RDT = 0, RXDCTL enabled and waited for, then
 ///    RDT = descs − 1 (all but one descriptor given), RCTL (enable, broadcast, strip CRC);
 /// 4. TX: TDBAL/TDBAH/TDLEN, TDH = TDT = 0, TXDCTL enabled and waited for, TCTL (enable, pad,
 ///    collision threshold and distance);
@@ -248,6 +248,7 @@ pub fn bring_up(
     program_ring(regs, reg::RDBAL0, rx);
     let mut srrctl = (BUF_LEN as u32 >> ctl::SRRCTL_BSIZEPKT_SHIFT)
         | ctl::SRRCTL_DESCTYPE_ADV_ONEBUF
+        | ctl::SRRCTL_RDMTS_16
         | ctl::SRRCTL_DROP_EN;
     if family != Family::E82576 {
         srrctl |= ctl::SRRCTL_TIMESTAMP;

@@ -49,6 +49,9 @@ pub mod ctl {
     pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 0x0200_0000;
     /// SRRCTL.TIMESTAMP (82580+): write the 16-byte timestamp header in front of the frame.
     pub const SRRCTL_TIMESTAMP: u32 = 0x4000_0000;
+    /// SRRCTL.RDMTS (bits 24:20, in 16s): ICR.RXDMT0 when the free descriptors fall to 16, half the
+    /// ring (a flood wakes a loop whose frame causes are masked).
+    pub const SRRCTL_RDMTS_16: u32 = 1 << 20;
     /// SRRCTL.DROP_EN: drop when no descriptor is free instead of stalling the packet buffer.
     pub const SRRCTL_DROP_EN: u32 = 0x8000_0000;
     /// RXDCTL/TXDCTL.ENABLE.

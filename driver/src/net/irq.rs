@@ -26,12 +26,16 @@ pub mod cause {
     pub const TXDW: u32 = 1 << 0;
     /// Link status changed.
     pub const LSC: u32 = 1 << 2;
+    /// The RX ring's free descriptors fell to SRRCTL.RDMTS × 16 (half the ring: the bring-up's).
+    pub const RXDMT0: u32 = 1 << 4;
     /// RX descriptor written back (RXDW, "RXT0" in older datasheets).
     pub const RXDW: u32 = 1 << 7;
     /// Time-sync event: TSICR says which (82576 and later; QEMU does not raise it).
     pub const TIME_SYNC: u32 = 1 << 19;
     /// What [`enable`] unmasks.
-    pub const DATAPATH: u32 = TXDW | LSC | RXDW | TIME_SYNC;
+    pub const DATAPATH: u32 = TXDW | LSC | RXDMT0 | RXDW | TIME_SYNC;
+    /// What [`mask_frames`] masks: a frame's arrival, a sent frame, its TX stamp.
+    pub const FRAMES: u32 = TXDW | RXDW | TIME_SYNC;
 }
 
 /// What an interrupt reported, read by [`ack`].
@@ -86,6 +90,20 @@ pub fn ack(regs: &dyn RegisterAccess) -> Causes {
     Causes { icr, tsicr }
 }
 
+/// Masks the causes each frame raises ([`cause::FRAMES`]) while the loop looks at the ring at
+/// times of its own (`ptp::pair_wake`): the link's change and a filling ring (RXDMT0, a flood)
+/// still interrupt.
+pub fn mask_frames(regs: &dyn RegisterAccess) {
+    regs.write32(ireg::IMC, cause::FRAMES);
+}
+
+/// Unmasks them again, first clearing what they raised while masked (write 1s to clear), so that
+/// frames the loop has already taken in raise no interrupt: call it after the ring was read.
+pub fn unmask_frames(regs: &dyn RegisterAccess) {
+    regs.write32(ireg::ICR, cause::FRAMES);
+    regs.write32(ireg::IMS, cause::FRAMES);
+}
+
 /// Masks every cause again (TSIM.TXTS too) and clears what is pending.
 pub fn disable(regs: &dyn RegisterAccess) {
     regs.write32(ireg::IMC, u32::MAX);
@@ -138,10 +156,22 @@ mod tests {
                 (ireg::EIMC, u32::MAX),
                 (ireg::IMC, u32::MAX),
                 (TSIM, 1 << 3 | TSINTR_TXTS),
-                (ireg::IMS, 0x0008_0085),
+                (ireg::IMS, 0x0008_0095),
             ]
         );
         assert_eq!(fake.values.borrow()[&ireg::ICR], 0, "a stale cause is cleared before unmasking");
+    }
+
+    #[test]
+    fn frames_are_masked_and_unmasked_with_what_they_raised_meanwhile_cleared_first() {
+        let fake = Fake::default();
+        mask_frames(&fake);
+        unmask_frames(&fake);
+        // TXDW 0x1 | RXDW 0x80 | TIME_SYNC 0x80000: the link (0x4) and RXDMT0 (0x10) stay.
+        assert_eq!(
+            *fake.writes.borrow(),
+            [(ireg::IMC, 0x0008_0081), (ireg::ICR, 0x0008_0081), (ireg::IMS, 0x0008_0081)]
+        );
     }
 
     #[test]

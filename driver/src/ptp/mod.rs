@@ -27,6 +27,7 @@ pub mod gate;
 pub mod limit;
 pub mod owner;
 pub mod page;
+pub mod pair_wake;
 pub mod port;
 pub mod quality;
 pub mod runner;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use nicclock_uio::RegisterAccess;
 
 use super::clock::SharedPhc;
+use super::pair_wake::SyncPairs;
 use super::port::{ActiveRole, LocalClock, PortOutput, PtpConfig, PtpPort, PtpStatus, Timer, TxToken};
 use crate::net::port::{NetPort, PortCounters, Received, TxStampOutcome};
 use crate::net::{DescMemory, DropCounters};
@@ -46,6 +47,8 @@ pub struct PtpRunner<R: RegisterAccess + Clone, M: DescMemory> {
     send_failures: u64,
     next_link_check_ns: u64,
     next_latch_check_ns: u64,
+    /// The Sync exchanges taken in, for the loop's wake-ups (`pair_wake`).
+    pairs: SyncPairs,
 }
 
 /// Rounds of due timers one poll handles (a timer re-armed as due again waits for the next poll).
@@ -76,6 +79,7 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
             send_failures: 0,
             next_link_check_ns: now_ns.saturating_add(LINK_CHECK_NS),
             next_latch_check_ns: now_ns,
+            pairs: SyncPairs::default(),
         };
         let mut ignored = Vec::new();
         runner.apply(first, now_ns, &mut ignored);
@@ -91,13 +95,17 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
         for r in rx.drain(..) {
             let out = match r {
                 Received::Event { data, rx_raw } => {
+                    self.pairs.note(&data);
                     let ns = {
                         let phc = self.slave.phc().borrow();
                         self.port.rx_stamp_ns(rx_raw, |lo, hi| phc.stamp_to_ns(lo, hi))
                     };
                     self.slave.on_event(&data, ns)
                 }
-                Received::General { data } => self.slave.on_general(&data),
+                Received::General { data } => {
+                    self.pairs.note(&data);
+                    self.slave.on_general(&data)
+                }
             };
             self.apply(out, now_ns, &mut events);
         }
@@ -210,6 +218,16 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
     /// The port's state and reference now.
     pub fn status(&self) -> PtpStatus {
         self.slave.status()
+    }
+
+    /// The Sync exchanges taken in from the wire so far.
+    pub fn sync_pairs(&self) -> &SyncPairs {
+        &self.pairs
+    }
+
+    /// Whether a sent event message's TX stamp is still awaited (read at the next poll).
+    pub fn tx_stamp_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// What the port does now: statime steers the clock while it is [`ActiveRole::Slave`].

@@ -704,7 +704,13 @@ fn receive(nic: &SimNic, s: &mut State, frame: &[u8]) -> Result<RxDelivered, RxD
     let [q0, q1] = wb.encode();
     s.dp.dma_write(at, &q0.to_le_bytes());
     s.dp.dma_write(at + 8, &q1.to_le_bytes());
-    s.regs.insert(reg::RDH0, ((head + 1) % n) as u32);
-    s.irq.raise(irq::RXDW);
+    let head = (head + 1) % n;
+    s.regs.insert(reg::RDH0, head as u32);
+    // RXDMT0 when the descriptors left to the NIC fall to SRRCTL.RDMTS × 16 (as QEMU's igb:
+    // equal, so once per crossing).
+    let left = (reg(s, reg::RDT0) as usize + n - head) % n;
+    let threshold = ((reg(s, reg::SRRCTL0) >> 20) & 31) as usize * 16;
+    let rxdmt = if threshold > 0 && left == threshold { irq::RXDMT0 } else { 0 };
+    s.irq.raise(irq::RXDW | rxdmt);
     Ok(RxDelivered { index: head, stamp })
 }

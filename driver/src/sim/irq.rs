@@ -2,7 +2,8 @@
 //! datapath, masked by IMS/IMC, read to clear; an attached hook hears each unmasked cause rise.
 //!
 //! Causes (Linux e1000_defines.h): TXDW (bit 0) when a TX descriptor with RS is written back,
-//! LSC (bit 2) when the link goes up or down, RXDW (bit 7) when an RX descriptor is written back,
+//! LSC (bit 2) when the link goes up or down, RXDMT0 (bit 4) when the RX descriptors left to the
+//! NIC fall to SRRCTL.RDMTS × 16, RXDW (bit 7) when an RX descriptor is written back,
 //! TIME_SYNC (bit 19) when the TX stamp latches and TSIM.TXTS is set (TSICR.TXTS says so; QEMU's
 //! igb does not raise it). ICR reads with INT_ASSERTED (bit 31) while an unmasked cause is pending
 //! and clears on the read; ICS sets causes; writing ICR clears the 1s. The 82576's TSICR clears on
@@ -20,6 +21,7 @@ pub const IMC: usize = 0x000D8;
 /// ICR causes.
 pub const TXDW: u32 = 1 << 0;
 pub const LSC: u32 = 1 << 2;
+pub const RXDMT0: u32 = 1 << 4;
 pub const RXDW: u32 = 1 << 7;
 pub const TIME_SYNC: u32 = 1 << 19;
 pub const INT_ASSERTED: u32 = 1 << 31;

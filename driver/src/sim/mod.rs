@@ -43,7 +43,7 @@ pub use datapath::{
     DatapathStats, FrameSink, RxDelivered, RxDrop, I210_STAMP_LATENCY_NS, RXSATRH, RXSATRL, TSYNC_VALID,
 };
 pub use dma::HostMemory;
-pub use irq::{IrqHook, ICR, ICS, IMC, IMS, INT_ASSERTED, LSC, RXDW, TIME_SYNC, TXDW};
+pub use irq::{IrqHook, ICR, ICS, IMC, IMS, INT_ASSERTED, LSC, RXDMT0, RXDW, TIME_SYNC, TXDW};
 pub use link::{Arrival, LinkConfig, LinkStats, Side, SimLink};
 pub use phy::{MDIC, STATUS_LU};
 pub use pins::{Edge, PpsInput};

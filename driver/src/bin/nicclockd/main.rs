@@ -7,6 +7,7 @@ mod chores;
 mod host;
 mod logger;
 mod netcheck;
+mod page_cadence;
 mod privileges;
 mod probe;
 mod ptp;

@@ -15,19 +15,21 @@ use nicclock::Writer;
 use nicclock_driver::device::OpenedClock;
 use nicclock_driver::discipline::{Step, Update};
 use nicclock_driver::measure::Host;
+use nicclock_driver::model::{Family, Quirks};
 use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX_MEM_BYTES, TX_MEM_BYTES};
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::{DeviceLost, Phc};
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
+use nicclock_driver::ptp::pair_wake::{PairWake, RingWait};
 use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRole, PtpRunner, RunnerEvent};
-use nicclock_driver::schedule::Schedule;
 use nicclock_driver::sim::HostMemory;
 use nicclock_uio::RegisterAccess;
 
 use crate::args::{PtpRoleArg, PtpTransport, ReferenceArg, RunArgs, UsageError};
 use crate::chores::{removal_requested, Chores};
 use crate::host::RealHost;
+use crate::page_cadence::PageCadence;
 use crate::privileges;
 use crate::ring_wake::RingWake;
 use crate::run::Loop;
@@ -329,17 +331,43 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     loop_.log_interval = Duration::from_secs(1);
     let mut chores = Chores::new(start, args.duration);
     let mut ready = false;
-    let mut schedule = Schedule::new(interval);
+    let mut cadence = PageCadence::new(interval);
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
     let mut link_check = Every::new(LINK_CHECK_INTERVAL);
     let mut tally = WakeTally::new(start);
+    // The ring read at the master's pairs' times instead of at each frame (ptp::pair_wake): only
+    // behind an interrupt to mask, and only where nothing but the awaited Sync can take the RX
+    // stamp meanwhile (stamps in the packet buffer, 82580 and later; QEMU's igb, whose latch takes
+    // the TSYNCRXCFG type alone). Silicon's 82576 latch takes any event message (another slave's
+    // Delay_Req): there each frame wakes the loop.
+    let defer = ring_wake.has_interrupt()
+        && (opened.model.family != Family::E82576
+            || opened.quirks.contains(Quirks::RX_STAMP_MESSAGE_FILTERED));
+    let mut pair_wake = PairWake::new(defer);
+    let mut ring_wait = RingWait::Interrupt;
+    info!(
+        "ptp: {}",
+        if defer {
+            "the ring is read once per Sync exchange once their period is learnt (frames interrupt meanwhile)"
+        } else {
+            "each frame wakes the loop"
+        }
+    );
     let exit = loop {
         tally.sleeping(Instant::now());
-        let due = start + schedule.due();
+        let due = cadence.due().unwrap_or(start);
         let ptp_due = runner.next_deadline().map(|d| start + Duration::from_nanos(d));
         let ring = ring_wake.poll_at();
+        let look = match ring_wait {
+            RingWait::Until(at) => Some(start + Duration::from_nanos(at)),
+            RingWait::Interrupt => None,
+        };
+        // A TX stamp not yet latched when its frame was sent (silicon takes microseconds; QEMU
+        // latches it at the tail write) is read soon, not at the next pair's look.
+        let tx_look = (look.is_some() && runner.tx_stamp_pending()).then(|| Instant::now() + TX_LOOK);
         let [ping, end] = chores.deadlines();
-        let wake_at = [Some(due), ptp_due, ring, ping, end].into_iter().flatten().min().unwrap_or(due);
+        let wake_at =
+            [Some(due), ptp_due, ring, look, tx_look, ping, end].into_iter().flatten().min().unwrap_or(due);
         let ring_fd: Option<BorrowedFd<'_>> = ring_wake.fd();
         let mut frames = false;
         let woken = waker.wait_until_any(wake_at, &[removal_fd, ring_fd])?;
@@ -357,7 +385,8 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         }
         tally.mark(Phase::Interrupt, Instant::now());
         let now = Instant::now();
-        if let Some(line) = tally.woke(now, frames) {
+        let looked = !frames && look.is_some_and(|at| now >= at);
+        if let Some(line) = tally.woke(now, frames, looked) {
             info!("ptp: {line}");
         }
         // The release request's eventfd is read only when ppoll says it is readable (it is first
@@ -372,14 +401,30 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         }
         tally.mark(Phase::Chores, Instant::now());
         let before = port_work(&runner);
+        let exchanges = runner.sync_pairs().completed();
         for event in runner.poll(now_ns()) {
             log_event(&event);
             page.on_event(&event);
         }
         let after = port_work(&runner);
         tally.found(after.0 - before.0, after.1 - before.1);
+        let pairs = runner.sync_pairs();
+        let exchange = pairs.completed() > exchanges;
+        let wait = pair_wake.observe(
+            now_ns(),
+            pairs.completed(),
+            pairs.sync_waiting(),
+            runner.active_role().ptp_steers(),
+        );
+        match (ring_wait, wait) {
+            (RingWait::Interrupt, RingWait::Until(_)) => ring_wake.mask_frames(&*regs),
+            (RingWait::Until(_), RingWait::Interrupt) => ring_wake.unmask_frames(&*regs),
+            _ => {}
+        }
+        ring_wait = wait;
+        tally.pairs(pair_wake.counters());
         tally.mark(Phase::Port, Instant::now());
-        if !update_due(now, due, frames, interval) {
+        if !cadence.update_due(now, exchange) {
             continue;
         }
         // The page's link check (an fstat) once a second, not at every update: under QEMU TCG
@@ -395,20 +440,10 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
             Ok(measuring) => tally.mark_page(measuring, Instant::now()),
             Err(lost) => return Ok(loop_.lost(&opened.address, lost)),
         }
-        schedule.advance(start.elapsed());
+        cadence.updated(now, exchange);
     };
     shut_down(&mut ring_wake, &*regs, &mut runner, &loop_);
     Ok(exit)
-}
-
-/// Whether a wake-up at `now` updates the page whose next update is `due` on the `--rate` grid.
-/// Woken by frames with the update due within one interval: update now and save the timer's own
-/// wake-up (each ~1 ms of CPU under QEMU TCG). The grid keeps the rate (an early update takes the
-/// next slot), each update lands right after statime's steering on a Sync, which is when the
-/// page's rate changes, and the page is at most two intervals old. At 8 Sync/s and 10 updates/s
-/// this leaves ~1 timer wake-up a second for the page instead of ~5 (half an interval early).
-fn update_due(now: Instant, due: Instant, frames: bool, interval: Duration) -> bool {
-    now >= due || (frames && due - now <= interval)
 }
 
 /// Frames the port has taken in (accepted or dropped) and TX stamps it has read, so far.
@@ -416,6 +451,9 @@ fn port_work<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> (u64, u64) {
     let d = runner.drops();
     (d.accepted + d.total_dropped(), runner.port_counters().tx_stamps)
 }
+
+/// How soon a deferred loop looks again for a TX stamp its send did not find latched.
+const TX_LOOK: Duration = Duration::from_millis(1);
 
 /// How often the PTP loop checks that its page is still linked under its name.
 const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -556,70 +594,4 @@ pub(crate) fn stats_columns<M: DescMemory>(
         push_signed(&mut line, miss);
     }
     line
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use nicclock_driver::schedule::Schedule;
-
-    use super::update_due;
-
-    /// 60 s of a slave at 8 Sync/s (every third Follow_Up waking it on its own, 2 ms later), one
-    /// Delay_Resp a second, the page at 10 updates/s: (wake-ups/s, page-only wake-ups/s,
-    /// updates/s, the page's oldest age).
-    fn slave_wakes() -> (f64, f64, f64, Duration) {
-        let ms = Duration::from_millis;
-        let start = Instant::now();
-        let mut frames: Vec<Duration> = Vec::new();
-        for k in 0..480u32 {
-            frames.push(ms(125) * k + ms(7));
-            if k % 3 == 0 {
-                frames.push(ms(125) * k + ms(9));
-            }
-        }
-        frames.extend((0..60u32).map(|s| ms(1000) * s + ms(430)));
-        frames.sort();
-        let interval = ms(100);
-        let mut schedule = Schedule::new(interval);
-        let (mut wakes, mut page_only, mut updates) = (0u32, 0u32, 0u32);
-        let (mut last, mut oldest) = (Duration::ZERO, Duration::ZERO);
-        let mut next = frames.iter().peekable();
-        let end = ms(60_000);
-        loop {
-            let due = schedule.due();
-            let (at, by_frames) = match next.peek() {
-                Some(&&f) if f <= due => {
-                    next.next();
-                    (f, true)
-                }
-                _ => (due, false),
-            };
-            if at >= end {
-                break;
-            }
-            wakes += 1;
-            if update_due(start + at, start + due, by_frames, interval) {
-                updates += 1;
-                page_only += u32::from(!by_frames);
-                oldest = oldest.max(at - last);
-                last = at;
-                schedule.advance(at);
-            }
-        }
-        let per_s = |n: u32| f64::from(n) / 60.0;
-        (per_s(wakes), per_s(page_only), per_s(updates), oldest)
-    }
-
-    #[test]
-    fn page_updates_ride_on_frame_wake_ups_at_the_asked_rate() {
-        let (wakes, page_only, updates, oldest) = slave_wakes();
-        // Half an interval early (before): 17.7 wake-ups/s, 6 of them for the page alone; one
-        // interval: 12.7 and 1 (the frames alone wake it 11.7 times a second).
-        assert!((9.9..=10.1).contains(&updates), "{updates} updates/s at --rate 10");
-        assert!(page_only <= 1.5, "{page_only} wake-ups/s for the page alone");
-        assert!(wakes <= 13.0, "{wakes} wake-ups/s");
-        assert!(oldest <= Duration::from_millis(200), "the page went {oldest:?} without an update");
-    }
 }

@@ -80,6 +80,26 @@ impl RingWake {
         }
     }
 
+    /// Whether an interrupt wakes the loop (else it polls every [`RING_POLL`]).
+    pub fn has_interrupt(&self) -> bool {
+        self.irq.is_some()
+    }
+
+    /// The loop reads the ring at times of its own (`ptp::pair_wake`): frames stop interrupting.
+    pub fn mask_frames(&self, regs: &dyn RegisterAccess) {
+        if self.irq.is_some() {
+            net_irq::mask_frames(regs);
+        }
+    }
+
+    /// Frames interrupt again (call it after the ring was read: what they raised meanwhile is
+    /// cleared).
+    pub fn unmask_frames(&self, regs: &dyn RegisterAccess) {
+        if self.irq.is_some() {
+            net_irq::unmask_frames(regs);
+        }
+    }
+
     /// Masks the NIC's causes and releases the interrupt (before the queues go down).
     pub fn close(&mut self, regs: &dyn RegisterAccess) {
         if self.irq.take().is_some() {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use nicclock_driver::ptp::pair_wake::PairWakeCounters;
+
 /// How often the wake-up tally is logged.
 const TALLY_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -14,6 +16,10 @@ pub struct WakeTally {
     woke_at: Option<Instant>,
     wakes: u64,
     frame_wakes: u64,
+    /// Wake-ups at a Sync exchange's expected time (the ring's frames masked).
+    look_wakes: u64,
+    /// The pair deferral's counters so far (not reset by a line).
+    pairs: PairWakeCounters,
     busy: Duration,
     /// The previous [`WakeTally::mark`] in this wake-up.
     last: Option<Instant>,
@@ -21,8 +27,9 @@ pub struct WakeTally {
     updates: u64,
     /// Page updates at a wake-up no frame caused.
     timer_updates: u64,
-    /// Whether this wake-up was the ring's.
+    /// Whether this wake-up was the ring's, or a look at the ring at a pair's expected time.
     frames: bool,
+    looked: bool,
     /// Frames received and TX stamps taken, over the tally's span.
     received: u64,
     tx_stamps: u64,
@@ -53,12 +60,15 @@ impl WakeTally {
             woke_at: None,
             wakes: 0,
             frame_wakes: 0,
+            look_wakes: 0,
+            pairs: PairWakeCounters::default(),
             busy: Duration::ZERO,
             last: None,
             phases: [Duration::ZERO; 5],
             updates: 0,
             timer_updates: 0,
             frames: false,
+            looked: false,
             received: 0,
             tx_stamps: 0,
             empty_ring_wakes: 0,
@@ -79,7 +89,7 @@ impl WakeTally {
         }
         if phase == Phase::Page {
             self.updates += 1;
-            self.timer_updates += u64::from(!self.frames);
+            self.timer_updates += u64::from(!self.frames && !self.looked);
         }
         self.last = Some(now);
     }
@@ -107,11 +117,19 @@ impl WakeTally {
         }
     }
 
-    /// The loop woke at `now` (`frames`: by the ring's interrupt); the tally's line when due.
-    pub fn woke(&mut self, now: Instant, frames: bool) -> Option<String> {
+    /// The pair deferral's counters now.
+    pub fn pairs(&mut self, counters: PairWakeCounters) {
+        self.pairs = counters;
+    }
+
+    /// The loop woke at `now` (`frames`: by the ring's interrupt; `looked`: at a Sync exchange's
+    /// expected time, the ring's frames masked); the tally's line when due.
+    pub fn woke(&mut self, now: Instant, frames: bool, looked: bool) -> Option<String> {
         self.wakes += 1;
         self.frame_wakes += u64::from(frames);
+        self.look_wakes += u64::from(looked);
         self.frames = frames;
+        self.looked = looked;
         let span = now.saturating_duration_since(self.since);
         if span < TALLY_INTERVAL {
             return None;
@@ -120,9 +138,10 @@ impl WakeTally {
         let p = &self.phases;
         let line = format!(
             "{} wake-ups in {:.1} s ({:.1}/s: {} by the ring ({} finding nothing new; {} frames, {} \
-             TX stamps), {} for the page, {} for statime's timers), awake {:.1} ms ({} us each: \
-             interrupt {} us, frames and timers {} us; page update {} us measuring and {} us \
-             publishing, {} of them)",
+             TX stamps), {} at a Sync exchange's time, {} for the page, {} for statime's timers), \
+             awake {:.1} ms ({} us each: interrupt {} us, frames and timers {} us; page update {} \
+             us measuring and {} us publishing, {} of them); exchanges read at their time so far \
+             {} (missed {}, re-anchored {})",
             self.wakes,
             span.as_secs_f64(),
             self.wakes as f64 / span.as_secs_f64(),
@@ -130,8 +149,9 @@ impl WakeTally {
             self.empty_ring_wakes,
             self.received,
             self.tx_stamps,
+            self.look_wakes,
             self.timer_updates,
-            self.wakes - self.frame_wakes - self.timer_updates,
+            self.wakes - self.frame_wakes - self.look_wakes - self.timer_updates,
             self.busy.as_secs_f64() * 1e3,
             us_per(self.busy, self.wakes),
             us_per(p[Phase::Interrupt as usize], self.frame_wakes),
@@ -139,8 +159,18 @@ impl WakeTally {
             us_per(p[Phase::Measure as usize], self.updates),
             us_per(p[Phase::Page as usize], self.updates),
             self.updates,
+            self.pairs.deferred,
+            self.pairs.missed,
+            self.pairs.reanchored,
         );
-        *self = Self { woke_at: self.woke_at, last: self.last, frames, ..Self::new(now) };
+        *self = Self {
+            woke_at: self.woke_at,
+            last: self.last,
+            frames,
+            looked,
+            pairs: self.pairs,
+            ..Self::new(now)
+        };
         Some(line)
     }
 }
@@ -161,7 +191,8 @@ mod tests {
             tally.awake(at);
             let frames = k % 2 == 0;
             tally.mark(Phase::Interrupt, at + ms(1));
-            assert_eq!(tally.woke(at + ms(1), frames), None, "no line before 10 s");
+            // Every 10th wake-up is a look at a pair's time.
+            assert_eq!(tally.woke(at + ms(1), frames, k % 10 == 5), None, "no line before 10 s");
             // Every 10th ring wake-up finds nothing; the others two frames; a TX stamp at k = 1.
             tally.found(if frames && k % 20 != 0 { 2 } else { 0 }, u64::from(k == 1));
             tally.mark(Phase::Port, at + ms(2));
@@ -171,8 +202,10 @@ mod tests {
             tally.sleeping(at + ms(3));
         }
         tally.awake(t0 + ms(10_000));
-        let line = tally.woke(t0 + ms(10_000), false).expect("a line at 10 s");
-        assert!(line.starts_with("101 wake-ups in 10.0 s (10.1/s: 50 by the ring (5 finding nothing new; 90 frames, 1 TX stamps), 25 for the page, 26 for statime's timers), awake 300.0 ms"), "{line}");
+        tally.pairs(PairWakeCounters { deferred: 9, missed: 1, reanchored: 2 });
+        let line = tally.woke(t0 + ms(10_000), false, false).expect("a line at 10 s");
+        assert!(line.starts_with("101 wake-ups in 10.0 s (10.1/s: 50 by the ring (5 finding nothing new; 90 frames, 1 TX stamps), 10 at a Sync exchange's time, 20 for the page, 21 for statime's timers), awake 300.0 ms"), "{line}");
+        assert!(line.ends_with("exchanges read at their time so far 9 (missed 1, re-anchored 2)"), "{line}");
         assert!(line.contains("page update 500 us measuring and 500 us publishing, 50 of them"), "{line}");
     }
 }
