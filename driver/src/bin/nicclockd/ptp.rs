@@ -365,6 +365,13 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         // A TX stamp not yet latched when its frame was sent (silicon takes microseconds; QEMU
         // latches it at the tail write) is read soon, not at the next pair's look.
         let tx_look = (look.is_some() && runner.tx_stamp_pending()).then(|| Instant::now() + TX_LOOK);
+        // statime's timers (the Delay_Req's, the BMCA's, the Announce receipt's) wait for a look
+        // due within TIMER_RIDE of them: a wake-up saved, a Delay_Req sent or a lost master seen
+        // that much later at most.
+        let ptp_due = match (ptp_due, look) {
+            (Some(timer), Some(look)) if look <= timer + TIMER_RIDE => None,
+            (timer, _) => timer,
+        };
         let [ping, end] = chores.deadlines();
         let wake_at =
             [Some(due), ptp_due, ring, look, tx_look, ping, end].into_iter().flatten().min().unwrap_or(due);
@@ -454,6 +461,10 @@ fn port_work<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> (u64, u64) {
 
 /// How soon a deferred loop looks again for a TX stamp its send did not find latched.
 const TX_LOOK: Duration = Duration::from_millis(1);
+
+/// How late statime's timers may run to share a deferred loop's look at the ring (a period at
+/// 8 Sync/s and its slack).
+const TIMER_RIDE: Duration = Duration::from_millis(150);
 
 /// How often the PTP loop checks that its page is still linked under its name.
 const LINK_CHECK_INTERVAL: Duration = Duration::from_secs(1);

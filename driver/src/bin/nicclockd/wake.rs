@@ -77,6 +77,9 @@ impl Waker {
                 }
             }
             match ppoll(&mut polled, Some((deadline - now).into()), None) {
+                // Nothing readable and the deadline reached: no signalfd read needed (ppoll just
+                // said it is not readable; one syscall less per timer wake-up under QEMU TCG).
+                Ok(0) if Instant::now() >= deadline => return Ok(Wake::Deadline),
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e).context("waiting for the next update"),
             }
