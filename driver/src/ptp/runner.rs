@@ -215,6 +215,11 @@ impl<R: RegisterAccess + Clone, M: DescMemory> PtpRunner<R, M> {
         self.timers.values().copied().min()
     }
 
+    /// The earliest armed timer among those `which` picks (caller's ns).
+    pub fn next_deadline_of(&self, which: impl Fn(Timer) -> bool) -> Option<u64> {
+        self.timers.iter().filter(|(&t, _)| which(t)).map(|(_, &at)| at).min()
+    }
+
     /// The port's state and reference now.
     pub fn status(&self) -> PtpStatus {
         self.slave.status()
