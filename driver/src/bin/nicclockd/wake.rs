@@ -11,6 +11,9 @@ use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+/// The most descriptors [`Waker::wait_until_any`] waits on besides the signals'.
+const MAX_FDS: usize = 4;
+
 /// Why [`Waker::wait_until`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -68,15 +71,21 @@ impl Waker {
                 }
                 return Ok(Wake::Deadline);
             }
-            let mut polled = vec![PollFd::new(self.signals_fd(), PollFlags::POLLIN)];
-            let mut index = Vec::new();
+            // On the stack: no allocation per wait (each one a wake-up's cost under QEMU TCG).
+            let signals = PollFd::new(self.signals_fd(), PollFlags::POLLIN);
+            let mut polled: [PollFd<'_>; MAX_FDS + 1] = std::array::from_fn(|_| signals.clone());
+            let mut index = [0usize; MAX_FDS];
+            let mut n = 0;
             for (i, fd) in fds.iter().enumerate() {
                 if let Some(fd) = fd {
-                    polled.push(PollFd::new(*fd, PollFlags::POLLIN));
-                    index.push(i);
+                    assert!(n < MAX_FDS, "at most {MAX_FDS} descriptors to wait on");
+                    polled[n + 1] = PollFd::new(*fd, PollFlags::POLLIN);
+                    index[n] = i;
+                    n += 1;
                 }
             }
-            match ppoll(&mut polled, Some((deadline - now).into()), None) {
+            let polled = &mut polled[..n + 1];
+            match ppoll(polled, Some((deadline - now).into()), None) {
                 // Nothing readable and the deadline reached: no signalfd read needed (ppoll just
                 // said it is not readable; one syscall less per timer wake-up under QEMU TCG).
                 Ok(0) if Instant::now() >= deadline => return Ok(Wake::Deadline),
