@@ -173,6 +173,10 @@ struct Window {
     look_wakeups: u64,
     /// Interrupts the NIC raised.
     raised: u64,
+    /// Frames the simulated QEMU held because the ring had no free descriptor (received, and
+    /// stamped, only when one was handed back), and frames filtered out by the MAC.
+    held: u64,
+    filtered: u64,
     /// Exchanges taken in by a look, and looks that found them incomplete.
     deferred: u64,
     missed: u64,
@@ -236,7 +240,9 @@ fn table(title: &str, c: &Counts, per: u64) {
 /// Delay_Req 8/s, woken only by the NIC's interrupt or its next timer (`defer`: or at the pairs'
 /// times, as the daemon's loop does), the page updated 10 times a second; the last 10 s counted.
 /// `other_slave`: another slave's Delay_Req (an event message) on the wire 60 ms after each Sync.
-fn run_slave(defer: bool, other_slave: bool) -> Window {
+/// `flood`: 3 bursts of 12 frames that are not PTP 25, 35 and 75 ms after each Sync (more than
+/// the ring's free descriptors between two looks).
+fn run_slave(defer: bool, other_slave: bool, flood: bool) -> Window {
     let time = VirtualTime::new();
     let config = SimConfig { model: SimModel::I82576, qemu: true, ..SimConfig::ideal() };
     let nic = Arc::new(SimNic::new(config, time.clone()));
@@ -309,6 +315,16 @@ fn run_slave(defer: bool, other_slave: bool) -> Window {
         match now % 125_000_000 {
             5_000_000 => master.sync(),
             5_200_000 => master.follow_up(),
+            30_000_000 | 40_000_000 | 80_000_000 if flood => {
+                for _ in 0..12 {
+                    // A broadcast IPv4 frame: taken by the NIC, dropped and counted by the port.
+                    let mut f = vec![0u8; 64];
+                    f[..6].copy_from_slice(&[0xff; 6]);
+                    f[6..12].copy_from_slice(&MASTER_MAC);
+                    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+                    let _ = nic.deliver(&f);
+                }
+            }
             65_000_000 if other_slave => {
                 master.other_slave_delay_req();
                 others += 1;
@@ -360,6 +376,8 @@ fn run_slave(defer: bool, other_slave: bool) -> Window {
     assert_eq!(r.status().state, PortState::Slave, "{:?}", r.status());
     w.frames = r.drops().accepted - accepted_at_start;
     w.raised = raised.load(Ordering::SeqCst);
+    let d = nic.datapath_stats();
+    (w.held, w.filtered) = (d.rx_held, d.rx_filtered);
     let c = pair_wake.counters();
     w.deferred = w.deferred.wrapping_add(c.deferred);
     w.missed = w.missed.wrapping_add(c.missed);
@@ -372,7 +390,7 @@ fn run_slave(defer: bool, other_slave: bool) -> Window {
 
 #[test]
 fn a_slave_wake_up_costs_a_bounded_number_of_register_accesses() {
-    let w = run_slave(false, false);
+    let w = run_slave(false, false, false);
     println!(
         "10 s of a SLAVE at 8 Sync/s: {} interrupt wake-ups, {} timer wake-ups, {} frames received, {} page updates",
         w.irq_wakeups, w.timer_wakeups, w.frames, w.page_updates
@@ -398,7 +416,7 @@ fn a_slave_wake_up_costs_a_bounded_number_of_register_accesses() {
 fn a_deferred_slave_takes_each_sync_exchange_in_one_wake_up_and_loses_no_stamp() {
     // Another slave's Delay_Req on the wire too: QEMU's igb latches only the TSYNCRXCFG type, so
     // it never takes the Sync's stamp while the ring waits for its look.
-    let w = run_slave(true, true);
+    let w = run_slave(true, true, false);
     println!(
         "10 s of a deferred SLAVE at 8 Sync/s: {} interrupt wake-ups ({} raised), {} looks, {} timer \
          wake-ups, {} frames, exchanges {} deferred {} missed",
@@ -415,4 +433,21 @@ fn a_deferred_slave_takes_each_sync_exchange_in_one_wake_up_and_loses_no_stamp()
     // The Delay_Req timer (8/s here) still wakes the loop; the exchanges cost one each.
     assert!(wakes <= 80 + 80 + 40, "{wakes} wake-ups");
     assert!(w.look_wakeups >= 70, "{} looks", w.look_wakeups);
+}
+
+#[test]
+fn a_flood_between_looks_wakes_the_deferred_slave_before_the_ring_fills() {
+    // 36 frames a period against 31 descriptors: without RXDMT0's interrupt at 16 left the ring
+    // would be full when the Sync comes, and QEMU would hold it and stamp it late. run_slave
+    // asserts that no Sync lost its stamp.
+    let w = run_slave(true, false, true);
+    println!(
+        "10 s of a deferred SLAVE under a flood: {} interrupt wake-ups ({} raised), {} looks, \
+         exchanges {} deferred {} missed, {} frames held, {} filtered, {} frames",
+        w.irq_wakeups, w.raised, w.look_wakeups, w.deferred, w.missed, w.held, w.filtered, w.frames
+    );
+    assert!(w.irq_wakeups >= 70, "the flood wakes the loop: {} interrupt wake-ups", w.irq_wakeups);
+    assert!(w.deferred >= 70, "{} exchanges taken at their looks", w.deferred);
+    assert_eq!(w.missed, 0);
+    assert_eq!(w.held, 0, "the ring never filled");
 }

@@ -365,15 +365,17 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
         // A TX stamp not yet latched when its frame was sent (silicon takes microseconds; QEMU
         // latches it at the tail write) is read soon, not at the next pair's look.
         let tx_look = (look.is_some() && runner.tx_stamp_pending()).then(|| Instant::now() + TX_LOOK);
-        // statime's timers but the Delay_Req's (the BMCA's, the Announce receipt's) wait for a
-        // look due within TIMER_RIDE of them: a wake-up saved, a lost master seen that much later
-        // at most. The Delay_Req keeps its own random time: sent at the looks, every slave's would
-        // follow the Sync by the same few ms, a burst at the master and in the switches between.
+        // statime's bookkeeping timers (the BMCA's, the Announce receipt's) wait for a look due
+        // within TIMER_RIDE of them: a wake-up saved, a lost master seen that much later at most.
+        // The others keep their time. The Delay_Req's is random: sent at the looks, every slave's
+        // would follow the Sync by the same few ms, a burst at the master and in the switches
+        // between. The filter's update ends a frequency steer: late, the steer overshoots.
         let ptp_due = match look {
             Some(look) => {
                 let own_wake = |at: u64| look > start + Duration::from_nanos(at) + TIMER_RIDE;
-                let own = runner.next_deadline_of(|t| t == Timer::DelayRequest);
-                let others = runner.next_deadline_of(|t| t != Timer::DelayRequest).filter(|&at| own_wake(at));
+                let rides = |t: Timer| matches!(t, Timer::Bmca | Timer::AnnounceReceipt);
+                let own = runner.next_deadline_of(|t| !rides(t));
+                let others = runner.next_deadline_of(rides).filter(|&at| own_wake(at));
                 own.into_iter().chain(others).min().map(|d| start + Duration::from_nanos(d))
             }
             None => ptp_due,
@@ -468,8 +470,8 @@ fn port_work<M: DescMemory>(runner: &PtpRunner<Regs, M>) -> (u64, u64) {
 /// How soon a deferred loop looks again for a TX stamp its send did not find latched.
 const TX_LOOK: Duration = Duration::from_millis(1);
 
-/// How late statime's timers (not the Delay_Req's) may run to share a deferred loop's look at the
-/// ring (a period at 8 Sync/s and its slack).
+/// How late statime's BMCA and Announce-receipt timers may run to share a deferred loop's look at
+/// the ring (a period at 8 Sync/s and its slack).
 const TIMER_RIDE: Duration = Duration::from_millis(150);
 
 /// How often the PTP loop checks that its page is still linked under its name.
