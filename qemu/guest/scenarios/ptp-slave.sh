@@ -14,7 +14,8 @@
 #    (`figure wake_floor_cpu_pct`, `ratio ptp_idle_cpu_vs_wake_floor`); ptp4l
 #    killed: HOLDOVER within 3 Announce timeouts (9 s) and a growing bound; ptp4l back: LOCKED.
 # 3. igb #1 on uio_pci_generic: netcheck, then the daemon until LOCKED, through /dev/uioN
-#    (pagemap DMA, the UIO interrupt).
+#    (pagemap DMA, the UIO interrupt), with --ptp-wake exchange: the ring read once per Sync
+#    exchange (its tally line says how many).
 # 4. Baseline: `ptp4l -2 -S -s` with free_running 1 on igb #2's kernel driver: its clock is the
 #    master's own (CLOCK_REALTIME, same VM), so its offsets over nicclock.ptp_seconds are pure
 #    measurement error: `figure ptp4l_sw_rms_vs_master_ns`.
@@ -196,9 +197,10 @@ netcheck_run uio "uio:/dev/$UIO" 10
 wk=$(json_field wakeup < /tmp/uio.json)
 case $wk in *UIO*) pass "uio: woken by the interrupt: $wk" ;; *) fail "uio: no UIO interrupt ($wk)" ;; esac
 
-# The daemon through UIO too (pagemap DMA, the UIO interrupt): SLAVE and LOCKED, then stopped.
+# The daemon through UIO too (pagemap DMA, the UIO interrupt), woken once per Sync exchange
+# (--ptp-wake exchange): SLAVE and LOCKED, exchanges read at their time, then stopped.
 nicclockd --device "uio:/dev/$UIO" --reference ptp --ptp-transport l2 --page-name ptp-uio \
-  2> /tmp/ptp-uio.log &
+  --ptp-wake exchange 2> /tmp/ptp-uio.log &
 D=$!
 if out=$(nicclock --page ptp-uio wait --status LOCKED --timeout 120 2>&1); then pass "ptp (uio): page LOCKED ($out)"; else
   fail "ptp (uio): page LOCKED within 120 s: $out"
@@ -206,6 +208,15 @@ if out=$(nicclock --page ptp-uio wait --status LOCKED --timeout 120 2>&1); then 
 fi
 expect_output "ptp (uio): the daemon sleeps on the UIO interrupt" "ptp: woken by the NIC's interrupt: INTx (UIO)" cat /tmp/ptp-uio.log
 expect_output "ptp (uio): rings in pagemap DMA memory" 'kind: "pagemap"' cat /tmp/ptp-uio.log
+# The wake-up tally (every 10 s) once the exchanges are read at their time, with none missed.
+looked() { grep "exchanges read at their time so far" /tmp/ptp-uio.log | grep -qv "so far 0 "; }
+if wait_for 30 looked; then
+  line=$(grep "exchanges read at their time so far" /tmp/ptp-uio.log | tail -1)
+  pass "ptp (uio): --ptp-wake exchange reads the ring at the exchanges' time (${line#*ptp: })"
+else
+  fail "ptp (uio): --ptp-wake exchange: no exchange read at its time in 30 s"
+  grep "ptp: " /tmp/ptp-uio.log | tail -5
+fi
 expect_clean_stop "$D"
 
 # Baseline: ptp4l's own software-stamped slave, not allowed to touch the clock it shares with

@@ -98,6 +98,15 @@ fn reference(s: &str) -> Result<ReferenceArg, String> {
     }
 }
 
+/// `--ptp-wake`: what wakes a PTP slave for its ring.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtpWakeArg {
+    /// Every frame's interrupt.
+    Frame,
+    /// Once per Sync exchange, at its learnt time, the frame interrupts masked between.
+    Exchange,
+}
+
 /// `--ptp-role`: which roles the PTP port may take (ptp4l's slaveOnly / masterOnly / neither).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PtpRoleArg {
@@ -178,6 +187,12 @@ pub struct RunArgs {
     /// disciplined to --reference realtime|tai while not a slave).
     #[arg(long, value_enum, value_name = "ROLE")]
     pub ptp_role: Option<PtpRoleArg>,
+    /// PTP slave: what wakes the daemon for its ring: frame (each frame's interrupt, the default)
+    /// or exchange (once per Sync exchange at its learnt time, the frame interrupts masked between:
+    /// fewer wake-ups; only where nothing but the Sync can take the RX stamp meanwhile: 82580 and
+    /// later, QEMU's igb).
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub ptp_wake: Option<PtpWakeArg>,
     /// PTP: priority1 for the BMCA, 0 to 255, lower wins (ptp4l's priority1; default 128).
     #[arg(long, value_name = "N")]
     pub ptp_priority1: Option<u8>,

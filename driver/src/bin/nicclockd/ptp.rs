@@ -26,7 +26,7 @@ use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRole, PtpRunner, RunnerE
 use nicclock_driver::sim::HostMemory;
 use nicclock_uio::RegisterAccess;
 
-use crate::args::{PtpRoleArg, PtpTransport, ReferenceArg, RunArgs, UsageError};
+use crate::args::{PtpRoleArg, PtpTransport, PtpWakeArg, ReferenceArg, RunArgs, UsageError};
 use crate::chores::{removal_requested, Chores};
 use crate::host::RealHost;
 use crate::page_cadence::PageCadence;
@@ -54,6 +54,8 @@ pub struct PtpOptions {
     pub first_step_threshold_ns: Option<i64>,
     pub step_threshold_ns: Option<i64>,
     pub max_asymmetry_ns: Option<u64>,
+    /// `--ptp-wake exchange`: read the ring once per Sync exchange (`ptp::pair_wake`).
+    pub wake_per_exchange: bool,
 }
 
 /// The `--ptp-*` options checked against each other and `--reference` (usage errors, exit 2).
@@ -72,6 +74,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         (args.ptp_step_threshold.is_some(), "--ptp-step-threshold"),
         (args.ptp_priority1.is_some(), "--ptp-priority1"),
         (args.ptp_priority2.is_some(), "--ptp-priority2"),
+        (args.ptp_wake.is_some(), "--ptp-wake"),
     ]
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
@@ -110,6 +113,13 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
             return Ok(None);
         }
     };
+    if role != PtpRole::Slave && args.ptp_wake.is_some() {
+        return Err(UsageError(
+            "--ptp-wake chooses how a slave-only port (--reference ptp) is woken: a port that may \
+             serve answers Delay_Reqs as they come, so drop --ptp-wake or use --reference ptp"
+                .into(),
+        ));
+    }
     if role == PtpRole::Slave {
         if let Some(first) = given.iter().find(|g| g.starts_with("--ptp-priority")) {
             return Err(UsageError(format!(
@@ -160,6 +170,7 @@ pub fn options(args: &RunArgs) -> Result<Option<PtpOptions>, UsageError> {
         max_asymmetry_ns: args.ptp_max_asymmetry,
         first_step_threshold_ns: args.ptp_first_step_threshold,
         step_threshold_ns: args.ptp_step_threshold,
+        wake_per_exchange: args.ptp_wake == Some(PtpWakeArg::Exchange),
     }))
 }
 
@@ -335,24 +346,32 @@ fn run_port<M: DescMemory>(s: Started<'_>, mut port: NetPort<M>) -> Result<ExitC
     let removal_fd = opened.removal.as_ref().map(|r| r.as_fd());
     let mut link_check = Every::new(LINK_CHECK_INTERVAL);
     let mut tally = WakeTally::new(start);
-    // The ring read at the master's pairs' times instead of at each frame (ptp::pair_wake): only
-    // behind an interrupt to mask, and only where nothing but the awaited Sync can take the RX
-    // stamp meanwhile (stamps in the packet buffer, 82580 and later; QEMU's igb, whose latch takes
-    // the TSYNCRXCFG type alone). Silicon's 82576 latch takes any event message (another slave's
-    // Delay_Req): there each frame wakes the loop.
-    let defer = ring_wake.has_interrupt()
+    // `--ptp-wake exchange`: the ring read at the master's exchanges' times instead of at each
+    // frame (ptp::pair_wake): only behind an interrupt to mask, and only where nothing but the
+    // awaited Sync can take the RX stamp meanwhile (stamps in the packet buffer, 82580 and later;
+    // QEMU's igb, whose latch takes the TSYNCRXCFG type alone). Silicon's 82576 latch takes any
+    // event message (another slave's Delay_Req): there each frame wakes the loop.
+    let eligible = ring_wake.has_interrupt()
         && (opened.model.family != Family::E82576
             || opened.quirks.contains(Quirks::RX_STAMP_MESSAGE_FILTERED));
+    let defer = options.wake_per_exchange && eligible;
+    if options.wake_per_exchange && !eligible {
+        warn!(
+            "--ptp-wake exchange: not on this device ({}): each frame wakes the daemon",
+            if ring_wake.has_interrupt() {
+                "its 82576 RX stamp latch takes any event message while a Sync waits"
+            } else {
+                "no interrupt to mask"
+            }
+        );
+    }
+    if defer {
+        info!(
+            "ptp: the ring is read once per Sync exchange once their period is learnt (--ptp-wake exchange)"
+        );
+    }
     let mut pair_wake = PairWake::new(defer);
     let mut ring_wait = RingWait::Interrupt;
-    info!(
-        "ptp: {}",
-        if defer {
-            "the ring is read once per Sync exchange once their period is learnt (frames interrupt meanwhile)"
-        } else {
-            "each frame wakes the loop"
-        }
-    );
     let exit = loop {
         tally.sleeping(Instant::now());
         let due = cadence.due().unwrap_or(start);
