@@ -34,6 +34,9 @@ fn role_and_priority_options_are_checked() {
     usage_error(&["--ptp-role", "master", "--reference", "pps:SDP0"], "not supported yet");
     usage_error(&["--ptp-role", "auto", "--pps-out", "SDP0"], "not supported yet");
     usage_error(&["--ptp-role", "master", "--ptp-transport", "udp4"], "--ptp-transport udp4 needs --ptp-ip");
+    usage_error(&["--ptp-wake", "exchange"], "it needs --reference ptp");
+    usage_error(&["--ptp-role", "auto", "--ptp-wake", "exchange"], "drop --ptp-wake or use --reference ptp");
+    usage_error(&["--reference", "ptp", "--ptp-wake", "sometimes"], "sometimes");
 }
 
 /// Runs nicclockd on the simulator with `args`, waits until its page says MASTER and LOCKED with
