@@ -110,11 +110,6 @@ impl PairWake {
         self.period
     }
 
-    /// Whether the ring's interrupt is masked now (between deferred wake-ups).
-    pub fn deferred(&self) -> bool {
-        self.next.is_some()
-    }
-
     /// After a poll of the ring at `now_ns`: `completed` is the runner's count of pairs completed
     /// so far, `sync_waiting` whether a two-step Sync waits for its Follow_Up, `steering` whether
     /// the port follows a master (slave or uncalibrated). Returns how to wait next.
