@@ -1,5 +1,6 @@
 //! Interrupt wake-ups for the userspace datapath: the device's interrupt as a descriptor to poll
-//! (VFIO: MSI, MSI-X or INTx into an eventfd; UIO: `/dev/uioN`) and the acknowledgement re-arming it.
+//! (VFIO: MSI, MSI-X or INTx into an eventfd; UIO: `/dev/uioN`; the simulator: an eventfd its model
+//! writes) and the acknowledgement re-arming it.
 //!
 //! The device side (which causes interrupt, reading the cause register to clear it) is the driver's:
 //! wake on [`Irq`]'s descriptor, then [`Irq::ack`] it, clearing the device's cause inside the call.
@@ -37,6 +38,8 @@ pub enum IrqKind {
     /// uio_pci_generic: `/dev/uioN` counts interrupts; the kernel masks INTx through the Command
     /// register on each one, `ack` clears the mask bit again.
     UioIntx,
+    /// A simulated device's vector: an eventfd its model writes (edge: nothing to re-arm).
+    Simulated,
 }
 
 impl fmt::Display for IrqKind {
@@ -46,6 +49,7 @@ impl fmt::Display for IrqKind {
             Self::Msix => "MSI-X vector 0 (VFIO eventfd)",
             Self::Intx => "INTx (VFIO eventfd)",
             Self::UioIntx => "INTx (UIO)",
+            Self::Simulated => "the simulated NIC's vector (eventfd)",
         })
     }
 }
@@ -69,6 +73,7 @@ pub struct IrqDoor {
 enum DoorSource {
     Vfio { device: String, shared: Arc<VfioShared> },
     Uio { node: PathBuf, sysfs_path: PathBuf, vendor: u16 },
+    Event { event: EventFd },
 }
 
 impl fmt::Debug for IrqDoor {
@@ -76,6 +81,7 @@ impl fmt::Debug for IrqDoor {
         match &self.source {
             DoorSource::Vfio { device, .. } => write!(f, "IrqDoor(vfio {device})"),
             DoorSource::Uio { node, .. } => write!(f, "IrqDoor(uio {})", node.display()),
+            DoorSource::Event { event } => write!(f, "IrqDoor(eventfd {})", event.as_raw_fd()),
         }
     }
 }
@@ -90,12 +96,28 @@ impl IrqDoor {
         Self { source: DoorSource::Uio { node: node.into(), sysfs_path: sysfs_path.into(), vendor } }
     }
 
+    /// A simulated device's interrupt: the door, and the model's side that raises it (an
+    /// eventfd; each [`IrqDoor::open`] waits on a duplicate of it).
+    pub fn simulated() -> io::Result<(Self, IrqRaiser)> {
+        let event = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?;
+        let raiser = IrqRaiser { event: event.try_clone()? };
+        Ok((Self { source: DoorSource::Event { event } }, raiser))
+    }
+
     /// Routes the interrupt to a descriptor and arms it. VFIO: MSI if the device has it, else
     /// MSI-X vector 0, else INTx. UIO: the node, with INTx unmasked in the Command register.
     pub fn open(&self) -> Result<Irq, IrqError> {
         match &self.source {
             DoorSource::Vfio { device, shared } => open_vfio(device, shared),
             DoorSource::Uio { node, sysfs_path, vendor } => open_uio(node, sysfs_path, *vendor),
+            DoorSource::Event { event } => {
+                let event = event.try_clone().map_err(|err| IrqError::Io {
+                    action: "duplicate",
+                    path: PathBuf::from("the simulated NIC's eventfd"),
+                    err,
+                })?;
+                Ok(Irq { kind: IrqKind::Simulated, source: Source::Event { event } })
+            }
         }
     }
 }
@@ -136,6 +158,25 @@ fn open_uio(node: &Path, sysfs_path: &Path, vendor: u16) -> Result<Irq, IrqError
     Ok(irq)
 }
 
+/// A simulated device's side of its interrupt ([`IrqDoor::simulated`]).
+pub struct IrqRaiser {
+    event: EventFd,
+}
+
+impl IrqRaiser {
+    /// Signals the interrupt: the opened [`Irq`]'s descriptor becomes readable. Never blocks; a
+    /// counter already at its limit (2^64 − 2 unread) still wakes the reader, so nothing is lost.
+    pub fn raise(&self) {
+        let _ = self.event.write(1);
+    }
+}
+
+impl fmt::Debug for IrqRaiser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IrqRaiser(eventfd {})", self.event.as_raw_fd())
+    }
+}
+
 /// An armed interrupt: poll [`AsFd::as_fd`] for readability, then [`Irq::ack`] it, clearing the
 /// device's causes inside. Dropping it routes the interrupt away again (VFIO) or masks it (UIO).
 pub struct Irq {
@@ -146,6 +187,7 @@ pub struct Irq {
 enum Source {
     Vfio { event: EventFd, shared: Arc<VfioShared>, index: u32 },
     Uio { file: File, config: ConfigSpace, seen: AtomicU32 },
+    Event { event: EventFd },
 }
 
 impl fmt::Debug for Irq {
@@ -177,7 +219,7 @@ impl Irq {
 
     fn take(&self) -> io::Result<u64> {
         match &self.source {
-            Source::Vfio { event, .. } => match event.read() {
+            Source::Vfio { event, .. } | Source::Event { event } => match event.read() {
                 Ok(n) => Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
                 Err(e) => Err(e),
@@ -210,6 +252,7 @@ impl Irq {
                     config.set_command(command & !INTX_DISABLE)?;
                 }
             }
+            Source::Event { .. } => {}
         }
         Ok(())
     }
@@ -220,7 +263,9 @@ impl AsFd for Irq {
         match &self.source {
             // SAFETY: the eventfd is owned by `self` and stays open as long as `self`, which the
             // returned borrow cannot outlive.
-            Source::Vfio { event, .. } => unsafe { BorrowedFd::borrow_raw(event.as_raw_fd()) },
+            Source::Vfio { event, .. } | Source::Event { event } => unsafe {
+                BorrowedFd::borrow_raw(event.as_raw_fd())
+            },
             Source::Uio { file, .. } => file.as_fd(),
         }
     }
@@ -239,6 +284,7 @@ impl Drop for Irq {
                     let _ = config.set_command(command | INTX_DISABLE);
                 }
             }
+            Source::Event { .. } => {}
         }
     }
 }
@@ -312,5 +358,21 @@ mod tests {
         let err = IrqDoor::uio(dir.join("no-such-uio"), &dir, 0x8086).open().unwrap_err();
         assert!(err.to_string().contains("no-such-uio"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_simulated_device_wakes_through_the_eventfd_its_model_writes() {
+        let (door, model_side) = IrqDoor::simulated().unwrap();
+        let irq = door.open().unwrap();
+        assert_eq!(irq.kind(), IrqKind::Simulated);
+        assert_eq!(irq.ack(|| {}).unwrap(), 0, "nothing raised yet");
+        model_side.raise();
+        model_side.raise();
+        let mut fds = [nix::poll::PollFd::new(irq.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap();
+        assert_eq!(ready, 1, "the descriptor is readable once the model wrote it");
+        // A cause raised while the device is cleared stays pending for the next wake.
+        assert_eq!(irq.ack(|| model_side.raise()).unwrap(), 2);
+        assert_eq!(irq.ack(|| {}).unwrap(), 1);
     }
 }

@@ -24,7 +24,7 @@ pub use access::RegisterAccess;
 pub use config::{ConfigSpace, Presence};
 pub use dma::{Dma, DmaError, DmaRegion};
 pub use error::Error;
-pub use irq::{Irq, IrqDoor, IrqError, IrqKind};
+pub use irq::{Irq, IrqDoor, IrqError, IrqKind, IrqRaiser};
 pub use mmio::MmioRegion;
 pub use open::{open, Backend, DeviceSpec, OpenedDevice};
 pub use pci::{PciAddress, PciDevice, Sysfs};
