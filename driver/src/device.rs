@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use nicclock_uio::{DeviceSpec, RegisterAccess, Sysfs};
+use nicclock_uio::{DeviceSpec, IrqDoor, RegisterAccess, Sysfs};
 
 use crate::model::{self, Model, Quirks};
+use crate::ptp::live_master::{LiveMaster, LiveMasterSpec};
 use crate::regs::{self, MIN_BAR_LEN};
 use crate::sim::{PpsInput, SimConfig, SimModel, SimNic};
 use crate::timesource::{RealTime, TimeSource};
@@ -42,7 +43,7 @@ impl FromStr for DeviceArg {
     }
 }
 
-const SIM_KEYS: &str = "model=82574|82576|82580|i350|i354|i210|i211, ppm=<freq error, ±10000>, wander=<ppb/√s, ≤ 10000>, latency=<ns, ≤ 1000000>, jitter=<ns, ≤ 1000000>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>, bad-reads=<fraction of SYSTIM reads, 82574>, pps-in=SDP0..SDP3 (82580 and later), pps-jitter=<ns, ≤ 1000000>, pps-missing=<fraction of pulses>";
+const SIM_KEYS: &str = "model=82574|82576|82580|i350|i354|i210|i211, ppm=<freq error, ±10000>, wander=<ppb/√s, ≤ 10000>, latency=<ns, ≤ 1000000>, jitter=<ns, ≤ 1000000>, qemu=0|1, seed=<n>, remove-after=<s>, bar-off-after=<s>, bad-reads=<fraction of SYSTIM reads, 82574>, pps-in=SDP0..SDP3 (82580 and later), pps-jitter=<ns, ≤ 1000000>, pps-missing=<fraction of pulses>, ptp-master=<Syncs a second: 1, 2, 4 ... 128>";
 
 /// Largest simulated read latency and jitter, ns: a register read that takes longer is no NIC.
 const MAX_READ_NS: f64 = 1_000_000.0;
@@ -113,6 +114,18 @@ fn parse_sim(args: &str) -> Result<SimConfig, String> {
                     num("ns, ≥ 0").and_then(non_negative).and_then(|v| within(v, MAX_READ_NS, "ns"))?
             }
             "pps-missing" => pps(&mut c).missing_fraction = num("a fraction, 0 to 1").and_then(fraction)?,
+            "ptp-master" => {
+                // Syncs a second as a power of two, as PTP's log intervals go (ptp4l's -3 is 8).
+                let log = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| n.is_power_of_two() && *n <= 128)
+                    .map(|n| -(n.trailing_zeros() as i8))
+                    .ok_or_else(|| {
+                        format!("ptp-master={value:?}: Syncs a second, a power of two from 1 to 128 (8: ptp4l's logSyncInterval -3)")
+                    })?;
+                c.ptp_master = Some(LiveMasterSpec { log_sync_interval: log, ..LiveMasterSpec::default() });
+            }
             _ => return Err(format!("unknown simulator key {key:?} (keys: {SIM_KEYS})")),
         }
     }
@@ -184,11 +197,14 @@ pub struct OpenedClock {
     /// Where DMA memory for the PTP datapath comes from (VFIO container or pagemap); None for the
     /// simulator and a UIO node whose PCI parent is unknown. Nothing is allocated until asked.
     pub dma: Option<nicclock_uio::Dma>,
-    /// Where the NIC's interrupt can be routed to a descriptor (VFIO, UIO); None for the simulator
-    /// and sysfs `resource0`. Nothing is enabled until asked.
+    /// Where the NIC's interrupt can be routed to a descriptor (VFIO, UIO; the simulator's
+    /// eventfd); None for sysfs `resource0`. Nothing is enabled until asked.
     pub irq: Option<nicclock_uio::IrqDoor>,
     /// The simulated NIC behind `regs` (its datapath reaches host memory attached to it).
     pub sim: Option<Arc<SimNic>>,
+    /// The simulated grandmaster on the simulated NIC's wire (`sim:ptp-master=N`), running until
+    /// this is dropped.
+    pub sim_master: Option<LiveMaster>,
 }
 
 /// Why a device could not be opened (runtime errors, exit 1).
@@ -196,6 +212,8 @@ pub struct OpenedClock {
 pub enum OpenError {
     #[error(transparent)]
     Access(#[from] nicclock_uio::Error),
+    #[error("the simulator cannot {what}: {err}")]
+    Sim { what: &'static str, err: std::io::Error },
     #[error(
         "{address} is {vendor:04x}:{device:04x}, not a NIC this driver knows (supported: Intel \
          82574/82583, 82576, 82580, i350, i354, i210, i211; `nicclockd probe` lists what a device is)"
@@ -238,7 +256,18 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 pps.offset_ns += (NS_PER_S - realtime.rem_euclid(NS_PER_S)) % NS_PER_S;
             }
             let config = &config;
-            let nic = Arc::new(SimNic::new(config.clone(), time));
+            let nic = Arc::new(SimNic::new(config.clone(), time.clone()));
+            // The NIC's interrupt (single vector) into an eventfd, as VFIO's MSI would be.
+            let (irq, raiser) = IrqDoor::simulated()
+                .map_err(|err| OpenError::Sim { what: "create its interrupt's eventfd", err })?;
+            nic.attach_irq(Arc::new(move || raiser.raise()));
+            let sim_master = match config.ptp_master {
+                Some(spec) => Some(
+                    LiveMaster::start(nic.clone(), time, spec)
+                        .map_err(|err| OpenError::Sim { what: "start its PTP master's thread", err })?,
+                ),
+                None => None,
+            };
             let device = config.model.device_id();
             let model = model::model(model::INTEL, device).expect("simulated models are in the table");
             let (subsys, subdev) = if config.qemu {
@@ -259,7 +288,8 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 ids: [model::INTEL, device, subsys, subdev],
                 removal: None,
                 dma: None,
-                irq: None,
+                irq: Some(irq),
+                sim_master,
             })
         }
         DeviceArg::Hardware(spec) => {
@@ -302,6 +332,7 @@ pub fn open(arg: &DeviceArg, sysfs: &Sysfs, vfio_container: &Path) -> Result<Ope
                 dma: opened.dma,
                 irq: opened.irq,
                 sim: None,
+                sim_master: None,
             })
         }
     }

@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::PageDir;
-use nicclock::{Clock, ReferenceKind, Status, UtcOffsetSource};
+use nicclock::{Clock, ReferenceKind, Status, SyncCondition, SyncWait, UtcOffsetSource};
 use support::{daemon, run, sigterm, stderr, wait_exit, FakeSys, IGB_QEMU};
 
 fn usage_error(args: &[&str], want: &str) {
@@ -118,6 +118,70 @@ fn on_the_simulator_the_page_names_ptp_and_stays_unsynchronized_without_a_master
     let row: Vec<&str> = lines.next().expect("a stats line").split(',').collect();
     assert_eq!(row.len(), header.len(), "{row:?}");
     assert_eq!(row[header.iter().position(|c| *c == "port_state").unwrap()], "4");
+}
+
+/// CLOCK_REALTIME now as TAI by the simulated master's offset (37 s), ns.
+fn realtime_tai_ns() -> u64 {
+    let utc = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    utc.as_nanos() as u64 + 37_000_000_000
+}
+
+#[test]
+fn on_the_simulator_with_a_master_on_its_wire_the_slave_locks_and_the_page_holds_its_time() {
+    let dir = PageDir::new("nicclockd-ptp-live");
+    let child = daemon(&dir, "sim:ptp-master=8", "live").args(["--reference", "ptp"]).spawn().unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let start = Instant::now();
+        let clock = loop {
+            if let Ok(c) = Clock::open_in(&dir.path, "live") {
+                break c;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no page");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Asleep on the page's futex until LOCKED within 100 µs (the sim's stamps are exact to the
+        // host's clock reads; the bound holds the mapping's brackets and the servo's offsets).
+        match clock.wait_until(SyncCondition::locked_within(100_000), Some(Duration::from_secs(90))).unwrap()
+        {
+            SyncWait::Reached(_) => {}
+            SyncWait::TimedOut(standing) => panic!("not LOCKED within 90 s: {standing:?}"),
+        }
+        let s = clock.snapshot().unwrap();
+        assert_eq!(s.reference.kind, ReferenceKind::Ptp);
+        assert_eq!(s.reference.port_state, 9, "SLAVE");
+        assert_eq!(
+            s.reference.gm_identity,
+            [0x02, 0x6e, 0x63, 0xff, 0xfe, 0x00, 0x00, 0x01],
+            "the sim's master"
+        );
+        assert_eq!(s.reference.utc_offset_source, UtcOffsetSource::Reference, "TAI−UTC from the Announce");
+        assert_eq!(s.tai_utc_offset_s, 37);
+        // The master's clock is CLOCK_REALTIME (+37 s): every reading holds it within its bound.
+        let mut outside = Vec::new();
+        for _ in 0..200 {
+            let before = realtime_tai_ns();
+            let now = clock.now().unwrap();
+            let after = realtime_tai_ns();
+            if now.latest_ns() < before || now.earliest_ns() > after {
+                outside.push((now.time_ns as i128 - before as i128, now.error_bound_ns()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(outside.is_empty(), "readings outside their bound (offset, bound): {outside:?}");
+    });
+    sigterm(&child);
+    let out = wait_exit(child, Duration::from_secs(10));
+    let log = stderr(&out);
+    if let Err(e) = result {
+        panic!("{e:?}\n{log}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("grandmaster 026e63.fffe.000001 on the simulated wire"), "{log}");
+    assert!(
+        log.contains("woken by the NIC's interrupt"),
+        "the simulated NIC's interrupt wakes the slave:\n{log}"
+    );
+    assert!(log.contains("tx_lost 0"), "{log}");
 }
 
 fn bar_u32(bar: &[u8], offset: usize) -> u32 {

@@ -279,7 +279,15 @@ fn sim_keys_select_the_family_and_its_faults_and_pins() {
     for model in ["82580", "i350", "i354", "i211", "I210"] {
         assert!(parse(&format!("sim:model={model}")).is_ok(), "{model}");
     }
+    let master = parse("sim:ptp-master=8").unwrap().ptp_master.unwrap();
+    assert_eq!(master.log_sync_interval, -3, "8 Syncs a second: logSyncInterval -3");
+    assert_eq!(parse("sim:ptp-master=1").unwrap().ptp_master.unwrap().log_sync_interval, 0);
+    assert!(parse("sim").unwrap().ptp_master.is_none(), "no master unless asked");
     for (spec, why) in [
+        ("sim:ptp-master=3", "a power of two from 1 to 128"),
+        ("sim:ptp-master=256", "a power of two from 1 to 128"),
+        ("sim:ptp-master=0", "a power of two from 1 to 128"),
+        ("sim:ptp-master=yes", "a power of two from 1 to 128"),
         ("sim:model=i350,qemu=1", "QEMU emulates only the 82574 and the 82576"),
         ("sim:model=82576,pps-in=SDP0", "no time-sync pins"),
         ("sim:model=i210,bad-reads=0.1", "the 82574's"),

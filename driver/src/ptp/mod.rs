@@ -25,6 +25,7 @@ pub mod clock;
 pub mod filter_latency;
 pub mod gate;
 pub mod limit;
+pub mod live_master;
 pub mod owner;
 pub mod page;
 pub mod pair_wake;

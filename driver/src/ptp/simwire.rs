@@ -511,29 +511,8 @@ impl Sim {
 
     fn header(&mut self, m: usize, kind: u8, len: usize, seq: u16, interval: i8) -> Vec<u8> {
         let spec = &self.scenario.masters[m];
-        let mut b = vec![0u8; len];
-        b[0] = kind;
-        b[1] = 0x12; // minorVersionPTP 1, versionPTP 2
-        b[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        b[4] = self.scenario.master_domain;
-        if kind == SYNC {
-            b[6] |= 0x02; // twoStepFlag
-        }
-        if kind == ANNOUNCE {
-            b[7] = 0x04 | 0x08 | spec.leap61 as u8; // currentUtcOffsetValid, ptpTimescale, leap61
-        }
-        b[20..28].copy_from_slice(&spec.identity.0);
-        b[28..30].copy_from_slice(&1u16.to_be_bytes());
-        b[30..32].copy_from_slice(&seq.to_be_bytes());
-        b[32] = match kind {
-            SYNC => 0,
-            DELAY_REQ => 1,
-            FOLLOW_UP => 2,
-            DELAY_RESP => 3,
-            _ => 5,
-        };
-        b[33] = interval as u8;
-        b
+        let announce_flags = 0x04 | 0x08 | spec.leap61 as u8; // currentUtcOffsetValid, ptpTimescale, leap61
+        message(kind, len, self.scenario.master_domain, spec.identity, seq, interval, announce_flags)
     }
 
     /// Master `m` sends `payload` through its TX ring; with probability `mangle` the frame's PTP
@@ -637,8 +616,45 @@ impl Sim {
     }
 }
 
+/// A master's PTP message of `len` bytes (zeroed body) with its common header (IEEE 1588-2019
+/// §13.3): version 2, two-step Syncs, port 1 of `identity`; `announce_flags` is an Announce's
+/// flagField[1] (leap61 0x01, leap59 0x02, currentUtcOffsetValid 0x04, ptpTimescale 0x08).
+pub(crate) fn message(
+    kind: u8,
+    len: usize,
+    domain: u8,
+    identity: ClockIdentity,
+    seq: u16,
+    interval: i8,
+    announce_flags: u8,
+) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    b[0] = kind;
+    b[1] = 0x12; // minorVersionPTP 1, versionPTP 2
+    b[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    b[4] = domain;
+    if kind == SYNC {
+        b[6] |= 0x02; // twoStepFlag
+    }
+    if kind == ANNOUNCE {
+        b[7] = announce_flags;
+    }
+    b[20..28].copy_from_slice(&identity.0);
+    b[28..30].copy_from_slice(&1u16.to_be_bytes());
+    b[30..32].copy_from_slice(&seq.to_be_bytes());
+    b[32] = match kind {
+        SYNC => 0,
+        DELAY_REQ => 1,
+        FOLLOW_UP => 2,
+        DELAY_RESP => 3,
+        _ => 5,
+    };
+    b[33] = interval as u8;
+    b
+}
+
 /// A PTP timestamp (48-bit seconds, 32-bit ns) of TAI `ns`.
-fn put_timestamp(b: &mut [u8], ns: Nanos) {
+pub(crate) fn put_timestamp(b: &mut [u8], ns: Nanos) {
     let secs = (ns.0 / 1_000_000_000) as u64;
     let sub = (ns.0 % 1_000_000_000) as u32;
     b[0..6].copy_from_slice(&secs.to_be_bytes()[2..8]);

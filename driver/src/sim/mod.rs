@@ -195,6 +195,9 @@ pub struct SimConfig {
     pub stamp_jitter_ns: f64,
     /// Fault: the fraction of TX frames asking for a stamp that get none (seeded; 0 = never).
     pub tx_stamp_loss: f64,
+    /// A simulated grandmaster on the wire in real time (`--device sim:ptp-master=N`, started by
+    /// `device::open`; the NIC itself ignores it).
+    pub ptp_master: Option<crate::ptp::live_master::LiveMasterSpec>,
 }
 
 impl Default for SimConfig {
@@ -218,6 +221,7 @@ impl Default for SimConfig {
             autoneg_ns: 500_000_000,
             stamp_jitter_ns: 0.0,
             tx_stamp_loss: 0.0,
+            ptp_master: None,
         }
     }
 }

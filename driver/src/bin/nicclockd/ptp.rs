@@ -20,6 +20,7 @@ use nicclock_driver::net::port::{NetPort, PortConfig, StampUnlock, Transport, RX
 use nicclock_driver::net::DescMemory;
 use nicclock_driver::ntpshm::NtpShm;
 use nicclock_driver::phc::{DeviceLost, Phc};
+use nicclock_driver::ptp::live_master::LiveMaster;
 use nicclock_driver::ptp::page::{PtpPage, PtpPageConfig};
 use nicclock_driver::ptp::pair_wake::{PairWake, RingWait};
 use nicclock_driver::ptp::{ClockIdentity, PtpConfig, PtpRole, PtpRunner, RunnerEvent, Timer};
@@ -235,16 +236,36 @@ pub fn run(s: Started<'_>) -> Result<ExitCode> {
         None => match &opened.sim {
             Some(nic) => {
                 // The simulated NIC's datapath reads the rings from host memory attached to it.
-                // No wire is attached here, so no PTP frame arrives (tests and the benchmark
-                // join simulated NICs with a SimLink instead).
+                // Frames arrive only from a simulated master on its wire (`sim:ptp-master=N`,
+                // in real time; tests and the benchmark join simulated NICs with a SimLink).
                 let rx = HostMemory::new(RX_MEM_BYTES, 0x1000_0000);
                 let tx = HostMemory::new(TX_MEM_BYTES, 0x2000_0000);
                 nic.attach_memory(rx.clone());
                 nic.attach_memory(tx.clone());
-                warn!(
-                    "sim: the simulated NIC is on no wire: no PTP frame will arrive (a slave stays \
-                     LISTENING, the page UNSYNCHRONIZED)"
-                );
+                match &opened.sim_master {
+                    Some(master) => {
+                        let spec = master.spec();
+                        info!(
+                            "sim: grandmaster {} on the simulated wire: {} Syncs/s, its clock \
+                             CLOCK_REALTIME as UTC (TAI = it + 37 s), L2, E2E, two-step, {} ns each way",
+                            LiveMaster::identity(),
+                            1u32 << spec.log_sync_interval.unsigned_abs(),
+                            spec.path_delay_ns
+                        );
+                        if s.options.transport != Transport::L2 || s.options.domain != spec.domain {
+                            warn!(
+                                "sim: the simulated master speaks PTP over l2 in domain {}: with \
+                                 these --ptp-transport/--ptp-domain the slave will not hear it",
+                                spec.domain
+                            );
+                        }
+                    }
+                    None => warn!(
+                        "sim: the simulated NIC is on no wire: no PTP frame will arrive (a slave \
+                         stays LISTENING, the page UNSYNCHRONIZED; sim:ptp-master=8 puts a \
+                         master on it)"
+                    ),
+                }
                 let port =
                     NetPort::new(rx, tx, cfg).map_err(|e| UsageError(format!("--reference ptp: {e}")))?;
                 run_port(s, port)
