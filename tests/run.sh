@@ -32,6 +32,8 @@ step "discipline benchmark (figures on the simulated NIC)"
 cargo bench -p nicclock-driver --bench discipline
 step "PTP benchmark (figures on the simulated wire: frames through the simulated NICs' rings and stamps)"
 cargo bench -p nicclock-driver --bench ptp
+step "PTP slave idle CPU (the release daemon on the simulated NIC, a simulated master at 8 Sync/s in real time)"
+cargo bench -p nicclock-driver --bench ptp_idle
 step "Debian package (build, lintian without errors, dpkg install, purge leaves nothing)"
 bash packaging/deb/check.sh
 step "the lab runner's QMP relay against a fake monitor (device_del waits for DEVICE_DELETED)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: nicclockd disciplines a simulated 82576 (100 ppm off, wandering) to the system
 # clock in real time and publishes it; an unprivileged user reads it with the `nicclock` CLI and
-# the C camera example, then sees the daemon's shutdown arrive as events.
+# the C camera example, then sees the daemon's shutdown arrive as events. Last, time from the
+# network: nicclockd as a PTP slave on a simulated NIC with a simulated grandmaster on its wire.
 # Run from anywhere: bash userspace/examples/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,3 +55,17 @@ wait "$events"
 tail -n 2 "$work/nicclockd.log"
 say "nicclock now   (after the daemon stopped: exit status 1, with the reason)"
 nc now || echo "(exit status $?)"
+
+say "nicclockd --device sim:ptp-master=8 --reference ptp --page-name ptp   (log in $work/ptp.log)"
+"$work/nicclockd" --device sim:ptp-master=8 --reference ptp --page-name ptp --page-dir "$work/pages" \
+  2>"$work/ptp.log" &
+daemon=$!
+nc --page ptp wait --status LOCKED --timeout 90 >/dev/null
+grep -m 3 -e "grandmaster" -e "status LOCKING -> LOCKED" "$work/ptp.log"
+say "nicclock --page ptp status   (the grandmaster, its port state and TAI-UTC from its Announce)"
+nc --page ptp status
+say "nicclock --page ptp compare --seconds 3   (the master's clock is this system clock, +37 s TAI)"
+nc --page ptp compare --seconds 3
+kill -TERM "$daemon"
+wait "$daemon" || true
+daemon=
