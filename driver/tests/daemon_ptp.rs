@@ -57,6 +57,9 @@ fn ptp_options_are_checked_and_refused_with_a_clear_message() {
     usage_error(&["--reference", "ptp", "--ptp-step-threshold", "0"], "0");
     usage_error(&["--reference", "ptp", "--ptp-first-step-threshold", "50us"], "50us");
     usage_error(&["--reference", "ptpv1"], "use realtime, tai or pps:SDP0..SDP3, or ptp");
+    let out = run(&["--device", "sim:ptp-master=8"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("only a PTP port hears: add --reference ptp"), "{}", stderr(&out));
 }
 
 #[test]

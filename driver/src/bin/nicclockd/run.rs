@@ -71,6 +71,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         )
     })?;
     let ptp_options = crate::ptp::options(args)?;
+    if let (DeviceArg::Sim(sim), None) = (device_arg, ptp_options) {
+        if sim.ptp_master.is_some() {
+            return Err(UsageError(format!(
+                "--device sim:...ptp-master=N puts a PTP master on the simulated wire, which only a \
+                 PTP port hears: add --reference ptp (or --ptp-role master|auto), or drop ptp-master \
+                 (the reference is {})",
+                args.reference
+            ))
+            .into());
+        }
+    }
     let group = args.page_group.as_deref().map(group_id).transpose()?;
     let run_as = args.user.as_deref().map(|u| privileges::resolve(u, args.group.as_deref())).transpose()?;
     let stats = args
