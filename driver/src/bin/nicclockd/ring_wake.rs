@@ -1,5 +1,6 @@
-//! How the PTP loops learn that the NIC's ring has work: its interrupt (VFIO eventfd, UIO node),
-//! acknowledged in the order QEMU's igb and a level INTx line need; else a 10 ms poll.
+//! How the PTP loops learn that the NIC's ring has work: its interrupt (VFIO eventfd, UIO node, the
+//! simulator's eventfd), acknowledged in the order QEMU's igb and a level INTx line need; else a
+//! 10 ms poll.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -15,8 +16,8 @@ use nicclock_uio::RegisterAccess;
 /// stamped Sync must be read before the next event frame arrives (125 ms apart at 8 Sync/s), and
 /// the ring (32 descriptors) must not fill. 10 ms: ~0.8 % of a core in a debug build on the sim
 /// with 10 page updates/s (1 ms cost 3.6 %).
-/// Only where the device gives no interrupt (sysfs `resource0`, the simulator) or routing it
-/// failed: otherwise the NIC's interrupt (VFIO eventfd, UIO node) wakes the loop.
+/// Only where the device gives no interrupt (sysfs `resource0`) or routing it failed: otherwise
+/// the NIC's interrupt (VFIO eventfd, UIO node, the simulator's eventfd) wakes the loop.
 pub const RING_POLL: Duration = Duration::from_millis(10);
 
 /// The ring's wake-up source of one PTP loop.
