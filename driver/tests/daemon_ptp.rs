@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::PageDir;
 use nicclock::{Clock, ReferenceKind, Status, SyncCondition, SyncWait, UtcOffsetSource};
-use support::{daemon, run, sigterm, stderr, wait_exit, FakeSys, IGB_QEMU};
+use support::{daemon, run, stderr, stop_after, wait_exit, FakeSys, IGB_QEMU};
 
 fn usage_error(args: &[&str], want: &str) {
     let out = run(&[&["--device", "sim"][..], args].concat());
@@ -97,13 +97,7 @@ fn on_the_simulator_the_page_names_ptp_and_stays_unsynchronized_without_a_master
             "no plausible time"
         );
     });
-    sigterm(&child);
-    let out = wait_exit(child, Duration::from_secs(10));
-    let log = stderr(&out);
-    if let Err(e) = result {
-        panic!("{e:?}\n{log}");
-    }
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let log = stop_after(child, result);
     assert!(log.contains("is on no wire"), "why nothing arrives is said plainly:\n{log}");
     assert!(log.contains("domain 4"), "{log}");
     assert!(
@@ -172,13 +166,7 @@ fn on_the_simulator_with_a_master_on_its_wire_the_slave_locks_and_the_page_holds
         }
         assert!(outside.is_empty(), "readings outside their bound (offset, bound): {outside:?}");
     });
-    sigterm(&child);
-    let out = wait_exit(child, Duration::from_secs(10));
-    let log = stderr(&out);
-    if let Err(e) = result {
-        panic!("{e:?}\n{log}");
-    }
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let log = stop_after(child, result);
     assert!(log.contains("grandmaster 026e63.fffe.000001 on the simulated wire"), "{log}");
     assert!(
         log.contains("woken by the NIC's interrupt"),
@@ -225,13 +213,7 @@ fn on_a_sysfs_device_the_rings_get_dma_memory_and_the_port_goes_up_then_down() {
         assert_ne!(bar_u32(&bar, 0x100) & 0x2, 0, "RCTL.EN");
         assert_eq!(bar_u32(&bar, 0x5CBC), 0x4400_88F7, "ETQF(3): 0x88F7, 1588 stamping");
     });
-    sigterm(&child);
-    let out = wait_exit(child, Duration::from_secs(10));
-    let log = stderr(&out);
-    if let Err(e) = result {
-        panic!("{e:?}\n{log}");
-    }
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    stop_after(child, result);
     let bar = std::fs::read(dev.join("resource0")).unwrap();
     assert_eq!(bar_u32(&bar, 0x100) & 0x2, 0, "RCTL.EN off after the port went down");
     assert_eq!(bar_u32(&bar, 0xB620) & 0x10, 0, "TSYNCRXCTL off");

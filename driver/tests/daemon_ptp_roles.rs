@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::PageDir;
 use nicclock::{Clock, EventKind, EventWait, ReferenceKind, Status};
-use support::{daemon, run, sigterm, stderr, wait_exit};
+use support::{daemon, run, stderr, stop_after};
 
 fn usage_error(args: &[&str], want: &str) {
     let out = run(&[&["--device", "sim"][..], args].concat());
@@ -87,14 +87,7 @@ fn serves(tag: &str, args: &[&str]) -> String {
         assert_ne!(snap.reference.gm_identity, [0; 8], "we are the grandmaster");
         assert!(snap.error_bound_ns < 1_000_000, "{snap:?}");
     });
-    sigterm(&child);
-    let out = wait_exit(child, Duration::from_secs(10));
-    let log = stderr(&out);
-    if let Err(e) = result {
-        panic!("{e:?}\n{log}");
-    }
-    assert_eq!(out.status.code(), Some(0), "{log}");
-    log
+    stop_after(child, result)
 }
 
 #[test]

@@ -49,6 +49,20 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// Waits for the child's exit, killing it and failing the test after `within`.
+/// Ends a daemon whose checks ran in `result` (a `catch_unwind`): SIGTERM, its exit awaited; a
+/// failed check is raised again with the daemon's log, and the daemon must have exited 0. Returns
+/// the log.
+pub fn stop_after(child: Child, result: std::thread::Result<()>) -> String {
+    sigterm(&child);
+    let out = wait_exit(child, Duration::from_secs(10));
+    let log = stderr(&out);
+    if let Err(e) = result {
+        panic!("{e:?}\n{log}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    log
+}
+
 pub fn wait_exit(mut child: Child, within: Duration) -> Output {
     let start = Instant::now();
     loop {
