@@ -36,6 +36,13 @@ pub struct LiveMasterSpec {
     pub domain: u8,
 }
 
+impl LiveMasterSpec {
+    /// Syncs a second (1 / 2^log_sync_interval).
+    pub fn syncs_per_second(&self) -> f64 {
+        2f64.powi(-i32::from(self.log_sync_interval))
+    }
+}
+
 impl Default for LiveMasterSpec {
     fn default() -> Self {
         Self { log_sync_interval: -3, path_delay_ns: 5_000, domain: 0 }
@@ -331,6 +338,14 @@ mod tests {
         f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         assert!(l2_ptp(&f).is_none(), "IPv4 is not this master's");
         assert!(l2_ptp(&f[..20]).is_none(), "cut short");
+    }
+
+    #[test]
+    fn the_sync_rate_follows_the_log_interval_both_ways() {
+        let at = |log_sync_interval| LiveMasterSpec { log_sync_interval, ..LiveMasterSpec::default() };
+        assert_eq!(at(-3).syncs_per_second(), 8.0);
+        assert_eq!(at(0).syncs_per_second(), 1.0);
+        assert_eq!(at(1).syncs_per_second(), 0.5, "a positive log interval is slower than 1/s");
     }
 
     #[test]

@@ -249,7 +249,7 @@ pub fn run(s: Started<'_>) -> Result<ExitCode> {
                             "sim: grandmaster {} on the simulated wire: {} Syncs/s, its clock \
                              CLOCK_REALTIME as UTC (TAI = it + 37 s), L2, E2E, two-step, {} ns each way",
                             LiveMaster::identity(),
-                            1u32 << spec.log_sync_interval.unsigned_abs(),
+                            spec.syncs_per_second(),
                             spec.path_delay_ns
                         );
                         if s.options.transport != Transport::L2 || s.options.domain != spec.domain {
